@@ -1,0 +1,98 @@
+# pgcmk - one non-recursive GNU Makefile.
+#   make            build build/pgcmkd and build/libpgcmk.a
+#   make run        install missing deps, build, start pgcmkd on ./var
+#   make test       unit tests + integration tests against real daemons
+#   make asan       the same tests on an ASan+UBSan build (build/asan/)
+#   make bench      benchmarks (bench/README.md has the figures)
+#   make format-check / format / clean
+
+B        ?= build
+PKGS     := libmicrohttpd jansson sqlite3 libcrypto libcurl uuid
+PYTHON   ?= /usr/bin/python3
+CC       ?= gcc
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+            -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wvla -Wwrite-strings -Wpointer-arith -fno-common -fstack-protector-strong -pthread \
+            -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -MMD -MP
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+ifdef SANITIZE
+CFLAGS   += -O1 -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=$(SANITIZE)
+else
+CFLAGS   += -D_FORTIFY_SOURCE=2
+endif
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+.PHONY: all run test asan unit integration bench format format-check clean deps deps-test docs
+
+all: $(B)/pgcmkd $(B)/libpgcmk.a
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libpgcmk.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/pgcmkd: $(B)/obj/src/main.o $(B)/libpgcmk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(B)/pgcmkd --data-dir ./var
+
+# Unit programs end with "N passed, N failed"; integration tests start their own daemons.
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
+
+integration: $(B)/pgcmkd
+	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan: deps-test
+	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration
+
+bench: deps
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	bench/run.sh $(B)
+
+docs: $(B)/pgcmkd
+	./$(B)/pgcmkd --error-table > docs/errors.md
+
+FORMAT_FILES = $(shell find src include tests/unit bench -name '*.[ch]' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(B)/obj/src/main.d $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)

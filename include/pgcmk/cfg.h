@@ -1,0 +1,42 @@
+/* cfg.h - the daemon's configuration: one table gives flags, PGCMK_* variables and --help. */
+#ifndef PGCMK_CFG_H
+#define PGCMK_CFG_H
+
+#include <stdio.h>
+
+#include "pgcmk/err.h"
+
+enum pgcmk_auth_mode { PGCMK_AUTH_OPEN = 0, PGCMK_AUTH_STRICT = 1 };
+
+struct pgcmk_cfg {
+    char *data_dir;   /* --data-dir, default ./var */
+    char *db;         /* --db: the SQLite file, default DATA_DIR/pgcmk.sqlite; ":memory:" allowed */
+    int port;         /* --port: HTTPS, default 8443, 0 = any free port */
+    char *port_file;  /* --port-file: written once the HTTPS listener accepts */
+    int http_port;    /* --http-port: plain HTTP, -1 = off, 0 = any free port */
+    char *http_port_file;
+    char *listen;     /* --listen: comma-separated addresses, default "127.0.0.1,::1" */
+    int auth;         /* --auth open|strict */
+    int log_level;    /* --log-level error|warn|info|debug */
+    char *tls_cert;   /* --tls-cert / --tls-key: bring your own PEM files */
+    char *tls_key;
+    char *web_dir;    /* --web: the portal's files, default ./web */
+    char *schemas_dir;/* --schemas: JSON schemas, default ./schemas */
+    int threads;      /* --threads: HTTP thread pool, default = cores */
+    int workers;      /* --workers: long-running operation threads */
+    int max_body_kb;  /* --max-body-kb: request bodies over this get 413 */
+    int timeout_s;    /* --timeout: idle connection timeout */
+    int sync_full;    /* --sync normal|full: SQLite synchronous mode */
+    int lro_min_polls;/* --lro-min-polls: polls answered InProgress before a finished LRO shows */
+    int page_size;    /* --page-size: items per page before nextLink */
+};
+
+/* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.
+ * `--help` prints the table and returns 1 (the caller exits 0). */
+int pgcmk_cfg_load(struct pgcmk_cfg *cfg, int argc, char **argv, FILE *errs);
+void pgcmk_cfg_release(struct pgcmk_cfg *cfg);
+void pgcmk_cfg_help(FILE *out, const char *argv0);
+/* Prints "name=value" lines, sensitive values as ***. */
+void pgcmk_cfg_print(FILE *out, const struct pgcmk_cfg *cfg);
+
+#endif

@@ -1,0 +1,51 @@
+/* crypto.h - OpenSSL 3 EVP only. Key material stays inside src/crypto/. */
+#ifndef PGCMK_CRYPTO_H
+#define PGCMK_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgcmk/core.h"
+#include "pgcmk/err.h"
+
+/* Cryptographically strong random bytes (RAND_bytes). 0 or -1. */
+int pgcmk_random(void *buf, size_t n) PGCMK_WUR;
+
+/* base64url without padding (JWT, JWK). Returns a NUL-terminated heap string. */
+char *pgcmk_b64url_encode(const void *data, size_t len);
+/* Accepts input with or without '=' padding; rejects other characters. 0 or -1. */
+int pgcmk_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+/* Standard base64 with padding (PEM bodies, Key Vault "value" fields take base64url). */
+char *pgcmk_b64_encode(const void *data, size_t len);
+int pgcmk_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+
+/* AES-256-GCM. Sealed form: 12-byte random IV || ciphertext || 16-byte tag.
+ * A wrong key, AAD or a changed byte makes open fail (-1). */
+#define PGCMK_AEAD_KEY_LEN  32
+#define PGCMK_AEAD_OVERHEAD (12 + 16)
+int pgcmk_aead_seal(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *aad, size_t aad_len,
+                    const void *pt, size_t pt_len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+int pgcmk_aead_open(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *aad, size_t aad_len,
+                    const void *sealed, size_t sealed_len, unsigned char **out,
+                    size_t *out_len) PGCMK_WUR;
+
+/* SHA-256 of data into out[32]. */
+void pgcmk_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* The listener's TLS material, PEM strings for libmicrohttpd. */
+struct pgcmk_tls {
+    char *cert_pem; /* server certificate followed by the CA certificate (the chain) */
+    char *key_pem;  /* server private key; wiped on release */
+    char *ca_path;  /* DATA_DIR/ca.pem, or NULL when the user brought their own cert */
+    int created;    /* 1 when this start created the CA and certificate */
+};
+
+/* First start: creates DATA_DIR/ca.pem + ca-key.pem (P-256 CA, 10 years) and DATA_DIR/server.pem +
+ * server-key.pem (P-256, 825 days, SANs localhost, *.localhost, *.vault.localhost, 127.0.0.1, ::1),
+ * private keys 0600. Later starts reuse them (a server certificate that no longer matches the CA
+ * or has expired is re-issued). With cert_file/key_file given, those are loaded instead. */
+int pgcmk_tls_bootstrap(const char *data_dir, const char *cert_file, const char *key_file,
+                        struct pgcmk_tls *tls, struct pgcmk_err *err) PGCMK_WUR;
+void pgcmk_tls_release(struct pgcmk_tls *tls);
+
+#endif

@@ -1,0 +1,25 @@
+/* emulator.h - the /emulator control plane: info, clock, health, stats. */
+#ifndef PGCMK_EMULATOR_H
+#define PGCMK_EMULATOR_H
+
+#include <stdio.h>
+
+#include "pgcmk/core.h"
+
+struct pgcmk_emulator_info {
+    int https_port;
+    int http_port; /* -1 when off */
+    const char *ca_path;  /* NULL with a user-supplied certificate */
+    const char *data_dir;
+    const char *auth_mode;
+    int64_t started_ms;
+};
+
+/* Restores the persisted clock and adds the /emulator routes. */
+int pgcmk_emulator_init(const struct pgcmk_emulator_info *info) PGCMK_WUR;
+/* The listeners' ports, once bound (shown by /emulator/info). */
+void pgcmk_emulator_set_ports(int https_port, int http_port);
+/* Prints the Markdown error table (docs/errors.md). */
+void pgcmk_emulator_error_table(FILE *out);
+
+#endif

@@ -1,0 +1,126 @@
+/* err.h - the one list of Azure error codes (X-macro) and the error struct every call fills.
+ *
+ * The list is the only place an Azure code string appears. It generates the enum, the status and
+ * code tables, and docs/errors.md (`build/pgcmkd --error-table`). Tags: [V] verified in the public
+ * specs, [O] observed from the real service, [I] inferred. */
+#ifndef PGCMK_ERR_H
+#define PGCMK_ERR_H
+
+#include <stddef.h>
+
+/* X(enum, http status, Azure code, evidence, what it means) */
+#define PGCMK_ERRORS(X)                                                                            \
+    X(PGCMK_E_OK, 200, "OK", "-", "no error")                                                      \
+    X(PGCMK_E_BAD_REQUEST, 400, "BadRequest", "V", "a request the service refuses")                \
+    X(PGCMK_E_INVALID_CONTENT, 400, "InvalidRequestContent", "O",                                  \
+      "the body is not valid JSON or has the wrong shape")                                         \
+    X(PGCMK_E_MISSING_API_VERSION, 400, "MissingApiVersionParameter", "O",                         \
+      "no ?api-version= on an ARM request")                                                        \
+    X(PGCMK_E_INVALID_API_VERSION, 400, "InvalidApiVersionParameter", "O",                         \
+      "an api-version that a Microsoft.Resources type does not support")                           \
+    X(PGCMK_E_NO_PROVIDER, 400, "NoRegisteredProviderFound", "O",                                  \
+      "an api-version that a provider's resource type does not support")                           \
+    X(PGCMK_E_INVALID_QUERY, 400, "InvalidQueryParameter", "I",                                    \
+      "a query parameter the operation does not take")                                             \
+    X(PGCMK_E_INVALID_SUBSCRIPTION_ID, 400, "InvalidSubscriptionId", "O",                          \
+      "a subscription id that is not a GUID")                                                      \
+    X(PGCMK_E_INVALID_RG_NAME, 400, "InvalidResourceGroupName", "I",                               \
+      "a resource group name outside ARM's pattern")                                               \
+    X(PGCMK_E_INVALID_RESOURCE_NAME, 400, "InvalidResourceName", "O",                              \
+      "a resource name outside its type's pattern")                                                \
+    X(PGCMK_E_LOCATION_REQUIRED, 400, "LocationRequired", "O",                                     \
+      "a tracked resource created without a location")                                             \
+    X(PGCMK_E_INVALID_RESOURCE_TYPE, 400, "InvalidResourceType", "O",                              \
+      "a resource type the namespace does not have")                                               \
+    X(PGCMK_E_INVALID_NAMESPACE, 400, "InvalidResourceNamespace", "O",                             \
+      "a provider namespace the emulator does not know")                                           \
+    X(PGCMK_E_INVALID_PARAMETER, 400, "InvalidParameter", "I", "a property with a wrong value")    \
+    X(PGCMK_E_KV_BAD_PARAMETER, 400, "BadParameter", "O",                                          \
+      "Key Vault data plane: a wrong parameter or api-version")                                    \
+    X(PGCMK_E_UNAUTHENTICATED, 401, "AuthenticationFailed", "I", "no usable bearer token")         \
+    X(PGCMK_E_INVALID_TOKEN, 401, "InvalidAuthenticationToken", "I",                               \
+      "a bearer token that fails verification")                                                    \
+    X(PGCMK_E_KV_UNAUTHORIZED, 401, "Unauthorized", "O",                                           \
+      "Key Vault data plane: no or bad bearer token")                                              \
+    X(PGCMK_E_FORBIDDEN, 403, "AuthorizationFailed", "I", "the caller may not do this")            \
+    X(PGCMK_E_KV_FORBIDDEN, 403, "Forbidden", "O",                                                 \
+      "Key Vault data plane: the access policy does not grant the operation")                      \
+    X(PGCMK_E_NOT_FOUND, 404, "NotFound", "I", "no such route")                                    \
+    X(PGCMK_E_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "O", "no such resource")                \
+    X(PGCMK_E_PARENT_NOT_FOUND, 404, "ParentResourceNotFound", "O",                                 \
+      "a child resource whose parent does not exist")                                              \
+    X(PGCMK_E_RG_NOT_FOUND, 404, "ResourceGroupNotFound", "O", "no such resource group")           \
+    X(PGCMK_E_SUBSCRIPTION_NOT_FOUND, 404, "SubscriptionNotFound", "O", "no such subscription")    \
+    X(PGCMK_E_OPERATION_NOT_FOUND, 404, "OperationNotFound", "I",                                  \
+      "no such long-running operation")                                                            \
+    X(PGCMK_E_KV_NOT_FOUND, 404, "NotFound", "O", "Key Vault data plane: no such vault or object") \
+    X(PGCMK_E_GRAPH_NOT_FOUND, 404, "Request_ResourceNotFound", "O",                               \
+      "Microsoft Graph: no such object")                                                           \
+    X(PGCMK_E_METHOD_NOT_ALLOWED, 405, "MethodNotAllowed", "I",                                    \
+      "the route exists but not for this HTTP method")                                             \
+    X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \
+    X(PGCMK_E_OPERATION_IN_PROGRESS, 409, "AnotherOperationInProgress", "I",                       \
+      "another operation on the resource is still running")                                        \
+    X(PGCMK_E_RG_BEING_DELETED, 409, "ResourceGroupBeingDeleted", "O",                             \
+      "the resource group is being deleted")                                                       \
+    X(PGCMK_E_PRECONDITION_FAILED, 412, "PreconditionFailed", "V",                                 \
+      "If-Match or If-None-Match did not hold")                                                    \
+    X(PGCMK_E_TOO_LARGE, 413, "RequestEntityTooLarge", "I", "the body is over the size limit")    \
+    X(PGCMK_E_UNSUPPORTED_MEDIA_TYPE, 415, "UnsupportedMediaType", "O",                            \
+      "a body that is not application/json")                                                       \
+    X(PGCMK_E_OAUTH_INVALID_REQUEST, 400, "invalid_request", "O",                                  \
+      "token service: a missing or malformed parameter")                                          \
+    X(PGCMK_E_OAUTH_UNAUTHORIZED_CLIENT, 400, "unauthorized_client", "O",                          \
+      "token service: no application with that client id")                                        \
+    X(PGCMK_E_OAUTH_UNSUPPORTED_GRANT, 400, "unsupported_grant_type", "O",                         \
+      "token service: a grant type other than client_credentials")                                \
+    X(PGCMK_E_OAUTH_INVALID_CLIENT, 401, "invalid_client", "O",                                    \
+      "token service: a wrong client secret")                                                      \
+    X(PGCMK_E_IMDS_NO_METADATA, 400, "bad_request_102", "V",                                       \
+      "managed-identity endpoint: the Metadata: true header is missing")                           \
+    X(PGCMK_E_VAULT_NAME_INVALID, 400, "VaultNameNotValid", "I",                                   \
+      "a vault name outside 3-24 letters, digits and single hyphens")                              \
+    X(PGCMK_E_VAULT_EXISTS, 409, "VaultAlreadyExists", "I",                                        \
+      "vault names are global and this one is taken")                                              \
+    X(PGCMK_E_VAULT_DELETED_CONFLICT, 409, "ConflictError", "O",                                   \
+      "a vault of that name is soft-deleted: recover or purge it first")                           \
+    X(PGCMK_E_DELETED_VAULT_NOT_FOUND, 404, "DeletedVaultNotFound", "I",                           \
+      "no soft-deleted vault of that name")                                                        \
+    X(PGCMK_E_OPERATION_NOT_ALLOWED, 409, "OperationNotAllowed", "I",                              \
+      "an operation the resource's protection forbids (purge under purge protection)")             \
+    X(PGCMK_E_INTERNAL, 500, "InternalServerError", "I",                                           \
+      "an internal failure; the log has the cause")                                                \
+    X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
+
+enum pgcmk_errc {
+#define PGCMK_X_ENUM(e, st, code, ev, doc) e,
+    PGCMK_ERRORS(PGCMK_X_ENUM)
+#undef PGCMK_X_ENUM
+        PGCMK_E__COUNT
+};
+
+#define PGCMK_ERR_MSG_LEN 512
+
+struct pgcmk_err {
+    enum pgcmk_errc code;
+    char target[64];
+    char message[PGCMK_ERR_MSG_LEN];
+    int cause; /* a library result code, for the log only */
+};
+
+/* Fills err (when not NULL) and returns -1, so callers write `return pgcmk_err_set(...)`.
+ * Echo user input with a bound: '%.128s'. */
+int pgcmk_err_set(struct pgcmk_err *err, enum pgcmk_errc code, const char *target, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+void pgcmk_err_clear(struct pgcmk_err *err);
+
+int pgcmk_err_status(enum pgcmk_errc code);
+const char *pgcmk_err_code(enum pgcmk_errc code);
+const char *pgcmk_err_evidence(enum pgcmk_errc code);
+const char *pgcmk_err_doc(enum pgcmk_errc code);
+
+/* Errors by code since start (redis errorstats), for /emulator/stats. */
+void pgcmk_err_count(enum pgcmk_errc code);
+unsigned long pgcmk_err_counted(enum pgcmk_errc code);
+
+#endif

@@ -1,0 +1,51 @@
+/* events.h - the bus on which every change that can affect a database's access to its key is
+ * published (DESIGN.md 6): key, vault, access-policy and identity changes, clock jumps, faults.
+ * Subscribers (the reconciler) are called synchronously on the publishing thread, after the
+ * publisher's transaction committed; they must hand long work to the worker pool. */
+#ifndef PGCMK_EVENTS_H
+#define PGCMK_EVENTS_H
+
+#define PGCMK_EVENTS(X)                                                                            \
+    X(PGCMK_EV_KEY_CREATED, "KeyCreated")                                                          \
+    X(PGCMK_EV_KEY_UPDATED, "KeyUpdated")                                                          \
+    X(PGCMK_EV_KEY_ENABLED, "KeyEnabled")                                                          \
+    X(PGCMK_EV_KEY_DISABLED, "KeyDisabled")                                                        \
+    X(PGCMK_EV_KEY_EXPIRED, "KeyExpired")                                                          \
+    X(PGCMK_EV_KEY_DELETED, "KeyDeleted")                                                          \
+    X(PGCMK_EV_KEY_RECOVERED, "KeyRecovered")                                                      \
+    X(PGCMK_EV_KEY_PURGED, "KeyPurged")                                                            \
+    X(PGCMK_EV_KEY_ROTATED, "KeyRotated")                                                          \
+    X(PGCMK_EV_POLICY_CHANGED, "AccessPolicyChanged")                                              \
+    X(PGCMK_EV_VAULT_DELETED, "VaultDeleted")                                                      \
+    X(PGCMK_EV_VAULT_RECOVERED, "VaultRecovered")                                                  \
+    X(PGCMK_EV_VAULT_PURGED, "VaultPurged")                                                        \
+    X(PGCMK_EV_IDENTITY_DELETED, "IdentityDeleted")                                                \
+    X(PGCMK_EV_CLOCK_CHANGED, "ClockChanged")                                                      \
+    X(PGCMK_EV_FAULT_CHANGED, "FaultChanged")
+
+enum pgcmk_event_kind {
+#define PGCMK_X_EV(e, name) e,
+    PGCMK_EVENTS(PGCMK_X_EV)
+#undef PGCMK_X_EV
+        PGCMK_EV__COUNT
+};
+
+struct pgcmk_event {
+    enum pgcmk_event_kind kind;
+    const char *vault;     /* vault name (lower case), or NULL */
+    const char *key;       /* key name, or NULL */
+    const char *version;   /* key version, or NULL */
+    const char *object_id; /* principal (policy, identity events), or NULL */
+    const char *resource_id;
+};
+
+typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);
+
+const char *pgcmk_event_name(enum pgcmk_event_kind kind);
+/* At most 16 subscribers; returns -1 when full. */
+int pgcmk_events_subscribe(pgcmk_event_fn fn, void *arg);
+void pgcmk_events_publish(const struct pgcmk_event *ev);
+/* Events published since start, by kind (tests, /emulator/stats). */
+unsigned long pgcmk_events_count(enum pgcmk_event_kind kind);
+
+#endif

@@ -1,0 +1,35 @@
+/* pkey.h - asymmetric keys behind an opaque handle (OpenSSL EVP inside src/crypto/ only):
+ * generation, PEM in and out, public JWKs, and JWT RS256 signing and verification. */
+#ifndef PGCMK_PKEY_H
+#define PGCMK_PKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "pgcmk/core.h"
+#include "pgcmk/err.h"
+
+struct pgcmk_pkey;
+
+/* RSA of `bits` (2048, 3072, 4096) with e = 65537. */
+int pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out) PGCMK_WUR;
+/* PKCS#8 PEM of the private key (heap; wipe with pgcmk_secret_free). */
+char *pgcmk_pkey_private_pem(const struct pgcmk_pkey *k);
+/* Loads a PEM private or public key. */
+int pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out) PGCMK_WUR;
+void pgcmk_pkey_free(struct pgcmk_pkey *k);
+int pgcmk_pkey_bits(const struct pgcmk_pkey *k);
+/* {"kty":"RSA","n":...,"e":...} (+ "kid", "use":"sig", "alg":"RS256" when kid is given). */
+json_t *pgcmk_pkey_public_jwk(const struct pgcmk_pkey *k, const char *kid);
+/* The RFC 7638 thumbprint (base64url of SHA-256 over the canonical JWK), for key ids. */
+char *pgcmk_pkey_thumbprint(const struct pgcmk_pkey *k);
+
+/* Compact JWS: base64url(header).base64url(claims).base64url(RS256 signature). */
+char *pgcmk_jwt_sign(const struct pgcmk_pkey *k, const char *kid, const json_t *claims);
+/* Checks the form, alg == RS256 (nothing else is trusted), kid and signature; returns the claims
+ * (new reference) without judging them (time, audience and issuer are the caller's). */
+int pgcmk_jwt_verify(const struct pgcmk_pkey *k, const char *kid, const char *token,
+                     json_t **claims, struct pgcmk_err *err) PGCMK_WUR;
+
+#endif

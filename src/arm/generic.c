@@ -1,0 +1,607 @@
+/* generic.c - the provider table and the generic CRUD every registered type gets:
+ * PUT (201/200), GET, PATCH, DELETE (200/204), lists by group, subscription and parent. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pgcmk/arm.h"
+#include "pgcmk/clock.h"
+#include "pgcmk/log.h"
+#include "pgcmk/store.h"
+#include "arm/internal.h"
+
+#define ARM_MAX_TYPES 64
+
+static const struct pgcmk_arm_type *arm_types[ARM_MAX_TYPES];
+static size_t arm_n_types;
+
+void
+pgcmk_arm_register(const struct pgcmk_arm_type *t)
+{
+    if (arm_n_types == ARM_MAX_TYPES)
+        PGCMK_BUG("too many resource types");
+    arm_types[arm_n_types++] = t;
+}
+
+size_t
+pgcmk_arm_types(const struct pgcmk_arm_type *const **out)
+{
+    *out = arm_types;
+    return arm_n_types;
+}
+
+const struct pgcmk_arm_type *
+pgcmk_arm_find_type(const char *ns, const char *type)
+{
+    for (size_t i = 0; i < arm_n_types; i++)
+        if (strcasecmp(arm_types[i]->ns, ns) == 0 && strcasecmp(arm_types[i]->type, type) == 0)
+            return arm_types[i];
+    return NULL;
+}
+
+int
+pgcmk_arm_known_namespace(const char *ns)
+{
+    for (size_t i = 0; i < arm_n_types; i++)
+        if (strcasecmp(arm_types[i]->ns, ns) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+generic_default_name(const char *name, struct pgcmk_err *err)
+{
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= 128;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_' ||
+             name[i] == '.';
+    return ok ? 0
+              : pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                              "The resource name '%.128s' is invalid.", name);
+}
+
+/* A request on {scope}/providers/{ns}/{rest}: the id and what it names. */
+struct generic_target {
+    struct pgcmk_arm_id id;
+    const struct pgcmk_arm_type *type;
+    int is_list;       /* the path ends with a type (a collection) */
+    char type_path[256];
+};
+
+static int
+generic_resolve(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct generic_target *t,
+                struct pgcmk_err *err)
+{
+    const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
+    const char *ns = pgcmk_req_param(rq, "ns");
+    char rest[2048], *save = NULL;
+    int nseg = 0;
+    size_t tp = 0;
+
+    PGCMK_UNUSED(rs);
+    memset(t, 0, sizeof(*t));
+    if (pgcmk_arm_check_sub(sub, err))
+        return -1;
+    snprintf(t->id.sub, sizeof(t->id.sub), "%s", sub);
+    snprintf(t->id.rg, sizeof(t->id.rg), "%s", rg ? rg : "");
+    snprintf(t->id.ns, sizeof(t->id.ns), "%s", ns);
+    snprintf(rest, sizeof(rest), "%s", pgcmk_req_param(rq, "rest"));
+    for (char *s = strtok_r(rest, "/", &save); s; s = strtok_r(NULL, "/", &save), nseg++) {
+        int k = nseg / 2;
+
+        if (k >= PGCMK_ID_MAX_TYPES)
+            return pgcmk_err_set(err, PGCMK_E_NOT_FOUND, NULL,
+                                 "The requested path '%.128s' is not served by this emulator.",
+                                 rq->path);
+        if (strlen(s) >= (nseg % 2 == 0 ? sizeof(t->id.types[k]) : sizeof(t->id.names[k])))
+            return nseg % 2 == 0
+                       ? pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_TYPE, NULL,
+                                       "The resource type '%.64s...' is not valid.", s)
+                       : pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                                       "The resource name '%.128s...' is too long.", s);
+        if (nseg % 2 == 0) {
+            snprintf(t->id.types[k], sizeof(t->id.types[k]), "%s", s);
+            tp += (size_t)snprintf(t->type_path + tp, sizeof(t->type_path) - tp, "%s%s",
+                                   k ? "/" : "", s);
+            t->id.n_types = k + 1;
+        } else {
+            snprintf(t->id.names[k], sizeof(t->id.names[k]), "%s", s);
+        }
+    }
+    t->is_list = nseg % 2 == 1;
+    if (!pgcmk_arm_known_namespace(ns))
+        return pgcmk_err_set(err, PGCMK_E_INVALID_NAMESPACE, NULL,
+                             "The resource namespace '%.64s' is invalid.", ns);
+    t->type = pgcmk_arm_find_type(ns, t->type_path);
+    if (t->type == NULL)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_TYPE, NULL,
+                             "The resource type '%.128s' could not be found in the namespace "
+                             "'%.64s' for api version '%.32s'.",
+                             t->type_path, ns, rq->api_version ? rq->api_version : "");
+    if (pgcmk_arm_check_version(rq, t->type_path, t->type->versions, err))
+        return -1;
+    if (rg && pgcmk_arm_rg_usable(sub, rg, err))
+        return -1;
+    return 0;
+}
+
+/* Reads a stored body: 1 found, 0 absent, -1 error. */
+static int
+generic_load(struct pgcmk_db *db, const char *id, char **body, char **etag, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_GET);
+    int rc;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *body = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+        if (etag)
+            *etag = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 1));
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = pgcmk_db_fail(db, rc, "read resource", err);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
+int
+pgcmk_arm_resource_get(struct pgcmk_db *db, const char *id, json_t **body, struct pgcmk_err *err)
+{
+    char *text = NULL;
+    int rc = generic_load(db, id, &text, NULL, err);
+
+    *body = NULL;
+    if (rc == 1) {
+        *body = json_loads(text, 0, NULL);
+        free(text);
+        if (*body == NULL)
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "a stored resource is not JSON");
+    }
+    return rc;
+}
+
+int
+pgcmk_arm_resource_put(struct pgcmk_db *db, const char *id, const json_t *body,
+                       struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_UPDATE);
+    char *text = json_dumps(body, JSON_COMPACT), etag[40], uuid[37];
+    int rc;
+
+    pgcmk_uuid(uuid);
+    snprintf(etag, sizeof(etag), "\"%s\"", uuid);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, "Succeeded", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, etag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, pgcmk_clock_now());
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    free(text);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "update resource", err);
+}
+
+static int
+generic_not_found(const struct generic_target *t, struct pgcmk_err *err)
+{
+    char type[256];
+
+    pgcmk_arm_id_type(&t->id, type, sizeof(type));
+    return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
+                         "The Resource '%s/%.128s' under resource group '%.96s' was not found. For "
+                         "more details please go to https://aka.ms/ARMResourceNotFoundFix",
+                         type, t->id.names[t->id.n_types - 1], t->id.rg);
+}
+
+struct generic_write {
+    struct pgcmk_req *rq;
+    struct generic_target *t;
+    int created, patch;
+    char *out;
+};
+
+static int
+generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct generic_write *w = ctx;
+    struct generic_target *t = w->t;
+    struct pgcmk_arm_ctx ac;
+    char *stored = NULL, *etag = NULL, *parent = NULL, type[256], new_etag[40], uuid[37];
+    json_t *in = w->rq->json, *body;
+    sqlite3_stmt *st;
+    int rc, found;
+
+    memset(&ac, 0, sizeof(ac));
+    ac.rq = w->rq;
+    ac.type = t->type;
+    ac.id = t->id;
+    ac.id_text = pgcmk_arm_id_format(&t->id);
+    found = generic_load(db, ac.id_text, &stored, &etag, err);
+    if (found < 0)
+        goto fail;
+    if (pgcmk_arm_check_preconditions(w->rq, found ? etag : NULL, err))
+        goto fail;
+    if (w->patch && !found) {
+        generic_not_found(t, err);
+        goto fail;
+    }
+    if (t->id.n_types > 1) {
+        struct pgcmk_arm_id pid = t->id;
+        char *pbody = NULL;
+        int pf;
+
+        pid.n_types--;
+        parent = pgcmk_arm_id_format(&pid);
+        pf = generic_load(db, parent, &pbody, NULL, err);
+        free(pbody);
+        if (pf < 0)
+            goto fail;
+        if (pf == 0) {
+            pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
+                          "Can not perform requested operation on nested resource. Parent "
+                          "resource '%.128s' not found.",
+                          pid.names[pid.n_types - 1]);
+            goto fail;
+        }
+    }
+    ac.existing = found ? json_loads(stored, 0, NULL) : NULL;
+    if (w->patch) {
+        const char *k;
+        json_t *v;
+
+        body = json_deep_copy(ac.existing);
+        json_object_foreach(in, k, v)
+        {
+            if (strcmp(k, "properties") == 0 && json_is_object(v) &&
+                json_is_object(json_object_get(body, "properties")))
+                json_object_update(json_object_get(body, "properties"), v);
+            else if (strcmp(k, "tags") == 0 || strcmp(k, "identity") == 0 ||
+                     strcmp(k, "sku") == 0 || strcmp(k, "properties") == 0)
+                json_object_set(body, k, v);
+        }
+    } else {
+        json_t *loc = json_object_get(in, "location"), *props = json_object_get(in, "properties");
+
+        pgcmk_arm_id_type(&t->id, type, sizeof(type));
+        body = json_pack("{s:s, s:s, s:s}", "id", ac.id_text, "name",
+                         t->id.names[t->id.n_types - 1], "type", type);
+        if (t->type->flags & ARM_T_TRACKED) {
+            if (!json_is_string(loc) || json_string_length(loc) == 0) {
+                json_decref(body);
+                pgcmk_err_set(err, PGCMK_E_LOCATION_REQUIRED, "location",
+                              "The location property is required for this definition.");
+                goto fail;
+            }
+            if (found && strcasecmp(json_string_value(loc),
+                                    json_string_value(json_object_get(ac.existing, "location")))) {
+                json_decref(body);
+                pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "location",
+                              "The location of an existing resource cannot be changed.");
+                goto fail;
+            }
+            json_object_set(body, "location", loc);
+            json_object_set_new(body, "tags", json_is_object(json_object_get(in, "tags"))
+                                                  ? json_deep_copy(json_object_get(in, "tags"))
+                                                  : json_object());
+        }
+        if (json_object_get(in, "identity"))
+            json_object_set(body, "identity", json_object_get(in, "identity"));
+        if (json_object_get(in, "sku"))
+            json_object_set(body, "sku", json_object_get(in, "sku"));
+        if (props && !json_is_null(props) && !json_is_object(props)) {
+            json_decref(body);
+            pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "properties",
+                          "The request content was invalid and could not be deserialized: "
+                          "'properties must be an object.'");
+            goto fail;
+        }
+        json_object_set_new(body, "properties", json_is_object(props) ? json_deep_copy(props)
+                                                                      : json_object());
+    }
+    json_object_set_new(body, "systemData",
+                        pgcmk_arm_system_data(w->rq, json_object_get(ac.existing, "systemData")));
+    ac.body = body;
+    if (t->type->on_write && t->type->on_write(&ac, err)) {
+        json_decref(body);
+        goto fail;
+    }
+    pgcmk_uuid(uuid);
+    snprintf(new_etag, sizeof(new_etag), "\"%s\"", uuid);
+    w->out = json_dumps(body, JSON_COMPACT);
+    st = pgcmk_db_stmt(db, found ? PGCMK_STMT_RES_UPDATE : PGCMK_STMT_RES_INSERT);
+    sqlite3_bind_text(st, 1, ac.id_text, -1, SQLITE_STATIC);
+    if (found) {
+        sqlite3_bind_text(st, 2, w->out, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, "Succeeded", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, new_etag, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, pgcmk_clock_now());
+    } else {
+        pgcmk_arm_id_type(&t->id, type, sizeof(type));
+        sqlite3_bind_text(st, 2, t->id.sub, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, t->id.rg[0] ? t->id.rg : NULL, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, t->id.names[t->id.n_types - 1], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, parent, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, json_string_value(json_object_get(body, "location")), -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, w->out, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, "Succeeded", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, new_etag, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 11, pgcmk_clock_now());
+    }
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    json_decref(body);
+    json_decref(ac.existing);
+    w->created = !found;
+    free(stored);
+    free(etag);
+    free(parent);
+    free(ac.id_text);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write resource", err);
+fail:
+    json_decref(ac.existing);
+    free(stored);
+    free(etag);
+    free(parent);
+    free(ac.id_text);
+    return -1;
+}
+
+static int
+generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
+                     int patch)
+{
+    struct generic_target t;
+    struct generic_write w = {rq, &t, 0, patch, NULL};
+    int (*check_name)(const char *, struct pgcmk_err *);
+
+    if (generic_resolve(rq, rs, &t, err))
+        return -1;
+    if (t.is_list)
+        return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
+                             "The requested resource does not support http method '%s'.",
+                             rq->method);
+    check_name = t.type->check_name ? t.type->check_name : generic_default_name;
+    if (check_name(t.id.names[t.id.n_types - 1], err))
+        return -1;
+    if (pgcmk_db_tx(pgcmk_db(), generic_write_tx, &w, err))
+        return -1;
+    pgcmk_arm_send_stored(rs, w.created ? 201 : 200, w.out);
+    free(w.out);
+    return 0;
+}
+
+static int
+generic_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return generic_put_or_patch(rq, rs, err, 0);
+}
+
+static int
+generic_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return generic_put_or_patch(rq, rs, err, 1);
+}
+
+static int
+generic_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct generic_target *t,
+             struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *items = json_array();
+    char type[256], *parent = NULL;
+    sqlite3_stmt *st;
+    int rc;
+
+    pgcmk_arm_id_type(&t->id, type, sizeof(type));
+    if (t->id.n_types > 1) {
+        struct pgcmk_arm_id pid = t->id;
+        char *pbody = NULL;
+
+        pid.n_types--;
+        parent = pgcmk_arm_id_format(&pid);
+        rc = generic_load(db, parent, &pbody, NULL, err);
+        free(pbody);
+        if (rc <= 0) {
+            free(parent);
+            json_decref(items);
+            if (rc < 0)
+                return -1;
+            return pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
+                                 "Can not perform requested operation on nested resource. Parent "
+                                 "resource '%.128s' not found.",
+                                 pid.names[pid.n_types - 1]);
+        }
+        st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_CHILDREN);
+        sqlite3_bind_text(st, 1, parent, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, type, -1, SQLITE_TRANSIENT);
+        free(parent);
+    } else if (t->id.rg[0]) {
+        st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_RG);
+        sqlite3_bind_text(st, 1, t->id.sub, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, t->id.rg, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, type, -1, SQLITE_TRANSIENT);
+    } else {
+        st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_SUB_TYPE);
+        sqlite3_bind_text(st, 1, t->id.sub, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, type, -1, SQLITE_TRANSIENT);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
+    pgcmk_db_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(items);
+        return pgcmk_db_fail(db, rc, "list resources", err);
+    }
+    return pgcmk_arm_list(rq, rs, items, err);
+}
+
+static int
+generic_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct generic_target t;
+    char *id, *body = NULL;
+    int rc;
+
+    if (generic_resolve(rq, rs, &t, err))
+        return -1;
+    if (t.is_list)
+        return generic_list(rq, rs, &t, err);
+    id = pgcmk_arm_id_format(&t.id);
+    rc = generic_load(pgcmk_db(), id, &body, NULL, err);
+    free(id);
+    if (rc <= 0)
+        return rc < 0 ? -1 : generic_not_found(&t, err);
+    pgcmk_arm_send_stored(rs, 200, body);
+    free(body);
+    return 0;
+}
+
+/* Deletes one resource and its children, after the type's hook. */
+static int
+generic_delete_one(struct pgcmk_db *db, struct pgcmk_req *rq, const struct pgcmk_arm_type *type,
+                   const struct pgcmk_arm_id *id, const char *id_text, const char *stored,
+                   struct pgcmk_err *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (type && type->on_delete) {
+        struct pgcmk_arm_ctx ac;
+
+        memset(&ac, 0, sizeof(ac));
+        ac.rq = rq;
+        ac.type = type;
+        ac.id = *id;
+        ac.id_text = (char *)id_text;
+        ac.existing = json_loads(stored, 0, NULL);
+        rc = type->on_delete(&ac, err);
+        json_decref(ac.existing);
+        if (rc)
+            return -1;
+    }
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE_TREE);
+    sqlite3_bind_text(st, 1, id_text, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete resource", err);
+}
+
+struct generic_del {
+    struct pgcmk_req *rq;
+    struct generic_target *t;
+    int found;
+};
+
+static int
+generic_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct generic_del *d = ctx;
+    char *id = pgcmk_arm_id_format(&d->t->id), *stored = NULL, *etag = NULL;
+    int rc = generic_load(db, id, &stored, &etag, err);
+
+    if (rc > 0 && pgcmk_arm_check_preconditions(d->rq, etag, err) == 0)
+        rc = generic_delete_one(db, d->rq, d->t->type, &d->t->id, id, stored, err) ? -1 : 1;
+    else if (rc > 0)
+        rc = -1;
+    d->found = rc > 0;
+    free(id);
+    free(stored);
+    free(etag);
+    return rc < 0 ? -1 : 0;
+}
+
+static int
+generic_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct generic_target t;
+    struct generic_del d = {rq, &t, 0};
+
+    if (generic_resolve(rq, rs, &t, err))
+        return -1;
+    if (t.is_list)
+        return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
+                             "The requested resource does not support http method 'DELETE'.");
+    if (pgcmk_db_tx(pgcmk_db(), generic_delete_tx, &d, err))
+        return -1;
+    pgcmk_resp_empty(rs, d.found ? 200 : 204);
+    return 0;
+}
+
+int
+pgcmk_arm_delete_group_resources(struct pgcmk_db *db, const char *sub, const char *rg,
+                                 struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_IN_RG);
+    json_t *victims = json_array();
+    size_t i;
+    json_t *v;
+    int rc;
+
+    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(victims, json_pack("{s:s, s:s}", "id", sqlite3_column_text(st, 0),
+                                                 "body", sqlite3_column_text(st, 4)));
+    pgcmk_db_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(victims);
+        return pgcmk_db_fail(db, rc, "list group resources", err);
+    }
+    json_array_foreach(victims, i, v)
+    {
+        const char *id_text = json_string_value(json_object_get(v, "id"));
+        struct pgcmk_arm_id id;
+        char type[256];
+        const struct pgcmk_arm_type *t = NULL;
+
+        if (pgcmk_arm_id_parse(id_text, &id, NULL) == 0) {
+            size_t slash;
+
+            pgcmk_arm_id_type(&id, type, sizeof(type));
+            slash = strcspn(type, "/");
+            t = pgcmk_arm_find_type(id.ns, type[slash] ? type + slash + 1 : type);
+        }
+        if (generic_delete_one(db, NULL, t, &id, id_text,
+                               json_string_value(json_object_get(v, "body")), err)) {
+            json_decref(victims);
+            return -1;
+        }
+    }
+    json_decref(victims);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE_RG);
+    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete group resources", err);
+}
+
+#define RG_PROV  "/subscriptions/{sub}/resourcegroups/{rg}/providers/{ns}/{*rest}"
+#define SUB_PROV "/subscriptions/{sub}/providers/{ns}/{*rest}"
+static const struct pgcmk_route generic_routes[] = {
+    {"PUT", RG_PROV, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON | ROUTE_F_APIVER, NULL,
+     generic_put},
+    {"PATCH", RG_PROV, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON | ROUTE_F_APIVER, NULL,
+     generic_patch},
+    {"GET", RG_PROV, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken,$filter",
+     generic_get},
+    {"DELETE", RG_PROV, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL, generic_delete},
+    {"GET", SUB_PROV, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken,$filter",
+     generic_get},
+};
+
+void
+pgcmk_arm_generic_routes(void)
+{
+    pgcmk_router_add(generic_routes, PGCMK_ARRAY_LEN(generic_routes));
+}

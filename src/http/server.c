@@ -1,0 +1,451 @@
+/* server.c - libmicrohttpd listeners: HTTPS (GnuTLS inside MHD) and optional plain HTTP, one
+ * daemon per address, a thread pool each. Responses are queued on the last handler call, never
+ * the first (queuing early makes MHD answer Connection: close, see DESIGN.md 9). */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "pgcmk/http.h"
+#include "pgcmk/log.h"
+
+#define SERVER_MAX_DAEMONS 8
+
+/* What each listener's access handler gets as its closure. */
+struct server_listener {
+    struct pgcmk_server *srv;
+    int tls;
+    int port;
+};
+
+struct pgcmk_server {
+    struct MHD_Daemon *d[SERVER_MAX_DAEMONS];
+    struct server_listener ls[SERVER_MAX_DAEMONS];
+    int n;
+    int port, http_port;
+    const struct pgcmk_cfg *cfg;
+};
+
+/* Per-request state behind *req_cls. */
+struct conn_req {
+    char *body;
+    size_t len, cap;
+    int too_large;
+    int tls, port;
+    int status;
+    int64_t start_ms;
+    char method[16];
+    char path[160];
+    char request_id[37];
+};
+
+static atomic_int server_in_flight;
+
+static enum MHD_Result
+server_collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    PGCMK_UNUSED(kind);
+    pgcmk_req_add_header(cls, key, value);
+    return MHD_YES;
+}
+
+static enum MHD_Result
+server_collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct pgcmk_req *rq = cls;
+
+    PGCMK_UNUSED(kind);
+    if (rq->n_query < PGCMK_MAX_QUERY) {
+        rq->query[rq->n_query].key = pgcmk_xstrdup(key);
+        rq->query[rq->n_query].value = pgcmk_xstrdup(value ? value : "");
+        rq->n_query++;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result
+server_queue(struct MHD_Connection *c, struct conn_req *cr, struct pgcmk_resp *rs)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(rs->body_len, rs->body ? rs->body : (char *)"",
+                                        rs->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    rs->body = NULL; /* MHD owns it now */
+    for (int i = 0; i < rs->n_headers; i++)
+        if (MHD_add_response_header(r, rs->headers[i].key, rs->headers[i].value) != MHD_YES)
+            LOG_WARN("could not add header %s", rs->headers[i].key);
+    if (rs->content_type)
+        MHD_add_response_header(r, "Content-Type", rs->content_type);
+    cr->status = rs->status;
+    ret = MHD_queue_response(c, (unsigned)rs->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A client-sent id is echoed when short and printable (as req.c does for dispatched requests). */
+static int
+server_id_ok(const char *s, size_t cap)
+{
+    if (s == NULL || *s == '\0' || strlen(s) >= cap)
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static void
+server_reject_413(struct pgcmk_server *srv, struct MHD_Connection *c, struct conn_req *cr,
+                  const char *host)
+{
+    struct pgcmk_req rq;
+    struct pgcmk_resp rs;
+    struct pgcmk_err err;
+    const char *corr = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   "x-ms-correlation-request-id");
+    const char *client = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-ms-client-request-id");
+
+    memset(&rs, 0, sizeof(rs));
+    pgcmk_req_init(&rq, srv->cfg, "POST", "/", host, NULL, 0);
+    rq.tls = cr->tls;
+    pgcmk_uuid(rq.request_id);
+    snprintf(rq.correlation_id, sizeof(rq.correlation_id), "%s",
+             server_id_ok(corr, sizeof(rq.correlation_id)) ? corr : rq.request_id);
+    snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
+    pgcmk_err_set(&err, PGCMK_E_TOO_LARGE, NULL,
+                  "The request content length exceeds the limit of %d KiB.",
+                  srv->cfg->max_body_kb);
+    pgcmk_resp_error(&rs, rq.plane == PGCMK_PLANE_VAULT ? PGCMK_ENV_VAULT : PGCMK_ENV_ARM, &err);
+    pgcmk_resp_header(&rs, "x-ms-request-id", rq.request_id);
+    pgcmk_resp_header(&rs, "x-ms-correlation-request-id", rq.correlation_id);
+    if (server_id_ok(client, sizeof(rq.client_request_id)))
+        pgcmk_resp_header(&rs, "x-ms-client-request-id", client);
+    pgcmk_resp_header(&rs, "Connection", "close");
+    server_queue(c, cr, &rs);
+    pgcmk_resp_release(&rs);
+    pgcmk_req_release(&rq);
+}
+
+static enum MHD_Result
+server_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+              const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    struct server_listener *ls = cls;
+    struct pgcmk_server *srv = ls->srv;
+    struct conn_req *cr = *req_cls;
+    struct pgcmk_req rq;
+    struct pgcmk_resp rs;
+    enum MHD_Result ret;
+    size_t limit = (size_t)srv->cfg->max_body_kb * 1024;
+
+    PGCMK_UNUSED(version);
+    if (cr == NULL) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+
+        cr = pgcmk_xcalloc(1, sizeof(*cr));
+        cr->start_ms = pgcmk_wall_ms();
+        snprintf(cr->method, sizeof(cr->method), "%s", method);
+        snprintf(cr->path, sizeof(cr->path), "%s", url);
+        cr->tls = ls->tls;
+        cr->port = ls->port;
+        *req_cls = cr;
+        atomic_fetch_add(&server_in_flight, 1);
+        if (cl && strtoull(cl, NULL, 10) > limit) {
+            /* Refuse before the body arrives (the connection closes afterwards). */
+            cr->too_large = 1;
+            server_reject_413(srv, c, cr, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"));
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cr->too_large) {
+            if (cr->len + *upload_size > limit) {
+                cr->too_large = 1;
+                free(cr->body);
+                cr->body = NULL;
+                cr->len = cr->cap = 0;
+            } else {
+                if (cr->len + *upload_size + 1 > cr->cap) {
+                    cr->cap = (cr->len + *upload_size + 1) * 2;
+                    if (cr->cap > limit + 1)
+                        cr->cap = limit + 1;
+                    cr->body = pgcmk_xrealloc(cr->body, cr->cap);
+                }
+                memcpy(cr->body + cr->len, upload_data, *upload_size);
+                cr->len += *upload_size;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cr->too_large) {
+        if (cr->status)
+            return MHD_YES; /* already answered on the first call */
+        server_reject_413(srv, c, cr, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"));
+        return MHD_YES;
+    }
+    memset(&rs, 0, sizeof(rs));
+    pgcmk_req_init(&rq, srv->cfg, method, "/", NULL, cr->body, cr->len);
+    rq.tls = cr->tls;
+    rq.port = cr->port;
+    free(rq.path);
+    free(rq.raw_path);
+    rq.raw_path = pgcmk_xstrdup(url);
+    rq.path = pgcmk_xmalloc(strlen(url) + 2);
+    strcpy(rq.path, url);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, server_collect_header, &rq);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, server_collect_arg, &rq);
+    {
+        /* Reuse the normalisation and Host parsing of pgcmk_req_init. MHD has decoded url
+         * already: re-escape '%' and '?' so that pgcmk_req_init's decoding gives url back
+         * (else "a%2541" would name "aA" and "a%3Fb" would name "a"). */
+        struct pgcmk_req tmp;
+        const char *host = pgcmk_req_header(&rq, "Host");
+        char *esc = pgcmk_xmalloc(strlen(url) * 3 + 1), *e = esc;
+
+        for (const char *u = url; *u; u++) {
+            if (*u == '%' || *u == '?') {
+                e += sprintf(e, "%%%02X", (unsigned char)*u);
+            } else {
+                *e++ = *u;
+            }
+        }
+        *e = '\0';
+        pgcmk_req_init(&tmp, srv->cfg, method, esc, host, NULL, 0);
+        free(esc);
+        free(rq.path);
+        rq.path = tmp.path;
+        tmp.path = NULL;
+        rq.host = tmp.host;
+        tmp.host = NULL;
+        rq.vault = tmp.vault;
+        tmp.vault = NULL;
+        rq.plane = tmp.plane;
+        rq.host_port = tmp.host_port ? tmp.host_port : cr->port;
+        pgcmk_req_release(&tmp);
+    }
+    pgcmk_http_dispatch(&rq, &rs);
+    snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
+    ret = server_queue(c, cr, &rs);
+    pgcmk_resp_release(&rs);
+    pgcmk_req_release(&rq);
+    return ret;
+}
+
+static void
+server_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                 enum MHD_RequestTerminationCode toe)
+{
+    struct conn_req *cr = *req_cls;
+
+    PGCMK_UNUSED(cls);
+    PGCMK_UNUSED(c);
+    if (cr == NULL)
+        return;
+    LOG_INFO("access method=%s path=%s status=%d ms=%lld req=%s%s", cr->method, cr->path,
+             cr->status, (long long)(pgcmk_wall_ms() - cr->start_ms), cr->request_id,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    free(cr->body);
+    free(cr);
+    *req_cls = NULL;
+    atomic_fetch_sub(&server_in_flight, 1);
+}
+
+static void
+server_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    PGCMK_UNUSED(cls);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* GnuTLS reports every client disconnect this way; keep it at debug. */
+    LOG_DEBUG("mhd: %s", msg);
+}
+
+/* MHD's %HH decoding for the path and the query, except that %00 stays as it is: a NUL would
+ * cut the C string short, so "rg%00x" would act on "rg" (with %00 kept, the name is refused). */
+static size_t
+server_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *w = s;
+
+    PGCMK_UNUSED(cls);
+    PGCMK_UNUSED(c);
+    for (const char *r = s; *r; r++) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+            !(r[1] == '0' && r[2] == '0')) {
+            char hex[3] = {r[1], r[2], '\0'};
+
+            *w++ = (char)strtol(hex, NULL, 16);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static struct MHD_Daemon *
+server_listen(struct pgcmk_server *srv, struct server_listener *ls, const char *addr, int port,
+              int tls, const char *cert, const char *key, int *bound, struct pgcmk_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    struct MHD_Daemon *d;
+    const union MHD_DaemonInfo *di;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr),
+                   NULL;
+        flags |= MHD_USE_IPv6;
+        sl = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr),
+                   NULL;
+        sl = sizeof(*s4);
+    }
+    (void)sl;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, server_access, ls, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        server_mhd_log, srv, MHD_OPTION_HTTPS_MEM_CERT, tls ? cert : NULL,
+        MHD_OPTION_HTTPS_MEM_KEY, tls ? key : NULL, MHD_OPTION_UNESCAPE_CALLBACK, server_unescape,
+        NULL, MHD_OPTION_END);
+    if (d == NULL)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s",
+                             addr, port, strerror(errno)),
+               NULL;
+    di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *bound = di ? di->port : port;
+    return d;
+}
+
+/* Binds every listen address on one port; port 0 takes the first address's free port. */
+static int
+server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, const char *key,
+                int *out_port, struct pgcmk_err *err)
+{
+    char list[256], *save = NULL;
+    int got = 0;
+
+    snprintf(list, sizeof(list), "%s", srv->cfg->listen);
+    for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        struct pgcmk_err e2;
+        int bound = 0;
+        struct MHD_Daemon *d;
+
+        while (*a == ' ')
+            a++;
+        if (srv->n == SERVER_MAX_DAEMONS)
+            break;
+        srv->ls[srv->n] = (struct server_listener){srv, tls, got ? *out_port : port};
+        d = server_listen(srv, &srv->ls[srv->n], a, got ? *out_port : port, tls, cert, key, &bound,
+                          &e2);
+        if (d == NULL) {
+            /* A missing IPv6 loopback is not fatal once another address listens. */
+            if (strchr(a, ':')) {
+                LOG_WARN("%s", e2.message);
+                continue;
+            }
+            *err = e2;
+            return -1;
+        }
+        srv->d[srv->n] = d;
+        srv->ls[srv->n].port = bound; /* before any request: the port file is not written yet */
+        srv->n++;
+        if (!got)
+            *out_port = bound;
+        got = 1;
+    }
+    if (!got)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "no listen address could be bound");
+    return 0;
+}
+
+struct pgcmk_server *
+pgcmk_server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char *key_pem,
+                   struct pgcmk_err *err)
+{
+    struct pgcmk_server *srv = pgcmk_xcalloc(1, sizeof(*srv));
+
+    srv->cfg = cfg;
+    srv->http_port = -1;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "libmicrohttpd was built without TLS");
+        free(srv);
+        return NULL;
+    }
+    if (server_bind_all(srv, cfg->port, 1, cert_pem, key_pem, &srv->port, err) ||
+        (cfg->http_port >= 0 &&
+         server_bind_all(srv, cfg->http_port, 0, NULL, NULL, &srv->http_port, err))) {
+        pgcmk_server_stop(srv, 0);
+        return NULL;
+    }
+    return srv;
+}
+
+int
+pgcmk_server_port(const struct pgcmk_server *srv)
+{
+    return srv->port;
+}
+
+int
+pgcmk_server_http_port(const struct pgcmk_server *srv)
+{
+    return srv->http_port;
+}
+
+void
+pgcmk_server_stop(struct pgcmk_server *srv, int grace_ms)
+{
+    int64_t deadline = pgcmk_wall_ms() + grace_ms;
+
+    if (srv == NULL)
+        return;
+    for (int i = 0; i < srv->n; i++) {
+        MHD_socket s = MHD_quiesce_daemon(srv->d[i]);
+
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+    while (atomic_load(&server_in_flight) > 0 && pgcmk_wall_ms() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < srv->n; i++)
+        MHD_stop_daemon(srv->d[i]);
+    free(srv);
+}

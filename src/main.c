@@ -1,0 +1,175 @@
+/* main.c - pgcmkd: flags and environment, start, wait for a signal, stop. Nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "pgcmk/arm.h"
+#include "pgcmk/auth.h"
+#include "pgcmk/cfg.h"
+#include "pgcmk/clock.h"
+#include "pgcmk/crypto.h"
+#include "pgcmk/emulator.h"
+#include "pgcmk/http.h"
+#include "pgcmk/log.h"
+#include "pgcmk/providers.h"
+#include "pgcmk/store.h"
+#include "pgcmk/wellknown.h"
+#include "pgcmk/work.h"
+
+/* Writes "port\n" to path atomically, so a reader never sees a partial file. */
+static int
+write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca)
+{
+    printf("pgcmkd is ready\n"
+           "  ARM, token service, portal:  https://localhost:%d/\n"
+           "  Key Vault data plane:        https://{vault}." PGCMK_VAULT_DNS_SUFFIX ":%d/\n",
+           port, port);
+    if (http_port >= 0)
+        printf("  plain HTTP:                  http://localhost:%d/\n", http_port);
+    printf("  data directory:              %s\n", cfg->data_dir);
+    printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
+    if (ca) {
+        printf("  CA certificate:              %s\n"
+               "Trust it:\n"
+               "  curl --cacert %s https://localhost:%d/emulator/info\n"
+               "  export REQUESTS_CA_BUNDLE=%s   # Azure SDK for Python, az CLI\n"
+               "  sudo cp %s /usr/local/share/ca-certificates/pgcmk.crt && sudo "
+               "update-ca-certificates\n",
+               ca, ca, port, ca, ca);
+    }
+    fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct pgcmk_cfg cfg;
+    struct pgcmk_tls tls;
+    struct pgcmk_err err;
+    struct pgcmk_server *srv = NULL;
+    struct pgcmk_emulator_info info;
+    char *db_path = NULL, *key_path = NULL;
+    int64_t t0 = pgcmk_wall_ms();
+    sigset_t sigs;
+    int rc, sig = 0, status = 1;
+
+    memset(&tls, 0, sizeof(tls));
+    pgcmk_err_clear(&err);
+    rc = pgcmk_cfg_load(&cfg, argc, argv, stderr);
+    if (rc != 0) {
+        if (rc == 2)
+            pgcmk_cfg_print(stdout, &cfg);
+        else if (rc == 3)
+            pgcmk_emulator_error_table(stdout);
+        pgcmk_cfg_release(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    /* Signals are taken by sigwait below; every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pgcmk_clock_init();
+
+    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "pgcmkd: cannot create data directory %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        goto out;
+    }
+    if (pgcmk_tls_bootstrap(cfg.data_dir, *cfg.tls_cert ? cfg.tls_cert : NULL,
+                            *cfg.tls_key ? cfg.tls_key : NULL, &tls, &err)) {
+        fprintf(stderr, "pgcmkd: tls: %s\n", err.message);
+        goto out;
+    }
+    if (strcmp(cfg.db, ":memory:") == 0) {
+        db_path = pgcmk_xstrdup(":memory:");
+    } else {
+        db_path = *cfg.db ? pgcmk_xstrdup(cfg.db) : pgcmk_xasprintf("%s/pgcmk.sqlite", cfg.data_dir);
+        key_path = pgcmk_xasprintf("%s/master.key", cfg.data_dir);
+    }
+    if (pgcmk_store_open(db_path, key_path, cfg.sync_full, &err)) {
+        fprintf(stderr, "pgcmkd: store: %s\n", err.message);
+        goto out;
+    }
+    pgcmk_work_start(cfg.workers);
+    pgcmk_providers_init();
+    pgcmk_arm_init();
+    if (pgcmk_auth_init(&err)) {
+        fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
+        goto out_store;
+    }
+    info = (struct pgcmk_emulator_info){0, -1, tls.ca_path, cfg.data_dir,
+                                        cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
+    if (pgcmk_router_check()) {
+        fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
+        goto out_store;
+    }
+    if (pgcmk_emulator_init(&info)) {
+        fprintf(stderr, "pgcmkd: cannot restore the emulator state\n");
+        goto out_store;
+    }
+    srv = pgcmk_server_start(&cfg, tls.cert_pem, tls.key_pem, &err);
+    if (srv == NULL) {
+        fprintf(stderr, "pgcmkd: %s\n", err.message);
+        goto out_store;
+    }
+    info.https_port = pgcmk_server_port(srv);
+    info.http_port = pgcmk_server_http_port(srv);
+    pgcmk_emulator_set_ports(info.https_port, info.http_port);
+    pgcmk_auth_set_port(info.https_port);
+    pgcmk_set_public_port(info.https_port);
+    if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
+        (*cfg.http_port_file && info.http_port >= 0 &&
+         write_port_file(cfg.http_port_file, info.http_port))) {
+        fprintf(stderr, "pgcmkd: cannot write the port file: %s\n", strerror(errno));
+        goto out_server;
+    }
+    print_banner(&cfg, info.https_port, info.http_port, tls.ca_path);
+    LOG_INFO("listening https=%d http=%d startup_ms=%lld", info.https_port, info.http_port,
+             (long long)(pgcmk_wall_ms() - t0));
+    while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+        ;
+    LOG_INFO("signal %d: finishing in-flight requests", sig);
+    status = 0;
+out_server:
+    pgcmk_server_stop(srv, 10000);
+out_store:
+    pgcmk_work_drain();
+    pgcmk_work_stop();
+    pgcmk_store_close();
+    pgcmk_auth_shutdown();
+out:
+    pgcmk_tls_release(&tls);
+    free(db_path);
+    free(key_path);
+    pgcmk_cfg_release(&cfg);
+    curl_global_cleanup();
+    return status;
+}

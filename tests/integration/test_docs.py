@@ -1,0 +1,30 @@
+"""Runs the docs/ walkthroughs as written: every ```sh block, in order, in one bash, against a daemon."""
+import os
+import re
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WALKTHROUGHS = ["docs/walkthrough-arm-basics.md"]
+
+
+def sh_blocks(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        return re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+
+
+@pytest.mark.parametrize("doc", WALKTHROUGHS)
+def test_walkthrough_runs(doc, daemon):
+    blocks = sh_blocks(doc)
+    assert blocks, f"{doc} has no sh blocks"
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    env = dict(os.environ, PGCMK=daemon.base, CA=daemon.ca)
+    r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, f"{doc} failed:\n{r.stdout}\n{r.stderr}"
+    out = r.stdout
+    for expected in ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
+                     "MissingApiVersionParameter", "InvalidApiVersionParameter", "line",
+                     "LocationRequired", "MethodNotAllowed", "InvalidSubscriptionId"]:
+        assert expected in out, f"{doc}: expected {expected!r} in output:\n{out}"

@@ -70,11 +70,12 @@ meta_provider(const char *ns)
     for (int i = 0; meta_locations[i]; i++)
         json_array_append_new(locs, json_string(meta_locations[i]));
     for (size_t i = 0; i < n; i++) {
-        json_t *versions = json_array();
+        json_t *versions;
         int nv = 0;
 
         if (strcasecmp(types[i]->ns, ns) != 0)
             continue;
+        versions = json_array();
         canon = types[i]->ns;
         while (types[i]->versions[nv])
             nv++;

@@ -428,9 +428,19 @@ static int
 rg_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     struct rg_del *d = ctx;
+    struct rg_row row;
     sqlite3_stmt *st;
-    int rc;
+    int rc = rg_load(db, d->sub, d->name, &row, err);
 
+    if (rc < 0)
+        return -1;
+    /* A second DELETE's job may run after the first one removed the group and a PUT created it
+     * again: only a group still marked Deleting is removed. */
+    if (rc == 0 || strcmp(row.state, "Deleting") != 0) {
+        rg_row_release(&row);
+        return 0;
+    }
+    rg_row_release(&row);
     /* Providers with delete hooks see each of their resources go (cascade). */
     if (pgcmk_arm_delete_group_resources(db, d->sub, d->name, err))
         return -1;

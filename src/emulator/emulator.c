@@ -1,4 +1,5 @@
 /* emulator.c - /emulator/info, /emulator/clock, /emulator/health, /emulator/stats. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,10 @@ emu_clock_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     return 0;
 }
 
+/* The latest instant the clock may show (9999-12-31T23:59:59.999Z): "set" cannot go further,
+ * and repeated "advance"s past it would overflow the int64 offset (signed overflow). */
+#define EMU_CLOCK_MAX_MS INT64_C(253402300799999)
+
 /* The clock survives restarts: its offset (or frozen instant) lives in the settings table. */
 static int
 emu_clock_save(struct pgcmk_err *err)
@@ -114,6 +119,10 @@ emu_clock_post(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
                 return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "advance",
                                      "'advance' must be an ISO-8601 duration such as P91D, "
                                      "PT1H or P1DT12H.");
+            if (ms > EMU_CLOCK_MAX_MS - pgcmk_clock_now())
+                return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "advance",
+                                     "'advance' would move the clock past "
+                                     "9999-12-31T23:59:59Z.");
             pgcmk_clock_advance(ms);
         } else if (strcmp(key, "set") == 0) {
             if (!json_is_string(v) || pgcmk_time_parse(json_string_value(v), &ms))

@@ -227,6 +227,8 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
         pgcmk_req_init(&tmp, srv->cfg, method, esc, host, NULL, 0);
         free(esc);
         free(rq.path);
+        free(rq.host);
+        free(rq.vault);
         rq.path = tmp.path;
         tmp.path = NULL;
         rq.host = tmp.host;

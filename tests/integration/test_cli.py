@@ -19,9 +19,14 @@ def test_help_lists_every_flag_and_variable():
     r = run("--help")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    for flag in FLAGS:
+    # Every setting --print-config knows, plus the ones the brief names, with its variable.
+    known = [line.split("=", 1)[0] for line in run("--print-config").stdout.splitlines()]
+    assert set(FLAGS) <= set(known), set(FLAGS) - set(known)
+    for flag in known:
         assert f"--{flag} " in out, flag
-        assert "PGCMK_" + flag.upper().replace("-", "_") in out, flag
+        assert "env PGCMK_" + flag.upper().replace("-", "_") + "," in out, flag
+    for extra in ("--print-config", "--error-table", "--help"):
+        assert extra in out
     h = run("-h")
     assert h.returncode == 0 and h.stdout == out
 

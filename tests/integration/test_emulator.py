@@ -199,6 +199,24 @@ def test_clock_rejects_bad_commands(clock, body):
     assert parse_time(after["now"]) - parse_time(before["now"]) < datetime.timedelta(seconds=5)
 
 
+def test_clock_cannot_overflow(clock):
+    """Huge advances are refused instead of wrapping the int64 offset (UB, and a crash under
+    UBSan): the clock stays at most at 9999-12-31."""
+    clock.clock(freeze=True)
+    before = clock.get("/emulator/clock").json()["now"]
+    huge = "P" + "10000000W" * 1400  # ~8.5e18 ms: a valid duration by itself
+    for body in ({"advance": huge}, {"advance": huge}, {"advance": "P3000000D"}):
+        assert_arm_error(clock.post("/emulator/clock", json=body), 400, "InvalidParameter")
+    assert clock.get("/emulator/clock").json()["now"] == before
+    c = clock.clock(set="9999-12-31T00:00:00Z")
+    assert parse_time(c["now"]).year == 9999
+    assert_arm_error(clock.post("/emulator/clock", json={"advance": "P1D"}), 400)
+    c = clock.clock(advance="PT23H59M59S")
+    assert c["now"] == "9999-12-31T23:59:59.000Z"
+    assert clock.healthy()
+    clock.clock(set="2030-01-01T00:00:00Z")
+
+
 def test_clock_rejects_non_object_body(clock):
     for data in ['["freeze"]', '"P1D"', "{"]:
         r = clock.post("/emulator/clock", data=data, headers={"Content-Type": "application/json"})

@@ -259,3 +259,31 @@ def test_error_counts(daemon):
     daemon.get(rg_url())
     after = daemon.get("/emulator/stats").json()["errors"]["404 ResourceGroupNotFound"]
     assert after >= before + 1
+
+
+def test_path_is_percent_decoded_exactly_once(daemon):
+    """%00 must not cut the name short, %25 must not be decoded twice, %3F is not a query."""
+    base = f"/subscriptions/{SUB}/resourcegroups/"
+    q = f"?api-version={AV}"
+    name = new_name("pct")
+    body = b'{"location":"eastus"}'
+    for suffix, decoded_alias in [("%00x", name), ("%2541", name + "A"), ("%3Fb", name),
+                                  ("%2Fx", None)]:
+        status, data = raw_request(daemon, "PUT", base + name + suffix + q, body)
+        assert 400 <= status < 500, (suffix, status, data)
+        if decoded_alias:
+            assert daemon.get(base + decoded_alias + q).status_code == 404, suffix
+    # One level of decoding is applied: %41 is 'A'.
+    status, data = raw_request(daemon, "PUT", base + name + "%41" + q, body)
+    assert status == 201, data
+    assert daemon.get(base + name + "A" + q).status_code == 200
+    # A DELETE of "name%00..." must not delete "name".
+    assert daemon.put(base + name + q, json={"location": "eastus"}).status_code == 201
+    status, _ = raw_request(daemon, "DELETE", base + name + "%00zzz" + q, b"")
+    assert status == 400
+    assert daemon.get(base + name + q).json()["properties"]["provisioningState"] == "Succeeded"
+    # The query is decoded once too, and %00 does not cut a value short.
+    status, data = raw_request(daemon, "GET", base + name + "?api-version=2021-04-01%00", b"")
+    assert status == 400 and b"InvalidApiVersionParameter" in data
+    status, _ = raw_request(daemon, "GET", base + name + "?api%2Dversion=2021%2D04-01", b"")
+    assert status == 200

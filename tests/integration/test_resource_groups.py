@@ -1,5 +1,7 @@
 """Resource groups: PUT 201/200, GET, HEAD, PATCH, list with nextLink, DELETE as an LRO."""
+import random
 import re
+import threading
 
 import pytest
 
@@ -274,3 +276,60 @@ def test_api_version_unsupported(daemon):
 def test_unknown_query_parameter(daemon):
     err = assert_arm_error(daemon.get(rg_url(new_name()) + "&foo=1"), 400, "InvalidQueryParameter")
     assert "foo" in err["message"]
+
+
+def test_concurrent_puts_of_one_group(daemon):
+    name = new_name("race")
+    sessions = [daemon.session() for _ in range(8)]
+    barrier = threading.Barrier(len(sessions))
+    results = []
+
+    def go(s):
+        barrier.wait(10)
+        r = s.put(daemon.url(rg_url(name)), json={"location": "eastus"}, timeout=10)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(results) == [200] * 7 + [201], results
+
+
+def test_concurrent_puts_and_deletes(daemon):
+    """PUT and DELETE storms on a few names: only Azure's answers, never a 5xx."""
+    names = [new_name("storm") for _ in range(3)]
+    allowed = {200, 201, 202, 404, 409}
+    seen, bad = set(), []
+
+    def go(k):
+        s = daemon.session()
+        rnd = random.Random(k)
+        for _ in range(40):
+            n = rnd.choice(names)
+            if rnd.random() < 0.5:
+                r = s.put(daemon.url(rg_url(n)), json={"location": "eastus"}, timeout=10)
+            else:
+                r = s.delete(daemon.url(rg_url(n)), timeout=10)
+            seen.add(r.status_code)
+            if r.status_code not in allowed:
+                bad.append((r.status_code, r.text[:200]))
+            elif r.status_code == 409:
+                assert r.json()["error"]["code"] in ("ResourceGroupBeingDeleted", "Conflict")
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not bad, bad[:5]
+    assert {201, 202} <= seen, seen
+    # Once the deletes have finished every group is either gone or Succeeded.
+    def settled():
+        states = []
+        for n in names:
+            r = daemon.get(rg_url(n))
+            states.append(r.status_code == 404 or r.json()["properties"]["provisioningState"])
+        return all(s is True or s == "Succeeded" for s in states)
+    poll_until(settled, what="deletes to finish")

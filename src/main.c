@@ -20,6 +20,7 @@
 #include "pgcmk/log.h"
 #include "pgcmk/providers.h"
 #include "pgcmk/store.h"
+#include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
 #include "pgcmk/work.h"
 
@@ -121,6 +122,7 @@ main(int argc, char **argv)
     pgcmk_work_start(cfg.workers);
     pgcmk_providers_init();
     pgcmk_arm_init();
+    pgcmk_vault_init();
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
         goto out_store;
@@ -165,6 +167,7 @@ out_store:
     pgcmk_work_stop();
     pgcmk_store_close();
     pgcmk_auth_shutdown();
+    pgcmk_vault_shutdown();
 out:
     pgcmk_tls_release(&tls);
     free(db_path);

@@ -56,6 +56,11 @@
     X(PGCMK_E_KV_NOT_FOUND, 404, "NotFound", "O", "Key Vault data plane: no such vault or object") \
     X(PGCMK_E_GRAPH_NOT_FOUND, 404, "Request_ResourceNotFound", "O",                               \
       "Microsoft Graph: no such object")                                                           \
+    X(PGCMK_E_KV_KEY_NOT_FOUND, 404, "KeyNotFound", "O", "Key Vault data plane: no such key")       \
+    X(PGCMK_E_KV_VAULT_NOT_FOUND, 404, "VaultNotFound", "I",                                       \
+      "Key Vault data plane: no live vault of that name")                                          \
+    X(PGCMK_E_KV_CONFLICT, 409, "Conflict", "O",                                                   \
+      "Key Vault data plane: the object's state forbids this (deleted but recoverable, ...)")     \
     X(PGCMK_E_METHOD_NOT_ALLOWED, 405, "MethodNotAllowed", "I",                                    \
       "the route exists but not for this HTTP method")                                             \
     X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \

@@ -25,6 +25,24 @@ json_t *pgcmk_pkey_public_jwk(const struct pgcmk_pkey *k, const char *kid);
 /* The RFC 7638 thumbprint (base64url of SHA-256 over the canonical JWK), for key ids. */
 char *pgcmk_pkey_thumbprint(const struct pgcmk_pkey *k);
 
+/* 1 when the handle holds a private key. */
+int pgcmk_pkey_has_private(const struct pgcmk_pkey *k);
+/* Key Vault's RSA algorithms: RSA1_5, RSA-OAEP (SHA-1), RSA-OAEP-256. 0, or -1 (bad input or a
+ * failed decryption: callers must not tell those apart to the client). */
+int pgcmk_pkey_encrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
+                       size_t len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+int pgcmk_pkey_decrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
+                       size_t len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+/* 1 when alg is one of the three above. */
+int pgcmk_pkey_crypt_alg_ok(const char *alg);
+/* Signatures over a digest: RS256/384/512 (PKCS#1 v1.5), PS256/384/512 (PSS, salt = hash). */
+int pgcmk_pkey_sign_alg_ok(const char *alg, size_t digest_len);
+int pgcmk_pkey_sign(const struct pgcmk_pkey *k, const char *alg, const unsigned char *digest,
+                    size_t len, unsigned char **sig, size_t *sig_len) PGCMK_WUR;
+/* 0 valid, -1 not. */
+int pgcmk_pkey_verify(const struct pgcmk_pkey *k, const char *alg, const unsigned char *digest,
+                      size_t len, const unsigned char *sig, size_t sig_len) PGCMK_WUR;
+
 /* Compact JWS: base64url(header).base64url(claims).base64url(RS256 signature). */
 char *pgcmk_jwt_sign(const struct pgcmk_pkey *k, const char *kid, const json_t *claims);
 /* Checks the form, alg == RS256 (nothing else is trusted), kid and signature; returns the claims

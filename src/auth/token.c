@@ -185,7 +185,7 @@ auth_audience_ok(const char *aud, enum pgcmk_audience want)
 }
 
 int
-pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, char *oid, char *tid,
+pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_caller *who,
                   struct pgcmk_err *err)
 {
     json_t *claims = NULL;
@@ -220,8 +220,12 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, char *oid, char *t
                       "The access token has an invalid audience '%.128s'.", v ? v : "");
         goto done;
     }
-    snprintf(oid, 64, "%s", json_string_value(json_object_get(claims, "oid")) ?: "");
-    snprintf(tid, 64, "%s", json_string_value(json_object_get(claims, "tid")) ?: "");
+    snprintf(who->oid, sizeof(who->oid), "%s",
+             json_string_value(json_object_get(claims, "oid")) ?: "");
+    snprintf(who->tid, sizeof(who->tid), "%s",
+             json_string_value(json_object_get(claims, "tid")) ?: "");
+    snprintf(who->appid, sizeof(who->appid), "%s",
+             json_string_value(json_object_get(claims, "appid")) ?: "");
     rc = 0;
 done:
     json_decref(claims);
@@ -234,7 +238,7 @@ static int
 auth_hook(struct pgcmk_req *rq, struct pgcmk_err *err)
 {
     const char *h = pgcmk_req_header(rq, "Authorization");
-    char tid[64];
+    struct pgcmk_caller who;
 
     if (h == NULL || *h == '\0') {
         if (rq->cfg == NULL || rq->cfg->auth == PGCMK_AUTH_OPEN) {
@@ -248,7 +252,10 @@ auth_hook(struct pgcmk_req *rq, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_UNAUTHENTICATED, NULL,
                              "Authentication failed. The 'Authorization' header is provided in "
                              "an invalid format.");
-    return pgcmk_auth_verify(h + 7, PGCMK_AUD_ARM, rq->principal, tid, err);
+    if (pgcmk_auth_verify(h + 7, PGCMK_AUD_ARM, &who, err))
+        return -1;
+    snprintf(rq->principal, sizeof(rq->principal), "%s", who.oid);
+    return 0;
 }
 
 /* ---- token endpoints -------------------------------------------------------------------- */

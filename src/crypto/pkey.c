@@ -5,6 +5,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "pgcmk/crypto.h"
 #include "pgcmk/pkey.h"
@@ -137,6 +138,188 @@ pgcmk_pkey_thumbprint(const struct pgcmk_pkey *k)
     free(n);
     free(e);
     return out;
+}
+
+int
+pgcmk_pkey_has_private(const struct pgcmk_pkey *k)
+{
+    BIGNUM *d = NULL;
+    int has = EVP_PKEY_get_bn_param(k->pk, OSSL_PKEY_PARAM_RSA_D, &d) == 1;
+
+    BN_clear_free(d);
+    return has;
+}
+
+static const struct {
+    const char *name;
+    int padding;
+    const char *md; /* OAEP digest and MGF1 digest */
+} crypt_algs[] = {{"RSA1_5", RSA_PKCS1_PADDING, NULL},
+                  {"RSA-OAEP", RSA_PKCS1_OAEP_PADDING, "SHA1"},
+                  {"RSA-OAEP-256", RSA_PKCS1_OAEP_PADDING, "SHA256"}};
+
+static int
+crypt_alg(const char *alg)
+{
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(crypt_algs); i++)
+        if (alg && strcmp(alg, crypt_algs[i].name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+pgcmk_pkey_crypt_alg_ok(const char *alg)
+{
+    return crypt_alg(alg) >= 0;
+}
+
+static EVP_PKEY_CTX *
+crypt_ctx(const struct pgcmk_pkey *k, int a, int decrypt)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
+
+    if (c == NULL)
+        return NULL;
+    if ((decrypt ? EVP_PKEY_decrypt_init(c) : EVP_PKEY_encrypt_init(c)) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(c, crypt_algs[a].padding) != 1 ||
+        (crypt_algs[a].md &&
+         (EVP_PKEY_CTX_set_rsa_oaep_md_name(c, crypt_algs[a].md, NULL) != 1 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, crypt_algs[a].md, NULL) != 1))) {
+        EVP_PKEY_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int
+pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in, size_t len,
+           unsigned char **out, size_t *out_len, int decrypt)
+{
+    int a = crypt_alg(alg);
+    EVP_PKEY_CTX *c;
+    unsigned char *buf;
+    size_t n = 0;
+    int ok;
+
+    *out = NULL;
+    *out_len = 0;
+    if (a < 0 || (c = crypt_ctx(k, a, decrypt)) == NULL)
+        return -1;
+    ok = (decrypt ? EVP_PKEY_decrypt(c, NULL, &n, in, len) : EVP_PKEY_encrypt(c, NULL, &n, in, len)) ==
+         1;
+    buf = ok ? pgcmk_xmalloc(n + 1) : NULL;
+    ok = ok && (decrypt ? EVP_PKEY_decrypt(c, buf, &n, in, len)
+                        : EVP_PKEY_encrypt(c, buf, &n, in, len)) == 1;
+    EVP_PKEY_CTX_free(c);
+    if (!ok) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+int
+pgcmk_pkey_encrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
+                   size_t len, unsigned char **out, size_t *out_len)
+{
+    return pkey_crypt(k, alg, in, len, out, out_len, 0);
+}
+
+int
+pgcmk_pkey_decrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
+                   size_t len, unsigned char **out, size_t *out_len)
+{
+    return pkey_crypt(k, alg, in, len, out, out_len, 1);
+}
+
+static const struct {
+    const char *name;
+    const char *md;
+    size_t len;
+    int pss;
+} sign_algs[] = {{"RS256", "SHA256", 32, 0}, {"RS384", "SHA384", 48, 0},
+                 {"RS512", "SHA512", 64, 0}, {"PS256", "SHA256", 32, 1},
+                 {"PS384", "SHA384", 48, 1}, {"PS512", "SHA512", 64, 1}};
+
+static int
+sign_alg(const char *alg)
+{
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(sign_algs); i++)
+        if (alg && strcmp(alg, sign_algs[i].name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+pgcmk_pkey_sign_alg_ok(const char *alg, size_t digest_len)
+{
+    int a = sign_alg(alg);
+
+    return a >= 0 && sign_algs[a].len == digest_len;
+}
+
+static EVP_PKEY_CTX *
+sign_ctx(const struct pgcmk_pkey *k, int a, int verify)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
+    EVP_MD *md = EVP_MD_fetch(NULL, sign_algs[a].md, NULL);
+    int ok = c && md && (verify ? EVP_PKEY_verify_init(c) : EVP_PKEY_sign_init(c)) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(c, md) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(c, sign_algs[a].pss ? RSA_PKCS1_PSS_PADDING
+                                                               : RSA_PKCS1_PADDING) == 1 &&
+             (!sign_algs[a].pss ||
+              EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) == 1);
+
+    EVP_MD_free(md);
+    if (!ok) {
+        EVP_PKEY_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int
+pgcmk_pkey_sign(const struct pgcmk_pkey *k, const char *alg, const unsigned char *digest,
+                size_t len, unsigned char **sig, size_t *sig_len)
+{
+    int a = sign_alg(alg);
+    EVP_PKEY_CTX *c;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+
+    *sig = NULL;
+    *sig_len = 0;
+    if (a < 0 || sign_algs[a].len != len || (c = sign_ctx(k, a, 0)) == NULL)
+        return -1;
+    if (EVP_PKEY_sign(c, NULL, &n, digest, len) == 1) {
+        buf = pgcmk_xmalloc(n);
+        if (EVP_PKEY_sign(c, buf, &n, digest, len) != 1) {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    EVP_PKEY_CTX_free(c);
+    if (buf == NULL)
+        return -1;
+    *sig = buf;
+    *sig_len = n;
+    return 0;
+}
+
+int
+pgcmk_pkey_verify(const struct pgcmk_pkey *k, const char *alg, const unsigned char *digest,
+                  size_t len, const unsigned char *sig, size_t sig_len)
+{
+    int a = sign_alg(alg), ok;
+    EVP_PKEY_CTX *c;
+
+    if (a < 0 || sign_algs[a].len != len || (c = sign_ctx(k, a, 1)) == NULL)
+        return -1;
+    ok = EVP_PKEY_verify(c, sig, sig_len, digest, len) == 1;
+    EVP_PKEY_CTX_free(c);
+    return ok ? 0 : -1;
 }
 
 static char *

@@ -353,6 +353,9 @@ pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pg
                           "The request was invalid.");
     if (env == PGCMK_ENV_ARM && err->target[0])
         json_object_set_new(inner, "target", json_string(err->target));
+    /* Key Vault carries a more precise code as innererror.code (ForbiddenByPolicy, ...). */
+    if (env == PGCMK_ENV_VAULT && err->target[0])
+        json_object_set_new(inner, "innererror", json_pack("{s:s}", "code", err->target));
     pgcmk_resp_json(rs, status, json_pack("{s:o}", "error", inner));
     if (err->code == PGCMK_E_UNAVAILABLE)
         pgcmk_resp_header(rs, "Retry-After", "1");

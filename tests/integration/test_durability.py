@@ -1,5 +1,6 @@
 """Durability: acknowledged writes survive SIGKILL; SIGTERM stops cleanly with a sound store."""
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -55,6 +56,7 @@ def test_acknowledged_puts_survive_sigkill(start_daemon):
         acked_at_kill = set(acked)
     assert not errors, errors[:5]
     assert kill_after <= len(acked_at_kill), len(acked_at_kill)
+    print(f"acknowledged before SIGKILL: {len(acked_at_kill)} of {total}")
     d.proc = None
     d.start()
     missing = [n for n in sorted(acked_at_kill) if d.get(rg_url(n)).status_code != 200]
@@ -139,3 +141,13 @@ def test_delete_survives_restart(start_daemon):
     loc = urllib.parse.urlsplit(r.headers["Location"])
     # A graceful stop drains the workers first, so the operation finished: 200.
     assert d.get(f"{loc.path}?{loc.query}").status_code == 200
+
+
+def test_sigint_also_stops_cleanly(start_daemon):
+    d = start_daemon()
+    assert d.put(rg_url("after-sigint"), json={"location": "eastus"}).status_code == 201
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(10) == 0
+    d.proc = None
+    d.start()
+    assert d.get(rg_url("after-sigint")).status_code == 200

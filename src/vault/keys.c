@@ -1,0 +1,1391 @@
+/* keys.c - the Key Vault data plane for keys: the bearer challenge, access-policy checks by the
+ * token's oid, create/get/list/versions/update/delete/deleted/recover/purge, and the crypto
+ * operations (wrap, unwrap, encrypt, decrypt, sign, verify) with key_ops, enabled, nbf and exp
+ * enforced as Azure documents. Private keys are sealed under the master key. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pgcmk/arm.h"
+#include "pgcmk/auth.h"
+#include "pgcmk/clock.h"
+#include "pgcmk/crypto.h"
+#include "pgcmk/events.h"
+#include "pgcmk/log.h"
+#include "pgcmk/pkey.h"
+#include "pgcmk/store.h"
+#include "pgcmk/vault.h"
+#include "pgcmk/wellknown.h"
+
+#define DAY_MS         (86400LL * 1000)
+#define KV_MAX_RESULTS 25
+
+static const char *const kv_all_ops[] = {"encrypt", "decrypt", "sign", "verify", "wrapKey",
+                                         "unwrapKey", NULL};
+
+/* What every data-plane handler knows once the caller is admitted. */
+struct kv_ctx {
+    char vault[32];
+    json_t *vault_body; /* the ARM resource of the vault */
+    struct pgcmk_caller who;
+    int purge_protection;
+    int retention_days;
+};
+
+static void
+kv_ctx_release(struct kv_ctx *kc)
+{
+    json_decref(kc->vault_body);
+    kc->vault_body = NULL;
+}
+
+static char *
+kv_base(const char *vault)
+{
+    return pgcmk_xasprintf("https://%s." PGCMK_VAULT_DNS_SUFFIX ":%d", vault, pgcmk_public_port());
+}
+
+/* api-versions 7.0 .. 7.5, with the -preview suffixes clients send. */
+static int
+kv_check_version(struct pgcmk_req *rq, struct pgcmk_err *err)
+{
+    const char *v = rq->api_version;
+
+    if (v == NULL || *v == '\0')
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                             "The api-version parameter is missing.");
+    if (strlen(v) >= 3 && v[0] == '7' && v[1] == '.' && v[2] >= '0' && v[2] <= '5' &&
+        (v[3] == '\0' || strncmp(v + 3, "-preview", 8) == 0))
+        return 0;
+    return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                         "The specified version (%.32s) is not recognized. Consider using the "
+                         "latest supported version (7.5).",
+                         v);
+}
+
+static void
+kv_headers(struct pgcmk_resp *rs)
+{
+    pgcmk_resp_header(rs, "x-ms-keyvault-region", PGCMK_DEFAULT_LOCATION);
+    pgcmk_resp_header(rs, "x-ms-keyvault-service-version", "1.9.1.0");
+    pgcmk_resp_header(rs, "x-ms-keyvault-network-info",
+                      "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
+}
+
+static int
+kv_challenge(struct pgcmk_resp *rs, struct pgcmk_err *err, const char *msg)
+{
+    char *h = pgcmk_xasprintf("Bearer authorization=\"https://localhost:%d/%s\", "
+                              "resource=\"https://" PGCMK_VAULT_DNS_SUFFIX ":%d\"",
+                              pgcmk_public_port(), PGCMK_TENANT_ID, pgcmk_public_port());
+
+    pgcmk_resp_header(rs, "WWW-Authenticate", h);
+    free(h);
+    return pgcmk_err_set(err, PGCMK_E_KV_UNAUTHORIZED, NULL, "%s", msg);
+}
+
+static int
+kv_perm_granted(json_t *policies, const struct pgcmk_caller *who, const char *perm)
+{
+    size_t i, j;
+    json_t *p, *v;
+
+    json_array_foreach(policies, i, p)
+    {
+        const char *oid = json_string_value(json_object_get(p, "objectId"));
+        const char *tid = json_string_value(json_object_get(p, "tenantId"));
+        json_t *keys = json_object_get(json_object_get(p, "permissions"), "keys");
+
+        if (!oid || !tid || strcasecmp(oid, who->oid) || strcasecmp(tid, who->tid))
+            continue;
+        json_array_foreach(keys, j, v)
+        {
+            const char *s = json_string_value(v);
+
+            if (s && (strcasecmp(s, perm) == 0 || strcasecmp(s, "all") == 0))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* The pipeline of every data-plane call: api-version, vault, bearer token, access policy. */
+static int
+kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct kv_ctx *kc,
+         struct pgcmk_err *err)
+{
+    const char *authz = pgcmk_req_header(rq, "Authorization");
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st;
+    json_t *props;
+    char *id = NULL;
+    int rc;
+
+    memset(kc, 0, sizeof(*kc));
+    kv_headers(rs);
+    if (authz == NULL || *authz == '\0')
+        return kv_challenge(rs, err, "AKV10000: Request is missing a Bearer or PoP token.");
+    if (kv_check_version(rq, err))
+        return -1;
+    if (strncasecmp(authz, "Bearer ", 7) != 0)
+        return kv_challenge(rs, err, "AKV10001: The request has an Authorization header that is "
+                                     "not a Bearer token.");
+    if (pgcmk_auth_verify(authz + 7, PGCMK_AUD_VAULT, &kc->who, err)) {
+        char msg[PGCMK_ERR_MSG_LEN];
+
+        snprintf(msg, sizeof(msg), "AKV10022: %.480s", err->message);
+        return kv_challenge(rs, err, msg);
+    }
+    snprintf(kc->vault, sizeof(kc->vault), "%s", rq->vault);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_BY_TYPE_NAME);
+    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rq->vault, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        id = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+    pgcmk_db_done(st);
+    if (id == NULL)
+        return pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
+                             "The vault '%.64s' does not exist (or it is deleted).", rq->vault);
+    rc = pgcmk_arm_resource_get(db, id, &kc->vault_body, err);
+    free(id);
+    if (rc != 1)
+        return rc < 0 ? -1
+                      : pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
+                                      "The vault '%.64s' does not exist.", rq->vault);
+    props = json_object_get(kc->vault_body, "properties");
+    kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
+    kc->retention_days = (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
+    if (kc->retention_days <= 0)
+        kc->retention_days = 90;
+    /* RBAC vaults: role assignments are not emulated yet; any valid token of the tenant passes. */
+    if (json_is_true(json_object_get(props, "enableRbacAuthorization")))
+        return 0;
+    if (!kv_perm_granted(json_object_get(props, "accessPolicies"), &kc->who, perm))
+        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy",
+                             "The user, group or application 'appid=%s;oid=%s;iss=https://"
+                             "sts.windows.net/%s/' does not have keys %s permission on key vault "
+                             "'%s;location=%s'. For help resolving this issue, please see "
+                             "https://go.microsoft.com/fwlink/?linkid=2125287",
+                             kc->who.appid, kc->who.oid, kc->who.tid, perm, kc->vault,
+                             json_string_value(json_object_get(kc->vault_body, "location")));
+    return 0;
+}
+
+/* Parses the JSON body after admission (the SDK's first request has an empty body). */
+static int
+kv_body(struct pgcmk_req *rq, struct pgcmk_err *err)
+{
+    json_error_t jerr;
+
+    if (rq->body_len == 0)
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "The request body is empty.");
+    rq->json = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(rq->json))
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                             "The request body is not valid JSON (line %d, column %d).",
+                             jerr.line, jerr.column);
+    return 0;
+}
+
+/* ---- stored keys ---------------------------------------------------------------------------- */
+
+struct kv_key {
+    char name[128], current[40];
+    int64_t deleted_at, purge_at;
+    int deleted;
+};
+
+struct kv_version {
+    char version[40], kty[16];
+    json_t *key_ops, *tags, *jwk;
+    int enabled;
+    int64_t nbf, exp; /* seconds, 0 = unset */
+    int64_t created, updated;
+    unsigned char *priv;
+    size_t priv_len;
+};
+
+static void
+kv_version_release(struct kv_version *v)
+{
+    json_decref(v->key_ops);
+    json_decref(v->tags);
+    json_decref(v->jwk);
+    free(v->priv);
+    memset(v, 0, sizeof(*v));
+}
+
+/* 1 found, 0 absent, -1 error. */
+static int
+kv_key_load(struct pgcmk_db *db, const char *vault, const char *name, struct kv_key *k,
+            struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_GET);
+    int rc;
+
+    memset(k, 0, sizeof(*k));
+    sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(k->name, sizeof(k->name), "%s", sqlite3_column_text(st, 0));
+        snprintf(k->current, sizeof(k->current), "%s", sqlite3_column_text(st, 1));
+        k->deleted = sqlite3_column_type(st, 2) != SQLITE_NULL;
+        k->deleted_at = sqlite3_column_int64(st, 2);
+        k->purge_at = sqlite3_column_int64(st, 3);
+        rc = 1;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "read key", err);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
+static void
+kv_version_from_row(sqlite3_stmt *st, struct kv_version *v)
+{
+    const void *blob = sqlite3_column_blob(st, 10);
+
+    memset(v, 0, sizeof(*v));
+    snprintf(v->version, sizeof(v->version), "%s", sqlite3_column_text(st, 0));
+    snprintf(v->kty, sizeof(v->kty), "%s", sqlite3_column_text(st, 1));
+    v->key_ops = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+    v->enabled = sqlite3_column_int(st, 3);
+    v->nbf = sqlite3_column_int64(st, 4);
+    v->exp = sqlite3_column_int64(st, 5);
+    v->created = sqlite3_column_int64(st, 6);
+    v->updated = sqlite3_column_int64(st, 7);
+    v->tags = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
+    v->jwk = json_loads((const char *)sqlite3_column_text(st, 9), 0, NULL);
+    v->priv_len = (size_t)sqlite3_column_bytes(st, 10);
+    v->priv = pgcmk_xmalloc(v->priv_len + 1);
+    if (blob && v->priv_len)
+        memcpy(v->priv, blob, v->priv_len);
+}
+
+static int
+kv_version_load(struct pgcmk_db *db, const char *vault, const char *name, const char *version,
+                struct kv_version *v, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_GET);
+    int rc;
+
+    sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        kv_version_from_row(st, v);
+        rc = 1;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "read key version", err);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
+static int
+kv_not_found(const char *name, const char *version, struct pgcmk_err *err)
+{
+    return pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_FOUND, NULL,
+                         "A key with (name/id) %.127s%s%.40s was not found in this key vault. If "
+                         "you recently deleted this key you may be able to recover it using the "
+                         "correct recovery command. For help resolving this issue, please see "
+                         "https://go.microsoft.com/fwlink/?linkid=2125182",
+                         name, version && *version ? "/" : "", version ? version : "");
+}
+
+/* Loads the live key and the named (or current) version. */
+static int
+kv_resolve(struct kv_ctx *kc, const char *name, const char *version, struct kv_key *k,
+           struct kv_version *v, struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    int rc = kv_key_load(db, kc->vault, name, k, err);
+
+    if (rc < 0)
+        return -1;
+    if (rc == 0 || k->deleted)
+        return kv_not_found(name, version, err);
+    rc = kv_version_load(db, kc->vault, name, version && *version ? version : k->current, v, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return kv_not_found(name, version, err);
+    return 0;
+}
+
+static const char *
+kv_recovery_level(const struct kv_ctx *kc)
+{
+    return kc->purge_protection ? "Recoverable" : "Recoverable+Purgeable";
+}
+
+static json_t *
+kv_attributes(const struct kv_ctx *kc, const struct kv_version *v)
+{
+    json_t *a = json_pack("{s:b, s:I, s:I, s:s, s:i, s:b}", "enabled", v->enabled, "created",
+                          (json_int_t)(v->created / 1000), "updated",
+                          (json_int_t)(v->updated / 1000), "recoveryLevel",
+                          kv_recovery_level(kc), "recoverableDays", kc->retention_days,
+                          "exportable", 0);
+
+    if (v->nbf)
+        json_object_set_new(a, "nbf", json_integer(v->nbf));
+    if (v->exp)
+        json_object_set_new(a, "exp", json_integer(v->exp));
+    return a;
+}
+
+static json_t *
+kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
+{
+    char *base = kv_base(kc->vault), *kid = pgcmk_xasprintf("%s/keys/%s/%s", base, name,
+                                                            v->version);
+    json_t *key = json_deep_copy(v->jwk);
+
+    json_object_set_new(key, "kid", json_string(kid));
+    json_object_set(key, "kty", json_string(v->kty));
+    json_object_set(key, "key_ops", v->key_ops);
+    free(kid);
+    free(base);
+    return json_pack("{s:o, s:o, s:O}", "key", key, "attributes", kv_attributes(kc, v), "tags",
+                     v->tags ? v->tags : json_object());
+}
+
+static json_t *
+kv_deleted_bundle(const struct kv_ctx *kc, const struct kv_key *k, json_t *bundle)
+{
+    char *base = kv_base(kc->vault), *rid = pgcmk_xasprintf("%s/deletedkeys/%s", base, k->name);
+
+    json_object_set_new(bundle, "recoveryId", json_string(rid));
+    json_object_set_new(bundle, "deletedDate", json_integer(k->deleted_at / 1000));
+    json_object_set_new(bundle, "scheduledPurgeDate", json_integer(k->purge_at / 1000));
+    free(rid);
+    free(base);
+    return bundle;
+}
+
+/* ---- parsed-key cache: one EVP parse per version ------------------------------------------ */
+
+#define KV_CACHE 256
+static pthread_mutex_t kv_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char id[200];
+    struct pgcmk_pkey *k;
+} kv_cache[KV_CACHE];
+static int kv_cache_n;
+
+static struct pgcmk_pkey *
+kv_pkey(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
+{
+    char id[200], aad[200];
+    struct pgcmk_pkey *k = NULL;
+    unsigned char *pem = NULL;
+    size_t pem_len = 0;
+
+    snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, name, v->version);
+    pgcmk_lower(id, sizeof(id), id);
+    pthread_mutex_lock(&kv_cache_mu);
+    for (int i = 0; i < kv_cache_n; i++)
+        if (strcmp(kv_cache[i].id, id) == 0)
+            k = kv_cache[i].k;
+    pthread_mutex_unlock(&kv_cache_mu);
+    if (k)
+        return k;
+    snprintf(aad, sizeof(aad), "kv:%.190s", id);
+    if (pgcmk_store_unseal(v->priv, v->priv_len, aad, &pem, &pem_len) ||
+        pgcmk_pkey_from_pem((const char *)pem, pem_len, &k)) {
+        LOG_ERR("key %s cannot be unsealed", id);
+        if (pem)
+            pgcmk_secret_free(pem, pem_len);
+        return NULL;
+    }
+    pgcmk_secret_free(pem, pem_len);
+    pthread_mutex_lock(&kv_cache_mu);
+    if (kv_cache_n < KV_CACHE) {
+        snprintf(kv_cache[kv_cache_n].id, sizeof(kv_cache[0].id), "%s", id);
+        kv_cache[kv_cache_n++].k = k;
+    } else {
+        /* Full: keep the parse for this call only (freed by the caller's release). */
+        pthread_mutex_unlock(&kv_cache_mu);
+        return k; /* leaks one parse per call beyond 256 versions; acceptable for an emulator */
+    }
+    pthread_mutex_unlock(&kv_cache_mu);
+    return k;
+}
+
+/* ---- create, get, list, update ---------------------------------------------------------- */
+
+static int
+kv_check_name(const char *name, struct pgcmk_err *err)
+{
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= 127;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)name[i]) || name[i] == '-';
+    return ok ? 0
+              : pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                              "The key name '%.127s' is invalid: use 1-127 letters, digits and "
+                              "dashes.",
+                              name);
+}
+
+static int
+kv_parse_ops(json_t *ops, json_t **out, struct pgcmk_err *err)
+{
+    size_t i;
+    json_t *v;
+
+    if (ops == NULL || json_is_null(ops)) {
+        *out = json_array();
+        for (int k = 0; kv_all_ops[k]; k++)
+            json_array_append_new(*out, json_string(kv_all_ops[k]));
+        return 0;
+    }
+    if (!json_is_array(ops))
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "key_ops must be an array.");
+    *out = json_array();
+    json_array_foreach(ops, i, v)
+    {
+        int ok = 0;
+
+        for (int k = 0; json_is_string(v) && kv_all_ops[k]; k++)
+            if (strcmp(json_string_value(v), kv_all_ops[k]) == 0)
+                ok = 1;
+        if (!ok) {
+            json_decref(*out);
+            *out = NULL;
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "Invalid key operation '%.32s'.",
+                                 json_is_string(v) ? json_string_value(v) : "?");
+        }
+        json_array_append(*out, v);
+    }
+    return 0;
+}
+
+static int
+kv_parse_attrs(json_t *attrs, int *enabled, int64_t *nbf, int64_t *exp, struct pgcmk_err *err)
+{
+    json_t *v;
+
+    if (attrs == NULL || json_is_null(attrs))
+        return 0;
+    if (!json_is_object(attrs))
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "attributes must be an object.");
+    if ((v = json_object_get(attrs, "enabled")) && !json_is_null(v)) {
+        if (!json_is_boolean(v))
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "attributes.enabled must be a boolean.");
+        *enabled = json_is_true(v);
+    }
+    if ((v = json_object_get(attrs, "nbf")) && !json_is_null(v)) {
+        if (!json_is_integer(v))
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "attributes.nbf must be seconds since the epoch.");
+        *nbf = json_integer_value(v);
+    }
+    if ((v = json_object_get(attrs, "exp")) && !json_is_null(v)) {
+        if (!json_is_integer(v))
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "attributes.exp must be seconds since the epoch.");
+        *exp = json_integer_value(v);
+    }
+    return 0;
+}
+
+struct kv_create {
+    struct kv_ctx *kc;
+    const char *name;
+    char version[33];
+    const char *kty;
+    json_t *ops, *tags;
+    int enabled;
+    int64_t nbf, exp;
+    char *jwk;
+    unsigned char *sealed;
+    size_t sealed_len;
+    int created_key;
+};
+
+static int
+kv_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct kv_create *c = ctx;
+    struct kv_key k;
+    sqlite3_stmt *st;
+    char *ops = json_dumps(c->ops, JSON_COMPACT), *tags = json_dumps(c->tags, JSON_COMPACT);
+    int64_t now = pgcmk_clock_now();
+    int rc = kv_key_load(db, c->kc->vault, c->name, &k, err);
+
+    if (rc < 0)
+        goto out;
+    if (rc == 1 && k.deleted) {
+        rc = pgcmk_err_set(err, PGCMK_E_KV_CONFLICT, "ObjectIsDeletedButRecoverable",
+                           "Key %.127s is currently in a deleted but recoverable state, and its "
+                           "name cannot be reused; in this state, the key can only be recovered "
+                           "or purged.",
+                           c->name);
+        goto out;
+    }
+    st = pgcmk_db_stmt(db, rc == 1 ? PGCMK_STMT_KVKEY_SET_CURRENT : PGCMK_STMT_KVKEY_INSERT);
+    sqlite3_bind_text(st, 1, c->kc->vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rc == 1 ? k.name : c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->version, -1, SQLITE_STATIC);
+    if (rc == 0)
+        sqlite3_bind_int64(st, 4, now);
+    c->created_key = rc == 0;
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    if (rc != SQLITE_DONE) {
+        rc = pgcmk_db_fail(db, rc, "write key", err);
+        goto out;
+    }
+    st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_INSERT);
+    sqlite3_bind_text(st, 1, c->kc->vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->created_key ? c->name : k.name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->kty, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, ops, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, c->enabled);
+    if (c->nbf)
+        sqlite3_bind_int64(st, 7, c->nbf);
+    if (c->exp)
+        sqlite3_bind_int64(st, 8, c->exp);
+    sqlite3_bind_int64(st, 9, now);
+    sqlite3_bind_text(st, 10, tags, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, c->jwk, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 12, c->sealed, (int)c->sealed_len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    rc = rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write key version", err);
+out:
+    free(ops);
+    free(tags);
+    return rc;
+}
+
+static int
+kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, const char *name,
+                   const char *version, struct pgcmk_err *err)
+{
+    struct kv_version v;
+    int rc = kv_version_load(pgcmk_db(), vault, name, version, &v, err);
+
+    if (rc != 1)
+        return rc < 0 ? -1 : kv_not_found(name, version, err);
+    pgcmk_resp_json(rs, 200, kv_bundle(kc, name, &v));
+    kv_version_release(&v);
+    return 0;
+}
+
+static int
+kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    struct kv_ctx kc;
+    struct kv_create c;
+    struct pgcmk_pkey *pk = NULL;
+    json_t *kty, *size, *tags;
+    char *pem = NULL, aad[200], id[200];
+    int bits = 2048, rc = -1;
+
+    memset(&c, 0, sizeof(c));
+    if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
+        goto out;
+    kty = json_object_get(rq->json, "kty");
+    if (!json_is_string(kty) || (strcmp(json_string_value(kty), "RSA") != 0 &&
+                                 strcmp(json_string_value(kty), "RSA-HSM") != 0)) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The key type '%.16s' is not supported by this emulator yet: use RSA or "
+                      "RSA-HSM.",
+                      json_is_string(kty) ? json_string_value(kty) : "(missing)");
+        goto out;
+    }
+    if (strcmp(json_string_value(kty), "RSA-HSM") == 0 &&
+        strcasecmp(json_string_value(json_object_get(
+                       json_object_get(json_object_get(kc.vault_body, "properties"), "sku"),
+                       "name")) ?: "",
+                   "premium") != 0) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "RSA-HSM keys need a premium vault; '%s' is standard.", kc.vault);
+        goto out;
+    }
+    size = json_object_get(rq->json, "key_size");
+    if (size && !json_is_null(size)) {
+        bits = json_is_integer(size) ? (int)json_integer_value(size) : 0;
+        if (bits != 2048 && bits != 3072 && bits != 4096) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "The key size %d is not supported. RSA keys are 2048, 3072 or 4096 "
+                          "bits.",
+                          bits);
+            goto out;
+        }
+    }
+    if (json_object_get(rq->json, "public_exponent") &&
+        json_integer_value(json_object_get(rq->json, "public_exponent")) != 65537) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "Only the public exponent 65537 is supported.");
+        goto out;
+    }
+    c.kc = &kc;
+    c.name = name;
+    c.kty = json_string_value(kty);
+    c.enabled = 1;
+    if (kv_parse_ops(json_object_get(rq->json, "key_ops"), &c.ops, err) ||
+        kv_parse_attrs(json_object_get(rq->json, "attributes"), &c.enabled, &c.nbf, &c.exp, err))
+        goto out;
+    tags = json_object_get(rq->json, "tags");
+    c.tags = json_is_object(tags) ? json_incref(tags) : json_object();
+    {
+        char uuid[37];
+        size_t j = 0;
+
+        pgcmk_uuid(uuid);
+        for (size_t i = 0; uuid[i]; i++)
+            if (uuid[i] != '-')
+                c.version[j++] = uuid[i];
+        c.version[j] = '\0';
+    }
+    if (pgcmk_pkey_rsa_new(bits, &pk) || (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "key generation failed");
+        goto out;
+    }
+    snprintf(id, sizeof(id), "%s/%s/%s", kc.vault, name, c.version);
+    pgcmk_lower(id, sizeof(id), id);
+    snprintf(aad, sizeof(aad), "kv:%.190s", id);
+    {
+        json_t *jwk = pgcmk_pkey_public_jwk(pk, NULL);
+
+        c.jwk = json_dumps(jwk, JSON_COMPACT);
+        json_decref(jwk);
+    }
+    if (pgcmk_store_seal(pem, strlen(pem), aad, &c.sealed, &c.sealed_len)) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "sealing the key failed");
+        goto out;
+    }
+    if (pgcmk_db_tx(pgcmk_db(), kv_create_tx, &c, err))
+        goto out;
+    {
+        struct pgcmk_event ev = {c.created_key ? PGCMK_EV_KEY_CREATED : PGCMK_EV_KEY_ROTATED,
+                                 kc.vault, name, c.version, NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    rc = kv_respond_version(rs, &kc, kc.vault, name, c.version, err);
+out:
+    if (pem)
+        pgcmk_secret_free(pem, strlen(pem));
+    pgcmk_pkey_free(pk);
+    json_decref(c.ops);
+    json_decref(c.tags);
+    free(c.jwk);
+    free(c.sealed);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+static int
+kv_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
+        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v,
+                   err) == 0) {
+        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+        rc = 0;
+    }
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+static json_t *
+kv_item(const struct kv_ctx *kc, const char *name, const struct kv_version *v, int versioned)
+{
+    char *base = kv_base(kc->vault);
+    char *kid = versioned ? pgcmk_xasprintf("%s/keys/%s/%s", base, name, v->version)
+                          : pgcmk_xasprintf("%s/keys/%s", base, name);
+    json_t *o = json_pack("{s:s, s:o, s:O}", "kid", kid, "attributes", kv_attributes(kc, v),
+                          "tags", v->tags ? v->tags : json_object());
+
+    free(kid);
+    free(base);
+    return o;
+}
+
+/* Pages by maxresults (1..25) and $skiptoken, with an absolute nextLink on the vault host. */
+static int
+kv_page(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, json_t *items,
+        struct pgcmk_err *err)
+{
+    const char *mr = pgcmk_req_query(rq, "maxresults"), *skip = pgcmk_req_query(rq, "$skiptoken");
+    long max = KV_MAX_RESULTS, start = 0, total = (long)json_array_size(items);
+    json_t *value = json_array(), *out;
+    char *end;
+
+    if (mr && *mr) {
+        max = strtol(mr, &end, 10);
+        if (*end || max < 1 || max > KV_MAX_RESULTS) {
+            json_decref(items);
+            json_decref(value);
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "maxresults must be between 1 and 25.");
+        }
+    }
+    if (skip && *skip) {
+        start = strtol(skip, &end, 10);
+        if (*end || start < 0 || start > total)
+            start = total;
+    }
+    for (long i = start; i < total && i < start + max; i++)
+        json_array_append(value, json_array_get(items, (size_t)i));
+    out = json_pack("{s:o, s:n}", "value", value, "nextLink");
+    if (start + max < total) {
+        char *base = kv_base(kc->vault);
+        char *next = pgcmk_xasprintf("%s%s?api-version=%s&$skiptoken=%ld&maxresults=%ld", base,
+                                     rq->path, rq->api_version, start + max, max);
+
+        json_object_set_new(out, "nextLink", json_string(next));
+        free(next);
+        free(base);
+    }
+    json_decref(items);
+    pgcmk_resp_json(rs, 200, out);
+    return 0;
+}
+
+/* Lists live (deleted = 0) or deleted keys. */
+static int
+kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int deleted)
+{
+    struct pgcmk_db *db;
+    struct kv_ctx kc;
+    sqlite3_stmt *st;
+    json_t *items, *names;
+    size_t i;
+    json_t *n;
+    int rc;
+
+    if (kv_admit(rq, rs, "list", &kc, err)) {
+        kv_ctx_release(&kc);
+        return -1;
+    }
+    db = pgcmk_db();
+    names = json_array();
+    st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
+    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, !deleted);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(names, json_pack("{s:s, s:s, s:I, s:I}", "name",
+                                               sqlite3_column_text(st, 0), "current",
+                                               sqlite3_column_text(st, 1), "deleted",
+                                               (json_int_t)sqlite3_column_int64(st, 2), "purge",
+                                               (json_int_t)sqlite3_column_int64(st, 3)));
+    pgcmk_db_done(st);
+    items = json_array();
+    json_array_foreach(names, i, n)
+    {
+        struct kv_version v;
+        const char *name = json_string_value(json_object_get(n, "name"));
+
+        if (kv_version_load(db, kc.vault, name,
+                            json_string_value(json_object_get(n, "current")), &v, err) == 1) {
+            json_t *item = kv_item(&kc, name, &v, 0);
+
+            if (deleted) {
+                struct kv_key k;
+
+                memset(&k, 0, sizeof(k));
+                snprintf(k.name, sizeof(k.name), "%s", name);
+                k.deleted_at = json_integer_value(json_object_get(n, "deleted"));
+                k.purge_at = json_integer_value(json_object_get(n, "purge"));
+                kv_deleted_bundle(&kc, &k, item);
+            }
+            json_array_append_new(items, item);
+            kv_version_release(&v);
+        }
+    }
+    json_decref(names);
+    rc = kv_page(rq, rs, &kc, items, err);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+static int
+kv_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return kv_list_keys(rq, rs, err, 0);
+}
+
+static int
+kv_list_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return kv_list_keys(rq, rs, err, 1);
+}
+
+static int
+kv_versions(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    struct pgcmk_db *db;
+    struct kv_ctx kc;
+    struct kv_key k;
+    sqlite3_stmt *st;
+    json_t *items;
+    int rc;
+
+    if (kv_admit(rq, rs, "list", &kc, err)) {
+        kv_ctx_release(&kc);
+        return -1;
+    }
+    db = pgcmk_db();
+    rc = kv_key_load(db, kc.vault, name, &k, err);
+    if (rc != 1 || k.deleted) {
+        kv_ctx_release(&kc);
+        return rc < 0 ? -1 : kv_not_found(name, NULL, err);
+    }
+    items = json_array();
+    st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
+    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct kv_version v;
+
+        kv_version_from_row(st, &v);
+        json_array_append_new(items, kv_item(&kc, k.name, &v, 1));
+        kv_version_release(&v);
+    }
+    pgcmk_db_done(st);
+    rc = kv_page(rq, rs, &kc, items, err);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+struct kv_update {
+    struct kv_ctx *kc;
+    const char *name;
+    struct kv_version *v;
+};
+
+static int
+kv_update_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct kv_update *u = ctx;
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_UPDATE);
+    char *ops = json_dumps(u->v->key_ops, JSON_COMPACT), *tags = json_dumps(u->v->tags, JSON_COMPACT);
+    int rc;
+
+    sqlite3_bind_text(st, 1, u->kc->vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, u->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, u->v->version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, ops, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, u->v->enabled);
+    if (u->v->nbf)
+        sqlite3_bind_int64(st, 6, u->v->nbf);
+    if (u->v->exp)
+        sqlite3_bind_int64(st, 7, u->v->exp);
+    sqlite3_bind_int64(st, 8, u->v->updated);
+    sqlite3_bind_text(st, 9, tags, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    free(ops);
+    free(tags);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "update key", err);
+}
+
+static int
+kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    json_t *ops = NULL, *tags;
+    int was_enabled, rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "update", &kc, err) || kv_body(rq, err) ||
+        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
+        goto out;
+    was_enabled = v.enabled;
+    if (json_object_get(rq->json, "key_ops")) {
+        if (kv_parse_ops(json_object_get(rq->json, "key_ops"), &ops, err))
+            goto out;
+        json_decref(v.key_ops);
+        v.key_ops = ops;
+    }
+    if (kv_parse_attrs(json_object_get(rq->json, "attributes"), &v.enabled, &v.nbf, &v.exp, err))
+        goto out;
+    tags = json_object_get(rq->json, "tags");
+    if (json_is_object(tags)) {
+        json_decref(v.tags);
+        v.tags = json_incref(tags);
+    }
+    v.updated = pgcmk_clock_now();
+    {
+        struct kv_update u = {&kc, k.name, &v};
+
+        if (pgcmk_db_tx(pgcmk_db(), kv_update_tx, &u, err))
+            goto out;
+    }
+    {
+        struct pgcmk_event ev = {was_enabled && !v.enabled   ? PGCMK_EV_KEY_DISABLED
+                                 : !was_enabled && v.enabled ? PGCMK_EV_KEY_ENABLED
+                                                             : PGCMK_EV_KEY_UPDATED,
+                                 kc.vault, k.name, v.version, NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    rc = 0;
+out:
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* ---- delete, deleted keys, recover, purge ------------------------------------------------ */
+
+struct kv_state {
+    struct kv_ctx *kc;
+    const char *name;
+    int64_t deleted_at, purge_at; /* 0,0 = recover */
+    int purge;
+};
+
+static int
+kv_state_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct kv_state *s = ctx;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (s->purge) {
+        st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_DELETE_KEY);
+        sqlite3_bind_text(st, 1, s->kc->vault, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        pgcmk_db_done(st);
+        if (rc != SQLITE_DONE)
+            return pgcmk_db_fail(db, rc, "purge key versions", err);
+        st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_DELETE);
+        sqlite3_bind_text(st, 1, s->kc->vault, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+    } else {
+        st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_SET_DELETED);
+        sqlite3_bind_text(st, 1, s->kc->vault, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+        if (s->deleted_at) {
+            sqlite3_bind_int64(st, 3, s->deleted_at);
+            sqlite3_bind_int64(st, 4, s->purge_at);
+        }
+    }
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "change key state", err);
+}
+
+static int
+kv_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct kv_state s;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "delete", &kc, err) || kv_resolve(&kc, name, NULL, &k, &v, err))
+        goto out;
+    s = (struct kv_state){&kc, k.name, pgcmk_clock_now(), 0, 0};
+    s.purge_at = s.deleted_at + (int64_t)kc.retention_days * DAY_MS;
+    if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
+        goto out;
+    k.deleted_at = s.deleted_at;
+    k.purge_at = s.purge_at;
+    {
+        struct pgcmk_event ev = {PGCMK_EV_KEY_DELETED, kc.vault, k.name, NULL, NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+    rc = 0;
+out:
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* A deleted key and its current version. */
+static int
+kv_resolve_deleted(struct kv_ctx *kc, const char *name, struct kv_key *k, struct kv_version *v,
+                   struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    int rc = kv_key_load(db, kc->vault, name, k, err);
+
+    if (rc < 0)
+        return -1;
+    if (rc == 0 || !k->deleted)
+        return pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_FOUND, NULL,
+                             "Deleted Key not found: %.127s", name);
+    return kv_version_load(db, kc->vault, k->name, k->current, v, err) == 1 ? 0 : -1;
+}
+
+static int
+kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
+        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err) == 0) {
+        pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+        rc = 0;
+    }
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+static int
+kv_recover(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct kv_state s;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "recover", &kc, err) ||
+        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
+        goto out;
+    s = (struct kv_state){&kc, k.name, 0, 0, 0};
+    if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
+        goto out;
+    {
+        struct pgcmk_event ev = {PGCMK_EV_KEY_RECOVERED, kc.vault, k.name, NULL, NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    rc = 0;
+out:
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+static int
+kv_purge(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct kv_state s;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (kv_admit(rq, rs, "purge", &kc, err) ||
+        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
+        goto out;
+    if (kc.purge_protection) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
+                      "Operation \"purge\" is not allowed because purge protection is enabled "
+                      "for this vault. Key Vault service will automatically purge it after the "
+                      "retention period has passed.");
+        goto out;
+    }
+    s = (struct kv_state){&kc, k.name, 0, 0, 1};
+    if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
+        goto out;
+    {
+        struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED, kc.vault, k.name, NULL, NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    pgcmk_resp_empty(rs, 204);
+    rc = 0;
+out:
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* ---- crypto operations ------------------------------------------------------------------ */
+
+static const struct {
+    const char *path; /* as in the URL */
+    const char *op;   /* key_ops name and permission */
+    int needs_window; /* refused outside nbf..exp */
+} kv_ops[] = {{"encrypt", "encrypt", 1}, {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
+              {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},    {"verify", "verify", 0}};
+
+static int
+kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *opname = pgcmk_req_param(rq, "op");
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct pgcmk_pkey *pk;
+    const char *alg, *value;
+    unsigned char *in = NULL, *out = NULL;
+    size_t in_len = 0, out_len = 0;
+    int which = -1, rc = -1;
+    int64_t now;
+    char *b64 = NULL, *kid = NULL, *base = NULL;
+    size_t i;
+    json_t *o;
+    int allowed = 0;
+
+    memset(&v, 0, sizeof(v));
+    memset(&kc, 0, sizeof(kc));
+    for (size_t x = 0; x < PGCMK_ARRAY_LEN(kv_ops); x++)
+        if (strcasecmp(opname, kv_ops[x].path) == 0)
+            which = (int)x;
+    if (which < 0) {
+        kv_headers(rs);
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The request URI contains an invalid operation '%.32s'.", opname);
+        goto out;
+    }
+    if (kv_admit(rq, rs, kv_ops[which].op, &kc, err) || kv_body(rq, err) ||
+        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
+        goto out;
+    json_array_foreach(v.key_ops, i, o)
+    {
+        if (json_is_string(o) && strcmp(json_string_value(o), kv_ops[which].op) == 0)
+            allowed = 1;
+    }
+    if (!allowed) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyOperationForbidden",
+                      "Operation %s is not permitted on this key.", kv_ops[which].op);
+        goto out;
+    }
+    if (!v.enabled) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyDisabled",
+                      "Operation %s is not allowed on a disabled key.", kv_ops[which].op);
+        goto out;
+    }
+    now = pgcmk_clock_now() / 1000;
+    if (kv_ops[which].needs_window && v.exp && now >= v.exp) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyExpired",
+                      "Operation %s is not allowed on an expired key.", kv_ops[which].op);
+        goto out;
+    }
+    if (kv_ops[which].needs_window && v.nbf && now < v.nbf) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyNotYetValid",
+                      "Operation %s is not allowed on a key that is not yet valid.",
+                      kv_ops[which].op);
+        goto out;
+    }
+    alg = json_string_value(json_object_get(rq->json, "alg"));
+    value = json_string_value(json_object_get(rq->json, "value"));
+    if (alg == NULL || value == NULL ||
+        pgcmk_b64url_decode(value, strlen(value), &in, &in_len)) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The request needs 'alg' and a base64url 'value'.");
+        goto out;
+    }
+    pk = kv_pkey(&kc, k.name, &v);
+    if (pk == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key cannot be loaded");
+        goto out;
+    }
+    base = kv_base(kc.vault);
+    kid = pgcmk_xasprintf("%s/keys/%s/%s", base, k.name, v.version);
+    if (which <= 3) { /* encrypt, decrypt, wrapkey, unwrapkey */
+        int dec = which == 1 || which == 3;
+
+        if (!pgcmk_pkey_crypt_alg_ok(alg)) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "Invalid algorithm '%.32s': use RSA1_5, RSA-OAEP or RSA-OAEP-256.", alg);
+            goto out;
+        }
+        if ((dec ? pgcmk_pkey_decrypt(pk, alg, in, in_len, &out, &out_len)
+                 : pgcmk_pkey_encrypt(pk, alg, in, in_len, &out, &out_len))) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          dec ? "The value could not be decrypted with this key and algorithm."
+                              : "The value is too long for this key and algorithm.");
+            goto out;
+        }
+        b64 = pgcmk_b64url_encode(out, out_len);
+        pgcmk_resp_json(rs, 200, json_pack("{s:s, s:s}", "kid", kid, "value", b64));
+    } else if (which == 4) { /* sign */
+        if (!pgcmk_pkey_sign_alg_ok(alg, in_len)) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "Invalid algorithm '%.32s' or digest length %zu for it.", alg, in_len);
+            goto out;
+        }
+        if (pgcmk_pkey_sign(pk, alg, in, in_len, &out, &out_len)) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "signing failed");
+            goto out;
+        }
+        b64 = pgcmk_b64url_encode(out, out_len);
+        pgcmk_resp_json(rs, 200, json_pack("{s:s, s:s}", "kid", kid, "value", b64));
+    } else { /* verify: value is the signature, digest the hash */
+        const char *digest = json_string_value(json_object_get(rq->json, "digest"));
+        unsigned char *d = NULL;
+        size_t dlen = 0;
+        int ok;
+
+        if (digest == NULL || pgcmk_b64url_decode(digest, strlen(digest), &d, &dlen) ||
+            !pgcmk_pkey_sign_alg_ok(alg, dlen)) {
+            free(d);
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "The request needs 'alg', a base64url 'digest' of the right length and "
+                          "the signature as 'value'.");
+            goto out;
+        }
+        ok = pgcmk_pkey_verify(pk, alg, d, dlen, in, in_len) == 0;
+        free(d);
+        pgcmk_resp_json(rs, 200, json_pack("{s:b}", "value", ok));
+    }
+    rc = 0;
+out:
+    if (out)
+        pgcmk_secret_free(out, out_len);
+    if (in)
+        pgcmk_secret_free(in, in_len);
+    free(b64);
+    free(kid);
+    free(base);
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* ---- scheduled purge and vault purge ---------------------------------------------------- */
+
+static int
+kv_purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    json_t *due = ctx, *d;
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_DUE);
+    size_t i;
+
+    sqlite3_bind_int64(st, 1, pgcmk_clock_now());
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(due, json_pack("[s, s]", sqlite3_column_text(st, 0),
+                                             sqlite3_column_text(st, 1)));
+    pgcmk_db_done(st);
+    json_array_foreach(due, i, d)
+    {
+        struct kv_ctx kc;
+        struct kv_state s;
+
+        memset(&kc, 0, sizeof(kc));
+        snprintf(kc.vault, sizeof(kc.vault), "%s", json_string_value(json_array_get(d, 0)));
+        s = (struct kv_state){&kc, json_string_value(json_array_get(d, 1)), 0, 0, 1};
+        if (kv_state_tx(db, &s, err))
+            return -1;
+    }
+    return 0;
+}
+
+static void
+kv_on_clock(int64_t now, void *arg)
+{
+    json_t *due = json_array(), *d;
+    struct pgcmk_err err;
+    size_t i;
+
+    PGCMK_UNUSED(now);
+    PGCMK_UNUSED(arg);
+    if (pgcmk_db_tx(pgcmk_db(), kv_purge_due_tx, due, &err) == 0) {
+        json_array_foreach(due, i, d)
+        {
+            struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED, json_string_value(json_array_get(d, 0)),
+                                     json_string_value(json_array_get(d, 1)), NULL, NULL, NULL};
+
+            pgcmk_events_publish(&ev);
+        }
+    }
+    json_decref(due);
+}
+
+static int
+kv_purge_vault_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_PURGE_VAULT);
+    int rc;
+
+    sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    if (rc != SQLITE_DONE)
+        return pgcmk_db_fail(db, rc, "purge vault key versions", err);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_PURGE_VAULT);
+    sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "purge vault keys", err);
+}
+
+/* A purged vault takes its keys with it. */
+static void
+kv_on_event(const struct pgcmk_event *ev, void *arg)
+{
+    struct pgcmk_err err;
+
+    PGCMK_UNUSED(arg);
+    if (ev->kind == PGCMK_EV_VAULT_PURGED && ev->vault &&
+        pgcmk_db_tx(pgcmk_db(), kv_purge_vault_tx, (void *)ev->vault, &err))
+        LOG_WARN("could not purge the keys of vault %s: %s", ev->vault, err.message);
+}
+
+#define KVF (ROUTE_F_NOAUTH | ROUTE_F_ANYBODY)
+#define KVQ "maxresults,$skiptoken"
+static const struct pgcmk_route kv_routes[] = {
+    {"POST", "/keys/{name}/create", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_create},
+    {"GET", "/keys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list},
+    {"GET", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
+    {"GET", "/keys/{name}/versions", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_versions},
+    {"GET", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
+    {"PATCH", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
+    {"PATCH", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
+    {"DELETE", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_delete},
+    {"GET", "/deletedkeys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list_deleted},
+    {"GET", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get_deleted},
+    {"POST", "/deletedkeys/{name}/recover", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
+     kv_recover},
+    {"DELETE", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_purge},
+    {"POST", "/keys/{name}/{version}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
+     kv_crypto},
+    {"POST", "/keys/{name}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_crypto},
+};
+
+void
+pgcmk_vault_init(void)
+{
+    pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
+    if (pgcmk_clock_listen(kv_on_clock, NULL) || pgcmk_events_subscribe(kv_on_event, NULL))
+        LOG_WARN("no room for the key vault listeners");
+}
+
+void
+pgcmk_vault_shutdown(void)
+{
+    pthread_mutex_lock(&kv_cache_mu);
+    for (int i = 0; i < kv_cache_n; i++)
+        pgcmk_pkey_free(kv_cache[i].k);
+    kv_cache_n = 0;
+    pthread_mutex_unlock(&kv_cache_mu);
+}

@@ -585,79 +585,55 @@ kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, 
     return 0;
 }
 
-static int
-kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+/* What a new key (or new version) is made of, from a data-plane or an ARM request. */
+struct kv_spec {
+    const char *kty;
+    int bits;
+    json_t *ops;  /* owned */
+    json_t *tags; /* owned */
+    int enabled;
+    int64_t nbf, exp;
+};
+
+static void
+kv_spec_release(struct kv_spec *sp)
 {
-    const char *name = pgcmk_req_param(rq, "name");
-    struct kv_ctx kc;
+    json_decref(sp->ops);
+    json_decref(sp->tags);
+    memset(sp, 0, sizeof(*sp));
+}
+
+/* Generates an RSA key, seals it and stores it as a new version of `name` (a new key when the
+ * name is free). The version goes to version_out[33]. */
+static int
+kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *version_out,
+               int *created_key, struct pgcmk_err *err)
+{
     struct kv_create c;
     struct pgcmk_pkey *pk = NULL;
-    json_t *kty, *size, *tags;
-    char *pem = NULL, aad[200], id[200];
-    int bits = 2048, rc = -1;
+    char *pem = NULL, aad[210], id[200], uuid[37];
+    size_t j = 0;
+    int rc = -1;
 
     memset(&c, 0, sizeof(c));
-    if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
-        goto out;
-    kty = json_object_get(rq->json, "kty");
-    if (!json_is_string(kty) || (strcmp(json_string_value(kty), "RSA") != 0 &&
-                                 strcmp(json_string_value(kty), "RSA-HSM") != 0)) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The key type '%.16s' is not supported by this emulator yet: use RSA or "
-                      "RSA-HSM.",
-                      json_is_string(kty) ? json_string_value(kty) : "(missing)");
-        goto out;
-    }
-    if (strcmp(json_string_value(kty), "RSA-HSM") == 0 &&
-        strcasecmp(json_string_value(json_object_get(
-                       json_object_get(json_object_get(kc.vault_body, "properties"), "sku"),
-                       "name")) ?: "",
-                   "premium") != 0) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "RSA-HSM keys need a premium vault; '%s' is standard.", kc.vault);
-        goto out;
-    }
-    size = json_object_get(rq->json, "key_size");
-    if (size && !json_is_null(size)) {
-        bits = json_is_integer(size) ? (int)json_integer_value(size) : 0;
-        if (bits != 2048 && bits != 3072 && bits != 4096) {
-            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                          "The key size %d is not supported. RSA keys are 2048, 3072 or 4096 "
-                          "bits.",
-                          bits);
-            goto out;
-        }
-    }
-    if (json_object_get(rq->json, "public_exponent") &&
-        json_integer_value(json_object_get(rq->json, "public_exponent")) != 65537) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "Only the public exponent 65537 is supported.");
-        goto out;
-    }
-    c.kc = &kc;
+    c.kc = kc;
     c.name = name;
-    c.kty = json_string_value(kty);
-    c.enabled = 1;
-    if (kv_parse_ops(json_object_get(rq->json, "key_ops"), &c.ops, err) ||
-        kv_parse_attrs(json_object_get(rq->json, "attributes"), &c.enabled, &c.nbf, &c.exp, err))
-        goto out;
-    tags = json_object_get(rq->json, "tags");
-    c.tags = json_is_object(tags) ? json_incref(tags) : json_object();
-    {
-        char uuid[37];
-        size_t j = 0;
-
-        pgcmk_uuid(uuid);
-        for (size_t i = 0; uuid[i]; i++)
-            if (uuid[i] != '-')
-                c.version[j++] = uuid[i];
-        c.version[j] = '\0';
-    }
-    if (pgcmk_pkey_rsa_new(bits, &pk) || (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
+    c.kty = sp->kty;
+    c.ops = sp->ops;
+    c.tags = sp->tags;
+    c.enabled = sp->enabled;
+    c.nbf = sp->nbf;
+    c.exp = sp->exp;
+    pgcmk_uuid(uuid);
+    for (size_t i = 0; uuid[i]; i++)
+        if (uuid[i] != '-')
+            c.version[j++] = uuid[i];
+    c.version[j] = '\0';
+    if (pgcmk_pkey_rsa_new(sp->bits, &pk) || (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "key generation failed");
         goto out;
     }
-    snprintf(id, sizeof(id), "%s/%s/%s", kc.vault, name, c.version);
+    snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, name, c.version);
     pgcmk_lower(id, sizeof(id), id);
     snprintf(aad, sizeof(aad), "kv:%.190s", id);
     {
@@ -674,19 +650,118 @@ kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     {
         struct pgcmk_event ev = {c.created_key ? PGCMK_EV_KEY_CREATED : PGCMK_EV_KEY_ROTATED,
-                                 kc.vault, name, c.version, NULL, NULL};
+                                 kc->vault, name, c.version, NULL, NULL};
 
         pgcmk_events_publish(&ev);
     }
-    rc = kv_respond_version(rs, &kc, kc.vault, name, c.version, err);
+    snprintf(version_out, 33, "%s", c.version);
+    if (created_key)
+        *created_key = c.created_key;
+    rc = 0;
 out:
     if (pem)
         pgcmk_secret_free(pem, strlen(pem));
     pgcmk_pkey_free(pk);
-    json_decref(c.ops);
-    json_decref(c.tags);
     free(c.jwk);
     free(c.sealed);
+    return rc;
+}
+
+/* Reads kty/size/ops/attributes/tags in either dialect: data plane (kty, key_size, key_ops,
+ * attributes, tags) or ARM (properties.kty, keySize, keyOps, attributes; tags outside). */
+static int
+kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, struct pgcmk_err *err)
+{
+    json_t *src = arm ? json_object_get(body, "properties") : body;
+    json_t *kty = json_object_get(src, "kty"), *size = json_object_get(src, arm ? "keySize" : "key_size");
+    json_t *tags = json_object_get(body, "tags");
+    const char *sku;
+
+    memset(sp, 0, sizeof(*sp));
+    sp->bits = 2048;
+    sp->enabled = 1;
+    sp->kty = json_is_string(kty) ? json_string_value(kty) : (arm ? "RSA" : NULL);
+    if (sp->kty == NULL || (strcmp(sp->kty, "RSA") != 0 && strcmp(sp->kty, "RSA-HSM") != 0))
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                             "The key type '%.16s' is not supported by this emulator yet: use RSA "
+                             "or RSA-HSM.",
+                             sp->kty ? sp->kty : "(missing)");
+    sku = json_string_value(
+        json_object_get(json_object_get(json_object_get(kc->vault_body, "properties"), "sku"),
+                        "name"));
+    if (strcmp(sp->kty, "RSA-HSM") == 0 && (sku == NULL || strcasecmp(sku, "premium") != 0))
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                             "RSA-HSM keys need a premium vault; '%s' is standard.", kc->vault);
+    if (size && !json_is_null(size)) {
+        sp->bits = json_is_integer(size) ? (int)json_integer_value(size) : 0;
+        if (sp->bits != 2048 && sp->bits != 3072 && sp->bits != 4096)
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "The key size %d is not supported. RSA keys are 2048, 3072 or "
+                                 "4096 bits.",
+                                 sp->bits);
+    }
+    if (json_object_get(src, "public_exponent") &&
+        json_integer_value(json_object_get(src, "public_exponent")) != 65537)
+        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                             "Only the public exponent 65537 is supported.");
+    if (kv_parse_ops(json_object_get(src, arm ? "keyOps" : "key_ops"), &sp->ops, err) ||
+        kv_parse_attrs(json_object_get(src, "attributes"), &sp->enabled, &sp->nbf, &sp->exp, err))
+        return -1;
+    sp->tags = json_is_object(tags) ? json_incref(tags) : json_object();
+    return 0;
+}
+
+static int
+kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    struct kv_ctx kc;
+    struct kv_spec sp;
+    char version[33];
+    int rc = -1;
+
+    memset(&sp, 0, sizeof(sp));
+    if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err) ||
+        kv_spec_parse(&kc, rq->json, 0, &sp, err) ||
+        kv_new_version(&kc, name, &sp, version, NULL, err))
+        goto out;
+    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+out:
+    kv_spec_release(&sp);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* POST /keys/{name}/rotate: a new version with the current version's type, size and ops. */
+static int
+kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct kv_spec sp;
+    char version[33];
+    const char *n;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    memset(&sp, 0, sizeof(sp));
+    if (kv_admit(rq, rs, "rotate", &kc, err) ||
+        kv_resolve(&kc, pgcmk_req_param(rq, "name"), NULL, &k, &v, err))
+        goto out;
+    n = json_string_value(json_object_get(v.jwk, "n"));
+    sp.kty = v.kty;
+    sp.bits = n && strlen(n) * 6 / 8 >= 512 ? 4096 : n && strlen(n) * 6 / 8 >= 384 ? 3072 : 2048;
+    sp.ops = json_incref(v.key_ops);
+    sp.tags = json_incref(v.tags);
+    sp.enabled = 1;
+    if (kv_new_version(&kc, k.name, &sp, version, NULL, err))
+        goto out;
+    rc = kv_respond_version(rs, &kc, kc.vault, k.name, version, err);
+out:
+    sp.kty = NULL;
+    kv_spec_release(&sp);
+    kv_version_release(&v);
     kv_ctx_release(&kc);
     return rc;
 }
@@ -1351,10 +1426,243 @@ kv_on_event(const struct pgcmk_event *ev, void *arg)
         LOG_WARN("could not purge the keys of vault %s: %s", ev->vault, err.message);
 }
 
+/* ---- ARM: Microsoft.KeyVault/vaults/{v}/keys (create-if-not-exists, get, list, versions) ----- */
+
+/* The vault behind an ARM keys path, as a data-plane context (no caller: ARM already checked). */
+static int
+arm_kv_ctx(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, char **vault_id,
+           struct pgcmk_err *err)
+{
+    const struct pgcmk_arm_type *t = pgcmk_arm_find_type("Microsoft.KeyVault", "vaults");
+    const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
+    const char *v = pgcmk_req_param(rq, "v");
+    json_t *props;
+    int rc;
+
+    PGCMK_UNUSED(rs);
+    memset(kc, 0, sizeof(*kc));
+    *vault_id = NULL;
+    if (pgcmk_arm_check_sub(sub, err) ||
+        (t && pgcmk_arm_check_version(rq, "vaults/keys", t->versions, err)) ||
+        pgcmk_arm_rg_usable(sub, rg, err))
+        return -1;
+    *vault_id = pgcmk_xasprintf("/subscriptions/%s/resourceGroups/%s/providers/"
+                                "Microsoft.KeyVault/vaults/%s",
+                                sub, rg, v);
+    rc = pgcmk_arm_resource_get(pgcmk_db(), *vault_id, &kc->vault_body, err);
+    if (rc != 1)
+        return rc < 0 ? -1
+                      : pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
+                                      "Can not perform requested operation on nested resource. "
+                                      "Parent resource '%.64s' not found.",
+                                      v);
+    pgcmk_lower(kc->vault, sizeof(kc->vault), json_string_value(json_object_get(kc->vault_body, "name")));
+    props = json_object_get(kc->vault_body, "properties");
+    kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
+    kc->retention_days = (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
+    if (kc->retention_days <= 0)
+        kc->retention_days = 90;
+    return 0;
+}
+
+static json_t *
+arm_key_json(const struct kv_ctx *kc, const char *vault_id, const char *name,
+             const struct kv_version *v, int as_version)
+{
+    char *base = kv_base(kc->vault), *uri = pgcmk_xasprintf("%s/keys/%s", base, name);
+    char *uri_v = pgcmk_xasprintf("%s/%s", uri, v->version);
+    char *id = as_version ? pgcmk_xasprintf("%s/keys/%s/versions/%s", vault_id, name, v->version)
+                          : pgcmk_xasprintf("%s/keys/%s", vault_id, name);
+    const char *n = json_string_value(json_object_get(v->jwk, "n"));
+    int bits = n ? (int)(strlen(n) * 6 / 8) * 8 : 0;
+    json_t *attrs = kv_attributes(kc, v), *o;
+
+    json_object_del(attrs, "recoverableDays");
+    bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
+    o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:s, s:O, s:i, s:s, s:s}}", "id", id,
+                  "name", as_version ? v->version : name, "type",
+                  as_version ? "Microsoft.KeyVault/vaults/keys/versions"
+                             : "Microsoft.KeyVault/vaults/keys",
+                  "location", json_object_get(kc->vault_body, "location"), "tags",
+                  v->tags ? v->tags : json_object(), "properties", "attributes", attrs, "kty",
+                  v->kty, "keyOps", v->key_ops, "keySize", bits, "keyUri", uri,
+                  "keyUriWithVersion", uri_v);
+    free(base);
+    free(uri);
+    free(uri_v);
+    free(id);
+    return o;
+}
+
+static int
+arm_key_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "k");
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    struct kv_spec sp;
+    char *vault_id = NULL, version[33];
+    int rc = -1, found;
+
+    memset(&v, 0, sizeof(v));
+    memset(&sp, 0, sizeof(sp));
+    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
+        goto out;
+    if (kv_check_name(name, err)) {
+        err->code = PGCMK_E_INVALID_RESOURCE_NAME;
+        goto out;
+    }
+    found = kv_key_load(pgcmk_db(), kc.vault, name, &k, err);
+    if (found < 0)
+        goto out;
+    if (found && k.deleted) {
+        pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                      "Key %.127s is currently in a deleted but recoverable state, and its name "
+                      "cannot be reused; in this state, the key can only be recovered or purged.",
+                      name);
+        goto out;
+    }
+    /* Keys_CreateIfNotExist: an existing key comes back unchanged. */
+    if (!found) {
+        if (kv_spec_parse(&kc, rq->json, 1, &sp, err)) {
+            err->code = PGCMK_E_BAD_REQUEST;
+            goto out;
+        }
+        if (kv_new_version(&kc, name, &sp, version, NULL, err))
+            goto out;
+    } else {
+        snprintf(version, sizeof(version), "%.32s", k.current);
+    }
+    if (kv_version_load(pgcmk_db(), kc.vault, name, version, &v, err) != 1)
+        goto out;
+    pgcmk_resp_json(rs, 200, arm_key_json(&kc, vault_id, found ? k.name : name, &v, 0));
+    rc = 0;
+out:
+    kv_spec_release(&sp);
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    free(vault_id);
+    return rc;
+}
+
+static int
+arm_key_not_found(const char *name, struct pgcmk_err *err)
+{
+    return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
+                         "The Resource 'Microsoft.KeyVault/vaults/keys/%.127s' was not found. For "
+                         "more details please go to https://aka.ms/ARMResourceNotFoundFix",
+                         name);
+}
+
+static int
+arm_key_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "k"), *ver = pgcmk_req_param(rq, "ver");
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_version v;
+    char *vault_id = NULL;
+    int rc = -1;
+
+    memset(&v, 0, sizeof(v));
+    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
+        goto out;
+    if (kv_key_load(pgcmk_db(), kc.vault, name, &k, err) != 1 || k.deleted ||
+        kv_version_load(pgcmk_db(), kc.vault, k.name, ver ? ver : k.current, &v, err) != 1) {
+        arm_key_not_found(name, err);
+        goto out;
+    }
+    pgcmk_resp_json(rs, 200, arm_key_json(&kc, vault_id, k.name, &v, ver != NULL));
+    rc = 0;
+out:
+    kv_version_release(&v);
+    kv_ctx_release(&kc);
+    free(vault_id);
+    return rc;
+}
+
+static int
+arm_key_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "k");
+    struct pgcmk_db *db;
+    struct kv_ctx kc;
+    sqlite3_stmt *st;
+    json_t *items = json_array();
+    char *vault_id = NULL;
+    struct kv_key k;
+    int rc = -1;
+
+    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
+        goto out;
+    db = pgcmk_db();
+    if (name) { /* versions of one key */
+        if (kv_key_load(db, kc.vault, name, &k, err) != 1 || k.deleted) {
+            arm_key_not_found(name, err);
+            goto out;
+        }
+        st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
+        sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            struct kv_version v;
+
+            kv_version_from_row(st, &v);
+            json_array_append_new(items, arm_key_json(&kc, vault_id, k.name, &v, 1));
+            kv_version_release(&v);
+        }
+        pgcmk_db_done(st);
+    } else {
+        json_t *names = json_array(), *n;
+        size_t i;
+
+        st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
+        sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, 1);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(names, json_pack("[s, s]", sqlite3_column_text(st, 0),
+                                                   sqlite3_column_text(st, 1)));
+        pgcmk_db_done(st);
+        json_array_foreach(names, i, n)
+        {
+            struct kv_version v;
+            const char *kn = json_string_value(json_array_get(n, 0));
+
+            if (kv_version_load(db, kc.vault, kn, json_string_value(json_array_get(n, 1)), &v,
+                                err) == 1) {
+                json_array_append_new(items, arm_key_json(&kc, vault_id, kn, &v, 0));
+                kv_version_release(&v);
+            }
+        }
+        json_decref(names);
+    }
+    rc = pgcmk_arm_list(rq, rs, items, err);
+    items = NULL;
+out:
+    json_decref(items);
+    kv_ctx_release(&kc);
+    free(vault_id);
+    return rc;
+}
+
+#define ARMK "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}/keys"
+static const struct pgcmk_route kv_arm_routes[] = {
+    {"PUT", ARMK "/{k}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON | ROUTE_F_APIVER, NULL,
+     arm_key_put},
+    {"GET", ARMK "/{k}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL, arm_key_get},
+    {"GET", ARMK, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken", arm_key_list},
+    {"GET", ARMK "/{k}/versions", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
+     "$top,$skiptoken", arm_key_list},
+    {"GET", ARMK "/{k}/versions/{ver}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
+     arm_key_get},
+};
+
 #define KVF (ROUTE_F_NOAUTH | ROUTE_F_ANYBODY)
 #define KVQ "maxresults,$skiptoken"
 static const struct pgcmk_route kv_routes[] = {
     {"POST", "/keys/{name}/create", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_create},
+    {"POST", "/keys/{name}/rotate", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_rotate},
     {"GET", "/keys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list},
     {"GET", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
     {"GET", "/keys/{name}/versions", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_versions},
@@ -1376,6 +1684,7 @@ void
 pgcmk_vault_init(void)
 {
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
+    pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
     if (pgcmk_clock_listen(kv_on_clock, NULL) || pgcmk_events_subscribe(kv_on_event, NULL))
         LOG_WARN("no room for the key vault listeners");
 }

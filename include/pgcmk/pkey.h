@@ -18,6 +18,8 @@ int pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out) PGCMK_WUR;
 char *pgcmk_pkey_private_pem(const struct pgcmk_pkey *k);
 /* Loads a PEM private or public key. */
 int pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out) PGCMK_WUR;
+/* An RSA private key from a JWK with n, e, d, p, q, dp, dq, qi (base64url). */
+int pgcmk_pkey_from_jwk(const json_t *jwk, struct pgcmk_pkey **out) PGCMK_WUR;
 void pgcmk_pkey_free(struct pgcmk_pkey *k);
 int pgcmk_pkey_bits(const struct pgcmk_pkey *k);
 /* {"kty":"RSA","n":...,"e":...} (+ "kid", "use":"sig", "alg":"RS256" when kid is given). */

@@ -5,6 +5,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
 #include "pgcmk/crypto.h"
@@ -66,6 +67,71 @@ pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out)
     BIO_free(b);
     if (pk == NULL)
         return -1;
+    *out = pgcmk_xcalloc(1, sizeof(**out));
+    (*out)->pk = pk;
+    return 0;
+}
+
+static BIGNUM *
+jwk_bn(const json_t *jwk, const char *name)
+{
+    const char *v = json_string_value(json_object_get(jwk, name));
+    unsigned char *raw = NULL;
+    size_t n = 0;
+    BIGNUM *bn;
+
+    if (v == NULL || pgcmk_b64url_decode(v, strlen(v), &raw, &n) || n == 0) {
+        free(raw);
+        return NULL;
+    }
+    bn = BN_bin2bn(raw, (int)n, NULL);
+    pgcmk_secret_free(raw, n);
+    return bn;
+}
+
+int
+pgcmk_pkey_from_jwk(const json_t *jwk, struct pgcmk_pkey **out)
+{
+    static const struct {
+        const char *jwk, *param;
+    } parts[] = {{"n", OSSL_PKEY_PARAM_RSA_N},         {"e", OSSL_PKEY_PARAM_RSA_E},
+                 {"d", OSSL_PKEY_PARAM_RSA_D},         {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+                 {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},   {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+                 {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2}, {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1}};
+    BIGNUM *bn[8] = {0};
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pk = NULL;
+    int ok = bld != NULL;
+
+    *out = NULL;
+    for (size_t i = 0; ok && i < PGCMK_ARRAY_LEN(parts); i++) {
+        bn[i] = jwk_bn(jwk, parts[i].jwk);
+        ok = bn[i] && OSSL_PARAM_BLD_push_BN(bld, parts[i].param, bn[i]) == 1;
+    }
+    if (ok) {
+        params = OSSL_PARAM_BLD_to_param(bld);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+        ok = params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
+             EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_KEYPAIR, params) == 1;
+    }
+    if (ok) {
+        /* Refuse inconsistent parts (a private key that does not match n). */
+        EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+
+        ok = chk && EVP_PKEY_pairwise_check(chk) == 1;
+        EVP_PKEY_CTX_free(chk);
+    }
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(parts); i++)
+        BN_clear_free(bn[i]);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        EVP_PKEY_free(pk);
+        return -1;
+    }
     *out = pgcmk_xcalloc(1, sizeof(**out));
     (*out)->pk = pk;
     return 0;

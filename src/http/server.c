@@ -355,8 +355,8 @@ server_listen(struct pgcmk_server *srv, struct server_listener *ls, const char *
 
 /* Binds every listen address on one port; port 0 takes the first address's free port. */
 static int
-server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, const char *key,
-                int *out_port, struct pgcmk_err *err)
+server_bind_once(struct pgcmk_server *srv, int port, int tls, const char *cert, const char *key,
+                 int *out_port, int *retry, struct pgcmk_err *err)
 {
     char list[256], *save = NULL;
     int got = 0;
@@ -375,6 +375,13 @@ server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, c
         d = server_listen(srv, &srv->ls[srv->n], a, got ? *out_port : port, tls, cert, key, &bound,
                           &e2);
         if (d == NULL) {
+            /* With port 0 the port is chosen on the first address; when another process holds
+             * it on this one, start over with a new port (a client resolving *.localhost to ::1
+             * would otherwise reach that other process). */
+            if (port == 0 && got) {
+                *retry = 1;
+                return -1;
+            }
             /* A missing IPv6 loopback is not fatal once another address listens. */
             if (strchr(a, ':')) {
                 LOG_WARN("%s", e2.message);
@@ -393,6 +400,24 @@ server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, c
     if (!got)
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "no listen address could be bound");
     return 0;
+}
+
+static int
+server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, const char *key,
+                int *out_port, struct pgcmk_err *err)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int first = srv->n, retry = 0;
+
+        if (server_bind_once(srv, port, tls, cert, key, out_port, &retry, err) == 0)
+            return 0;
+        if (!retry)
+            return -1;
+        while (srv->n > first)
+            MHD_stop_daemon(srv->d[--srv->n]);
+    }
+    return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                         "no free port on every listen address after 20 tries");
 }
 
 struct pgcmk_server *

@@ -587,6 +587,7 @@ kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, 
 
 /* What a new key (or new version) is made of, from a data-plane or an ARM request. */
 struct kv_spec {
+    struct pgcmk_pkey *imported; /* an imported key (owned), or NULL to generate one */
     const char *kty;
     int bits;
     json_t *ops;  /* owned */
@@ -598,6 +599,7 @@ struct kv_spec {
 static void
 kv_spec_release(struct kv_spec *sp)
 {
+    pgcmk_pkey_free(sp->imported);
     json_decref(sp->ops);
     json_decref(sp->tags);
     memset(sp, 0, sizeof(*sp));
@@ -610,7 +612,7 @@ kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *ve
                int *created_key, struct pgcmk_err *err)
 {
     struct kv_create c;
-    struct pgcmk_pkey *pk = NULL;
+    struct pgcmk_pkey *pk = sp->imported;
     char *pem = NULL, aad[210], id[200], uuid[37];
     size_t j = 0;
     int rc = -1;
@@ -629,7 +631,8 @@ kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *ve
         if (uuid[i] != '-')
             c.version[j++] = uuid[i];
     c.version[j] = '\0';
-    if (pgcmk_pkey_rsa_new(sp->bits, &pk) || (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
+    if ((pk == NULL && pgcmk_pkey_rsa_new(sp->bits, &pk)) ||
+        (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "key generation failed");
         goto out;
     }
@@ -661,7 +664,8 @@ kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *ve
 out:
     if (pem)
         pgcmk_secret_free(pem, strlen(pem));
-    pgcmk_pkey_free(pk);
+    if (pk != sp->imported)
+        pgcmk_pkey_free(pk);
     free(c.jwk);
     free(c.sealed);
     return rc;
@@ -724,6 +728,59 @@ kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err) ||
         kv_spec_parse(&kc, rq->json, 0, &sp, err) ||
         kv_new_version(&kc, name, &sp, version, NULL, err))
+        goto out;
+    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+out:
+    kv_spec_release(&sp);
+    kv_ctx_release(&kc);
+    return rc;
+}
+
+/* PUT /keys/{name}: import a JWK with its private parts as a new version. */
+static int
+kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    struct kv_ctx kc;
+    struct kv_spec sp;
+    json_t *jwk, *tags;
+    const char *kty;
+    char version[33];
+    int rc = -1;
+
+    memset(&sp, 0, sizeof(sp));
+    if (kv_admit(rq, rs, "import", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
+        goto out;
+    jwk = json_object_get(rq->json, "key");
+    kty = json_string_value(json_object_get(jwk, "kty"));
+    if (!json_is_object(jwk) || kty == NULL ||
+        (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The 'key' must be an RSA JSON Web Key with its private parts.");
+        goto out;
+    }
+    if (pgcmk_pkey_from_jwk(jwk, &sp.imported)) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The JSON Web Key is not a valid RSA private key (n, e, d, p, q, dp, dq and "
+                      "qi are required and must agree).");
+        goto out;
+    }
+    sp.bits = pgcmk_pkey_bits(sp.imported);
+    if (sp.bits != 2048 && sp.bits != 3072 && sp.bits != 4096) {
+        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                      "The key size %d is not supported. RSA keys are 2048, 3072 or 4096 bits.",
+                      sp.bits);
+        goto out;
+    }
+    sp.kty = json_is_true(json_object_get(rq->json, "Hsm")) ? "RSA-HSM" : "RSA";
+    sp.enabled = 1;
+    if (kv_parse_ops(json_object_get(jwk, "key_ops"), &sp.ops, err) ||
+        kv_parse_attrs(json_object_get(rq->json, "attributes"), &sp.enabled, &sp.nbf, &sp.exp,
+                       err))
+        goto out;
+    tags = json_object_get(rq->json, "tags");
+    sp.tags = json_is_object(tags) ? json_incref(tags) : json_object();
+    if (kv_new_version(&kc, name, &sp, version, NULL, err))
         goto out;
     rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
 out:
@@ -1663,6 +1720,7 @@ static const struct pgcmk_route kv_arm_routes[] = {
 static const struct pgcmk_route kv_routes[] = {
     {"POST", "/keys/{name}/create", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_create},
     {"POST", "/keys/{name}/rotate", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_rotate},
+    {"PUT", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_import},
     {"GET", "/keys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list},
     {"GET", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
     {"GET", "/keys/{name}/versions", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_versions},

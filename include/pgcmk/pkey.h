@@ -14,6 +14,10 @@ struct pgcmk_pkey;
 
 /* RSA of `bits` (2048, 3072, 4096) with e = 65537. */
 int pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out) PGCMK_WUR;
+/* EC on P-256, P-384 or P-521 (JWK names). */
+int pgcmk_pkey_ec_new(const char *crv, struct pgcmk_pkey **out) PGCMK_WUR;
+/* 1 for EC keys, 0 for RSA. */
+int pgcmk_pkey_is_ec(const struct pgcmk_pkey *k);
 /* PKCS#8 PEM of the private key (heap; wipe with pgcmk_secret_free). */
 char *pgcmk_pkey_private_pem(const struct pgcmk_pkey *k);
 /* Loads a PEM private or public key. */
@@ -22,7 +26,8 @@ int pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out) PG
 int pgcmk_pkey_from_jwk(const json_t *jwk, struct pgcmk_pkey **out) PGCMK_WUR;
 void pgcmk_pkey_free(struct pgcmk_pkey *k);
 int pgcmk_pkey_bits(const struct pgcmk_pkey *k);
-/* {"kty":"RSA","n":...,"e":...} (+ "kid", "use":"sig", "alg":"RS256" when kid is given). */
+/* {"kty":"RSA","n":...,"e":...} or {"kty":"EC","crv":...,"x":...,"y":...} (+ "kid", "use":"sig",
+ * "alg":"RS256" when kid is given). */
 json_t *pgcmk_pkey_public_jwk(const struct pgcmk_pkey *k, const char *kid);
 /* The RFC 7638 thumbprint (base64url of SHA-256 over the canonical JWK), for key ids. */
 char *pgcmk_pkey_thumbprint(const struct pgcmk_pkey *k);
@@ -37,7 +42,8 @@ int pgcmk_pkey_decrypt(const struct pgcmk_pkey *k, const char *alg, const unsign
                        size_t len, unsigned char **out, size_t *out_len) PGCMK_WUR;
 /* 1 when alg is one of the three above. */
 int pgcmk_pkey_crypt_alg_ok(const char *alg);
-/* Signatures over a digest: RS256/384/512 (PKCS#1 v1.5), PS256/384/512 (PSS, salt = hash). */
+/* Signatures over a digest: RS256/384/512 (PKCS#1 v1.5), PS256/384/512 (PSS, salt = hash) for
+ * RSA keys; ES256/384/512 for EC keys of the matching curve, as JWS r||s (not DER). */
 int pgcmk_pkey_sign_alg_ok(const char *alg, size_t digest_len);
 int pgcmk_pkey_sign(const struct pgcmk_pkey *k, const char *alg, const unsigned char *digest,
                     size_t len, unsigned char **sig, size_t *sig_len) PGCMK_WUR;

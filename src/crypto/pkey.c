@@ -3,6 +3,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/param_build.h>
@@ -29,6 +30,48 @@ pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out)
     *out = pgcmk_xcalloc(1, sizeof(**out));
     (*out)->pk = pk;
     return 0;
+}
+
+static const struct {
+    const char *jwk, *group, *alg;
+    size_t size, digest;
+} ec_curves[] = {{"P-256", "P-256", "ES256", 32, 32},
+                 {"P-384", "P-384", "ES384", 48, 48},
+                 {"P-521", "P-521", "ES512", 66, 64}};
+
+int
+pgcmk_pkey_ec_new(const char *crv, struct pgcmk_pkey **out)
+{
+    *out = NULL;
+    for (size_t i = 0; crv && i < PGCMK_ARRAY_LEN(ec_curves); i++) {
+        if (strcmp(crv, ec_curves[i].jwk) == 0) {
+            EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ec_curves[i].group);
+
+            if (pk == NULL)
+                return -1;
+            *out = pgcmk_xcalloc(1, sizeof(**out));
+            (*out)->pk = pk;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+pgcmk_pkey_is_ec(const struct pgcmk_pkey *k)
+{
+    return EVP_PKEY_get_base_id(k->pk) == EVP_PKEY_EC;
+}
+
+/* The curve of an EC key, as an index into ec_curves, or -1. */
+static int
+pkey_curve(const struct pgcmk_pkey *k)
+{
+    int bits = EVP_PKEY_get_bits(k->pk);
+
+    if (!pgcmk_pkey_is_ec(k))
+        return -1;
+    return bits == 256 ? 0 : bits == 384 ? 1 : bits == 521 ? 2 : -1;
 }
 
 char *
@@ -171,11 +214,41 @@ pkey_bn_b64(const struct pgcmk_pkey *k, const char *param)
     return out;
 }
 
+/* An EC coordinate, left-padded to the field size, in base64url. */
+static char *
+pkey_coord_b64(const struct pgcmk_pkey *k, const char *param, size_t size)
+{
+    BIGNUM *bn = NULL;
+    unsigned char buf[80];
+    char *out = NULL;
+
+    if (size <= sizeof(buf) && EVP_PKEY_get_bn_param(k->pk, param, &bn) == 1 &&
+        BN_bn2binpad(bn, buf, (int)size) == (int)size)
+        out = pgcmk_b64url_encode(buf, size);
+    BN_free(bn);
+    return out;
+}
+
 json_t *
 pgcmk_pkey_public_jwk(const struct pgcmk_pkey *k, const char *kid)
 {
-    char *n = pkey_bn_b64(k, OSSL_PKEY_PARAM_RSA_N), *e = pkey_bn_b64(k, OSSL_PKEY_PARAM_RSA_E);
+    char *n, *e;
     json_t *jwk = NULL;
+    int c = pkey_curve(k);
+
+    if (c >= 0) {
+        char *x = pkey_coord_b64(k, OSSL_PKEY_PARAM_EC_PUB_X, ec_curves[c].size);
+        char *y = pkey_coord_b64(k, OSSL_PKEY_PARAM_EC_PUB_Y, ec_curves[c].size);
+
+        if (x && y)
+            jwk = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", ec_curves[c].jwk, "x", x,
+                            "y", y);
+        free(x);
+        free(y);
+        return jwk;
+    }
+    n = pkey_bn_b64(k, OSSL_PKEY_PARAM_RSA_N);
+    e = pkey_bn_b64(k, OSSL_PKEY_PARAM_RSA_E);
 
     if (n && e) {
         jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e);
@@ -269,7 +342,7 @@ pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
 
     *out = NULL;
     *out_len = 0;
-    if (a < 0 || (c = crypt_ctx(k, a, decrypt)) == NULL)
+    if (pgcmk_pkey_is_ec(k) || a < 0 || (c = crypt_ctx(k, a, decrypt)) == NULL)
         return -1;
     ok = (decrypt ? EVP_PKEY_decrypt(c, NULL, &n, in, len) : EVP_PKEY_encrypt(c, NULL, &n, in, len)) ==
          1;
@@ -323,7 +396,82 @@ pgcmk_pkey_sign_alg_ok(const char *alg, size_t digest_len)
 {
     int a = sign_alg(alg);
 
+    for (size_t i = 0; alg && i < PGCMK_ARRAY_LEN(ec_curves); i++)
+        if (strcmp(alg, ec_curves[i].alg) == 0)
+            return ec_curves[i].digest == digest_len;
     return a >= 0 && sign_algs[a].len == digest_len;
+}
+
+/* ES256/384/512: ECDSA over the digest, returned as r||s, each padded to the field size. */
+static int
+ec_sign(const struct pgcmk_pkey *k, int c, const unsigned char *digest, size_t len,
+        unsigned char **sig, size_t *sig_len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
+    unsigned char der[160], *out = NULL;
+    const unsigned char *p = der;
+    size_t n = sizeof(der);
+    ECDSA_SIG *es = NULL;
+    int ok = ctx && EVP_PKEY_sign_init(ctx) == 1 &&
+             EVP_PKEY_sign(ctx, der, &n, digest, len) == 1 &&
+             (es = d2i_ECDSA_SIG(NULL, &p, (long)n)) != NULL;
+
+    if (ok) {
+        out = pgcmk_xmalloc(2 * ec_curves[c].size);
+        ok = BN_bn2binpad(ECDSA_SIG_get0_r(es), out, (int)ec_curves[c].size) > 0 &&
+             BN_bn2binpad(ECDSA_SIG_get0_s(es), out + ec_curves[c].size,
+                          (int)ec_curves[c].size) > 0;
+    }
+    ECDSA_SIG_free(es);
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        free(out);
+        return -1;
+    }
+    *sig = out;
+    *sig_len = 2 * ec_curves[c].size;
+    return 0;
+}
+
+static int
+ec_verify(const struct pgcmk_pkey *k, int c, const unsigned char *digest, size_t len,
+          const unsigned char *sig, size_t sig_len)
+{
+    ECDSA_SIG *es;
+    BIGNUM *r, *s;
+    unsigned char *der = NULL;
+    EVP_PKEY_CTX *ctx;
+    int n, ok;
+
+    if (sig_len != 2 * ec_curves[c].size || (es = ECDSA_SIG_new()) == NULL)
+        return -1;
+    r = BN_bin2bn(sig, (int)ec_curves[c].size, NULL);
+    s = BN_bin2bn(sig + ec_curves[c].size, (int)ec_curves[c].size, NULL);
+    if (r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        ECDSA_SIG_free(es);
+        return -1;
+    }
+    n = i2d_ECDSA_SIG(es, &der);
+    ECDSA_SIG_free(es);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
+    ok = n > 0 && ctx && EVP_PKEY_verify_init(ctx) == 1 &&
+         EVP_PKEY_verify(ctx, der, (size_t)n, digest, len) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok ? 0 : -1;
+}
+
+/* The EC curve index for an ES* algorithm that matches the key, or -1. */
+static int
+ec_alg_for(const struct pgcmk_pkey *k, const char *alg, size_t len)
+{
+    int c = pkey_curve(k);
+
+    return c >= 0 && alg && strcmp(alg, ec_curves[c].alg) == 0 && len == ec_curves[c].digest
+               ? c
+               : -1;
 }
 
 static EVP_PKEY_CTX *
@@ -357,6 +505,11 @@ pgcmk_pkey_sign(const struct pgcmk_pkey *k, const char *alg, const unsigned char
 
     *sig = NULL;
     *sig_len = 0;
+    if (pgcmk_pkey_is_ec(k)) {
+        int curve = ec_alg_for(k, alg, len);
+
+        return curve < 0 ? -1 : ec_sign(k, curve, digest, len, sig, sig_len);
+    }
     if (a < 0 || sign_algs[a].len != len || (c = sign_ctx(k, a, 0)) == NULL)
         return -1;
     if (EVP_PKEY_sign(c, NULL, &n, digest, len) == 1) {
@@ -381,6 +534,11 @@ pgcmk_pkey_verify(const struct pgcmk_pkey *k, const char *alg, const unsigned ch
     int a = sign_alg(alg), ok;
     EVP_PKEY_CTX *c;
 
+    if (pgcmk_pkey_is_ec(k)) {
+        int curve = ec_alg_for(k, alg, len);
+
+        return curve < 0 ? -1 : ec_verify(k, curve, digest, len, sig, sig_len);
+    }
     if (a < 0 || sign_algs[a].len != len || (c = sign_ctx(k, a, 1)) == NULL)
         return -1;
     ok = EVP_PKEY_verify(c, sig, sig_len, digest, len) == 1;

@@ -437,7 +437,7 @@ kv_check_name(const char *name, struct pgcmk_err *err)
 }
 
 static int
-kv_parse_ops(json_t *ops, json_t **out, struct pgcmk_err *err)
+kv_parse_ops(json_t *ops, int ec, json_t **out, struct pgcmk_err *err)
 {
     size_t i;
     json_t *v;
@@ -445,7 +445,8 @@ kv_parse_ops(json_t *ops, json_t **out, struct pgcmk_err *err)
     if (ops == NULL || json_is_null(ops)) {
         *out = json_array();
         for (int k = 0; kv_all_ops[k]; k++)
-            json_array_append_new(*out, json_string(kv_all_ops[k]));
+            if (!ec || strcmp(kv_all_ops[k], "sign") == 0 || strcmp(kv_all_ops[k], "verify") == 0)
+                json_array_append_new(*out, json_string(kv_all_ops[k]));
         return 0;
     }
     if (!json_is_array(ops))
@@ -458,6 +459,9 @@ kv_parse_ops(json_t *ops, json_t **out, struct pgcmk_err *err)
         for (int k = 0; json_is_string(v) && kv_all_ops[k]; k++)
             if (strcmp(json_string_value(v), kv_all_ops[k]) == 0)
                 ok = 1;
+        if (ok && ec && strcmp(json_string_value(v), "sign") != 0 &&
+            strcmp(json_string_value(v), "verify") != 0)
+            ok = 0;
         if (!ok) {
             json_decref(*out);
             *out = NULL;
@@ -589,6 +593,7 @@ kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, 
 struct kv_spec {
     struct pgcmk_pkey *imported; /* an imported key (owned), or NULL to generate one */
     const char *kty;
+    const char *crv; /* EC keys: P-256, P-384 or P-521 */
     int bits;
     json_t *ops;  /* owned */
     json_t *tags; /* owned */
@@ -631,7 +636,8 @@ kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *ve
         if (uuid[i] != '-')
             c.version[j++] = uuid[i];
     c.version[j] = '\0';
-    if ((pk == NULL && pgcmk_pkey_rsa_new(sp->bits, &pk)) ||
+    if ((pk == NULL && (strncmp(sp->kty, "EC", 2) == 0 ? pgcmk_pkey_ec_new(sp->crv, &pk)
+                                                       : pgcmk_pkey_rsa_new(sp->bits, &pk))) ||
         (pem = pgcmk_pkey_private_pem(pk)) == NULL) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "key generation failed");
         goto out;
@@ -685,18 +691,33 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
     sp->bits = 2048;
     sp->enabled = 1;
     sp->kty = json_is_string(kty) ? json_string_value(kty) : (arm ? "RSA" : NULL);
-    if (sp->kty == NULL || (strcmp(sp->kty, "RSA") != 0 && strcmp(sp->kty, "RSA-HSM") != 0))
+    if (sp->kty == NULL ||
+        (strcmp(sp->kty, "RSA") != 0 && strcmp(sp->kty, "RSA-HSM") != 0 &&
+         strcmp(sp->kty, "EC") != 0 && strcmp(sp->kty, "EC-HSM") != 0))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "The key type '%.16s' is not supported by this emulator yet: use RSA "
-                             "or RSA-HSM.",
+                             "The key type '%.16s' is not valid: use RSA, RSA-HSM, EC or EC-HSM.",
                              sp->kty ? sp->kty : "(missing)");
+    if (strncmp(sp->kty, "EC", 2) == 0) {
+        json_t *crv = json_object_get(src, arm ? "curveName" : "crv");
+
+        sp->crv = json_is_string(crv) ? json_string_value(crv) : "P-256";
+        if (strcmp(sp->crv, "P-256") != 0 && strcmp(sp->crv, "P-384") != 0 &&
+            strcmp(sp->crv, "P-521") != 0)
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "The curve '%.16s' is not supported: use P-256, P-384 or P-521.",
+                                 sp->crv);
+        if (size && !json_is_null(size))
+            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                                 "key_size does not apply to EC keys.");
+    }
     sku = json_string_value(
         json_object_get(json_object_get(json_object_get(kc->vault_body, "properties"), "sku"),
                         "name"));
-    if (strcmp(sp->kty, "RSA-HSM") == 0 && (sku == NULL || strcasecmp(sku, "premium") != 0))
+    if (strstr(sp->kty, "-HSM") && (sku == NULL || strcasecmp(sku, "premium") != 0))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "RSA-HSM keys need a premium vault; '%s' is standard.", kc->vault);
-    if (size && !json_is_null(size)) {
+                             "%s keys need a premium vault; '%s' is standard.", sp->kty,
+                             kc->vault);
+    if (sp->crv == NULL && size && !json_is_null(size)) {
         sp->bits = json_is_integer(size) ? (int)json_integer_value(size) : 0;
         if (sp->bits != 2048 && sp->bits != 3072 && sp->bits != 4096)
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
@@ -708,7 +729,8 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
         json_integer_value(json_object_get(src, "public_exponent")) != 65537)
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                              "Only the public exponent 65537 is supported.");
-    if (kv_parse_ops(json_object_get(src, arm ? "keyOps" : "key_ops"), &sp->ops, err) ||
+    if (kv_parse_ops(json_object_get(src, arm ? "keyOps" : "key_ops"), sp->crv != NULL, &sp->ops,
+                     err) ||
         kv_parse_attrs(json_object_get(src, "attributes"), &sp->enabled, &sp->nbf, &sp->exp, err))
         return -1;
     sp->tags = json_is_object(tags) ? json_incref(tags) : json_object();
@@ -774,7 +796,7 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     sp.kty = json_is_true(json_object_get(rq->json, "Hsm")) ? "RSA-HSM" : "RSA";
     sp.enabled = 1;
-    if (kv_parse_ops(json_object_get(jwk, "key_ops"), &sp.ops, err) ||
+    if (kv_parse_ops(json_object_get(jwk, "key_ops"), 0, &sp.ops, err) ||
         kv_parse_attrs(json_object_get(rq->json, "attributes"), &sp.enabled, &sp.nbf, &sp.exp,
                        err))
         goto out;
@@ -808,6 +830,7 @@ kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     n = json_string_value(json_object_get(v.jwk, "n"));
     sp.kty = v.kty;
+    sp.crv = json_string_value(json_object_get(v.jwk, "crv"));
     sp.bits = n && strlen(n) * 6 / 8 >= 512 ? 4096 : n && strlen(n) * 6 / 8 >= 384 ? 3072 : 2048;
     sp.ops = json_incref(v.key_ops);
     sp.tags = json_incref(v.tags);
@@ -1052,7 +1075,8 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     was_enabled = v.enabled;
     if (json_object_get(rq->json, "key_ops")) {
-        if (kv_parse_ops(json_object_get(rq->json, "key_ops"), &ops, err))
+        if (kv_parse_ops(json_object_get(rq->json, "key_ops"), strncmp(v.kty, "EC", 2) == 0, &ops,
+                         err))
             goto out;
         json_decref(v.key_ops);
         v.key_ops = ops;
@@ -1659,6 +1683,7 @@ kv_rotate_due(void)
             memset(&sp, 0, sizeof(sp));
             snprintf(kc.vault, sizeof(kc.vault), "%s", vault);
             sp.kty = v.kty;
+            sp.crv = json_string_value(json_object_get(v.jwk, "crv"));
             sp.bits = n && strlen(n) * 6 / 8 >= 512 ? 4096
                       : n && strlen(n) * 6 / 8 >= 384 ? 3072
                                                       : 2048;
@@ -1999,14 +2024,18 @@ arm_key_json(const struct kv_ctx *kc, const char *vault_id, const char *name,
 
     json_object_del(attrs, "recoverableDays");
     bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
-    o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:s, s:O, s:i, s:s, s:s}}", "id", id,
+    o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id,
                   "name", as_version ? v->version : name, "type",
                   as_version ? "Microsoft.KeyVault/vaults/keys/versions"
                              : "Microsoft.KeyVault/vaults/keys",
                   "location", json_object_get(kc->vault_body, "location"), "tags",
                   v->tags ? v->tags : json_object(), "properties", "attributes", attrs, "kty",
-                  v->kty, "keyOps", v->key_ops, "keySize", bits, "keyUri", uri,
-                  "keyUriWithVersion", uri_v);
+                  v->kty, "keyOps", v->key_ops, "keyUri", uri, "keyUriWithVersion", uri_v);
+    if (json_object_get(v->jwk, "crv"))
+        json_object_set(json_object_get(o, "properties"), "curveName",
+                        json_object_get(v->jwk, "crv"));
+    else
+        json_object_set_new(json_object_get(o, "properties"), "keySize", json_integer(bits));
     free(base);
     free(uri);
     free(uri_v);

@@ -24,6 +24,12 @@ char *pgcmk_pkey_private_pem(const struct pgcmk_pkey *k);
 int pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out) PGCMK_WUR;
 /* An RSA private key from a JWK with n, e, d, p, q, dp, dq, qi (base64url). */
 int pgcmk_pkey_from_jwk(const json_t *jwk, struct pgcmk_pkey **out) PGCMK_WUR;
+/* A private key from PEM (PKCS#8 or traditional, optionally encrypted with `password`) or from a
+ * PKCS#12/PFX blob with `password` (NULL = none). */
+int pgcmk_pkey_from_pem_password(const char *pem, size_t len, const char *password,
+                                 struct pgcmk_pkey **out) PGCMK_WUR;
+int pgcmk_pkey_from_pfx(const unsigned char *der, size_t len, const char *password,
+                        struct pgcmk_pkey **out) PGCMK_WUR;
 void pgcmk_pkey_free(struct pgcmk_pkey *k);
 int pgcmk_pkey_bits(const struct pgcmk_pkey *k);
 /* {"kty":"RSA","n":...,"e":...} or {"kty":"EC","crv":...,"x":...,"y":...} (+ "kid", "use":"sig",

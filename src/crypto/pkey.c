@@ -6,6 +6,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
@@ -110,6 +111,60 @@ pgcmk_pkey_from_pem(const char *pem, size_t len, struct pgcmk_pkey **out)
     BIO_free(b);
     if (pk == NULL)
         return -1;
+    *out = pgcmk_xcalloc(1, sizeof(**out));
+    (*out)->pk = pk;
+    return 0;
+}
+
+static int
+pkey_password_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pw = u;
+    int n = pw ? (int)strlen(pw) : 0;
+
+    (void)rwflag;
+    if (n > size)
+        n = size;
+    if (n)
+        memcpy(buf, pw, (size_t)n);
+    return n;
+}
+
+int
+pgcmk_pkey_from_pem_password(const char *pem, size_t len, const char *password,
+                             struct pgcmk_pkey **out)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, pkey_password_cb, (void *)password) : NULL;
+
+    BIO_free(b);
+    *out = NULL;
+    if (pk == NULL)
+        return -1;
+    *out = pgcmk_xcalloc(1, sizeof(**out));
+    (*out)->pk = pk;
+    return 0;
+}
+
+int
+pgcmk_pkey_from_pfx(const unsigned char *der, size_t len, const char *password,
+                    struct pgcmk_pkey **out)
+{
+    const unsigned char *p = der;
+    PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
+    EVP_PKEY *pk = NULL;
+    X509 *cert = NULL;
+    STACK_OF(X509) *ca = NULL;
+    int ok = p12 && PKCS12_parse(p12, password ? password : "", &pk, &cert, &ca) == 1 && pk;
+
+    X509_free(cert);
+    sk_X509_pop_free(ca, X509_free);
+    PKCS12_free(p12);
+    *out = NULL;
+    if (!ok) {
+        EVP_PKEY_free(pk);
+        return -1;
+    }
     *out = pgcmk_xcalloc(1, sizeof(**out));
     (*out)->pk = pk;
     return 0;

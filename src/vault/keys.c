@@ -758,45 +758,91 @@ out:
     return rc;
 }
 
-/* PUT /keys/{name}: import a JWK with its private parts as a new version. */
+/* PUT /keys/{name}: import a key as a new version. Key Vault takes a JWK with its private parts
+ * ("key"); pgcmk also takes "pem" (PKCS#8 or traditional PEM) or "pfx" (base64 PKCS#12), each
+ * with an optional "password", so that the seeds' PEM and .pfx paths work without a client-side
+ * conversion. */
 static int
 kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
+    const char *pem;
     struct kv_ctx kc;
     struct kv_spec sp;
-    json_t *jwk, *tags;
-    const char *kty;
+    json_t *jwk, *tags, *pub = NULL;
     char version[33];
-    int rc = -1;
+    int rc = -1, hsm;
 
     memset(&sp, 0, sizeof(sp));
     if (kv_admit(rq, rs, "import", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
         goto out;
     jwk = json_object_get(rq->json, "key");
-    kty = json_string_value(json_object_get(jwk, "kty"));
-    if (!json_is_object(jwk) || kty == NULL ||
-        (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The 'key' must be an RSA JSON Web Key with its private parts.");
-        goto out;
+    pem = json_string_value(json_object_get(rq->json, "pem"));
+    {
+        const char *pfx = json_string_value(json_object_get(rq->json, "pfx"));
+        const char *pw = json_string_value(json_object_get(rq->json, "password"));
+
+        if (pem) {
+            if (pgcmk_pkey_from_pem_password(pem, strlen(pem), pw, &sp.imported)) {
+                pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                              "The PEM does not hold a private key (or the password is wrong).");
+                goto out;
+            }
+        } else if (pfx) {
+            unsigned char *der = NULL;
+            size_t der_len = 0;
+
+            if ((pgcmk_b64_decode(pfx, strlen(pfx), &der, &der_len) &&
+                 pgcmk_b64url_decode(pfx, strlen(pfx), &der, &der_len)) ||
+                pgcmk_pkey_from_pfx(der, der_len, pw, &sp.imported)) {
+                free(der);
+                pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                              "The PFX could not be read (not base64 PKCS#12, or a wrong "
+                              "password).");
+                goto out;
+            }
+            free(der);
+        } else {
+            const char *kty = json_string_value(json_object_get(jwk, "kty"));
+
+            if (!json_is_object(jwk) || kty == NULL ||
+                (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
+                pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                              "The 'key' must be an RSA JSON Web Key with its private parts (or "
+                              "give 'pem' or 'pfx').");
+                goto out;
+            }
+            if (pgcmk_pkey_from_jwk(jwk, &sp.imported)) {
+                pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                              "The JSON Web Key is not a valid RSA private key (n, e, d, p, q, "
+                              "dp, dq and qi are required and must agree).");
+                goto out;
+            }
+        }
     }
-    if (pgcmk_pkey_from_jwk(jwk, &sp.imported)) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The JSON Web Key is not a valid RSA private key (n, e, d, p, q, dp, dq and "
-                      "qi are required and must agree).");
-        goto out;
-    }
+    hsm = json_is_true(json_object_get(rq->json, "Hsm"));
     sp.bits = pgcmk_pkey_bits(sp.imported);
-    if (sp.bits != 2048 && sp.bits != 3072 && sp.bits != 4096) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The key size %d is not supported. RSA keys are 2048, 3072 or 4096 bits.",
-                      sp.bits);
-        goto out;
+    if (pgcmk_pkey_is_ec(sp.imported)) {
+        pub = pgcmk_pkey_public_jwk(sp.imported, NULL);
+        sp.crv = json_string_value(json_object_get(pub, "crv"));
+        sp.kty = hsm ? "EC-HSM" : "EC";
+        if (sp.crv == NULL) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "The EC key is not on P-256, P-384 or P-521.");
+            goto out;
+        }
+    } else {
+        sp.kty = hsm ? "RSA-HSM" : "RSA";
+        if (sp.bits != 2048 && sp.bits != 3072 && sp.bits != 4096) {
+            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                          "The key size %d is not supported. RSA keys are 2048, 3072 or 4096 "
+                          "bits.",
+                          sp.bits);
+            goto out;
+        }
     }
-    sp.kty = json_is_true(json_object_get(rq->json, "Hsm")) ? "RSA-HSM" : "RSA";
     sp.enabled = 1;
-    if (kv_parse_ops(json_object_get(jwk, "key_ops"), 0, &sp.ops, err) ||
+    if (kv_parse_ops(json_object_get(jwk, "key_ops"), sp.crv != NULL, &sp.ops, err) ||
         kv_parse_attrs(json_object_get(rq->json, "attributes"), &sp.enabled, &sp.nbf, &sp.exp,
                        err))
         goto out;
@@ -807,6 +853,7 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
 out:
     kv_spec_release(&sp);
+    json_decref(pub);
     kv_ctx_release(&kc);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/emulator.h"
 #include "pgcmk/err.h"
+#include "pgcmk/events.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
@@ -184,7 +185,15 @@ emu_stats(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             json_object_set_new(errors, key, json_integer((json_int_t)n));
         }
     }
-    pgcmk_resp_json(rs, 200, json_pack("{s:o}", "errors", errors));
+    {
+        json_t *events = json_object();
+
+        for (int e = 0; e < PGCMK_EV__COUNT; e++)
+            json_object_set_new(events, pgcmk_event_name((enum pgcmk_event_kind)e),
+                                json_integer((json_int_t)pgcmk_events_count(
+                                    (enum pgcmk_event_kind)e)));
+        pgcmk_resp_json(rs, 200, json_pack("{s:o, s:o}", "errors", errors, "events", events));
+    }
     return 0;
 }
 

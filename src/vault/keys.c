@@ -4,6 +4,7 @@
  * enforced as Azure documents. Private keys are sealed under the master key. */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1966,6 +1967,41 @@ kv_purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return 0;
 }
 
+static _Atomic int64_t kv_last_tick;
+
+/* Current key versions whose exp fell between the last tick and now: KeyExpired events. */
+static void
+kv_expiry_events(int64_t now)
+{
+    int64_t last = atomic_exchange(&kv_last_tick, now);
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st;
+    json_t *hits = json_array(), *h;
+    size_t i;
+
+    if (last == 0 || now <= last) {
+        json_decref(hits);
+        return;
+    }
+    st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_EXPIRED_BETWEEN);
+    sqlite3_bind_int64(st, 1, last);
+    sqlite3_bind_int64(st, 2, now);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(hits, json_pack("[s, s, s]", sqlite3_column_text(st, 0),
+                                              sqlite3_column_text(st, 1),
+                                              sqlite3_column_text(st, 2)));
+    pgcmk_db_done(st);
+    json_array_foreach(hits, i, h)
+    {
+        struct pgcmk_event ev = {PGCMK_EV_KEY_EXPIRED, json_string_value(json_array_get(h, 0)),
+                                 json_string_value(json_array_get(h, 1)),
+                                 json_string_value(json_array_get(h, 2)), NULL, NULL};
+
+        pgcmk_events_publish(&ev);
+    }
+    json_decref(hits);
+}
+
 static void
 kv_on_clock(int64_t now, void *arg)
 {
@@ -1973,8 +2009,8 @@ kv_on_clock(int64_t now, void *arg)
     struct pgcmk_err err;
     size_t i;
 
-    PGCMK_UNUSED(now);
     PGCMK_UNUSED(arg);
+    kv_expiry_events(now);
     kv_rotate_due();
     if (pgcmk_db_tx(pgcmk_db(), kv_purge_due_tx, due, &err) == 0) {
         json_array_foreach(due, i, d)
@@ -2286,6 +2322,7 @@ static const struct pgcmk_route kv_routes[] = {
 void
 pgcmk_vault_init(void)
 {
+    kv_last_tick = pgcmk_clock_now();
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
     pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
     if (pgcmk_clock_listen(kv_on_clock, NULL) || pgcmk_events_subscribe(kv_on_event, NULL))

@@ -1,5 +1,7 @@
-/* test_store.c - the SQLite store: open, migrations, settings, transactions, error mapping,
- * the master key and sealing, per-thread connections. */
+/* test_store.c - the store: open and migrate, master key, settings, transactions, error mapping,
+ * sealing, per-thread connections and the ":memory:" mode. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,171 +9,511 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pgcmk/crypto.h"
+#include "pgcmk/log.h"
 #include "pgcmk/store.h"
 #include "t.h"
 
-static char dir[64];
+#define THREAD_PUTS 200
+
+static char tdir[64];
 
 static char *
-path(const char *name)
+tpath(const char *name)
 {
-    static char buf[4][128];
-    static int i;
-
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-    return buf[i];
+    return pgcmk_xasprintf("%s/%s", tdir, name);
 }
 
 static int
-insert_setting_twice_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+read_file(const char *path, unsigned char *buf, size_t cap, size_t *len)
 {
-    sqlite3 *h = pgcmk_db_handle(db);
+    int fd = open(path, O_RDONLY);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, cap);
+    close(fd);
+    if (n < 0)
+        return -1;
+    *len = (size_t)n;
+    return 0;
+}
+
+static int
+write_file(const char *path, const void *buf, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, buf, len);
+    close(fd);
+    return n == (ssize_t)len && chmod(path, mode) == 0 ? 0 : -1;
+}
+
+static int
+pragma_int(const char *sql)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(pgcmk_db_handle(pgcmk_db()), sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int
+setting_is(const char *key, const char *want)
+{
+    char *v = NULL;
+    int rc = pgcmk_store_setting_get(key, &v), ok;
+
+    ok = rc == 0 && v && strcmp(v, want) == 0;
+    free(v);
+    return ok;
+}
+
+static int
+setting_absent(const char *key)
+{
+    char *v = NULL;
+    int rc = pgcmk_store_setting_get(key, &v);
+
+    free(v);
+    return rc == 1 && v == NULL;
+}
+
+/* ---- transactions ---- */
+
+static int
+put_then_fail_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_PUT);
     int rc;
 
-    (void)ctx;
-    rc = sqlite3_exec(h, "INSERT INTO settings(key,value) VALUES('dup','1')", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(h, "INSERT INTO settings(key,value) VALUES('dup','2')", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : pgcmk_db_fail(db, sqlite3_extended_errcode(h), "dup", err);
-}
-
-static int
-write_then_fail_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    (void)ctx;
-    if (sqlite3_exec(pgcmk_db_handle(db), "INSERT INTO settings(key,value) VALUES('gone','x')",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "insert failed");
+    sqlite3_bind_text(st, 1, (const char *)ctx, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, "never", -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    if (rc != SQLITE_DONE)
+        return pgcmk_db_fail(db, rc, "write a setting", err);
     return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL, "changed my mind");
 }
 
-static void *
-writer(void *arg)
+static int
+nested_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    long id = (long)arg;
+    const int *fail = ctx;
+
+    if (pgcmk_db(), db != pgcmk_db())
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "not this thread's connection");
+    /* setting_put opens its own pgcmk_db_tx: nested, so it joins this one */
+    if (pgcmk_store_setting_put("nested.inner", "1", err))
+        return -1;
+    if (*fail)
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "outer fails");
+    return pgcmk_store_setting_put("nested.outer", "1", err);
+}
+
+static int
+exec_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    int rc = sqlite3_exec(pgcmk_db_handle(db), (const char *)ctx, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? 0 : pgcmk_db_fail(db, rc, "run test SQL", err);
+}
+
+static void
+test_transactions(void)
+{
+    struct pgcmk_err err;
+    int fail;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(pgcmk_db(), put_then_fail_tx, (void *)"tx.rolled", &err) == -1);
+    CHECK(err.code == PGCMK_E_BAD_REQUEST);
+    CHECK(setting_absent("tx.rolled"));
+    CHECK(sqlite3_get_autocommit(pgcmk_db_handle(pgcmk_db())));
+
+    fail = 1;
+    CHECK(pgcmk_db_tx(pgcmk_db(), nested_tx, &fail, &err) == -1);
+    CHECK(err.code == PGCMK_E_CONFLICT);
+    CHECK(setting_absent("nested.inner")); /* the inner write went with the outer rollback */
+    CHECK(setting_absent("nested.outer"));
+    fail = 0;
+    CHECK(pgcmk_db_tx(pgcmk_db(), nested_tx, &fail, &err) == 0);
+    CHECK(setting_is("nested.inner", "1"));
+    CHECK(setting_is("nested.outer", "1"));
+    CHECK(sqlite3_get_autocommit(pgcmk_db_handle(pgcmk_db())));
+}
+
+/* ---- error mapping ---- */
+
+static void
+test_fail_mapping(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
     struct pgcmk_err err;
 
-    for (int i = 0; i < 200; i++) {
-        char key[64];
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(db, exec_tx,
+                      (void *)"CREATE TEMP TABLE IF NOT EXISTS t_u(k TEXT PRIMARY KEY, "
+                              "u TEXT UNIQUE, n TEXT NOT NULL);"
+                              "INSERT INTO t_u VALUES('a','x','n');",
+                      &err) == 0);
 
-        snprintf(key, sizeof(key), "t%ld-%d", id, i);
-        if (pgcmk_store_setting_put(key, "v", &err))
-            return (void *)1;
+    /* PRIMARY KEY and UNIQUE violations are conflicts */
+    CHECK(pgcmk_db_tx(db, exec_tx, (void *)"INSERT INTO t_u VALUES('a','y','n');", &err) == -1);
+    CHECK(err.code == PGCMK_E_CONFLICT);
+    CHECK(err.cause == SQLITE_CONSTRAINT_PRIMARYKEY);
+    CHECK(strstr(err.message, "already exists") != NULL);
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(db, exec_tx, (void *)"INSERT INTO t_u VALUES('b','x','n');", &err) == -1);
+    CHECK(err.code == PGCMK_E_CONFLICT);
+    CHECK(err.cause == SQLITE_CONSTRAINT_UNIQUE);
+
+    /* other constraint failures are internal, and SQLite's text stays out of the message */
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(db, exec_tx, (void *)"INSERT INTO t_u VALUES('c','z',NULL);", &err) == -1);
+    CHECK(err.code == PGCMK_E_INTERNAL);
+    CHECK(err.cause == SQLITE_CONSTRAINT_NOTNULL);
+    CHECK(strstr(err.message, "NOT NULL") == NULL);
+    CHECK(strstr(err.message, "t_u") == NULL);
+    CHECK(strstr(err.message, "run test SQL") != NULL);
+
+    /* the same mapping on bare codes */
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_fail(db, SQLITE_BUSY, "x", &err) == -1 && err.code == PGCMK_E_UNAVAILABLE);
+    CHECK(pgcmk_db_fail(db, SQLITE_BUSY_SNAPSHOT, "x", &err) == -1 &&
+          err.code == PGCMK_E_UNAVAILABLE);
+    CHECK(pgcmk_db_fail(db, SQLITE_LOCKED, "x", &err) == -1 && err.code == PGCMK_E_UNAVAILABLE);
+    CHECK(pgcmk_db_fail(db, SQLITE_CORRUPT, "x", &err) == -1 && err.code == PGCMK_E_INTERNAL);
+    CHECK(pgcmk_db_fail(db, SQLITE_CONSTRAINT_FOREIGNKEY, "x", &err) == -1 &&
+          err.code == PGCMK_E_INTERNAL);
+    CHECK(pgcmk_db_fail(NULL, SQLITE_CONSTRAINT_UNIQUE, "x", NULL) == -1);
+
+    CHECK(pgcmk_db_tx(db, exec_tx, (void *)"DROP TABLE temp.t_u;", &err) == 0);
+}
+
+/* ---- settings and the statement cache ---- */
+
+static void
+test_settings(void)
+{
+    struct pgcmk_err err;
+    char *v = (char *)"sentinel";
+    sqlite3_stmt *st1, *st2;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_setting_get("absent", &v) == 1);
+    CHECK(v == NULL);
+    CHECK(pgcmk_store_setting_put("clock", "12345", &err) == 0);
+    CHECK(setting_is("clock", "12345"));
+    CHECK(pgcmk_store_setting_put("clock", "67890", &err) == 0); /* upsert */
+    CHECK(setting_is("clock", "67890"));
+    CHECK(pgcmk_store_setting_put("empty", "", &err) == 0);
+    CHECK(setting_is("empty", ""));
+    st1 = pgcmk_db_stmt(pgcmk_db(), PGCMK_STMT_SETTING_GET);
+    pgcmk_db_done(st1);
+    st2 = pgcmk_db_stmt(pgcmk_db(), PGCMK_STMT_SETTING_GET);
+    pgcmk_db_done(st2);
+    CHECK(st1 != NULL && st1 == st2); /* prepared once, cached */
+    pgcmk_db_done(NULL);
+}
+
+/* ---- sealing ---- */
+
+static void
+test_seal(void)
+{
+    static const char secret[] = "-----BEGIN PRIVATE KEY----- not really";
+    unsigned char *sealed = NULL, *plain = NULL;
+    size_t sealed_len = 0, plain_len = 0;
+
+    CHECK(pgcmk_store_seal(secret, sizeof(secret), "kv/a/k/1", &sealed, &sealed_len) == 0);
+    CHECK(sealed_len == sizeof(secret) + PGCMK_AEAD_OVERHEAD);
+    CHECK(memmem(sealed, sealed_len, "PRIVATE", 7) == NULL);
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "kv/a/k/1", &plain, &plain_len) == 0);
+    CHECK(plain_len == sizeof(secret) && plain && memcmp(plain, secret, plain_len) == 0);
+    pgcmk_secret_free(plain, plain_len);
+    plain = NULL;
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "kv/a/k/2", &plain, &plain_len) == -1);
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, NULL, &plain, &plain_len) == -1);
+    sealed[sealed_len / 2] ^= 1;
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "kv/a/k/1", &plain, &plain_len) == -1);
+    free(sealed);
+    sealed = NULL;
+
+    /* NULL aad is the empty aad */
+    CHECK(pgcmk_store_seal("x", 1, NULL, &sealed, &sealed_len) == 0);
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "", &plain, &plain_len) == 0);
+    CHECK(plain_len == 1 && plain && plain[0] == 'x');
+    pgcmk_secret_free(plain, plain_len);
+    plain = NULL;
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "row", &plain, &plain_len) == -1);
+    free(sealed);
+}
+
+/* ---- threads ---- */
+
+struct writer {
+    int n;
+    int failures;
+    struct pgcmk_db *db;
+};
+
+static void *
+writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct pgcmk_err err;
+    char key[64], val[32];
+
+    w->db = pgcmk_db();
+    for (int i = 0; i < THREAD_PUTS; i++) {
+        snprintf(key, sizeof(key), "thread%d.%03d", w->n, i);
+        snprintf(val, sizeof(val), "%d", i);
+        if (pgcmk_store_setting_put(key, val, &err) != 0)
+            w->failures++;
+        if (!setting_is(key, val)) /* reads interleave with the other thread's writes */
+            w->failures++;
     }
     return NULL;
+}
+
+static void
+test_threads(int shared)
+{
+    struct writer w[2] = {{0, 0, NULL}, {1, 0, NULL}};
+    pthread_t th[2];
+    int visible = 0;
+    char key[64], val[32];
+
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, writer_main, &w[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK(w[0].failures == 0 && w[1].failures == 0);
+    if (shared) {
+        CHECK(w[0].db == pgcmk_db() && w[1].db == pgcmk_db());
+    } else {
+        CHECK(w[0].db && w[1].db && w[0].db != w[1].db);
+        CHECK(w[0].db != pgcmk_db() && w[1].db != pgcmk_db());
+    }
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < THREAD_PUTS; i++) {
+            snprintf(key, sizeof(key), "thread%d.%03d", t, i);
+            snprintf(val, sizeof(val), "%d", i);
+            visible += setting_is(key, val);
+        }
+    CHECK(visible == 2 * THREAD_PUTS);
+}
+
+/* A thread that outlives a close and reopen must get a fresh connection, not the freed one. */
+struct survivor {
+    pthread_barrier_t *bar;
+    int ok;
+};
+
+static void *
+survivor_main(void *arg)
+{
+    struct survivor *s = arg;
+
+    s->ok = setting_is("clock", "67890");
+    pthread_barrier_wait(s->bar); /* used the store */
+    pthread_barrier_wait(s->bar); /* main closed and reopened it */
+    s->ok += setting_is("clock", "67890");
+    return NULL;
+}
+
+/* ---- file mode ---- */
+
+static void
+test_file_mode(void)
+{
+    char *db_path = tpath("pgcmk.sqlite"), *key_path = tpath("master.key");
+    unsigned char key1[64], key2[64], *sealed = NULL, *plain = NULL;
+    size_t key1_len = 0, key2_len = 0, sealed_len = 0, plain_len = 0;
+    struct pgcmk_err err;
+    struct stat sb;
+    pthread_barrier_t bar;
+    struct survivor surv = {&bar, 0};
+    pthread_t th;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(db_path, key_path, 0, &err) == 0);
+    if (err.message[0])
+        fprintf(stderr, "store: %s\n", err.message);
+    CHECK(stat(db_path, &sb) == 0);
+    CHECK(stat(key_path, &sb) == 0);
+    CHECK((sb.st_mode & 0777) == 0600);
+    CHECK(sb.st_size == 32);
+    CHECK(read_file(key_path, key1, sizeof(key1), &key1_len) == 0 && key1_len == 32);
+    CHECK(pgcmk_store_migrations() > 0);
+    CHECK(pgcmk_store_version() == pgcmk_store_migrations());
+    CHECK(pragma_int("PRAGMA user_version") == pgcmk_store_migrations());
+    CHECK(pragma_int("PRAGMA foreign_keys") == 1);
+    CHECK(pragma_int("PRAGMA synchronous") == 1); /* NORMAL */
+    CHECK(pragma_int("PRAGMA busy_timeout") == 5000);
+    {
+        sqlite3_stmt *st;
+        CHECK(sqlite3_prepare_v2(pgcmk_db_handle(pgcmk_db()), "PRAGMA journal_mode", -1, &st,
+                                 NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW);
+        CHECK_STR((const char *)sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+    }
+
+    test_settings();
+    test_transactions();
+    test_fail_mapping();
+    test_seal();
+    test_threads(0);
+    CHECK(pgcmk_store_seal("kept", 4, "reopen", &sealed, &sealed_len) == 0);
+
+    /* reopen: data, schema and key survive; a thread alive across it reconnects */
+    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+    CHECK(pthread_create(&th, NULL, survivor_main, &surv) == 0);
+    pthread_barrier_wait(&bar);
+    pgcmk_store_close();
+    CHECK(pgcmk_store_open(db_path, key_path, 1, &err) == 0);
+    pthread_barrier_wait(&bar);
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK(surv.ok == 2);
+    pthread_barrier_destroy(&bar);
+    CHECK(pragma_int("PRAGMA synchronous") == 2); /* FULL */
+    CHECK(pgcmk_store_version() == pgcmk_store_migrations());
+    CHECK(setting_is("clock", "67890"));
+    CHECK(setting_is("thread1.199", "199"));
+    CHECK(read_file(key_path, key2, sizeof(key2), &key2_len) == 0);
+    CHECK(key2_len == 32 && memcmp(key1, key2, 32) == 0);
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "reopen", &plain, &plain_len) == 0);
+    CHECK(plain_len == 4 && plain && memcmp(plain, "kept", 4) == 0);
+    pgcmk_secret_free(plain, plain_len);
+    free(sealed);
+    pgcmk_store_close();
+    pgcmk_store_close(); /* twice is harmless */
+
+    /* a database from a newer pgcmkd is refused */
+    {
+        sqlite3 *h = NULL;
+        char *sql = pgcmk_xasprintf("PRAGMA user_version=%d;", pgcmk_store_migrations() + 1);
+
+        CHECK(sqlite3_open(db_path, &h) == SQLITE_OK);
+        CHECK(sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK);
+        CHECK(sqlite3_close(h) == SQLITE_OK);
+        free(sql);
+        pgcmk_err_clear(&err);
+        CHECK(pgcmk_store_open(db_path, key_path, 0, &err) == -1);
+        CHECK(err.code == PGCMK_E_INTERNAL);
+        CHECK(strstr(err.message, "newer") != NULL);
+    }
+    unlink(db_path);
+    free(db_path);
+    free(key_path);
+}
+
+static void
+test_refusals(void)
+{
+    char *db_path = tpath("other.sqlite"), *key_path = tpath("loose.key"),
+         *short_path = tpath("short.key"), *junk_path = tpath("junk.sqlite");
+    unsigned char key[32] = {1, 2, 3};
+    struct pgcmk_err err;
+    struct stat sb;
+
+    /* a master key readable by others */
+    CHECK(write_file(key_path, key, sizeof(key), 0644) == 0);
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(db_path, key_path, 0, &err) == -1);
+    CHECK(strstr(err.message, "0644") != NULL && strstr(err.message, "chmod 600") != NULL);
+    CHECK(chmod(key_path, 0700) == 0);
+    CHECK(pgcmk_store_open(db_path, key_path, 0, &err) == -1);
+    CHECK(chmod(key_path, 0400) == 0); /* stricter is fine */
+    CHECK(pgcmk_store_open(db_path, key_path, 0, &err) == 0);
+    pgcmk_store_close();
+
+    /* a master key of the wrong size */
+    CHECK(write_file(short_path, key, 16, 0600) == 0);
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(db_path, short_path, 0, &err) == -1);
+    CHECK(strstr(err.message, "16 bytes") != NULL);
+    CHECK(stat(short_path, &sb) == 0 && sb.st_size == 16); /* left alone */
+
+    /* a master key path that is a directory */
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(db_path, tdir, 0, &err) == -1);
+    CHECK(err.message[0] != '\0');
+
+    /* a file that is not a SQLite database */
+    CHECK(write_file(junk_path, "this is not a database, not at all, no no no no no no", 53,
+                     0600) == 0);
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(junk_path, key_path, 0, &err) == -1);
+    CHECK(err.code == PGCMK_E_INTERNAL && err.message[0] != '\0');
+
+    unlink(key_path);
+    unlink(short_path);
+    unlink(junk_path);
+    unlink(db_path);
+    free(db_path);
+    free(key_path);
+    free(short_path);
+    free(junk_path);
+}
+
+static void
+test_memory_mode(void)
+{
+    struct pgcmk_err err;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    if (err.message[0])
+        fprintf(stderr, "store: %s\n", err.message);
+    CHECK(pgcmk_store_version() == pgcmk_store_migrations());
+    CHECK(pragma_int("PRAGMA foreign_keys") == 1);
+    test_settings();
+    test_transactions();
+    test_fail_mapping();
+    test_seal();
+    test_threads(1);
+    pgcmk_store_close();
+
+    /* nothing survives */
+    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    CHECK(setting_absent("clock"));
+    pgcmk_store_close();
+}
+
+static void
+rm_tree(void)
+{
+    char *cmd = pgcmk_xasprintf("rm -rf '%s'", tdir);
+
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tdir);
+    free(cmd);
 }
 
 int
 main(void)
 {
-    struct pgcmk_err err;
-    struct stat sb;
-    unsigned char *sealed = NULL, *plain = NULL;
-    size_t sealed_len = 0, plain_len = 0;
-    char *v = NULL;
-    pthread_t th[2];
-    void *res;
-    FILE *f;
-
-    snprintf(dir, sizeof(dir), "/tmp/pgcmk-store-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-
-    /* first open: schema and master key */
-    CHECK(pgcmk_store_open(path("db.sqlite"), path("master.key"), 0, &err) == 0);
-    CHECK(pgcmk_store_version() == pgcmk_store_migrations());
-    CHECK(pgcmk_store_migrations() >= 1);
-    CHECK(stat(path("master.key"), &sb) == 0 && sb.st_size == 32 && (sb.st_mode & 0777) == 0600);
-
-    /* settings */
-    CHECK(pgcmk_store_setting_get("nope", &v) == 1 && v == NULL);
-    CHECK(pgcmk_store_setting_put("k", "v1", &err) == 0);
-    CHECK(pgcmk_store_setting_put("k", "v2", &err) == 0);
-    CHECK(pgcmk_store_setting_get("k", &v) == 0);
-    CHECK_STR(v, "v2");
-    free(v);
-
-    /* a failed transaction leaves nothing behind */
-    CHECK(pgcmk_db_tx(pgcmk_db(), write_then_fail_tx, NULL, &err) == -1);
-    CHECK(err.code == PGCMK_E_BAD_REQUEST);
-    CHECK(pgcmk_store_setting_get("gone", &v) == 1);
-
-    /* a unique violation maps to 409 Conflict without the SQLite text */
-    CHECK(pgcmk_db_tx(pgcmk_db(), insert_setting_twice_tx, NULL, &err) == -1);
-    CHECK(err.code == PGCMK_E_CONFLICT);
-    CHECK(strstr(err.message, "UNIQUE") == NULL);
-    CHECK(pgcmk_store_setting_get("dup", &v) == 1);
-
-    /* sealing: round trip, AAD binds */
-    CHECK(pgcmk_store_seal("secret", 6, "row-1", &sealed, &sealed_len) == 0);
-    CHECK(sealed_len == 6 + 28);
-    CHECK(pgcmk_store_unseal(sealed, sealed_len, "row-2", &plain, &plain_len) == -1);
-    CHECK(pgcmk_store_unseal(sealed, sealed_len, "row-1", &plain, &plain_len) == 0);
-    CHECK(plain_len == 6 && memcmp(plain, "secret", 6) == 0);
-    free(plain);
-
-    /* two threads, each with its own connection, writers serialised */
-    CHECK(pthread_create(&th[0], NULL, writer, (void *)1L) == 0);
-    CHECK(pthread_create(&th[1], NULL, writer, (void *)2L) == 0);
-    for (int i = 0; i < 2; i++) {
-        CHECK(pthread_join(th[i], &res) == 0);
-        CHECK(res == NULL);
+    pgcmk_log_level = PGCMK_LOG_ERR - 1; /* the refusals below log on purpose */
+    snprintf(tdir, sizeof(tdir), "/tmp/test_store.XXXXXX");
+    if (mkdtemp(tdir) == NULL) {
+        perror("mkdtemp");
+        return 1;
     }
-    CHECK(pgcmk_store_setting_get("t1-199", &v) == 0);
-    free(v);
-    CHECK(pgcmk_store_setting_get("t2-0", &v) == 0);
-    free(v);
-    pgcmk_store_close();
-
-    /* reopen: data and key survive */
-    CHECK(pgcmk_store_open(path("db.sqlite"), path("master.key"), 1, &err) == 0);
-    CHECK(pgcmk_store_setting_get("k", &v) == 0);
-    CHECK_STR(v, "v2");
-    free(v);
-    CHECK(pgcmk_store_unseal(sealed, sealed_len, "row-1", &plain, &plain_len) == 0);
-    free(plain);
-    pgcmk_store_close();
-
-    /* a key readable by others is refused */
-    CHECK(chmod(path("master.key"), 0644) == 0);
-    CHECK(pgcmk_store_open(path("db.sqlite"), path("master.key"), 0, &err) == -1);
-    CHECK(strstr(err.message, "600") != NULL);
-    CHECK(chmod(path("master.key"), 0600) == 0);
-
-    /* a key of the wrong size is refused */
-    f = fopen(path("short.key"), "w");
-    CHECK(f != NULL);
-    fputs("short", f);
-    fclose(f);
-    CHECK(chmod(path("short.key"), 0600) == 0);
-    CHECK(pgcmk_store_open(path("db.sqlite"), path("short.key"), 0, &err) == -1);
-
-    /* a schema newer than the code is refused */
-    {
-        sqlite3 *h;
-        char sql[64];
-
-        CHECK(sqlite3_open(path("db.sqlite"), &h) == SQLITE_OK);
-        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", pgcmk_store_migrations() + 5);
-        CHECK(sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK);
-        sqlite3_close(h);
-        CHECK(pgcmk_store_open(path("db.sqlite"), path("master.key"), 0, &err) == -1);
-        CHECK(strstr(err.message, "newer") != NULL);
-    }
-
-    /* :memory: works with the real migrations */
-    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
-    CHECK(pgcmk_store_setting_put("m", "1", &err) == 0);
-    CHECK(pgcmk_store_setting_get("m", &v) == 0);
-    free(v);
-    pgcmk_store_close();
-
-    free(sealed);
-    {
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        CHECK(system(cmd) == 0);
-    }
+    test_file_mode();
+    test_refusals();
+    test_memory_mode();
+    rm_tree();
     return t_done("test_store");
 }

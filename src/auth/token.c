@@ -4,6 +4,7 @@
  *
  * Tokens are JWTs signed RS256 with a key created on first start and kept sealed under the master
  * key. Their lifetime follows the wall clock (DESIGN.md 8): clients cache them by wall time. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,13 +121,55 @@ auth_issuer(void)
     return pgcmk_xasprintf("https://localhost:%d/%s/", auth_port, PGCMK_TENANT_ID);
 }
 
+/* Tokens are reused for the same principal and audience while they have more than 50 minutes
+ * left, as the managed-identity endpoints do: signing is an RSA private-key operation. */
+#define AUTH_REUSE_SECONDS (AUTH_TOKEN_SECONDS - 600)
+#define AUTH_CACHE         256
+
+static pthread_mutex_t auth_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    unsigned char key[32]; /* SHA-256 of oid|aud */
+    char *token;
+    int64_t exp;
+} auth_issued[AUTH_CACHE];
+static struct {
+    unsigned char key[32]; /* SHA-256 of the token */
+    int aud;
+    struct pgcmk_caller who;
+    int64_t exp;
+} auth_verified[AUTH_CACHE];
+
+static unsigned
+auth_slot(const unsigned char key[32])
+{
+    return ((unsigned)key[0] << 8 | key[1]) % AUTH_CACHE;
+}
+
 static char *
 auth_issue_for(const struct principal *p, const char *audience, int64_t *expires_on)
 {
     int64_t now = pgcmk_wall_ms() / 1000;
-    char *iss = auth_issuer(), *tok;
+    char *iss, *tok, *ck;
+    unsigned char key[32];
+    unsigned slot;
     char uti[37];
     json_t *claims;
+
+    ck = pgcmk_xasprintf("%s|%s", p->oid, audience);
+    pgcmk_sha256(ck, strlen(ck), key);
+    free(ck);
+    slot = auth_slot(key);
+    pthread_mutex_lock(&auth_cache_mu);
+    if (auth_issued[slot].token && memcmp(auth_issued[slot].key, key, 32) == 0 &&
+        auth_issued[slot].exp - now > AUTH_REUSE_SECONDS) {
+        tok = pgcmk_xstrdup(auth_issued[slot].token);
+        if (expires_on)
+            *expires_on = auth_issued[slot].exp;
+        pthread_mutex_unlock(&auth_cache_mu);
+        return tok;
+    }
+    pthread_mutex_unlock(&auth_cache_mu);
+    iss = auth_issuer();
 
     pgcmk_uuid(uti);
     claims = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
@@ -141,6 +184,15 @@ auth_issue_for(const struct principal *p, const char *audience, int64_t *expires
     free(iss);
     if (expires_on)
         *expires_on = now + AUTH_TOKEN_SECONDS;
+    if (tok) {
+        pthread_mutex_lock(&auth_cache_mu);
+        if (auth_issued[slot].token)
+            pgcmk_secret_free(auth_issued[slot].token, strlen(auth_issued[slot].token));
+        memcpy(auth_issued[slot].key, key, 32);
+        auth_issued[slot].token = pgcmk_xstrdup(tok);
+        auth_issued[slot].exp = now + AUTH_TOKEN_SECONDS;
+        pthread_mutex_unlock(&auth_cache_mu);
+    }
     return tok;
 }
 
@@ -191,9 +243,23 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
     json_t *claims = NULL;
     int64_t now = pgcmk_wall_ms() / 1000;
     const char *v;
-    char *iss = auth_issuer(), sts[96];
+    char *iss, sts[96];
+    unsigned char key[32];
+    unsigned slot;
     int rc = -1;
 
+    /* A token seen before (same bytes, same audience class) is not verified again. */
+    pgcmk_sha256(token, strlen(token), key);
+    slot = auth_slot(key);
+    pthread_mutex_lock(&auth_cache_mu);
+    if (auth_verified[slot].exp && memcmp(auth_verified[slot].key, key, 32) == 0 &&
+        auth_verified[slot].aud == (int)aud && auth_verified[slot].exp + AUTH_SKEW_SECONDS >= now) {
+        *who = auth_verified[slot].who;
+        pthread_mutex_unlock(&auth_cache_mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&auth_cache_mu);
+    iss = auth_issuer();
     if (pgcmk_jwt_verify(auth_key, auth_kid, token, &claims, err))
         goto done;
     if (json_integer_value(json_object_get(claims, "exp")) + AUTH_SKEW_SECONDS < now) {
@@ -226,6 +292,12 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
              json_string_value(json_object_get(claims, "tid")) ?: "");
     snprintf(who->appid, sizeof(who->appid), "%s",
              json_string_value(json_object_get(claims, "appid")) ?: "");
+    pthread_mutex_lock(&auth_cache_mu);
+    memcpy(auth_verified[slot].key, key, 32);
+    auth_verified[slot].aud = (int)aud;
+    auth_verified[slot].who = *who;
+    auth_verified[slot].exp = json_integer_value(json_object_get(claims, "exp"));
+    pthread_mutex_unlock(&auth_cache_mu);
     rc = 0;
 done:
     json_decref(claims);
@@ -360,19 +432,21 @@ auth_client_credentials(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcm
         goto done;
     }
     if (style == TOKEN_V1) {
-        char e[24], n[24];
+        char e[24], n[24], in[24];
 
         snprintf(e, sizeof(e), "%lld", (long long)exp);
         snprintf(n, sizeof(n), "%lld", (long long)(exp - AUTH_TOKEN_SECONDS));
+        snprintf(in, sizeof(in), "%lld", (long long)(exp - pgcmk_wall_ms() / 1000));
         pgcmk_resp_json(rs, 200,
                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "token_type", "Bearer",
-                                  "expires_in", "3599", "ext_expires_in", "3599", "expires_on", e,
+                                  "expires_in", in, "ext_expires_in", in, "expires_on", e,
                                   "not_before", n, "resource", aud, "access_token", tok));
     } else {
+        json_int_t in = exp - pgcmk_wall_ms() / 1000;
+
         pgcmk_resp_json(rs, 200,
-                        json_pack("{s:s, s:i, s:i, s:s}", "token_type", "Bearer", "expires_in",
-                                  AUTH_TOKEN_SECONDS, "ext_expires_in", AUTH_TOKEN_SECONDS,
-                                  "access_token", tok));
+                        json_pack("{s:s, s:I, s:I, s:s}", "token_type", "Bearer", "expires_in", in,
+                                  "ext_expires_in", in, "access_token", tok));
     }
     rc = 0;
 done:
@@ -450,7 +524,7 @@ static int
 auth_mi_token(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int imds)
 {
     char *resource = auth_param(rq, "resource"), *tok = NULL;
-    char e[24], n[24];
+    char e[24], n[24], in[24];
     struct principal p;
     int64_t exp = 0;
     json_t *out;
@@ -480,8 +554,9 @@ auth_mi_token(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     tok = auth_issue_for(&p, resource, &exp);
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(n, sizeof(n), "%lld", (long long)(exp - AUTH_TOKEN_SECONDS));
+    snprintf(in, sizeof(in), "%lld", (long long)(exp - pgcmk_wall_ms() / 1000));
     out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "access_token", tok ? tok : "",
-                    "refresh_token", "", "expires_in", "3599", "expires_on", e, "not_before", n,
+                    "refresh_token", "", "expires_in", in, "expires_on", e, "not_before", n,
                     "resource", resource, "token_type", "Bearer", "client_id", p.app_id);
     pgcmk_resp_json(rs, 200, out);
     if (tok)
@@ -754,6 +829,11 @@ pgcmk_auth_init(struct pgcmk_err *err)
 void
 pgcmk_auth_shutdown(void)
 {
+    for (int i = 0; i < AUTH_CACHE; i++) {
+        if (auth_issued[i].token)
+            pgcmk_secret_free(auth_issued[i].token, strlen(auth_issued[i].token));
+        auth_issued[i].token = NULL;
+    }
     pgcmk_pkey_free(auth_key);
     auth_key = NULL;
     free(auth_kid);

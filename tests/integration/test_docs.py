@@ -6,7 +6,14 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WALKTHROUGHS = ["docs/walkthrough-arm-basics.md"]
+WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md"]
+EXPECT = {
+    "docs/walkthrough-arm-basics.md": ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
+                                       "MissingApiVersionParameter", "InvalidApiVersionParameter",
+                                       "line", "LocationRequired", "MethodNotAllowed",
+                                       "InvalidSubscriptionId"],
+    "docs/keyvault.md": ["eyJ", ".vault.localhost:", "/keys/cmk/", "c2VjcmV0LWRlaw"],
+}
 
 
 def sh_blocks(path):
@@ -24,7 +31,5 @@ def test_walkthrough_runs(doc, daemon):
                        text=True, timeout=120)
     assert r.returncode == 0, f"{doc} failed:\n{r.stdout}\n{r.stderr}"
     out = r.stdout
-    for expected in ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
-                     "MissingApiVersionParameter", "InvalidApiVersionParameter", "line",
-                     "LocationRequired", "MethodNotAllowed", "InvalidSubscriptionId"]:
+    for expected in EXPECT[doc]:
         assert expected in out, f"{doc}: expected {expected!r} in output:\n{out}"

@@ -350,7 +350,7 @@ kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
     json_t *key = json_deep_copy(v->jwk);
 
     json_object_set_new(key, "kid", json_string(kid));
-    json_object_set(key, "kty", json_string(v->kty));
+    json_object_set_new(key, "kty", json_string(v->kty));
     json_object_set(key, "key_ops", v->key_ops);
     free(kid);
     free(base);

@@ -6,4 +6,10 @@
 void pgcmk_vault_init(void);
 void pgcmk_vault_shutdown(void);
 
+/* A key URI as customers write it: https://{vault}.vault.localhost[:port]/keys/{name}[/{version}]
+ * or https://{vault}.vault.azure.net[:443]/keys/{name}[/{version}] (both name the local vault
+ * {vault}; the az CLI insists on the second form). Fills vault (lower case), name and version
+ * ("" when absent). 0, or -1 when the URI is not a key URI. */
+int pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char version[40]);
+
 #endif

@@ -66,6 +66,8 @@
     X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \
     X(PGCMK_E_OPERATION_IN_PROGRESS, 409, "AnotherOperationInProgress", "I",                       \
       "another operation on the resource is still running")                                        \
+    X(PGCMK_E_RG_LOCATION_CONFLICT, 409, "InvalidResourceGroupLocation", "O",                       \
+      "a resource group re-created in another location")                                           \
     X(PGCMK_E_RG_BEING_DELETED, 409, "ResourceGroupBeingDeleted", "O",                             \
       "the resource group is being deleted")                                                       \
     X(PGCMK_E_PRECONDITION_FAILED, 412, "PreconditionFailed", "V",                                 \

@@ -301,6 +301,6 @@ pgcmk_arm_init(void)
     pgcmk_arm_rg_routes();
     pgcmk_arm_lro_routes();
     pgcmk_arm_generic_routes();
+    pgcmk_arm_rg_resume_deletes(); /* first: it closes its own operations */
     pgcmk_lro_recover();
-    pgcmk_arm_rg_resume_deletes();
 }

@@ -239,7 +239,7 @@ rg_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         goto fail;
     }
     if (rc && strcasecmp(row.location, loc) != 0) {
-        pgcmk_err_set(err, PGCMK_E_CONFLICT, "location",
+        pgcmk_err_set(err, PGCMK_E_RG_LOCATION_CONFLICT, "location",
                       "Invalid resource group location '%.64s'. The Resource group already exists "
                       "in location '%.64s'.",
                       loc, row.location);
@@ -505,6 +505,18 @@ pgcmk_arm_rg_resume_deletes(void)
         if (pgcmk_db_tx(db, rg_delete_tx, &d, &err)) {
             LOG_WARN("could not finish deleting group %s: %s", d.name, err.message);
             return;
+        }
+        {
+            /* The operation that asked for it ends as it would have. */
+            char *path = pgcmk_xasprintf("/subscriptions/%s/resourcegroups/%s", d.sub, d.name);
+            sqlite3_stmt *op = pgcmk_db_stmt(db, PGCMK_STMT_OP_RESUMED_RG_DELETE);
+
+            sqlite3_bind_text(op, 1, path, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(op, 2, pgcmk_clock_now());
+            if (sqlite3_step(op) != SQLITE_DONE)
+                LOG_WARN("could not close the delete operation of group %s", d.name);
+            pgcmk_db_done(op);
+            free(path);
         }
         LOG_INFO("finished deleting resource group %s after a restart", d.name);
         st = pgcmk_db_stmt(db, PGCMK_STMT_RG_DELETING);

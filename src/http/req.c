@@ -359,6 +359,18 @@ pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pg
     pgcmk_resp_json(rs, status, json_pack("{s:o}", "error", inner));
     if (err->code == PGCMK_E_UNAVAILABLE)
         pgcmk_resp_header(rs, "Retry-After", "1");
+    if (status == 401 && env == PGCMK_ENV_ARM) {
+        char *h = pgcmk_xasprintf("Bearer authorization_uri=\"https://localhost:%d/%s\", "
+                                  "error=\"invalid_token\", error_description=\"%s\"",
+                                  pgcmk_public_port(), PGCMK_TENANT_ID,
+                                  err->code == PGCMK_E_UNAUTHENTICATED
+                                      ? "The authentication failed because of missing "
+                                        "'Authorization' header."
+                                      : "The access token is invalid.");
+
+        pgcmk_resp_header(rs, "WWW-Authenticate", h);
+        free(h);
+    }
 }
 
 /* Query parameters a route takes: api-version always, then its comma-separated list. */

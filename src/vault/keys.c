@@ -354,8 +354,8 @@ kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
     json_object_set(key, "key_ops", v->key_ops);
     free(kid);
     free(base);
-    return json_pack("{s:o, s:o, s:O}", "key", key, "attributes", kv_attributes(kc, v), "tags",
-                     v->tags ? v->tags : json_object());
+    return json_pack("{s:o, s:o, s:o}", "key", key, "attributes", kv_attributes(kc, v), "tags",
+                     v->tags ? json_incref(v->tags) : json_object());
 }
 
 static json_t *
@@ -920,8 +920,8 @@ kv_item(const struct kv_ctx *kc, const char *name, const struct kv_version *v, i
     char *base = kv_base(kc->vault);
     char *kid = versioned ? pgcmk_xasprintf("%s/keys/%s/%s", base, name, v->version)
                           : pgcmk_xasprintf("%s/keys/%s", base, name);
-    json_t *o = json_pack("{s:s, s:o, s:O}", "kid", kid, "attributes", kv_attributes(kc, v),
-                          "tags", v->tags ? v->tags : json_object());
+    json_t *o = json_pack("{s:s, s:o, s:o}", "kid", kid, "attributes", kv_attributes(kc, v),
+                          "tags", v->tags ? json_incref(v->tags) : json_object());
 
     free(kid);
     free(base);
@@ -2107,12 +2107,13 @@ arm_key_json(const struct kv_ctx *kc, const char *vault_id, const char *name,
 
     json_object_del(attrs, "recoverableDays");
     bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
-    o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id,
+    o = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id,
                   "name", as_version ? v->version : name, "type",
                   as_version ? "Microsoft.KeyVault/vaults/keys/versions"
                              : "Microsoft.KeyVault/vaults/keys",
                   "location", json_object_get(kc->vault_body, "location"), "tags",
-                  v->tags ? v->tags : json_object(), "properties", "attributes", attrs, "kty",
+                  v->tags ? json_incref(v->tags) : json_object(), "properties", "attributes", attrs,
+                  "kty",
                   v->kty, "keyOps", v->key_ops, "keyUri", uri, "keyUriWithVersion", uri_v);
     if (json_object_get(v->jwk, "crv"))
         json_object_set(json_object_get(o, "properties"), "curveName",

@@ -6,13 +6,13 @@
   exit code 0; `kill()` sends SIGKILL; `restart()` starts again on the same data directory.
   stderr goes to DIR/../stderr-N.log; a sanitizer report in it fails the test at teardown.
 * `daemon`: one daemon shared by a test module (tests there use unique names).
-* `start_daemon(*flags, data_dir=None, env=None)`: a daemon of the test's own; all of them are
+* `start_daemon(*flags, data_dir=None, env=None, http=True)`: a daemon of the test's own (pass
+  data_dir=d.data_dir to start on the same directory, or call d.restart()); all of them are
   stopped (and checked) when the test ends.
 """
 import datetime
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -40,7 +40,7 @@ def pgcmkd_path():
 def clean_env(extra=None):
     """The caller's environment without PGCMK_* settings (they would change the daemon)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGCMK_")}
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     if extra:
         env.update(extra)
@@ -285,6 +285,11 @@ class DaemonPool:
     def finish(self):
         problems = []
         for d in self.daemons:
+            if d.proc is not None and d.proc.poll() is not None:
+                problems.append(f"{d.data_dir}: pgcmkd exited during the test with code "
+                                f"{d.proc.returncode} (a crash, or a signal from elsewhere):\n"
+                                f"{d.stderr_text()[-3000:]}")
+                d.proc = None
             if d.proc is not None:
                 rc = d.stop()
                 if rc != 0:
@@ -306,12 +311,10 @@ def start_daemon(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def daemon():
-    root = tempfile.mkdtemp(prefix="pgcmk-it-")
-    pool = DaemonPool(root)
+def daemon(tmp_path_factory):
+    pool = DaemonPool(str(tmp_path_factory.mktemp("module")))
     d = pool.start()
     yield d
     problems = pool.finish()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
-    shutil.rmtree(root, ignore_errors=True)

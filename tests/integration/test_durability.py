@@ -31,7 +31,9 @@ def test_acknowledged_puts_survive_sigkill(start_daemon):
                 try:
                     r = s.put(d.base + rg_url(name), json={"location": "eastus", "tags": {"i": str(i)}},
                               timeout=10)
-                except requests.RequestException:
+                except requests.RequestException as e:
+                    if not enough.is_set():
+                        errors.append((name, "exception before the kill", repr(e)))
                     return  # the daemon is gone
                 if r.status_code in (200, 201):
                     with lock:
@@ -46,7 +48,8 @@ def test_acknowledged_puts_survive_sigkill(start_daemon):
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(threads_n)]
     for t in threads:
         t.start()
-    assert enough.wait(30), f"only {len(acked)} PUTs acknowledged in 30 s; errors: {errors[:3]}"
+    assert enough.wait(30), (f"only {len(acked)} PUTs acknowledged in 30 s; errors: {errors[:3]};"
+                             f" daemon exit code {d.proc.poll()}\n{d.stderr_text()[-3000:]}")
     d.proc.kill()  # SIGKILL in the middle of the burst
     d.proc.wait()
     for t in threads:

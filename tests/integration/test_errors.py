@@ -239,6 +239,7 @@ def test_auth_strict(start_daemon):
         r = d.get(path)
         assert_arm_error(r, 401, "AuthenticationFailed")
         assert r.headers.get("x-ms-request-id")
+        assert 'error="invalid_token"' in r.headers.get("WWW-Authenticate", "")
     assert_arm_error(d.put(rg_url(), json={"location": "eastus"}), 401, "AuthenticationFailed")
     r = d.get("/emulator/info")
     assert r.status_code == 200 and r.json()["subscriptionId"] == SUB

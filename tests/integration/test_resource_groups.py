@@ -112,7 +112,8 @@ def test_put_without_location(daemon):
 def test_put_other_location_conflicts(daemon):
     name = new_name()
     assert daemon.put(rg_url(name), json={"location": "eastus"}).status_code == 201
-    assert_arm_error(daemon.put(rg_url(name), json={"location": "westus"}), 409)
+    assert_arm_error(daemon.put(rg_url(name), json={"location": "westus"}), 409,
+                     "InvalidResourceGroupLocation")
     assert daemon.get(rg_url(name)).json()["location"] == "eastus"
 
 

@@ -727,7 +727,7 @@ test_rg_flow(void)
     json_decref(j);
     /* another location for an existing group */
     CHECK(call("PUT", RG1 "?" AV, "{\"location\":\"westus\"}", &j, NULL) == 409);
-    CHECK_STR(err_code_of(j), "Conflict");
+    CHECK_STR(err_code_of(j), "InvalidResourceGroupLocation");
     json_decref(j);
 
     /* read */

@@ -56,6 +56,7 @@ char *pgcmk_arm_rg_location(const char *sub, const char *rg);
 
 #define ARM_T_TRACKED  0x01u /* location required, tags, listed under resources */
 #define ARM_T_SYNC_PUT 0x02u /* PUT answers 201/200 with the final body (no LRO) */
+#define ARM_T_IDENTITY 0x04u /* takes the managed-identity block ("identity": {...}) */
 
 struct pgcmk_arm_type;
 
@@ -84,6 +85,14 @@ struct pgcmk_arm_type {
 };
 
 void pgcmk_arm_register(const struct pgcmk_arm_type *t);
+
+/* The managed-identity block of ARM_T_IDENTITY types is completed by a hook the identity provider
+ * installs (system-assigned principals, user-assigned look-ups): on write it fills
+ * ctx->body.identity from the request and the stored resource; on delete (body NULL) it removes
+ * the system-assigned principal. Runs inside the store transaction. */
+typedef int (*pgcmk_arm_identity_fn)(struct pgcmk_arm_ctx *ctx, int deleting,
+                                     struct pgcmk_err *err);
+void pgcmk_arm_set_identity_hook(pgcmk_arm_identity_fn fn);
 /* The registered type for namespace + type path (case-insensitive), or NULL. */
 const struct pgcmk_arm_type *pgcmk_arm_find_type(const char *ns, const char *type);
 /* 1 if any registered type has this namespace. */

@@ -35,6 +35,8 @@
     X(PGCMK_E_INVALID_NAMESPACE, 400, "InvalidResourceNamespace", "O",                             \
       "a provider namespace the emulator does not know")                                           \
     X(PGCMK_E_INVALID_PARAMETER, 400, "InvalidParameter", "I", "a property with a wrong value")    \
+    X(PGCMK_E_INVALID_IDENTITY, 400, "InvalidIdentity", "I",                                       \
+      "an identity block with an unknown type or a user-assigned identity that does not exist")   \
     X(PGCMK_E_KV_BAD_PARAMETER, 400, "BadParameter", "O",                                          \
       "Key Vault data plane: a wrong parameter or api-version")                                    \
     X(PGCMK_E_UNAUTHENTICATED, 401, "AuthenticationFailed", "I", "no usable bearer token")         \

@@ -16,6 +16,13 @@
 
 static const struct pgcmk_arm_type *arm_types[ARM_MAX_TYPES];
 static size_t arm_n_types;
+static pgcmk_arm_identity_fn arm_identity_hook;
+
+void
+pgcmk_arm_set_identity_hook(pgcmk_arm_identity_fn fn)
+{
+    arm_identity_hook = fn;
+}
 
 void
 pgcmk_arm_register(const struct pgcmk_arm_type *t)
@@ -309,6 +316,12 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     json_object_set_new(body, "systemData",
                         pgcmk_arm_system_data(w->rq, json_object_get(ac.existing, "systemData")));
     ac.body = body;
+    if (!(t->type->flags & ARM_T_IDENTITY)) {
+        json_object_del(body, "identity"); /* types without identities ignore the block */
+    } else if (arm_identity_hook && arm_identity_hook(&ac, 0, err)) {
+        json_decref(body);
+        goto fail;
+    }
     if (t->type->on_write && t->type->on_write(&ac, err)) {
         json_decref(body);
         goto fail;
@@ -475,7 +488,7 @@ generic_delete_one(struct pgcmk_db *db, struct pgcmk_req *rq, const struct pgcmk
     sqlite3_stmt *st;
     int rc;
 
-    if (type && type->on_delete) {
+    if (type && (type->on_delete || (type->flags & ARM_T_IDENTITY))) {
         struct pgcmk_arm_ctx ac;
 
         memset(&ac, 0, sizeof(ac));
@@ -484,7 +497,9 @@ generic_delete_one(struct pgcmk_db *db, struct pgcmk_req *rq, const struct pgcmk
         ac.id = *id;
         ac.id_text = (char *)id_text;
         ac.existing = json_loads(stored, 0, NULL);
-        rc = type->on_delete(&ac, err);
+        rc = type->on_delete ? type->on_delete(&ac, err) : 0;
+        if (rc == 0 && (type->flags & ARM_T_IDENTITY) && arm_identity_hook)
+            rc = arm_identity_hook(&ac, 1, err);
         json_decref(ac.existing);
         if (rc)
             return -1;

@@ -52,26 +52,31 @@ b64_value(char c, const char *alpha)
     return p ? (int)(p - alpha) : -1;
 }
 
+/* Strict RFC 4648 decoding: only the alphabet, then either no padding or exactly the '=' that
+ * complete the last 4-character group; the unused low bits of the last character must be zero. */
 static int
 b64_decode(const char *s, size_t len, const char *alpha, unsigned char **out, size_t *out_len)
 {
     unsigned char *buf;
-    size_t n = 0, i;
+    size_t n = 0, i, pad = 0;
     unsigned acc = 0;
     int bits = 0;
 
     *out = NULL;
     *out_len = 0;
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
+    while (pad < len && s[len - 1 - pad] == '=')
+        pad++;
+    if (pad > 2 || (pad > 0 && (len % 4 != 0 || len == pad)))
         return -1;
-    buf = pgcmk_xmalloc(len * 3 / 4 + 1);
+    len -= pad;
+    if (len % 4 == 1 || (pad > 0 && len % 4 + pad != 4))
+        return -1;
+    buf = pgcmk_xmalloc(len / 4 * 3 + 3);
     for (i = 0; i < len; i++) {
         int v = b64_value(s[i], alpha);
 
         if (v < 0) {
-            free(buf);
+            pgcmk_secret_free(buf, len / 4 * 3 + 3);
             return -1;
         }
         acc = (acc << 6) | (unsigned)v;
@@ -79,7 +84,12 @@ b64_decode(const char *s, size_t len, const char *alpha, unsigned char **out, si
         if (bits >= 8) {
             bits -= 8;
             buf[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
         }
+    }
+    if (acc != 0) { /* non-canonical: leftover bits set */
+        pgcmk_secret_free(buf, len / 4 * 3 + 3);
+        return -1;
     }
     *out = buf;
     *out_len = n;
@@ -130,8 +140,7 @@ pgcmk_aead_seal(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *aad, si
     *out = NULL;
     *out_len = 0;
     if (c == NULL || pt_len > (size_t)INT32_MAX || aad_len > (size_t)INT32_MAX ||
-        RAND_bytes(buf, 12) != 1 ||
-        EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, buf) != 1 ||
+        RAND_bytes(buf, 12) != 1 || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, buf) != 1 ||
         (aad_len && EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len) != 1) ||
         EVP_EncryptUpdate(c, buf + 12, &n, pt, (int)pt_len) != 1 ||
         EVP_EncryptFinal_ex(c, buf + 12 + n, &f) != 1 ||

@@ -6,65 +6,139 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "pgcmk/crypto.h"
-#include "pgcmk/log.h"
 
-#define TLS_SERVER_SANS                                                                            \
-    "DNS:localhost,DNS:*.localhost,DNS:*.vault.localhost,IP:127.0.0.1,IP:::1"
+#define TLS_SERVER_SANS "DNS:localhost,DNS:*.localhost,DNS:*.vault.localhost,IP:127.0.0.1,IP:::1"
+#define TLS_CA_DAYS     3650L
+#define TLS_SERVER_DAYS 825L
+#define TLS_RENEW_DAYS  30L /* a server certificate this close to expiry is re-issued */
+#define TLS_MAX_FILE    (1024 * 1024)
 
+static char *tls_read_file(const char *path);
+static int tls_write_file(const char *path, const char *data, mode_t mode);
+static int tls_sync_dir(const char *dir);
+static char *tls_pem_cert(X509 *x);
+static char *tls_pem_key(EVP_PKEY *k);
+static int tls_no_password(char *buf, int size, int rwflag, void *u);
+static X509 *tls_parse_cert(const char *pem);
+static EVP_PKEY *tls_parse_key(const char *pem);
+static int tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+static X509 *tls_make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+                           long days, int is_ca);
+static int tls_cert_good(X509 *leaf, X509 *ca);
+static int tls_own_files(const char *cert_file, const char *key_file, struct pgcmk_tls *tls,
+                         struct pgcmk_err *err);
+
+/* The whole of a regular file as a NUL-terminated string; NULL with errno set. Key files pass
+ * through here, so a failed read wipes what it got. */
 static char *
-tls_read_file(const char *path, size_t *len)
+tls_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    struct stat sb;
     char *buf = NULL;
-    long n;
+    size_t got = 0, cap = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
 
-    if (f == NULL)
+    if (fd < 0)
         return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < 1024 * 1024 &&
-        fseek(f, 0, SEEK_SET) == 0) {
-        buf = pgcmk_xmalloc((size_t)n + 1);
-        if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = '\0';
-            if (len)
-                *len = (size_t)n;
-        }
+    if (fstat(fd, &sb) != 0)
+        goto fail;
+    if (!S_ISREG(sb.st_mode) || sb.st_size > TLS_MAX_FILE) {
+        errno = S_ISREG(sb.st_mode) ? EFBIG : EINVAL;
+        goto fail;
     }
-    fclose(f);
+    cap = (size_t)sb.st_size + 1;
+    buf = pgcmk_xmalloc(cap);
+    while (got < cap - 1) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* shrank while we read it */
+            goto fail;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
     return buf;
+fail:
+    saved = errno;
+    pgcmk_secret_free(buf, cap);
+    close(fd);
+    errno = saved;
+    return NULL;
 }
 
-/* Writes atomically: tmp file with `mode`, fsync, rename. */
+/* Atomically: a fresh PATH.tmp with exactly `mode`, write, fsync, rename over PATH. -1 with errno
+ * set. */
 static int
 tls_write_file(const char *path, const char *data, mode_t mode)
 {
-    char tmp[4096];
-    size_t len = strlen(data);
-    int fd;
+    char *tmp = pgcmk_xasprintf("%s.tmp", path);
+    size_t len = strlen(data), off = 0;
+    int fd = -1, saved;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A stale tmp file (a crash) could carry a wider mode: never reuse it. */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        goto fail;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0 || fchmod(fd, mode) != 0)
+        goto fail;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            goto fail;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0)
+        goto fail;
+    saved = close(fd);
+    fd = -1;
+    if (saved != 0 || rename(tmp, path) != 0)
+        goto fail;
+    free(tmp);
+    return 0;
+fail:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(tmp);
+    errno = saved;
+    return -1;
+}
+
+/* Makes the renames in `dir` durable. Filesystems that cannot fsync a directory say EINVAL. */
+static int
+tls_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, saved;
+
     if (fd < 0)
         return -1;
-    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    rc = fsync(fd);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc != 0 && saved != EINVAL ? -1 : 0;
 }
 
 static char *
@@ -104,11 +178,22 @@ tls_parse_cert(const char *pem)
     return x;
 }
 
+/* An encrypted key fails to load instead of OpenSSL asking on the terminal. */
+static int
+tls_no_password(char *buf, int size, int rwflag, void *u)
+{
+    PGCMK_UNUSED(buf);
+    PGCMK_UNUSED(size);
+    PGCMK_UNUSED(rwflag);
+    PGCMK_UNUSED(u);
+    return -1;
+}
+
 static EVP_PKEY *
 tls_parse_key(const char *pem)
 {
     BIO *b = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, tls_no_password, NULL) : NULL;
 
     BIO_free(b);
     return k;
@@ -153,8 +238,8 @@ tls_make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
         X509_set_pubkey(x, key) != 1)
         goto fail;
     name = X509_get_subject_name(x);
-    if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"pgcmk", -1,
-                                   -1, 0) != 1 ||
+    if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"pgcmk", -1, -1,
+                                   0) != 1 ||
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
                                    0) != 1 ||
         X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) != 1)
@@ -184,19 +269,21 @@ fail:
     return NULL;
 }
 
-/* 1 when `leaf` verifies against `ca`, is in date, and names localhost. */
+/* 1 when `leaf` chains to `ca`, is in date for a while yet, and names the hosts we serve. */
 static int
 tls_cert_good(X509 *leaf, X509 *ca)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    time_t renew = time(NULL) + TLS_RENEW_DAYS * 86400L;
     int ok = 0;
 
     if (store && ctx && X509_STORE_add_cert(store, ca) == 1 &&
         X509_STORE_CTX_init(ctx, store, leaf, NULL) == 1)
-        ok = X509_verify_cert(ctx) == 1 && X509_check_host(leaf, "localhost", 0, 0, NULL) == 1 &&
-             X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0 &&
-             X509_check_host(leaf, "x.vault.localhost", 0, 0, NULL) == 1;
+        ok = X509_verify_cert(ctx) == 1 && X509_cmp_time(X509_get0_notAfter(leaf), &renew) > 0 &&
+             X509_check_host(leaf, "localhost", 0, 0, NULL) == 1 &&
+             X509_check_host(leaf, "x.vault.localhost", 0, 0, NULL) == 1 &&
+             X509_check_ip_asc(leaf, "127.0.0.1", 0) == 1 && X509_check_ip_asc(leaf, "::1", 0) == 1;
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
     return ok;
@@ -210,22 +297,29 @@ tls_own_files(const char *cert_file, const char *key_file, struct pgcmk_tls *tls
     EVP_PKEY *k = NULL;
     int rc = -1;
 
-    tls->cert_pem = tls_read_file(cert_file, NULL);
-    tls->key_pem = tls_read_file(key_file, NULL);
-    if (tls->cert_pem == NULL || tls->key_pem == NULL) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read '%s' or '%s': %s", cert_file,
+    if ((tls->cert_pem = tls_read_file(cert_file)) == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read the certificate %.200s: %s",
+                      cert_file, strerror(errno));
+        goto done;
+    }
+    if ((tls->key_pem = tls_read_file(key_file)) == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read the private key %.200s: %s",
                       key_file, strerror(errno));
         goto done;
     }
-    x = tls_parse_cert(tls->cert_pem);
-    k = tls_parse_key(tls->key_pem);
-    if (x == NULL || k == NULL) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "'%s' or '%s' is not a PEM certificate/key",
-                      cert_file, key_file);
+    if ((x = tls_parse_cert(tls->cert_pem)) == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "%.200s holds no PEM certificate", cert_file);
+        goto done;
+    }
+    if ((k = tls_parse_key(tls->key_pem)) == NULL) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                      "%.200s holds no PEM private key (encrypted keys are not supported)",
+                      key_file);
         goto done;
     }
     if (X509_check_private_key(x, k) != 1) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key in '%s' does not match '%s'",
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                      "the private key in %.200s does not match the certificate in %.200s",
                       key_file, cert_file);
         goto done;
     }
@@ -233,6 +327,7 @@ tls_own_files(const char *cert_file, const char *key_file, struct pgcmk_tls *tls
 done:
     X509_free(x);
     EVP_PKEY_free(k);
+    ERR_clear_error();
     if (rc)
         pgcmk_tls_release(tls);
     return rc;
@@ -242,58 +337,86 @@ int
 pgcmk_tls_bootstrap(const char *data_dir, const char *cert_file, const char *key_file,
                     struct pgcmk_tls *tls, struct pgcmk_err *err)
 {
-    char *ca_path, *ca_key_path, *srv_path, *srv_key_path;
+    char *ca_path = NULL, *ca_key_path = NULL, *srv_path = NULL, *srv_key_path = NULL;
     char *ca_pem = NULL, *ca_key_pem = NULL, *srv_pem = NULL, *srv_key_pem = NULL;
     X509 *ca = NULL, *srv = NULL;
     EVP_PKEY *ca_key = NULL, *srv_key = NULL;
-    int rc = -1;
+    int rc = -1, wrote = 0;
 
     memset(tls, 0, sizeof(*tls));
     if (cert_file || key_file) {
         if (!cert_file || !key_file)
             return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
-                                 "--tls-cert and --tls-key go together");
+                                 "a certificate needs its private key: give both --tls-cert and "
+                                 "--tls-key, or neither");
         return tls_own_files(cert_file, key_file, tls, err);
     }
+    if (data_dir == NULL || *data_dir == '\0')
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "no data directory for the local CA");
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
-        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot create %s: %s", data_dir,
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot create %.200s: %s", data_dir,
                              strerror(errno));
     ca_path = pgcmk_xasprintf("%s/ca.pem", data_dir);
     ca_key_path = pgcmk_xasprintf("%s/ca-key.pem", data_dir);
     srv_path = pgcmk_xasprintf("%s/server.pem", data_dir);
     srv_key_path = pgcmk_xasprintf("%s/server-key.pem", data_dir);
 
-    ca_pem = tls_read_file(ca_path, NULL);
-    ca_key_pem = tls_read_file(ca_key_path, NULL);
-    if (ca_pem && ca_key_pem) {
+    ca_pem = tls_read_file(ca_path);
+    if (ca_pem == NULL && errno != ENOENT) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read %.200s: %s", ca_path,
+                      strerror(errno));
+        goto done;
+    }
+    ca_key_pem = tls_read_file(ca_key_path);
+    if (ca_key_pem == NULL && errno != ENOENT) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read %.200s: %s", ca_key_path,
+                      strerror(errno));
+        goto done;
+    }
+    if ((ca_pem == NULL) != (ca_key_pem == NULL)) {
+        /* Never overwrite half a CA: the other half may be in someone's trust store. */
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                      "%.200s exists without %s; restore it, or remove both to create a new CA",
+                      ca_pem ? ca_path : ca_key_path, ca_pem ? "ca-key.pem" : "ca.pem");
+        goto done;
+    }
+    if (ca_pem) {
         ca = tls_parse_cert(ca_pem);
         ca_key = tls_parse_key(ca_key_pem);
         if (ca == NULL || ca_key == NULL || X509_check_private_key(ca, ca_key) != 1) {
             pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
-                          "%s or %s is damaged; remove both to create a new CA", ca_path,
+                          "%.200s or %.200s is damaged; remove both to create a new CA", ca_path,
                           ca_key_path);
             goto done;
         }
+        if (X509_cmp_current_time(X509_get0_notAfter(ca)) <= 0) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                          "the local CA in %.200s has expired; remove ca.pem and ca-key.pem to "
+                          "create a new one",
+                          ca_path);
+            goto done;
+        }
     } else {
-        free(ca_pem);
-        free(ca_key_pem);
-        ca_pem = ca_key_pem = NULL;
         ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        ca = ca_key ? tls_make_cert(ca_key, "pgcmk local CA", NULL, NULL, 3650, 1) : NULL;
+        ca = ca_key ? tls_make_cert(ca_key, "pgcmk local CA", NULL, NULL, TLS_CA_DAYS, 1) : NULL;
         if (ca == NULL || (ca_pem = tls_pem_cert(ca)) == NULL ||
-            (ca_key_pem = tls_pem_key(ca_key)) == NULL ||
-            tls_write_file(ca_key_path, ca_key_pem, 0600) || tls_write_file(ca_path, ca_pem, 0644)) {
-            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot create the local CA in %s",
-                          data_dir);
+            (ca_key_pem = tls_pem_key(ca_key)) == NULL) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot generate the local CA");
+            goto done;
+        }
+        if (tls_write_file(ca_key_path, ca_key_pem, 0600) ||
+            tls_write_file(ca_path, ca_pem, 0644)) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot write the local CA in %.200s: %s",
+                          data_dir, strerror(errno));
             goto done;
         }
         tls->created = 1;
-        /* A new CA invalidates any old server certificate. */
-        unlink(srv_path);
+        wrote = 1;
     }
-    srv_pem = tls_read_file(srv_path, NULL);
-    srv_key_pem = tls_read_file(srv_key_path, NULL);
-    if (srv_pem && srv_key_pem) {
+
+    /* Reuse the server certificate only if it still fits this CA; else issue a new one. */
+    if (!tls->created && (srv_pem = tls_read_file(srv_path)) != NULL &&
+        (srv_key_pem = tls_read_file(srv_key_path)) != NULL) {
         srv = tls_parse_cert(srv_pem);
         srv_key = tls_parse_key(srv_key_pem);
     }
@@ -302,19 +425,28 @@ pgcmk_tls_bootstrap(const char *data_dir, const char *cert_file, const char *key
         X509_free(srv);
         EVP_PKEY_free(srv_key);
         free(srv_pem);
-        if (srv_key_pem)
-            pgcmk_secret_free(srv_key_pem, strlen(srv_key_pem));
+        pgcmk_secret_free(srv_key_pem, srv_key_pem ? strlen(srv_key_pem) : 0);
         srv_pem = srv_key_pem = NULL;
         srv_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        srv = srv_key ? tls_make_cert(srv_key, "localhost", ca, ca_key, 825, 0) : NULL;
+        srv = srv_key ? tls_make_cert(srv_key, "localhost", ca, ca_key, TLS_SERVER_DAYS, 0) : NULL;
         if (srv == NULL || (srv_pem = tls_pem_cert(srv)) == NULL ||
-            (srv_key_pem = tls_pem_key(srv_key)) == NULL ||
-            tls_write_file(srv_key_path, srv_key_pem, 0600) ||
-            tls_write_file(srv_path, srv_pem, 0644)) {
-            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
-                          "cannot create the server certificate in %s", data_dir);
+            (srv_key_pem = tls_pem_key(srv_key)) == NULL) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot generate the server certificate");
             goto done;
         }
+        if (tls_write_file(srv_key_path, srv_key_pem, 0600) ||
+            tls_write_file(srv_path, srv_pem, 0644)) {
+            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                          "cannot write the server certificate in %.200s: %s", data_dir,
+                          strerror(errno));
+            goto done;
+        }
+        wrote = 1;
+    }
+    if (wrote && tls_sync_dir(data_dir)) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot sync %.200s: %s", data_dir,
+                      strerror(errno));
+        goto done;
     }
     tls->cert_pem = pgcmk_xasprintf("%s%s", srv_pem, ca_pem);
     tls->key_pem = srv_key_pem;
@@ -327,25 +459,27 @@ done:
     X509_free(srv);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(srv_key);
+    ERR_clear_error();
     free(ca_pem);
-    if (ca_key_pem)
-        pgcmk_secret_free(ca_key_pem, strlen(ca_key_pem));
+    pgcmk_secret_free(ca_key_pem, ca_key_pem ? strlen(ca_key_pem) : 0);
     free(srv_pem);
-    if (srv_key_pem)
-        pgcmk_secret_free(srv_key_pem, strlen(srv_key_pem));
+    pgcmk_secret_free(srv_key_pem, srv_key_pem ? strlen(srv_key_pem) : 0);
     free(ca_path);
     free(ca_key_path);
     free(srv_path);
     free(srv_key_path);
+    if (rc)
+        tls->created = 0;
     return rc;
 }
 
 void
 pgcmk_tls_release(struct pgcmk_tls *tls)
 {
+    if (tls == NULL)
+        return;
     free(tls->cert_pem);
-    if (tls->key_pem)
-        pgcmk_secret_free(tls->key_pem, strlen(tls->key_pem));
+    pgcmk_secret_free(tls->key_pem, tls->key_pem ? strlen(tls->key_pem) : 0);
     free(tls->ca_path);
     memset(tls, 0, sizeof(*tls));
 }

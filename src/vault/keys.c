@@ -113,6 +113,20 @@ kv_perm_granted(json_t *policies, const struct pgcmk_caller *who, const char *pe
     return 0;
 }
 
+/* This thread's last vault: its name, etag and parsed body. */
+static _Thread_local struct {
+    char name[32];
+    char etag[48];
+    json_t *body;
+} kv_vault_cache;
+static pthread_key_t kv_vault_cache_key; /* frees a thread's cached body when it exits */
+
+static void
+kv_vault_cache_free(void *body)
+{
+    json_decref(body);
+}
+
 /* The pipeline of every data-plane call: api-version, vault, bearer token, access policy. */
 static int
 kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct kv_ctx *kc,
@@ -141,22 +155,29 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
         return kv_challenge(rs, err, msg);
     }
     snprintf(kc->vault, sizeof(kc->vault), "%s", rq->vault);
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_BY_TYPE_NAME);
+    /* The vault's body is parsed again only when its etag changed (per thread, no locks). */
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
     sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, rq->vault, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        id = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+    if (rc == SQLITE_ROW) {
+        const char *etag = (const char *)sqlite3_column_text(st, 1);
+
+        if (kv_vault_cache.body == NULL || strcmp(kv_vault_cache.etag, etag) != 0 ||
+            strcasecmp(kv_vault_cache.name, rq->vault) != 0) {
+            json_decref(kv_vault_cache.body);
+            kv_vault_cache.body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+            pthread_setspecific(kv_vault_cache_key, kv_vault_cache.body);
+            snprintf(kv_vault_cache.etag, sizeof(kv_vault_cache.etag), "%s", etag);
+            snprintf(kv_vault_cache.name, sizeof(kv_vault_cache.name), "%s", rq->vault);
+        }
+        id = kv_vault_cache.body ? (char *)"" : NULL;
+    }
     pgcmk_db_done(st);
     if (id == NULL)
         return pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
                              "The vault '%.64s' does not exist (or it is deleted).", rq->vault);
-    rc = pgcmk_arm_resource_get(db, id, &kc->vault_body, err);
-    free(id);
-    if (rc != 1)
-        return rc < 0 ? -1
-                      : pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
-                                      "The vault '%.64s' does not exist.", rq->vault);
+    kc->vault_body = json_incref(kv_vault_cache.body);
     props = json_object_get(kc->vault_body, "properties");
     kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
     kc->retention_days = (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
@@ -2383,6 +2404,8 @@ bad:
 void
 pgcmk_vault_init(void)
 {
+    if (pthread_key_create(&kv_vault_cache_key, kv_vault_cache_free) != 0)
+        PGCMK_BUG("no thread key for the vault cache");
     kv_last_tick = pgcmk_clock_now();
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
     pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
@@ -2393,6 +2416,9 @@ pgcmk_vault_init(void)
 void
 pgcmk_vault_shutdown(void)
 {
+    json_decref(kv_vault_cache.body); /* this thread's; the others' went with their threads */
+    kv_vault_cache.body = NULL;
+    pthread_setspecific(kv_vault_cache_key, NULL);
     pthread_mutex_lock(&kv_cache_mu);
     for (int i = 0; i < kv_cache_n; i++)
         pgcmk_pkey_free(kv_cache[i].k);

@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -26,6 +29,207 @@ check_b64url(const char *in, const char *want)
     free(dec);
 }
 
+static void
+check_b64(const char *in, const char *want)
+{
+    char *enc = pgcmk_b64_encode(in, strlen(in));
+    unsigned char *dec = NULL;
+    size_t n = 0;
+
+    CHECK_STR(enc, want);
+    CHECK(pgcmk_b64_decode(enc, strlen(enc), &dec, &n) == 0);
+    CHECK(n == strlen(in) && memcmp(dec, in, n) == 0);
+    free(enc);
+    free(dec);
+}
+
+/* 1 when both decoders refuse `s` (the first `len` bytes) and leave *out NULL. */
+static int
+b64_rejects(const char *s, size_t len)
+{
+    unsigned char *raw = (unsigned char *)"sentinel";
+    size_t raw_len = 99;
+    int ok = pgcmk_b64url_decode(s, len, &raw, &raw_len) == -1 && raw == NULL && raw_len == 0;
+
+    raw = (unsigned char *)"sentinel";
+    ok = ok && pgcmk_b64_decode(s, len, &raw, &raw_len) == -1 && raw == NULL;
+    return ok;
+}
+
+static void
+test_b64(void)
+{
+    unsigned char *raw = NULL, bin[256];
+    size_t raw_len = 0;
+    char *b;
+
+    /* RFC 4648 section 10 vectors, base64url without padding */
+    check_b64url("", "");
+    check_b64url("f", "Zg");
+    check_b64url("fo", "Zm8");
+    check_b64url("foo", "Zm9v");
+    check_b64url("foob", "Zm9vYg");
+    check_b64url("fooba", "Zm9vYmE");
+    check_b64url("foobar", "Zm9vYmFy");
+    /* and standard base64 with padding */
+    check_b64("", "");
+    check_b64("f", "Zg==");
+    check_b64("fo", "Zm8=");
+    check_b64("foo", "Zm9v");
+    check_b64("foobar", "Zm9vYmFy");
+    /* len 0 decodes to an empty, freeable buffer */
+    CHECK(pgcmk_b64url_decode("", 0, &raw, &raw_len) == 0 && raw != NULL && raw_len == 0);
+    free(raw);
+    CHECK(pgcmk_b64url_decode("Zm9vYmFy-ignored", 8, &raw, &raw_len) == 0 && raw_len == 6 &&
+          memcmp(raw, "foobar", 6) == 0);
+    free(raw);
+    /* padding is optional, but when present it must be exact */
+    CHECK(pgcmk_b64url_decode("Zm8=", 4, &raw, &raw_len) == 0 && raw_len == 2);
+    free(raw);
+    CHECK(pgcmk_b64url_decode("Zg==", 4, &raw, &raw_len) == 0 && raw_len == 1);
+    free(raw);
+    CHECK(pgcmk_b64_decode("Zm8", 3, &raw, &raw_len) == 0 && raw_len == 2);
+    free(raw);
+    CHECK(b64_rejects("=", 1));
+    CHECK(b64_rejects("==", 2));
+    CHECK(b64_rejects("====", 4));
+    CHECK(b64_rejects("Zg=", 3));
+    CHECK(b64_rejects("Zg===", 5));
+    CHECK(b64_rejects("Zg=====", 7));
+    CHECK(b64_rejects("Zm9v=", 5));
+    CHECK(b64_rejects("Zm8==", 5));
+    CHECK(b64_rejects("Zm=8", 4));
+    CHECK(b64_rejects("Z", 1));
+    CHECK(b64_rejects("Zm9vY", 5));
+    /* non-canonical: the unused low bits of the last character are set */
+    CHECK(b64_rejects("Zh", 2));
+    CHECK(b64_rejects("Zm9=", 4));
+    /* characters outside the alphabet, including whitespace and an embedded NUL */
+    CHECK(b64_rejects("Zm 8", 4));
+    CHECK(b64_rejects("Zm8\n", 4));
+    CHECK(b64_rejects("Zm.8", 4));
+    CHECK(b64_rejects("Zm9v\0Zm9v", 9));
+    CHECK(b64_rejects("Zm\xc3\xa9", 4));
+    /* each alphabet refuses the other's two extra characters */
+    CHECK(pgcmk_b64url_decode("Zm+v", 4, &raw, &raw_len) == -1);
+    CHECK(pgcmk_b64url_decode("Zm/v", 4, &raw, &raw_len) == -1);
+    CHECK(pgcmk_b64_decode("Zm-v", 4, &raw, &raw_len) == -1);
+    CHECK(pgcmk_b64_decode("Zm_v", 4, &raw, &raw_len) == -1);
+    bin[0] = 0xfb;
+    bin[1] = 0xff;
+    bin[2] = 0xfe;
+    b = pgcmk_b64url_encode(bin, 3);
+    CHECK_STR(b, "-__-");
+    free(b);
+    b = pgcmk_b64_encode(bin, 3);
+    CHECK_STR(b, "+//+");
+    free(b);
+    /* every byte value and every tail length round-trips through both alphabets */
+    for (size_t i = 0; i < sizeof(bin); i++)
+        bin[i] = (unsigned char)(255 - i);
+    for (size_t len = 0; len <= sizeof(bin); len += (len < 8 ? 1 : 37)) {
+        char *u = pgcmk_b64url_encode(bin, len), *s = pgcmk_b64_encode(bin, len);
+        int ok;
+
+        CHECK(strchr(u, '=') == NULL && strlen(s) % 4 == 0);
+        ok = pgcmk_b64url_decode(u, strlen(u), &raw, &raw_len) == 0 && raw_len == len &&
+             memcmp(raw, bin, len) == 0;
+        free(raw);
+        CHECK(ok);
+        ok = pgcmk_b64_decode(s, strlen(s), &raw, &raw_len) == 0 && raw_len == len &&
+             memcmp(raw, bin, len) == 0;
+        free(raw);
+        CHECK(ok);
+        free(u);
+        free(s);
+    }
+}
+
+static void
+test_sha256(void)
+{
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                          0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                          0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                          0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const unsigned char empty[32] = {0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14,
+                                            0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+                                            0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c,
+                                            0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    unsigned char md[32];
+    char *b;
+
+    /* FIPS 180-2 "abc", and the empty message */
+    pgcmk_sha256("abc", 3, md);
+    CHECK(memcmp(md, abc, 32) == 0);
+    pgcmk_sha256("", 0, md);
+    CHECK(memcmp(md, empty, 32) == 0);
+    b = pgcmk_b64url_encode(abc, 32);
+    CHECK_STR(b, "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+    free(b);
+}
+
+static void
+test_aead(void)
+{
+    static const unsigned char key[32] = {1, 2, 3};
+    unsigned char other[32] = {9}, *sealed, *again, *plain = NULL;
+    size_t sealed_len, again_len, plain_len = 0;
+
+    CHECK(pgcmk_random(other + 1, sizeof(other) - 1) == 0);
+    CHECK(pgcmk_aead_seal(key, "aad", 3, "hello", 5, &sealed, &sealed_len) == 0);
+    CHECK(sealed_len == 5 + PGCMK_AEAD_OVERHEAD);
+    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, sealed_len, &plain, &plain_len) == 0);
+    CHECK(plain_len == 5 && memcmp(plain, "hello", 5) == 0 && plain[5] == '\0');
+    free(plain);
+    /* a fresh IV each time: the same input never seals to the same bytes */
+    CHECK(pgcmk_aead_seal(key, "aad", 3, "hello", 5, &again, &again_len) == 0);
+    CHECK(again_len == sealed_len && memcmp(again, sealed, 12) != 0 &&
+          memcmp(again, sealed, sealed_len) != 0);
+    free(again);
+    /* wrong AAD, missing AAD, wrong key */
+    plain = (unsigned char *)"x";
+    CHECK(pgcmk_aead_open(key, "aae", 3, sealed, sealed_len, &plain, &plain_len) == -1);
+    CHECK(plain == NULL && plain_len == 0);
+    CHECK(pgcmk_aead_open(key, NULL, 0, sealed, sealed_len, &plain, &plain_len) == -1);
+    CHECK(pgcmk_aead_open(other, "aad", 3, sealed, sealed_len, &plain, &plain_len) == -1);
+    /* any flipped bit (IV, ciphertext, tag) makes open fail */
+    {
+        int all = 1;
+
+        for (size_t i = 0; i < sealed_len; i++) {
+            sealed[i] ^= 0x01;
+            if (pgcmk_aead_open(key, "aad", 3, sealed, sealed_len, &plain, &plain_len) != -1) {
+                all = 0;
+                free(plain);
+            }
+            sealed[i] ^= 0x01;
+        }
+        CHECK(all);
+    }
+    /* truncated or extended input */
+    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, sealed_len - 1, &plain, &plain_len) == -1);
+    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, PGCMK_AEAD_OVERHEAD - 1, &plain, &plain_len) ==
+          -1);
+    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, 0, &plain, &plain_len) == -1);
+    again = pgcmk_xmalloc(sealed_len + 1);
+    memcpy(again, sealed, sealed_len);
+    again[sealed_len] = 0;
+    CHECK(pgcmk_aead_open(key, "aad", 3, again, sealed_len + 1, &plain, &plain_len) == -1);
+    free(again);
+    free(sealed);
+    /* empty plaintext and empty AAD still authenticate */
+    CHECK(pgcmk_aead_seal(key, NULL, 0, "", 0, &sealed, &sealed_len) == 0);
+    CHECK(sealed_len == PGCMK_AEAD_OVERHEAD);
+    CHECK(pgcmk_aead_open(key, NULL, 0, sealed, sealed_len, &plain, &plain_len) == 0 &&
+          plain_len == 0);
+    free(plain);
+    CHECK(pgcmk_aead_open(key, "a", 1, sealed, sealed_len, &plain, &plain_len) == -1);
+    sealed[sealed_len - 1] ^= 0x80;
+    CHECK(pgcmk_aead_open(key, NULL, 0, sealed, sealed_len, &plain, &plain_len) == -1);
+    free(sealed);
+}
+
 static X509 *
 read_cert(const char *pem)
 {
@@ -36,53 +240,515 @@ read_cert(const char *pem)
     return x;
 }
 
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL)
+        return NULL;
+    buf = pgcmk_xcalloc(1, 64 * 1024);
+    n = fread(buf, 1, 64 * 1024 - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int
+spit(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "wb");
+    int ok;
+
+    if (f == NULL)
+        return -1;
+    ok = fputs(data, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static char *
+path_in(const char *dir, const char *name)
+{
+    return pgcmk_xasprintf("%s/%s", dir, name);
+}
+
+static int
+file_mode(const char *dir, const char *name)
+{
+    char *p = path_in(dir, name);
+    struct stat sb;
+    int mode = stat(p, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+
+    free(p);
+    return mode;
+}
+
+/* 1 when `leaf` chains to the CA in ca_file. */
+static int
+chain_ok(X509 *leaf, const char *ca_file)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int ok = store && ctx && X509_STORE_load_file(store, ca_file) == 1 &&
+             X509_STORE_CTX_init(ctx, store, leaf, NULL) == 1 && X509_verify_cert(ctx) == 1;
+
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Days from now until the certificate's notAfter. */
+static int
+days_left(X509 *x)
+{
+    int days = -1, secs = 0;
+
+    if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) != 1)
+        return -1;
+    return days;
+}
+
+static int
+has_cn(X509 *x, const char *want)
+{
+    char cn[128];
+
+    return X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn)) >
+               0 &&
+           strcmp(cn, want) == 0;
+}
+
+static int
+is_p256(EVP_PKEY *k)
+{
+    char group[64];
+
+    return k && EVP_PKEY_is_a(k, "EC") &&
+           EVP_PKEY_get_group_name(k, group, sizeof(group), NULL) == 1 &&
+           strcmp(group, "prime256v1") == 0;
+}
+
+/* 1 when the extension is critical, 0 when not, -1 when absent. */
+static int
+ext_critical(X509 *x, int nid)
+{
+    int i = X509_get_ext_by_NID(x, nid, -1);
+
+    return i < 0 ? -1 : X509_EXTENSION_get_critical(X509_get_ext(x, i));
+}
+
+/* Whether the subjectAltName has a DNS name or an IP address (text) equal to `want`. */
+static int
+has_san(X509 *x, int type, const char *want)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    ASN1_OCTET_STRING *ip = type == GEN_IPADD ? a2i_IPADDRESS(want) : NULL;
+    int found = 0;
+
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+
+        if (gn->type != type)
+            continue;
+        if (type == GEN_DNS)
+            found |= (size_t)ASN1_STRING_length(gn->d.dNSName) == strlen(want) &&
+                     memcmp(ASN1_STRING_get0_data(gn->d.dNSName), want, strlen(want)) == 0;
+        else if (ip)
+            found |= ASN1_OCTET_STRING_cmp(gn->d.iPAddress, ip) == 0;
+    }
+    ASN1_OCTET_STRING_free(ip);
+    GENERAL_NAMES_free(names);
+    return found;
+}
+
+static int
+count_sans(X509 *x)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    int n = names ? sk_GENERAL_NAME_num(names) : -1;
+
+    GENERAL_NAMES_free(names);
+    return n;
+}
+
+/* Writes DIR/server.pem + server-key.pem: a localhost certificate signed by DIR's CA whose
+ * validity ends `end_days` from now (negative: already expired). */
+static int
+plant_server_cert(const char *dir, long end_days)
+{
+    char *ca_pem = NULL, *ca_key_pem = NULL, *p;
+    X509 *ca = NULL, *x = X509_new();
+    EVP_PKEY *ca_key = NULL, *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509V3_CTX v3;
+    X509_EXTENSION *ext = NULL;
+    BIO *b = NULL;
+    FILE *f;
+    int ok = 0;
+
+    p = path_in(dir, "ca.pem");
+    ca_pem = slurp(p);
+    free(p);
+    p = path_in(dir, "ca-key.pem");
+    ca_key_pem = slurp(p);
+    free(p);
+    if (!ca_pem || !ca_key_pem || !x || !k || (ca = read_cert(ca_pem)) == NULL ||
+        (b = BIO_new_mem_buf(ca_key_pem, -1)) == NULL ||
+        (ca_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL)
+        goto out;
+    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    if (X509_set_version(x, 2) != 1 || ASN1_INTEGER_set(X509_get_serialNumber(x), 7) != 1 ||
+        X509_gmtime_adj(X509_getm_notBefore(x), (end_days < 1 ? end_days - 30 : -1) * 86400L) ==
+            NULL ||
+        X509_gmtime_adj(X509_getm_notAfter(x), end_days * 86400L) == NULL ||
+        X509_set_pubkey(x, k) != 1 ||
+        X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                   (const unsigned char *)"localhost", -1, -1, 0) != 1 ||
+        X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
+        (ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
+                                   "DNS:localhost,DNS:*.localhost,DNS:*.vault.localhost,"
+                                   "IP:127.0.0.1,IP:::1")) == NULL ||
+        X509_add_ext(x, ext, -1) != 1 || X509_sign(x, ca_key, EVP_sha256()) <= 0)
+        goto out;
+    p = path_in(dir, "server.pem");
+    f = fopen(p, "wb");
+    free(p);
+    ok = f && PEM_write_X509(f, x) == 1;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    p = path_in(dir, "server-key.pem");
+    f = fopen(p, "wb");
+    free(p);
+    ok = ok && f && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+out:
+    X509_EXTENSION_free(ext);
+    BIO_free(b);
+    X509_free(ca);
+    X509_free(x);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(k);
+    free(ca_pem);
+    if (ca_key_pem)
+        pgcmk_secret_free(ca_key_pem, strlen(ca_key_pem));
+    return ok;
+}
+
+/* Runs bootstrap on dir and returns the leaf; the caller checks and frees. */
+static X509 *
+bootstrap_leaf(const char *dir, struct pgcmk_tls *tls)
+{
+    struct pgcmk_err err;
+
+    memset(&err, 0, sizeof(err));
+    if (pgcmk_tls_bootstrap(dir, NULL, NULL, tls, &err) != 0) {
+        fprintf(stderr, "bootstrap %s: %s\n", dir, err.message);
+        return NULL;
+    }
+    return read_cert(tls->cert_pem);
+}
+
+static void
+test_tls_generate(const char *base)
+{
+    char *dir = path_in(base, "data"), *ca_file, *first, *ca_first;
+    struct pgcmk_tls tls, again;
+    X509 *leaf, *ca, *chain_ca;
+    EVP_PKEY *k;
+    BIO *b;
+
+    /* the data directory does not exist yet: bootstrap creates it 0700 */
+    leaf = bootstrap_leaf(dir, &tls);
+    CHECK(leaf != NULL);
+    if (leaf == NULL) {
+        free(dir);
+        return;
+    }
+    CHECK(file_mode(dir, ".") == 0700);
+    CHECK(tls.created == 1);
+    ca_file = path_in(dir, "ca.pem");
+    CHECK_STR(tls.ca_path, ca_file);
+    CHECK(access(ca_file, R_OK) == 0);
+    CHECK(file_mode(dir, "ca-key.pem") == 0600);
+    CHECK(file_mode(dir, "server-key.pem") == 0600);
+    CHECK(file_mode(dir, "server.pem") > 0 && file_mode(dir, "ca.pem") > 0);
+    CHECK(file_mode(dir, "ca.pem.tmp") == -1 && file_mode(dir, "server-key.pem.tmp") == -1);
+    /* the chain: leaf first, then exactly the CA in ca.pem */
+    ca_first = slurp(ca_file);
+    CHECK(ca_first && strstr(tls.cert_pem, ca_first) != NULL &&
+          strcmp(tls.cert_pem + strlen(tls.cert_pem) - strlen(ca_first), ca_first) == 0);
+    CHECK(strncmp(tls.cert_pem, "-----BEGIN CERTIFICATE-----", 27) == 0);
+    chain_ca = read_cert(strstr(tls.cert_pem, "-----END CERTIFICATE-----") + 25);
+    ca = read_cert(ca_first ? ca_first : "");
+    CHECK(ca && chain_ca && X509_cmp(ca, chain_ca) == 0);
+    CHECK(chain_ok(leaf, ca_file));
+    /* the CA */
+    CHECK(ca && X509_check_ca(ca) == 1 && has_cn(ca, "pgcmk local CA"));
+    CHECK(ca && ext_critical(ca, NID_basic_constraints) == 1 &&
+          ext_critical(ca, NID_key_usage) == 1);
+    CHECK(ext_critical(leaf, NID_basic_constraints) == 0 &&
+          ext_critical(leaf, NID_subject_alt_name) == 0);
+    CHECK(ca && (X509_get_key_usage(ca) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) ==
+                    (KU_KEY_CERT_SIGN | KU_CRL_SIGN));
+    CHECK(ca && X509_get0_subject_key_id(ca) != NULL);
+    CHECK(ca && days_left(ca) >= 3649 && days_left(ca) <= 3650);
+    CHECK(ca && is_p256(X509_get0_pubkey(ca)));
+    /* the server certificate */
+    CHECK(has_cn(leaf, "localhost") && X509_check_ca(leaf) == 0);
+    CHECK(X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) == 1);
+    CHECK(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE);
+    CHECK(X509_get_extended_key_usage(leaf) & XKU_SSL_SERVER);
+    CHECK(X509_get0_authority_key_id(leaf) && X509_get0_subject_key_id(ca) &&
+          ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(leaf), X509_get0_subject_key_id(ca)) ==
+              0);
+    CHECK(days_left(leaf) >= 824 && days_left(leaf) <= 825);
+    CHECK(is_p256(X509_get0_pubkey(leaf)));
+    {
+        const ASN1_INTEGER *sn = X509_get0_serialNumber(leaf);
+        BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
+
+        CHECK(bn && !BN_is_negative(bn) && BN_num_bytes(bn) >= 14 && BN_num_bytes(bn) <= 16);
+        BN_free(bn);
+    }
+    CHECK(X509_check_host(leaf, "localhost", 0, 0, NULL) == 1);
+    /* the SAN list, entry by entry */
+    CHECK(has_san(leaf, GEN_DNS, "localhost"));
+    CHECK(has_san(leaf, GEN_DNS, "*.localhost"));
+    CHECK(has_san(leaf, GEN_DNS, "*.vault.localhost"));
+    CHECK(has_san(leaf, GEN_IPADD, "127.0.0.1"));
+    CHECK(has_san(leaf, GEN_IPADD, "::1"));
+    CHECK(count_sans(leaf) == 5);
+    /* OpenSSL itself will not match a wildcard with a single label after it ("*.localhost"),
+     * so the names clients use are localhost and <vault>.vault.localhost */
+    CHECK(X509_check_host(leaf, "kv1.vault.localhost", 0, 0, NULL) == 1);
+    CHECK(X509_check_host(leaf, "example.com", 0, 0, NULL) != 1);
+    CHECK(X509_check_host(leaf, "a.b.c.localhost", 0, 0, NULL) != 1);
+    CHECK(X509_check_ip_asc(leaf, "127.0.0.1", 0) == 1);
+    CHECK(X509_check_ip_asc(leaf, "::1", 0) == 1);
+    CHECK(X509_check_ip_asc(leaf, "10.0.0.1", 0) != 1);
+    /* the key matches the leaf */
+    CHECK(strstr(tls.key_pem, "PRIVATE KEY") != NULL && strstr(tls.key_pem, "ENCRYPTED") == NULL);
+    b = BIO_new_mem_buf(tls.key_pem, -1);
+    k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    CHECK(k && X509_check_private_key(leaf, k) == 1);
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    X509_free(leaf);
+    X509_free(ca);
+    X509_free(chain_ca);
+
+    /* a second start reuses everything */
+    first = pgcmk_xstrdup(tls.cert_pem);
+    leaf = bootstrap_leaf(dir, &again);
+    CHECK(leaf && again.created == 0 && strcmp(first, again.cert_pem) == 0 &&
+          strcmp(tls.key_pem, again.key_pem) == 0);
+    X509_free(leaf);
+    pgcmk_tls_release(&again);
+    pgcmk_tls_release(&tls);
+    /* release is safe on a released (zeroed) struct */
+    pgcmk_tls_release(&tls);
+    CHECK(tls.cert_pem == NULL && tls.key_pem == NULL && tls.ca_path == NULL);
+    free(first);
+    free(ca_first);
+    free(ca_file);
+    free(dir);
+}
+
+/* The server certificate is re-issued from the same CA when it is missing, expired, close to
+ * expiry or from another CA; the CA never changes. */
+static void
+test_tls_reissue(const char *base)
+{
+    char *dir = path_in(base, "re"), *other = path_in(base, "other"), *ca_file, *ca_pem, *p, *q;
+    char *before;
+    struct pgcmk_tls tls, o;
+    X509 *leaf;
+
+    leaf = bootstrap_leaf(dir, &tls);
+    X509_free(leaf);
+    ca_file = path_in(dir, "ca.pem");
+    ca_pem = slurp(ca_file);
+    CHECK(ca_pem != NULL);
+    before = pgcmk_xstrdup(tls.cert_pem ? tls.cert_pem : "");
+    pgcmk_tls_release(&tls);
+
+    /* 1. server-key.pem is gone */
+    p = path_in(dir, "server-key.pem");
+    CHECK(unlink(p) == 0);
+    free(p);
+    leaf = bootstrap_leaf(dir, &tls);
+    CHECK(leaf && tls.created == 0 && strcmp(before, tls.cert_pem) != 0);
+    CHECK(leaf && chain_ok(leaf, ca_file) && file_mode(dir, "server-key.pem") == 0600);
+    X509_free(leaf);
+    pgcmk_tls_release(&tls);
+
+    /* 2. expired, and 3. expiring in 10 days */
+    for (long end = -1; end <= 10; end += 11) {
+        CHECK(plant_server_cert(dir, end));
+        p = path_in(dir, "server.pem");
+        q = slurp(p);
+        free(p);
+        leaf = bootstrap_leaf(dir, &tls);
+        CHECK(leaf && q && strncmp(tls.cert_pem, q, strlen(q)) != 0);
+        CHECK(leaf && days_left(leaf) >= 824 && chain_ok(leaf, ca_file));
+        X509_free(leaf);
+        pgcmk_tls_release(&tls);
+        free(q);
+    }
+    /* a planted certificate with 100 days left is still good and is kept */
+    CHECK(plant_server_cert(dir, 100));
+    p = path_in(dir, "server.pem");
+    q = slurp(p);
+    free(p);
+    leaf = bootstrap_leaf(dir, &tls);
+    CHECK(leaf && q && strncmp(tls.cert_pem, q, strlen(q)) == 0);
+    X509_free(leaf);
+    pgcmk_tls_release(&tls);
+    free(q);
+
+    /* 4. server.pem + key from another CA: a valid pair that does not chain to ca.pem */
+    leaf = bootstrap_leaf(other, &o);
+    X509_free(leaf);
+    p = path_in(dir, "server.pem");
+    q = path_in(dir, "server-key.pem");
+    CHECK(o.cert_pem && spit(p, o.cert_pem) == 0 && spit(q, o.key_pem) == 0);
+    free(p);
+    free(q);
+    leaf = bootstrap_leaf(dir, &tls);
+    CHECK(leaf && tls.created == 0 && strcmp(tls.cert_pem, o.cert_pem) != 0);
+    CHECK(leaf && chain_ok(leaf, ca_file));
+    X509_free(leaf);
+    pgcmk_tls_release(&tls);
+    pgcmk_tls_release(&o);
+
+    /* the CA file never changed */
+    p = slurp(ca_file);
+    CHECK(p && ca_pem && strcmp(p, ca_pem) == 0);
+    free(p);
+    free(before);
+    free(ca_pem);
+    free(ca_file);
+    free(other);
+    free(dir);
+}
+
+static void
+test_tls_errors(const char *base)
+{
+    char *dir = path_in(base, "err"), *cert, *key, *ca_key, *bad, *enc, *p;
+    struct pgcmk_tls tls, own;
+    struct pgcmk_err err;
+    X509 *leaf;
+
+    leaf = bootstrap_leaf(dir, &tls);
+    X509_free(leaf);
+    cert = path_in(dir, "server.pem");
+    key = path_in(dir, "server-key.pem");
+    ca_key = path_in(dir, "ca-key.pem");
+
+    /* bring your own certificate and key */
+    memset(&own, 0x5a, sizeof(own));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, key, &own, &err) == 0);
+    CHECK(own.ca_path == NULL && own.created == 0 && own.cert_pem && own.key_pem);
+    p = slurp(cert);
+    CHECK(p && own.cert_pem && strcmp(p, own.cert_pem) == 0);
+    free(p);
+    pgcmk_tls_release(&own);
+    /* data_dir is not used (nor created) with own files */
+    p = path_in(base, "never-made");
+    CHECK(pgcmk_tls_bootstrap(p, cert, key, &own, &err) == 0 && access(p, F_OK) != 0);
+    pgcmk_tls_release(&own);
+    free(p);
+
+    /* one without the other */
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, NULL, &own, &err) == -1);
+    CHECK(err.code == PGCMK_E_INTERNAL && strstr(err.message, "--tls-key") != NULL);
+    CHECK(own.cert_pem == NULL && own.key_pem == NULL && own.ca_path == NULL);
+    CHECK(pgcmk_tls_bootstrap(dir, NULL, key, &own, &err) == -1 && err.message[0] != '\0');
+    /* missing files name the file and the reason */
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, "/nonexistent/key.pem", &own, &err) == -1);
+    CHECK(strstr(err.message, "/nonexistent/key.pem") && strstr(err.message, "No such file"));
+    CHECK(own.cert_pem == NULL && own.key_pem == NULL);
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, "/nonexistent/cert.pem", key, &own, &err) == -1);
+    CHECK(strstr(err.message, "/nonexistent/cert.pem") != NULL);
+    /* a directory is not a certificate */
+    CHECK(pgcmk_tls_bootstrap(dir, dir, key, &own, &err) == -1 && err.message[0] != '\0');
+    /* a key that does not match the certificate */
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, ca_key, &own, &err) == -1);
+    CHECK(strstr(err.message, "does not match") != NULL);
+    /* files that are not PEM; the message never carries key bytes */
+    bad = path_in(base, "bad.pem");
+    CHECK(spit(bad, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n") == 0);
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, bad, key, &own, &err) == -1 &&
+          strstr(err.message, "certificate") && strstr(err.message, "AAAA") == NULL);
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, bad, &own, &err) == -1 &&
+          strstr(err.message, "private key") && strstr(err.message, "AAAA") == NULL);
+    /* an encrypted key fails instead of prompting on the terminal */
+    enc = path_in(base, "enc-key.pem");
+    {
+        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        FILE *f = fopen(enc, "wb");
+
+        CHECK(k && f &&
+              PEM_write_PKCS8PrivateKey(f, k, EVP_aes_256_cbc(), "pw", 2, NULL, NULL) == 1);
+        if (f)
+            fclose(f);
+        EVP_PKEY_free(k);
+    }
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, cert, enc, &own, &err) == -1 &&
+          strstr(err.message, "encrypted") != NULL);
+
+    /* a data directory that cannot be made */
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap("/dev/null/pgcmk", NULL, NULL, &own, &err) == -1);
+    CHECK(strstr(err.message, "/dev/null/pgcmk") != NULL && own.cert_pem == NULL);
+    /* half a CA is never overwritten */
+    CHECK(rename(ca_key, bad) == 0);
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &own, &err) == -1);
+    CHECK(strstr(err.message, "ca-key.pem") != NULL && own.cert_pem == NULL);
+    CHECK(file_mode(dir, "ca-key.pem") == -1 && file_mode(dir, "ca.pem") > 0);
+    /* a damaged CA key */
+    CHECK(spit(ca_key, "not a key\n") == 0);
+    memset(&err, 0, sizeof(err));
+    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &own, &err) == -1);
+    CHECK(strstr(err.message, "damaged") != NULL && strstr(err.message, "not a key") == NULL);
+
+    pgcmk_tls_release(&tls);
+    free(enc);
+    free(bad);
+    free(ca_key);
+    free(key);
+    free(cert);
+    free(dir);
+}
+
 static void
 test_tls(void)
 {
-    char dir[64] = "/tmp/pgcmk-tls-XXXXXX", p[128], *first;
-    struct pgcmk_tls tls, again, own;
-    struct pgcmk_err err;
-    struct stat sb;
-    X509 *leaf;
+    char base[64] = "/tmp/pgcmk-tls-XXXXXX", cmd[128];
+    mode_t old = umask(022);
 
-    CHECK(mkdtemp(dir) != NULL);
-    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &tls, &err) == 0);
-    CHECK(tls.created == 1 && tls.ca_path && strstr(tls.ca_path, "ca.pem"));
-    snprintf(p, sizeof(p), "%s/ca-key.pem", dir);
-    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0600);
-    snprintf(p, sizeof(p), "%s/server-key.pem", dir);
-    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0600);
-    leaf = read_cert(tls.cert_pem);
-    CHECK(leaf != NULL);
-    CHECK(X509_check_host(leaf, "localhost", 0, 0, NULL) == 1);
-    CHECK(X509_check_host(leaf, "kv1.vault.localhost", 0, 0, NULL) == 1);
-    CHECK(X509_check_host(leaf, "example.com", 0, 0, NULL) != 1);
-    CHECK(X509_check_ip_asc(leaf, "127.0.0.1", 0) == 1);
-    CHECK(X509_check_ip_asc(leaf, "::1", 0) == 1);
-    X509_free(leaf);
-    first = strdup(tls.cert_pem);
-    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &again, &err) == 0);
-    CHECK(again.created == 0 && strcmp(first, again.cert_pem) == 0);
-    /* bring your own */
-    snprintf(p, sizeof(p), "%s/server.pem", dir);
-    {
-        char k[128];
-
-        snprintf(k, sizeof(k), "%s/server-key.pem", dir);
-        CHECK(pgcmk_tls_bootstrap(dir, p, k, &own, &err) == 0);
-        CHECK(own.ca_path == NULL && own.cert_pem && own.key_pem);
-        pgcmk_tls_release(&own);
-        CHECK(pgcmk_tls_bootstrap(dir, p, "/nonexistent/key.pem", &own, &err) == -1);
-        CHECK(strstr(err.message, "key.pem") != NULL);
-        /* a key that does not match the certificate */
-        snprintf(k, sizeof(k), "%s/ca-key.pem", dir);
-        CHECK(pgcmk_tls_bootstrap(dir, p, k, &own, &err) == -1);
-    }
-    free(first);
-    pgcmk_tls_release(&tls);
-    pgcmk_tls_release(&again);
-    snprintf(p, sizeof(p), "rm -rf %s", dir);
-    CHECK(system(p) == 0);
+    CHECK(mkdtemp(base) != NULL);
+    test_tls_generate(base);
+    test_tls_reissue(base);
+    /* with umask 0 the keys are still 0600 and the data directory 0700 */
+    umask(0);
+    test_tls_errors(base);
+    CHECK(file_mode(base, "err/server-key.pem") == 0600 && file_mode(base, "err") == 0700);
+    umask(old);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
 }
 
 static void
@@ -171,51 +837,9 @@ test_rsa(void)
 int
 main(void)
 {
-    static const unsigned char key[32] = {1, 2, 3};
-    unsigned char md[32], *sealed, *plain, *raw;
-    size_t sealed_len, plain_len, raw_len;
-    char *b;
-
-    /* RFC 4648 vectors */
-    check_b64url("", "");
-    check_b64url("f", "Zg");
-    check_b64url("fo", "Zm8");
-    check_b64url("foo", "Zm9v");
-    check_b64url("foobar", "Zm9vYmFy");
-    b = pgcmk_b64_encode("fo", 2);
-    CHECK_STR(b, "Zm8=");
-    free(b);
-    CHECK(pgcmk_b64url_decode("Zm8=", 4, &raw, &raw_len) == 0 && raw_len == 2);
-    free(raw);
-    CHECK(pgcmk_b64url_decode("Zm+v", 4, &raw, &raw_len) == -1);
-    CHECK(pgcmk_b64url_decode("Z", 1, &raw, &raw_len) == -1);
-    CHECK(pgcmk_b64url_decode("Zm 8", 4, &raw, &raw_len) == -1);
-    {
-        unsigned char bin[3] = {0xfb, 0xff, 0xfe};
-
-        b = pgcmk_b64url_encode(bin, 3);
-        CHECK_STR(b, "-__-");
-        free(b);
-    }
-    /* SHA-256("abc") */
-    pgcmk_sha256("abc", 3, md);
-    CHECK(md[0] == 0xba && md[1] == 0x78 && md[31] == 0xad);
-    /* AES-256-GCM */
-    CHECK(pgcmk_aead_seal(key, "aad", 3, "hello", 5, &sealed, &sealed_len) == 0);
-    CHECK(sealed_len == 5 + PGCMK_AEAD_OVERHEAD);
-    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, sealed_len, &plain, &plain_len) == 0);
-    CHECK(plain_len == 5 && memcmp(plain, "hello", 5) == 0);
-    free(plain);
-    CHECK(pgcmk_aead_open(key, "aae", 3, sealed, sealed_len, &plain, &plain_len) == -1);
-    {
-        unsigned char other[32] = {9};
-
-        CHECK(pgcmk_aead_open(other, "aad", 3, sealed, sealed_len, &plain, &plain_len) == -1);
-    }
-    sealed[14] ^= 0x80;
-    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, sealed_len, &plain, &plain_len) == -1);
-    CHECK(pgcmk_aead_open(key, "aad", 3, sealed, 10, &plain, &plain_len) == -1);
-    free(sealed);
+    test_b64();
+    test_sha256();
+    test_aead();
     test_tls();
     test_rsa();
     return t_done("test_crypto");

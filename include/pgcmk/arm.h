@@ -129,6 +129,13 @@ int pgcmk_lro_start(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *sub
 /* Marks operations left InProgress by a previous process as Failed. */
 void pgcmk_lro_recover(void);
 
+/* ---- locations --------------------------------------------------------------------------- */
+
+/* 1 when `loc` names an Azure region ("eastus" or "East US"; case and spaces ignored). */
+int pgcmk_arm_location_ok(const char *loc);
+/* "eastus,eastus2,..." for error texts. */
+const char *pgcmk_arm_locations_text(void);
+
 /* ---- responses ------------------------------------------------------------------------- */
 
 /* {"createdBy":...,"createdAt":...} for the caller now (virtual clock). */

@@ -28,6 +28,10 @@
       "a resource group name outside ARM's pattern")                                               \
     X(PGCMK_E_INVALID_RESOURCE_NAME, 400, "InvalidResourceName", "O",                              \
       "a resource name outside its type's pattern")                                                \
+    X(PGCMK_E_LOCATION_NOT_AVAILABLE, 400, "LocationNotAvailableForResourceType", "O",             \
+      "a location the resource type is not offered in")                                            \
+    X(PGCMK_E_RG_LOCATION_NOT_AVAILABLE, 400, "LocationNotAvailableForResourceGroup", "O",         \
+      "a resource group in a location that is not an Azure region")                               \
     X(PGCMK_E_LOCATION_REQUIRED, 400, "LocationRequired", "O",                                     \
       "a tracked resource created without a location")                                             \
     X(PGCMK_E_INVALID_RESOURCE_TYPE, 400, "InvalidResourceType", "O",                              \
@@ -68,6 +72,8 @@
     X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \
     X(PGCMK_E_OPERATION_IN_PROGRESS, 409, "AnotherOperationInProgress", "I",                       \
       "another operation on the resource is still running")                                        \
+    X(PGCMK_E_RESOURCE_LOCATION_CONFLICT, 409, "InvalidResourceLocation", "O",                     \
+      "a resource re-created in another location")                                                 \
     X(PGCMK_E_RG_LOCATION_CONFLICT, 409, "InvalidResourceGroupLocation", "O",                       \
       "a resource group re-created in another location")                                           \
     X(PGCMK_E_RG_BEING_DELETED, 409, "ResourceGroupBeingDeleted", "O",                             \
@@ -79,6 +85,8 @@
       "a body that is not application/json")                                                       \
     X(PGCMK_E_OAUTH_INVALID_REQUEST, 400, "invalid_request", "O",                                  \
       "token service: a missing or malformed parameter")                                          \
+    X(PGCMK_E_OAUTH_INVALID_SCOPE, 400, "invalid_scope", "O",                                      \
+      "token service: a client-credentials scope that is not one resource's /.default")           \
     X(PGCMK_E_OAUTH_UNAUTHORIZED_CLIENT, 400, "unauthorized_client", "O",                          \
       "token service: no application with that client id")                                        \
     X(PGCMK_E_OAUTH_UNSUPPORTED_GRANT, 400, "unsupported_grant_type", "O",                         \

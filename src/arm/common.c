@@ -1,6 +1,7 @@
 /* common.c - what every ARM answer shares: systemData, ETag preconditions, paged lists. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,54 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/wellknown.h"
+
+/* Azure's public regions, as ARM names them. */
+static const char *const arm_locations[] = {
+    "eastus", "eastus2", "westus", "westus2", "westus3", "centralus", "northcentralus",
+    "southcentralus", "westcentralus", "canadacentral", "canadaeast", "brazilsouth",
+    "northeurope", "westeurope", "uksouth", "ukwest", "francecentral", "germanywestcentral",
+    "norwayeast", "swedencentral", "switzerlandnorth", "polandcentral", "italynorth",
+    "spaincentral", "eastasia", "southeastasia", "japaneast", "japanwest", "koreacentral",
+    "koreasouth", "australiaeast", "australiasoutheast", "australiacentral", "centralindia",
+    "southindia", "westindia", "uaenorth", "southafricanorth", "qatarcentral", "israelcentral",
+    "mexicocentral", NULL};
+
+int
+pgcmk_arm_location_ok(const char *loc)
+{
+    char norm[64];
+    size_t n = 0;
+
+    for (const char *p = loc ? loc : ""; *p && n + 1 < sizeof(norm); p++)
+        if (*p != ' ')
+            norm[n++] = (char)tolower((unsigned char)*p);
+    norm[n] = '\0';
+    for (int i = 0; arm_locations[i]; i++)
+        if (strcmp(norm, arm_locations[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static char arm_locations_joined[1024];
+
+static void
+arm_locations_build(void)
+{
+    size_t n = 0;
+
+    for (int i = 0; arm_locations[i] && n < sizeof(arm_locations_joined); i++)
+        n += (size_t)snprintf(arm_locations_joined + n, sizeof(arm_locations_joined) - n, "%s%s",
+                              i ? "," : "", arm_locations[i]);
+}
+
+const char *
+pgcmk_arm_locations_text(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, arm_locations_build);
+    return arm_locations_joined;
+}
 
 json_t *
 pgcmk_arm_system_data(const struct pgcmk_req *rq, const json_t *previous)

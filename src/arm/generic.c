@@ -287,11 +287,26 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                               "The location property is required for this definition.");
                 goto fail;
             }
+            if (!pgcmk_arm_location_ok(json_string_value(loc))) {
+                json_decref(body);
+                pgcmk_arm_id_type(&t->id, type, sizeof(type));
+                pgcmk_err_set(err, PGCMK_E_LOCATION_NOT_AVAILABLE, "location",
+                              "The provided location '%.64s' is not available for resource type "
+                              "'%s'. List of available regions for the resource type is '%s'.",
+                              json_string_value(loc), type, pgcmk_arm_locations_text());
+                goto fail;
+            }
             if (found && strcasecmp(json_string_value(loc),
                                     json_string_value(json_object_get(ac.existing, "location")))) {
+                const char *was = json_string_value(json_object_get(ac.existing, "location"));
+
                 json_decref(body);
-                pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "location",
-                              "The location of an existing resource cannot be changed.");
+                pgcmk_err_set(err, PGCMK_E_RESOURCE_LOCATION_CONFLICT, "location",
+                              "The resource '%.128s' already exists in location '%.64s' in "
+                              "resource group '%.96s'. A resource with the same name cannot be "
+                              "created in location '%.64s'. Please select a new resource name.",
+                              t->id.names[t->id.n_types - 1], was ? was : "", t->id.rg,
+                              json_string_value(loc));
                 goto fail;
             }
             json_object_set(body, "location", loc);

@@ -287,6 +287,11 @@ rg_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     if (!json_is_string(loc) || json_string_length(loc) == 0)
         return pgcmk_err_set(err, PGCMK_E_LOCATION_REQUIRED, "location",
                              "The location property is required for this definition.");
+    if (!pgcmk_arm_location_ok(json_string_value(loc)))
+        return pgcmk_err_set(err, PGCMK_E_RG_LOCATION_NOT_AVAILABLE, "location",
+                             "The provided location '%.64s' is not available for resource group. "
+                             "List of available regions is '%s'.",
+                             json_string_value(loc), pgcmk_arm_locations_text());
     if (mb && !json_is_string(mb) && !json_is_null(mb))
         return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "managedBy",
                              "The request content was invalid and could not be deserialized: "

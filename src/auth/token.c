@@ -344,11 +344,12 @@ auth_param(struct pgcmk_req *rq, const char *key)
     return v;
 }
 
-/* "https://x//.default openid" -> "https://x/": the audience a scope asks for. */
+/* "https://x//.default openid" -> "https://x/": the audience a client-credentials scope asks
+ * for. It must be exactly one resource's "/.default" (AAD's rule); else NULL with err. */
 static char *
-auth_scope_audience(const char *scope)
+auth_scope_audience(const char *scope, struct pgcmk_err *err)
 {
-    char buf[512], *save = NULL;
+    char buf[512], *save = NULL, *found = NULL;
 
     snprintf(buf, sizeof(buf), "%s", scope);
     for (char *s = strtok_r(buf, " ", &save); s; s = strtok_r(NULL, " ", &save)) {
@@ -356,11 +357,31 @@ auth_scope_audience(const char *scope)
 
         if (!strcmp(s, "openid") || !strcmp(s, "profile") || !strcmp(s, "offline_access"))
             continue;
-        if (n > 9 && strcmp(s + n - 9, "/.default") == 0)
-            s[n - 9] = '\0';
-        return pgcmk_xstrdup(s);
+        if (n <= 9 || strcmp(s + n - 9, "/.default") != 0) {
+            free(found);
+            pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_SCOPE, NULL,
+                          "AADSTS1002012: The provided value for scope %.128s is not valid. "
+                          "Client credential flows must have a scope value with /.default "
+                          "suffixed to the resource identifier (application ID URI).",
+                          s);
+            return NULL;
+        }
+        if (found) {
+            free(found);
+            pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_SCOPE, NULL,
+                          "AADSTS28000: Provided value for the input parameter scope is not "
+                          "valid because it contains more than one resource. Scope %.200s is not "
+                          "valid.",
+                          scope);
+            return NULL;
+        }
+        s[n - 9] = '\0';
+        found = pgcmk_xstrdup(s);
     }
-    return NULL;
+    if (found == NULL)
+        pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_SCOPE, NULL,
+                      "AADSTS1002012: The provided value for scope %.128s is not valid.", scope);
+    return found;
 }
 
 enum token_style { TOKEN_V2 = 0, TOKEN_V1 = 1 };
@@ -395,7 +416,24 @@ auth_client_credentials(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcm
                       "'client_id'.");
         goto done;
     }
-    aud = scope ? auth_scope_audience(scope) : (resource ? pgcmk_xstrdup(resource) : NULL);
+    {
+        const char *tenant = pgcmk_req_param(rq, "tenant");
+
+        if (tenant && strcasecmp(tenant, PGCMK_TENANT_ID) != 0 && strcasecmp(tenant, "adfs") != 0) {
+            pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_REQUEST, NULL,
+                          "AADSTS90002: Tenant '%.64s' not found. Check to make sure you have "
+                          "the correct tenant ID and are signing into the correct cloud.",
+                          tenant);
+            goto done;
+        }
+    }
+    if (scope) {
+        aud = auth_scope_audience(scope, err);
+        if (aud == NULL)
+            goto done;
+    } else {
+        aud = resource ? pgcmk_xstrdup(resource) : NULL;
+    }
     if (aud == NULL) {
         pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_REQUEST, NULL,
                       "AADSTS900144: The request body must contain the following parameter: "
@@ -480,6 +518,9 @@ static int
 auth_pick_identity(struct pgcmk_req *rq, struct principal *p, struct pgcmk_err *err)
 {
     char *cid = auth_param(rq, "client_id"), *oid = auth_param(rq, "object_id");
+
+    if (cid == NULL) /* the 2017-09-01 App Service protocol spells it clientid */
+        cid = auth_param(rq, "clientid");
     char *pid = auth_param(rq, "principal_id"), *mri = auth_param(rq, "mi_res_id");
     int found = -1;
 
@@ -666,10 +707,12 @@ graph_service_principals(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgc
             snprintf(app, sizeof(app), "%.*s", (int)(end - q - 1), q + 1);
     }
     if (app[0] && principal_load(PGCMK_STMT_PRINCIPAL_BY_APP, app, &p) == 1)
-        json_array_append_new(value, json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", p.oid, "appId",
-                                               p.app_id, "displayName", p.name,
-                                               "servicePrincipalNames", p.app_id,
-                                               "servicePrincipalType", "Application"));
+        json_array_append_new(
+            value, json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", p.oid, "appId", p.app_id,
+                             "displayName", p.name, "servicePrincipalNames", p.app_id,
+                             "servicePrincipalType",
+                             strcmp(p.kind, "ManagedIdentity") == 0 ? "ManagedIdentity"
+                                                                     : "Application"));
     pgcmk_resp_json(rs, 200, json_pack("{s:o}", "value", value));
     return 0;
 }

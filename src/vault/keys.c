@@ -344,6 +344,9 @@ kv_resolve(struct kv_ctx *kc, const char *name, const char *version, struct kv_k
 static const char *
 kv_recovery_level(const struct kv_ctx *kc)
 {
+    /* A retention shorter than 90 days makes the level "Customized" (Key Vault's enum). */
+    if (kc->retention_days < 90)
+        return kc->purge_protection ? "CustomizedRecoverable" : "CustomizedRecoverable+Purgeable";
     return kc->purge_protection ? "Recoverable" : "Recoverable+Purgeable";
 }
 

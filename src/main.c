@@ -112,7 +112,8 @@ main(int argc, char **argv)
     if (strcmp(cfg.db, ":memory:") == 0) {
         db_path = pgcmk_xstrdup(":memory:");
     } else {
-        db_path = *cfg.db ? pgcmk_xstrdup(cfg.db) : pgcmk_xasprintf("%s/pgcmk.sqlite", cfg.data_dir);
+        db_path =
+            *cfg.db ? pgcmk_xstrdup(cfg.db) : pgcmk_xasprintf("%s/pgcmk.sqlite", cfg.data_dir);
         key_path = pgcmk_xasprintf("%s/master.key", cfg.data_dir);
     }
     if (pgcmk_store_open(db_path, key_path, cfg.sync_full, &err)) {
@@ -127,8 +128,8 @@ main(int argc, char **argv)
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
         goto out_store;
     }
-    info = (struct pgcmk_emulator_info){0, -1, tls.ca_path, cfg.data_dir,
-                                        cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
+    info = (struct pgcmk_emulator_info){
+        0, -1, tls.ca_path, cfg.data_dir, cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
     if (pgcmk_router_check()) {
         fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
         goto out_store;

@@ -45,7 +45,8 @@ int pgcmk_arm_version_listed(const char *v, const char *const *versions);
 
 /* ---- subscriptions and resource groups --------------------------------------------------- */
 
-/* 0 when {sub} is the emulator's subscription; else InvalidSubscriptionId / SubscriptionNotFound. */
+/* 0 when {sub} is the emulator's subscription; else InvalidSubscriptionId / SubscriptionNotFound.
+ */
 int pgcmk_arm_check_sub(const char *sub, struct pgcmk_err *err) PGCMK_WUR;
 /* 0 when the group exists and is not being deleted (ResourceGroupNotFound / BeingDeleted). */
 int pgcmk_arm_rg_usable(const char *sub, const char *rg, struct pgcmk_err *err) PGCMK_WUR;
@@ -72,9 +73,9 @@ struct pgcmk_arm_ctx {
 };
 
 struct pgcmk_arm_type {
-    const char *ns;                   /* "Microsoft.ManagedIdentity" */
-    const char *type;                 /* "userAssignedIdentities" or "vaults/keys" */
-    const char *const *versions;      /* NULL-terminated, newest last */
+    const char *ns;              /* "Microsoft.ManagedIdentity" */
+    const char *type;            /* "userAssignedIdentities" or "vaults/keys" */
+    const char *const *versions; /* NULL-terminated, newest last */
     unsigned flags;
     /* Name rule: returns 0 if the name is valid, else -1 with err. NULL = 1..128 of [\w.-]. */
     int (*check_name)(const char *name, struct pgcmk_err *err);
@@ -111,8 +112,8 @@ int pgcmk_arm_resource_put(struct pgcmk_db *db, const char *id, const json_t *bo
 
 /* What a job returns: the final HTTP answer of the operation, or an error. */
 struct pgcmk_lro_result {
-    int status;       /* 200/201/204 when it succeeded */
-    json_t *body;     /* stolen; may be NULL */
+    int status;   /* 200/201/204 when it succeeded */
+    json_t *body; /* stolen; may be NULL */
     struct pgcmk_err err;
     int failed;
 };

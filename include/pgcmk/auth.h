@@ -29,9 +29,11 @@ int pgcmk_auth_remove_identity(struct pgcmk_db *db, const char *resource_id,
 /* Verifies a bearer token for an audience class and says who the caller is. Vault plane
  * audiences: https://vault.azure.net, https://vault.localhost:PORT, the Key Vault app id. */
 enum pgcmk_audience { PGCMK_AUD_ARM = 0, PGCMK_AUD_VAULT = 1 };
+
 struct pgcmk_caller {
     char oid[64], tid[64], appid[64];
 };
+
 int pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_caller *who,
                       struct pgcmk_err *err) PGCMK_WUR;
 

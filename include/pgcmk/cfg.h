@@ -9,26 +9,26 @@
 enum pgcmk_auth_mode { PGCMK_AUTH_OPEN = 0, PGCMK_AUTH_STRICT = 1 };
 
 struct pgcmk_cfg {
-    char *data_dir;   /* --data-dir, default ./var */
-    char *db;         /* --db: the SQLite file, default DATA_DIR/pgcmk.sqlite; ":memory:" allowed */
-    int port;         /* --port: HTTPS, default 8443, 0 = any free port */
-    char *port_file;  /* --port-file: written once the HTTPS listener accepts */
-    int http_port;    /* --http-port: plain HTTP, -1 = off, 0 = any free port */
+    char *data_dir;  /* --data-dir, default ./var */
+    char *db;        /* --db: the SQLite file, default DATA_DIR/pgcmk.sqlite; ":memory:" allowed */
+    int port;        /* --port: HTTPS, default 8443, 0 = any free port */
+    char *port_file; /* --port-file: written once the HTTPS listener accepts */
+    int http_port;   /* --http-port: plain HTTP, -1 = off, 0 = any free port */
     char *http_port_file;
-    char *listen;     /* --listen: comma-separated addresses, default "127.0.0.1,::1" */
-    int auth;         /* --auth open|strict */
-    int log_level;    /* --log-level error|warn|info|debug */
-    char *tls_cert;   /* --tls-cert / --tls-key: bring your own PEM files */
+    char *listen;   /* --listen: comma-separated addresses, default "127.0.0.1,::1" */
+    int auth;       /* --auth open|strict */
+    int log_level;  /* --log-level error|warn|info|debug */
+    char *tls_cert; /* --tls-cert / --tls-key: bring your own PEM files */
     char *tls_key;
-    char *web_dir;    /* --web: the portal's files, default ./web */
-    char *schemas_dir;/* --schemas: JSON schemas, default ./schemas */
-    int threads;      /* --threads: HTTP thread pool, default = cores */
-    int workers;      /* --workers: long-running operation threads */
-    int max_body_kb;  /* --max-body-kb: request bodies over this get 413 */
-    int timeout_s;    /* --timeout: idle connection timeout */
-    int sync_full;    /* --sync normal|full: SQLite synchronous mode */
-    int lro_min_polls;/* --lro-min-polls: polls answered InProgress before a finished LRO shows */
-    int page_size;    /* --page-size: items per page before nextLink */
+    char *web_dir;     /* --web: the portal's files, default ./web */
+    char *schemas_dir; /* --schemas: JSON schemas, default ./schemas */
+    int threads;       /* --threads: HTTP thread pool, default = cores */
+    int workers;       /* --workers: long-running operation threads */
+    int max_body_kb;   /* --max-body-kb: request bodies over this get 413 */
+    int timeout_s;     /* --timeout: idle connection timeout */
+    int sync_full;     /* --sync normal|full: SQLite synchronous mode */
+    int lro_min_polls; /* --lro-min-polls: polls answered InProgress before a finished LRO shows */
+    int page_size;     /* --page-size: items per page before nextLink */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

@@ -8,8 +8,8 @@
 
 struct pgcmk_emulator_info {
     int https_port;
-    int http_port; /* -1 when off */
-    const char *ca_path;  /* NULL with a user-supplied certificate */
+    int http_port;       /* -1 when off */
+    const char *ca_path; /* NULL with a user-supplied certificate */
     const char *data_dir;
     const char *auth_mode;
     int64_t started_ms;

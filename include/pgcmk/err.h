@@ -31,7 +31,7 @@
     X(PGCMK_E_LOCATION_NOT_AVAILABLE, 400, "LocationNotAvailableForResourceType", "O",             \
       "a location the resource type is not offered in")                                            \
     X(PGCMK_E_RG_LOCATION_NOT_AVAILABLE, 400, "LocationNotAvailableForResourceGroup", "O",         \
-      "a resource group in a location that is not an Azure region")                               \
+      "a resource group in a location that is not an Azure region")                                \
     X(PGCMK_E_LOCATION_REQUIRED, 400, "LocationRequired", "O",                                     \
       "a tracked resource created without a location")                                             \
     X(PGCMK_E_INVALID_RESOURCE_TYPE, 400, "InvalidResourceType", "O",                              \
@@ -40,7 +40,7 @@
       "a provider namespace the emulator does not know")                                           \
     X(PGCMK_E_INVALID_PARAMETER, 400, "InvalidParameter", "I", "a property with a wrong value")    \
     X(PGCMK_E_INVALID_IDENTITY, 400, "InvalidIdentity", "I",                                       \
-      "an identity block with an unknown type or a user-assigned identity that does not exist")   \
+      "an identity block with an unknown type or a user-assigned identity that does not exist")    \
     X(PGCMK_E_KV_BAD_PARAMETER, 400, "BadParameter", "O",                                          \
       "Key Vault data plane: a wrong parameter or api-version")                                    \
     X(PGCMK_E_UNAUTHENTICATED, 401, "AuthenticationFailed", "I", "no usable bearer token")         \
@@ -53,7 +53,7 @@
       "Key Vault data plane: the access policy does not grant the operation")                      \
     X(PGCMK_E_NOT_FOUND, 404, "NotFound", "I", "no such route")                                    \
     X(PGCMK_E_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "O", "no such resource")                \
-    X(PGCMK_E_PARENT_NOT_FOUND, 404, "ParentResourceNotFound", "O",                                 \
+    X(PGCMK_E_PARENT_NOT_FOUND, 404, "ParentResourceNotFound", "O",                                \
       "a child resource whose parent does not exist")                                              \
     X(PGCMK_E_RG_NOT_FOUND, 404, "ResourceGroupNotFound", "O", "no such resource group")           \
     X(PGCMK_E_SUBSCRIPTION_NOT_FOUND, 404, "SubscriptionNotFound", "O", "no such subscription")    \
@@ -62,11 +62,11 @@
     X(PGCMK_E_KV_NOT_FOUND, 404, "NotFound", "O", "Key Vault data plane: no such vault or object") \
     X(PGCMK_E_GRAPH_NOT_FOUND, 404, "Request_ResourceNotFound", "O",                               \
       "Microsoft Graph: no such object")                                                           \
-    X(PGCMK_E_KV_KEY_NOT_FOUND, 404, "KeyNotFound", "O", "Key Vault data plane: no such key")       \
+    X(PGCMK_E_KV_KEY_NOT_FOUND, 404, "KeyNotFound", "O", "Key Vault data plane: no such key")      \
     X(PGCMK_E_KV_VAULT_NOT_FOUND, 404, "VaultNotFound", "I",                                       \
       "Key Vault data plane: no live vault of that name")                                          \
     X(PGCMK_E_KV_CONFLICT, 409, "Conflict", "O",                                                   \
-      "Key Vault data plane: the object's state forbids this (deleted but recoverable, ...)")     \
+      "Key Vault data plane: the object's state forbids this (deleted but recoverable, ...)")      \
     X(PGCMK_E_METHOD_NOT_ALLOWED, 405, "MethodNotAllowed", "I",                                    \
       "the route exists but not for this HTTP method")                                             \
     X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \
@@ -74,23 +74,23 @@
       "another operation on the resource is still running")                                        \
     X(PGCMK_E_RESOURCE_LOCATION_CONFLICT, 409, "InvalidResourceLocation", "O",                     \
       "a resource re-created in another location")                                                 \
-    X(PGCMK_E_RG_LOCATION_CONFLICT, 409, "InvalidResourceGroupLocation", "O",                       \
+    X(PGCMK_E_RG_LOCATION_CONFLICT, 409, "InvalidResourceGroupLocation", "O",                      \
       "a resource group re-created in another location")                                           \
     X(PGCMK_E_RG_BEING_DELETED, 409, "ResourceGroupBeingDeleted", "O",                             \
       "the resource group is being deleted")                                                       \
     X(PGCMK_E_PRECONDITION_FAILED, 412, "PreconditionFailed", "V",                                 \
       "If-Match or If-None-Match did not hold")                                                    \
-    X(PGCMK_E_TOO_LARGE, 413, "RequestEntityTooLarge", "I", "the body is over the size limit")    \
+    X(PGCMK_E_TOO_LARGE, 413, "RequestEntityTooLarge", "I", "the body is over the size limit")     \
     X(PGCMK_E_UNSUPPORTED_MEDIA_TYPE, 415, "UnsupportedMediaType", "O",                            \
       "a body that is not application/json")                                                       \
     X(PGCMK_E_OAUTH_INVALID_REQUEST, 400, "invalid_request", "O",                                  \
-      "token service: a missing or malformed parameter")                                          \
+      "token service: a missing or malformed parameter")                                           \
     X(PGCMK_E_OAUTH_INVALID_SCOPE, 400, "invalid_scope", "O",                                      \
-      "token service: a client-credentials scope that is not one resource's /.default")           \
+      "token service: a client-credentials scope that is not one resource's /.default")            \
     X(PGCMK_E_OAUTH_UNAUTHORIZED_CLIENT, 400, "unauthorized_client", "O",                          \
-      "token service: no application with that client id")                                        \
+      "token service: no application with that client id")                                         \
     X(PGCMK_E_OAUTH_UNSUPPORTED_GRANT, 400, "unsupported_grant_type", "O",                         \
-      "token service: a grant type other than client_credentials")                                \
+      "token service: a grant type other than client_credentials")                                 \
     X(PGCMK_E_OAUTH_INVALID_CLIENT, 401, "invalid_client", "O",                                    \
       "token service: a wrong client secret")                                                      \
     X(PGCMK_E_IMDS_NO_METADATA, 400, "bad_request_102", "V",                                       \
@@ -110,6 +110,7 @@
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {
+
 #define PGCMK_X_ENUM(e, st, code, ev, doc) e,
     PGCMK_ERRORS(PGCMK_X_ENUM)
 #undef PGCMK_X_ENUM

@@ -24,6 +24,7 @@
     X(PGCMK_EV_FAULT_CHANGED, "FaultChanged")
 
 enum pgcmk_event_kind {
+
 #define PGCMK_X_EV(e, name) e,
     PGCMK_EVENTS(PGCMK_X_EV)
 #undef PGCMK_X_EV

@@ -13,9 +13,9 @@
 #include "pgcmk/core.h"
 #include "pgcmk/err.h"
 
-#define PGCMK_MAX_PARAMS  12
-#define PGCMK_MAX_QUERY   16
-#define PGCMK_MAX_HEADERS 48
+#define PGCMK_MAX_PARAMS       12
+#define PGCMK_MAX_QUERY        16
+#define PGCMK_MAX_HEADERS      48
 #define PGCMK_MAX_RESP_HEADERS 16
 
 struct pgcmk_kv {
@@ -32,14 +32,14 @@ enum pgcmk_envelope { PGCMK_ENV_ARM = 0, PGCMK_ENV_VAULT = 1, PGCMK_ENV_OAUTH = 
 
 struct pgcmk_req {
     const char *method;
-    char *path;        /* percent-decoded, '//' collapsed, no query */
-    char *raw_path;    /* as sent, without the query */
-    char *host;        /* Host header, port removed, lower case */
-    int host_port;     /* port named in the Host header, or the listener's */
-    char *vault;       /* {vault} of {vault}.vault.localhost, else NULL */
+    char *path;     /* percent-decoded, '//' collapsed, no query */
+    char *raw_path; /* as sent, without the query */
+    char *host;     /* Host header, port removed, lower case */
+    int host_port;  /* port named in the Host header, or the listener's */
+    char *vault;    /* {vault} of {vault}.vault.localhost, else NULL */
     enum pgcmk_plane plane;
-    int tls;           /* arrived on the HTTPS listener */
-    int port;          /* the listener's port */
+    int tls;  /* arrived on the HTTPS listener */
+    int port; /* the listener's port */
     char request_id[37];
     char correlation_id[80];
     char client_request_id[80];
@@ -50,11 +50,11 @@ struct pgcmk_req {
     int n_query;
     struct pgcmk_kv headers[PGCMK_MAX_HEADERS];
     int n_headers;
-    char *body;        /* NUL-terminated copy of the body */
+    char *body; /* NUL-terminated copy of the body */
     size_t body_len;
-    json_t *json;      /* parsed body for ROUTE_F_JSON routes */
+    json_t *json; /* parsed body for ROUTE_F_JSON routes */
     const struct pgcmk_route *route;
-    char principal[64];/* object id of the caller (admin when auth is open and no token) */
+    char principal[64]; /* object id of the caller (admin when auth is open and no token) */
     const struct pgcmk_cfg *cfg;
 };
 
@@ -67,8 +67,7 @@ struct pgcmk_resp {
     int n_headers;
 };
 
-typedef int (*pgcmk_handler_fn)(struct pgcmk_req *rq, struct pgcmk_resp *rs,
-                                struct pgcmk_err *err);
+typedef int (*pgcmk_handler_fn)(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);
 
 /* Route flags. */
 #define ROUTE_F_JSON     0x01u /* a JSON body is required and parsed into rq->json */
@@ -83,7 +82,7 @@ struct pgcmk_route {
     enum pgcmk_plane plane;
     enum pgcmk_envelope envelope;
     unsigned flags;
-    const char *query;   /* allowed query parameters besides api-version: "$filter,$top" */
+    const char *query; /* allowed query parameters besides api-version: "$filter,$top" */
     pgcmk_handler_fn fn;
 };
 
@@ -108,8 +107,8 @@ char *pgcmk_form_get(const char *body, size_t len, const char *key);
 
 /* Response helpers. _json steals obj. */
 void pgcmk_resp_json(struct pgcmk_resp *rs, int status, json_t *obj);
-void pgcmk_resp_text(struct pgcmk_resp *rs, int status, const char *content_type,
-                     const char *body, size_t len);
+void pgcmk_resp_text(struct pgcmk_resp *rs, int status, const char *content_type, const char *body,
+                     size_t len);
 void pgcmk_resp_empty(struct pgcmk_resp *rs, int status);
 void pgcmk_resp_header(struct pgcmk_resp *rs, const char *name, const char *value);
 void pgcmk_resp_release(struct pgcmk_resp *rs);

@@ -13,6 +13,7 @@
 #include "pgcmk/err.h"
 
 enum pgcmk_stmt {
+
 #define PGCMK_X_STMT(name, sql) PGCMK_STMT_##name,
 #include "../../src/store/catalog.def"
 #undef PGCMK_X_STMT

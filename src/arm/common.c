@@ -12,15 +12,27 @@
 #include "pgcmk/wellknown.h"
 
 /* Azure's public regions, as ARM names them. */
-static const char *const arm_locations[] = {
-    "eastus", "eastus2", "westus", "westus2", "westus3", "centralus", "northcentralus",
-    "southcentralus", "westcentralus", "canadacentral", "canadaeast", "brazilsouth",
-    "northeurope", "westeurope", "uksouth", "ukwest", "francecentral", "germanywestcentral",
-    "norwayeast", "swedencentral", "switzerlandnorth", "polandcentral", "italynorth",
-    "spaincentral", "eastasia", "southeastasia", "japaneast", "japanwest", "koreacentral",
-    "koreasouth", "australiaeast", "australiasoutheast", "australiacentral", "centralindia",
-    "southindia", "westindia", "uaenorth", "southafricanorth", "qatarcentral", "israelcentral",
-    "mexicocentral", NULL};
+static const char *const arm_locations[] = {"eastus",           "eastus2",
+                                            "westus",           "westus2",
+                                            "westus3",          "centralus",
+                                            "northcentralus",   "southcentralus",
+                                            "westcentralus",    "canadacentral",
+                                            "canadaeast",       "brazilsouth",
+                                            "northeurope",      "westeurope",
+                                            "uksouth",          "ukwest",
+                                            "francecentral",    "germanywestcentral",
+                                            "norwayeast",       "swedencentral",
+                                            "switzerlandnorth", "polandcentral",
+                                            "italynorth",       "spaincentral",
+                                            "eastasia",         "southeastasia",
+                                            "japaneast",        "japanwest",
+                                            "koreacentral",     "koreasouth",
+                                            "australiaeast",    "australiasoutheast",
+                                            "australiacentral", "centralindia",
+                                            "southindia",       "westindia",
+                                            "uaenorth",         "southafricanorth",
+                                            "qatarcentral",     "israelcentral",
+                                            "mexicocentral",    NULL};
 
 int
 pgcmk_arm_location_ok(const char *loc)

@@ -64,8 +64,7 @@ generic_default_name(const char *name, struct pgcmk_err *err)
     int ok = n >= 1 && n <= 128;
 
     for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_' ||
-             name[i] == '.';
+        ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_' || name[i] == '.';
     return ok ? 0
               : pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
                               "The resource name '%.128s' is invalid.", name);
@@ -75,7 +74,7 @@ generic_default_name(const char *name, struct pgcmk_err *err)
 struct generic_target {
     struct pgcmk_arm_id id;
     const struct pgcmk_arm_type *type;
-    int is_list;       /* the path ends with a type (a collection) */
+    int is_list; /* the path ends with a type (a collection) */
     char type_path[256];
 };
 
@@ -105,11 +104,10 @@ generic_resolve(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct generic_targ
                                  "The requested path '%.128s' is not served by this emulator.",
                                  rq->path);
         if (strlen(s) >= (nseg % 2 == 0 ? sizeof(t->id.types[k]) : sizeof(t->id.names[k])))
-            return nseg % 2 == 0
-                       ? pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_TYPE, NULL,
-                                       "The resource type '%.64s...' is not valid.", s)
-                       : pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                                       "The resource name '%.128s...' is too long.", s);
+            return nseg % 2 == 0 ? pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_TYPE, NULL,
+                                                 "The resource type '%.64s...' is not valid.", s)
+                                 : pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                                                 "The resource name '%.128s...' is too long.", s);
         if (nseg % 2 == 0) {
             snprintf(t->id.types[k], sizeof(t->id.types[k]), "%s", s);
             tp += (size_t)snprintf(t->type_path + tp, sizeof(t->type_path) - tp, "%s%s",
@@ -265,8 +263,7 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         json_t *v;
 
         body = json_deep_copy(ac.existing);
-        json_object_foreach(in, k, v)
-        {
+        json_object_foreach(in, k, v) {
             if (strcmp(k, "properties") == 0 && json_is_object(v) &&
                 json_is_object(json_object_get(body, "properties")))
                 json_object_update(json_object_get(body, "properties"), v);
@@ -310,9 +307,10 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                 goto fail;
             }
             json_object_set(body, "location", loc);
-            json_object_set_new(body, "tags", json_is_object(json_object_get(in, "tags"))
-                                                  ? json_deep_copy(json_object_get(in, "tags"))
-                                                  : json_object());
+            json_object_set_new(body, "tags",
+                                json_is_object(json_object_get(in, "tags"))
+                                    ? json_deep_copy(json_object_get(in, "tags"))
+                                    : json_object());
         }
         if (json_object_get(in, "identity"))
             json_object_set(body, "identity", json_object_get(in, "identity"));
@@ -325,8 +323,8 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                           "'properties must be an object.'");
             goto fail;
         }
-        json_object_set_new(body, "properties", json_is_object(props) ? json_deep_copy(props)
-                                                                      : json_object());
+        json_object_set_new(body, "properties",
+                            json_is_object(props) ? json_deep_copy(props) : json_object());
     }
     json_object_set_new(body, "systemData",
                         pgcmk_arm_system_data(w->rq, json_object_get(ac.existing, "systemData")));
@@ -385,8 +383,7 @@ fail:
 }
 
 static int
-generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
-                     int patch)
+generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int patch)
 {
     struct generic_target t;
     struct generic_write w = {rq, &t, 0, patch, NULL};
@@ -587,8 +584,7 @@ pgcmk_arm_delete_group_resources(struct pgcmk_db *db, const char *sub, const cha
         json_decref(victims);
         return pgcmk_db_fail(db, rc, "list group resources", err);
     }
-    json_array_foreach(victims, i, v)
-    {
+    json_array_foreach(victims, i, v) {
         const char *id_text = json_string_value(json_object_get(v, "id"));
         struct pgcmk_arm_id id;
         char type[256];

@@ -77,8 +77,7 @@ pgcmk_arm_id_parse(const char *id, struct pgcmk_arm_id *out, struct pgcmk_err *e
         if (!(p = id_take(p, kw, sizeof(kw))))
             goto bad;
     }
-    if (strcasecmp(kw, "providers") != 0 ||
-        !(p = id_take(p, out->ns, sizeof(out->ns))))
+    if (strcasecmp(kw, "providers") != 0 || !(p = id_take(p, out->ns, sizeof(out->ns))))
         goto bad;
     while (*p) {
         if (out->n_types == PGCMK_ID_MAX_TYPES)

@@ -58,9 +58,9 @@ lro_finish_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     int rc;
 
     if (f->res->failed) {
-        json_t *e = json_pack("{s:s, s:s, s:i}", "code", pgcmk_err_code(f->res->err.code),
-                              "message", f->res->err.message, "status",
-                              pgcmk_err_status(f->res->err.code));
+        json_t *e =
+            json_pack("{s:s, s:s, s:i}", "code", pgcmk_err_code(f->res->err.code), "message",
+                      f->res->err.message, "status", pgcmk_err_status(f->res->err.code));
 
         error = e ? json_dumps(e, JSON_COMPACT) : NULL;
         json_decref(e);
@@ -305,7 +305,6 @@ static const struct pgcmk_route lro_routes[] = {
     {"GET", "/subscriptions/{sub}/operationresults/{op}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL,
      lro_result},
 };
-
 
 void
 pgcmk_arm_lro_routes(void)

@@ -17,9 +17,8 @@ meta_subscription(void)
                      "/subscriptions/" PGCMK_SUBSCRIPTION_ID, "subscriptionId",
                      PGCMK_SUBSCRIPTION_ID, "tenantId", PGCMK_TENANT_ID, "displayName",
                      PGCMK_SUBSCRIPTION_NAME, "state", "Enabled", "subscriptionPolicies",
-                     "locationPlacementId", "Public_2014-09-01", "quotaId",
-                     "PayAsYouGo_2014-09-01", "spendingLimit", "Off", "authorizationSource",
-                     "RoleBased");
+                     "locationPlacementId", "Public_2014-09-01", "quotaId", "PayAsYouGo_2014-09-01",
+                     "spendingLimit", "Off", "authorizationSource", "RoleBased");
 }
 
 static int
@@ -55,8 +54,8 @@ meta_tenants(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
-static const char *const meta_locations[] = {"East US", "East US 2", "West US", "West US 2",
-                                              "West Europe", "North Europe", NULL};
+static const char *const meta_locations[] = {"East US",     "East US 2",    "West US", "West US 2",
+                                             "West Europe", "North Europe", NULL};
 
 /* One provider object: {namespace, registrationState, resourceTypes[...]}. */
 static json_t *
@@ -81,9 +80,9 @@ meta_provider(const char *ns)
             nv++;
         for (int v = nv - 1; v >= 0; v--)
             json_array_append_new(versions, json_string(types[i]->versions[v]));
-        json_array_append_new(rts, json_pack("{s:s, s:O, s:o, s:s}", "resourceType",
-                                             types[i]->type, "locations", locs, "apiVersions",
-                                             versions, "capabilities", "None"));
+        json_array_append_new(rts, json_pack("{s:s, s:O, s:o, s:s}", "resourceType", types[i]->type,
+                                             "locations", locs, "apiVersions", versions,
+                                             "capabilities", "None"));
     }
     p = json_pack("{s:s, s:s, s:s, s:o}", "id", "", "namespace", canon, "registrationState",
                   "Registered", "resourceTypes", rts);
@@ -248,10 +247,10 @@ meta_endpoints(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
     cloud = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:[s, s], s:b, s:s, s:s}, s:{s:s, s:s, s:s}}",
         "name", "pgcmk", "resourceManager", base, "microsoftGraphResourceId", base, "graph", base,
-        "portal", base, "gallery", base, "authentication", "loginEndpoint", adfs, "audiences",
-        base, "https://management.core.windows.net/", "loginEndpointIsAdfs", 1,
-        "identityProvider", "ADFS", "tenant", "adfs", "suffixes", "keyVaultDns", suffix,
-        "storage", "localhost", "acrLoginServer", "localhost");
+        "portal", base, "gallery", base, "authentication", "loginEndpoint", adfs, "audiences", base,
+        "https://management.core.windows.net/", "loginEndpointIsAdfs", 1, "identityProvider",
+        "ADFS", "tenant", "adfs", "suffixes", "keyVaultDns", suffix, "storage", "localhost",
+        "acrLoginServer", "localhost");
     if (pgcmk_req_query(rq, "api-version") &&
         strcmp(pgcmk_req_query(rq, "api-version"), "2015-01-01") == 0) {
         pgcmk_resp_json(rs, 200,
@@ -276,8 +275,8 @@ static const struct pgcmk_route meta_routes[] = {
     {"GET", "/tenants", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL, meta_tenants},
     {"GET", "/subscriptions/{sub}/providers", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
      "$top,$expand,$skiptoken", meta_providers},
-    {"GET", "/subscriptions/{sub}/providers/{ns}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
-     ROUTE_F_APIVER, "$expand", meta_provider_get},
+    {"GET", "/subscriptions/{sub}/providers/{ns}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
+     "$expand", meta_provider_get},
     {"POST", "/subscriptions/{sub}/providers/{ns}/register", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
      ROUTE_F_APIVER, NULL, meta_provider_register},
     {"GET", "/subscriptions/{sub}/resources", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,

@@ -12,7 +12,6 @@
 #include "pgcmk/store.h"
 #include "arm/internal.h"
 
-
 /* Length of the well-formed UTF-8 sequence at s (2-4 bytes, no overlongs or surrogates), else 0. */
 static size_t
 rg_utf8_len(const unsigned char *s)
@@ -179,8 +178,7 @@ rg_check_tags(json_t *tags, struct pgcmk_err *err)
     if (json_object_size(tags) > 50)
         return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "tags",
                              "The number of tags exceeds the limit of 50.");
-    json_object_foreach(tags, k, v)
-    {
+    json_object_foreach(tags, k, v) {
         if (!json_is_string(v) || strlen(k) > 512 || json_string_length(v) > 256)
             return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "tags",
                                  "The tag '%.64s' is invalid: names are at most 512 characters, "
@@ -562,8 +560,8 @@ static const struct pgcmk_route rg_routes[] = {
      rg_patch},
     {"DELETE", RG_PATH, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "forceDeletionTypes",
      rg_delete},
-    {"GET", "/subscriptions/{sub}/resourcegroups", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
-     ROUTE_F_APIVER, "$filter,$top,$skiptoken", rg_list},
+    {"GET", "/subscriptions/{sub}/resourcegroups", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
+     "$filter,$top,$skiptoken", rg_list},
 };
 
 void

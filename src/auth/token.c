@@ -127,11 +127,13 @@ auth_issuer(void)
 #define AUTH_CACHE         256
 
 static pthread_mutex_t auth_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
     unsigned char key[32]; /* SHA-256 of oid|aud */
     char *token;
     int64_t exp;
 } auth_issued[AUTH_CACHE];
+
 static struct {
     unsigned char key[32]; /* SHA-256 of the token */
     int aud;
@@ -173,10 +175,10 @@ auth_issue_for(const struct principal *p, const char *audience, int64_t *expires
 
     pgcmk_uuid(uti);
     claims = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-                       "aud", audience, "iss", iss, "iat", (json_int_t)now, "nbf",
-                       (json_int_t)now, "exp", (json_int_t)(now + AUTH_TOKEN_SECONDS), "tid",
-                       PGCMK_TENANT_ID, "oid", p->oid, "sub", p->oid, "appid", p->app_id, "azp",
-                       p->app_id, "appidacr", "1", "idtyp", "app", "ver", "1.0", "uti", uti);
+                       "aud", audience, "iss", iss, "iat", (json_int_t)now, "nbf", (json_int_t)now,
+                       "exp", (json_int_t)(now + AUTH_TOKEN_SECONDS), "tid", PGCMK_TENANT_ID, "oid",
+                       p->oid, "sub", p->oid, "appid", p->app_id, "azp", p->app_id, "appidacr", "1",
+                       "idtyp", "app", "ver", "1.0", "uti", uti);
     if (p->resource_id[0])
         json_object_set_new(claims, "xms_mirid", json_string(p->resource_id));
     tok = claims ? pgcmk_jwt_sign(auth_key, auth_kid, claims) : NULL;
@@ -674,7 +676,8 @@ auth_jwks(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     PGCMK_UNUSED(rq);
     PGCMK_UNUSED(err);
-    pgcmk_resp_json(rs, 200, json_pack("{s:[o]}", "keys", pgcmk_pkey_public_jwk(auth_key, auth_kid)));
+    pgcmk_resp_json(rs, 200,
+                    json_pack("{s:[o]}", "keys", pgcmk_pkey_public_jwk(auth_key, auth_kid)));
     return 0;
 }
 
@@ -708,11 +711,10 @@ graph_service_principals(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgc
     }
     if (app[0] && principal_load(PGCMK_STMT_PRINCIPAL_BY_APP, app, &p) == 1)
         json_array_append_new(
-            value, json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", p.oid, "appId", p.app_id,
-                             "displayName", p.name, "servicePrincipalNames", p.app_id,
-                             "servicePrincipalType",
-                             strcmp(p.kind, "ManagedIdentity") == 0 ? "ManagedIdentity"
-                                                                     : "Application"));
+            value,
+            json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", p.oid, "appId", p.app_id, "displayName",
+                      p.name, "servicePrincipalNames", p.app_id, "servicePrincipalType",
+                      strcmp(p.kind, "ManagedIdentity") == 0 ? "ManagedIdentity" : "Application"));
     pgcmk_resp_json(rs, 200, json_pack("{s:o}", "value", value));
     return 0;
 }
@@ -769,15 +771,14 @@ static const struct pgcmk_route auth_routes[] = {
      auth_oidc},
     {"POST", "/adfs/oauth2/token", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL, auth_token_v2},
     {"GET", "/adfs/discovery/keys", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL, auth_jwks},
-    {"GET", "/{tenant}/v2.0/.well-known/openid-configuration", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH,
-     NA, NULL, auth_oidc},
+    {"GET", "/{tenant}/v2.0/.well-known/openid-configuration", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA,
+     NULL, auth_oidc},
     {"GET", "/{tenant}/.well-known/openid-configuration", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA,
      NULL, auth_oidc},
     {"POST", "/{tenant}/oauth2/v2.0/token", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL,
      auth_token_v2},
     {"POST", "/{tenant}/oauth2/token", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL, auth_token_v1},
-    {"GET", "/{tenant}/discovery/v2.0/keys", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL,
-     auth_jwks},
+    {"GET", "/{tenant}/discovery/v2.0/keys", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL, auth_jwks},
     {"GET", "/{tenant}/discovery/keys", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL, auth_jwks},
     {"GET", "/metadata/identity/oauth2/token", PGCMK_PLANE_ARM, PGCMK_ENV_OAUTH, NA, NULL,
      auth_imds},
@@ -812,7 +813,8 @@ auth_load_key(struct pgcmk_err *err)
     } else {
         char *b64;
 
-        if (pgcmk_pkey_rsa_new(2048, &auth_key) || (pem = pgcmk_pkey_private_pem(auth_key)) == NULL ||
+        if (pgcmk_pkey_rsa_new(2048, &auth_key) ||
+            (pem = pgcmk_pkey_private_pem(auth_key)) == NULL ||
             pgcmk_store_seal(pem, strlen(pem), AUTH_KEY_SETTING, &sealed, &sealed_len)) {
             rc = pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot create the signing key");
             goto done;

@@ -7,14 +7,16 @@
 #define CLOCK_MAX_LISTENERS 16
 
 static pthread_mutex_t clock_mu = PTHREAD_MUTEX_INITIALIZER;
-static int64_t clock_off;      /* virtual - wall, when running */
+static int64_t clock_off; /* virtual - wall, when running */
 static int clock_is_frozen;
 static int64_t clock_frozen_at;
 static atomic_ulong clock_gen;
+
 static struct {
     pgcmk_clock_listener_fn fn;
     void *arg;
 } listeners[CLOCK_MAX_LISTENERS];
+
 static int n_listeners;
 
 static void

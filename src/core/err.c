@@ -10,6 +10,7 @@ static const struct {
     int status;
     const char *code, *evidence, *doc;
 } err_table[] = {
+
 #define PGCMK_X_ROW(e, st, code, ev, doc) {st, code, ev, doc},
     PGCMK_ERRORS(PGCMK_X_ROW)
 #undef PGCMK_X_ROW

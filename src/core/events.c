@@ -9,10 +9,12 @@
 #define EVENTS_MAX_SUBS 16
 
 static pthread_mutex_t events_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
     pgcmk_event_fn fn;
     void *arg;
 } events_subs[EVENTS_MAX_SUBS];
+
 static int events_n;
 static atomic_ulong events_counts[PGCMK_EV__COUNT];
 

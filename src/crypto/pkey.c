@@ -192,10 +192,11 @@ pgcmk_pkey_from_jwk(const json_t *jwk, struct pgcmk_pkey **out)
 {
     static const struct {
         const char *jwk, *param;
-    } parts[] = {{"n", OSSL_PKEY_PARAM_RSA_N},         {"e", OSSL_PKEY_PARAM_RSA_E},
-                 {"d", OSSL_PKEY_PARAM_RSA_D},         {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
-                 {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},   {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+    } parts[] = {{"n", OSSL_PKEY_PARAM_RSA_N},          {"e", OSSL_PKEY_PARAM_RSA_E},
+                 {"d", OSSL_PKEY_PARAM_RSA_D},          {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+                 {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},    {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
                  {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2}, {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1}};
+
     BIGNUM *bn[8] = {0};
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
@@ -308,8 +309,8 @@ pgcmk_pkey_public_jwk(const struct pgcmk_pkey *k, const char *kid)
     if (n && e) {
         jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e);
         if (jwk && kid)
-            json_object_update_new(jwk, json_pack("{s:s, s:s, s:s}", "kid", kid, "use", "sig",
-                                                  "alg", "RS256"));
+            json_object_update_new(
+                jwk, json_pack("{s:s, s:s, s:s}", "kid", kid, "use", "sig", "alg", "RS256"));
     }
     free(n);
     free(e);
@@ -376,9 +377,8 @@ crypt_ctx(const struct pgcmk_pkey *k, int a, int decrypt)
         return NULL;
     if ((decrypt ? EVP_PKEY_decrypt_init(c) : EVP_PKEY_encrypt_init(c)) != 1 ||
         EVP_PKEY_CTX_set_rsa_padding(c, crypt_algs[a].padding) != 1 ||
-        (crypt_algs[a].md &&
-         (EVP_PKEY_CTX_set_rsa_oaep_md_name(c, crypt_algs[a].md, NULL) != 1 ||
-          EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, crypt_algs[a].md, NULL) != 1))) {
+        (crypt_algs[a].md && (EVP_PKEY_CTX_set_rsa_oaep_md_name(c, crypt_algs[a].md, NULL) != 1 ||
+                              EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, crypt_algs[a].md, NULL) != 1))) {
         EVP_PKEY_CTX_free(c);
         return NULL;
     }
@@ -399,8 +399,8 @@ pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
     *out_len = 0;
     if (pgcmk_pkey_is_ec(k) || a < 0 || (c = crypt_ctx(k, a, decrypt)) == NULL)
         return -1;
-    ok = (decrypt ? EVP_PKEY_decrypt(c, NULL, &n, in, len) : EVP_PKEY_encrypt(c, NULL, &n, in, len)) ==
-         1;
+    ok = (decrypt ? EVP_PKEY_decrypt(c, NULL, &n, in, len)
+                  : EVP_PKEY_encrypt(c, NULL, &n, in, len)) == 1;
     buf = ok ? pgcmk_xmalloc(n + 1) : NULL;
     ok = ok && (decrypt ? EVP_PKEY_decrypt(c, buf, &n, in, len)
                         : EVP_PKEY_encrypt(c, buf, &n, in, len)) == 1;
@@ -415,15 +415,15 @@ pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
 }
 
 int
-pgcmk_pkey_encrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
-                   size_t len, unsigned char **out, size_t *out_len)
+pgcmk_pkey_encrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in, size_t len,
+                   unsigned char **out, size_t *out_len)
 {
     return pkey_crypt(k, alg, in, len, out, out_len, 0);
 }
 
 int
-pgcmk_pkey_decrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
-                   size_t len, unsigned char **out, size_t *out_len)
+pgcmk_pkey_decrypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in, size_t len,
+                   unsigned char **out, size_t *out_len)
 {
     return pkey_crypt(k, alg, in, len, out, out_len, 1);
 }
@@ -467,15 +467,14 @@ ec_sign(const struct pgcmk_pkey *k, int c, const unsigned char *digest, size_t l
     const unsigned char *p = der;
     size_t n = sizeof(der);
     ECDSA_SIG *es = NULL;
-    int ok = ctx && EVP_PKEY_sign_init(ctx) == 1 &&
-             EVP_PKEY_sign(ctx, der, &n, digest, len) == 1 &&
+    int ok = ctx && EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_sign(ctx, der, &n, digest, len) == 1 &&
              (es = d2i_ECDSA_SIG(NULL, &p, (long)n)) != NULL;
 
     if (ok) {
         out = pgcmk_xmalloc(2 * ec_curves[c].size);
-        ok = BN_bn2binpad(ECDSA_SIG_get0_r(es), out, (int)ec_curves[c].size) > 0 &&
-             BN_bn2binpad(ECDSA_SIG_get0_s(es), out + ec_curves[c].size,
-                          (int)ec_curves[c].size) > 0;
+        ok =
+            BN_bn2binpad(ECDSA_SIG_get0_r(es), out, (int)ec_curves[c].size) > 0 &&
+            BN_bn2binpad(ECDSA_SIG_get0_s(es), out + ec_curves[c].size, (int)ec_curves[c].size) > 0;
     }
     ECDSA_SIG_free(es);
     EVP_PKEY_CTX_free(ctx);
@@ -524,9 +523,8 @@ ec_alg_for(const struct pgcmk_pkey *k, const char *alg, size_t len)
 {
     int c = pkey_curve(k);
 
-    return c >= 0 && alg && strcmp(alg, ec_curves[c].alg) == 0 && len == ec_curves[c].digest
-               ? c
-               : -1;
+    return c >= 0 && alg && strcmp(alg, ec_curves[c].alg) == 0 && len == ec_curves[c].digest ? c
+                                                                                             : -1;
 }
 
 static EVP_PKEY_CTX *
@@ -534,12 +532,12 @@ sign_ctx(const struct pgcmk_pkey *k, int a, int verify)
 {
     EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
     EVP_MD *md = EVP_MD_fetch(NULL, sign_algs[a].md, NULL);
-    int ok = c && md && (verify ? EVP_PKEY_verify_init(c) : EVP_PKEY_sign_init(c)) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(c, md) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(c, sign_algs[a].pss ? RSA_PKCS1_PSS_PADDING
-                                                               : RSA_PKCS1_PADDING) == 1 &&
-             (!sign_algs[a].pss ||
-              EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) == 1);
+    int ok =
+        c && md && (verify ? EVP_PKEY_verify_init(c) : EVP_PKEY_sign_init(c)) == 1 &&
+        EVP_PKEY_CTX_set_signature_md(c, md) == 1 &&
+        EVP_PKEY_CTX_set_rsa_padding(c, sign_algs[a].pss ? RSA_PKCS1_PSS_PADDING
+                                                         : RSA_PKCS1_PADDING) == 1 &&
+        (!sign_algs[a].pss || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) == 1);
 
     EVP_MD_free(md);
     if (!ok) {
@@ -690,15 +688,15 @@ pgcmk_jwt_verify(const struct pgcmk_pkey *k, const char *kid, const char *token,
         goto done;
     }
     if (pgcmk_b64url_decode(dot2 + 1, strlen(dot2 + 1), &sig, &siglen)) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL, "The access token's signature is malformed.");
+        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
+                      "The access token's signature is malformed.");
         goto done;
     }
     md = EVP_MD_CTX_new();
     if (md == NULL || EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, k->pk, NULL) != 1 ||
-        EVP_DigestVerify(md, sig, siglen, (const unsigned char *)token,
-                         (size_t)(dot2 - token)) != 1) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
-                      "The access token's signature is invalid.");
+        EVP_DigestVerify(md, sig, siglen, (const unsigned char *)token, (size_t)(dot2 - token)) !=
+            1) {
+        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL, "The access token's signature is invalid.");
         goto done;
     }
     *claims = body;

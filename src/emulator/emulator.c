@@ -52,12 +52,12 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                     emu_http_port >= 0 ? json_integer(emu_http_port) : json_null(), "endpoints",
                     "resourceManager", arm, "activeDirectory", adfs, "metadata",
                     "/metadata/endpoints?api-version=2022-09-01", "portal", "/portal/", "caFile",
-                    emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir",
-                    emu.data_dir, "tenantId", PGCMK_TENANT_ID, "subscriptionId",
-                    PGCMK_SUBSCRIPTION_ID, "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin",
-                    "clientId", PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET,
-                    "objectId", PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode",
-                    emu.auth_mode, "azCloudRegister", az);
+                    emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir", emu.data_dir,
+                    "tenantId", PGCMK_TENANT_ID, "subscriptionId", PGCMK_SUBSCRIPTION_ID,
+                    "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin", "clientId",
+                    PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET, "objectId",
+                    PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode", emu.auth_mode,
+                    "azCloudRegister", az);
     pgcmk_resp_json(rs, 200, out);
     free(cmd);
     free(suffix);
@@ -113,8 +113,7 @@ emu_clock_post(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
                              "Give exactly one of: {\"advance\":\"P91D\"}, "
                              "{\"set\":\"2030-01-01T00:00:00Z\"}, {\"freeze\":true}, "
                              "{\"resume\":true}.");
-    json_object_foreach(in, key, v)
-    {
+    json_object_foreach(in, key, v) {
         if (strcmp(key, "advance") == 0) {
             if (!json_is_string(v) || pgcmk_duration_parse(json_string_value(v), &ms))
                 return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "advance",
@@ -189,9 +188,9 @@ emu_stats(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         json_t *events = json_object();
 
         for (int e = 0; e < PGCMK_EV__COUNT; e++)
-            json_object_set_new(events, pgcmk_event_name((enum pgcmk_event_kind)e),
-                                json_integer((json_int_t)pgcmk_events_count(
-                                    (enum pgcmk_event_kind)e)));
+            json_object_set_new(
+                events, pgcmk_event_name((enum pgcmk_event_kind)e),
+                json_integer((json_int_t)pgcmk_events_count((enum pgcmk_event_kind)e)));
         pgcmk_resp_json(rs, 200, json_pack("{s:o, s:o}", "errors", errors, "events", events));
     }
     return 0;
@@ -216,8 +215,7 @@ pgcmk_emulator_error_table(FILE *out)
 static const struct pgcmk_route emu_routes[] = {
     {"GET", "/emulator/info", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_info},
     {"GET", "/emulator/clock", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, emu_clock_get},
-    {"POST", "/emulator/clock", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL,
-     emu_clock_post},
+    {"POST", "/emulator/clock", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, emu_clock_post},
     {"GET", "/emulator/health", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_health},
     {"GET", "/emulator/stats", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, emu_stats},
 };

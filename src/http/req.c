@@ -27,8 +27,7 @@ http_default_auth(struct pgcmk_req *rq, struct pgcmk_err *err)
 
     if (authz == NULL || *authz == '\0') {
         if (rq->cfg == NULL || rq->cfg->auth == PGCMK_AUTH_OPEN) {
-            snprintf(rq->principal, sizeof(rq->principal), "%s",
-                     PGCMK_ADMIN_OBJECT_ID);
+            snprintf(rq->principal, sizeof(rq->principal), "%s", PGCMK_ADMIN_OBJECT_ID);
             return 0;
         }
         return pgcmk_err_set(err, PGCMK_E_UNAUTHENTICATED, NULL,
@@ -181,8 +180,8 @@ pgcmk_req_init(struct pgcmk_req *rq, const struct pgcmk_cfg *cfg, const char *me
             size_t kn = eq ? (size_t)(eq - p) : n;
 
             rq->query[rq->n_query].key = http_unescape(p, kn, 1);
-            rq->query[rq->n_query].value = eq ? http_unescape(eq + 1, n - kn - 1, 1)
-                                              : pgcmk_xstrdup("");
+            rq->query[rq->n_query].value =
+                eq ? http_unescape(eq + 1, n - kn - 1, 1) : pgcmk_xstrdup("");
             rq->n_query++;
         }
         p = amp ? amp + 1 : NULL;
@@ -327,8 +326,8 @@ pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pg
     pgcmk_err_count(err->code);
     if (env == PGCMK_ENV_OAUTH) {
         /* AAD's body: error, error_description, and the AADSTS number as error_codes. */
-        json_t *o = json_pack("{s:s, s:s}", "error", pgcmk_err_code(err->code),
-                              "error_description", err->message);
+        json_t *o = json_pack("{s:s, s:s}", "error", pgcmk_err_code(err->code), "error_description",
+                              err->message);
         char now[PGCMK_TIME_LEN], trace[37];
 
         if (o == NULL)
@@ -494,8 +493,7 @@ pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs)
                           "The request URI contains an invalid path: '%.128s'.", rq->path);
         } else {
             pgcmk_err_set(&err, PGCMK_E_NOT_FOUND, NULL,
-                          "The requested path '%.128s' is not served by this emulator.",
-                          rq->path);
+                          "The requested path '%.128s' is not served by this emulator.", rq->path);
         }
         goto out;
     }

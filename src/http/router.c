@@ -15,6 +15,7 @@ static struct {
     const struct pgcmk_route *routes;
     size_t n;
 } router_tables[ROUTER_MAX_TABLES];
+
 static size_t router_n_tables;
 
 void
@@ -180,8 +181,8 @@ pgcmk_router_match(struct pgcmk_req *rq, char *allow, size_t allow_cap)
             if (r->plane != rq->plane ||
                 router_try(r->pattern, segs, nseg, rq, 0) != best_path_score)
                 continue;
-            if (strstr(allow, r->method) == NULL && strlen(allow) + strlen(r->method) + 3 <
-                                                        allow_cap) {
+            if (strstr(allow, r->method) == NULL &&
+                strlen(allow) + strlen(r->method) + 3 < allow_cap) {
                 if (allow[0])
                     strcat(allow, ", ");
                 strcat(allow, r->method);

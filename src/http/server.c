@@ -114,8 +114,8 @@ server_reject_413(struct pgcmk_server *srv, struct MHD_Connection *c, struct con
     struct pgcmk_req rq;
     struct pgcmk_resp rs;
     struct pgcmk_err err;
-    const char *corr = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                   "x-ms-correlation-request-id");
+    const char *corr =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-ms-correlation-request-id");
     const char *client = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-ms-client-request-id");
 
     memset(&rs, 0, sizeof(rs));
@@ -126,8 +126,7 @@ server_reject_413(struct pgcmk_server *srv, struct MHD_Connection *c, struct con
              server_id_ok(corr, sizeof(rq.correlation_id)) ? corr : rq.request_id);
     snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
     pgcmk_err_set(&err, PGCMK_E_TOO_LARGE, NULL,
-                  "The request content length exceeds the limit of %d KiB.",
-                  srv->cfg->max_body_kb);
+                  "The request content length exceeds the limit of %d KiB.", srv->cfg->max_body_kb);
     pgcmk_resp_error(&rs, rq.plane == PGCMK_PLANE_VAULT ? PGCMK_ENV_VAULT : PGCMK_ENV_ARM, &err);
     pgcmk_resp_header(&rs, "x-ms-request-id", rq.request_id);
     pgcmk_resp_header(&rs, "x-ms-correlation-request-id", rq.correlation_id);
@@ -338,15 +337,14 @@ server_listen(struct pgcmk_server *srv, struct server_listener *ls, const char *
     d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, server_access, ls, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-        MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        server_mhd_log, srv, MHD_OPTION_HTTPS_MEM_CERT, tls ? cert : NULL,
-        MHD_OPTION_HTTPS_MEM_KEY, tls ? key : NULL, MHD_OPTION_UNESCAPE_CALLBACK, server_unescape,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
+        server_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, srv,
+        MHD_OPTION_HTTPS_MEM_CERT, tls ? cert : NULL, MHD_OPTION_HTTPS_MEM_KEY, tls ? key : NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL, MHD_OPTION_END);
     if (d == NULL)
-        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s",
-                             addr, port, strerror(errno)),
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s", addr,
+                             port, strerror(errno)),
                NULL;
     di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     *bound = di ? di->port : port;

@@ -10,9 +10,10 @@
 #include "pgcmk/wellknown.h"
 #include "providers/internal.h"
 
-static const char *const identity_versions[] = {"2018-11-30", "2021-09-30-preview",
-                                                "2022-01-31-preview", "2023-01-31",
-                                                "2023-07-31-preview", "2024-11-30", NULL};
+static const char *const identity_versions[] = {
+    "2018-11-30", "2021-09-30-preview", "2022-01-31-preview",
+    "2023-01-31", "2023-07-31-preview", "2024-11-30",
+    NULL};
 
 /* ^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$ */
 static int
@@ -54,9 +55,9 @@ identity_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     }
     /* The service ignores writable properties other than isolationScope. */
     if (json_is_string(json_object_get(json_object_get(ctx->body, "properties"), "isolationScope")))
-        json_object_set(props, "isolationScope",
-                        json_object_get(json_object_get(ctx->body, "properties"),
-                                        "isolationScope"));
+        json_object_set(
+            props, "isolationScope",
+            json_object_get(json_object_get(ctx->body, "properties"), "isolationScope"));
     json_object_set_new(ctx->body, "properties", props);
     json_object_del(ctx->body, "identity");
     json_object_del(ctx->body, "sku");
@@ -83,8 +84,10 @@ identity_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 }
 
 static const struct pgcmk_arm_type identity_type = {
-    "Microsoft.ManagedIdentity", "userAssignedIdentities", identity_versions,
-    ARM_T_TRACKED | ARM_T_SYNC_PUT, identity_check_name, identity_on_write, identity_on_delete,
+    "Microsoft.ManagedIdentity", "userAssignedIdentities",
+    identity_versions,           ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    identity_check_name,         identity_on_write,
+    identity_on_delete,
 };
 
 /* ---- the identity block of other resource types ------------------------------------------ */
@@ -173,8 +176,7 @@ identity_block(struct pgcmk_arm_ctx *ctx, int deleting, struct pgcmk_err *err)
                           types[which]);
             goto fail;
         }
-        json_object_foreach(uai, id, v)
-        {
+        json_object_foreach(uai, id, v) {
             json_t *mi = NULL;
             struct pgcmk_arm_id pid;
             char type[256];
@@ -231,8 +233,8 @@ identity_default_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_e
     }
     rc = pgcmk_arm_resource_get(pgcmk_db(), id, &res, err);
     ident = json_object_get(res, "identity");
-    if (rc == 1 && strstr(json_string_value(json_object_get(ident, "type")) ?: "",
-                          "SystemAssigned")) {
+    if (rc == 1 &&
+        strstr(json_string_value(json_object_get(ident, "type")) ?: "", "SystemAssigned")) {
         char *self = pgcmk_xasprintf("%s/providers/Microsoft.ManagedIdentity/identities/default",
                                      json_string_value(json_object_get(res, "id")));
 

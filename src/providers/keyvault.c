@@ -18,25 +18,53 @@
 
 #define DAY_MS (86400LL * 1000)
 
-static const char *const vault_versions[] = {"2018-02-14-preview", "2018-02-14", "2019-09-01",
-                                             "2021-04-01-preview", "2021-06-01-preview",
-                                             "2021-10-01", "2021-11-01-preview",
-                                             "2022-02-01-preview", "2022-07-01",
-                                             "2022-11-01", "2023-02-01", "2023-07-01", NULL};
+static const char *const vault_versions[] = {"2018-02-14-preview",
+                                             "2018-02-14",
+                                             "2019-09-01",
+                                             "2021-04-01-preview",
+                                             "2021-06-01-preview",
+                                             "2021-10-01",
+                                             "2021-11-01-preview",
+                                             "2022-02-01-preview",
+                                             "2022-07-01",
+                                             "2022-11-01",
+                                             "2023-02-01",
+                                             "2023-07-01",
+                                             NULL};
 
-static const char *const perm_keys[] = {
-    "all", "encrypt", "decrypt", "wrapKey", "unwrapKey", "sign", "verify", "get", "list",
-    "create", "update", "import", "delete", "backup", "restore", "recover", "purge", "release",
-    "rotate", "getrotationpolicy", "setrotationpolicy", NULL};
-static const char *const perm_secrets[] = {"all", "get", "list", "set", "delete", "backup",
-                                           "restore", "recover", "purge", NULL};
+static const char *const perm_keys[] = {"all",
+                                        "encrypt",
+                                        "decrypt",
+                                        "wrapKey",
+                                        "unwrapKey",
+                                        "sign",
+                                        "verify",
+                                        "get",
+                                        "list",
+                                        "create",
+                                        "update",
+                                        "import",
+                                        "delete",
+                                        "backup",
+                                        "restore",
+                                        "recover",
+                                        "purge",
+                                        "release",
+                                        "rotate",
+                                        "getrotationpolicy",
+                                        "setrotationpolicy",
+                                        NULL};
+static const char *const perm_secrets[] = {"all",    "get",     "list",    "set",   "delete",
+                                           "backup", "restore", "recover", "purge", NULL};
 static const char *const perm_certs[] = {
-    "all", "get", "list", "delete", "create", "import", "update", "managecontacts",
-    "getissuers", "listissuers", "setissuers", "deleteissuers", "manageissuers", "recover",
-    "purge", "backup", "restore", NULL};
+    "all",           "get",         "list",       "delete",
+    "create",        "import",      "update",     "managecontacts",
+    "getissuers",    "listissuers", "setissuers", "deleteissuers",
+    "manageissuers", "recover",     "purge",      "backup",
+    "restore",       NULL};
 static const char *const perm_storage[] = {
-    "all", "get", "list", "delete", "set", "update", "regeneratekey", "recover", "purge",
-    "backup", "restore", "setsas", "listsas", "getsas", "deletesas", NULL};
+    "all",   "get",    "list",    "delete", "set",     "update", "regeneratekey", "recover",
+    "purge", "backup", "restore", "setsas", "listsas", "getsas", "deletesas",     NULL};
 
 static const struct {
     const char *name;
@@ -87,8 +115,7 @@ vault_check_policies(json_t *list, struct pgcmk_err *err)
     if (json_array_size(list) > 1024)
         return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.accessPolicies",
                              "A vault can have at most 1024 access policies.");
-    json_array_foreach(list, i, p)
-    {
+    json_array_foreach(list, i, p) {
         json_t *perms = json_object_get(p, "permissions");
 
         if (!json_is_string(json_object_get(p, "objectId")) ||
@@ -107,8 +134,7 @@ vault_check_policies(json_t *list, struct pgcmk_err *err)
             if (!json_is_array(arr))
                 return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.accessPolicies",
                                      "permissions.%s must be an array.", perm_kinds[k].name);
-            json_array_foreach(arr, j, v)
-            {
+            json_array_foreach(arr, j, v) {
                 int ok = 0;
 
                 for (int a = 0; json_is_string(v) && perm_kinds[k].allowed[a]; a++)
@@ -178,8 +204,7 @@ purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     pgcmk_db_done(st);
     if (rc != SQLITE_DONE)
         return pgcmk_db_fail(db, rc, "find vaults due for purge", err);
-    json_array_foreach(names, i, v)
-    {
+    json_array_foreach(names, i, v) {
         if (dvault_delete_row(db, json_string_value(v), err))
             return -1;
     }
@@ -195,10 +220,9 @@ vault_purge_due(void)
     size_t i;
 
     if (pgcmk_db_tx(pgcmk_db(), purge_due_tx, names, &err) == 0) {
-        json_array_foreach(names, i, v)
-        {
-            struct pgcmk_event ev = {PGCMK_EV_VAULT_PURGED, json_string_value(v), NULL, NULL,
-                                     NULL, NULL};
+        json_array_foreach(names, i, v) {
+            struct pgcmk_event ev = {
+                PGCMK_EV_VAULT_PURGED, json_string_value(v), NULL, NULL, NULL, NULL};
 
             LOG_INFO("vault %s purged at its scheduled purge date", json_string_value(v));
             pgcmk_events_publish(&ev);
@@ -308,11 +332,11 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
                              "The property 'sku' is required: {\"family\":\"A\",\"name\":"
                              "\"standard\"} or \"premium\".");
     json_object_set_new(sku, "family", json_string("A"));
-    json_object_set_new(sku, "name",
-                        json_string(strcasecmp(json_string_value(json_object_get(sku, "name")),
-                                               "premium")
-                                        ? "standard"
-                                        : "premium"));
+    json_object_set_new(
+        sku, "name",
+        json_string(strcasecmp(json_string_value(json_object_get(sku, "name")), "premium")
+                        ? "standard"
+                        : "premium"));
     /* One-way switches. */
     if (json_is_false(json_object_get(props, "enableSoftDelete")))
         return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.enableSoftDelete",
@@ -371,8 +395,8 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     json_object_set_new(props, "provisioningState", json_string("Succeeded"));
     if (ctx->existing && !json_equal(json_object_get(old, "accessPolicies"),
                                      json_object_get(props, "accessPolicies"))) {
-        struct pgcmk_event ev = {PGCMK_EV_POLICY_CHANGED, ctx->id.names[0], NULL, NULL, NULL,
-                                 ctx->id_text};
+        struct pgcmk_event ev = {
+            PGCMK_EV_POLICY_CHANGED, ctx->id.names[0], NULL, NULL, NULL, ctx->id_text};
 
         pgcmk_events_publish(&ev);
     }
@@ -388,8 +412,8 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     json_int_t days = json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
     char *body = json_dumps(ctx->existing, JSON_COMPACT);
     int64_t now = pgcmk_clock_now();
-    struct pgcmk_event ev = {PGCMK_EV_VAULT_DELETED, ctx->id.names[0], NULL, NULL, NULL,
-                             ctx->id_text};
+    struct pgcmk_event ev = {
+        PGCMK_EV_VAULT_DELETED, ctx->id.names[0], NULL, NULL, NULL, ctx->id_text};
     int rc;
 
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
@@ -411,7 +435,7 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 }
 
 static const struct pgcmk_arm_type vault_type = {
-    "Microsoft.KeyVault", "vaults", vault_versions, ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    "Microsoft.KeyVault", "vaults",       vault_versions,  ARM_T_TRACKED | ARM_T_SYNC_PUT,
     vault_check_name,     vault_on_write, vault_on_delete,
 };
 
@@ -542,8 +566,8 @@ kv_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
                              "The body needs 'name' and 'type' = 'Microsoft.KeyVault/vaults'.");
     if (vault_check_name(name, &e2)) {
         pgcmk_resp_json(rs, 200,
-                        json_pack("{s:b, s:s, s:s}", "nameAvailable", 0, "reason", "AccountNameInvalid",
-                                  "message", e2.message));
+                        json_pack("{s:b, s:s, s:s}", "nameAvailable", 0, "reason",
+                                  "AccountNameInvalid", "message", e2.message));
         return 0;
     }
     db = pgcmk_db();
@@ -589,8 +613,7 @@ perm_has(json_t *arr, const char *p)
     size_t i;
     json_t *v;
 
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach(arr, i, v) {
         if (json_is_string(v) && strcasecmp(json_string_value(v), p) == 0)
             return 1;
     }
@@ -604,8 +627,7 @@ policy_merge(json_t *list, json_t *entry, int op)
     size_t i;
     json_t *cur;
 
-    json_array_foreach(list, i, cur)
-    {
+    json_array_foreach(list, i, cur) {
         if (!policy_same(cur, entry))
             continue;
         if (op == 2) {
@@ -615,23 +637,22 @@ policy_merge(json_t *list, json_t *entry, int op)
         for (size_t k = 0; k < PGCMK_ARRAY_LEN(perm_kinds); k++) {
             json_t *perms = json_object_get(cur, "permissions");
             json_t *have = json_object_get(perms, perm_kinds[k].name);
-            json_t *given = json_object_get(json_object_get(entry, "permissions"),
-                                            perm_kinds[k].name);
+            json_t *given =
+                json_object_get(json_object_get(entry, "permissions"), perm_kinds[k].name);
             json_t *out = json_array(), *v;
             size_t j;
 
             if (!json_is_array(have))
                 have = NULL;
             if (op == 0) {
-                json_array_foreach(have, j, v) json_array_append(out, v);
-                json_array_foreach(given, j, v)
-                {
+                json_array_foreach(have, j, v)
+                    json_array_append(out, v);
+                json_array_foreach(given, j, v) {
                     if (json_is_string(v) && !perm_has(out, json_string_value(v)))
                         json_array_append(out, v);
                 }
             } else {
-                json_array_foreach(have, j, v)
-                {
+                json_array_foreach(have, j, v) {
                     if (!(json_is_string(v) && perm_has(given, json_string_value(v))))
                         json_array_append(out, v);
                 }
@@ -682,8 +703,7 @@ policy_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         json_object_set_new(props, "accessPolicies", list);
     }
     given = json_object_get(json_object_get(p->rq->json, "properties"), "accessPolicies");
-    json_array_foreach(given, i, e)
-    {
+    json_array_foreach(given, i, e) {
         if (!json_is_object(json_object_get(e, "permissions")))
             json_object_set_new(e, "permissions", json_object());
         policy_merge(list, e, p->op);

@@ -24,8 +24,8 @@
 #define DAY_MS         (86400LL * 1000)
 #define KV_MAX_RESULTS 25
 
-static const char *const kv_all_ops[] = {"encrypt", "decrypt", "sign", "verify", "wrapKey",
-                                         "unwrapKey", NULL};
+static const char *const kv_all_ops[] = {"encrypt", "decrypt",   "sign", "verify",
+                                         "wrapKey", "unwrapKey", NULL};
 
 /* What every data-plane handler knows once the caller is admitted. */
 struct kv_ctx {
@@ -94,16 +94,14 @@ kv_perm_granted(json_t *policies, const struct pgcmk_caller *who, const char *pe
     size_t i, j;
     json_t *p, *v;
 
-    json_array_foreach(policies, i, p)
-    {
+    json_array_foreach(policies, i, p) {
         const char *oid = json_string_value(json_object_get(p, "objectId"));
         const char *tid = json_string_value(json_object_get(p, "tenantId"));
         json_t *keys = json_object_get(json_object_get(p, "permissions"), "keys");
 
         if (!oid || !tid || strcasecmp(oid, who->oid) || strcasecmp(tid, who->tid))
             continue;
-        json_array_foreach(keys, j, v)
-        {
+        json_array_foreach(keys, j, v) {
             const char *s = json_string_value(v);
 
             if (s && (strcasecmp(s, perm) == 0 || strcasecmp(s, "all") == 0))
@@ -119,6 +117,7 @@ static _Thread_local struct {
     char etag[48];
     json_t *body;
 } kv_vault_cache;
+
 static pthread_key_t kv_vault_cache_key; /* frees a thread's cached body when it exits */
 
 static void
@@ -146,8 +145,9 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
     if (kv_check_version(rq, err))
         return -1;
     if (strncasecmp(authz, "Bearer ", 7) != 0)
-        return kv_challenge(rs, err, "AKV10001: The request has an Authorization header that is "
-                                     "not a Bearer token.");
+        return kv_challenge(rs, err,
+                            "AKV10001: The request has an Authorization header that is "
+                            "not a Bearer token.");
     if (pgcmk_auth_verify(authz + 7, PGCMK_AUD_VAULT, &kc->who, err)) {
         char msg[PGCMK_ERR_MSG_LEN];
 
@@ -180,7 +180,8 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
     kc->vault_body = json_incref(kv_vault_cache.body);
     props = json_object_get(kc->vault_body, "properties");
     kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    kc->retention_days = (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
+    kc->retention_days =
+        (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
     if (kc->retention_days <= 0)
         kc->retention_days = 90;
     /* RBAC vaults: role assignments are not emulated yet; any valid token of the tenant passes. */
@@ -208,8 +209,8 @@ kv_body(struct pgcmk_req *rq, struct pgcmk_err *err)
     rq->json = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(rq->json))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "The request body is not valid JSON (line %d, column %d).",
-                             jerr.line, jerr.column);
+                             "The request body is not valid JSON (line %d, column %d).", jerr.line,
+                             jerr.column);
     return 0;
 }
 
@@ -355,9 +356,8 @@ kv_attributes(const struct kv_ctx *kc, const struct kv_version *v)
 {
     json_t *a = json_pack("{s:b, s:I, s:I, s:s, s:i, s:b}", "enabled", v->enabled, "created",
                           (json_int_t)(v->created / 1000), "updated",
-                          (json_int_t)(v->updated / 1000), "recoveryLevel",
-                          kv_recovery_level(kc), "recoverableDays", kc->retention_days,
-                          "exportable", 0);
+                          (json_int_t)(v->updated / 1000), "recoveryLevel", kv_recovery_level(kc),
+                          "recoverableDays", kc->retention_days, "exportable", 0);
 
     if (v->nbf)
         json_object_set_new(a, "nbf", json_integer(v->nbf));
@@ -369,8 +369,8 @@ kv_attributes(const struct kv_ctx *kc, const struct kv_version *v)
 static json_t *
 kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
 {
-    char *base = kv_base(kc->vault), *kid = pgcmk_xasprintf("%s/keys/%s/%s", base, name,
-                                                            v->version);
+    char *base = kv_base(kc->vault),
+         *kid = pgcmk_xasprintf("%s/keys/%s/%s", base, name, v->version);
     json_t *key = json_deep_copy(v->jwk);
 
     json_object_set_new(key, "kid", json_string(kid));
@@ -399,10 +399,12 @@ kv_deleted_bundle(const struct kv_ctx *kc, const struct kv_key *k, json_t *bundl
 
 #define KV_CACHE 256
 static pthread_mutex_t kv_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
     char id[200];
     struct pgcmk_pkey *k;
 } kv_cache[KV_CACHE];
+
 static int kv_cache_n;
 
 static struct pgcmk_pkey *
@@ -477,8 +479,7 @@ kv_parse_ops(json_t *ops, int ec, json_t **out, struct pgcmk_err *err)
     if (!json_is_array(ops))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "key_ops must be an array.");
     *out = json_array();
-    json_array_foreach(ops, i, v)
-    {
+    json_array_foreach(ops, i, v) {
         int ok = 0;
 
         for (int k = 0; json_is_string(v) && kv_all_ops[k]; k++)
@@ -684,7 +685,11 @@ kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *ve
         goto out;
     {
         struct pgcmk_event ev = {c.created_key ? PGCMK_EV_KEY_CREATED : PGCMK_EV_KEY_ROTATED,
-                                 kc->vault, name, c.version, NULL, NULL};
+                                 kc->vault,
+                                 name,
+                                 c.version,
+                                 NULL,
+                                 NULL};
 
         pgcmk_events_publish(&ev);
     }
@@ -708,7 +713,8 @@ static int
 kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, struct pgcmk_err *err)
 {
     json_t *src = arm ? json_object_get(body, "properties") : body;
-    json_t *kty = json_object_get(src, "kty"), *size = json_object_get(src, arm ? "keySize" : "key_size");
+    json_t *kty = json_object_get(src, "kty"),
+           *size = json_object_get(src, arm ? "keySize" : "key_size");
     json_t *tags = json_object_get(body, "tags");
     const char *sku;
 
@@ -716,9 +722,8 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
     sp->bits = 2048;
     sp->enabled = 1;
     sp->kty = json_is_string(kty) ? json_string_value(kty) : (arm ? "RSA" : NULL);
-    if (sp->kty == NULL ||
-        (strcmp(sp->kty, "RSA") != 0 && strcmp(sp->kty, "RSA-HSM") != 0 &&
-         strcmp(sp->kty, "EC") != 0 && strcmp(sp->kty, "EC-HSM") != 0))
+    if (sp->kty == NULL || (strcmp(sp->kty, "RSA") != 0 && strcmp(sp->kty, "RSA-HSM") != 0 &&
+                            strcmp(sp->kty, "EC") != 0 && strcmp(sp->kty, "EC-HSM") != 0))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                              "The key type '%.16s' is not valid: use RSA, RSA-HSM, EC or EC-HSM.",
                              sp->kty ? sp->kty : "(missing)");
@@ -735,13 +740,11 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                                  "key_size does not apply to EC keys.");
     }
-    sku = json_string_value(
-        json_object_get(json_object_get(json_object_get(kc->vault_body, "properties"), "sku"),
-                        "name"));
+    sku = json_string_value(json_object_get(
+        json_object_get(json_object_get(kc->vault_body, "properties"), "sku"), "name"));
     if (strstr(sp->kty, "-HSM") && (sku == NULL || strcasecmp(sku, "premium") != 0))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "%s keys need a premium vault; '%s' is standard.", sp->kty,
-                             kc->vault);
+                             "%s keys need a premium vault; '%s' is standard.", sp->kty, kc->vault);
     if (sp->crv == NULL && size && !json_is_null(size)) {
         sp->bits = json_is_integer(size) ? (int)json_integer_value(size) : 0;
         if (sp->bits != 2048 && sp->bits != 3072 && sp->bits != 4096)
@@ -868,8 +871,7 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     sp.enabled = 1;
     if (kv_parse_ops(json_object_get(jwk, "key_ops"), sp.crv != NULL, &sp.ops, err) ||
-        kv_parse_attrs(json_object_get(rq->json, "attributes"), &sp.enabled, &sp.nbf, &sp.exp,
-                       err))
+        kv_parse_attrs(json_object_get(rq->json, "attributes"), &sp.enabled, &sp.nbf, &sp.exp, err))
         goto out;
     tags = json_object_get(rq->json, "tags");
     sp.tags = json_is_object(tags) ? json_incref(tags) : json_object();
@@ -928,8 +930,8 @@ kv_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     memset(&v, 0, sizeof(v));
     if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v,
-                   err) == 0) {
+        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err) ==
+            0) {
         pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
         rc = 0;
     }
@@ -944,8 +946,8 @@ kv_item(const struct kv_ctx *kc, const char *name, const struct kv_version *v, i
     char *base = kv_base(kc->vault);
     char *kid = versioned ? pgcmk_xasprintf("%s/keys/%s/%s", base, name, v->version)
                           : pgcmk_xasprintf("%s/keys/%s", base, name);
-    json_t *o = json_pack("{s:s, s:o, s:o}", "kid", kid, "attributes", kv_attributes(kc, v),
-                          "tags", v->tags ? json_incref(v->tags) : json_object());
+    json_t *o = json_pack("{s:s, s:o, s:o}", "kid", kid, "attributes", kv_attributes(kc, v), "tags",
+                          v->tags ? json_incref(v->tags) : json_object());
 
     free(kid);
     free(base);
@@ -1015,20 +1017,19 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
     sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, !deleted);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(names, json_pack("{s:s, s:s, s:I, s:I}", "name",
-                                               sqlite3_column_text(st, 0), "current",
-                                               sqlite3_column_text(st, 1), "deleted",
-                                               (json_int_t)sqlite3_column_int64(st, 2), "purge",
-                                               (json_int_t)sqlite3_column_int64(st, 3)));
+        json_array_append_new(names,
+                              json_pack("{s:s, s:s, s:I, s:I}", "name", sqlite3_column_text(st, 0),
+                                        "current", sqlite3_column_text(st, 1), "deleted",
+                                        (json_int_t)sqlite3_column_int64(st, 2), "purge",
+                                        (json_int_t)sqlite3_column_int64(st, 3)));
     pgcmk_db_done(st);
     items = json_array();
-    json_array_foreach(names, i, n)
-    {
+    json_array_foreach(names, i, n) {
         struct kv_version v;
         const char *name = json_string_value(json_object_get(n, "name"));
 
-        if (kv_version_load(db, kc.vault, name,
-                            json_string_value(json_object_get(n, "current")), &v, err) == 1) {
+        if (kv_version_load(db, kc.vault, name, json_string_value(json_object_get(n, "current")),
+                            &v, err) == 1) {
             json_t *item = kv_item(&kc, name, &v, 0);
 
             if (deleted) {
@@ -1111,7 +1112,8 @@ kv_update_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     struct kv_update *u = ctx;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_UPDATE);
-    char *ops = json_dumps(u->v->key_ops, JSON_COMPACT), *tags = json_dumps(u->v->tags, JSON_COMPACT);
+    char *ops = json_dumps(u->v->key_ops, JSON_COMPACT),
+         *tags = json_dumps(u->v->tags, JSON_COMPACT);
     int rc;
 
     sqlite3_bind_text(st, 1, u->kc->vault, -1, SQLITE_STATIC);
@@ -1171,7 +1173,11 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         struct pgcmk_event ev = {was_enabled && !v.enabled   ? PGCMK_EV_KEY_DISABLED
                                  : !was_enabled && v.enabled ? PGCMK_EV_KEY_ENABLED
                                                              : PGCMK_EV_KEY_UPDATED,
-                                 kc.vault, k.name, v.version, NULL, NULL};
+                                 kc.vault,
+                                 k.name,
+                                 v.version,
+                                 NULL,
+                                 NULL};
 
         pgcmk_events_publish(&ev);
     }
@@ -1267,8 +1273,8 @@ kv_resolve_deleted(struct kv_ctx *kc, const char *name, struct kv_key *k, struct
     if (rc < 0)
         return -1;
     if (rc == 0 || !k->deleted)
-        return pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_FOUND, NULL,
-                             "Deleted Key not found: %.127s", name);
+        return pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_FOUND, NULL, "Deleted Key not found: %.127s",
+                             name);
     return kv_version_load(db, kc->vault, k->name, k->current, v, err) == 1 ? 0 : -1;
 }
 
@@ -1362,8 +1368,8 @@ static const struct {
     const char *path; /* as in the URL */
     const char *op;   /* key_ops name and permission */
     int needs_window; /* refused outside nbf..exp */
-} kv_ops[] = {{"encrypt", "encrypt", 1}, {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
-              {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},    {"verify", "verify", 0}};
+} kv_ops[] = {{"encrypt", "encrypt", 1},     {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
+              {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},       {"verify", "verify", 0}};
 
 static int
 kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
@@ -1397,8 +1403,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     if (kv_admit(rq, rs, kv_ops[which].op, &kc, err) || kv_body(rq, err) ||
         kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
         goto out;
-    json_array_foreach(v.key_ops, i, o)
-    {
+    json_array_foreach(v.key_ops, i, o) {
         if (json_is_string(o) && strcmp(json_string_value(o), kv_ops[which].op) == 0)
             allowed = 1;
     }
@@ -1426,8 +1431,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     alg = json_string_value(json_object_get(rq->json, "alg"));
     value = json_string_value(json_object_get(rq->json, "value"));
-    if (alg == NULL || value == NULL ||
-        pgcmk_b64url_decode(value, strlen(value), &in, &in_len)) {
+    if (alg == NULL || value == NULL || pgcmk_b64url_decode(value, strlen(value), &in, &in_len)) {
         pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                       "The request needs 'alg' and a base64url 'value'.");
         goto out;
@@ -1526,13 +1530,26 @@ kv_policy_duration(const char *s, int64_t *ms)
         if (end == p || v < 0 || v > 100000)
             return -1;
         switch (*end) {
-        case 'Y': total += in_time ? -1 : v * 365 * DAY_MS; break;
-        case 'M': total += in_time ? v * 60000LL : v * 30 * DAY_MS; break;
-        case 'W': total += v * 7 * DAY_MS; break;
-        case 'D': total += v * DAY_MS; break;
-        case 'H': total += v * 3600000LL; break;
-        case 'S': total += v * 1000LL; break;
-        default: return -1;
+        case 'Y':
+            total += in_time ? -1 : v * 365 * DAY_MS;
+            break;
+        case 'M':
+            total += in_time ? v * 60000LL : v * 30 * DAY_MS;
+            break;
+        case 'W':
+            total += v * 7 * DAY_MS;
+            break;
+        case 'D':
+            total += v * DAY_MS;
+            break;
+        case 'H':
+            total += v * 3600000LL;
+            break;
+        case 'S':
+            total += v * 1000LL;
+            break;
+        default:
+            return -1;
         }
         if (total < 0)
             return -1;
@@ -1547,8 +1564,8 @@ static int
 kv_policy_check(json_t *pol, struct pgcmk_err *err)
 {
     json_t *acts = json_object_get(pol, "lifetimeActions"), *a;
-    const char *exp = json_string_value(json_object_get(json_object_get(pol, "attributes"),
-                                                        "expiryTime"));
+    const char *exp =
+        json_string_value(json_object_get(json_object_get(pol, "attributes"), "expiryTime"));
     int64_t ms;
     size_t i;
 
@@ -1558,8 +1575,7 @@ kv_policy_check(json_t *pol, struct pgcmk_err *err)
     if (exp && (kv_policy_duration(exp, &ms) || ms < 28 * DAY_MS))
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                              "expiryTime must be an ISO-8601 duration of at least 28 days.");
-    json_array_foreach(acts, i, a)
-    {
+    json_array_foreach(acts, i, a) {
         json_t *trig = json_object_get(a, "trigger");
         const char *type = json_string_value(json_object_get(json_object_get(a, "action"), "type"));
         const char *after = json_string_value(json_object_get(trig, "timeAfterCreate"));
@@ -1568,8 +1584,7 @@ kv_policy_check(json_t *pol, struct pgcmk_err *err)
         if (type == NULL || (strcasecmp(type, "Rotate") != 0 && strcasecmp(type, "Notify") != 0))
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                                  "action.type must be Rotate or Notify.");
-        if ((after == NULL) == (before == NULL) ||
-            kv_policy_duration(after ? after : before, &ms))
+        if ((after == NULL) == (before == NULL) || kv_policy_duration(after ? after : before, &ms))
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                                  "A trigger needs exactly one of timeAfterCreate and "
                                  "timeBeforeExpiry, as an ISO-8601 duration.");
@@ -1708,30 +1723,27 @@ kv_rotate_due(void)
     size_t i;
 
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(rows, json_pack("[s, s, s, s]", sqlite3_column_text(st, 0),
-                                              sqlite3_column_text(st, 1),
-                                              sqlite3_column_text(st, 2),
-                                              sqlite3_column_text(st, 3)));
+        json_array_append_new(
+            rows, json_pack("[s, s, s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+                            sqlite3_column_text(st, 2), sqlite3_column_text(st, 3)));
     pgcmk_db_done(st);
-    json_array_foreach(rows, i, r)
-    {
+    json_array_foreach(rows, i, r) {
         const char *vault = json_string_value(json_array_get(r, 0));
         const char *name = json_string_value(json_array_get(r, 1));
         json_t *pol = json_loads(json_string_value(json_array_get(r, 3)), 0, NULL), *a;
-        const char *expiry = json_string_value(json_object_get(json_object_get(pol, "attributes"),
-                                                               "expiryTime"));
+        const char *expiry =
+            json_string_value(json_object_get(json_object_get(pol, "attributes"), "expiryTime"));
         struct kv_version v;
         struct pgcmk_err err;
         int64_t due = -1, ms;
         size_t j;
 
-        if (kv_version_load(db, vault, name, json_string_value(json_array_get(r, 2)), &v,
-                            &err) != 1) {
+        if (kv_version_load(db, vault, name, json_string_value(json_array_get(r, 2)), &v, &err) !=
+            1) {
             json_decref(pol);
             continue;
         }
-        json_array_foreach(json_object_get(pol, "lifetimeActions"), j, a)
-        {
+        json_array_foreach(json_object_get(pol, "lifetimeActions"), j, a) {
             json_t *trig = json_object_get(a, "trigger");
             const char *type =
                 json_string_value(json_object_get(json_object_get(a, "action"), "type"));
@@ -1756,7 +1768,7 @@ kv_rotate_due(void)
             snprintf(kc.vault, sizeof(kc.vault), "%s", vault);
             sp.kty = v.kty;
             sp.crv = json_string_value(json_object_get(v.jwk, "crv"));
-            sp.bits = n && strlen(n) * 6 / 8 >= 512 ? 4096
+            sp.bits = n && strlen(n) * 6 / 8 >= 512   ? 4096
                       : n && strlen(n) * 6 / 8 >= 384 ? 3072
                                                       : 2048;
             sp.ops = json_incref(v.key_ops);
@@ -1819,12 +1831,12 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         snprintf(aad, sizeof(aad), "kv:%.190s", id);
         if (pgcmk_store_unseal(v.priv, v.priv_len, aad, &pem, &pem_len) == 0) {
             json_array_append_new(
-                versions, json_pack("{s:s, s:s, s:O, s:b, s:I, s:I, s:I, s:I, s:O, s:O, s:s%}",
-                                    "version", v.version, "kty", v.kty, "key_ops", v.key_ops,
-                                    "enabled", v.enabled, "nbf", (json_int_t)v.nbf, "exp",
-                                    (json_int_t)v.exp, "created", (json_int_t)v.created,
-                                    "updated", (json_int_t)v.updated, "tags", v.tags, "jwk",
-                                    v.jwk, "pem", pem, pem_len));
+                versions,
+                json_pack("{s:s, s:s, s:O, s:b, s:I, s:I, s:I, s:I, s:O, s:O, s:s%}", "version",
+                          v.version, "kty", v.kty, "key_ops", v.key_ops, "enabled", v.enabled,
+                          "nbf", (json_int_t)v.nbf, "exp", (json_int_t)v.exp, "created",
+                          (json_int_t)v.created, "updated", (json_int_t)v.updated, "tags", v.tags,
+                          "jwk", v.jwk, "pem", pem, pem_len));
             pgcmk_secret_free(pem, pem_len);
         }
         kv_version_release(&v);
@@ -1834,8 +1846,7 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     versions = NULL;
     text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    if (text == NULL ||
-        pgcmk_store_seal(text, strlen(text), KV_BACKUP_AAD, &sealed, &sealed_len)) {
+    if (text == NULL || pgcmk_store_seal(text, strlen(text), KV_BACKUP_AAD, &sealed, &sealed_len)) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the backup could not be sealed");
         goto out;
     }
@@ -1885,8 +1896,7 @@ kv_restore_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     pgcmk_db_done(st);
     if (rc != SQLITE_DONE)
         return pgcmk_db_fail(db, rc, "restore key", err);
-    json_array_foreach(json_object_get(r->doc, "versions"), i, v)
-    {
+    json_array_foreach(json_object_get(r->doc, "versions"), i, v) {
         const char *ver = json_string_value(json_object_get(v, "version"));
         const char *pem = json_string_value(json_object_get(v, "pem"));
         char id[200], aad[210], *ops, *tags, *jwk;
@@ -1974,11 +1984,10 @@ kv_purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 
     sqlite3_bind_int64(st, 1, pgcmk_clock_now());
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(due, json_pack("[s, s]", sqlite3_column_text(st, 0),
-                                             sqlite3_column_text(st, 1)));
+        json_array_append_new(
+            due, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
     pgcmk_db_done(st);
-    json_array_foreach(due, i, d)
-    {
+    json_array_foreach(due, i, d) {
         struct kv_ctx kc;
         struct kv_state s;
 
@@ -2011,15 +2020,17 @@ kv_expiry_events(int64_t now)
     sqlite3_bind_int64(st, 1, last);
     sqlite3_bind_int64(st, 2, now);
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(hits, json_pack("[s, s, s]", sqlite3_column_text(st, 0),
-                                              sqlite3_column_text(st, 1),
-                                              sqlite3_column_text(st, 2)));
+        json_array_append_new(hits,
+                              json_pack("[s, s, s]", sqlite3_column_text(st, 0),
+                                        sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
     pgcmk_db_done(st);
-    json_array_foreach(hits, i, h)
-    {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_EXPIRED, json_string_value(json_array_get(h, 0)),
+    json_array_foreach(hits, i, h) {
+        struct pgcmk_event ev = {PGCMK_EV_KEY_EXPIRED,
+                                 json_string_value(json_array_get(h, 0)),
                                  json_string_value(json_array_get(h, 1)),
-                                 json_string_value(json_array_get(h, 2)), NULL, NULL};
+                                 json_string_value(json_array_get(h, 2)),
+                                 NULL,
+                                 NULL};
 
         pgcmk_events_publish(&ev);
     }
@@ -2037,10 +2048,13 @@ kv_on_clock(int64_t now, void *arg)
     kv_expiry_events(now);
     kv_rotate_due();
     if (pgcmk_db_tx(pgcmk_db(), kv_purge_due_tx, due, &err) == 0) {
-        json_array_foreach(due, i, d)
-        {
-            struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED, json_string_value(json_array_get(d, 0)),
-                                     json_string_value(json_array_get(d, 1)), NULL, NULL, NULL};
+        json_array_foreach(due, i, d) {
+            struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED,
+                                     json_string_value(json_array_get(d, 0)),
+                                     json_string_value(json_array_get(d, 1)),
+                                     NULL,
+                                     NULL,
+                                     NULL};
 
             pgcmk_events_publish(&ev);
         }
@@ -2108,10 +2122,12 @@ arm_kv_ctx(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, char 
                                       "Can not perform requested operation on nested resource. "
                                       "Parent resource '%.64s' not found.",
                                       v);
-    pgcmk_lower(kc->vault, sizeof(kc->vault), json_string_value(json_object_get(kc->vault_body, "name")));
+    pgcmk_lower(kc->vault, sizeof(kc->vault),
+                json_string_value(json_object_get(kc->vault_body, "name")));
     props = json_object_get(kc->vault_body, "properties");
     kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    kc->retention_days = (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
+    kc->retention_days =
+        (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
     if (kc->retention_days <= 0)
         kc->retention_days = 90;
     return 0;
@@ -2131,14 +2147,13 @@ arm_key_json(const struct kv_ctx *kc, const char *vault_id, const char *name,
 
     json_object_del(attrs, "recoverableDays");
     bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
-    o = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id,
-                  "name", as_version ? v->version : name, "type",
+    o = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id, "name",
+                  as_version ? v->version : name, "type",
                   as_version ? "Microsoft.KeyVault/vaults/keys/versions"
                              : "Microsoft.KeyVault/vaults/keys",
                   "location", json_object_get(kc->vault_body, "location"), "tags",
                   v->tags ? json_incref(v->tags) : json_object(), "properties", "attributes", attrs,
-                  "kty",
-                  v->kty, "keyOps", v->key_ops, "keyUri", uri, "keyUriWithVersion", uri_v);
+                  "kty", v->kty, "keyOps", v->key_ops, "keyUri", uri, "keyUriWithVersion", uri_v);
     if (json_object_get(v->jwk, "crv"))
         json_object_set(json_object_get(o, "properties"), "curveName",
                         json_object_get(v->jwk, "crv"));
@@ -2278,11 +2293,10 @@ arm_key_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, 1);
         while (sqlite3_step(st) == SQLITE_ROW)
-            json_array_append_new(names, json_pack("[s, s]", sqlite3_column_text(st, 0),
-                                                   sqlite3_column_text(st, 1)));
+            json_array_append_new(
+                names, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
         pgcmk_db_done(st);
-        json_array_foreach(names, i, n)
-        {
+        json_array_foreach(names, i, n) {
             struct kv_version v;
             const char *kn = json_string_value(json_array_get(n, 0));
 
@@ -2309,8 +2323,8 @@ static const struct pgcmk_route kv_arm_routes[] = {
      arm_key_put},
     {"GET", ARMK "/{k}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL, arm_key_get},
     {"GET", ARMK, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken", arm_key_list},
-    {"GET", ARMK "/{k}/versions", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
-     "$top,$skiptoken", arm_key_list},
+    {"GET", ARMK "/{k}/versions", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken",
+     arm_key_list},
     {"GET", ARMK "/{k}/versions/{ver}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
      arm_key_get},
 };

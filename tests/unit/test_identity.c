@@ -14,8 +14,13 @@
 
 static const char *const widget_versions[] = {"2024-01-01", NULL};
 static const struct pgcmk_arm_type widget = {
-    "Microsoft.Test", "widgets", widget_versions, ARM_T_TRACKED | ARM_T_SYNC_PUT | ARM_T_IDENTITY,
-    NULL,             NULL,      NULL,
+    "Microsoft.Test",
+    "widgets",
+    widget_versions,
+    ARM_T_TRACKED | ARM_T_SYNC_PUT | ARM_T_IDENTITY,
+    NULL,
+    NULL,
+    NULL,
 };
 
 #define RG  "/subscriptions/" PGCMK_SUBSCRIPTION_ID "/resourceGroups/rg1"
@@ -76,7 +81,8 @@ main(void)
     CHECK_STR(path_str(j, "identity", "principalId"), pid);
     json_decref(j);
     /* identities/default */
-    CHECK(call("GET", WID "/providers/Microsoft.ManagedIdentity/identities/default?api-version=2023-01-31",
+    CHECK(call("GET",
+               WID "/providers/Microsoft.ManagedIdentity/identities/default?api-version=2023-01-31",
                NULL, &j) == 200);
     CHECK_STR(path_str(j, "properties", "principalId"), pid);
     json_decref(j);
@@ -96,7 +102,9 @@ main(void)
     json_decref(j);
 
     /* UserAssigned: the identity's principalId and clientId are filled in; the SA principal goes */
-    CHECK(call("PUT", RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1?api-version=2023-01-31",
+    CHECK(call("PUT",
+               RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+                  "id1?api-version=2023-01-31",
                "{\"location\":\"eastus\"}", &mi) == 201);
     snprintf(body, sizeof(body),
              "{\"location\":\"eastus\",\"identity\":{\"type\":\"UserAssigned\","

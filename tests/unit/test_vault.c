@@ -7,11 +7,15 @@ main(void)
 {
     char v[32], n[128], ver[40];
 
-    CHECK(pgcmk_vault_parse_key_uri("https://KV1.vault.localhost:8443/keys/k1/0123456789abcdef0123456789abcdef", v, n, ver) == 0);
+    CHECK(pgcmk_vault_parse_key_uri(
+              "https://KV1.vault.localhost:8443/keys/k1/0123456789abcdef0123456789abcdef", v, n,
+              ver) == 0);
     CHECK_STR(v, "kv1");
     CHECK_STR(n, "k1");
     CHECK_STR(ver, "0123456789abcdef0123456789abcdef");
-    CHECK(pgcmk_vault_parse_key_uri("https://kv1.vault.azure.net:443/keys/cmk-key/ABCDEF0123456789ABCDEF0123456789", v, n, ver) == 0);
+    CHECK(pgcmk_vault_parse_key_uri(
+              "https://kv1.vault.azure.net:443/keys/cmk-key/ABCDEF0123456789ABCDEF0123456789", v, n,
+              ver) == 0);
     CHECK_STR(v, "kv1");
     CHECK_STR(n, "cmk-key");
     CHECK(pgcmk_vault_parse_key_uri("https://kv1.vault.azure.net/keys/k1", v, n, ver) == 0);

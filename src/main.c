@@ -74,7 +74,7 @@ main(int argc, char **argv)
     struct pgcmk_err err;
     struct pgcmk_server *srv = NULL;
     struct pgcmk_emulator_info info;
-    char *db_path = NULL, *key_path = NULL;
+    char *db_path = NULL, *key_path = NULL, *ca_abs = NULL;
     int64_t t0 = pgcmk_wall_ms();
     sigset_t sigs;
     int rc, sig = 0, status = 1;
@@ -127,6 +127,11 @@ main(int argc, char **argv)
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
         goto out_store;
+    }
+    /* Clients are told an absolute CA path (REQUESTS_CA_BUNDLE is read from anywhere). */
+    if (tls.ca_path && (ca_abs = realpath(tls.ca_path, NULL)) != NULL) {
+        free(tls.ca_path);
+        tls.ca_path = ca_abs;
     }
     info = (struct pgcmk_emulator_info){
         0, -1, tls.ca_path, cfg.data_dir, cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};

@@ -407,14 +407,17 @@ static struct {
 
 static int kv_cache_n;
 
+/* The parsed key of a version, from the cache. When the cache is full the parse is the caller's
+ * (*owned = 1): it frees it after use. */
 static struct pgcmk_pkey *
-kv_pkey(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
+kv_pkey(const struct kv_ctx *kc, const char *name, const struct kv_version *v, int *owned)
 {
     char id[200], aad[200];
     struct pgcmk_pkey *k = NULL;
     unsigned char *pem = NULL;
     size_t pem_len = 0;
 
+    *owned = 0;
     snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, name, v->version);
     pgcmk_lower(id, sizeof(id), id);
     pthread_mutex_lock(&kv_cache_mu);
@@ -434,13 +437,19 @@ kv_pkey(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
     }
     pgcmk_secret_free(pem, pem_len);
     pthread_mutex_lock(&kv_cache_mu);
+    for (int i = 0; i < kv_cache_n; i++) {
+        if (strcmp(kv_cache[i].id, id) == 0) { /* another thread parsed it meanwhile */
+            pgcmk_pkey_free(k);
+            k = kv_cache[i].k;
+            pthread_mutex_unlock(&kv_cache_mu);
+            return k;
+        }
+    }
     if (kv_cache_n < KV_CACHE) {
         snprintf(kv_cache[kv_cache_n].id, sizeof(kv_cache[0].id), "%s", id);
         kv_cache[kv_cache_n++].k = k;
     } else {
-        /* Full: keep the parse for this call only (freed by the caller's release). */
-        pthread_mutex_unlock(&kv_cache_mu);
-        return k; /* leaks one parse per call beyond 256 versions; acceptable for an emulator */
+        *owned = 1;
     }
     pthread_mutex_unlock(&kv_cache_mu);
     return k;
@@ -1297,8 +1306,10 @@ kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
     return rc;
 }
 
+/* Recover (purge == 0) or purge a deleted key: both admit, resolve the deleted key, change its
+ * state in one transaction and publish the event. */
 static int
-kv_recover(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int purge)
 {
     struct kv_ctx kc;
     struct kv_key k;
@@ -1307,18 +1318,33 @@ kv_recover(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "recover", &kc, err) ||
+    if (kv_admit(rq, rs, purge ? "purge" : "recover", &kc, err) ||
         kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
         goto out;
-    s = (struct kv_state){&kc, k.name, 0, 0, 0};
+    if (purge && kc.purge_protection) {
+        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
+                      "Operation \"purge\" is not allowed because purge protection is enabled "
+                      "for this vault. Key Vault service will automatically purge it after the "
+                      "retention period has passed.");
+        goto out;
+    }
+    s = (struct kv_state){&kc, k.name, 0, 0, purge};
     if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
         goto out;
     {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_RECOVERED, kc.vault, k.name, NULL, NULL, NULL};
+        struct pgcmk_event ev = {purge ? PGCMK_EV_KEY_PURGED : PGCMK_EV_KEY_RECOVERED,
+                                 kc.vault,
+                                 k.name,
+                                 NULL,
+                                 NULL,
+                                 NULL};
 
         pgcmk_events_publish(&ev);
     }
-    pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    if (purge)
+        pgcmk_resp_empty(rs, 204);
+    else
+        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
     rc = 0;
 out:
     kv_version_release(&v);
@@ -1327,39 +1353,15 @@ out:
 }
 
 static int
+kv_recover(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return kv_deleted_action(rq, rs, err, 0);
+}
+
+static int
 kv_purge(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
-    struct kv_key k;
-    struct kv_version v;
-    struct kv_state s;
-    int rc = -1;
-
-    memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "purge", &kc, err) ||
-        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
-        goto out;
-    if (kc.purge_protection) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
-                      "Operation \"purge\" is not allowed because purge protection is enabled "
-                      "for this vault. Key Vault service will automatically purge it after the "
-                      "retention period has passed.");
-        goto out;
-    }
-    s = (struct kv_state){&kc, k.name, 0, 0, 1};
-    if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
-        goto out;
-    {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED, kc.vault, k.name, NULL, NULL, NULL};
-
-        pgcmk_events_publish(&ev);
-    }
-    pgcmk_resp_empty(rs, 204);
-    rc = 0;
-out:
-    kv_version_release(&v);
-    kv_ctx_release(&kc);
-    return rc;
+    return kv_deleted_action(rq, rs, err, 1);
 }
 
 /* ---- crypto operations ------------------------------------------------------------------ */
@@ -1378,7 +1380,8 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     struct kv_ctx kc;
     struct kv_key k;
     struct kv_version v;
-    struct pgcmk_pkey *pk;
+    struct pgcmk_pkey *pk = NULL;
+    int pk_owned = 0;
     const char *alg, *value;
     unsigned char *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
@@ -1436,7 +1439,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                       "The request needs 'alg' and a base64url 'value'.");
         goto out;
     }
-    pk = kv_pkey(&kc, k.name, &v);
+    pk = kv_pkey(&kc, k.name, &v, &pk_owned);
     if (pk == NULL) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key cannot be loaded");
         goto out;
@@ -1492,6 +1495,8 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     rc = 0;
 out:
+    if (pk_owned)
+        pgcmk_pkey_free(pk);
     if (out)
         pgcmk_secret_free(out, out_len);
     if (in)

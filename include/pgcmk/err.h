@@ -107,6 +107,38 @@
       "an operation the resource's protection forbids (purge under purge protection)")             \
     X(PGCMK_E_INTERNAL, 500, "InternalServerError", "I",                                           \
       "an internal failure; the log has the cause")                                                \
+    X(PGCMK_E_PG_KEY_NOT_FOUND, 400, "AzureKeyVaultKeyNotFound", "O",                             \
+      "CMK: the key URI names no existing vault, key or version")                                  \
+    X(PGCMK_E_PG_KEY_URI_INVALID, 400, "AzureKeyVaultKeyUriInvalid", "I",                          \
+      "CMK: the key URI is not https://{vault}.vault.azure.net/keys/{key}/{version}")              \
+    X(PGCMK_E_PG_MISSING_PERMISSIONS, 400, "AzureKeyVaultMissingPermissions", "V",                 \
+      "CMK: the identity lacks get, wrapKey or unwrapKey on the vault")                            \
+    X(PGCMK_E_PG_KEY_DISABLED, 400, "AzureKeyVaultKeyDisabled", "V", "CMK: the key is disabled")   \
+    X(PGCMK_E_PG_KEY_EXPIRED, 400, "AzureKeyVaultKeyExpired", "I",                                 \
+      "CMK: the key's exp has passed or its nbf is in the future")                                 \
+    X(PGCMK_E_PG_KEY_TYPE, 400, "AzureKeyVaultKeyTypeNotSupported", "I",                           \
+      "CMK: the key is not RSA 2048, 3072 or 4096")                                                \
+    X(PGCMK_E_PG_VAULT_RECOVERY, 400, "AzureKeyVaultRecoveryLevelInvalid", "I",                    \
+      "CMK: the vault lacks soft delete, purge protection or 90-day retention")                    \
+    X(PGCMK_E_PG_VAULT_UNREACHABLE, 503, "AzureKeyVaultUnreachable", "I",                          \
+      "CMK: the vault did not answer (outage, not revocation)")                                    \
+    X(PGCMK_E_PG_IDENTITY_NOT_FOUND, 400, "UserAssignedIdentityNotFound", "I",                     \
+      "CMK: the user-assigned identity does not exist or is not assigned to the resource")         \
+    X(PGCMK_E_PG_IDENTITY_REQUIRED, 400, "AzureKeyVaultIdentityRequired", "I",                     \
+      "CMK: the resource has no managed identity to reach the vault with")                         \
+    X(PGCMK_E_PG_ENCRYPTION_UPDATE, 400, "DataEncryptionUpdateNotSupported", "I",                  \
+      "CMK is create-only: a PATCH that changes dataEncryption or the identity")                   \
+    X(PGCMK_E_PG_INACCESSIBLE, 409, "ServerInaccessible", "I",                                     \
+      "the database lost its key: only delete, identity and revalidation are allowed")             \
+    X(PGCMK_E_PG_INVALID_RESTORE, 400, "InvalidRestorePointInTime", "I",                           \
+      "a restore time outside earliestRestoreTime..now")                                           \
+    X(PGCMK_E_PG_SOURCE_NOT_FOUND, 404, "SourceServerNotFound", "I",                               \
+      "a restore or replica whose source does not exist")                                          \
+    X(PGCMK_E_PG_NAME_EXISTS, 409, "ServerGroupNameAlreadyExists", "I",                            \
+      "a cluster or server name already taken")                                                    \
+    X(PGCMK_E_PG_DATA_INACCESSIBLE, 503, "DatabaseInaccessible", "I",                              \
+      "modeled data plane: the database has no key (SQLSTATE 08006)")                              \
+    X(PGCMK_E_PG_ROW_NOT_FOUND, 404, "RowNotFound", "I", "modeled data plane: no such row")        \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

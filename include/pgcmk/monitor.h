@@ -1,0 +1,55 @@
+/* monitor.h - Resource Health and the Activity Log (azure-api.md section 8).
+ *
+ * Providers report availability changes and notable operations here; ARM writes are recorded by
+ * the request pipeline. Both are stored (tables health_history and activity_log) and served under
+ * {resourceId}/providers/Microsoft.ResourceHealth/availabilityStatuses[/current] and
+ * /subscriptions/{s}/providers/Microsoft.Insights/eventtypes/management/values. Timestamps come
+ * from the virtual clock. */
+#ifndef PGCMK_MONITOR_H
+#define PGCMK_MONITOR_H
+
+#include "pgcmk/err.h"
+#include "pgcmk/http.h"
+#include "pgcmk/store.h"
+
+/* Availability states of Resource Health. */
+#define PGCMK_HEALTH_AVAILABLE   "Available"
+#define PGCMK_HEALTH_UNAVAILABLE "Unavailable"
+#define PGCMK_HEALTH_DEGRADED    "Degraded"
+#define PGCMK_HEALTH_UNKNOWN     "Unknown"
+
+/* Records a new availability status for resource_id (a no-op when the state and title are the
+ * same as the current one). reason_type: "Customer Initiated", "Platform Initiated", "Unplanned".
+ * Uses its own transaction unless db is inside one (pass the caller's db then). */
+int pgcmk_health_set(struct pgcmk_db *db, const char *resource_id, const char *state,
+                     const char *title, const char *summary, const char *reason_type,
+                     struct pgcmk_err *err) PGCMK_WUR;
+/* Forgets a deleted resource's history. */
+int pgcmk_health_forget(struct pgcmk_db *db, const char *resource_id, struct pgcmk_err *err);
+
+/* One Activity Log entry. `operation` is the operationName value
+ * ("Microsoft.DBforPostgreSQL/serverGroupsv2/write"), `status` Started|Accepted|Succeeded|Failed,
+ * `level` Informational|Warning|Error|Critical, `caller` an object id or NULL (the emulator),
+ * `description` free text, `correlation_id` NULL for a new one, `http_status` 0 when none. */
+struct pgcmk_activity {
+    const char *resource_id;
+    const char *operation;
+    const char *status;
+    const char *level;
+    const char *caller;
+    const char *description;
+    const char *correlation_id;
+    const char *method; /* HTTP method, or NULL */
+    int http_status;
+};
+int pgcmk_activity_add(struct pgcmk_db *db, const struct pgcmk_activity *a,
+                       struct pgcmk_err *err) PGCMK_WUR;
+
+/* Called by the request pipeline after every ARM-plane PUT/PATCH/DELETE/POST on a resource id
+ * with the final status (writes made through ARM appear in the log). Never fails the request. */
+void pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status);
+
+/* Adds the routes. */
+void pgcmk_monitor_init(void);
+
+#endif

@@ -23,7 +23,7 @@
 struct pgcmk_agent_result {
     int lost;
     int outage;
-    enum pgcmk_err_code code;
+    enum pgcmk_errc code;
     int http_status; /* the vault's last answer, 0 when there was none */
     char message[512];
 };

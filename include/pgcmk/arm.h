@@ -58,6 +58,7 @@ char *pgcmk_arm_rg_location(const char *sub, const char *rg);
 #define ARM_T_TRACKED  0x01u /* location required, tags, listed under resources */
 #define ARM_T_SYNC_PUT 0x02u /* PUT answers 201/200 with the final body (no LRO) */
 #define ARM_T_IDENTITY 0x04u /* takes the managed-identity block ("identity": {...}) */
+#define ARM_T_ASYNC    0x08u /* PUT is an LRO: 201/200 + Azure-AsyncOperation, then provision() */
 
 struct pgcmk_arm_type;
 
@@ -83,6 +84,13 @@ struct pgcmk_arm_type {
     int (*on_write)(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err);
     /* DELETE: provider clean-up inside the transaction (may refuse with err). */
     int (*on_delete)(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err);
+    /* ARM_T_ASYNC: the long part of a PUT, on a worker thread after the write committed (the
+     * stored body then says provisioningState "Provisioning" or "Updating"). Returns 0 when the
+     * resource is ready, or -1 with err, which fails the operation; either way the hook records
+     * the resource's final state itself. */
+    int (*provision)(const char *id, int created, struct pgcmk_err *err);
+    /* After a DELETE committed (outside the transaction): forget in-memory state. */
+    void (*after_delete)(const char *id);
 };
 
 void pgcmk_arm_register(const struct pgcmk_arm_type *t);

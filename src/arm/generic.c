@@ -206,6 +206,34 @@ generic_not_found(const struct generic_target *t, struct pgcmk_err *err)
                          type, t->id.names[t->id.n_types - 1], t->id.rg);
 }
 
+/* The asynchronous part of an ARM_T_ASYNC PUT. */
+struct generic_job {
+    const struct pgcmk_arm_type *type;
+    char *id;
+    int created;
+};
+
+static void
+generic_provision_job(void *arg, struct pgcmk_lro_result *out)
+{
+    struct generic_job *job = arg;
+    struct pgcmk_err err;
+    json_t *body = NULL;
+
+    memset(&err, 0, sizeof(err));
+    if (job->type->provision(job->id, job->created, &err)) {
+        out->failed = 1;
+        out->err = err;
+    } else if (pgcmk_arm_resource_get(pgcmk_db(), job->id, &body, &err) > 0) {
+        out->status = 200;
+        out->body = body;
+    } else {
+        out->status = 200;
+    }
+    free(job->id);
+    free(job);
+}
+
 struct generic_write {
     struct pgcmk_req *rq;
     struct generic_target *t;
@@ -400,6 +428,22 @@ generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_e
         return -1;
     if (pgcmk_db_tx(pgcmk_db(), generic_write_tx, &w, err))
         return -1;
+    if (!patch && (t.type->flags & ARM_T_ASYNC) && t.type->provision) {
+        struct generic_job *job = pgcmk_xcalloc(1, sizeof(*job));
+        char *id = pgcmk_arm_id_format(&t.id);
+        const char *loc = json_string_value(json_object_get(rq->json, "location"));
+
+        job->type = t.type;
+        job->id = id;
+        job->created = w.created;
+        if (pgcmk_lro_start(rq, rs, t.id.sub, t.type->ns, loc ? loc : "eastus",
+                            w.created ? "Create" : "Update", id, generic_provision_job, job, err)) {
+            free(job->id);
+            free(job);
+            free(w.out);
+            return -1;
+        }
+    }
     pgcmk_arm_send_stored(rs, w.created ? 201 : 200, w.out);
     free(w.out);
     return 0;
@@ -560,6 +604,12 @@ generic_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
                              "The requested resource does not support http method 'DELETE'.");
     if (pgcmk_db_tx(pgcmk_db(), generic_delete_tx, &d, err))
         return -1;
+    if (d.found && t.type->after_delete) {
+        char *id = pgcmk_arm_id_format(&t.id);
+
+        t.type->after_delete(id);
+        free(id);
+    }
     pgcmk_resp_empty(rs, d.found ? 200 : 204);
     return 0;
 }

@@ -435,8 +435,15 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 }
 
 static const struct pgcmk_arm_type vault_type = {
-    "Microsoft.KeyVault", "vaults",       vault_versions,  ARM_T_TRACKED | ARM_T_SYNC_PUT,
-    vault_check_name,     vault_on_write, vault_on_delete,
+    "Microsoft.KeyVault",
+    "vaults",
+    vault_versions,
+    ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    vault_check_name,
+    vault_on_write,
+    vault_on_delete,
+    NULL,
+    NULL,
 };
 
 /* ---- routes of their own ------------------------------------------------------------------ */

@@ -8,6 +8,8 @@
 #ifndef PGCMK_MONITOR_H
 #define PGCMK_MONITOR_H
 
+#include <stdint.h>
+
 #include "pgcmk/err.h"
 #include "pgcmk/http.h"
 #include "pgcmk/store.h"
@@ -42,6 +44,7 @@ struct pgcmk_activity {
     const char *method; /* HTTP method, or NULL */
     int http_status;
 };
+
 int pgcmk_activity_add(struct pgcmk_db *db, const struct pgcmk_activity *a,
                        struct pgcmk_err *err) PGCMK_WUR;
 
@@ -51,5 +54,30 @@ void pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status);
 
 /* Adds the routes. */
 void pgcmk_monitor_init(void);
+
+/* A parsed Activity Log $filter: "eventTimestamp ge '<time>' [and eventTimestamp le '<time>']
+ * [and resourceGroupName|resourceId|resourceUri|correlationId|resourceProvider|caller|status|
+ * levels eq '<value>']". Keywords are case-insensitive; values may be quoted ('' escapes a quote)
+ * or bare (as the az CLI sends times); times without a zone are UTC. A start time is required
+ * (Azure answers 400 without one). Empty strings mean "not filtered". */
+struct pgcmk_activity_filter {
+    int64_t from_ms; /* inclusive */
+    int64_t to_ms;   /* inclusive; INT64_MAX when not given */
+    char rg[96];
+    char resource_id[1024];
+    char correlation_id[80];
+    char provider[128];
+    char caller[128];
+    char status[32];
+    char levels[96]; /* ",critical,error," (lower case, comma-wrapped) */
+};
+
+/* 0, or -1 with err (400 BadRequest, target "$filter"). */
+int pgcmk_activity_filter_parse(const char *filter, struct pgcmk_activity_filter *out,
+                                struct pgcmk_err *err) PGCMK_WUR;
+
+/* .NET ticks (100 ns since 0001-01-01T00:00:00Z) of a time in ms since the epoch, as in
+ * EventData ids ({resourceId}/events/{eventDataId}/ticks/{ticks}). */
+int64_t pgcmk_monitor_ticks(int64_t ms);
 
 #endif

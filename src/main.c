@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "pgcmk/agent.h"
 #include "pgcmk/arm.h"
 #include "pgcmk/auth.h"
 #include "pgcmk/cfg.h"
@@ -18,6 +19,7 @@
 #include "pgcmk/emulator.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
+#include "pgcmk/monitor.h"
 #include "pgcmk/providers.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
@@ -123,6 +125,8 @@ main(int argc, char **argv)
     pgcmk_work_start(cfg.workers);
     pgcmk_providers_init();
     pgcmk_arm_init();
+    pgcmk_monitor_init();
+    pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
@@ -153,6 +157,11 @@ main(int argc, char **argv)
     pgcmk_emulator_set_ports(info.https_port, info.http_port);
     pgcmk_auth_set_port(info.https_port);
     pgcmk_set_public_port(info.https_port);
+    if (pgcmk_agent_init(info.https_port, tls.ca_path)) {
+        fprintf(stderr, "pgcmkd: the encryption agent cannot start\n");
+        goto out_server;
+    }
+    pgcmk_providers_configure(&cfg);
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
         (*cfg.http_port_file && info.http_port >= 0 &&
          write_port_file(cfg.http_port_file, info.http_port))) {
@@ -171,6 +180,7 @@ out_server:
 out_store:
     pgcmk_work_drain();
     pgcmk_work_stop();
+    pgcmk_agent_shutdown();
     pgcmk_store_close();
     pgcmk_auth_shutdown();
     pgcmk_vault_shutdown();

@@ -29,6 +29,8 @@ struct pgcmk_cfg {
     int sync_full;     /* --sync normal|full: SQLite synchronous mode */
     int lro_min_polls; /* --lro-min-polls: polls answered InProgress before a finished LRO shows */
     int page_size;     /* --page-size: items per page before nextLink */
+    char *key_check_interval; /* --key-check-interval: periodic key checks (virtual clock) */
+    char *key_loss_delay;     /* --key-loss-delay: how long a lost key goes unnoticed */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

@@ -4,5 +4,8 @@
 
 /* Registers every provider's resource types (call before the server starts). */
 void pgcmk_providers_init(void);
+struct pgcmk_cfg;
+/* Applies the configuration and starts the providers' background work (the reconciler). */
+void pgcmk_providers_configure(const struct pgcmk_cfg *cfg);
 
 #endif

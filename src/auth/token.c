@@ -103,11 +103,21 @@ pgcmk_auth_add_identity(struct pgcmk_db *db, const char *object_id, const char *
                             err);
 }
 
+static void auth_revoke(const char *oid);
+
 int
 pgcmk_auth_remove_identity(struct pgcmk_db *db, const char *resource_id, struct pgcmk_err *err)
 {
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_DELETE_RES);
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_BY_RES);
     int rc;
+
+    /* Tokens already issued to a deleted identity stop working at once: the emulator's
+     * answer to "delete the identity" as a revocation path. */
+    sqlite3_bind_text(st, 1, resource_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        auth_revoke((const char *)sqlite3_column_text(st, 0));
+    pgcmk_db_done(st);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_DELETE_RES);
 
     sqlite3_bind_text(st, 1, resource_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -238,6 +248,33 @@ auth_audience_ok(const char *aud, enum pgcmk_audience want)
            aud_eq(aud, local2);
 }
 
+/* Object ids of deleted identities (until restart; a restarted daemon issues them nothing). */
+static json_t *auth_revoked;
+
+static void
+auth_revoke(const char *oid)
+{
+    pthread_mutex_lock(&auth_cache_mu);
+    if (!auth_revoked)
+        auth_revoked = json_object();
+    json_object_set_new(auth_revoked, oid, json_true());
+    for (unsigned i = 0; i < AUTH_CACHE; i++)
+        if (strcasecmp(auth_verified[i].who.oid, oid) == 0)
+            auth_verified[i].exp = 0;
+    pthread_mutex_unlock(&auth_cache_mu);
+}
+
+static int
+auth_is_revoked(const char *oid)
+{
+    int r;
+
+    pthread_mutex_lock(&auth_cache_mu);
+    r = auth_revoked && json_object_get(auth_revoked, oid) != NULL;
+    pthread_mutex_unlock(&auth_cache_mu);
+    return r;
+}
+
 int
 pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_caller *who,
                   struct pgcmk_err *err)
@@ -290,6 +327,11 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
     }
     snprintf(who->oid, sizeof(who->oid), "%s",
              json_string_value(json_object_get(claims, "oid")) ?: "");
+    if (auth_is_revoked(who->oid)) {
+        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
+                      "The identity '%s' of this access token has been deleted.", who->oid);
+        goto done;
+    }
     snprintf(who->tid, sizeof(who->tid), "%s",
              json_string_value(json_object_get(claims, "tid")) ?: "");
     snprintf(who->appid, sizeof(who->appid), "%s",

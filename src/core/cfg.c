@@ -58,7 +58,7 @@ static const struct cfg_entry cfg_table[] = {
      "directory of the JSON schemas"},
     {"threads", CFG_INT, OFF(threads), "0", 0, 64, NULL, 0,
      "HTTP thread pool size (0 = number of cores)"},
-    {"workers", CFG_INT, OFF(workers), "2", 1, 64, NULL, 0, "long-running operation threads"},
+    {"workers", CFG_INT, OFF(workers), "4", 1, 64, NULL, 0, "long-running operation threads"},
     {"max-body-kb", CFG_INT, OFF(max_body_kb), "4096", 1, 1048576, NULL, 0,
      "largest request body accepted, in KiB (larger gets 413)"},
     {"timeout", CFG_INT, OFF(timeout_s), "120", 1, 86400, NULL, 0,
@@ -69,6 +69,10 @@ static const struct cfg_entry cfg_table[] = {
      "polls a long-running operation answers InProgress before its result shows"},
     {"page-size", CFG_INT, OFF(page_size), "100", 1, 1000, NULL, 0,
      "items per list page before a nextLink"},
+    {"key-check-interval", CFG_STR, OFF(key_check_interval), "PT60S", 0, 0, NULL, 0,
+     "periodic key check of every CMK database, on the virtual clock (ISO 8601 duration)"},
+    {"key-loss-delay", CFG_STR, OFF(key_loss_delay), "PT0S", 0, 0, NULL, 0,
+     "time from losing a key to Inaccessible, on the virtual clock (Azure: up to PT10M)"},
 };
 #undef OFF
 

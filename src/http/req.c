@@ -466,6 +466,14 @@ req_take_id(char *out, size_t cap, const char *given, int generate)
         pgcmk_uuid(out);
 }
 
+static pgcmk_http_observer_fn req_observer;
+
+void
+pgcmk_http_set_observer(pgcmk_http_observer_fn fn)
+{
+    req_observer = fn;
+}
+
 void
 pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs)
 {
@@ -523,4 +531,6 @@ out:
         pgcmk_resp_error(rs, env, &err);
     }
     req_finish_headers(rq, rs);
+    if (req_observer)
+        req_observer(rq, rs->status);
 }

@@ -613,7 +613,7 @@ test_cfg(void)
     CHECK_STR(cfg.db, "");
     CHECK_STR(cfg.tls_cert, "");
     CHECK_STR(cfg.tls_key, "");
-    CHECK(cfg.workers == 2);
+    CHECK(cfg.workers == 4);
     CHECK(cfg.page_size == 100);
     CHECK(cfg.max_body_kb == 4096);
     CHECK(cfg.lro_min_polls == 0);

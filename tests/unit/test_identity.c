@@ -14,13 +14,10 @@
 
 static const char *const widget_versions[] = {"2024-01-01", NULL};
 static const struct pgcmk_arm_type widget = {
-    "Microsoft.Test",
-    "widgets",
-    widget_versions,
-    ARM_T_TRACKED | ARM_T_SYNC_PUT | ARM_T_IDENTITY,
-    NULL,
-    NULL,
-    NULL,
+    .ns = "Microsoft.Test",
+    .type = "widgets",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT | ARM_T_IDENTITY,
 };
 
 #define RG  "/subscriptions/" PGCMK_SUBSCRIPTION_ID "/resourceGroups/rg1"

@@ -1,0 +1,90 @@
+/* postgres.h - what the two PostgreSQL providers (clusters, single servers) share: the databases
+ * table (one row per cluster or server: its key, identity, wrapped DEK and access), the CMK
+ * rules, the reconciler that turns key events into state, explain and lineage (DESIGN.md 6-7). */
+#ifndef PGCMK_PROVIDERS_POSTGRES_H
+#define PGCMK_PROVIDERS_POSTGRES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "pgcmk/agent.h"
+#include "pgcmk/cfg.h"
+#include "pgcmk/err.h"
+#include "pgcmk/store.h"
+
+#define PG_NS "Microsoft.DBforPostgreSQL"
+
+/* pg_databases.access */
+#define PG_ACCESS_PENDING "pending" /* being provisioned */
+#define PG_ACCESS_OK      "ok"
+#define PG_ACCESS_LOST    "lost"
+
+enum pg_kind { PG_CLUSTER, PG_SERVER };
+
+/* One row of pg_databases. Strings are owned (free with pg_db_release). */
+struct pg_db {
+    char *id;
+    enum pg_kind kind;
+    char *sub, *rg;
+    char *source_id, *relation; /* "restore", "replica", "standby" or NULL */
+    char *key_uri;              /* NULL: service-managed */
+    char *vault, *key_name, *key_version;
+    char *identity_id;  /* the user-assigned identity's id, or the resource's own id */
+    char *principal_id; /* its object id, NULL when the resource has no identity yet */
+    unsigned char *wrapped;
+    size_t wrapped_len;
+    char *alg;
+    char *access, *reason_code, *reason;
+    int64_t last_check, lost_at, created_at;
+};
+
+int pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_err *err);
+int pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err) PGCMK_WUR;
+int pg_db_delete(struct pgcmk_db *db, const char *id, struct pgcmk_err *err) PGCMK_WUR;
+void pg_db_release(struct pg_db *d);
+/* Replaces a string field (NULL allowed). */
+void pg_set(char **field, const char *value);
+
+/* Sets the key fields of d from a key URI (vault, name, version); -1 with
+ * AzureKeyVaultKeyUriInvalid when the URI is not a versioned key id. */
+int pg_set_key(struct pg_db *d, const char *key_uri, struct pgcmk_err *err);
+
+/* The vault's recovery settings (soft delete, purge protection, 90 days): 0 or -1 with err. */
+int pg_check_vault(struct pgcmk_db *db, const char *vault, struct pgcmk_err *err);
+
+/* Makes the DEK of a new database: a new one wrapped by its key (or the master key), or, for a
+ * replica or standby, the source's wrapped DEK checked with this database's own identity. Then a
+ * full key check (get, wrapKey, unwrapKey, attributes). On failure err says which rule broke. */
+int pg_provision_dek(struct pg_db *d, const struct pg_db *source, struct pgcmk_err *err);
+
+/* The state machine's result for the resource body: what a provider writes into its ARM body
+ * (clusters: properties.state; servers: properties.userVisibleState). */
+typedef int (*pg_render_fn)(struct pgcmk_db *db, const char *id, const char *state,
+                            struct pgcmk_err *err);
+void pg_set_renderer(enum pg_kind kind, pg_render_fn fn);
+
+/* Records a state change: renders it, Resource Health, Activity Log. Inside a transaction. */
+int pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, const char *what,
+                    struct pgcmk_err *err) PGCMK_WUR;
+
+/* Queues a key check of one database (deduplicated; runs on a worker). */
+void pg_schedule_check(const char *id);
+/* Runs a key check now, on this thread (revalidation); 0 when access is (back) ok. */
+int pg_check_now(const char *id, int revalidate, struct pgcmk_err *err);
+
+/* Copies the source's rows visible at `at` into `d`, re-encrypted under d's DEK. */
+int pg_rows_restore(const char *source_id, const char *target_id, int64_t at,
+                    struct pgcmk_err *err) PGCMK_WUR;
+/* Removes everything a deleted database leaves: rows, row, DEK in memory. */
+void pg_forget(struct pgcmk_db *db, const char *id);
+
+/* The resource body's field, case-insensitively ("dataencryption" == "dataEncryption"). */
+json_t *pg_get_ci(const json_t *obj, const char *key);
+
+/* Start-up: config, reconciler, routes (explain, lineage, settle, data plane). */
+void pg_core_init(const struct pgcmk_cfg *cfg);
+void pgcmk_pg_cluster_register(void);
+void pgcmk_pg_server_register(void);
+
+#endif

@@ -1,0 +1,301 @@
+"""Microsoft.DBforPostgreSQL/serverGroupsv2 with customer-managed keys: create as an LRO with CMK
+validation, the reconciler turning key revocations into Inaccessible and back, PITR and replicas
+inheriting keys, the modeled data plane with real ciphertext, explain and lineage."""
+import sqlite3
+
+import pytest
+
+from conftest import SUB, assert_arm_error, new_name, parse_time
+from pgtools import (CL_AV, CMK_PERMS, Vault, cluster_body, cluster_id, cmk_setup, create_cluster,
+                     data_url, explain, get_cluster, make_identity, policy, settle, wait_lro)
+
+
+@pytest.fixture(scope="module")
+def cmk(daemon):
+    return cmk_setup(daemon)
+
+
+def test_create_with_cmk_runs_an_lro_and_ends_ready(daemon, cmk):
+    d = daemon
+    rg, mi, oid, v, kid = cmk
+    name = new_name("cl")
+    r = d.put(f"{cluster_id(rg, name)}?api-version={CL_AV}", json=cluster_body(mi, kid))
+    assert r.status_code == 201, r.text
+    assert r.headers["Azure-AsyncOperation"].startswith("https://")
+    assert r.headers["Retry-After"] == "1"
+    first = r.json()["properties"]
+    assert first["state"] == "Provisioning"
+    assert "administratorLoginPassword" not in first
+    assert wait_lro(d, r)["status"] == "Succeeded"
+    c = get_cluster(d, rg, name)
+    p = c["properties"]
+    assert p["provisioningState"] == "Succeeded" and p["state"] == "Ready"
+    assert p["administratorLogin"] == "citus"
+    assert p["dataEncryption"] == {"type": "AzureKeyVault", "primaryKeyUri": kid,
+                                   "primaryUserAssignedIdentityId": mi}
+    assert [s["name"] for s in p["serverNames"]] == [f"{name}-c"]
+    ident = c["identity"]["userAssignedIdentities"]
+    assert list(ident.values())[0]["principalId"] == oid
+    e = explain(d, c["id"])
+    assert e["accessible"] is True and e["keyUri"] == kid
+
+
+def test_service_managed_by_default(daemon, cmk):
+    rg = cmk[0]
+    name = new_name("cl")
+    create_cluster(daemon, rg, name, cluster_body(nodeCount=2))
+    p = get_cluster(daemon, rg, name)["properties"]
+    assert p["dataEncryption"] == {"type": "SystemManaged"}
+    assert [s["name"] for s in p["serverNames"]] == [f"{name}-c", f"{name}-w0", f"{name}-w1"]
+    r = daemon.get(f"{cluster_id(rg, name)}/servers?api-version={CL_AV}")
+    assert r.status_code == 200
+    roles = [s["properties"]["role"] for s in r.json()["value"]]
+    assert roles == ["Coordinator", "Worker", "Worker"]
+
+
+@pytest.mark.parametrize("case", ["missing_perm", "disabled", "expired", "no_key", "ec_key",
+                                  "no_purge_protection", "short_retention"])
+def test_cmk_validation_fails_the_lro(daemon, case):
+    d = daemon
+    rg = new_name("rg")
+    assert d.put_rg(rg).status_code == 201
+    mi, oid = make_identity(d, rg)
+    perms = ["get", "wrapKey"] if case == "missing_perm" else CMK_PERMS
+    kw = {}
+    if case == "no_purge_protection":
+        kw["purge_protection"] = False
+    if case == "short_retention":
+        kw["retention"] = 30
+    v = Vault(d, rg, policies=[policy(oid, perms)], **kw)
+    if case == "ec_key":
+        kid = v.create_key(kty="EC")
+    else:
+        kid = v.create_key()
+    if case == "disabled":
+        v.set_key(kid, enabled=False)
+    if case == "expired":
+        v.set_key(kid, exp=1000000000)
+    if case == "no_key":
+        kid = kid.rsplit("/", 2)[0] + "/missing/" + "0" * 32
+    expected = {"missing_perm": "AzureKeyVaultMissingPermissions",
+                "disabled": "AzureKeyVaultKeyDisabled", "expired": "AzureKeyVaultKeyExpired",
+                "no_key": "AzureKeyVaultKeyNotFound", "ec_key": "AzureKeyVaultKeyTypeNotSupported",
+                "no_purge_protection": "AzureKeyVaultRecoveryLevelInvalid",
+                "short_retention": "AzureKeyVaultRecoveryLevelInvalid"}[case]
+    name = new_name("cl")
+    st = create_cluster(d, rg, name, cluster_body(mi, kid), expect="Failed")
+    assert st["error"]["code"] == expected, st
+    p = get_cluster(d, rg, name)["properties"]
+    assert p["provisioningState"] == "Failed"
+    if case == "missing_perm":
+        assert oid in st["error"]["message"]
+
+
+def test_identity_must_be_assigned(daemon, cmk):
+    rg, mi, oid, v, kid = cmk
+    body = cluster_body(mi, kid)
+    del body["identity"]
+    r = daemon.put(f"{cluster_id(rg, new_name('cl'))}?api-version={CL_AV}", json=body)
+    assert_arm_error(r, 400, "UserAssignedIdentityNotFound")
+
+
+def test_bad_key_uri_and_node_count(daemon, cmk):
+    rg, mi, oid, v, kid = cmk
+    r = daemon.put(f"{cluster_id(rg, new_name('cl'))}?api-version={CL_AV}",
+                   json=cluster_body(mi, "https://nowhere.example.com/keys/k"))
+    assert_arm_error(r, 400, "AzureKeyVaultKeyUriInvalid")
+    r = daemon.put(f"{cluster_id(rg, new_name('cl'))}?api-version={CL_AV}",
+                   json=cluster_body(nodeCount=1))
+    assert_arm_error(r, 400, "InvalidParameter")
+
+
+def test_patch_cannot_change_encryption(daemon, cmk):
+    rg, mi, oid, v, kid = cmk
+    name = new_name("cl")
+    create_cluster(daemon, rg, name, cluster_body(mi, kid))
+    r = daemon.patch(f"{cluster_id(rg, name)}?api-version={CL_AV}",
+                     json={"properties": {"dataEncryption": {"type": "SystemManaged"}}})
+    assert_arm_error(r, 400, "DataEncryptionUpdateNotSupported")
+    r = daemon.patch(f"{cluster_id(rg, name)}?api-version={CL_AV}",
+                     json={"properties": {"coordinatorVCores": 8}, "tags": {"a": "b"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["coordinatorVCores"] == 8
+
+
+def test_private_preview_shape_with_lowercase_dataencryption(daemon, cmk):
+    rg, mi, oid, v, kid = cmk
+    name = new_name("cl")
+    body = {"location": "eastus", "kind": "CosmosDBForPostgreSQL",
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {mi: {}}},
+            "properties": {"createMode": "Default", "administratorLogin": "citus",
+                           "administratorLoginPassword": "x", "postgresqlVersion": "14",
+                           "dataencryption": {"primaryKeyUri": kid,
+                                              "primaryUserAssignedIdentityId": mi,
+                                              "type": "AzureKeyVault"},
+                           "serverRoleGroups": [
+                               {"name": "", "role": "Coordinator", "serverCount": 1,
+                                "serverEdition": "GeneralPurpose", "vCores": 4,
+                                "storageQuotaInMb": 524288, "enableHa": False},
+                               {"name": "", "role": "Worker", "serverCount": 2,
+                                "serverEdition": "MemoryOptimized", "vCores": 8,
+                                "storageQuotaInMb": 524288, "enableHa": False}]}}
+    create_cluster(daemon, rg, name, body, av="2020-10-05-privatepreview")
+    p = get_cluster(daemon, rg, name)["properties"]
+    assert p["dataEncryption"]["primaryKeyUri"] == kid
+    assert "dataencryption" not in p
+    assert p["nodeCount"] == 2 and p["nodeVCores"] == 8 and p["state"] == "Ready"
+
+
+def revocations():
+    return ["remove_policy", "disable_key", "expire_on_clock", "delete_key", "delete_identity"]
+
+
+@pytest.mark.parametrize("how", revocations())
+def test_revocation_makes_the_cluster_inaccessible_and_recovery_brings_it_back(start_daemon, how):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    if how == "expire_on_clock":
+        d.clock(freeze=True)
+        now = parse_time(d.get("/emulator/clock").json()["now"])
+        v.set_key(kid, exp=int(now.timestamp()) + 3600)
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    assert d.put(f"/emulator/data{rid}/rows/a", json={"value": {"n": 1}}).status_code == 200
+    if how == "remove_policy":
+        v.policy("remove", oid)
+    elif how == "disable_key":
+        v.set_key(kid, enabled=False)
+    elif how == "expire_on_clock":
+        d.clock(advance="PT2H")
+    elif how == "delete_key":
+        assert v.dp("DELETE", "/keys/cmk").status_code == 200
+    elif how == "delete_identity":
+        assert d.delete(f"{mi}?api-version=2023-01-31").status_code == 200
+    settle(d)
+    c = get_cluster(d, rg, name)
+    assert c["properties"]["state"] == "Inaccessible", (explain(d, cluster_id(rg, name)), d.stderr_text()[-3000:])
+    e = explain(d, rid)
+    assert e["accessible"] is False and e["reasonCode"].startswith("AzureKeyVault") or \
+        e["reasonCode"] == "UserAssignedIdentityNotFound" or e["reasonCode"], e
+    r = d.get(data_url(rid, "a"))
+    assert r.status_code == 503 and "08006" in r.json()["error"]["message"]
+    h = d.get(f"{rid}/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
+              "?api-version=2022-10-01")
+    if h.status_code == 200:
+        assert h.json()["properties"]["availabilityState"] == "Unavailable"
+        assert h.json()["properties"]["title"] == "Inaccessible"
+    if how == "delete_identity":
+        return  # a deleted identity does not come back: its principal is gone
+    if how == "remove_policy":
+        v.policy("add", oid)
+    elif how == "disable_key":
+        v.set_key(kid, enabled=True)
+    elif how == "expire_on_clock":
+        v.set_key(kid, exp=int(now.timestamp()) + 86400 * 365)
+    elif how == "delete_key":
+        assert v.dp("POST", "/deletedkeys/cmk/recover").status_code == 200
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    r = d.get(data_url(rid, "a"))
+    assert r.status_code == 200 and r.json()["value"] == {"n": 1}
+
+
+def test_rows_are_ciphertext_and_pitr_replays_up_to_the_time(start_daemon):
+    d = start_daemon()
+    d.clock(freeze=True)
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    marker = "plaintext-marker-" + new_name("")
+    assert d.put(data_url(rid, "k1"), json={"value": marker}).status_code == 200
+    d.clock(advance="PT10M")
+    t = d.get("/emulator/clock").json()["now"]
+    d.clock(advance="PT10M")
+    assert d.put(data_url(rid, "k2"), json={"value": "later"}).status_code == 200
+    assert d.delete(data_url(rid, "k1")).status_code == 204
+    rows = d.get(data_url(rid)).json()["value"]
+    assert [r["key"] for r in rows] == ["k2"]
+    # the stored bytes are ciphertext
+    con = sqlite3.connect(f"file:{d.data_dir}/pgcmk.sqlite?mode=ro", uri=True)
+    blobs = [b for (b,) in con.execute("SELECT sealed FROM pg_rows WHERE sealed IS NOT NULL")]
+    con.close()
+    assert blobs and all(marker.encode() not in b and b"later" not in b for b in blobs)
+    # restore to t, changing the encryption to service-managed
+    r2 = new_name("cl")
+    body = {"location": "eastus", "properties": {"sourceResourceId": rid, "pointInTimeUTC": t,
+                                                 "sourceLocation": "eastus",
+                                                 "dataEncryption": {"type": "SystemManaged"}}}
+    create_cluster(d, rg, r2, body)
+    rows = d.get(data_url(cluster_id(rg, r2))).json()["value"]
+    assert [(r["key"], r["value"]) for r in rows] == [("k1", marker)]
+    assert get_cluster(d, rg, r2)["properties"]["dataEncryption"] == {"type": "SystemManaged"}
+    # a restore without dataEncryption keeps the source's key
+    r3 = new_name("cl")
+    create_cluster(d, rg, r3, {"location": "eastus", "properties": {
+        "sourceResourceId": rid, "pointInTimeUTC": t}})
+    assert get_cluster(d, rg, r3)["properties"]["dataEncryption"]["primaryKeyUri"] == kid
+    lin = d.get("/emulator/lineage", params={"keyId": kid}).json()["value"]
+    assert {x["resourceId"].lower() for x in lin} == {rid.lower(), cluster_id(rg, r3).lower()}
+    # outside the window
+    r = d.put(f"{cluster_id(rg, new_name('cl'))}?api-version={CL_AV}", json={
+        "location": "eastus", "properties": {"sourceResourceId": rid,
+                                             "pointInTimeUTC": "2000-01-01T00:00:00Z"}})
+    assert_arm_error(r, 400, "InvalidRestorePointInTime")
+
+
+def test_read_replica_inherits_key_reads_primary_and_promotes(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    assert d.put(data_url(rid, "a"), json={"value": 1}).status_code == 200
+    rep = new_name("cl")
+    create_cluster(d, rg, rep, {"location": "eastus", "properties": {"sourceResourceId": rid}})
+    repid = cluster_id(rg, rep)
+    c = get_cluster(d, rg, rep)
+    assert c["properties"]["dataEncryption"]["primaryKeyUri"] == kid
+    assert mi in c["identity"]["userAssignedIdentities"]
+    assert get_cluster(d, rg, name)["properties"]["readReplicas"] == [repid]
+    assert d.get(data_url(repid, "a")).json()["value"] == 1
+    assert d.put(data_url(rid, "b"), json={"value": 2}).status_code == 200
+    assert d.get(data_url(repid, "b")).json()["value"] == 2
+    r = d.put(data_url(repid, "c"), json={"value": 3})
+    assert r.status_code == 409 and "25006" in r.json()["error"]["message"]
+    # revoking the key takes both down
+    v.policy("remove", oid)
+    settle(d)
+    assert get_cluster(d, rg, rep)["properties"]["state"] == "Inaccessible"
+    v.policy("add", oid)
+    settle(d)
+    assert get_cluster(d, rg, rep)["properties"]["state"] == "Ready"
+    r = d.post(f"{repid}/promote?api-version={CL_AV}")
+    assert r.status_code == 202
+    wait_lro(d, r)
+    assert get_cluster(d, rg, name)["properties"]["readReplicas"] == []
+    assert d.put(data_url(repid, "c"), json={"value": 3}).status_code == 200
+    assert d.get(data_url(repid, "a")).json()["value"] == 1
+
+
+def test_check_name_and_stop_start(daemon, cmk):
+    rg = cmk[0]
+    name = new_name("cl")
+    create_cluster(daemon, rg, name, cluster_body())
+    url = f"/subscriptions/{SUB}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability" \
+          f"?api-version={CL_AV}"
+    r = daemon.post(url, json={"name": name, "type": "Microsoft.DBforPostgreSQL/serverGroupsv2"})
+    assert r.status_code == 200 and r.json()["nameAvailable"] is False
+    r = daemon.post(url, json={"name": new_name("cl"),
+                               "type": "Microsoft.DBforPostgreSQL/serverGroupsv2"})
+    assert r.json()["nameAvailable"] is True
+    r = daemon.post(f"{cluster_id(rg, name)}/stop?api-version={CL_AV}")
+    assert r.status_code == 202
+    assert get_cluster(daemon, rg, name)["properties"]["state"] == "Stopped"
+    r = daemon.post(f"{cluster_id(rg, name)}/start?api-version={CL_AV}")
+    assert r.status_code == 202
+    assert get_cluster(daemon, rg, name)["properties"]["state"] == "Ready"
+    r = daemon.put(f"{cluster_id(new_name('rg') if False else rg, name)}?api-version={CL_AV}",
+                   json=cluster_body())
+    assert r.status_code in (200, 201)

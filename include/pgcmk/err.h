@@ -107,6 +107,16 @@
       "an operation the resource's protection forbids (purge under purge protection)")             \
     X(PGCMK_E_INTERNAL, 500, "InternalServerError", "I",                                           \
       "an internal failure; the log has the cause")                                                \
+    X(PGCMK_E_INVALID_TEMPLATE, 400, "InvalidTemplate", "V",                                     \
+      "a template that does not parse, evaluate or resolve (the message gives where)")             \
+    X(PGCMK_E_INVALID_DEPLOYMENT, 400, "InvalidDeployment", "O",                                   \
+      "a deployment body with a wrong shape or mode")                                              \
+    X(PGCMK_E_DEPLOYMENT_FAILED, 400, "DeploymentFailed", "V",                                     \
+      "at least one resource of a deployment failed; details hold each provider's error")          \
+    X(PGCMK_E_DEPLOYMENT_NOT_FOUND, 404, "DeploymentNotFound", "O", "no such deployment")          \
+    X(PGCMK_E_DEPLOYMENT_ACTIVE, 409, "DeploymentActive", "O",                                     \
+      "a deployment of that name is still running")                                                \
+    X(PGCMK_E_DEPLOYMENT_CANCELED, 409, "DeploymentCanceled", "I", "the deployment was canceled")  \
     X(PGCMK_E_PG_KEY_NOT_FOUND, 400, "AzureKeyVaultKeyNotFound", "O",                             \
       "CMK: the key URI names no existing vault, key or version")                                  \
     X(PGCMK_E_PG_KEY_URI_INVALID, 400, "AzureKeyVaultKeyUriInvalid", "I",                          \

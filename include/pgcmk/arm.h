@@ -124,6 +124,7 @@ struct pgcmk_lro_result {
     json_t *body; /* stolen; may be NULL */
     struct pgcmk_err err;
     int failed;
+    json_t *details; /* stolen; error.details of a failed operation, or NULL */
 };
 
 typedef void (*pgcmk_lro_fn)(void *arg, struct pgcmk_lro_result *out);
@@ -135,6 +136,13 @@ typedef void (*pgcmk_lro_fn)(void *arg, struct pgcmk_lro_result *out);
 int pgcmk_lro_start(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *sub, const char *ns,
                     const char *location, const char *kind, const char *resource_id,
                     pgcmk_lro_fn fn, void *arg, struct pgcmk_err *err) PGCMK_WUR;
+/* Waits until operation `op_id` ends or timeout_ms passes. Returns 1 succeeded, 0 failed (err
+ * filled from the operation's error, *details set to its error.details or NULL), -1 timeout or
+ * no such operation (err filled). */
+int pgcmk_lro_wait(const char *op_id, int64_t timeout_ms, json_t **details, struct pgcmk_err *err);
+/* The operation id at the end of an Azure-AsyncOperation or Location URL (before '?'), or NULL. */
+char *pgcmk_lro_id_from_url(const char *url);
+
 /* Marks operations left InProgress by a previous process as Failed. */
 void pgcmk_lro_recover(void);
 

@@ -100,6 +100,7 @@ void pgcmk_tpl_unique_string(const char *const *parts, size_t n, char out[14]);
 /* ---- the deployments API --------------------------------------------------------------------- */
 
 /* Adds the deployments routes (resource group and subscription scope). */
-void pgcmk_deploy_init(void);
+struct pgcmk_cfg;
+void pgcmk_deploy_init(const struct pgcmk_cfg *cfg);
 
 #endif

@@ -107,7 +107,7 @@
       "an operation the resource's protection forbids (purge under purge protection)")             \
     X(PGCMK_E_INTERNAL, 500, "InternalServerError", "I",                                           \
       "an internal failure; the log has the cause")                                                \
-    X(PGCMK_E_INVALID_TEMPLATE, 400, "InvalidTemplate", "V",                                     \
+    X(PGCMK_E_INVALID_TEMPLATE, 400, "InvalidTemplate", "V",                                       \
       "a template that does not parse, evaluate or resolve (the message gives where)")             \
     X(PGCMK_E_INVALID_DEPLOYMENT, 400, "InvalidDeployment", "O",                                   \
       "a deployment body with a wrong shape or mode")                                              \
@@ -117,7 +117,7 @@
     X(PGCMK_E_DEPLOYMENT_ACTIVE, 409, "DeploymentActive", "O",                                     \
       "a deployment of that name is still running")                                                \
     X(PGCMK_E_DEPLOYMENT_CANCELED, 409, "DeploymentCanceled", "I", "the deployment was canceled")  \
-    X(PGCMK_E_PG_KEY_NOT_FOUND, 400, "AzureKeyVaultKeyNotFound", "O",                             \
+    X(PGCMK_E_PG_KEY_NOT_FOUND, 400, "AzureKeyVaultKeyNotFound", "O",                              \
       "CMK: the key URI names no existing vault, key or version")                                  \
     X(PGCMK_E_PG_KEY_URI_INVALID, 400, "AzureKeyVaultKeyUriInvalid", "I",                          \
       "CMK: the key URI is not https://{vault}.vault.azure.net/keys/{key}/{version}")              \
@@ -176,6 +176,8 @@ void pgcmk_err_clear(struct pgcmk_err *err);
 
 int pgcmk_err_status(enum pgcmk_errc code);
 const char *pgcmk_err_code(enum pgcmk_errc code);
+/* The first enum with this Azure code (codes such as "Conflict" repeat), else INTERNAL. */
+enum pgcmk_errc pgcmk_err_from_code(const char *code);
 const char *pgcmk_err_evidence(enum pgcmk_errc code);
 const char *pgcmk_err_doc(enum pgcmk_errc code);
 

@@ -1,6 +1,7 @@
 /* lro.c - long-running operations: an operations row, a job on the worker pool, and the two
  * polling URLs (Azure-AsyncOperation: always 200 with a status body; Location: 202 while
  * running, then the answer a synchronous call would have given). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,10 @@
 #include "pgcmk/store.h"
 #include "arm/internal.h"
 #include "pgcmk/work.h"
+
+static pthread_mutex_t lro_end_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lro_end_cv = PTHREAD_COND_INITIALIZER;
+static unsigned long lro_ends;
 
 struct lro_job {
     char op_id[37];
@@ -62,6 +67,9 @@ lro_finish_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
             json_pack("{s:s, s:s, s:i}", "code", pgcmk_err_code(f->res->err.code), "message",
                       f->res->err.message, "status", pgcmk_err_status(f->res->err.code));
 
+        if (e && f->res->details)
+            json_object_set(e, "details", f->res->details);
+
         error = e ? json_dumps(e, JSON_COMPACT) : NULL;
         json_decref(e);
     }
@@ -91,7 +99,97 @@ lro_run(void *arg)
     if (pgcmk_db_tx(pgcmk_db(), lro_finish_tx, &f, &err))
         LOG_ERR("operation %s: could not record its end: %s", job->op_id, err.message);
     json_decref(res.body);
+    json_decref(res.details);
     free(job);
+    pthread_mutex_lock(&lro_end_mu);
+    lro_ends++;
+    pthread_cond_broadcast(&lro_end_cv);
+    pthread_mutex_unlock(&lro_end_mu);
+}
+
+char *
+pgcmk_lro_id_from_url(const char *url)
+{
+    const char *q, *slash;
+
+    if (!url)
+        return NULL;
+    q = strchr(url, '?');
+    if (!q)
+        q = url + strlen(url);
+    for (slash = q; slash > url && slash[-1] != '/'; slash--)
+        ;
+    return q > slash ? pgcmk_xstrndup(slash, (size_t)(q - slash)) : NULL;
+}
+
+/* 1 succeeded, 0 failed, 2 running, -1 unknown. */
+static int
+lro_peek(const char *op_id, json_t **details, struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_OP_GET);
+    int rc, out = -1;
+
+    sqlite3_bind_text(st, 1, op_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(st, 6);
+
+        if (strcmp(status, "InProgress") == 0) {
+            out = 2;
+        } else if (strcmp(status, "Succeeded") == 0) {
+            out = 1;
+        } else {
+            json_t *e = sqlite3_column_type(st, 9) == SQLITE_NULL
+                            ? NULL
+                            : json_loads((const char *)sqlite3_column_text(st, 9), 0, NULL);
+            const char *code = json_string_value(json_object_get(e, "code"));
+            enum pgcmk_errc c = code ? pgcmk_err_from_code(code) : PGCMK_E_INTERNAL;
+
+            pgcmk_err_set(err, c, NULL, "%s",
+                          json_string_value(json_object_get(e, "message"))
+                              ?: "The operation failed.");
+            if (details && json_object_get(e, "details"))
+                *details = json_incref(json_object_get(e, "details"));
+            json_decref(e);
+            out = 0;
+        }
+    } else {
+        pgcmk_err_set(err, PGCMK_E_OPERATION_NOT_FOUND, NULL,
+                      "The operation '%.64s' could not be "
+                      "found.",
+                      op_id);
+    }
+    pgcmk_db_done(st);
+    return out;
+}
+
+int
+pgcmk_lro_wait(const char *op_id, int64_t timeout_ms, json_t **details, struct pgcmk_err *err)
+{
+    int64_t deadline = pgcmk_wall_ms() + timeout_ms;
+    int rc;
+
+    if (details)
+        *details = NULL;
+    pthread_mutex_lock(&lro_end_mu);
+    while ((rc = lro_peek(op_id, details, err)) == 2) {
+        struct timespec ts;
+        int64_t now = pgcmk_wall_ms(), until = now + 100;
+
+        if (now >= deadline) {
+            pthread_mutex_unlock(&lro_end_mu);
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                                 "The operation '%.64s' did not end in time.", op_id);
+        }
+        if (until > deadline)
+            until = deadline;
+        ts.tv_sec = until / 1000;
+        ts.tv_nsec = (until % 1000) * 1000000L;
+        pthread_cond_timedwait(&lro_end_cv, &lro_end_mu, &ts);
+    }
+    pthread_mutex_unlock(&lro_end_mu);
+    return rc;
 }
 
 int

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pgcmk/core.h"
 #include "pgcmk/err.h"
 
 static const struct {
@@ -55,6 +56,15 @@ const char *
 pgcmk_err_code(enum pgcmk_errc code)
 {
     return err_table[err_index(code)].code;
+}
+
+enum pgcmk_errc
+pgcmk_err_from_code(const char *code)
+{
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(err_table); i++)
+        if (strcmp(err_table[i].code, code) == 0)
+            return (enum pgcmk_errc)i;
+    return PGCMK_E_INTERNAL;
 }
 
 const char *

@@ -126,6 +126,7 @@ main(int argc, char **argv)
     pgcmk_providers_init();
     pgcmk_arm_init();
     pgcmk_monitor_init();
+    pgcmk_emulator_faults_init();
     pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
     if (pgcmk_auth_init(&err)) {

@@ -22,4 +22,7 @@ void pgcmk_emulator_set_ports(int https_port, int http_port);
 /* Prints the Markdown error table (docs/errors.md). */
 void pgcmk_emulator_error_table(FILE *out);
 
+/* Adds /emulator/faults (see faults.h). */
+void pgcmk_emulator_faults_init(void);
+
 #endif

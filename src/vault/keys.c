@@ -15,6 +15,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
+#include "pgcmk/faults.h"
 #include "pgcmk/log.h"
 #include "pgcmk/pkey.h"
 #include "pgcmk/store.h"
@@ -140,6 +141,11 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
 
     memset(kc, 0, sizeof(*kc));
     kv_headers(rs);
+    if (pgcmk_fault_vault(rq->vault) == PGCMK_FAULT_UNAVAILABLE)
+        return pgcmk_err_set(err, PGCMK_E_UNAVAILABLE, NULL,
+                             "The vault '%.32s' is unavailable (a fault injected through "
+                             "/emulator/faults).",
+                             rq->vault);
     if (authz == NULL || *authz == '\0')
         return kv_challenge(rs, err, "AKV10000: Request is missing a Bearer or PoP token.");
     if (kv_check_version(rq, err))

@@ -296,6 +296,109 @@ def test_check_name_and_stop_start(daemon, cmk):
     r = daemon.post(f"{cluster_id(rg, name)}/start?api-version={CL_AV}")
     assert r.status_code == 202
     assert get_cluster(daemon, rg, name)["properties"]["state"] == "Ready"
-    r = daemon.put(f"{cluster_id(new_name('rg') if False else rg, name)}?api-version={CL_AV}",
+    r = daemon.put(f"{cluster_id(rg, name)}?api-version={CL_AV}",
                    json=cluster_body())
     assert r.status_code in (200, 201)
+
+
+def test_vault_outage_is_not_a_revocation(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    assert d.put(data_url(rid, "a"), json={"value": "x"}).status_code == 200
+    r = d.post("/emulator/faults", json={"vault": v.name, "mode": "unavailable"})
+    assert r.status_code == 200 and r.json()["vaults"] == {v.name: "unavailable"}
+    assert v.dp("GET", "/keys/cmk").status_code == 503
+    settle(d)
+    e = explain(d, rid)
+    assert e["reasonCode"] == "AzureKeyVaultUnreachable", e
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    assert d.get(data_url(rid, "a")).json()["value"] == "x"  # the DEK stays in memory
+    # a revocation during the outage is seen once the vault answers again
+    v.policy("remove", oid)
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    d.post("/emulator/faults", json={"clear": True})
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Inaccessible"
+    assert explain(d, rid)["reasonCode"] == "AzureKeyVaultMissingPermissions"
+    r = d.post("/emulator/faults", json={"vault": v.name, "mode": "sideways"})
+    assert_arm_error(r, 400, "InvalidParameter")
+
+
+def test_key_loss_delay_runs_on_the_clock(start_daemon):
+    d = start_daemon("--key-loss-delay", "PT10M")
+    d.clock(freeze=True)
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    v.set_key(kid, enabled=False)
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    assert explain(d, cluster_id(rg, name))["reasonCode"] == "AzureKeyVaultKeyDisabled"
+    d.clock(advance="PT9M")
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    d.clock(advance="PT2M")
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Inaccessible"
+
+
+def test_periodic_check_on_the_clock(start_daemon):
+    d = start_daemon("--key-check-interval", "PT5M")
+    d.clock(freeze=True)
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    before = settle(d)["checksDone"]
+    d.clock(advance="PT1M")
+    assert settle(d)["checksDone"] == before
+    d.clock(advance="PT5M")
+    assert settle(d)["checksDone"] > before
+    assert explain(d, cluster_id(rg, name))["lastCheck"] == d.get("/emulator/clock").json()["now"]
+
+
+def test_health_and_activity_log_follow_key_access(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    start = d.get("/emulator/clock").json()["now"]
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    health = f"{rid}/providers/Microsoft.ResourceHealth/availabilityStatuses"
+    v.policy("remove", oid)
+    settle(d)
+    cur = d.get(f"{health}/current?api-version=2022-10-01").json()["properties"]
+    assert cur["availabilityState"] == "Unavailable" and cur["title"] == "Inaccessible"
+    assert oid in cur["summary"]
+    v.policy("add", oid)
+    settle(d)
+    cur = d.get(f"{health}/current?api-version=2022-10-01").json()["properties"]
+    assert cur["availabilityState"] == "Available"
+    hist = d.get(f"{health}?api-version=2022-10-01").json()["value"]
+    assert [h["properties"]["availabilityState"] for h in hist] == ["Available", "Unavailable"]
+    flt = f"eventTimestamp ge '{start}' and resourceGroupName eq '{rg}'"
+    r = d.get(f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values",
+              params={"api-version": "2015-04-01", "$filter": flt})
+    assert r.status_code == 200, r.text
+    events = r.json()["value"]
+    descs = [e.get("description", "") for e in events if e.get("resourceId", "").lower() ==
+             rid.lower()]
+    assert any(x.startswith("Access to the customer-managed key was lost") for x in descs), descs
+    assert any(x.startswith("Access to the customer-managed key was restored") for x in descs)
+    assert any(x.startswith("Cluster creation succeeded") for x in descs)
+    ops = {e["operationName"]["value"].lower() for e in events}
+    assert "microsoft.dbforpostgresql/servergroupsv2/write" in ops
+
+
+def test_explain_and_lineage_errors(daemon):
+    r = daemon.get("/emulator/explain")
+    assert_arm_error(r, 400, "InvalidQueryParameter")
+    r = daemon.get("/emulator/explain", params={"resourceId": "/subscriptions/x/nothing"})
+    assert_arm_error(r, 404, "ResourceNotFound")
+    r = daemon.get("/emulator/lineage", params={"keyId": "not a uri"})
+    assert_arm_error(r, 400, "AzureKeyVaultKeyUriInvalid")
+    r = daemon.get(data_url(cluster_id("nope", "nope"), "a"))
+    assert_arm_error(r, 404, "ResourceNotFound")

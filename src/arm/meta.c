@@ -1,5 +1,6 @@
 /* meta.c - what clients ask before they touch a resource: subscriptions, tenants, providers,
  * the generic resources list, cloud metadata; and pgcmk_arm_init that adds every ARM route. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,90 +142,293 @@ meta_provider_register(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk
     return meta_provider_get(rq, rs, err);
 }
 
-/* $filter=resourceType eq 'X' [and name eq 'Y']: the subset ARM clients send. */
-static int
-meta_filter_parse(const char *filter, char *type, size_t tcap, char *name, size_t ncap,
-                  struct pgcmk_err *err)
+/* What a resources list keeps: the $filter clauses ARM clients send, joined with "and", and
+ * the $expand extras. An empty string matches everything. */
+struct meta_filter {
+    char type[256], name[256], rg[128], location[64], name_sub[256], rg_sub[128];
+    int expand_created, expand_changed, expand_state;
+};
+
+/* Reads an OData string literal ('..', '' for a quote) into out; returns the length used or 0. */
+static size_t
+meta_filter_string(const char *p, char *out, size_t cap)
 {
-    const char *p = filter;
+    const char *start = p;
+    size_t n = 0;
 
-    type[0] = name[0] = '\0';
-    while (p && *p) {
-        char key[32], val[256];
-        int used = 0;
-
-        while (*p == ' ')
-            p++;
+    if (*p++ != '\'')
+        return 0;
+    for (;;) {
         if (*p == '\0')
-            break;
-        if (sscanf(p, "%31[A-Za-z] eq '%255[^']'%n", key, val, &used) != 2 || used == 0)
-            goto bad;
-        if (strcasecmp(key, "resourceType") == 0)
-            snprintf(type, tcap, "%s", val);
-        else if (strcasecmp(key, "name") == 0)
-            snprintf(name, ncap, "%s", val);
-        else
-            goto bad;
-        p += used;
-        while (*p == ' ')
+            return 0;
+        if (*p == '\'') {
+            if (p[1] != '\'')
+                break;
             p++;
-        if (strncasecmp(p, "and ", 4) == 0)
-            p += 4;
-        else if (*p)
+        }
+        if (n + 1 >= cap)
+            return 0;
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return (size_t)(p + 1 - start);
+}
+
+static const char *
+meta_skip_spaces(const char *p)
+{
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+/* One clause: "KEY eq '...'" (resourceType, name, resourceGroup, location) or
+ * "substringof('...', name|resourceGroup)"; returns the text after it or NULL. */
+static const char *
+meta_filter_clause(const char *p, struct meta_filter *f)
+{
+    char key[32], val[256];
+    size_t n = 0, used;
+
+    if (strncasecmp(p, "substringof(", 12) == 0) {
+        p = meta_skip_spaces(p + 12);
+        if ((used = meta_filter_string(p, val, sizeof(val))) == 0)
+            return NULL;
+        p = meta_skip_spaces(p + used);
+        if (*p++ != ',')
+            return NULL;
+        p = meta_skip_spaces(p);
+        while (isalpha((unsigned char)p[n]) && n + 1 < sizeof(key)) {
+            key[n] = p[n];
+            n++;
+        }
+        key[n] = '\0';
+        p = meta_skip_spaces(p + n);
+        if (*p++ != ')')
+            return NULL;
+        if (strcasecmp(key, "name") == 0)
+            snprintf(f->name_sub, sizeof(f->name_sub), "%s", val);
+        else if (strcasecmp(key, "resourceGroup") == 0 && strlen(val) < sizeof(f->rg_sub))
+            snprintf(f->rg_sub, sizeof(f->rg_sub), "%s", val);
+        else
+            return NULL;
+        return p;
+    }
+    while (isalpha((unsigned char)p[n]) && n + 1 < sizeof(key)) {
+        key[n] = p[n];
+        n++;
+    }
+    key[n] = '\0';
+    p += n;
+    if (n == 0 || *p != ' ')
+        return NULL;
+    p = meta_skip_spaces(p);
+    if (strncasecmp(p, "eq ", 3) != 0)
+        return NULL;
+    p = meta_skip_spaces(p + 3);
+    if ((used = meta_filter_string(p, val, sizeof(val))) == 0)
+        return NULL;
+    if (strcasecmp(key, "resourceType") == 0)
+        snprintf(f->type, sizeof(f->type), "%s", val);
+    else if (strcasecmp(key, "name") == 0)
+        snprintf(f->name, sizeof(f->name), "%s", val);
+    else if (strcasecmp(key, "resourceGroup") == 0 && strlen(val) < sizeof(f->rg))
+        snprintf(f->rg, sizeof(f->rg), "%s", val);
+    else if (strcasecmp(key, "location") == 0 && strlen(val) < sizeof(f->location))
+        snprintf(f->location, sizeof(f->location), "%s", val);
+    else
+        return NULL;
+    return p + used;
+}
+
+static int
+meta_filter_parse(const char *filter, struct meta_filter *f, struct pgcmk_err *err)
+{
+    const char *p = filter ? meta_skip_spaces(filter) : "";
+
+    while (*p) {
+        if ((p = meta_filter_clause(p, f)) == NULL)
             goto bad;
+        p = meta_skip_spaces(p);
+        if (strncasecmp(p, "and ", 4) == 0) {
+            p = meta_skip_spaces(p + 4);
+            if (*p == '\0')
+                goto bad;
+        } else if (*p) {
+            goto bad;
+        }
     }
     return 0;
 bad:
     return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "$filter",
-                         "Invalid $filter '%.128s'. Supported: resourceType eq '...' and name eq "
-                         "'...'.",
+                         "Invalid $filter '%.128s'. Supported: resourceType eq '...', name eq "
+                         "'...', resourceGroup eq '...', location eq '...' and "
+                         "substringof('...', name), joined with 'and'.",
                          filter);
+}
+
+/* $expand=createdTime,changedTime,provisioningState (any subset, any order). */
+static int
+meta_expand_parse(const char *expand, struct meta_filter *f, struct pgcmk_err *err)
+{
+    const char *p = expand ? expand : "";
+
+    while (*p) {
+        size_t n;
+
+        p = meta_skip_spaces(p);
+        n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n == 11 && strncasecmp(p, "createdTime", n) == 0)
+            f->expand_created = 1;
+        else if (n == 11 && strncasecmp(p, "changedTime", n) == 0)
+            f->expand_changed = 1;
+        else if (n == 17 && strncasecmp(p, "provisioningState", n) == 0)
+            f->expand_state = 1;
+        else
+            return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "$expand",
+                                 "Invalid $expand '%.128s'. Supported: createdTime, changedTime "
+                                 "and provisioningState, separated by commas.",
+                                 expand);
+        p += strcspn(p, ",");
+        if (*p == ',' && *++p == '\0')
+            return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "$expand", "Invalid $expand '%.128s'.",
+                                 expand);
+    }
+    return 0;
+}
+
+/* Case-insensitive "needle occurs in hay". */
+static int
+meta_contains(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return 1;
+    return n == 0;
+}
+
+/* The resource group segment of "/subscriptions/S/resourceGroups/RG/...", or "". */
+static void
+meta_id_rg(const char *id, char *out, size_t cap)
+{
+    const char *p, *end;
+
+    out[0] = '\0';
+    if (strncasecmp(id, "/subscriptions/", 15) != 0 || (p = strchr(id + 15, '/')) == NULL ||
+        strncasecmp(p, "/resourceGroups/", 16) != 0)
+        return;
+    p += 16;
+    end = strchr(p, '/');
+    snprintf(out, cap, "%.*s", (int)(end ? (size_t)(end - p) : strlen(p)), p);
+}
+
+/* Locations compare as ARM names them: "East US" is "eastus". */
+static int
+meta_location_eq(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == ' ')
+            a++;
+        while (*b == ' ')
+            b++;
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+        if (*a == '\0')
+            return 1;
+        a++;
+        b++;
+    }
+}
+
+static int
+meta_filter_match(const struct meta_filter *f, const char *id, const char *type, const char *name,
+                  const char *location)
+{
+    char rg[128];
+
+    if ((f->type[0] && strcasecmp(type, f->type) != 0) ||
+        (f->location[0] && !meta_location_eq(location ? location : "", f->location)) ||
+        (f->name[0] && strcasecmp(name, f->name) != 0) ||
+        (f->name_sub[0] && !meta_contains(name, f->name_sub)))
+        return 0;
+    if (f->rg[0] || f->rg_sub[0]) {
+        meta_id_rg(id, rg, sizeof(rg));
+        if ((f->rg[0] && strcasecmp(rg, f->rg) != 0) ||
+            (f->rg_sub[0] && !meta_contains(rg, f->rg_sub)))
+            return 0;
+    }
+    return 1;
+}
+
+/* One item of the list: id, name, type, location, tags, identity, and what $expand asks. */
+static json_t *
+meta_resource_item(const struct meta_filter *f, json_t *body)
+{
+    json_t *o = json_pack("{s:O, s:O, s:O}", "id", json_object_get(body, "id"), "name",
+                          json_object_get(body, "name"), "type", json_object_get(body, "type"));
+    json_t *sd = json_object_get(body, "systemData");
+    json_t *state = json_object_get(json_object_get(body, "properties"), "provisioningState");
+    static const char *const copied[] = {"kind", "location", "tags", "identity", "sku", NULL};
+
+    if (o == NULL)
+        return NULL;
+    for (int i = 0; copied[i]; i++)
+        if (json_object_get(body, copied[i]))
+            json_object_set(o, copied[i], json_object_get(body, copied[i]));
+    if (f->expand_created && json_is_string(json_object_get(sd, "createdAt")))
+        json_object_set(o, "createdTime", json_object_get(sd, "createdAt"));
+    if (f->expand_changed && json_is_string(json_object_get(sd, "lastModifiedAt")))
+        json_object_set(o, "changedTime", json_object_get(sd, "lastModifiedAt"));
+    if (f->expand_state)
+        json_object_set_new(
+            o, "provisioningState",
+            json_string(json_is_string(state) ? json_string_value(state) : "Succeeded"));
+    return o;
 }
 
 static int
 meta_resources(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
-    const char *filter = pgcmk_req_query(rq, "$filter");
-    char ftype[256], fname[256];
+    struct meta_filter f;
     struct pgcmk_db *db = pgcmk_db();
     json_t *items = json_array();
     sqlite3_stmt *st;
     int rc;
 
+    memset(&f, 0, sizeof(f));
     if (pgcmk_arm_check_sub(sub, err) || pgcmk_arm_check_resources_version(rq, rs, err) ||
-        meta_filter_parse(filter, ftype, sizeof(ftype), fname, sizeof(fname), err) ||
+        meta_filter_parse(pgcmk_req_query(rq, "$filter"), &f, err) ||
+        meta_expand_parse(pgcmk_req_query(rq, "$expand"), &f, err) ||
         (rg && pgcmk_arm_rg_usable(sub, rg, err))) {
         json_decref(items);
         return -1;
     }
+    /* resourceGroup eq '...' at subscription scope reads only that group (none if missing). */
+    if (rg == NULL && f.rg[0])
+        rg = f.rg;
     st = pgcmk_db_stmt(db, rg ? PGCMK_STMT_RES_LIST_IN_RG : PGCMK_STMT_RES_LIST_SUB);
     sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
     if (rg)
         sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
         const char *type = (const char *)sqlite3_column_text(st, 1);
         const char *name = (const char *)sqlite3_column_text(st, 2);
+        const char *location = (const char *)sqlite3_column_text(st, 3);
         json_t *body, *o;
 
-        if ((ftype[0] && strcasecmp(type, ftype) != 0) ||
-            (fname[0] && strcasecmp(name, fname) != 0))
+        if (!meta_filter_match(&f, id, type, name, location))
             continue;
         body = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
-        o = json_pack("{s:O, s:O, s:O}", "id", json_object_get(body, "id"), "name",
-                      json_object_get(body, "name"), "type", json_object_get(body, "type"));
-        if (o == NULL) {
-            json_decref(body);
-            continue;
-        }
-        if (json_object_get(body, "location"))
-            json_object_set(o, "location", json_object_get(body, "location"));
-        if (json_object_get(body, "tags"))
-            json_object_set(o, "tags", json_object_get(body, "tags"));
-        if (json_object_get(body, "identity"))
-            json_object_set(o, "identity", json_object_get(body, "identity"));
-        json_array_append_new(items, o);
+        o = meta_resource_item(&f, body);
         json_decref(body);
+        if (o)
+            json_array_append_new(items, o);
     }
     pgcmk_db_done(st);
     if (rc != SQLITE_DONE) {

@@ -25,41 +25,101 @@ pgcmk_emulator_set_ports(int https_port, int http_port)
     emu_http_port = http_port;
 }
 
+/* Quotes s for a POSIX shell: '...', each ' written as '\''. */
+static char *
+emu_shell_quote(const char *s)
+{
+    size_t n = 3;
+    char *out, *o;
+
+    for (const char *p = s; *p; p++)
+        n += *p == '\'' ? 4 : 1;
+    out = o = pgcmk_xmalloc(n);
+    *o++ = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o++ = '\'';
+    *o = '\0';
+    return out;
+}
+
+/* The `az cloud register --cloud-config` object (real-clients.md 5.1). The flags of `az cloud
+ * register` are ignored next to --cloud-config and cannot set microsoftGraphResourceId, which
+ * `az keyvault create` needs for its Graph look-up of the caller; the JSON sets everything. */
+static json_t *
+emu_cloud_config(const char *arm, const char *adfs, const char *suffix)
+{
+    char *slash = pgcmk_xasprintf("%s/", arm);
+    json_t *cfg =
+        json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "endpoints",
+                  "resourceManager", slash, "management", slash, "activeDirectory", adfs,
+                  "activeDirectoryResourceId", slash, "activeDirectoryGraphResourceId", slash,
+                  "microsoftGraphResourceId", slash, "gallery", slash, "sqlManagement", slash,
+                  "suffixes", "keyvaultDns", suffix, "storageEndpoint", "localhost",
+                  "postgresqlServerEndpoint", ".postgres.localhost");
+
+    free(slash);
+    return cfg;
+}
+
 static int
 emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     char *arm = pgcmk_xasprintf("https://localhost:%d", emu_https_port);
     char *adfs = pgcmk_xasprintf("%s/adfs", arm);
     char *suffix = pgcmk_xasprintf(".%s:%d", PGCMK_VAULT_DNS_SUFFIX, emu_https_port);
-    char *cmd;
+    json_t *cfg = emu_cloud_config(arm, adfs, suffix);
+    char *cfg_text = json_dumps(cfg, JSON_COMPACT);
+    char *quoted, *cmd, *flags;
     json_t *out, *az;
 
     PGCMK_UNUSED(rq);
-    PGCMK_UNUSED(err);
-    cmd = pgcmk_xasprintf("az cloud register -n pgcmk --endpoint-resource-manager %s/ "
-                          "--endpoint-active-directory %s --endpoint-active-directory-resource-id "
-                          "%s/ --endpoint-active-directory-graph-resource-id %s/ "
-                          "--endpoint-management %s/ --suffix-keyvault-dns %s",
-                          arm, adfs, arm, arm, arm, suffix);
-    az = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", "pgcmk",
+    if (cfg_text == NULL) {
+        json_decref(cfg);
+        free(suffix);
+        free(adfs);
+        free(arm);
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot render the cloud config");
+    }
+    quoted = emu_shell_quote(cfg_text);
+    cmd = pgcmk_xasprintf("az cloud register -n pgcmk --cloud-config %s", quoted);
+    flags =
+        pgcmk_xasprintf("az cloud register -n pgcmk --endpoint-resource-manager %s/ "
+                        "--endpoint-active-directory %s --endpoint-active-directory-resource-id "
+                        "%s/ --endpoint-active-directory-graph-resource-id %s/ "
+                        "--endpoint-management %s/ --suffix-keyvault-dns %s",
+                        arm, adfs, arm, arm, arm, suffix);
+    /* The endpoint-* and suffix-* fields predate cloudConfig and stay for scripts that read
+     * them; flagsCommand is the former command, which cannot set the Graph endpoint. */
+    az = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "name", "pgcmk",
                    "endpoint-resource-manager", arm, "endpoint-active-directory", adfs,
                    "endpoint-active-directory-resource-id", arm,
                    "endpoint-active-directory-graph-resource-id", arm, "endpoint-management", arm,
-                   "suffix-keyvault-dns", suffix, "command", cmd);
-    out = json_pack("{s:s, s:{s:i, s:o}, s:{s:s, s:s, s:s, s:s}, s:o, s:s, s:s, s:s, s:s,"
+                   "suffix-keyvault-dns", suffix, "cloudConfig", cfg, "command", cmd,
+                   "flagsCommand", flags);
+    out = json_pack("{s:s, s:{s:i, s:o}, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:s, s:s, s:s, s:s,"
                     " s:{s:s, s:s, s:s}, s:s, s:s, s:o}",
                     "name", "pgcmk", "ports", "https", emu_https_port, "http",
                     emu_http_port >= 0 ? json_integer(emu_http_port) : json_null(), "endpoints",
-                    "resourceManager", arm, "activeDirectory", adfs, "metadata",
-                    "/metadata/endpoints?api-version=2022-09-01", "portal", "/portal/", "caFile",
-                    emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir", emu.data_dir,
-                    "tenantId", PGCMK_TENANT_ID, "subscriptionId", PGCMK_SUBSCRIPTION_ID,
-                    "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin", "clientId",
-                    PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET, "objectId",
-                    PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode", emu.auth_mode,
-                    "azCloudRegister", az);
+                    "resourceManager", arm, "activeDirectory", adfs, "microsoftGraph", arm,
+                    "metadata", "/metadata/endpoints?api-version=2022-09-01", "portal", "/portal/",
+                    "caFile", emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir",
+                    emu.data_dir, "tenantId", PGCMK_TENANT_ID, "subscriptionId",
+                    PGCMK_SUBSCRIPTION_ID, "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin",
+                    "clientId", PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET,
+                    "objectId", PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode",
+                    emu.auth_mode, "azCloudRegister", az);
     pgcmk_resp_json(rs, 200, out);
+    free(flags);
     free(cmd);
+    free(quoted);
+    free(cfg_text);
     free(suffix);
     free(adfs);
     free(arm);

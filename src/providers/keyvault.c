@@ -776,6 +776,45 @@ kv_policies(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+/* ---- managed HSMs: none are emulated, so their lists are empty ---------------------------- */
+
+/* The api-versions of Microsoft.KeyVault/managedHSMs; deletedManagedHSMs starts one later. */
+static const char *const mhsm_versions[] = {"2020-04-01-preview",
+                                            "2021-04-01-preview",
+                                            "2021-06-01-preview",
+                                            "2021-10-01",
+                                            "2021-11-01-preview",
+                                            "2022-02-01-preview",
+                                            "2022-07-01",
+                                            "2022-11-01",
+                                            "2023-02-01",
+                                            "2023-07-01",
+                                            NULL};
+
+static int
+mhsm_list_empty(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *type,
+                const char *const *versions, struct pgcmk_err *err)
+{
+    const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
+
+    if (pgcmk_arm_check_sub(sub, err) || pgcmk_arm_check_version(rq, type, versions, err) ||
+        (rg && pgcmk_arm_rg_usable(sub, rg, err)))
+        return -1;
+    return pgcmk_arm_list(rq, rs, json_array(), err);
+}
+
+static int
+mhsm_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return mhsm_list_empty(rq, rs, "Microsoft.KeyVault/managedHSMs", mhsm_versions, err);
+}
+
+static int
+mhsm_deleted_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    return mhsm_list_empty(rq, rs, "Microsoft.KeyVault/deletedManagedHSMs", mhsm_versions + 1, err);
+}
+
 #define KV_SUB "/subscriptions/{sub}/providers/Microsoft.KeyVault"
 static const struct pgcmk_route kv_routes[] = {
     {"PUT",
@@ -790,6 +829,12 @@ static const struct pgcmk_route kv_routes[] = {
      ROUTE_F_APIVER, NULL, dvault_purge},
     {"POST", KV_SUB "/checkNameAvailability", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
      ROUTE_F_JSON | ROUTE_F_APIVER, NULL, kv_check_name},
+    {"GET", KV_SUB "/managedHSMs", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
+     "$top,$skiptoken", mhsm_list},
+    {"GET", "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.KeyVault/managedHSMs",
+     PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken", mhsm_list},
+    {"GET", KV_SUB "/deletedManagedHSMs", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
+     "$top,$skiptoken", mhsm_deleted_list},
 };
 
 void

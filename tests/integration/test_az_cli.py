@@ -129,17 +129,10 @@ def az(daemon, info, tmp_path_factory):
     """az logged in as the admin service principal, on the cloud /emulator/info describes."""
     cli = Az(tmp_path_factory.mktemp("azure-config-admin"), info["caFile"])
     reg = info["azCloudRegister"]
-    argv = shlex.split(reg["command"])
+    argv = shlex.split(reg["command"])  # az cloud register -n pgcmk --cloud-config '{...}'
     assert argv[:3] == ["az", "cloud", "register"] and argv[argv.index("-n") + 1] == reg["name"]
     cli.ok(*argv[1:])
     cli.as_registered = cli.cloud_section(reg["name"])  # what /emulator/info alone gives az
-    if "endpoint_microsoft_graph_resource_id" not in cli.as_registered:
-        # `az keyvault create` (without RBAC) looks the caller up in Graph and needs this
-        # endpoint; `az cloud register` flags cannot set it (test_info_registers_graph_endpoint).
-        meta = daemon.get(info["endpoints"]["metadata"]).json()
-        graph = meta[0]["microsoftGraphResourceId"]
-        cli.ok("cloud", "update", "-n", reg["name"], "--cloud-config",
-               json.dumps({"endpoints": {"microsoftGraphResourceId": graph}}))
     cli.ok("cloud", "set", "-n", reg["name"])
     admin = info["admin"]
     cli.login_output = cli.login(admin["clientId"], admin["clientSecret"], info["tenantId"])
@@ -212,14 +205,18 @@ def test_login_lists_the_emulator_subscription(az, info):
     }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GET /emulator/info: azCloudRegister (fields and `command`) has no microsoftGraphResourceId, "
-    "and `az cloud register` flags cannot set it; `az keyvault create` without "
-    "--enable-rbac-authorization then fails with \"The endpoint 'microsoft_graph_resource_id' "
-    "for this cloud is not set but is used.\" The info needs a --cloud-config JSON that "
-    "includes endpoints.microsoftGraphResourceId."))
-def test_info_registers_graph_endpoint(az):
-    assert az.as_registered.get("endpoint_microsoft_graph_resource_id")
+def test_info_registers_the_whole_cloud(az, info):
+    """The ready command alone sets every endpoint az uses, Microsoft Graph included (which
+    `az keyvault create` without --enable-rbac-authorization needs for its caller look-up)."""
+    reg = az.as_registered
+    cfg = info["azCloudRegister"]["cloudConfig"]
+    base = info["endpoints"]["resourceManager"]
+    assert reg["endpoint_microsoft_graph_resource_id"] == base + "/"
+    assert reg["endpoint_resource_manager"] == base + "/"
+    assert reg["endpoint_active_directory"] == info["endpoints"]["activeDirectory"]
+    assert reg["endpoint_active_directory_resource_id"] == \
+        cfg["endpoints"]["activeDirectoryResourceId"]
+    assert reg["suffix_keyvault_dns"] == "." + info["vaultDnsSuffix"]
 
 
 def test_account_show_and_access_tokens(az, info):
@@ -407,19 +404,16 @@ def test_keyvault_purge_refused_under_purge_protection(az, rg):
     assert "(OperationNotAllowed) Operation 'DeletedVaultPurge' is not allowed." in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`az keyvault list-deleted` without --resource-type lists deleted vaults and then sends "
-    "GET /subscriptions/{s}/providers/Microsoft.KeyVault/deletedManagedHSMs"
-    "?api-version=2022-07-01; "
-    "az expects 200 {\"value\":[]}, pgcmk answers 400 InvalidResourceType (\"The resource type "
-    "'deletedManagedHSMs' could not be found in the namespace 'Microsoft.KeyVault' ...\")"))
 def test_keyvault_list_deleted_default(az, rg):
+    """Without --resource-type az lists deleted vaults, then deletedManagedHSMs (always empty)."""
     name = vname()
     az.ok("keyvault", "create", "-n", name, "-g", rg, "-l", "eastus",
           "--enable-rbac-authorization", "true", "-o", "none")
     az.ok("keyvault", "delete", "-n", name)
     deleted = az.json("keyvault", "list-deleted")
-    assert name in [d["name"] for d in deleted]
+    mine = [d for d in deleted if d["name"] == name]
+    assert len(mine) == 1 and mine[0]["type"] == "Microsoft.KeyVault/deletedVaults", deleted
+    assert az.json("keyvault", "list-deleted", "--resource-type", "hsm") == []
 
 
 # --- generic resources ------------------------------------------------------------------------
@@ -435,14 +429,34 @@ def test_resource_show(az, rg, policy_vault):
     assert "(ResourceNotFound) The Resource 'Microsoft.KeyVault/vaults/nosuchvault1'" in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`az resource list -g RG` sends GET /subscriptions/{s}/resources?$filter=resourceGroup eq 'RG'"
-    "&$expand=createdTime,changedTime,provisioningState&api-version=2021-04-01; az expects 200 "
-    "with the group's resources, pgcmk answers 400 BadRequest \"Invalid $filter 'resourceGroup "
-    "eq 'RG''. Supported: resourceType eq '...' and name eq '...'.\""))
-def test_resource_list_by_group(az, rg, policy_vault):
+def test_resource_list_by_group(az, daemon, rg, policy_vault):
+    """az sends $filter=resourceGroup eq 'RG' and $expand=createdTime,changedTime,
+    provisioningState to /subscriptions/{s}/resources."""
     listed = az.json("resource", "list", "-g", rg)
-    assert policy_vault["id"] in [r["id"] for r in listed]
+    assert listed and all(r["resourceGroup"] == rg for r in listed), listed
+    (vault,) = [r for r in listed if r["id"] == policy_vault["id"]]
+    assert vault["type"] == "Microsoft.KeyVault/vaults" and vault["location"] == "eastus"
+    assert vault["provisioningState"] == "Succeeded"
+    assert vault["createdTime"] and vault["changedTime"] >= vault["createdTime"]
+    # -g is case-insensitive, and another group's resources stay out.
+    upper = az.json("resource", "list", "-g", rg.upper())
+    assert sorted(r["id"] for r in upper) == sorted(r["id"] for r in listed)
+    missing = new_name("nogrp")  # az reads the group first, as against Azure
+    err = az.fails("resource", "list", "-g", missing, rc=3)
+    assert f"(ResourceGroupNotFound) Resource group '{missing}' could not be found." in err
+    empty = new_name("azrg")
+    daemon.put_rg(empty)
+    assert az.json("resource", "list", "-g", empty) == []
+    by_type = az.json("resource", "list", "-g", rg, "--resource-type", "Microsoft.KeyVault/vaults")
+    assert policy_vault["id"] in [r["id"] for r in by_type]
+    assert all(r["type"] == "Microsoft.KeyVault/vaults" for r in by_type)
+
+
+def test_keyvault_list_includes_no_hsms(az, rg, policy_vault):
+    """Without --resource-type `az keyvault list` also lists managedHSMs (none are emulated)."""
+    listed = az.json("keyvault", "list", "-g", rg)
+    assert policy_vault["name"] in [v["name"] for v in listed]
+    assert all(v["type"] == "Microsoft.KeyVault/vaults" for v in listed)
 
 
 # --- Key Vault data plane through az rest (real-clients.md 6.3) ------------------------------

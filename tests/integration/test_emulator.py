@@ -1,6 +1,8 @@
 """/emulator/info, /emulator/health, /emulator/clock (the virtual clock) and standard headers."""
 import datetime
+import json
 import os
+import shlex
 
 import pytest
 
@@ -24,14 +26,30 @@ def test_info_describes_the_emulator(daemon):
     assert isinstance(admin["clientSecret"], str) and admin["clientSecret"]
     assert info["vaultDnsSuffix"] == f"vault.localhost:{daemon.port}"
     az = info["azCloudRegister"]
-    cmd = az["command"]
-    assert cmd.startswith("az cloud register ")
-    assert f"https://localhost:{daemon.port}" in cmd
-    assert f"vault.localhost:{daemon.port}" in cmd
-    # Every setting of the object appears in the command as a flag with the same value.
+    base = f"https://localhost:{daemon.port}"
+    # The ready command registers the cloud from one --cloud-config JSON (az ignores the
+    # endpoint flags next to it, and no flag sets microsoftGraphResourceId).
+    argv = shlex.split(az["command"])
+    assert argv[:5] == ["az", "cloud", "register", "-n", az["name"]]
+    assert argv[5] == "--cloud-config" and len(argv) == 7, argv
+    cfg = json.loads(argv[6])
+    assert cfg == az["cloudConfig"]
+    assert cfg["endpoints"] == {
+        "resourceManager": base + "/", "management": base + "/",
+        "activeDirectory": base + "/adfs", "activeDirectoryResourceId": base + "/",
+        "activeDirectoryGraphResourceId": base + "/", "microsoftGraphResourceId": base + "/",
+        "gallery": base + "/", "sqlManagement": base + "/"}
+    assert cfg["suffixes"] == {"keyvaultDns": f".vault.localhost:{daemon.port}",
+                               "storageEndpoint": "localhost",
+                               "postgresqlServerEndpoint": ".postgres.localhost"}
+    # The older per-flag settings stay, and flagsCommand carries each as a flag.
+    flags = az["flagsCommand"]
+    assert flags.startswith("az cloud register ")
     for k, v in az.items():
-        if k not in ("command", "name"):
-            assert f"--{k} {v}" in cmd, (k, v, cmd)
+        if k.startswith(("endpoint-", "suffix-")):
+            assert f"--{k} {v}" in flags, (k, v, flags)
+    assert az["endpoint-resource-manager"] == base
+    assert az["suffix-keyvault-dns"] == f".vault.localhost:{daemon.port}"
 
 
 def test_info_ca_file_is_the_pem_on_disk(daemon):

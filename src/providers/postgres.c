@@ -425,44 +425,56 @@ pg_barrier_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return 0;
 }
 
+/* The network half of a check: the agent asks the vault. 0 when there is nothing to apply
+ * (no such database, or still provisioning), 1 with o filled. */
 static int
-pg_check_id(const char *id, int revalidate, struct pgcmk_err *err)
+pg_probe(const char *id, int revalidate, struct check_outcome *o, struct pgcmk_agent_result *res,
+         struct pgcmk_err *err)
 {
     struct pg_db d;
-    struct pgcmk_agent_result res;
-    struct check_outcome o;
     int rc;
 
-    memset(&res, 0, sizeof(res));
-    memset(&o, 0, sizeof(o));
+    memset(res, 0, sizeof(*res));
+    memset(o, 0, sizeof(*o));
     rc = pg_db_load(pgcmk_db(), id, &d, err);
     if (rc <= 0)
-        return rc < 0 ? -1 : 0;
+        return rc;
     if (strcmp(d.access, PG_ACCESS_PENDING) == 0) {
         pg_db_release(&d);
         return 0;
     }
     if (!d.key_uri) {
-        o.ok = 1;
+        o->ok = 1;
     } else if (!d.principal_id) {
-        res.lost = 1;
-        res.code = PGCMK_E_PG_IDENTITY_REQUIRED;
-        snprintf(res.message, sizeof(res.message),
+        res->lost = 1;
+        res->code = PGCMK_E_PG_IDENTITY_REQUIRED;
+        snprintf(res->message, sizeof(res->message),
                  "The resource has no managed identity to access the key '%.300s' with.",
                  d.key_uri);
     } else {
         struct pgcmk_agent_key k = {d.key_uri, d.principal_id};
 
-        o.ok = pgcmk_agent_check(d.id, &k, d.wrapped, d.wrapped_len, d.alg, &res) == 0;
+        o->ok = pgcmk_agent_check(d.id, &k, d.wrapped, d.wrapped_len, d.alg, res) == 0;
     }
-    o.id = id;
-    o.lost = res.lost;
-    o.outage = res.outage;
-    o.revalidate = revalidate;
-    o.res = &res;
-    rc = pgcmk_db_tx(pgcmk_db(), check_apply_tx, &o, err);
     pg_db_release(&d);
-    if (rc)
+    o->id = id;
+    o->lost = res->lost;
+    o->outage = res->outage;
+    o->revalidate = revalidate;
+    o->res = res;
+    return 1;
+}
+
+static int
+pg_check_id(const char *id, int revalidate, struct pgcmk_err *err)
+{
+    struct pgcmk_agent_result res;
+    struct check_outcome o;
+    int rc = pg_probe(id, revalidate, &o, &res, err);
+
+    if (rc <= 0)
+        return rc < 0 ? -1 : 0;
+    if (pgcmk_db_tx(pgcmk_db(), check_apply_tx, &o, err))
         return -1;
     if (!o.ok) {
         pgcmk_err_set(err, res.code ? res.code : PGCMK_E_PG_VAULT_UNREACHABLE,
@@ -488,25 +500,15 @@ pending_done(void)
     pthread_mutex_unlock(&pending_mu);
 }
 
-/* pending: id -> 1 queued, 2 running, 3 running and asked again. A database is checked by one
- * worker at a time, and a change seen while its check runs gets a fresh check afterwards, so an
- * older answer never lands after a newer one. */
+static void check_job(void *arg);
+
+/* After a check's outcome is stored: run it again if a change came in meanwhile, else done. */
 static void
-check_job(void *arg)
+check_finish(char *id)
 {
-    char *id = arg;
-    struct pgcmk_err err;
     json_t *st;
     int again;
 
-    pthread_mutex_lock(&pending_mu);
-    json_object_set_new(pending, id, json_integer(2));
-    pthread_mutex_unlock(&pending_mu);
-    /* This check may have been queued by a change whose transaction has not committed yet:
-     * wait for the writer, so the vault answers from the new state. */
-    if (pgcmk_db_tx(pgcmk_db(), pg_barrier_tx, NULL, &err) == 0 && pg_check_id(id, 0, &err) &&
-        err.code != PGCMK_E_OK)
-        LOG_DEBUG("key check %s: %s", id, err.message);
     pthread_mutex_lock(&pending_mu);
     st = json_object_get(pending, id);
     again = st && json_integer_value(st) == 3;
@@ -521,6 +523,86 @@ check_job(void *arg)
     }
     free(id);
     pending_done();
+}
+
+/* Outcomes wait here and are stored many to a transaction (group commit): when a revocation
+ * flips a thousand databases, the writer commits a few times, not a thousand. */
+struct applied {
+    char *id;
+    struct check_outcome o;
+    struct pgcmk_agent_result res;
+    int have; /* 0: nothing to store, only finish */
+    struct applied *next;
+};
+
+static pthread_mutex_t apply_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct applied *apply_head, **apply_tail = &apply_head;
+static int applying;
+
+static int
+apply_batch_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    for (struct applied *a = ctx; a; a = a->next) {
+        struct pgcmk_err one;
+
+        if (a->have && check_apply_tx(db, &a->o, &one))
+            LOG_WARN("key check %s: could not store the result: %s", a->id, one.message);
+    }
+    (void)err;
+    return 0;
+}
+
+static void
+apply_enqueue(struct applied *a)
+{
+    pthread_mutex_lock(&apply_mu);
+    *apply_tail = a;
+    apply_tail = &a->next;
+    if (applying) {
+        pthread_mutex_unlock(&apply_mu);
+        return;
+    }
+    applying = 1;
+    while (apply_head) {
+        struct applied *batch = apply_head, *next;
+        struct pgcmk_err err;
+
+        apply_head = NULL;
+        apply_tail = &apply_head;
+        pthread_mutex_unlock(&apply_mu);
+        if (pgcmk_db_tx(pgcmk_db(), apply_batch_tx, batch, &err))
+            LOG_WARN("key checks: could not store results: %s", err.message);
+        for (; batch; batch = next) {
+            next = batch->next;
+            check_finish(batch->id);
+            free(batch);
+        }
+        pthread_mutex_lock(&apply_mu);
+    }
+    applying = 0;
+    pthread_mutex_unlock(&apply_mu);
+}
+
+/* pending: id -> 1 queued, 2 running, 3 running and asked again. A database is checked by one
+ * worker at a time, and a change seen while its check runs gets a fresh check afterwards, so an
+ * older answer never lands after a newer one. */
+static void
+check_job(void *arg)
+{
+    char *id = arg;
+    struct applied *a = pgcmk_xcalloc(1, sizeof(*a));
+    struct pgcmk_err err;
+
+    pthread_mutex_lock(&pending_mu);
+    json_object_set_new(pending, id, json_integer(2));
+    pthread_mutex_unlock(&pending_mu);
+    a->id = id;
+    /* This check may have been queued by a change whose transaction has not committed yet:
+     * wait for the writer, so the vault answers from the new state. */
+    if (pgcmk_db_tx(pgcmk_db(), pg_barrier_tx, NULL, &err) == 0)
+        a->have = pg_probe(id, 0, &a->o, &a->res, &err) > 0;
+    a->o.res = &a->res;
+    apply_enqueue(a);
 }
 
 void

@@ -270,7 +270,17 @@ vault_recover(struct pgcmk_arm_ctx *ctx, struct pgcmk_db *db, struct pgcmk_err *
     json_object_set(old, "systemData", json_object_get(ctx->body, "systemData"));
     json_object_update(ctx->body, old);
     json_decref(old);
-    return dvault_delete_row(db, ctx->id.names[0], err);
+    if (dvault_delete_row(db, ctx->id.names[0], err))
+        return -1;
+    {
+        /* Databases that lost this vault check their keys again (after the commit). */
+        char vault[64];
+        struct pgcmk_event ev = {PGCMK_EV_VAULT_RECOVERED, vault, NULL, NULL, NULL, ctx->id_text};
+
+        pgcmk_lower(vault, sizeof(vault), ctx->id.names[0]);
+        pgcmk_events_publish(&ev);
+    }
+    return 0;
 }
 
 static int

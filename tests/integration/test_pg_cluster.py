@@ -5,9 +5,10 @@ import sqlite3
 
 import pytest
 
-from conftest import SUB, assert_arm_error, new_name, parse_time
+from conftest import SUB, TENANT, assert_arm_error, new_name, parse_time
 from pgtools import (CL_AV, CMK_PERMS, Vault, cluster_body, cluster_id, cmk_setup, create_cluster,
-                     data_url, explain, get_cluster, make_identity, policy, settle, wait_lro)
+                     data_url, explain, get_cluster, make_identity, policy, settle, vault_id,
+                     wait_lro)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_private_preview_shape_with_lowercase_dataencryption(daemon, cmk):
 
 
 def revocations():
-    return ["remove_policy", "disable_key", "expire_on_clock", "delete_key", "delete_identity"]
+    return ["remove_policy", "disable_key", "expire_on_clock", "delete_key", "delete_identity",
+            "delete_vault", "purge_key"]
 
 
 @pytest.mark.parametrize("how", revocations())
@@ -172,6 +174,13 @@ def test_revocation_makes_the_cluster_inaccessible_and_recovery_brings_it_back(s
         assert v.dp("DELETE", "/keys/cmk").status_code == 200
     elif how == "delete_identity":
         assert d.delete(f"{mi}?api-version=2023-01-31").status_code == 200
+    elif how == "delete_vault":
+        assert d.delete(f"{vault_id(rg, v.name)}?api-version=2023-07-01").status_code == 200
+    elif how == "purge_key":
+        assert v.dp("DELETE", "/keys/cmk").status_code == 200
+        # purge protection: the key can only go when its retention ends, on the clock
+        assert v.dp("DELETE", "/deletedkeys/cmk").status_code == 403
+        d.clock(advance="P91D")
     settle(d)
     c = get_cluster(d, rg, name)
     assert c["properties"]["state"] == "Inaccessible", (explain(d, cluster_id(rg, name)), d.stderr_text()[-3000:])
@@ -185,8 +194,8 @@ def test_revocation_makes_the_cluster_inaccessible_and_recovery_brings_it_back(s
     if h.status_code == 200:
         assert h.json()["properties"]["availabilityState"] == "Unavailable"
         assert h.json()["properties"]["title"] == "Inaccessible"
-    if how == "delete_identity":
-        return  # a deleted identity does not come back: its principal is gone
+    if how in ("delete_identity", "purge_key"):
+        return  # a deleted identity or a purged key does not come back
     if how == "remove_policy":
         v.policy("add", oid)
     elif how == "disable_key":
@@ -195,6 +204,11 @@ def test_revocation_makes_the_cluster_inaccessible_and_recovery_brings_it_back(s
         v.set_key(kid, exp=int(now.timestamp()) + 86400 * 365)
     elif how == "delete_key":
         assert v.dp("POST", "/deletedkeys/cmk/recover").status_code == 200
+    elif how == "delete_vault":
+        r = d.put(f"{vault_id(rg, v.name)}?api-version=2023-07-01", json={
+            "location": "eastus", "properties": {"tenantId": TENANT, "createMode": "recover",
+                                                 "sku": {"family": "A", "name": "standard"}}})
+        assert r.status_code in (200, 201), r.text
     settle(d)
     assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
     r = d.get(data_url(rid, "a"))

@@ -6,13 +6,19 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md"]
+WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md", "docs/postgres-cmk.md"]
 EXPECT = {
     "docs/walkthrough-arm-basics.md": ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
                                        "MissingApiVersionParameter", "InvalidApiVersionParameter",
                                        "line", "LocationRequired", "MethodNotAllowed",
                                        "InvalidSubscriptionId"],
     "docs/keyvault.md": ["eyJ", ".vault.localhost:", "/keys/cmk/", "c2VjcmV0LWRlaw"],
+    "docs/postgres-cmk.md": ["create: Succeeded", '"state":"Ready"', "state: Inaccessible",
+                             '"accessible":false', "08006", '"availabilityState":"Unavailable"',
+                             "state: Ready", '{"item":"widget","qty":3}',
+                             "DataEncryptionUpdateNotSupported", "restore: Succeeded",
+                             '["order-1"]', "replica: Succeeded", "cmk-replica replica",
+                             "Access to the customer-managed key was"],
 }
 
 

@@ -416,3 +416,34 @@ def test_explain_and_lineage_errors(daemon):
     assert_arm_error(r, 400, "AzureKeyVaultKeyUriInvalid")
     r = daemon.get(data_url(cluster_id("nope", "nope"), "a"))
     assert_arm_error(r, 404, "ResourceNotFound")
+
+
+def test_private_preview_pitr_and_ha_standbys_inherit_the_key(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid, enableHa=True, nodeCount=2))
+    r = d.get(f"{cluster_id(rg, name)}/servers?api-version={CL_AV}")
+    assert {s["properties"]["haState"] for s in r.json()["value"]} == {"Healthy"}
+    assert d.put(data_url(cluster_id(rg, name), "a"), json={"value": 1}).status_code == 200
+    t = d.get("/emulator/clock").json()["now"]
+    rest = new_name("cl")
+    body = {"location": "eastus",
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {mi: {}}},
+            "properties": {"createMode": "PointInTimeRestore", "sourceServerGroupName": name,
+                           "pointInTimeUTC": t, "sourceLocation": "eastus",
+                           "sourceSubscriptionId": SUB, "sourceResourceGroupName": rg,
+                           "enableMx": False, "enableZfs": False,
+                           "dataencryption": {"primaryKeyUri": kid,
+                                              "primaryUserAssignedIdentityId": mi,
+                                              "type": "AzureKeyVault"}}}
+    create_cluster(d, rg, rest, body, av="2020-10-05-privatepreview")
+    p = get_cluster(d, rg, rest)["properties"]
+    assert p["sourceResourceId"].lower() == cluster_id(rg, name).lower()
+    assert p["dataEncryption"]["primaryKeyUri"] == kid
+    assert d.get(data_url(cluster_id(rg, rest), "a")).json()["value"] == 1
+    # standbys and restores go down with the key too
+    v.policy("remove", oid)
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Inaccessible"
+    assert get_cluster(d, rg, rest)["properties"]["state"] == "Inaccessible"

@@ -4,7 +4,8 @@
 # when something does not work: pgcmkd does not start, keep-alive is off, a request gets a non-2xx
 # answer or wrk sees socket errors. A missed target only prints MISSED.
 # Environment: BENCH_SECONDS (wrk run length, default 5), BENCH_PORT (fixed port of the start-up
-# test, default 18443), BENCH_KV=0 skips the Key Vault rows, BENCH_KEEP=1 keeps the work directory.
+# test, default 18443), BENCH_KV=0 skips the Key Vault rows, BENCH_KEEP=1 keeps the work directory,
+# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv) runs only those sections.
 # Needs wrk, curl, jq and openssl (scripts/deps.sh bench); installs nothing.
 set -euo pipefail
 B=${1:-build}
@@ -41,6 +42,7 @@ summary=()
 row() { # name median target verdict runs [notes]
   summary+=("$(printf '%-42s %8s %9s  %-7s %-24s %s' "$@")")
 }
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; } # run section $1?
 section() { printf '\n== %s  (loadavg %s)\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
@@ -176,109 +178,120 @@ echo "pgcmkd: $bin ($(git -C "$here" describe --always --dirty 2>/dev/null || ec
 #    then makes one HTTPS GET /emulator/health. First start = empty data dir (makes the CA, the
 #    server key, the token-signing RSA key, the master key and the schema); second start = the
 #    same dir again.
-section "start-up (exec -> accepting, exec -> first HTTPS 200)"
-fc=() ff=() sc=() sf=()
-for i in 1 2 3; do
-  quiet_wait
-  out=$("$bdir/bench/startlat" "$bin" "$work/s$i" "$sport" 1) || die "start-up (first start) failed"
-  fc+=("${out% *}") ff+=("${out#* }")
-  quiet_wait
-  out=$("$bdir/bench/startlat" "$bin" "$work/s$i" "$sport" 1) || die "start-up (second start) failed"
-  sc+=("${out% *}") sf+=("${out#* }")
-  echo "  run $i: first start ${fc[-1]} / ${ff[-1]} ms; second start ${sc[-1]} / ${sf[-1]} ms (accepting / first 200)"
-done
-m=$(median "${sc[@]}")
-row "start: exec -> accepting (ms)" "$m" "<= 50" "$(verdict "$m" 50 lower)" "${sc[*]}" "data dir with its CA"
-m=$(median "${sf[@]}")
-row "start: exec -> first HTTPS 200 (ms)" "$m" "<= 50" "$(verdict "$m" 50 lower)" "${sf[*]}" "data dir with its CA"
-row "first start: exec -> accepting (ms)" "$(median "${fc[@]}")" "" "info" "${fc[*]}" "empty dir: makes CA, keys, schema"
-row "first start: exec -> first 200 (ms)" "$(median "${ff[@]}")" "" "info" "${ff[*]}" "empty dir: makes CA, keys, schema"
+if want start; then
+  section "start-up (exec -> accepting, exec -> first HTTPS 200)"
+  fc=() ff=() sc=() sf=()
+  for i in 1 2 3; do
+    quiet_wait
+    out=$("$bdir/bench/startlat" "$bin" "$work/s$i" "$sport" 1) || die "start-up (first start) failed"
+    fc+=("${out% *}") ff+=("${out#* }")
+    quiet_wait
+    out=$("$bdir/bench/startlat" "$bin" "$work/s$i" "$sport" 1) || die "start-up (second start) failed"
+    sc+=("${out% *}") sf+=("${out#* }")
+    echo "  run $i: first start ${fc[-1]} / ${ff[-1]} ms; second start ${sc[-1]} / ${sf[-1]} ms (accepting / first 200)"
+  done
+  m=$(median "${sc[@]}")
+  row "start: exec -> accepting (ms)" "$m" "<= 50" "$(verdict "$m" 50 lower)" "${sc[*]}" "data dir with its CA"
+  m=$(median "${sf[@]}")
+  row "start: exec -> first HTTPS 200 (ms)" "$m" "<= 50" "$(verdict "$m" 50 lower)" "${sf[*]}" "data dir with its CA"
+  row "first start: exec -> accepting (ms)" "$(median "${fc[@]}")" "" "info" "${fc[*]}" "empty dir: makes CA, keys, schema"
+  row "first start: exec -> first 200 (ms)" "$(median "${ff[@]}")" "" "info" "${ff[*]}" "empty dir: makes CA, keys, schema"
+fi
 
 # 2. Idle RSS: VmRSS 1 s after start (data dirs of step 1, so the CA exists).
-section "idle RSS"
-rss=()
-for i in 1 2 3; do
-  start "$work/s$i"
-  sleep 1
-  rss+=("$(rss_kb "$pid")")
-  echo "  run $i: VmRSS ${rss[-1]} kB ($(mib "${rss[-1]}") MiB), threads $(awk '/^Threads/{print $2}' "/proc/$pid/status")"
-  stop
-done
-m=$(median "${rss[@]}")
-row "idle RSS 1 s after start (MB)" "$(mb "$m")" "<= 15" "$(verdict "$m" 14648 lower)" "${rss[*]} kB" \
-  "MB = 10^6 bytes (15 MB = 14648 kB); $(mib "$m") MiB"
+if want rss; then
+  section "idle RSS"
+  rss=()
+  for i in 1 2 3; do
+    [ -s "$work/s$i/ca.pem" ] || { start "$work/s$i"; stop; } # without section 1: make the CA first
+    start "$work/s$i"
+    sleep 1
+    rss+=("$(rss_kb "$pid")")
+    echo "  run $i: VmRSS ${rss[-1]} kB ($(mib "${rss[-1]}") MiB), threads $(awk '/^Threads/{print $2}' "/proc/$pid/status")"
+    stop
+  done
+  m=$(median "${rss[@]}")
+  row "idle RSS 1 s after start (MB)" "$(mb "$m")" "<= 15" "$(verdict "$m" 14648 lower)" "${rss[*]} kB" \
+    "MB = 10^6 bytes (15 MB = 14648 kB); $(mib "$m") MiB"
+fi
 
 # 3. ARM GET of one resource group, HTTPS keep-alive, wrk -t2 -c16.
-section "ARM GET resource group (keep-alive)"
-start "$work/arm"
-U="https://127.0.0.1:$P/subscriptions/$SUB/resourcegroups/bench-get?$API"
-CURL=(curl -sS --cacert "$work/arm/ca.pem")
-code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
-  -d '{"location":"eastus"}' "$U")
-[ "$code" = 201 ] || [ "$code" = 200 ] || die "PUT of the GET target answered $code"
-# Keep-alive must hold (else every request pays a TLS handshake and wrk -c16 collapses to a few
-# hundred req/s): two GETs, then two PUTs, one connection each; and no "Connection: close".
-"${CURL[@]}" -v -o /dev/null "$U" -o /dev/null "$U" 2>&1 | grep -q "Re-using existing connection" ||
-  die "keep-alive is off for GET (curl did not re-use its connection)"
-"${CURL[@]}" -v -X PUT -H 'Content-Type: application/json' -d '{"location":"eastus"}' \
-  -o /dev/null "${U/bench-get/bench-ka1}" -o /dev/null "${U/bench-get/bench-ka2}" 2>&1 |
-  grep -q "Re-using existing connection" || die "keep-alive is off for PUT (curl did not re-use its connection)"
-! "${CURL[@]}" -D - -o /dev/null "$U" | grep -qi '^connection: *close' || die "GET answers Connection: close"
-echo "  keep-alive: on (curl re-used one connection for 2 GETs and for 2 PUTs; no Connection: close)"
-wrk_series get "$pid" "$U"
-wrk_row "ARM GET resource group (req/s)" 10000
-sleep 1
-rss_get=$(rss_kb "$pid")
+if want arm; then
+  section "ARM GET resource group (keep-alive)"
+  start "$work/arm"
+  U="https://127.0.0.1:$P/subscriptions/$SUB/resourcegroups/bench-get?$API"
+  CURL=(curl -sS --cacert "$work/arm/ca.pem")
+  code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+    -d '{"location":"eastus"}' "$U")
+  [ "$code" = 201 ] || [ "$code" = 200 ] || die "PUT of the GET target answered $code"
+  # Keep-alive must hold (else every request pays a TLS handshake and wrk -c16 collapses to a few
+  # hundred req/s): two GETs, then two PUTs, one connection each; and no "Connection: close".
+  "${CURL[@]}" -v -o /dev/null "$U" -o /dev/null "$U" 2>&1 | grep -q "Re-using existing connection" ||
+    die "keep-alive is off for GET (curl did not re-use its connection)"
+  "${CURL[@]}" -v -X PUT -H 'Content-Type: application/json' -d '{"location":"eastus"}' \
+    -o /dev/null "${U/bench-get/bench-ka1}" -o /dev/null "${U/bench-get/bench-ka2}" 2>&1 |
+    grep -q "Re-using existing connection" || die "keep-alive is off for PUT (curl did not re-use its connection)"
+  ! "${CURL[@]}" -D - -o /dev/null "$U" | grep -qi '^connection: *close' || die "GET answers Connection: close"
+  echo "  keep-alive: on (curl re-used one connection for 2 GETs and for 2 PUTs; no Connection: close)"
+  wrk_series get "$pid" "$U"
+  wrk_row "ARM GET resource group (req/s)" 10000
+  sleep 1
+  rss_get=$(rss_kb "$pid")
 
-# 4. Durable PUTs of distinct resource groups (put.lua), sync=normal (default), then sync=full.
-section "durable PUT resource group, --sync normal"
-wrk_series putn "$pid" -s "$here/put.lua" "https://127.0.0.1:$P"
-wrk_row "durable PUT, --sync normal (req/s)" 1500
-# Groups of both wrk threads read back (wrk spends thread 0's first request() on a syntax check, so
-# its names start at counter 2).
-for n in bench-putn-2-0-2 bench-putn-2-1-1; do
-  code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$P/subscriptions/$SUB/resourcegroups/$n?$API")
-  [ "$code" = 200 ] || { echo "bench: FAIL: group $n PUT by wrk does not read back (HTTP $code)" >&2; fail=1; }
-done
-sleep 1
-rss_put=$(rss_kb "$pid")
-stop
-section "durable PUT resource group, --sync full"
-start "$work/armfull" --sync full
-wrk_series putf "$pid" -s "$here/put.lua" "https://127.0.0.1:$P"
-wrk_row "durable PUT, --sync full (req/s)" 1500
-sleep 1
-rss_full=$(rss_kb "$pid")
-stop
-echo "  RSS 1 s after: 3 GET runs $rss_get kB, then 3 PUT runs $rss_put kB; --sync full daemon after 3 PUT runs $rss_full kB"
-m=$(median "$rss_get" "$rss_put" "$rss_full")
-row "RSS after the throughput runs (MB)" "$(mb "$m")" "" "info" "$rss_get $rss_put $rss_full kB" \
-  "after GET; after GET+PUT; sync=full daemon after PUT"
+  # 4. Durable PUTs of distinct resource groups (put.lua), sync=normal (default), then sync=full.
+  section "durable PUT resource group, --sync normal"
+  wrk_series putn "$pid" -s "$here/put.lua" "https://127.0.0.1:$P"
+  wrk_row "durable PUT, --sync normal (req/s)" 1500
+  # Groups of both wrk threads read back (wrk spends thread 0's first request() on a syntax check, so
+  # its names start at counter 2).
+  for n in bench-putn-2-0-2 bench-putn-2-1-1; do
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$P/subscriptions/$SUB/resourcegroups/$n?$API")
+    [ "$code" = 200 ] || { echo "bench: FAIL: group $n PUT by wrk does not read back (HTTP $code)" >&2; fail=1; }
+  done
+  sleep 1
+  rss_put=$(rss_kb "$pid")
+  stop
+  section "durable PUT resource group, --sync full"
+  start "$work/armfull" --sync full
+  wrk_series putf "$pid" -s "$here/put.lua" "https://127.0.0.1:$P"
+  wrk_row "durable PUT, --sync full (req/s)" 1500
+  sleep 1
+  rss_full=$(rss_kb "$pid")
+  stop
+  echo "  RSS 1 s after: 3 GET runs $rss_get kB, then 3 PUT runs $rss_put kB; --sync full daemon after 3 PUT runs $rss_full kB"
+  m=$(median "$rss_get" "$rss_put" "$rss_full")
+  row "RSS after the throughput runs (MB)" "$(mb "$m")" "" "info" "$rss_get $rss_put $rss_full kB" \
+    "after GET; after GET+PUT; sync=full daemon after PUT"
+fi
 
 # 5. Ceilings measured in the same run: a do-nothing MHD+GnuTLS server (floor.c, pgcmkd's own cert
 #    and MHD flags) and the disk's serialised small-commit rate (fsyncfloor.c).
-section "ceilings on this machine, same run"
-"$bdir/bench/floor" "$work/arm/server.pem" "$work/arm/server-key.pem" "$work/floor.port" 2>/dev/null &
-fpid=$!
-for _ in $(seq 100); do [ -s "$work/floor.port" ] && break; sleep 0.05; done
-[ -s "$work/floor.port" ] || die "floor server did not start"
-wrk_series floor "$fpid" "https://127.0.0.1:$(cat "$work/floor.port")/"
-row "ceiling: do-nothing MHD TLS GET (req/s)" "$(median "${R_RPS[@]}")" "" "info" "${R_RPS[*]}" "$(wrk_notes)"
-kill "$fpid"
-wait "$fpid" 2>/dev/null || true
-fpid=
-fs=()
-for i in 1 2 3; do
-  quiet_wait
-  out=$("$bdir/bench/fsyncfloor" "$work" 1000) || die "fsyncfloor failed"
-  fs+=("${out%% *}")
-  echo "  fsync   run $i: ${out%% *} commits/s (8 KiB pwrite + fdatasync), median $(cut -d' ' -f2 <<<"$out") us, p99 $(cut -d' ' -f3 <<<"$out") us"
-done
-row "ceiling: serialised fdatasync (commits/s)" "$(median "${fs[@]}")" "" "info" "${fs[*]}" \
-  "bounds --sync full without group commit"
+if want floor; then
+  # the floor serves the ARM daemon's certificate
+  [ -s "$work/arm/server.pem" ] || { start "$work/arm"; stop; }
+  section "ceilings on this machine, same run"
+  "$bdir/bench/floor" "$work/arm/server.pem" "$work/arm/server-key.pem" "$work/floor.port" 2>/dev/null &
+  fpid=$!
+  for _ in $(seq 100); do [ -s "$work/floor.port" ] && break; sleep 0.05; done
+  [ -s "$work/floor.port" ] || die "floor server did not start"
+  wrk_series floor "$fpid" "https://127.0.0.1:$(cat "$work/floor.port")/"
+  row "ceiling: do-nothing MHD TLS GET (req/s)" "$(median "${R_RPS[@]}")" "" "info" "${R_RPS[*]}" "$(wrk_notes)"
+  kill "$fpid"
+  wait "$fpid" 2>/dev/null || true
+  fpid=
+  fs=()
+  for i in 1 2 3; do
+    quiet_wait
+    out=$("$bdir/bench/fsyncfloor" "$work" 1000) || die "fsyncfloor failed"
+    fs+=("${out%% *}")
+    echo "  fsync   run $i: ${out%% *} commits/s (8 KiB pwrite + fdatasync), median $(cut -d' ' -f2 <<<"$out") us, p99 $(cut -d' ' -f3 <<<"$out") us"
+  done
+  row "ceiling: serialised fdatasync (commits/s)" "$(median "${fs[@]}")" "" "info" "${fs[*]}" \
+    "bounds --sync full without group commit"
+fi
 
 # 6. Key Vault data plane (token, wrapKey, unwrapKey; RSA-2048, RSA-OAEP-256).
-if [ "${BENCH_KV:-1}" != 0 ]; then
+if [ "${BENCH_KV:-1}" != 0 ] && want kv; then
   section "Key Vault: token, wrapKey, unwrapKey"
   start "$work/kv"
   C=(curl -sS --cacert "$work/kv/ca.pem" -H 'Content-Type: application/json')

@@ -1,6 +1,17 @@
-/* server.c - libmicrohttpd listeners: HTTPS (GnuTLS inside MHD) and optional plain HTTP, one
- * daemon per address, a thread pool each. Responses are queued on the last handler call, never
- * the first (queuing early makes MHD answer Connection: close, see DESIGN.md 9). */
+/* server.c - libmicrohttpd listeners: HTTPS (GnuTLS inside MHD) and optional plain HTTP.
+ * Responses are queued on the last handler call, never the first (queuing early makes MHD answer
+ * Connection: close, see DESIGN.md 9).
+ *
+ * Each listen address gets cfg->threads single-threaded MHD daemons, each with its own listening
+ * socket on the same address and port (SO_REUSEPORT), so the kernel spreads new connections over
+ * the threads. With one daemon and MHD's thread pool, every pool thread has the listen socket in
+ * its epoll set and the first one awake accepts a whole burst (up to 10 in a row): keep-alive
+ * connections then stay on one thread and CPU-bound requests (unwrapKey) get one core.
+ * Thread-per-connection is no option: each thread would open its own SQLite connection (store.c
+ * keeps one per thread and closes them only at pgcmk_store_close).
+ * Before the shared sockets bind, a plain socket (SO_REUSEADDR, no SO_REUSEPORT) binds the address
+ * and port alone and closes: it fails when anything listens there already, so a second pgcmkd on
+ * the same port fails as before instead of sharing the connections. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -19,8 +30,6 @@
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 
-#define SERVER_MAX_DAEMONS 8
-
 /* What each listener's access handler gets as its closure. */
 struct server_listener {
     struct pgcmk_server *srv;
@@ -29,9 +38,9 @@ struct server_listener {
 };
 
 struct pgcmk_server {
-    struct MHD_Daemon *d[SERVER_MAX_DAEMONS];
-    struct server_listener ls[SERVER_MAX_DAEMONS];
-    int n;
+    struct MHD_Daemon **d;
+    struct server_listener *ls; /* one per daemon; never moves (each daemon's closure) */
+    int n, cap;
     int port, http_port;
     const struct pgcmk_cfg *cfg;
 };
@@ -300,6 +309,67 @@ server_unescape(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(w - s);
 }
 
+/* addr ("127.0.0.1", "::1") and port as a sockaddr. */
+static int
+server_addr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *sl,
+            struct pgcmk_err *err)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr);
+        *sl = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr);
+        *sl = sizeof(*s4);
+    }
+    return 0;
+}
+
+/* Binds addr:port alone (SO_REUSEADDR like MHD, no SO_REUSEPORT), then lets it go: fails when
+ * another socket listens there, even one with SO_REUSEPORT. Port 0 picks a free port. */
+static int
+server_probe(const char *addr, int port, int *bound, struct pgcmk_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, on = 1, rc;
+
+    if (server_addr(addr, port, &ss, &sl, err))
+        return -1;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s", addr,
+                             port, strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    rc = bind(fd, (struct sockaddr *)&ss, sl);
+    if (rc == 0) {
+        sl = sizeof(ss);
+        rc = getsockname(fd, (struct sockaddr *)&ss, &sl);
+    }
+    if (rc != 0) {
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s", addr, port,
+                      strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    close(fd);
+    return 0;
+}
+
 static struct MHD_Daemon *
 server_listen(struct pgcmk_server *srv, struct server_listener *ls, const char *addr, int port,
               int tls, const char *cert, const char *key, int *bound, struct pgcmk_err *err)
@@ -310,38 +380,20 @@ server_listen(struct pgcmk_server *srv, struct server_listener *ls, const char *
     struct MHD_Daemon *d;
     const union MHD_DaemonInfo *di;
 
-    memset(&ss, 0, sizeof(ss));
-    if (strchr(addr, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
-            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr),
-                   NULL;
+    if (server_addr(addr, port, &ss, &sl, err))
+        return NULL;
+    if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-        sl = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
-            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "bad listen address '%s'", addr),
-                   NULL;
-        sl = sizeof(*s4);
-    }
-    (void)sl;
     if (tls)
         flags |= MHD_USE_TLS;
-    d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, server_access, ls, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED,
-        server_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, srv,
-        MHD_OPTION_HTTPS_MEM_CERT, tls ? cert : NULL, MHD_OPTION_HTTPS_MEM_KEY, tls ? key : NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL, MHD_OPTION_END);
+    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, server_access, ls, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout_s,
+                         MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)65536, MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv,
+                         MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, srv, MHD_OPTION_HTTPS_MEM_CERT,
+                         tls ? cert : NULL, MHD_OPTION_HTTPS_MEM_KEY, tls ? key : NULL,
+                         MHD_OPTION_UNESCAPE_CALLBACK, server_unescape, NULL, MHD_OPTION_END);
     if (d == NULL)
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot listen on %s port %d: %s", addr,
                              port, strerror(errno)),
@@ -357,26 +409,44 @@ server_bind_once(struct pgcmk_server *srv, int port, int tls, const char *cert, 
                  int *out_port, int *retry, struct pgcmk_err *err)
 {
     char list[256], *save = NULL;
-    int got = 0;
+    int got = 0, nthreads = srv->cfg->threads > 0 ? srv->cfg->threads : 1;
 
     snprintf(list, sizeof(list), "%s", srv->cfg->listen);
     for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
         struct pgcmk_err e2;
-        int bound = 0;
-        struct MHD_Daemon *d;
+        int bound = 0, first = srv->n, ok, probed;
 
         while (*a == ' ')
             a++;
-        if (srv->n == SERVER_MAX_DAEMONS)
+        if (srv->n + nthreads > srv->cap)
             break;
-        srv->ls[srv->n] = (struct server_listener){srv, tls, got ? *out_port : port};
-        d = server_listen(srv, &srv->ls[srv->n], a, got ? *out_port : port, tls, cert, key, &bound,
-                          &e2);
-        if (d == NULL) {
+        ok = server_probe(a, got ? *out_port : port, &bound, &e2) == 0;
+        probed = ok;
+        for (int t = 0; ok && t < nthreads; t++) {
+            struct MHD_Daemon *d;
+            int b2 = 0;
+
+            srv->ls[srv->n] = (struct server_listener){srv, tls, bound};
+            d = server_listen(srv, &srv->ls[srv->n], a, bound, tls, cert, key, &b2, &e2);
+            if (d == NULL) {
+                ok = 0;
+                break;
+            }
+            srv->d[srv->n++] = d;
+            if (b2 != bound) {
+                pgcmk_err_set(&e2, PGCMK_E_INTERNAL, NULL, "%s: asked for port %d, got %d", a,
+                              bound, b2);
+                ok = 0;
+            }
+        }
+        if (!ok) {
+            while (srv->n > first)
+                MHD_stop_daemon(srv->d[--srv->n]);
             /* With port 0 the port is chosen on the first address; when another process holds
              * it on this one, start over with a new port (a client resolving *.localhost to ::1
-             * would otherwise reach that other process). */
-            if (port == 0 && got) {
+             * would otherwise reach that other process). The port may also be taken between the
+             * probe and the daemons' binds. */
+            if (port == 0 && (got || probed)) {
                 *retry = 1;
                 return -1;
             }
@@ -388,9 +458,6 @@ server_bind_once(struct pgcmk_server *srv, int port, int tls, const char *cert, 
             *err = e2;
             return -1;
         }
-        srv->d[srv->n] = d;
-        srv->ls[srv->n].port = bound; /* before any request: the port file is not written yet */
-        srv->n++;
         if (!got)
             *out_port = bound;
         got = 1;
@@ -426,9 +493,16 @@ pgcmk_server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char
 
     srv->cfg = cfg;
     srv->http_port = -1;
+    /* cfg->threads daemons per address, for HTTPS and plain HTTP */
+    srv->cap = 1;
+    for (const char *p = cfg->listen; *p; p++)
+        srv->cap += *p == ',';
+    srv->cap *= (cfg->threads > 0 ? cfg->threads : 1) * (cfg->http_port >= 0 ? 2 : 1);
+    srv->d = pgcmk_xcalloc((size_t)srv->cap, sizeof(*srv->d));
+    srv->ls = pgcmk_xcalloc((size_t)srv->cap, sizeof(*srv->ls));
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "libmicrohttpd was built without TLS");
-        free(srv);
+        pgcmk_server_stop(srv, 0);
         return NULL;
     }
     if (server_bind_all(srv, cfg->port, 1, cert_pem, key_pem, &srv->port, err) ||
@@ -472,5 +546,7 @@ pgcmk_server_stop(struct pgcmk_server *srv, int grace_ms)
     }
     for (int i = 0; i < srv->n; i++)
         MHD_stop_daemon(srv->d[i]);
+    free(srv->d);
+    free(srv->ls);
     free(srv);
 }

@@ -158,7 +158,9 @@ main(int argc, char **argv)
     pgcmk_emulator_set_ports(info.https_port, info.http_port);
     pgcmk_auth_set_port(info.https_port);
     pgcmk_set_public_port(info.https_port);
-    if (pgcmk_agent_init(info.https_port, tls.ca_path)) {
+    /* The agent verifies the daemon like any client: against our CA, or with --tls-cert, against
+     * that file (append your CA chain to it when the certificate is not self-signed). */
+    if (pgcmk_agent_init(info.https_port, tls.ca_path ? tls.ca_path : cfg.tls_cert)) {
         fprintf(stderr, "pgcmkd: the encryption agent cannot start\n");
         goto out_server;
     }

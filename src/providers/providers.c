@@ -9,6 +9,7 @@ pgcmk_providers_init(void)
     pgcmk_identity_register();
     pgcmk_keyvault_register();
     pgcmk_pg_cluster_register();
+    pgcmk_pg_server_register();
 }
 
 void

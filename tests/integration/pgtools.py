@@ -167,3 +167,57 @@ def explain(d, rid):
 
 def data_url(rid, key=None):
     return f"/emulator/data{rid}/rows" + (f"/{key}" if key else "")
+
+
+# --- single servers (Microsoft.DBforPostgreSQL/servers) and server keys -------------------------
+
+def server_body(mode="Default", identity=True, **props):
+    """A ServerForCreate body; Default mode gets a login and password."""
+    p = {"createMode": mode, **props}
+    if mode == "Default":
+        p.setdefault("administratorLogin", "pgadmin")
+        p.setdefault("administratorLoginPassword", "P@ssw0rd1234!")
+        p.setdefault("version", "11")
+    body = {"location": "eastus", "sku": {"name": "GP_Gen5_2", "tier": "GeneralPurpose",
+                                          "family": "Gen5", "capacity": 2}, "properties": p}
+    if identity:
+        body["identity"] = {"type": "SystemAssigned"}
+    return body
+
+
+def create_server(d, rg, name, body=None, av=SRV_AV, expect="Succeeded"):
+    """PUT a new server and follow its Azure-AsyncOperation to the end; the final status body."""
+    r = d.put(f"{server_id(rg, name)}?api-version={av}", json=body or server_body())
+    assert r.status_code == 201, r.text
+    st = wait_lro(d, r)
+    assert st["status"] == expect, st
+    return st
+
+
+def get_server(d, rg, name, av=SRV_AV):
+    r = d.get(f"{server_id(rg, name)}?api-version={av}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def server_key_name(kid):
+    """{vault}_{key}_{version} of a key id (either host form)."""
+    host, _, rest = kid.partition("://")[2].partition("/")
+    _, key, version = rest.split("/")[:3]
+    return f"{host.split('.')[0]}_{key}_{version}"
+
+
+def put_server_key(d, rg, server, kid, name=None, av=KEY_AV):
+    """PUT servers/{s}/keys/{name}: the first answer (202 + Location when accepted)."""
+    return d.put(f"{server_id(rg, server)}/keys/{name or server_key_name(kid)}?api-version={av}",
+                 json={"properties": {"serverKeyType": "AzureKeyVault", "uri": kid}})
+
+
+def set_server_key(d, rg, server, kid, expect="Succeeded", **kw):
+    """PUT a server key and follow it to the end; the final operation status body."""
+    r = put_server_key(d, rg, server, kid, **kw)
+    assert r.status_code == 202, r.text
+    assert r.headers["Location"].startswith("https://"), r.headers
+    st = wait_lro(d, r)
+    assert st["status"] == expect, st
+    return st

@@ -28,6 +28,16 @@ json_t *pgcmk_jsonc_parse(const char *text, size_t len, struct pgcmk_err *err);
  * properties.template an object. */
 json_t *pgcmk_deploy_parse_body(const char *text, size_t len, struct pgcmk_err *err);
 
+/* Where each object, array and string of a parsed document starts (line and column, for template
+ * errors "at line '12' and column '9'"). Valid while the parsed JSON is alive and unchanged;
+ * positions inside properties.template are relative to the template file. */
+struct pgcmk_jsonc_pos;
+json_t *pgcmk_jsonc_parse_pos(const char *text, size_t len, struct pgcmk_jsonc_pos **pos,
+                              struct pgcmk_err *err);
+json_t *pgcmk_deploy_parse_body_pos(const char *text, size_t len, struct pgcmk_jsonc_pos **pos,
+                                    struct pgcmk_err *err);
+void pgcmk_jsonc_pos_free(struct pgcmk_jsonc_pos *pos);
+
 /* ---- templates ----------------------------------------------------------------------------- */
 
 /* Where a template runs. */
@@ -63,6 +73,8 @@ struct pgcmk_tpl_resource {
     int nested_deployment;   /* type Microsoft.Resources/deployments */
     size_t n_deps;
     const size_t *deps; /* indexes of resources this one waits for (explicit + reference()) */
+    const char *resource_group;  /* where it goes (nested deployments: their resourceGroup) */
+    const char *subscription_id; /* likewise */
 };
 
 /* Loads a template with parameter values ({"name": {"value": ...}} as in deployments, or plain
@@ -73,6 +85,11 @@ struct pgcmk_tpl_resource {
  * Child resources nested under "resources" of a resource are flattened with full names. */
 struct pgcmk_tpl *pgcmk_tpl_load(const json_t *template_obj, const json_t *parameters,
                                  const struct pgcmk_tpl_scope *scope, struct pgcmk_err *err);
+/* The same with the positions from pgcmk_deploy_parse_body_pos/pgcmk_jsonc_parse_pos (NULL: none),
+ * so errors name the template line and column; pos is only used during the call. */
+struct pgcmk_tpl *pgcmk_tpl_load_pos(const json_t *template_obj, const json_t *parameters,
+                                     const struct pgcmk_tpl_scope *scope,
+                                     const struct pgcmk_jsonc_pos *pos, struct pgcmk_err *err);
 void pgcmk_tpl_free(struct pgcmk_tpl *t);
 
 size_t pgcmk_tpl_count(const struct pgcmk_tpl *t);
@@ -82,7 +99,8 @@ const struct pgcmk_tpl_resource *pgcmk_tpl_resource(const struct pgcmk_tpl *t, s
  * ...; without type/apiVersion/name/dependsOn/condition/copy), evaluated now, with reference()
  * answered by the host. For nested deployments: the inner deployment's properties with the
  * inner template and its parameters evaluated in the right scope (expressionEvaluationOptions
- * inner|outer). New reference or NULL with err. */
+ * inner|outer), and "resourceGroup"/"subscriptionId" at the top when the resource names them.
+ * New reference or NULL with err. */
 json_t *pgcmk_tpl_render(struct pgcmk_tpl *t, size_t i, const struct pgcmk_tpl_host *host,
                          struct pgcmk_err *err);
 
@@ -94,8 +112,12 @@ json_t *pgcmk_tpl_outputs(struct pgcmk_tpl *t, const struct pgcmk_tpl_host *host
  * secure ones without their value. */
 json_t *pgcmk_tpl_parameters(const struct pgcmk_tpl *t);
 
-/* uniqueString(...) exactly as Azure computes it (13 characters). */
+/* uniqueString(...) exactly as Azure computes it (13 characters): the parts joined with '-',
+ * hashed with ResourceStack's 64-bit Murmur variant, base32 (a-z2-7) of the top 65 bits. */
 void pgcmk_tpl_unique_string(const char *const *parts, size_t n, char out[14]);
+/* guid(...): a version-5 UUID (SHA-1) of the parts joined with '-' in namespace
+ * 11fb06fb-712d-4ddd-98c7-e71bbd588830, lower case. */
+void pgcmk_tpl_guid(const char *const *parts, size_t n, char out[37]);
 
 /* ---- the deployments API --------------------------------------------------------------------- */
 

@@ -31,7 +31,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration bench format format-check clean deps deps-test docs
+.PHONY: all run test asan unit integration bench format format-check clean deps deps-test docs fuzz
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
 
@@ -73,7 +73,19 @@ integration: $(B)/pgcmkd
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
 	@$(MAKE) --no-print-directory integration
+
+# libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
+FUZZ_TIME ?= 600
+FUZZ_SRC  := tests/fuzz/fuzz_template.c $(filter-out src/deploy/deployments.c,$(wildcard src/deploy/*.c))
+$(B)/fuzz/fuzz_template: $(FUZZ_SRC) $(wildcard src/deploy/*.h include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_SRC) $(B)/libpgcmk.a $(LDLIBS)
+fuzz: $(B)/fuzz/fuzz_template
+	@mkdir -p $(B)/fuzz/corpus
+	$< -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 $(B)/fuzz/corpus tests/data/templates
 
 asan: deps-test
 	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration
@@ -85,6 +97,7 @@ bench: deps
 
 docs: $(B)/pgcmkd
 	./$(B)/pgcmkd --error-table > docs/errors.md
+	$(PYTHON) scripts/coverage.py --daemon ./$(B)/pgcmkd > docs/coverage.md
 
 FORMAT_FILES = $(shell find src include tests/unit bench -name '*.[ch]' 2>/dev/null)
 format:

@@ -21,6 +21,7 @@
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/providers.h"
+#include "pgcmk/static.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
@@ -129,6 +130,7 @@ main(int argc, char **argv)
     pgcmk_emulator_faults_init();
     pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
+    pgcmk_static_init(&cfg);
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
         goto out_store;

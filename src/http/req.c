@@ -430,9 +430,50 @@ req_parse_body(struct pgcmk_req *rq, struct pgcmk_err *err)
     return 0;
 }
 
+/* CORS: only pages from localhost, 127.0.0.1 or [::1] (any port, http or https), such as the
+ * portal calling a vault on {vault}.vault.localhost, get Access-Control-* headers. */
+static int
+req_cors_origin_ok(const char *origin)
+{
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
+    const char *h;
+
+    if (origin == NULL)
+        return 0;
+    if (strncmp(origin, "https://", 8) == 0)
+        h = origin + 8;
+    else if (strncmp(origin, "http://", 7) == 0)
+        h = origin + 7;
+    else
+        return 0;
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        size_t n = strlen(hosts[i]);
+        const char *p = h + n;
+
+        if (strncmp(h, hosts[i], n) != 0 || (*p != '\0' && *p != ':'))
+            continue;
+        if (*p == ':') {
+            p++;
+            if (*p == '\0' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5)
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static void
 req_finish_headers(struct pgcmk_req *rq, struct pgcmk_resp *rs)
 {
+    const char *origin = pgcmk_req_header(rq, "Origin");
+
+    if (req_cors_origin_ok(origin)) {
+        pgcmk_resp_header(rs, "Access-Control-Allow-Origin", origin);
+        pgcmk_resp_header(rs, "Vary", "Origin");
+        pgcmk_resp_header(rs, "Access-Control-Expose-Headers",
+                          "x-ms-request-id, x-ms-correlation-request-id, x-ms-client-request-id, "
+                          "WWW-Authenticate, Location, Azure-AsyncOperation, Retry-After, ETag");
+    }
     pgcmk_resp_header(rs, "x-ms-request-id", rq->request_id);
     pgcmk_resp_header(rs, "x-ms-correlation-request-id", rq->correlation_id);
     if (rq->client_request_id[0])
@@ -489,6 +530,20 @@ pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs)
     req_take_id(rq->client_request_id, sizeof(rq->client_request_id),
                 pgcmk_req_header(rq, "x-ms-client-request-id"), 0);
     rq->api_version = pgcmk_req_query(rq, "api-version");
+    if (strcmp(rq->method, "OPTIONS") == 0 &&
+        pgcmk_req_header(rq, "Access-Control-Request-Method") &&
+        req_cors_origin_ok(pgcmk_req_header(rq, "Origin"))) {
+        /* A CORS preflight: answered before routing and auth (it carries no token). */
+        pgcmk_resp_empty(rs, 204);
+        pgcmk_resp_header(rs, "Access-Control-Allow-Methods",
+                          "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS");
+        pgcmk_resp_header(rs, "Access-Control-Allow-Headers",
+                          "Authorization, Content-Type, x-ms-client-request-id, "
+                          "x-ms-correlation-request-id, x-ms-return-client-request-id");
+        pgcmk_resp_header(rs, "Access-Control-Max-Age", "600");
+        rc = 0;
+        goto out;
+    }
     rq->route = pgcmk_router_match(rq, allow, sizeof(allow));
     if (rq->route == NULL) {
         if (allow[0]) {

@@ -1,0 +1,268 @@
+// portal.test.mjs - the portal in real headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core): create a CMK cluster in the portal, remove the identity's unwrapKey permission
+// on the vault page, see the cluster turn Inaccessible, grant it back, see it recover, restore it
+// to a point in time, and save screenshots. Starts its own pgcmkd; no fixed sleeps: the daemon is
+// polled through POST /emulator/settle and the page is waited on for text.
+//
+//   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/portal.test.mjs
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
+const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SUB = '00000000-0000-4000-8000-000000000001';
+const RG = 'portal-demo';
+const CL_AV = '2023-03-02-preview';
+const WAIT = 20000; // ms: the longest any single page wait may take
+const t0 = Date.now();
+
+function log(msg) {
+  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+}
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+// --- the daemon ------------------------------------------------------------------------------
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgcmk-browser-'));
+let daemon = null;
+let port = 0;
+let httpPort = 0;
+
+async function waitFor(fn, what, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+function readPort(name) {
+  try {
+    const t = fs.readFileSync(path.join(dataDir, name), 'utf8');
+    return t.endsWith('\n') ? Number(t.trim()) : 0;
+  } catch (_) {
+    return 0;
+  }
+}
+
+async function startDaemon() {
+  if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
+  const err = fs.openSync(path.join(dataDir, 'stderr.log'), 'w');
+  daemon = spawn(PGCMKD, ['--data-dir', dataDir, '--port', '0', '--port-file', `${dataDir}/port`,
+    '--http-port', '0', '--http-port-file', `${dataDir}/http-port`, '--web', path.join(ROOT, 'web'),
+    '--log-level', 'warn'], { stdio: ['ignore', 'ignore', err], cwd: dataDir });
+  let exited = null;
+  daemon.on('exit', (code) => (exited = code));
+  await waitFor(() => {
+    if (exited !== null) fail(`pgcmkd exited with ${exited}: ${fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8')}`);
+    port = readPort('port');
+    httpPort = readPort('http-port');
+    return port && httpPort;
+  }, 'the port files');
+  log(`pgcmkd on https ${port}, http ${httpPort}, data ${dataDir}`);
+}
+
+async function stopDaemon() {
+  if (!daemon || daemon.exitCode !== null) return;
+  const done = new Promise((r) => daemon.on('exit', (code, sig) => r(code ?? sig)));
+  daemon.kill('SIGTERM');
+  const rc = await done;
+  if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
+}
+
+// --- REST (plain-HTTP listener; vault hosts by Host header, so no resolver is needed) ----------
+function rest(method, p, body, { host = 'localhost', headers = {}, form = false } = {}) {
+  const data = body === undefined ? null : form ? new URLSearchParams(body).toString() : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: httpPort, method, path: p,
+      headers: { Host: `${host}:${httpPort}`, ...headers,
+        ...(data ? { 'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
+    (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        let json = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch (_) {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode, headers: res.headers, json, text });
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+async function ok(method, p, body, opts) {
+  const r = await rest(method, p, body, opts);
+  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+async function settle() {
+  await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
+}
+
+async function prepare() {
+  const info = await ok('GET', '/emulator/info');
+  const arm = `/subscriptions/${SUB}/resourceGroups/${RG}/providers`;
+  await ok('PUT', `/subscriptions/${SUB}/resourcegroups/${RG}?api-version=2021-04-01`, { location: 'eastus' });
+  const mi = await ok('PUT', `${arm}/Microsoft.ManagedIdentity/userAssignedIdentities/portal-id?api-version=2023-01-31`, { location: 'eastus' });
+  const vaultId = `${arm}/Microsoft.KeyVault/vaults/portalvault`;
+  await ok('PUT', `${vaultId}?api-version=2023-07-01`, { location: 'eastus', properties: {
+    tenantId: info.tenantId, sku: { family: 'A', name: 'standard' }, enablePurgeProtection: true, softDeleteRetentionInDays: 90,
+    accessPolicies: [
+      { tenantId: info.tenantId, objectId: info.admin.objectId, permissions: { keys: ['all'] } },
+      { tenantId: info.tenantId, objectId: mi.properties.principalId, permissions: { keys: ['get', 'wrapKey', 'unwrapKey'] } }] } });
+  const tok = await ok('POST', '/adfs/oauth2/token', { grant_type: 'client_credentials', client_id: info.admin.clientId,
+    client_secret: info.admin.clientSecret, scope: 'https://vault.azure.net/.default' }, { form: true });
+  const key = await ok('POST', '/keys/cmk/create?api-version=7.4', { kty: 'RSA', key_size: 2048 },
+    { host: 'portalvault.vault.localhost', headers: { Authorization: `Bearer ${tok.access_token}` } });
+  log(`prepared identity ${mi.properties.principalId}, vault, key ${key.key.kid}`);
+  return { miId: mi.id, oid: mi.properties.principalId, vaultId, kid: key.key.kid,
+    clusterId: `${arm}/Microsoft.DBforPostgreSQL/serverGroupsv2/portal-cluster` };
+}
+
+// --- the browser -----------------------------------------------------------------------------
+async function run() {
+  fs.mkdirSync(SCREENS, { recursive: true });
+  await startDaemon();
+  const p = await prepare();
+  const browser = await chromium.launch({ executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  const problems = [];
+  try {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    const base = `https://localhost:${port}/portal/`;
+    const shot = async (name) => {
+      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
+      log(`screenshot ${name}.png`);
+    };
+    const state = page.getByTestId('state');
+
+    // 1. create the CMK cluster with the portal's form
+    await page.goto(`${base}#/group/${RG}`);
+    await page.getByRole('heading', { name: `Resource group ${RG}` }).waitFor();
+    await page.locator(`select[name=identity] option[value="${p.miId}"]`).waitFor({ state: 'attached' });
+    await page.getByLabel('Cluster name').fill('portal-cluster');
+    await page.getByLabel('Administrator password').fill('P@ssw0rd-1234');
+    await page.getByLabel('Data encryption').selectOption('AzureKeyVault');
+    await page.getByLabel('User-assigned identity').selectOption(p.miId);
+    await page.getByLabel('Key URI').fill(p.kid);
+    await shot('01-create-cluster-form');
+    await page.getByRole('button', { name: 'Create cluster' }).click();
+    await page.getByRole('heading', { name: 'Cluster portal-cluster' }).waitFor();
+    await state.getByText('Ready', { exact: true }).waitFor();
+    await page.getByTestId('key-status').getByText('Accessible', { exact: true }).waitFor();
+    await shot('02-cluster-ready');
+    log('cluster created in the portal and Ready');
+
+    // 2. remove the identity's unwrapKey permission on the vault page
+    await page.goto(`${base}#/resource${p.vaultId}`);
+    await page.getByRole('heading', { name: 'Key vault portalvault' }).waitFor();
+    await page.getByRole('heading', { name: 'Key cmk' }).waitFor();
+    await page.getByRole('button', { name: 'Remove unwrapKey from portal-id' }).click();
+    await page.getByText('Removed unwrapKey from portal-id.').waitFor();
+    await page.getByRole('button', { name: 'Remove unwrapKey from portal-id' }).waitFor({ state: 'detached' });
+    await shot('03-vault-unwrapkey-removed');
+    await settle();
+
+    // 3. the cluster turns Inaccessible, and the page says why
+    await page.goto(`${base}#/resource${p.clusterId}`);
+    await state.getByText('Inaccessible', { exact: true }).waitFor();
+    await page.getByTestId('reason').waitFor();
+    log(`cluster Inaccessible: ${await page.getByTestId('reason').textContent()}`);
+    await page.getByText('Unavailable', { exact: true }).first().waitFor();
+    await shot('04-cluster-inaccessible');
+
+    // 4. grant unwrapKey back with the permissions form; the cluster recovers
+    await page.goto(`${base}#/resource${p.vaultId}`);
+    await page.getByRole('heading', { name: 'Key cmk' }).waitFor();
+    await page.locator(`select[name=principal] option[value="${p.oid}"]`).waitFor({ state: 'attached' });
+    await page.getByLabel('Principal', { exact: true }).selectOption(p.oid);
+    await page.getByLabel('unwrapKey', { exact: true }).check();
+    await page.getByRole('button', { name: 'Add permissions' }).click();
+    await page.getByText('Granted unwrapKey to portal-id.').waitFor();
+    await page.getByRole('button', { name: 'Remove unwrapKey from portal-id' }).waitFor();
+    await settle();
+    await page.goto(`${base}#/resource${p.clusterId}`);
+    await state.getByText('Ready', { exact: true }).waitFor();
+    await page.getByTestId('key-status').getByText('Accessible', { exact: true }).waitFor();
+    await shot('05-cluster-recovered');
+    log('cluster recovered');
+
+    // 5. point-in-time restore to service-managed keys
+    await page.getByRole('button', { name: 'Use emulator time now' }).click();
+    await page.getByLabel('New cluster name').fill('portal-restored');
+    await page.getByLabel('Service-managed key').check();
+    await page.getByRole('button', { name: 'Restore', exact: true }).click();
+    await page.getByText(/Restored portal-cluster at .* to portal-restored\./).waitFor();
+    await page.goto(`${base}#/resource${p.clusterId.replace(/portal-cluster$/, 'portal-restored')}`);
+    await page.getByRole('heading', { name: 'Cluster portal-restored' }).waitFor();
+    await state.getByText('Ready', { exact: true }).waitFor();
+    await page.getByText('Service-managed key', { exact: true }).first().waitFor();
+    await shot('06-restored-cluster');
+    log('restored to a point in time with service-managed keys');
+
+    // 6. the clock, the Activity Log, and the portal on the plain-HTTP listener (CORS to the vault)
+    await page.goto(`${base}#/activity`);
+    await page.getByRole('heading', { name: 'Activity log' }).waitFor();
+    await page.getByRole('cell', { name: 'Microsoft.DBforPostgreSQL/serverGroupsv2/write' }).first().waitFor();
+    const before = await page.locator('#clock-now').textContent();
+    await page.getByLabel('Advance by (ISO 8601)').fill('P1D');
+    await page.getByRole('button', { name: 'Advance clock' }).click();
+    await page.getByText(/^Clock advanced by P1D/).waitFor();
+    await page.waitForFunction((b) => document.getElementById('clock-now').textContent !== b, before);
+    await shot('07-activity-log');
+    await page.goto(`http://localhost:${httpPort}/portal/#/resource${p.vaultId}`);
+    await page.getByRole('heading', { name: 'Key cmk' }).waitFor();
+    await shot('08-vault-over-http');
+    log('vault keys read over CORS from the plain-HTTP portal');
+    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+let rc = 0;
+try {
+  await run();
+  console.log(`browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
+} catch (e) {
+  rc = 1;
+  console.error(`browser test FAILED: ${e.stack || e}`);
+  try {
+    console.error(fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8').slice(-4000));
+  } catch (_) {
+    /* no log */
+  }
+}
+try {
+  await stopDaemon();
+} catch (e) {
+  rc = 1;
+  console.error(String(e));
+}
+if (rc === 0) fs.rmSync(dataDir, { recursive: true, force: true });
+process.exit(rc);

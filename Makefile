@@ -31,7 +31,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration bench format format-check clean deps deps-test docs fuzz
+.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
 
@@ -75,6 +75,12 @@ test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory browser
+
+# The portal in Debian's headless Chromium (playwright-core from npm); screenshots in $(B)/browser-screens.
+browser: $(B)/pgcmkd
+	cd tests/browser && { npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent; }
+	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/portal.test.mjs
 
 # libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
 FUZZ_TIME ?= 600

@@ -6,7 +6,9 @@ want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openss
       pkg-config gcc make)
 case "${1:-build}" in
   build) ;;
-  test) want+=(python3-pytest python3-requests python3-azure azure-cli curl jq openssl libnss-myhostname clang-format) ;;
+  test) want+=(python3-pytest python3-requests python3-azure azure-cli curl jq openssl libnss-myhostname clang-format chromium nodejs)
+        # npm: Debian's package, unless a Node.js that brings its own npm is installed
+        command -v npm >/dev/null 2>&1 || want+=(npm) ;;
   bench) want+=(wrk curl jq) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

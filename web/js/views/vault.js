@@ -69,8 +69,16 @@ export function vaultView(id) {
     return `Key created: ${k.key.kid}`;
   });
 
+  const delVault = action('Delete vault', async () => {
+    if (!window.confirm(`Delete vault ${vault}? It stays recoverable under Deleted vaults.`)) return null;
+    await arm('DELETE', id, AV.vault);
+    location.hash = '#/deleted';
+    return `Vault ${vault} deleted (recoverable).`;
+  }, { class: 'danger' });
+
   const el = h('div', {},
     h('h1', {}, `Key vault ${vault}`),
+    h('p', {}, 'In ', h('a', { href: `#/group/${encodeURIComponent(p.rg)}` }, p.rg), ' ', delVault),
     h('div', { class: 'grid' }, props.el, h('section', { class: 'panel' }, policies.el, policyForm)),
     h('section', { class: 'panel wide' }, keys.el, keyForm),
     deleted.el);

@@ -16,6 +16,7 @@
 #include "pgcmk/cfg.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
+#include "pgcmk/deploy.h"
 #include "pgcmk/emulator.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
@@ -128,6 +129,7 @@ main(int argc, char **argv)
     pgcmk_arm_init();
     pgcmk_monitor_init();
     pgcmk_emulator_faults_init();
+    pgcmk_deploy_init(&cfg);
     pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
     pgcmk_static_init(&cfg);

@@ -742,9 +742,9 @@ dep_not_found(const struct target *t, struct pgcmk_err *err)
 /* The body's template and parameters, checked. */
 static json_t *
 dep_parse(struct pgcmk_req *rq, const struct target *t, json_t **tpl, json_t **params,
-          const char **mode, struct pgcmk_err *err)
+          const char **mode, struct pgcmk_jsonc_pos **pos, struct pgcmk_err *err)
 {
-    json_t *body = pgcmk_deploy_parse_body(rq->body, rq->body_len, err), *p;
+    json_t *body = pgcmk_deploy_parse_body_pos(rq->body, rq->body_len, pos, err), *p;
 
     if (!body)
         return NULL;
@@ -855,14 +855,14 @@ dep_new_body(struct pgcmk_req *rq, const struct target *t, const json_t *req, js
 
 static struct pgcmk_tpl *
 dep_load_tpl(const struct target *t, const json_t *tpl, const json_t *params, const json_t *req,
-             struct pgcmk_err *err)
+             const struct pgcmk_jsonc_pos *pos, struct pgcmk_err *err)
 {
     char *loc = t->rg ? pgcmk_arm_rg_location(t->sub, t->rg) : NULL;
     struct pgcmk_tpl_scope scope = {
         t->sub,  PGCMK_TENANT_ID,
         t->rg,   loc ? loc : json_string_value(json_object_get(req, "location")),
         t->name, pgcmk_clock_now()};
-    struct pgcmk_tpl *out = pgcmk_tpl_load(tpl, params, &scope, err);
+    struct pgcmk_tpl *out = pgcmk_tpl_load_pos(tpl, params, &scope, pos, err);
 
     free(loc);
     return out;
@@ -875,6 +875,7 @@ dep_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     json_t *req = NULL, *tpl = NULL, *params = NULL;
     const char *mode = NULL;
     struct pgcmk_tpl *loaded = NULL;
+    struct pgcmk_jsonc_pos *pos = NULL;
     struct dep *d;
     int existed, rc = -1;
 
@@ -888,10 +889,10 @@ dep_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                       t.name, "");
         goto out;
     }
-    req = dep_parse(rq, &t, &tpl, &params, &mode, err);
+    req = dep_parse(rq, &t, &tpl, &params, &mode, &pos, err);
     if (!req)
         goto out;
-    loaded = dep_load_tpl(&t, tpl, params, req, err);
+    loaded = dep_load_tpl(&t, tpl, params, req, pos, err);
     if (!loaded)
         goto out;
     existed = dep_load(t.id, NULL, err);
@@ -945,6 +946,7 @@ dep_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     rc = 0;
 out:
     pgcmk_tpl_free(loaded);
+    pgcmk_jsonc_pos_free(pos);
     json_decref(req);
     json_decref(tpl);
     json_decref(params);
@@ -1100,6 +1102,7 @@ struct dry {
     json_t *req, *tpl, *params, *bodies;
     const char *mode;
     struct pgcmk_tpl *loaded;
+    struct pgcmk_jsonc_pos *pos;
     struct dep d;
 };
 
@@ -1109,10 +1112,10 @@ dry_start(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct dry *x, struct pgc
     memset(x, 0, sizeof(*x));
     if (dep_target(rq, rs, &x->t, err))
         return -1;
-    x->req = dep_parse(rq, &x->t, &x->tpl, &x->params, &x->mode, err);
+    x->req = dep_parse(rq, &x->t, &x->tpl, &x->params, &x->mode, &x->pos, err);
     if (!x->req)
         return -1;
-    x->loaded = dep_load_tpl(&x->t, x->tpl, x->params, x->req, err);
+    x->loaded = dep_load_tpl(&x->t, x->tpl, x->params, x->req, x->pos, err);
     if (!x->loaded)
         return -1;
     x->d.id = x->t.id;
@@ -1128,6 +1131,7 @@ static void
 dry_end(struct dry *x)
 {
     pgcmk_tpl_free(x->loaded);
+    pgcmk_jsonc_pos_free(x->pos);
     json_decref(x->req);
     json_decref(x->tpl);
     json_decref(x->params);
@@ -1356,7 +1360,20 @@ dep_operations(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
             NULL, dep_operations                                                                   \
     }
 
-static const struct pgcmk_route dep_routes[] = {DEP_ROUTES(RG_DEP), DEP_ROUTES(SUB_DEP)};
+/* The deployment operations also answer without /providers/Microsoft.Resources (the spec's
+ * DeploymentOperations paths, which the SDK and the az CLI use). */
+#define OPS_ROUTES(base)                                                                           \
+    {"GET",          base "/{name}/operations", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,                    \
+     ROUTE_F_APIVER, "$top,$skiptoken",         dep_operations},                                   \
+    {                                                                                              \
+        "GET", base "/{name}/operations/{op}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,     \
+            NULL, dep_operations                                                                   \
+    }
+
+static const struct pgcmk_route dep_routes[] = {
+    DEP_ROUTES(RG_DEP), DEP_ROUTES(SUB_DEP),
+    OPS_ROUTES("/subscriptions/{sub}/resourcegroups/{rg}/deployments"),
+    OPS_ROUTES("/subscriptions/{sub}/deployments")};
 
 void
 pgcmk_deploy_init(const struct pgcmk_cfg *cfg)

@@ -853,7 +853,23 @@ deploy_eval_value(struct eval_ctx *cx, const json_t *v, int prop_copy, const cha
                 out = NULL;
                 break;
             }
-            json_object_set_new(out, k, y);
+            if (k[0] == '[' && k[1] != '[' && k[strlen(k) - 1] == ']') {
+                /* ARM evaluates expressions in property names too (e.g. the id of a
+                 * user-assigned identity as a key of userAssignedIdentities) */
+                json_t *kv = deploy_eval_string(cx, k);
+
+                if (!kv || !json_is_string(kv)) {
+                    json_decref(kv);
+                    json_decref(y);
+                    json_decref(out);
+                    out = NULL;
+                    break;
+                }
+                json_object_set_new(out, json_string_value(kv), y);
+                json_decref(kv);
+                continue;
+            }
+            json_object_set_new(out, k[0] == '[' && k[1] == '[' ? k + 1 : k, y);
         }
         cx->depth--;
     } else {

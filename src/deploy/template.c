@@ -93,6 +93,11 @@ deploy_resource_id(const char *sub, const char *rg, const char *type, const char
     off = 0;
     if (sub)
         off += (size_t)snprintf(id + off, cap - off, "/subscriptions/%s", sub);
+    if (pgcmk_streq_ci(type, "Microsoft.Resources/resourceGroups") && nnames == 1) {
+        /* a resource group's id has no /providers/ part */
+        snprintf(id + off, cap - off, "/resourceGroups/%s", names[0]);
+        return id;
+    }
     if (sub && rg)
         off += (size_t)snprintf(id + off, cap - off, "/resourceGroups/%s", rg);
     slash = strchr(p, '/');

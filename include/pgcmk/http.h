@@ -89,6 +89,8 @@ struct pgcmk_route {
 /* The route table: modules add their arrays at start, before the server runs. */
 void pgcmk_router_add(const struct pgcmk_route *routes, size_t n);
 void pgcmk_router_reset(void);
+/* Calls fn for every route, in the order they were added (the coverage table). */
+void pgcmk_router_each(void (*fn)(const struct pgcmk_route *r, void *arg), void *arg);
 /* Matches plane+method+path. Returns the route and fills rq->params, or NULL with *allow set to
  * the methods that would match the path ("" when no route has the path). */
 const struct pgcmk_route *pgcmk_router_match(struct pgcmk_req *rq, char *allow, size_t allow_cap);

@@ -11,6 +11,16 @@
 #include "pgcmk/wellknown.h"
 #include "arm/internal.h"
 
+/* Copies src into dst (cap bytes), cut at cap - 1. */
+static void
+meta_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static json_t *
 meta_subscription(void)
 {
@@ -207,9 +217,9 @@ meta_filter_clause(const char *p, struct meta_filter *f)
         if (*p++ != ')')
             return NULL;
         if (strcasecmp(key, "name") == 0)
-            snprintf(f->name_sub, sizeof(f->name_sub), "%s", val);
+            meta_copy(f->name_sub, sizeof(f->name_sub), val);
         else if (strcasecmp(key, "resourceGroup") == 0 && strlen(val) < sizeof(f->rg_sub))
-            snprintf(f->rg_sub, sizeof(f->rg_sub), "%s", val);
+            meta_copy(f->rg_sub, sizeof(f->rg_sub), val);
         else
             return NULL;
         return p;
@@ -229,13 +239,13 @@ meta_filter_clause(const char *p, struct meta_filter *f)
     if ((used = meta_filter_string(p, val, sizeof(val))) == 0)
         return NULL;
     if (strcasecmp(key, "resourceType") == 0)
-        snprintf(f->type, sizeof(f->type), "%s", val);
+        meta_copy(f->type, sizeof(f->type), val);
     else if (strcasecmp(key, "name") == 0)
-        snprintf(f->name, sizeof(f->name), "%s", val);
+        meta_copy(f->name, sizeof(f->name), val);
     else if (strcasecmp(key, "resourceGroup") == 0 && strlen(val) < sizeof(f->rg))
-        snprintf(f->rg, sizeof(f->rg), "%s", val);
+        meta_copy(f->rg, sizeof(f->rg), val);
     else if (strcasecmp(key, "location") == 0 && strlen(val) < sizeof(f->location))
-        snprintf(f->location, sizeof(f->location), "%s", val);
+        meta_copy(f->location, sizeof(f->location), val);
     else
         return NULL;
     return p + used;

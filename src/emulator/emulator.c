@@ -226,6 +226,48 @@ emu_health(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+static void
+emu_route_add(const struct pgcmk_route *r, void *arg)
+{
+    json_t *flags = json_array();
+
+    if (r->flags & ROUTE_F_NOAUTH)
+        json_array_append_new(flags, json_string("no-auth"));
+    if (r->flags & ROUTE_F_APIVER)
+        json_array_append_new(flags, json_string("api-version"));
+    if (r->flags & ROUTE_F_JSON)
+        json_array_append_new(flags, json_string("json-body"));
+    json_array_append_new(
+        arg, json_pack("{s:s, s:s, s:s, s:o}", "method", r->method, "pattern", r->pattern, "plane",
+                       r->plane == PGCMK_PLANE_VAULT ? "vault" : "arm", "flags", flags));
+}
+
+/* GET /emulator/routes: every route and every ARM resource type with its api-versions (the
+ * API coverage table in docs/coverage.md is generated from it). */
+static int
+emu_route_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const struct pgcmk_arm_type *const *types;
+    size_t n = pgcmk_arm_types(&types);
+    json_t *routes = json_array(), *tl = json_array();
+
+    (void)rq;
+    (void)err;
+    pgcmk_router_each(emu_route_add, routes);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array();
+
+        for (const char *const *p = types[i]->versions; p && *p; p++)
+            json_array_append_new(v, json_string(*p));
+        json_array_append_new(tl, json_pack("{s:s+, s:o, s:b, s:b}", "type", types[i]->ns, "/",
+                                            types[i]->type, "apiVersions", v, "async",
+                                            (types[i]->flags & ARM_T_ASYNC) != 0, "identity",
+                                            (types[i]->flags & ARM_T_IDENTITY) != 0));
+    }
+    pgcmk_resp_json(rs, 200, json_pack("{s:o, s:o}", "routes", routes, "types", tl));
+    return 0;
+}
+
 static int
 emu_stats(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -278,6 +320,7 @@ static const struct pgcmk_route emu_routes[] = {
     {"POST", "/emulator/clock", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, emu_clock_post},
     {"GET", "/emulator/health", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_health},
     {"GET", "/emulator/stats", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, emu_stats},
+    {"GET", "/emulator/routes", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_route_list},
 };
 
 int

@@ -17,8 +17,9 @@ faults_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     (void)rq;
     (void)err;
     pthread_mutex_lock(&faults_json_mu);
-    pgcmk_resp_json(rs, 200,
-                    json_pack("{s:O}", "vaults", faults_json ? faults_json : json_object()));
+    pgcmk_resp_json(
+        rs, 200,
+        json_pack("{s:o}", "vaults", faults_json ? json_deep_copy(faults_json) : json_object()));
     pthread_mutex_unlock(&faults_json_mu);
     return 0;
 }

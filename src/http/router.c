@@ -29,6 +29,14 @@ pgcmk_router_add(const struct pgcmk_route *routes, size_t n)
 }
 
 void
+pgcmk_router_each(void (*fn)(const struct pgcmk_route *r, void *arg), void *arg)
+{
+    for (size_t t = 0; t < router_n_tables; t++)
+        for (size_t i = 0; i < router_tables[t].n; i++)
+            fn(&router_tables[t].routes[i], arg);
+}
+
+void
 pgcmk_router_reset(void)
 {
     router_n_tables = 0;

@@ -39,3 +39,15 @@ def test_walkthrough_runs(doc, daemon):
     out = r.stdout
     for expected in EXPECT[doc]:
         assert expected in out, f"{doc}: expected {expected!r} in output:\n{out}"
+
+
+def test_coverage_table_is_fresh(daemon):
+    """docs/coverage.md is generated from the route table: regenerate it with `make docs`."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("coverage_gen",
+                                                  os.path.join(ROOT, "scripts", "coverage.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    want = gen.render(daemon.get("/emulator/routes").json())
+    with open(os.path.join(ROOT, "docs", "coverage.md"), encoding="utf-8") as f:
+        assert f.read() == want, "docs/coverage.md is stale: run `make docs`"

@@ -58,7 +58,8 @@ def main():
     if sys.argv[1] == "--daemon":
         d = tempfile.mkdtemp(prefix="pgcmk-cov-")
         p = subprocess.Popen([sys.argv[2], "--data-dir", d, "--port", "0", "--port-file",
-                              d + "/port", "--log-level", "error"])
+                              d + "/port", "--log-level", "error"],
+                             stdout=subprocess.DEVNULL)
         try:
             for _ in range(500):
                 if os.path.exists(d + "/port") and open(d + "/port").read().strip():

@@ -259,7 +259,7 @@ emu_route_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
 
         for (const char *const *p = types[i]->versions; p && *p; p++)
             json_array_append_new(v, json_string(*p));
-        json_array_append_new(tl, json_pack("{s:s+, s:o, s:b, s:b}", "type", types[i]->ns, "/",
+        json_array_append_new(tl, json_pack("{s:s++, s:o, s:b, s:b}", "type", types[i]->ns, "/",
                                             types[i]->type, "apiVersions", v, "async",
                                             (types[i]->flags & ARM_T_ASYNC) != 0, "identity",
                                             (types[i]->flags & ARM_T_IDENTITY) != 0));
@@ -320,7 +320,8 @@ static const struct pgcmk_route emu_routes[] = {
     {"POST", "/emulator/clock", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, emu_clock_post},
     {"GET", "/emulator/health", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_health},
     {"GET", "/emulator/stats", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, emu_stats},
-    {"GET", "/emulator/routes", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL, emu_route_list},
+    {"GET", "/emulator/routes", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_NOAUTH, NULL,
+     emu_route_list},
 };
 
 int

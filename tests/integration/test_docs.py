@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md", "docs/postgres-cmk.md"]
+WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md", "docs/postgres-cmk.md",
+                "docs/revocation-drills.md"]
 EXPECT = {
     "docs/walkthrough-arm-basics.md": ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
                                        "MissingApiVersionParameter", "InvalidApiVersionParameter",
@@ -19,6 +20,15 @@ EXPECT = {
                              "DataEncryptionUpdateNotSupported", "restore: Succeeded",
                              '["order-1"]', "replica: Succeeded", "cmk-replica replica",
                              "Access to the customer-managed key was"],
+    "docs/revocation-drills.md": [
+        "created: Ready -", "policy removed: Inaccessible AzureKeyVaultMissingPermissions",
+        "policy back: Ready -", "key disabled: Inaccessible AzureKeyVaultKeyDisabled",
+        "key enabled: Ready -", "expires in an hour: Ready -",
+        "two hours later: Inaccessible AzureKeyVaultKeyExpired", "exp moved: Ready -",
+        "key deleted: Inaccessible AzureKeyVaultKeyNotFound", "key recovered: Ready -",
+        "vault deleted: Inaccessible AzureKeyVaultKeyNotFound", "vault recovered: Ready -",
+        "vault unreachable: Ready AzureKeyVaultUnreachable", "vault back: Ready -",
+        "identity deleted: Inaccessible", "08006"],
 }
 
 

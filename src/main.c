@@ -22,6 +22,7 @@
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/providers.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/static.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
@@ -127,6 +128,10 @@ main(int argc, char **argv)
     pgcmk_work_start(cfg.workers);
     pgcmk_providers_init();
     pgcmk_arm_init();
+    if (pgcmk_schema_init(cfg.schemas_dir, argv[0]) < 0) {
+        fprintf(stderr, "pgcmkd: a schema in %s does not load (see the log)\n", cfg.schemas_dir);
+        goto out_store;
+    }
     pgcmk_monitor_init();
     pgcmk_emulator_faults_init();
     pgcmk_deploy_init(&cfg);

@@ -9,6 +9,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/store.h"
 #include "arm/internal.h"
 
@@ -360,6 +361,12 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     if (!(t->type->flags & ARM_T_IDENTITY)) {
         json_object_del(body, "identity"); /* types without identities ignore the block */
     } else if (arm_identity_hook && arm_identity_hook(&ac, 0, err)) {
+        json_decref(body);
+        goto fail;
+    }
+    pgcmk_arm_id_type(&t->id, type, sizeof(type));
+    if (pgcmk_schema_check(type, w->rq->api_version, in, w->patch ? PGCMK_SCHEMA_F_PATCH : 0,
+                           err)) {
         json_decref(body);
         goto fail;
     }

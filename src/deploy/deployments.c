@@ -273,6 +273,7 @@ struct host_ctx {
     struct dep *d;
     struct pgcmk_tpl *t;
     int validating; /* validate/whatIf: unknown references give {} */
+    int deferred;   /* a reference() was answered {} (its resource is not deployed yet) */
 };
 
 static const char *
@@ -309,6 +310,7 @@ host_reference(void *ctx, const char *resource_id, const char *api_version, int 
             out = json_object();
     } else if (h->validating) {
         out = json_object();
+        h->deferred = 1;
     } else {
         pgcmk_err_set(err, PGCMK_E_INVALID_TEMPLATE, NULL,
                       "The Resource '%.300s' is not defined in the template and could not be "
@@ -391,7 +393,7 @@ static void
 run_resource(struct run_one *ro)
 {
     const struct pgcmk_tpl_resource *r = pgcmk_tpl_resource(ro->t, ro->i);
-    struct host_ctx hc = {ro->d, ro->t, 0};
+    struct host_ctx hc = {ro->d, ro->t, 0, 0};
     struct pgcmk_tpl_host host = {host_reference, host_list, &hc};
     struct pgcmk_err err;
     int64_t started = pgcmk_wall_ms();
@@ -529,7 +531,7 @@ dep_run_template(struct dep *d, const json_t *tpl, const json_t *params, const c
                              "The deployment '%.64s' was canceled.", d->name);
     }
     if (!failed && outputs) {
-        struct host_ctx hc = {d, t, 0};
+        struct host_ctx hc = {d, t, 0, 0};
         struct pgcmk_tpl_host host = {host_reference, host_list, &hc};
 
         *outputs = pgcmk_tpl_outputs(t, &host, err);
@@ -1074,10 +1076,13 @@ dep_cancel(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 }
 
 /* Renders every resource with a host that tolerates resources that do not exist yet. */
+/* Renders every resource with a host that tolerates resources that do not exist yet. A resource
+ * whose expressions need such a resource (reference() of something this deployment creates) is
+ * not an error: its body is evaluated at deployment time, as in Azure; it renders as null. */
 static int
 dep_render_all(struct dep *d, struct pgcmk_tpl *t, json_t *out, struct pgcmk_err *err)
 {
-    struct host_ctx hc = {d, t, 1};
+    struct host_ctx hc = {d, t, 1, 0};
     struct pgcmk_tpl_host host = {host_reference, host_list, &hc};
 
     for (size_t i = 0; i < pgcmk_tpl_count(t); i++) {
@@ -1088,11 +1093,13 @@ dep_render_all(struct dep *d, struct pgcmk_tpl *t, json_t *out, struct pgcmk_err
             json_array_append_new(out, json_null());
             continue;
         }
+        hc.deferred = 0;
         b = pgcmk_tpl_render(t, i, &host, err);
-        if (!b)
+        if (!b && !hc.deferred)
             return -1;
-        json_array_append_new(out, b);
+        json_array_append_new(out, b ? b : json_null());
     }
+    pgcmk_err_clear(err);
     return 0;
 }
 
@@ -1213,6 +1220,15 @@ dep_what_if(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         if (c.status != 200) {
             json_array_append_new(changes, json_pack("{s:s, s:s, s:O}", "resourceId", r->id,
                                                      "changeType", "Create", "after", after));
+            json_decref(delta);
+        } else if (json_is_null(after)) {
+            json_array_append_new(
+                changes, json_pack("{s:s, s:s, s:s, s:O}", "resourceId", r->id, "changeType",
+                                   "Unsupported", "unsupportedReason",
+                                   "The resource's properties use reference() to a resource "
+                                   "this deployment has not created yet; they are evaluated at "
+                                   "deployment time.",
+                                   "before", c.body));
             json_decref(delta);
         } else {
             what_delta("", c.body, after, delta);

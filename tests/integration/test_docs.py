@@ -7,7 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md", "docs/postgres-cmk.md",
-                "docs/revocation-drills.md"]
+                "docs/revocation-drills.md", "docs/az-and-sdk.md"]
 EXPECT = {
     "docs/walkthrough-arm-basics.md": ["pgcmk emulator", "201", "final: 200", "ResourceGroupNotFound",
                                        "MissingApiVersionParameter", "InvalidApiVersionParameter",
@@ -20,6 +20,8 @@ EXPECT = {
                              "DataEncryptionUpdateNotSupported", "restore: Succeeded",
                              '["order-1"]', "replica: Succeeded", "cmk-replica replica",
                              "Access to the customer-managed key was"],
+    "docs/az-and-sdk.md": ["Succeeded", ".vault.localhost:", "/keys/cmk/", "Ready\n", "4\n",
+                           "deployment: Succeeded Ready", "cluster state: Ready", "refused:"],
     "docs/revocation-drills.md": [
         "created: Ready -", "policy removed: Inaccessible AzureKeyVaultMissingPermissions",
         "policy back: Ready -", "key disabled: Inaccessible AzureKeyVaultKeyDisabled",

@@ -433,8 +433,8 @@ def test_server_request_errors(daemon, env):
     assert_arm_error(d.put(base.format(new_name("pg")), json=server_body(mode="Copy")), 400,
                      "InvalidParameter")
     body = server_body()
-    del body["properties"]["administratorLoginPassword"]
-    assert_arm_error(d.put(base.format(new_name("pg")), json=body), 400, "InvalidParameter")
+    del body["properties"]["administratorLoginPassword"]  # refused by the request schema
+    assert_arm_error(d.put(base.format(new_name("pg")), json=body), 400, "InvalidRequestContent")
     assert_arm_error(d.put(base.format(new_name("pg")), json=server_body(version="8.4")), 400,
                      "InvalidParameter")
     body = server_body()

@@ -293,8 +293,9 @@ test_expressions(void)
        "/resourceGroups/other/providers/Microsoft.KeyVault/vaults/kv1/keys/k1\"");
     EV("[resourceId('s2', 'rg2', 'Microsoft.KeyVault/vaults', 'kv1')]",
        "\"/subscriptions/s2/resourceGroups/rg2/providers/Microsoft.KeyVault/vaults/kv1\"");
+    /* a resource group's id has no /providers/ part (it is what PUT and dependsOn need) */
     EV("[subscriptionResourceId('Microsoft.Resources/resourceGroups', 'rgx')]",
-       "\"/subscriptions/" SUB "/providers/Microsoft.Resources/resourceGroups/rgx\"");
+       "\"/subscriptions/" SUB "/resourceGroups/rgx\"");
     EV("[tenantResourceId('Microsoft.Management/managementGroups', 'mg')]",
        "\"/providers/Microsoft.Management/managementGroups/mg\"");
     EV("[extensionResourceId('/subscriptions/s/resourceGroups/r', 'Microsoft.Authorization/locks', "

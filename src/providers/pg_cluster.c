@@ -861,7 +861,23 @@ pg_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     taken = sqlite3_step(st) == SQLITE_ROW;
     pgcmk_db_done(st);
     memset(&nerr, 0, sizeof(nerr));
-    if (!taken && cluster_check_name(name, &nerr) == 0)
+    if (!pgcmk_streq_ci(type, CLUSTER_TYPE)) {
+        /* single servers: 3-63 lowercase letters, digits and hyphens */
+        size_t n = strlen(name);
+        int ok = n >= 3 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
+
+        for (size_t i = 0; ok && i < n; i++)
+            ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) ||
+                 name[i] == '-';
+        if (!ok)
+            pgcmk_err_set(&nerr, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                          "The server name '%.64s' is not valid: use 3 to 63 lowercase letters, "
+                          "digits and hyphens.",
+                          name);
+    } else {
+        cluster_check_name(name, &nerr);
+    }
+    if (!taken && nerr.code == PGCMK_E_OK)
         pgcmk_resp_json(rs, 200,
                         json_pack("{s:b, s:s, s:s, s:s}", "nameAvailable", 1, "name", name, "type",
                                   type, "message", ""));

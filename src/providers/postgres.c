@@ -273,8 +273,26 @@ pg_provision_dek(struct pg_db *d, const struct pg_db *source, struct pgcmk_err *
                              "key '%.300s' with. Assign an identity and grant it the Get, Wrap "
                              "and Unwrap key permissions.",
                              d->key_uri);
-    if (source && source->wrapped && source->key_uri && d->key_uri &&
-        strcasecmp(source->key_uri, d->key_uri) == 0) {
+    if (source && !source->key_uri && !d->key_uri) {
+        /* a replica of a service-managed database: the same DEK, sealed for this one */
+        struct pgcmk_err serr;
+        struct pgcmk_agent_key none = {NULL, NULL};
+
+        if (!pgcmk_agent_has_dek(source->id))
+            (void)pg_check_now(source->id, 0, &serr);
+        if (pgcmk_agent_share(source->id, d->id) ||
+            pgcmk_agent_rewrap(d->id, &none, &w, &wl, alg, &res)) {
+            pgcmk_agent_forget(d->id);
+            return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+                                 "The source '%.300s' has no data encryption key to share.",
+                                 source->id);
+        }
+        free(d->wrapped);
+        d->wrapped = w;
+        d->wrapped_len = wl;
+        pg_set(&d->alg, alg);
+    } else if (source && source->wrapped && source->key_uri && d->key_uri &&
+               strcasecmp(source->key_uri, d->key_uri) == 0) {
         /* a replica or standby: the same data, so the same DEK under the same key */
         free(d->wrapped);
         d->wrapped = pgcmk_xmalloc(source->wrapped_len);

@@ -447,3 +447,15 @@ def test_private_preview_pitr_and_ha_standbys_inherit_the_key(start_daemon):
     settle(d)
     assert get_cluster(d, rg, name)["properties"]["state"] == "Inaccessible"
     assert get_cluster(d, rg, rest)["properties"]["state"] == "Inaccessible"
+
+
+def test_replica_of_a_service_managed_cluster_reads_its_rows(daemon, cmk):
+    rg = cmk[0]
+    name = new_name("cl")
+    create_cluster(daemon, rg, name, cluster_body())
+    rid = cluster_id(rg, name)
+    assert daemon.put(data_url(rid, "a"), json={"value": "sm"}).status_code == 200
+    rep = new_name("cl")
+    create_cluster(daemon, rg, rep, {"location": "eastus", "properties": {"sourceResourceId": rid}})
+    assert get_cluster(daemon, rg, rep)["properties"]["dataEncryption"] == {"type": "SystemManaged"}
+    assert daemon.get(data_url(cluster_id(rg, rep), "a")).json()["value"] == "sm"

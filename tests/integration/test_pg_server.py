@@ -443,7 +443,7 @@ def test_server_request_errors(daemon, env):
     assert_arm_error(r, 400, "InvalidIdentity")
     assert_arm_error(d.put(base.format(new_name("pg")),
                            json=server_body("PointInTimeRestore", identity=False)), 400,
-                     "InvalidParameter")
+                     "InvalidRequestContent")  # sourceServerId is required by the schema
     missing = server_id(rg, new_name("pg"))
     assert_arm_error(d.put(base.format(new_name("pg")), json=server_body(
         "Replica", identity=False, sourceServerId=missing)), 404, "SourceServerNotFound")

@@ -33,6 +33,14 @@ EXPECT = {
         "identity deleted: Inaccessible", "08006"],
 }
 
+WALKTHROUGHS.append("docs/cli.md")
+EXPECT["docs/cli.md"] = ["servicePrincipal", '{"state":"Ready","provisioningState":"Succeeded",'
+                         '"type":"AzureKeyVault"}', "state: Inaccessible", '"accessible":false',
+                         "Unavailable", "read refused (exit 1)", "state: Ready",
+                         '{"item":"widget","qty":3}', "restore: Succeeded SystemManaged",
+                         '["order-1"]', "cli-cluster primary", "Access to the customer-managed key",
+                         "exit 3: ERROR: ResourceNotFound", "group deleted"]
+
 
 def sh_blocks(path):
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:

@@ -59,38 +59,10 @@ static const char *const cluster_props[] = {"administratorLogin",
 static const char *const encryption_props[] = {"primaryKeyUri", "primaryUserAssignedIdentityId",
                                                "type", NULL};
 
-static json_t *
-canonical(const json_t *in, const char *const *names)
-{
-    json_t *out = json_object(), *v;
-    const char *k;
-
-    json_object_foreach((json_t *)in, k, v) {
-        const char *name = k;
-
-        for (const char *const *n = names; *n; n++)
-            if (strcasecmp(*n, k) == 0)
-                name = *n;
-        json_object_set(out, name, v);
-    }
-    return out;
-}
-
 static int
 cluster_check_name(const char *name, struct pgcmk_err *err)
 {
-    size_t n = strlen(name);
-    int ok = n >= 3 && n <= 40 && name[0] != '-' && name[n - 1] != '-';
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '-';
-    if (ok)
-        return 0;
-    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                         "The cluster name '%.64s' is not valid. It must be 3 to 40 characters of "
-                         "lowercase letters, digits and hyphens, and not start or end with a "
-                         "hyphen.",
-                         name);
+    return pg_check_name("cluster", name, 40, err);
 }
 
 /* The principal of a user-assigned identity named in the resource's identity block. */
@@ -136,9 +108,9 @@ from_private_preview(json_t *p, const struct pgcmk_arm_id *id)
     size_t i;
 
     json_array_foreach(groups, i, g) {
-        json_t *c = canonical(g, (const char *const[]){"role", "serverCount", "serverEdition",
-                                                       "vCores", "storageQuotaInMb", "enableHa",
-                                                       "enablePublicIpAccess", "name", NULL});
+        json_t *c = pg_canonical(g, (const char *const[]){"role", "serverCount", "serverEdition",
+                                                          "vCores", "storageQuotaInMb", "enableHa",
+                                                          "enablePublicIpAccess", "name", NULL});
         int coord = pgcmk_streq_ci(json_string_value(json_object_get(c, "role")), "Coordinator");
         const char *pre = coord ? "coordinator" : "node";
         char key[64];
@@ -282,7 +254,7 @@ cluster_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     d.created_at = now;
     pg_set(&d.access, PG_ACCESS_PENDING);
     if (enc && !json_is_null(enc)) {
-        json_t *ce = canonical(enc, encryption_props);
+        json_t *ce = pg_canonical(enc, encryption_props);
         const char *type = json_string_value(json_object_get(ce, "type"));
 
         json_object_set_new(p, "dataEncryption", ce);
@@ -372,7 +344,7 @@ static int
 cluster_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
     json_t *in = json_object_get(ctx->rq->json, "properties");
-    json_t *p = canonical(json_object_get(ctx->body, "properties"), cluster_props);
+    json_t *p = pg_canonical(json_object_get(ctx->body, "properties"), cluster_props);
     int patch = strcmp(ctx->rq->method, "PATCH") == 0, rc = 0;
 
     json_object_set_new(ctx->body, "properties", p);
@@ -383,7 +355,7 @@ cluster_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
         json_t *new_enc = pg_get_ci(in, "dataEncryption");
         const char *state = json_string_value(json_object_get(old, "state"));
 
-        json_t *ce = new_enc ? canonical(new_enc, encryption_props) : NULL;
+        json_t *ce = new_enc ? pg_canonical(new_enc, encryption_props) : NULL;
         int same = !ce || json_equal(ce, json_object_get(old, "dataEncryption"));
 
         json_decref(ce);
@@ -836,7 +808,7 @@ cluster_servers(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *e
 
 /* POST /subscriptions/{s}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability */
 static int
-pg_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+pg_check_name_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = json_string_value(json_object_get(rq->json, "name"));
     const char *type = json_string_value(json_object_get(rq->json, "type"));
@@ -861,22 +833,10 @@ pg_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     taken = sqlite3_step(st) == SQLITE_ROW;
     pgcmk_db_done(st);
     memset(&nerr, 0, sizeof(nerr));
-    if (!pgcmk_streq_ci(type, CLUSTER_TYPE)) {
-        /* single servers: 3-63 lowercase letters, digits and hyphens */
-        size_t n = strlen(name);
-        int ok = n >= 3 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
-
-        for (size_t i = 0; ok && i < n; i++)
-            ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) ||
-                 name[i] == '-';
-        if (!ok)
-            pgcmk_err_set(&nerr, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                          "The server name '%.64s' is not valid: use 3 to 63 lowercase letters, "
-                          "digits and hyphens.",
-                          name);
-    } else {
+    if (pgcmk_streq_ci(type, CLUSTER_TYPE))
         cluster_check_name(name, &nerr);
-    }
+    else
+        pg_check_name("server", name, 63, &nerr);
     if (!taken && nerr.code == PGCMK_E_OK)
         pgcmk_resp_json(rs, 200,
                         json_pack("{s:b, s:s, s:s, s:s}", "nameAvailable", 1, "name", name, "type",
@@ -903,7 +863,7 @@ static const struct pgcmk_route cluster_routes[] = {
     {"GET", CLUSTER_PATH "/servers/{server}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
      cluster_servers},
     {"POST", "/subscriptions/{sub}/providers/Microsoft.DBforPostgreSQL/checkNameAvailability",
-     PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER | ROUTE_F_JSON, NULL, pg_check_name},
+     PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER | ROUTE_F_JSON, NULL, pg_check_name_route},
 };
 
 void

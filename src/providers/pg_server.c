@@ -66,38 +66,10 @@ static const char *const server_fixed[] = {"administratorLogin",
 static const char *const server_create_only[] = {"administratorLoginPassword", "createMode",
                                                  "sourceServerId", "restorePointInTime", NULL};
 
-static json_t *
-canonical(const json_t *in, const char *const *names)
-{
-    json_t *out = json_object(), *v;
-    const char *k;
-
-    json_object_foreach((json_t *)in, k, v) {
-        const char *name = k;
-
-        for (const char *const *n = names; *n; n++)
-            if (strcasecmp(*n, k) == 0)
-                name = *n;
-        json_object_set(out, name, v);
-    }
-    return out;
-}
-
 static int
 server_check_name(const char *name, struct pgcmk_err *err)
 {
-    size_t n = strlen(name);
-    int ok = n >= 3 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '-';
-    if (ok)
-        return 0;
-    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                         "The server name '%.64s' is not valid. It must be 3 to 63 characters of "
-                         "lowercase letters, digits and hyphens, and not start or end with a "
-                         "hyphen.",
-                         name);
+    return pg_check_name("server", name, 63, err);
 }
 
 static int
@@ -454,7 +426,7 @@ server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
 {
     struct pgcmk_db *db = pgcmk_db();
     json_t *old = json_object_get(ctx->existing, "properties");
-    json_t *in = canonical(json_object_get(ctx->rq->json, "properties"), server_props);
+    json_t *in = pg_canonical(json_object_get(ctx->rq->json, "properties"), server_props);
     json_t *merged, *prof, *ident = json_object_get(ctx->body, "identity");
     const char *itype = json_string_value(json_object_get(ident, "type"));
     int patch = strcmp(ctx->rq->method, "PATCH") == 0, changed = 0, rc = 0;
@@ -540,7 +512,7 @@ out:
 static int
 server_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
-    json_t *p = canonical(json_object_get(ctx->body, "properties"), server_props);
+    json_t *p = pg_canonical(json_object_get(ctx->body, "properties"), server_props);
     const char *itype =
         json_string_value(json_object_get(json_object_get(ctx->body, "identity"), "type"));
 

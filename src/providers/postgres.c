@@ -194,6 +194,41 @@ pg_get_ci(const json_t *obj, const char *key)
     return NULL;
 }
 
+json_t *
+pg_canonical(const json_t *in, const char *const *names)
+{
+    json_t *out = json_object(), *v;
+    const char *k;
+
+    json_object_foreach((json_t *)in, k, v) {
+        const char *name = k;
+
+        for (const char *const *n = names; *n; n++)
+            if (strcasecmp(*n, k) == 0)
+                name = *n;
+        json_object_set(out, name, v);
+    }
+    return out;
+}
+
+int
+pg_check_name(const char *what, const char *name, size_t max, struct pgcmk_err *err)
+{
+    size_t n = strlen(name);
+    int ok = n >= 3 && n <= max && name[0] != '-' && name[n - 1] != '-';
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+             name[i] == '-';
+    if (ok)
+        return 0;
+    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                         "The %s name '%.64s' is not valid. It must be 3 to %zu characters of "
+                         "lowercase letters, digits and hyphens, and not start or end with a "
+                         "hyphen.",
+                         what, name, max);
+}
+
 /* ---- CMK rules ---------------------------------------------------------------------------- */
 
 int

@@ -79,6 +79,11 @@ int pg_rows_restore(const char *source_id, const char *target_id, int64_t at,
 /* Removes everything a deleted database leaves: rows, row, DEK in memory. */
 void pg_forget(struct pgcmk_db *db, const char *id);
 
+/* A copy of `in` with its keys spelled as in `names` when they match case-insensitively. */
+json_t *pg_canonical(const json_t *in, const char *const *names);
+/* Cluster and server names: 3..max lowercase letters, digits and hyphens, no hyphen at the ends. */
+int pg_check_name(const char *what, const char *name, size_t max, struct pgcmk_err *err);
+
 /* The resource body's field, case-insensitively ("dataencryption" == "dataEncryption"). */
 json_t *pg_get_ci(const json_t *obj, const char *key);
 

@@ -9,6 +9,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/store.h"
 #include "arm/internal.h"
 
@@ -294,7 +295,8 @@ rg_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "managedBy",
                              "The request content was invalid and could not be deserialized: "
                              "'managedBy must be a string.'");
-    if (rg_check_tags(json_object_get(rq->json, "tags"), err))
+    if (rg_check_tags(json_object_get(rq->json, "tags"), err) ||
+        pgcmk_schema_check("Microsoft.Resources/resourceGroups", rq->api_version, rq->json, 0, err))
         return -1;
     if (pgcmk_db_tx(pgcmk_db(), rg_put_tx, &w, err))
         return -1;

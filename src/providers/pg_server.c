@@ -15,6 +15,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
 #include "providers/internal.h"
@@ -1188,6 +1189,10 @@ key_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     if (server_get_checked(rq, key_versions, "servers/keys", 1, &server, err))
         return -1;
+    if (pgcmk_schema_check(PG_NS "/servers/keys", rq->api_version, rq->json, 0, err)) {
+        json_decref(server);
+        return -1;
+    }
     memset(&d, 0, sizeof(d));
     if (key_check_name(name, err))
         goto fail;

@@ -6,6 +6,14 @@
 void pgcmk_vault_init(void);
 void pgcmk_vault_shutdown(void);
 
+/* Each thread caches the vaults and key versions that data-plane requests use. Every write that
+ * can change a data-plane answer (a vault's body, its access policies, a key) calls this inside
+ * its store transaction (or after it committed), so that the next request reads the store
+ * again. A call too many costs one store read; a call missing serves stale data. */
+void pgcmk_vault_invalidate(void);
+/* The generation the caches are valid for: it moves on every pgcmk_vault_invalidate (tests). */
+unsigned long long pgcmk_vault_generation(void);
+
 /* A key URI as customers write it: https://{vault}.vault.localhost[:port]/keys/{name}[/{version}]
  * or https://{vault}.vault.azure.net[:443]/keys/{name}[/{version}] (both name the local vault
  * {vault}; the az CLI insists on the second form). Fills vault (lower case), name and version

@@ -1,13 +1,15 @@
 /* util.c - allocation, ids, time and string helpers (core.h). */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <uuid/uuid.h>
+#include <openssl/rand.h>
 
 #include "pgcmk/core.h"
 #include "pgcmk/log.h"
@@ -107,13 +109,56 @@ pgcmk_secret_free(void *p, size_t len)
     free(p);
 }
 
+/* Random bytes for UUIDs come from OpenSSL's per-thread DRBG, 16 ids' worth at a time (each
+ * RAND_bytes call costs a getpid() system call in OpenSSL 3.0; libuuid made 6 per id, and every
+ * request takes an id for its x-ms-request-id). After fork() the child drops the buffer of the
+ * thread that forked (the only one it has), so parent and child never hand out the same bytes. */
+#define UUID_BATCH 16
+
+static _Thread_local unsigned char uuid_buf[16 * UUID_BATCH];
+static _Thread_local unsigned uuid_left;
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+
+static void
+uuid_atfork_child(void)
+{
+    uuid_left = 0;
+}
+
+static void
+uuid_init(void)
+{
+    if (pthread_atfork(NULL, NULL, uuid_atfork_child) != 0)
+        abort();
+}
+
+/* A version 4 UUID: 122 random bits, the version nibble 4 and the variant bits 10. */
 void
 pgcmk_uuid(char out[37])
 {
-    uuid_t u;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char *u;
+    size_t j = 0;
 
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
+    if (uuid_left == 0) {
+        pthread_once(&uuid_once, uuid_init);
+        if (RAND_bytes(uuid_buf, sizeof(uuid_buf)) != 1 &&
+            getrandom(uuid_buf, sizeof(uuid_buf), 0) != (ssize_t)sizeof(uuid_buf)) {
+            pgcmk_log(PGCMK_LOG_ERR, __func__, "no random bytes for a UUID");
+            abort();
+        }
+        uuid_left = UUID_BATCH;
+    }
+    u = uuid_buf + 16 * --uuid_left;
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = hex[u[i] >> 4];
+        out[j++] = hex[u[i] & 0x0f];
+    }
+    out[j] = '\0';
 }
 
 int64_t

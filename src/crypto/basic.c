@@ -1,4 +1,5 @@
 /* basic.c - randomness, base64 and base64url, SHA-256, AES-256-GCM (EVP only). */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -120,12 +121,24 @@ pgcmk_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len
     return b64_decode(s, len, b64_std, out, out_len);
 }
 
+/* SHA-256 is fetched from the provider once: EVP_sha256() makes every EVP_Digest fetch it again
+ * (a name look-up under a lock), which token checks paid on every request. Never freed. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 pgcmk_sha256(const void *data, size_t len, unsigned char out[32])
 {
     unsigned int n = 32;
 
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+    pthread_once(&sha256_once, sha256_fetch);
+    if (EVP_Digest(data, len, out, &n, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
         memset(out, 0, 32);
 }
 

@@ -1,4 +1,5 @@
 /* pkey.c - RSA keys through EVP: generation, PEM, JWK, RS256 JWTs. */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -385,11 +386,101 @@ crypt_ctx(const struct pgcmk_pkey *k, int a, int decrypt)
     return c;
 }
 
+/* Each thread keeps its last few encrypt/decrypt contexts, set up once (padding, OAEP and MGF1
+ * digests) and reused: OpenSSL allows any number of EVP_PKEY_encrypt/decrypt calls on a context
+ * after one *_init, and a context is never shared between threads. A decrypt context works on
+ * the thread's own copy of the key (EVP_PKEY_dup), so threads do not share the RSA blinding
+ * state (DESIGN.md 9). An entry holds a reference to the caller's EVP_PKEY as well: while the
+ * entry lives, that address cannot be freed and reused by another key, so the pointer is a safe
+ * cache key. A failed operation drops its entry. */
+#define PKEY_TCTX 8
+
+struct pkey_tctx {
+    EVP_PKEY *key; /* the caller's key (a reference), the cache key with alg and direction */
+    EVP_PKEY_CTX *c;
+    int alg, decrypt;
+};
+
+struct pkey_tcache {
+    struct pkey_tctx e[PKEY_TCTX];
+    unsigned next;
+};
+
+static pthread_once_t pkey_tcache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t pkey_tcache_key; /* frees a thread's contexts when it exits */
+static _Thread_local struct pkey_tcache *pkey_tcache;
+
+static void
+pkey_tctx_clear(struct pkey_tctx *t)
+{
+    EVP_PKEY_CTX_free(t->c);
+    EVP_PKEY_free(t->key);
+    memset(t, 0, sizeof(*t));
+}
+
+static void
+pkey_tcache_free(void *p)
+{
+    struct pkey_tcache *tc = p;
+
+    for (int i = 0; i < PKEY_TCTX; i++)
+        pkey_tctx_clear(&tc->e[i]);
+    free(tc);
+}
+
+static void
+pkey_tcache_init(void)
+{
+    if (pthread_key_create(&pkey_tcache_key, pkey_tcache_free) != 0)
+        abort();
+}
+
+/* This thread's context for (k, a, decrypt), made on first use. NULL when OpenSSL refuses. */
+static struct pkey_tctx *
+pkey_tctx_get(const struct pgcmk_pkey *k, int a, int decrypt)
+{
+    struct pkey_tcache *tc = pkey_tcache;
+    struct pkey_tctx *t;
+    struct pgcmk_pkey own = {NULL};
+
+    if (tc == NULL) {
+        pthread_once(&pkey_tcache_once, pkey_tcache_init);
+        tc = pgcmk_xcalloc(1, sizeof(*tc));
+        pthread_setspecific(pkey_tcache_key, tc);
+        pkey_tcache = tc;
+    }
+    for (int i = 0; i < PKEY_TCTX; i++) {
+        t = &tc->e[i];
+        if (t->key == k->pk && t->alg == a && t->decrypt == decrypt)
+            return t;
+    }
+    t = &tc->e[tc->next++ % PKEY_TCTX];
+    pkey_tctx_clear(t);
+    own.pk = decrypt ? EVP_PKEY_dup(k->pk) : k->pk;
+    if (own.pk == NULL || EVP_PKEY_up_ref(k->pk) != 1) {
+        if (decrypt)
+            EVP_PKEY_free(own.pk);
+        return NULL;
+    }
+    t->key = k->pk;
+    t->c = crypt_ctx(&own, a, decrypt); /* the context holds its own reference to own.pk */
+    if (decrypt)
+        EVP_PKEY_free(own.pk);
+    if (t->c == NULL) {
+        pkey_tctx_clear(t);
+        return NULL;
+    }
+    t->alg = a;
+    t->decrypt = decrypt;
+    return t;
+}
+
 static int
 pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in, size_t len,
            unsigned char **out, size_t *out_len, int decrypt)
 {
     int a = crypt_alg(alg);
+    struct pkey_tctx *t;
     EVP_PKEY_CTX *c;
     unsigned char *buf;
     size_t n = 0;
@@ -397,15 +488,16 @@ pkey_crypt(const struct pgcmk_pkey *k, const char *alg, const unsigned char *in,
 
     *out = NULL;
     *out_len = 0;
-    if (pgcmk_pkey_is_ec(k) || a < 0 || (c = crypt_ctx(k, a, decrypt)) == NULL)
+    if (pgcmk_pkey_is_ec(k) || a < 0 || (t = pkey_tctx_get(k, a, decrypt)) == NULL)
         return -1;
+    c = t->c;
     ok = (decrypt ? EVP_PKEY_decrypt(c, NULL, &n, in, len)
                   : EVP_PKEY_encrypt(c, NULL, &n, in, len)) == 1;
     buf = ok ? pgcmk_xmalloc(n + 1) : NULL;
     ok = ok && (decrypt ? EVP_PKEY_decrypt(c, buf, &n, in, len)
                         : EVP_PKEY_encrypt(c, buf, &n, in, len)) == 1;
-    EVP_PKEY_CTX_free(c);
     if (!ok) {
+        pkey_tctx_clear(t);
         free(buf);
         return -1;
     }

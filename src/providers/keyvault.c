@@ -13,6 +13,7 @@
 #include "pgcmk/events.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
+#include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
 #include "providers/internal.h"
 
@@ -295,6 +296,7 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     char *uri;
     int rc, exists_deleted;
 
+    pgcmk_vault_invalidate(); /* policies, RBAC, sku, recovery: the data plane reads again */
     /* Names are global: another group or subscription may hold this one. */
     st = pgcmk_db_stmt(db, PGCMK_STMT_RES_BY_TYPE_NAME);
     sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
@@ -426,6 +428,7 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
         PGCMK_EV_VAULT_DELETED, ctx->id.names[0], NULL, NULL, NULL, ctx->id_text};
     int rc;
 
+    pgcmk_vault_invalidate(); /* also on a resource-group delete, which runs this hook */
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ctx->id_text, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ctx->id.sub, -1, SQLITE_STATIC);
@@ -706,6 +709,7 @@ policy_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     size_t i;
     int rc = pgcmk_arm_resource_get(db, p->id, &vault, err);
 
+    pgcmk_vault_invalidate();
     if (rc <= 0)
         return rc < 0 ? -1
                       : pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,

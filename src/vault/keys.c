@@ -112,19 +112,165 @@ kv_perm_granted(json_t *policies, const struct pgcmk_caller *who, const char *pe
     return 0;
 }
 
-/* This thread's last vault: its name, etag and parsed body. */
-static _Thread_local struct {
-    char name[32];
-    char etag[48];
-    json_t *body;
-} kv_vault_cache;
+/* ---- a stored key and one of its versions ------------------------------------------------ */
 
-static pthread_key_t kv_vault_cache_key; /* frees a thread's cached body when it exits */
+struct kv_key {
+    char name[128], current[40];
+    int64_t deleted_at, purge_at;
+    int deleted;
+};
+
+struct kv_version {
+    char version[40], kty[16];
+    json_t *key_ops, *tags, *jwk;
+    int enabled;
+    int64_t nbf, exp; /* seconds, 0 = unset */
+    int64_t created, updated;
+    unsigned char *priv;
+    size_t priv_len;
+};
 
 static void
-kv_vault_cache_free(void *body)
+kv_version_release(struct kv_version *v)
 {
-    json_decref(body);
+    json_decref(v->key_ops);
+    json_decref(v->tags);
+    json_decref(v->jwk);
+    free(v->priv);
+    memset(v, 0, sizeof(*v));
+}
+
+/* ---- the hot-path caches ---------------------------------------------------------------------
+ *
+ * A wrap or unwrap needs the vault (access policies, RBAC flag, retention) and the key version
+ * (key_ops, attributes, the parsed key). Each thread keeps the last vault and its last key
+ * versions in memory, so a request on a cached version opens no SQLite transaction (DESIGN.md 9).
+ *
+ * Validity is one process-wide generation, kv_gen. Every write that can change an answer bumps
+ * it: the key writes here (create, import, rotate, update, delete, recover, purge, restore, and
+ * vault purges) and the vault writes in src/providers/keyvault.c (PUT, PATCH, delete and recover
+ * through the ARM hooks, access-policy add/remove/replace), all through pgcmk_vault_invalidate()
+ * inside their store transaction. An entry is used only while kv_gen still has the value it was
+ * filled under. Those bumps happen before the COMMIT, so a fill reads the generation and the rows
+ * inside a transaction of its own: the writer lock orders it wholly before or wholly after any
+ * writer, and a fill can never pair a new generation with rows from before a commit. Misses
+ * (after any write) therefore cost one short BEGIN IMMEDIATE ... COMMIT; hits cost an atomic load.
+ * Time (enabled, nbf, exp against the virtual clock) and faults are still judged per request. */
+
+static atomic_ullong kv_gen = 1;
+
+void
+pgcmk_vault_invalidate(void)
+{
+    atomic_fetch_add(&kv_gen, 1);
+}
+
+unsigned long long
+pgcmk_vault_generation(void)
+{
+    return atomic_load(&kv_gen);
+}
+
+#define KV_TKEYS 16
+
+struct kv_tkey {
+    char vault[32], name[128], asked[40]; /* lower case; asked "" = the current version */
+    unsigned long long gen;               /* 0 = empty */
+    struct kv_key k;
+    struct kv_version v;
+    struct pgcmk_pkey *pk; /* from kv_cache (lives until shutdown); NULL until a crypto op */
+};
+
+struct kv_tcache {
+    char vault[32], etag[48]; /* the last vault: its name (as asked) and etag */
+    unsigned long long vault_gen;
+    json_t *body; /* its parsed body; NULL with vault_gen current = no such vault */
+    struct kv_tkey keys[KV_TKEYS];
+    unsigned next;
+};
+
+static _Thread_local struct kv_tcache *kv_tc;
+static pthread_key_t kv_tcache_key; /* frees a thread's caches when it exits */
+
+static void
+kv_tcache_free(void *p)
+{
+    struct kv_tcache *tc = p;
+
+    json_decref(tc->body);
+    for (int i = 0; i < KV_TKEYS; i++)
+        kv_version_release(&tc->keys[i].v);
+    free(tc);
+}
+
+static struct kv_tcache *
+kv_tcache(void)
+{
+    if (kv_tc == NULL) {
+        kv_tc = pgcmk_xcalloc(1, sizeof(*kv_tc));
+        pthread_setspecific(kv_tcache_key, kv_tc);
+    }
+    return kv_tc;
+}
+
+struct kv_vault_fill {
+    struct kv_tcache *tc;
+    const char *name;
+};
+
+/* Inside the writer lock: the generation, then the vault's row. The body is parsed again only
+ * when its etag changed. */
+static int
+kv_vault_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct kv_vault_fill *f = ctx;
+    struct kv_tcache *tc = f->tc;
+    unsigned long long gen = atomic_load(&kv_gen);
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
+    int rc;
+
+    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *etag = (const char *)sqlite3_column_text(st, 1);
+
+        if (tc->body == NULL || strcmp(tc->etag, etag) != 0 ||
+            strcasecmp(tc->vault, f->name) != 0) {
+            json_decref(tc->body);
+            tc->body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+            snprintf(tc->etag, sizeof(tc->etag), "%s", etag);
+        }
+    } else if (rc == SQLITE_DONE) {
+        json_decref(tc->body);
+        tc->body = NULL;
+        tc->etag[0] = '\0';
+    } else {
+        pgcmk_db_done(st);
+        tc->vault_gen = 0;
+        return pgcmk_db_fail(db, rc, "read vault", err);
+    }
+    pgcmk_db_done(st);
+    snprintf(tc->vault, sizeof(tc->vault), "%s", f->name);
+    tc->vault_gen = gen;
+    return 0;
+}
+
+/* This thread's cached body of `name` (borrowed; NULL = no such vault), filled when stale. */
+static int
+kv_vault_get(const char *name, json_t **body, struct pgcmk_err *err)
+{
+    struct kv_tcache *tc = kv_tcache();
+
+    if (tc->vault_gen != atomic_load(&kv_gen) || strcasecmp(tc->vault, name) != 0) {
+        struct kv_vault_fill f = {tc, name};
+
+        tc->vault_gen = 0;
+        if (pgcmk_db_tx(pgcmk_db(), kv_vault_fill_tx, &f, err))
+            return -1;
+    }
+    *body = tc->body;
+    return 0;
 }
 
 /* The pipeline of every data-plane call: api-version, vault, bearer token, access policy. */
@@ -133,11 +279,7 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
          struct pgcmk_err *err)
 {
     const char *authz = pgcmk_req_header(rq, "Authorization");
-    struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st;
-    json_t *props;
-    char *id = NULL;
-    int rc;
+    json_t *props, *body;
 
     memset(kc, 0, sizeof(*kc));
     kv_headers(rs);
@@ -161,29 +303,12 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
         return kv_challenge(rs, err, msg);
     }
     snprintf(kc->vault, sizeof(kc->vault), "%s", rq->vault);
-    /* The vault's body is parsed again only when its etag changed (per thread, no locks). */
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
-    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, rq->vault, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *etag = (const char *)sqlite3_column_text(st, 1);
-
-        if (kv_vault_cache.body == NULL || strcmp(kv_vault_cache.etag, etag) != 0 ||
-            strcasecmp(kv_vault_cache.name, rq->vault) != 0) {
-            json_decref(kv_vault_cache.body);
-            kv_vault_cache.body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-            pthread_setspecific(kv_vault_cache_key, kv_vault_cache.body);
-            snprintf(kv_vault_cache.etag, sizeof(kv_vault_cache.etag), "%s", etag);
-            snprintf(kv_vault_cache.name, sizeof(kv_vault_cache.name), "%s", rq->vault);
-        }
-        id = kv_vault_cache.body ? (char *)"" : NULL;
-    }
-    pgcmk_db_done(st);
-    if (id == NULL)
+    if (kv_vault_get(rq->vault, &body, err))
+        return -1;
+    if (body == NULL)
         return pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
                              "The vault '%.64s' does not exist (or it is deleted).", rq->vault);
-    kc->vault_body = json_incref(kv_vault_cache.body);
+    kc->vault_body = json_incref(body);
     props = json_object_get(kc->vault_body, "properties");
     kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
     kc->retention_days =
@@ -221,32 +346,6 @@ kv_body(struct pgcmk_req *rq, struct pgcmk_err *err)
 }
 
 /* ---- stored keys ---------------------------------------------------------------------------- */
-
-struct kv_key {
-    char name[128], current[40];
-    int64_t deleted_at, purge_at;
-    int deleted;
-};
-
-struct kv_version {
-    char version[40], kty[16];
-    json_t *key_ops, *tags, *jwk;
-    int enabled;
-    int64_t nbf, exp; /* seconds, 0 = unset */
-    int64_t created, updated;
-    unsigned char *priv;
-    size_t priv_len;
-};
-
-static void
-kv_version_release(struct kv_version *v)
-{
-    json_decref(v->key_ops);
-    json_decref(v->tags);
-    json_decref(v->jwk);
-    free(v->priv);
-    memset(v, 0, sizeof(*v));
-}
 
 /* 1 found, 0 absent, -1 error. */
 static int
@@ -328,24 +427,114 @@ kv_not_found(const char *name, const char *version, struct pgcmk_err *err)
                          name, version && *version ? "/" : "", version ? version : "");
 }
 
-/* Loads the live key and the named (or current) version. */
+/* dst = a copy of src that shares its (never modified) JSON values. */
+static void
+kv_version_copy(struct kv_version *dst, const struct kv_version *src)
+{
+    *dst = *src;
+    json_incref(dst->key_ops);
+    json_incref(dst->tags);
+    json_incref(dst->jwk);
+    dst->priv = pgcmk_xmalloc(src->priv_len + 1);
+    if (src->priv_len)
+        memcpy(dst->priv, src->priv, src->priv_len);
+}
+
+struct kv_key_fill {
+    const char *vault, *name, *version;
+    struct kv_key *k;
+    struct kv_version *v;
+    unsigned long long gen;
+    int found;
+};
+
+/* Inside the writer lock (see the caches above): the generation, then the rows. */
+static int
+kv_key_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct kv_key_fill *f = ctx;
+    int rc;
+
+    f->gen = atomic_load(&kv_gen);
+    f->found = 0;
+    rc = kv_key_load(db, f->vault, f->name, f->k, err);
+    if (rc <= 0 || f->k->deleted)
+        return rc < 0 ? -1 : 0;
+    rc = kv_version_load(db, f->vault, f->name,
+                         f->version && *f->version ? f->version : f->k->current, f->v, err);
+    if (rc < 0)
+        return -1;
+    f->found = rc;
+    return 0;
+}
+
+/* Loads the live key and the named (or current) version, from this thread's cache when no write
+ * happened since it was filled. *entry (when given) is the cache entry that holds them, or NULL;
+ * it stays valid until this thread's next kv_resolve. */
+static int
+kv_resolve_ex(struct kv_ctx *kc, const char *name, const char *version, struct kv_key *k,
+              struct kv_version *v, struct kv_tkey **entry, struct pgcmk_err *err)
+{
+    struct kv_tcache *tc = kv_tcache();
+    unsigned long long gen = atomic_load(&kv_gen);
+    struct kv_key_fill f = {kc->vault, name, version, k, v, 0, 0};
+    char lvault[32], lname[128], lasked[40];
+    struct kv_tkey *e;
+    int cacheable;
+
+    if (entry)
+        *entry = NULL;
+    memset(v, 0, sizeof(*v));
+    cacheable = strlen(kc->vault) < sizeof(lvault) && strlen(name) < sizeof(lname) &&
+                (version == NULL || strlen(version) < sizeof(lasked));
+    if (cacheable) {
+        pgcmk_lower(lvault, sizeof(lvault), kc->vault);
+        pgcmk_lower(lname, sizeof(lname), name);
+        pgcmk_lower(lasked, sizeof(lasked), version ? version : "");
+        for (int i = 0; i < KV_TKEYS; i++) {
+            e = &tc->keys[i];
+            if (e->gen == gen && strcmp(e->name, lname) == 0 && strcmp(e->asked, lasked) == 0 &&
+                strcmp(e->vault, lvault) == 0) {
+                *k = e->k;
+                kv_version_copy(v, &e->v);
+                if (entry)
+                    *entry = e;
+                return 0;
+            }
+        }
+    }
+    if (pgcmk_db_tx(pgcmk_db(), kv_key_fill_tx, &f, err)) {
+        kv_version_release(v);
+        return -1;
+    }
+    if (!f.found)
+        return kv_not_found(name, version, err);
+    if (!cacheable)
+        return 0;
+    e = NULL;
+    for (int i = 0; i < KV_TKEYS && e == NULL; i++) /* a stale entry first, else round robin */
+        if (tc->keys[i].gen != gen)
+            e = &tc->keys[i];
+    if (e == NULL)
+        e = &tc->keys[tc->next++ % KV_TKEYS];
+    kv_version_release(&e->v);
+    memcpy(e->vault, lvault, sizeof(lvault));
+    memcpy(e->name, lname, sizeof(lname));
+    memcpy(e->asked, lasked, sizeof(lasked));
+    e->k = *k;
+    kv_version_copy(&e->v, v);
+    e->pk = NULL;
+    e->gen = f.gen;
+    if (entry)
+        *entry = e;
+    return 0;
+}
+
 static int
 kv_resolve(struct kv_ctx *kc, const char *name, const char *version, struct kv_key *k,
            struct kv_version *v, struct pgcmk_err *err)
 {
-    struct pgcmk_db *db = pgcmk_db();
-    int rc = kv_key_load(db, kc->vault, name, k, err);
-
-    if (rc < 0)
-        return -1;
-    if (rc == 0 || k->deleted)
-        return kv_not_found(name, version, err);
-    rc = kv_version_load(db, kc->vault, name, version && *version ? version : k->current, v, err);
-    if (rc < 0)
-        return -1;
-    if (rc == 0)
-        return kv_not_found(name, version, err);
-    return 0;
+    return kv_resolve_ex(kc, name, version, k, v, NULL, err);
 }
 
 static const char *
@@ -569,6 +758,7 @@ kv_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     int64_t now = pgcmk_clock_now();
     int rc = kv_key_load(db, c->kc->vault, c->name, &k, err);
 
+    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
     if (rc < 0)
         goto out;
     if (rc == 1 && k.deleted) {
@@ -1131,6 +1321,7 @@ kv_update_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
          *tags = json_dumps(u->v->tags, JSON_COMPACT);
     int rc;
 
+    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
     sqlite3_bind_text(st, 1, u->kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->v->version, -1, SQLITE_STATIC);
@@ -1220,6 +1411,7 @@ kv_state_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     sqlite3_stmt *st;
     int rc;
 
+    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
     if (s->purge) {
         st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_DELETE_KEY);
         sqlite3_bind_text(st, 1, s->kc->vault, -1, SQLITE_STATIC);
@@ -1386,6 +1578,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     struct kv_ctx kc;
     struct kv_key k;
     struct kv_version v;
+    struct kv_tkey *entry = NULL;
     struct pgcmk_pkey *pk = NULL;
     int pk_owned = 0;
     const char *alg, *value;
@@ -1410,7 +1603,8 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     }
     if (kv_admit(rq, rs, kv_ops[which].op, &kc, err) || kv_body(rq, err) ||
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
+        kv_resolve_ex(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v,
+                      &entry, err))
         goto out;
     json_array_foreach(v.key_ops, i, o) {
         if (json_is_string(o) && strcmp(json_string_value(o), kv_ops[which].op) == 0)
@@ -1445,7 +1639,13 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                       "The request needs 'alg' and a base64url 'value'.");
         goto out;
     }
-    pk = kv_pkey(&kc, k.name, &v, &pk_owned);
+    if (entry && entry->pk) {
+        pk = entry->pk;
+    } else {
+        pk = kv_pkey(&kc, k.name, &v, &pk_owned);
+        if (entry && pk && !pk_owned)
+            entry->pk = pk;
+    }
     if (pk == NULL) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key cannot be loaded");
         goto out;
@@ -1890,6 +2090,7 @@ kv_restore_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     size_t i;
     int rc = kv_key_load(db, r->kc->vault, name, &k, err);
 
+    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
     if (rc < 0)
         return -1;
     if (rc == 1)
@@ -2079,6 +2280,7 @@ kv_purge_vault_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_PURGE_VAULT);
     int rc;
 
+    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
     sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     pgcmk_db_done(st);
@@ -2432,8 +2634,9 @@ bad:
 void
 pgcmk_vault_init(void)
 {
-    if (pthread_key_create(&kv_vault_cache_key, kv_vault_cache_free) != 0)
+    if (pthread_key_create(&kv_tcache_key, kv_tcache_free) != 0)
         PGCMK_BUG("no thread key for the vault cache");
+    pgcmk_vault_invalidate(); /* a new store: nothing cached before counts */
     kv_last_tick = pgcmk_clock_now();
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
     pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
@@ -2444,9 +2647,12 @@ pgcmk_vault_init(void)
 void
 pgcmk_vault_shutdown(void)
 {
-    json_decref(kv_vault_cache.body); /* this thread's; the others' went with their threads */
-    kv_vault_cache.body = NULL;
-    pthread_setspecific(kv_vault_cache_key, NULL);
+    pgcmk_vault_invalidate();
+    if (kv_tc) { /* this thread's; the others' went with their threads */
+        pthread_setspecific(kv_tcache_key, NULL);
+        kv_tcache_free(kv_tc);
+        kv_tc = NULL;
+    }
     pthread_mutex_lock(&kv_cache_mu);
     for (int i = 0; i < kv_cache_n; i++)
         pgcmk_pkey_free(kv_cache[i].k);

@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -933,3 +934,175 @@ def test_sdk_falls_back_to_remote_wrap_without_get_permission(daemon, rg, cred):
     # The remote wrap really used this key: the admin unwraps it too.
     admin_cc = CryptographyClient(key, cred, connection_verify=daemon.ca)
     assert admin_cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, w.encrypted_key).key == dek
+
+
+# --- the data plane's in-memory caches (src/vault/keys.c) --------------------------------------
+# Each server thread caches the vault (access policies, RBAC flag) and the key versions it used;
+# any write must show on the very next request, whichever thread serves it. Every check below is
+# made over several fresh connections (SO_REUSEPORT spreads them over the listener threads) plus
+# one keep-alive session, after warming the caches of those threads the same way.
+
+FRESH = 10
+
+
+class Probe:
+    """Crypto and get requests against one key, on fresh connections and on one kept-alive."""
+
+    def __init__(self, d, vault_uri, key_name, tok):
+        import requests
+        self.requests = requests
+        self.d, self.base, self.key = d, vault_uri.rstrip("/"), key_name
+        self.headers = {"Authorization": f"Bearer {tok}"}
+        self.session = requests.Session()
+        self.session.verify = d.ca
+
+    def _send(self, http, op, version, body):
+        path = f"{self.base}/keys/{self.key}" + (f"/{version}" if version else "")
+        url = f"{path}/{op}?api-version=7.4" if op else f"{path}?api-version=7.4"
+        if op:
+            return http.post(url, json=body, headers=self.headers, verify=self.d.ca, timeout=10)
+        return http.get(url, headers=self.headers, verify=self.d.ca, timeout=10)
+
+    def all(self, op, version="", **body):
+        """The same request on FRESH new connections and twice on the kept-alive one."""
+        out = []
+        for _ in range(FRESH):
+            with self.requests.Session() as s:
+                s.verify = self.d.ca
+                out.append(self._send(s, op, version, body))
+        out += [self._send(self.session, op, version, body) for _ in range(2)]
+        return out
+
+    def wrap(self, version=""):
+        return self.all("wrapkey", version, alg="RSA-OAEP-256", value=b64u(os.urandom(32)))
+
+    def expect(self, responses, status, inner=None):
+        for r in responses:
+            assert r.status_code == status, r.text
+            if inner:
+                assert r.json()["error"].get("innererror", {}).get("code") == inner, r.text
+        return responses
+
+
+def test_cached_key_follows_every_key_write(daemon, rg, cred):
+    _, uri = make_vault(daemon, rg, [policy(ADMIN_OID, ["all"])])
+    c = KeyClient(uri, cred, connection_verify=daemon.ca)
+    k = c.create_rsa_key("hot", size=2048)
+    p = Probe(daemon, uri, "hot", token(daemon))
+    ct = b64u(public_key(k).encrypt(b"\x01" * 32, OAEP["RSA-OAEP-256"]))
+
+    def unwrap(version=""):
+        return p.all("unwrapkey", version, alg="RSA-OAEP-256", value=ct)
+
+    for r in p.expect(p.wrap(), 200) + p.expect(unwrap(), 200):  # warm every thread
+        assert r.json()["kid"] == k.id
+    # enabled
+    c.update_key_properties("hot", enabled=False)
+    p.expect(p.wrap(), 403, "KeyDisabled")
+    p.expect(unwrap(k.properties.version), 403, "KeyDisabled")
+    assert all(r.json()["attributes"]["enabled"] is False for r in p.all(None))
+    c.update_key_properties("hot", enabled=True)
+    p.expect(unwrap(), 200)
+    # key_ops
+    c.update_key_properties("hot", key_operations=["wrapKey"])
+    p.expect(unwrap(), 403, "KeyOperationForbidden")
+    p.expect(p.wrap(), 200)
+    c.update_key_properties("hot", key_operations=["wrapKey", "unwrapKey"])
+    p.expect(unwrap(), 200)
+    # exp and nbf (judged against the clock on every request, stored by update)
+    c.update_key_properties("hot", expires_on=datetime.datetime.now(datetime.timezone.utc) - DAY)
+    p.expect(p.wrap(), 403, "KeyExpired")
+    c.update_key_properties("hot", expires_on=datetime.datetime.now(datetime.timezone.utc) + DAY,
+                            not_before=datetime.datetime.now(datetime.timezone.utc) + DAY)
+    p.expect(p.wrap(), 403, "KeyNotYetValid")
+    c.update_key_properties("hot", not_before=datetime.datetime.now(datetime.timezone.utc) - DAY)
+    p.expect(p.wrap(), 200)
+    # rotate: the unversioned name moves to the new version at once; the old one still answers
+    new = c.rotate_key("hot")
+    assert all(r.json()["kid"] == new.id for r in p.expect(p.wrap(), 200))
+    assert all(r.json()["key"]["kid"] == new.id for r in p.all(None))
+    p.expect(unwrap(k.properties.version), 200)
+    p.expect(p.all("unwrapkey", "", alg="RSA-OAEP-256", value=ct), 400)  # new key, old ciphertext
+    # import over the name: a new current version
+    from azure.keyvault.keys import JsonWebKey
+    priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pn = priv.private_numbers()
+
+    def ib(i):
+        return i.to_bytes((i.bit_length() + 7) // 8, "big")
+    imp = c.import_key("hot", JsonWebKey(kty="RSA", n=ib(pn.public_numbers.n),
+                                         e=ib(pn.public_numbers.e), d=ib(pn.d), p=ib(pn.p),
+                                         q=ib(pn.q), dp=ib(pn.dmp1), dq=ib(pn.dmq1),
+                                         qi=ib(pn.iqmp)))
+    for r in p.expect(p.wrap(), 200):
+        assert r.json()["kid"] == imp.id
+        assert priv.decrypt(b64u_dec(r.json()["value"]), OAEP["RSA-OAEP-256"])
+    # delete, recover, delete + purge, restore
+    backup = c.backup_key("hot")
+    c.begin_delete_key("hot", _polling_interval=0).wait()
+    p.expect(p.wrap(), 404)
+    p.expect(unwrap(k.properties.version), 404)
+    c.begin_recover_deleted_key("hot", _polling_interval=0).wait()
+    p.expect(p.wrap(), 200)
+    p.expect(unwrap(k.properties.version), 200)
+    c.begin_delete_key("hot", _polling_interval=0).wait()
+    c.purge_deleted_key("hot")
+    p.expect(p.wrap(), 404)
+    p.expect(unwrap(k.properties.version), 404)
+    c.restore_key_backup(backup)
+    assert all(r.json()["kid"] == imp.id for r in p.expect(p.wrap(), 200))
+    p.expect(unwrap(k.properties.version), 200)
+
+
+def test_cached_vault_follows_every_vault_write(daemon, cred):
+    g = new_name("kvc")
+    assert daemon.put_rg(g).status_code == 201
+    sp = daemon.post("/emulator/principals", json={"displayName": new_name("sp")}).json()
+    name, uri = make_vault(daemon, g, [policy(ADMIN_OID, ALL_KEY_PERMS),
+                                       policy(sp["objectId"], ["wrapKey", "get"])])
+    KeyClient(uri, cred, connection_verify=daemon.ca).create_rsa_key("hot", size=2048)
+    p = Probe(daemon, uri, "hot", token(daemon, app=sp["appId"], secret=sp["password"]))
+    p.expect(p.wrap(), 200)  # warm every thread
+    # access policies: remove, add, replace
+    policy_op(daemon, g, name, "remove", [policy(sp["objectId"], ["wrapKey"])])
+    p.expect(p.wrap(), 403, "ForbiddenByPolicy")
+    p.expect(p.all(None), 200)
+    policy_op(daemon, g, name, "add", [policy(sp["objectId"], ["wrapKey"])])
+    p.expect(p.wrap(), 200)
+    policy_op(daemon, g, name, "replace", [policy(sp["objectId"], ["get"])])
+    p.expect(p.wrap(), 403, "ForbiddenByPolicy")
+    policy_op(daemon, g, name, "remove", [policy(sp["objectId"], ["get"])])
+    p.expect(p.all(None), 403, "ForbiddenByPolicy")
+    # a full PUT of the vault, with and without the principal
+    body = {"location": "eastus", "properties": {
+        "tenantId": TENANT, "sku": {"family": "A", "name": "standard"},
+        "accessPolicies": [policy(ADMIN_OID, ALL_KEY_PERMS), policy(sp["objectId"], ["all"])]}}
+    assert daemon.put(vault_path(g, name), json=body).status_code == 200
+    p.expect(p.wrap(), 200)
+    body["properties"]["accessPolicies"] = [policy(ADMIN_OID, ALL_KEY_PERMS)]
+    assert daemon.put(vault_path(g, name), json=body).status_code == 200
+    p.expect(p.wrap(), 403, "ForbiddenByPolicy")
+    # the RBAC flag by PATCH: policies are then not consulted
+    r = daemon.patch(vault_path(g, name), json={"properties": {"enableRbacAuthorization": True}})
+    assert r.status_code == 200, r.text
+    p.expect(p.wrap(), 200)
+    r = daemon.patch(vault_path(g, name), json={"properties": {"enableRbacAuthorization": False}})
+    assert r.status_code == 200, r.text
+    p.expect(p.wrap(), 403, "ForbiddenByPolicy")
+    policy_op(daemon, g, name, "add", [policy(sp["objectId"], ["wrapKey"])])
+    p.expect(p.wrap(), 200)
+    # delete, recover, and the resource group's delete
+    assert daemon.delete(vault_path(g, name)).status_code in (200, 204)
+    for r in p.wrap():
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "VaultNotFound"), r.text
+    r = daemon.put(vault_path(g, name), json={"location": "eastus", "properties": {
+        "tenantId": TENANT, "sku": {"family": "A", "name": "standard"}, "createMode": "recover"}})
+    assert r.status_code in (200, 201), r.text
+    p.expect(p.wrap(), 200)
+    assert daemon.delete(daemon.rg_path(g)).status_code in (200, 202)
+    for _ in range(100):
+        if daemon.get(daemon.rg_path(g)).status_code == 404:
+            break
+        time.sleep(0.1)
+    for r in p.wrap():
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "VaultNotFound"), r.text

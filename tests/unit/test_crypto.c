@@ -1,9 +1,12 @@
 /* test_crypto.c - base64/base64url, SHA-256, AES-256-GCM, the local CA and server certificate,
- * RSA keys (OAEP and PKCS#1 encryption, RS/PS signatures), JWK thumbprints and RS256 JWTs. */
+ * RSA keys (OAEP and PKCS#1 encryption, RS/PS signatures), JWK thumbprints and RS256 JWTs, the
+ * per-thread encrypt/decrypt contexts, and v4 UUIDs. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -834,6 +837,174 @@ test_rsa(void)
     pgcmk_pkey_free(pub);
 }
 
+/* ---- per-thread OAEP contexts (src/crypto/pkey.c) ------------------------------------------ */
+
+/* Encrypts a fresh DEK under k with alg and decrypts it again; 1 when the round trip holds. */
+static int
+rsa_round_trip(struct pgcmk_pkey *k, const char *alg)
+{
+    unsigned char dek[32], *ct = NULL, *pt = NULL;
+    size_t ct_len = 0, pt_len = 0;
+    int ok = pgcmk_random(dek, sizeof(dek)) == 0 &&
+             pgcmk_pkey_encrypt(k, alg, dek, sizeof(dek), &ct, &ct_len) == 0 &&
+             pgcmk_pkey_decrypt(k, alg, ct, ct_len, &pt, &pt_len) == 0 && pt_len == 32 &&
+             memcmp(pt, dek, 32) == 0;
+
+    free(ct);
+    free(pt);
+    return ok;
+}
+
+struct rsa_worker {
+    struct pgcmk_pkey *k;
+    int ok;
+};
+
+static void *
+rsa_worker_run(void *arg)
+{
+    struct rsa_worker *w = arg;
+    unsigned char md[32];
+
+    w->ok = 1;
+    for (int i = 0; i < 40; i++) {
+        w->ok &= rsa_round_trip(w->k, i % 3 == 0 ? "RSA-OAEP" : "RSA-OAEP-256");
+        pgcmk_sha256("abc", 3, md);
+        w->ok &= md[0] == 0xba && md[31] == 0xad;
+    }
+    return NULL;
+}
+
+static void
+test_rsa_contexts(void)
+{
+    struct pgcmk_pkey *keys[10] = {NULL}, *k2 = NULL;
+    unsigned char dek[32], *ct = NULL, *pt = NULL, *ct_old = NULL;
+    size_t ct_len = 0, pt_len = 0, old_len = 0;
+    struct rsa_worker w[2];
+    pthread_t th[2];
+    int ok = 1;
+
+    /* Reuse: many operations on one key, the algorithms interleaved. */
+    CHECK(pgcmk_pkey_rsa_new(2048, &keys[0]) == 0);
+    for (int i = 0; i < 30; i++)
+        ok &= rsa_round_trip(keys[0], i % 2 ? "RSA-OAEP-256" : i % 3 ? "RSA-OAEP" : "RSA1_5");
+    CHECK(ok);
+    /* A failed decryption drops the context; the next one works. */
+    CHECK(pgcmk_random(dek, sizeof(dek)) == 0);
+    CHECK(pgcmk_pkey_encrypt(keys[0], "RSA-OAEP-256", dek, 32, &ct, &ct_len) == 0);
+    ct[5] ^= 0x40;
+    CHECK(pgcmk_pkey_decrypt(keys[0], "RSA-OAEP-256", ct, ct_len, &pt, &pt_len) == -1);
+    CHECK(pgcmk_pkey_decrypt(keys[0], "RSA-OAEP-256", ct, 17, &pt, &pt_len) == -1);
+    ct[5] ^= 0x40;
+    CHECK(pgcmk_pkey_decrypt(keys[0], "RSA-OAEP-256", ct, ct_len, &pt, &pt_len) == 0 &&
+          pt_len == 32 && memcmp(pt, dek, 32) == 0);
+    free(pt);
+    pt = NULL;
+    /* The wrong key (and the wrong OAEP digest) never decrypts. */
+    CHECK(pgcmk_pkey_rsa_new(2048, &k2) == 0);
+    CHECK(pgcmk_pkey_decrypt(k2, "RSA-OAEP-256", ct, ct_len, &pt, &pt_len) == -1);
+    CHECK(pgcmk_pkey_decrypt(keys[0], "RSA-OAEP", ct, ct_len, &pt, &pt_len) == -1);
+    free(pt);
+    pt = NULL;
+    /* More keys than a thread keeps contexts for: each still answers for itself. */
+    for (int i = 1; i < 10; i++)
+        CHECK(pgcmk_pkey_rsa_new(2048, &keys[i]) == 0);
+    ok = 1;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 10; i++)
+            ok &= rsa_round_trip(keys[i], "RSA-OAEP-256");
+    CHECK(ok);
+    /* A freed key's address may come back for a new key: the new key must be used, not a context
+     * of the old one. */
+    CHECK(pgcmk_pkey_encrypt(keys[9], "RSA-OAEP-256", dek, 32, &ct_old, &old_len) == 0);
+    for (int i = 1; i < 10; i++) {
+        pgcmk_pkey_free(keys[i]);
+        keys[i] = NULL;
+    }
+    ok = 1;
+    for (int i = 1; i < 10; i++) {
+        CHECK(pgcmk_pkey_rsa_new(2048, &keys[i]) == 0);
+        ok &= rsa_round_trip(keys[i], "RSA-OAEP-256");
+        pt = NULL;
+        ok &= pgcmk_pkey_decrypt(keys[i], "RSA-OAEP-256", ct_old, old_len, &pt, &pt_len) == -1;
+        free(pt);
+    }
+    CHECK(ok);
+    /* Two threads on one key at once (each with its own context and key copy). */
+    for (int i = 0; i < 2; i++) {
+        w[i].k = keys[0];
+        w[i].ok = 0;
+        CHECK(pthread_create(&th[i], NULL, rsa_worker_run, &w[i]) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(w[i].ok);
+    }
+    free(ct);
+    free(ct_old);
+    for (int i = 0; i < 10; i++)
+        pgcmk_pkey_free(keys[i]);
+    pgcmk_pkey_free(k2);
+}
+
+/* ---- UUIDs (src/core/util.c) --------------------------------------------------------------- */
+
+static int
+uuid_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int
+uuid_well_formed(const char *u)
+{
+    if (strlen(u) != 36 || u[14] != '4' || !strchr("89ab", u[19]))
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+        if (dash ? u[i] != '-' : !strchr("0123456789abcdef", u[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static void
+test_uuid(void)
+{
+    static char ids[200][37];
+    char mine[37], child[37] = "";
+    int fds[2], ok = 1, status = 0;
+    pid_t pid;
+
+    for (int i = 0; i < 200; i++) { /* several refills of the per-thread batch */
+        pgcmk_uuid(ids[i]);
+        ok &= uuid_well_formed(ids[i]);
+    }
+    CHECK(ok);
+    qsort(ids, 200, sizeof(ids[0]), uuid_cmp);
+    ok = 1;
+    for (int i = 1; i < 200; i++)
+        ok &= strcmp(ids[i - 1], ids[i]) != 0;
+    CHECK(ok);
+    /* After fork the child must not repeat the ids the parent hands out next. */
+    pgcmk_uuid(mine);
+    CHECK(pipe(fds) == 0);
+    pid = fork();
+    if (pid == 0) {
+        pgcmk_uuid(child);
+        _exit(write(fds[1], child, 37) == 37 ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    close(fds[1]);
+    CHECK(read(fds[0], child, 37) == 37);
+    close(fds[0]);
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pgcmk_uuid(mine);
+    CHECK(uuid_well_formed(child) && strcmp(child, mine) != 0);
+}
+
 int
 main(void)
 {
@@ -842,5 +1013,7 @@ main(void)
     test_aead();
     test_tls();
     test_rsa();
+    test_rsa_contexts();
+    test_uuid();
     return t_done("test_crypto");
 }

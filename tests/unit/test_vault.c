@@ -1,4 +1,4 @@
-/* test_vault.c - key URIs in both the local and the Azure form. */
+/* test_vault.c - key URIs in both the local and the Azure form; the cache generation. */
 #include "pgcmk/vault.h"
 #include "t.h"
 
@@ -31,5 +31,16 @@ main(void)
     CHECK(pgcmk_vault_parse_key_uri("https://kv1.vault.azure.net/keys/k1/ab/cd", v, n, ver) == -1);
     CHECK(pgcmk_vault_parse_key_uri(NULL, v, n, ver) == -1);
     CHECK(pgcmk_vault_parse_key_uri("https://.vault.azure.net/keys/k1", v, n, ver) == -1);
+    {
+        /* Every invalidation moves the generation the data-plane caches are checked against. */
+        unsigned long long g = pgcmk_vault_generation();
+
+        CHECK(g != 0);
+        pgcmk_vault_invalidate();
+        CHECK(pgcmk_vault_generation() == g + 1);
+        pgcmk_vault_invalidate();
+        pgcmk_vault_invalidate();
+        CHECK(pgcmk_vault_generation() == g + 3);
+    }
     return t_done("test_vault");
 }

@@ -18,6 +18,73 @@ struct pgcmk_pkey {
     EVP_PKEY *pk;
 };
 
+/* RSA-2048 keys generated ahead of use by one background thread (a few at a time): key creation
+ * is the slow step of a vault key create (~50-200 ms of CPU), and a real HSM does the same. The
+ * pool starts filling at the first request for a key (or pgcmk_pkey_rsa_prefill) and is refilled
+ * as keys are taken. Pooled keys are ordinary fresh keys: nothing is reused. */
+#define RSA_POOL_SIZE 8
+
+static pthread_mutex_t rsa_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rsa_pool_cv = PTHREAD_COND_INITIALIZER;
+static EVP_PKEY *rsa_pool[RSA_POOL_SIZE];
+static int rsa_pool_n, rsa_pool_started;
+
+static void *
+rsa_pool_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        EVP_PKEY *pk;
+
+        pthread_mutex_lock(&rsa_pool_mu);
+        while (rsa_pool_n == RSA_POOL_SIZE)
+            pthread_cond_wait(&rsa_pool_cv, &rsa_pool_mu);
+        pthread_mutex_unlock(&rsa_pool_mu);
+        pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+        pthread_mutex_lock(&rsa_pool_mu);
+        if (pk && rsa_pool_n < RSA_POOL_SIZE)
+            rsa_pool[rsa_pool_n++] = pk;
+        else
+            EVP_PKEY_free(pk);
+        pthread_mutex_unlock(&rsa_pool_mu);
+    }
+    return NULL;
+}
+
+void
+pgcmk_pkey_rsa_prefill(void)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+
+    pthread_mutex_lock(&rsa_pool_mu);
+    if (!rsa_pool_started) {
+        rsa_pool_started = 1;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, rsa_pool_main, NULL) != 0)
+            rsa_pool_started = 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&rsa_pool_mu);
+}
+
+static EVP_PKEY *
+rsa_pool_take(void)
+{
+    EVP_PKEY *pk = NULL;
+
+    pgcmk_pkey_rsa_prefill();
+    pthread_mutex_lock(&rsa_pool_mu);
+    if (rsa_pool_n > 0) {
+        pk = rsa_pool[--rsa_pool_n];
+        rsa_pool[rsa_pool_n] = NULL;
+        pthread_cond_signal(&rsa_pool_cv);
+    }
+    pthread_mutex_unlock(&rsa_pool_mu);
+    return pk;
+}
+
 int
 pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out)
 {
@@ -26,7 +93,9 @@ pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out)
     *out = NULL;
     if (bits != 2048 && bits != 3072 && bits != 4096)
         return -1;
-    pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    pk = bits == 2048 ? rsa_pool_take() : NULL;
+    if (pk == NULL)
+        pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
     if (pk == NULL)
         return -1;
     *out = pgcmk_xcalloc(1, sizeof(**out));

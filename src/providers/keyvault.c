@@ -12,6 +12,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/events.h"
 #include "pgcmk/log.h"
+#include "pgcmk/pkey.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
@@ -295,6 +296,8 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     sqlite3_stmt *st;
     char *uri;
     int rc, exists_deleted;
+
+    pgcmk_pkey_rsa_prefill(); /* a vault is where keys get created: have some ready */
 
     pgcmk_vault_invalidate(); /* policies, RBAC, sku, recovery: the data plane reads again */
     /* Names are global: another group or subscription may hold this one. */

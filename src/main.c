@@ -21,6 +21,7 @@
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/pkey.h"
 #include "pgcmk/providers.h"
 #include "pgcmk/schema.h"
 #include "pgcmk/static.h"
@@ -193,6 +194,7 @@ out_store:
     pgcmk_work_drain();
     pgcmk_work_stop();
     pgcmk_agent_shutdown();
+    pgcmk_pkey_rsa_pool_stop();
     pgcmk_store_close();
     pgcmk_auth_shutdown();
     pgcmk_vault_shutdown();

@@ -17,6 +17,8 @@ int pgcmk_pkey_rsa_new(int bits, struct pgcmk_pkey **out) PGCMK_WUR;
 /* Starts generating RSA-2048 keys ahead of use (a small pool, one background thread); the first
  * pgcmk_pkey_rsa_new(2048) starts it too. */
 void pgcmk_pkey_rsa_prefill(void);
+/* Stops that thread (waits for the key it is generating) and frees the pool; before exit. */
+void pgcmk_pkey_rsa_pool_stop(void);
 /* EC on P-256, P-384 or P-521 (JWK names). */
 int pgcmk_pkey_ec_new(const char *crv, struct pgcmk_pkey **out) PGCMK_WUR;
 /* 1 for EC keys, 0 for RSA. */

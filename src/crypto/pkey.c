@@ -1,5 +1,6 @@
 /* pkey.c - RSA keys through EVP: generation, PEM, JWK, RS256 JWTs. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -27,7 +28,9 @@ struct pgcmk_pkey {
 static pthread_mutex_t rsa_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rsa_pool_cv = PTHREAD_COND_INITIALIZER;
 static EVP_PKEY *rsa_pool[RSA_POOL_SIZE];
-static int rsa_pool_n, rsa_pool_started;
+static int rsa_pool_n, rsa_pool_started, rsa_pool_stopping;
+static pthread_t rsa_pool_thread;
+static int rsa_pool_atexit;
 
 static void *
 rsa_pool_main(void *arg)
@@ -37,8 +40,12 @@ rsa_pool_main(void *arg)
         EVP_PKEY *pk;
 
         pthread_mutex_lock(&rsa_pool_mu);
-        while (rsa_pool_n == RSA_POOL_SIZE)
+        while (rsa_pool_n == RSA_POOL_SIZE && !rsa_pool_stopping)
             pthread_cond_wait(&rsa_pool_cv, &rsa_pool_mu);
+        if (rsa_pool_stopping) {
+            pthread_mutex_unlock(&rsa_pool_mu);
+            break;
+        }
         pthread_mutex_unlock(&rsa_pool_mu);
         pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
         pthread_mutex_lock(&rsa_pool_mu);
@@ -54,17 +61,34 @@ rsa_pool_main(void *arg)
 void
 pgcmk_pkey_rsa_prefill(void)
 {
-    pthread_t th;
-    pthread_attr_t attr;
+    pthread_mutex_lock(&rsa_pool_mu);
+    if (!rsa_pool_started && !rsa_pool_stopping) {
+        rsa_pool_started = 1;
+        if (pthread_create(&rsa_pool_thread, NULL, rsa_pool_main, NULL) != 0)
+            rsa_pool_started = 0;
+        else if (!rsa_pool_atexit++)
+            atexit(pgcmk_pkey_rsa_pool_stop); /* before OpenSSL's own clean-up (LIFO) */
+    }
+    pthread_mutex_unlock(&rsa_pool_mu);
+}
+
+void
+pgcmk_pkey_rsa_pool_stop(void)
+{
+    int started;
 
     pthread_mutex_lock(&rsa_pool_mu);
-    if (!rsa_pool_started) {
-        rsa_pool_started = 1;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&th, &attr, rsa_pool_main, NULL) != 0)
-            rsa_pool_started = 0;
-        pthread_attr_destroy(&attr);
+    rsa_pool_stopping = 1;
+    started = rsa_pool_started;
+    rsa_pool_started = 0;
+    pthread_cond_broadcast(&rsa_pool_cv);
+    pthread_mutex_unlock(&rsa_pool_mu);
+    if (started)
+        pthread_join(rsa_pool_thread, NULL); /* at most one key generation away */
+    pthread_mutex_lock(&rsa_pool_mu);
+    while (rsa_pool_n > 0) {
+        EVP_PKEY_free(rsa_pool[--rsa_pool_n]);
+        rsa_pool[rsa_pool_n] = NULL;
     }
     pthread_mutex_unlock(&rsa_pool_mu);
 }

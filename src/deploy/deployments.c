@@ -783,6 +783,7 @@ dep_parse(struct pgcmk_req *rq, const struct target *t, json_t **tpl, json_t **p
         json_incref(*tpl);
         return body;
     }
+    *tpl = *params = NULL; /* they were borrowed from body */
     json_decref(body);
     return NULL;
 }

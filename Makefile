@@ -100,6 +100,8 @@ bench: deps
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	bench/run.sh $(B)
+	$(PYTHON) bench/pg_bench.py $(B)/pgcmkd --clusters 1000
+	$(PYTHON) bench/deploy_bench.py $(B)/pgcmkd --runs 7
 
 docs: $(B)/pgcmkd
 	./$(B)/pgcmkd --error-table > docs/errors.md

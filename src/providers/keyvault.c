@@ -13,6 +13,7 @@
 #include "pgcmk/events.h"
 #include "pgcmk/log.h"
 #include "pgcmk/pkey.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
@@ -765,6 +766,9 @@ kv_policies(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                              "The access policy operation '%.16s' is not valid: use add, replace "
                              "or remove.",
                              opname);
+    if (pgcmk_schema_check("Microsoft.KeyVault/vaults/accessPolicies", rq->api_version, rq->json, 0,
+                           err))
+        return -1;
     given = json_object_get(json_object_get(rq->json, "properties"), "accessPolicies");
     if (!json_is_array(given))
         return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.accessPolicies",

@@ -17,6 +17,7 @@
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
 #include "pgcmk/log.h"
+#include "pgcmk/schema.h"
 #include "pgcmk/pkey.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vault.h"
@@ -2398,6 +2399,8 @@ arm_key_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         err->code = PGCMK_E_INVALID_RESOURCE_NAME;
         goto out;
     }
+    if (pgcmk_schema_check("Microsoft.KeyVault/vaults/keys", rq->api_version, rq->json, 0, err))
+        goto out;
     found = kv_key_load(pgcmk_db(), kc.vault, name, &k, err);
     if (found < 0)
         goto out;

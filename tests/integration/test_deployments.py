@@ -361,3 +361,23 @@ def test_az_deployment_group_create_with_a_template_file(start_daemon, tmp_path)
                         "-o", "json"))
     assert len(ops) == 2
     settle(d)
+
+
+def test_cancel_a_running_deployment(daemon):
+    d = daemon
+    rg = new_group(d)
+    body = {"properties": {"mode": "Incremental", "template": IDENTITY_TEMPLATE,
+                           "parameters": {"idName": {"value": "many"}, "count": {"value": 400}}}}
+    r = d.put(dep_url(rg, "long"), json=body)
+    assert r.status_code == 201, r.text
+    c = d.post(dep_url(rg, "long", "/cancel"))
+    assert c.status_code == 204, c.text
+    st = poll_until(lambda: d.get(dep_url(rg, "long")).json()["properties"]["provisioningState"]
+                    in ("Canceled", "Succeeded", "Failed") and d.get(dep_url(rg, "long")).json(),
+                    timeout=60, what="the canceled deployment")
+    assert st["properties"]["provisioningState"] == "Canceled", st["properties"]
+    made = d.get(f"/subscriptions/{SUB}/resourceGroups/{rg}/resources?api-version=2021-04-01")
+    assert len(made.json()["value"]) < 400
+    r = d.post(dep_url(rg, "long", "/cancel"))
+    assert_arm_error(r, 409, "Conflict")
+    assert_arm_error(d.post(dep_url(rg, "nosuch", "/cancel")), 404, "DeploymentNotFound")

@@ -11,6 +11,7 @@
  * entry sharing an operationId), which the request pipeline calls after the answer is built. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/work.h"
 #include "pgcmk/wellknown.h"
 
 #define HEALTH_NS         "Microsoft.ResourceHealth"
@@ -744,43 +746,68 @@ activity_event(const struct pgcmk_activity *a, const struct activity_extra *x,
     return ev;
 }
 
+/* An entry rendered to its stored form (outside any transaction). */
+struct rendered {
+    char event_id[37];
+    struct monitor_path m;
+    char *text;
+    int64_t at;
+};
+
+static int
+activity_render(const struct pgcmk_activity *a, const struct activity_extra *x, struct rendered *r,
+                struct pgcmk_err *err)
+{
+    json_t *ev;
+
+    r->text = NULL;
+    if (a->resource_id == NULL || a->operation == NULL ||
+        monitor_path_parse(a->resource_id, &r->m) != 0)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "resourceId",
+                             "The activity's resource id '%.256s' is not a resource id.",
+                             a->resource_id ? a->resource_id : "(null)");
+    if (r->m.action[0]) /* a collection path given as a resource id: keep it whole */
+        monitor_cat(r->m.id, sizeof(r->m.id), r->m.action, NULL);
+    pgcmk_uuid(r->event_id);
+    ev = activity_event(a, x, &r->m, r->event_id);
+    r->text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    r->at = x->at;
+    if (r->text == NULL)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "an activity entry is not valid JSON");
+    return 0;
+}
+
+static int
+activity_store(struct pgcmk_db *db, const struct rendered *r, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_ACTIVITY_INSERT);
+    int rc;
+
+    sqlite3_bind_text(st, 1, r->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->m.sub, -1, SQLITE_STATIC);
+    if (r->m.rg[0])
+        sqlite3_bind_text(st, 3, r->m.rg, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, r->m.id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, r->at);
+    sqlite3_bind_text(st, 6, r->text, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "record an activity", err);
+}
+
 static int
 activity_insert(struct pgcmk_db *db, const struct pgcmk_activity *a, const struct activity_extra *x,
                 struct pgcmk_err *err)
 {
-    struct monitor_path m;
-    char event_id[37], *text;
-    json_t *ev;
-    sqlite3_stmt *st;
-    int rc;
+    struct rendered *r = pgcmk_xmalloc(sizeof(*r));
+    int rc = activity_render(a, x, r, err) || activity_store(db, r, err) ? -1 : 0;
 
-    if (a->resource_id == NULL || a->operation == NULL ||
-        monitor_path_parse(a->resource_id, &m) != 0)
-        return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "resourceId",
-                             "The activity's resource id '%.256s' is not a resource id.",
-                             a->resource_id ? a->resource_id : "(null)");
-    if (m.action[0]) /* a collection path given as a resource id: keep it whole */
-        monitor_cat(m.id, sizeof(m.id), m.action, NULL);
-    pgcmk_uuid(event_id);
-    ev = activity_event(a, x, &m, event_id);
-    text = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
-    if (text == NULL)
-        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "an activity entry is not valid JSON");
-    st = pgcmk_db_stmt(db, PGCMK_STMT_ACTIVITY_INSERT);
-    sqlite3_bind_text(st, 1, event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, m.sub, -1, SQLITE_STATIC);
-    if (m.rg[0])
-        sqlite3_bind_text(st, 3, m.rg, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_text(st, 4, m.id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, x->at);
-    sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    free(text);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "record an activity", err);
+    free(r->text);
+    free(r);
+    return rc;
 }
 
 static int
@@ -812,6 +839,138 @@ pgcmk_activity_add(struct pgcmk_db *db, const struct pgcmk_activity *a, struct p
     return pgcmk_db_tx(db ? db : pgcmk_db(), activity_tx, &c, err);
 }
 
+/* The entries of ARM writes are stored off the request's path, many to a transaction (Azure's
+ * Activity Log is itself eventually consistent): a write costs no second commit. Readers of the
+ * log flush first, so a client always finds its own writes. */
+struct queued {
+    struct pgcmk_activity a[2];
+    struct activity_extra x;
+    char *strings; /* every string of a and x, copied */
+    struct rendered r[2];
+    int ok[2];
+    struct queued *next;
+};
+
+static pthread_mutex_t queue_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t flush_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct queued *queue_head, **queue_tail = &queue_head;
+static int queue_job_pending;
+
+static const char *
+qcopy(char **p, const char *s)
+{
+    char *out = *p;
+    size_t n;
+
+    if (!s)
+        return NULL;
+    n = strlen(s) + 1;
+    memcpy(out, s, n);
+    *p += n;
+    return out;
+}
+
+static int
+flush_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    for (struct queued *q = ctx; q; q = q->next)
+        for (int i = 0; i < 2; i++) {
+            struct pgcmk_err one;
+
+            if (q->ok[i] && activity_store(db, &q->r[i], &one))
+                LOG_WARN("activity log entry for %.200s not recorded: %s", q->a[0].resource_id,
+                         one.message);
+        }
+    (void)err;
+    return 0;
+}
+
+/* Stores every queued entry (one transaction). */
+static void
+monitor_flush(void)
+{
+    struct queued *batch, *next;
+    struct pgcmk_err err;
+
+    pthread_mutex_lock(&flush_mu); /* entries are stored in the order they were queued */
+    pthread_mutex_lock(&queue_mu);
+    batch = queue_head;
+    queue_head = NULL;
+    queue_tail = &queue_head;
+    queue_job_pending = 0;
+    pthread_mutex_unlock(&queue_mu);
+    /* JSON is built before the transaction, so the writer lock is held only for the inserts */
+    for (struct queued *q = batch; q; q = q->next)
+        for (int i = 0; i < 2; i++)
+            q->ok[i] = activity_render(&q->a[i], &q->x, &q->r[i], &err) == 0;
+    if (batch && pgcmk_db_tx(pgcmk_db(), flush_tx, batch, &err))
+        LOG_WARN("activity log: %s", err.message);
+    pthread_mutex_unlock(&flush_mu);
+    for (; batch; batch = next) {
+        next = batch->next;
+        free(batch->r[0].text);
+        free(batch->r[1].text);
+        free(batch->strings);
+        free(batch);
+    }
+}
+
+static void
+flush_job(void *arg)
+{
+    (void)arg;
+    monitor_flush();
+}
+
+static void
+monitor_enqueue(const struct activity_ctx *c)
+{
+    struct queued *q = pgcmk_xcalloc(1, sizeof(*q));
+    const char *const src[] = {c->a[0].resource_id,     c->a[0].operation, c->a[0].status,
+                               c->a[0].level,           c->a[0].caller,    c->a[0].description,
+                               c->a[0].correlation_id,  c->a[0].method,    c->a[1].status,
+                               c->a[1].level,           c->x->event_name,  c->x->operation_id,
+                               c->x->client_request_id, c->x->request_id};
+    size_t n = 0;
+    char *p;
+    int submit;
+
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(src); i++)
+        n += src[i] ? strlen(src[i]) + 1 : 0;
+    p = q->strings = pgcmk_xmalloc(n ? n : 1);
+    q->a[0] = c->a[0];
+    q->a[1] = c->a[1];
+    q->x = *c->x;
+    q->a[0].resource_id = qcopy(&p, src[0]);
+    q->a[0].operation = qcopy(&p, src[1]);
+    q->a[0].status = qcopy(&p, src[2]);
+    q->a[0].level = qcopy(&p, src[3]);
+    q->a[0].caller = qcopy(&p, src[4]);
+    q->a[0].description = qcopy(&p, src[5]);
+    q->a[0].correlation_id = qcopy(&p, src[6]);
+    q->a[0].method = qcopy(&p, src[7]);
+    q->a[1].resource_id = q->a[0].resource_id;
+    q->a[1].operation = q->a[0].operation;
+    q->a[1].status = qcopy(&p, src[8]);
+    q->a[1].level = qcopy(&p, src[9]);
+    q->a[1].caller = q->a[0].caller;
+    q->a[1].description = q->a[0].description;
+    q->a[1].correlation_id = q->a[0].correlation_id;
+    q->a[1].method = q->a[0].method;
+    q->x.event_name = qcopy(&p, src[10]);
+    q->x.operation_id = qcopy(&p, src[11]);
+    q->x.client_request_id = qcopy(&p, src[12]);
+    q->x.request_id = qcopy(&p, src[13]);
+    pthread_mutex_lock(&queue_mu);
+    *queue_tail = q;
+    queue_tail = &q->next;
+    submit = !queue_job_pending;
+    queue_job_pending = 1;
+    pthread_mutex_unlock(&queue_mu);
+    if (submit)
+        pgcmk_work_submit(flush_job, NULL);
+}
+
 void
 pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
 {
@@ -819,7 +978,6 @@ pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
     struct activity_extra x;
     struct activity_ctx c = {a, &x, 2};
     struct monitor_path m;
-    struct pgcmk_err err;
     char op[512], op_id[37];
     const char *verb;
 
@@ -860,10 +1018,7 @@ pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
     x.client_request_id = rq->client_request_id;
     x.request_id = rq->request_id;
     x.at = pgcmk_clock_now();
-    pgcmk_err_clear(&err);
-    if (pgcmk_db_tx(pgcmk_db(), activity_tx, &c, &err))
-        LOG_WARN("req=%s activity log entry for %s %.200s not recorded: %s", rq->request_id,
-                 rq->method, rq->path, err.message);
+    monitor_enqueue(&c);
 }
 
 /* ---- Activity Log: $filter and $select ----------------------------------------------------- */
@@ -1166,6 +1321,7 @@ activity_next_link(const struct pgcmk_req *rq, long next)
 static int
 activity_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
+    monitor_flush(); /* a client finds its own writes */
     const char *sub = pgcmk_req_param(rq, "sub"), *skip = pgcmk_req_query(rq, "$skiptoken");
     struct pgcmk_activity_filter f;
     struct pgcmk_db *db;

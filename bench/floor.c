@@ -14,6 +14,8 @@
 
 #include <microhttpd.h>
 
+#include "benchio.h"
+
 int main(int argc, char **argv);
 
 static const char floor_body[] =
@@ -21,32 +23,10 @@ static const char floor_body[] =
     "\"name\":\"bench-get\",\"type\":\"Microsoft.Resources/resourceGroups\",\"location\":"
     "\"eastus\",\"properties\":{\"provisioningState\":\"Succeeded\"}}";
 
-static char *
-floor_slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        perror(path);
-        exit(2);
-    }
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        perror(path);
-        exit(2);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static enum MHD_Result
 floor_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
              const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
-    static int marker;
     struct MHD_Response *r;
     enum MHD_Result ret;
 
@@ -55,14 +35,8 @@ floor_access(void *cls, struct MHD_Connection *c, const char *url, const char *m
     (void)method;
     (void)version;
     (void)upload_data;
-    if (*req_cls == NULL) { /* first call: headers only; queuing now would turn keep-alive off */
-        *req_cls = &marker;
+    if (!bench_request_done(req_cls, upload_size))
         return MHD_YES;
-    }
-    if (*upload_size) {
-        *upload_size = 0;
-        return MHD_YES;
-    }
     r = MHD_create_response_from_buffer(sizeof(floor_body) - 1, (void *)floor_body,
                                         MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
@@ -77,27 +51,16 @@ main(int argc, char **argv)
     struct MHD_Daemon *d;
     const union MHD_DaemonInfo *di = NULL;
     struct sockaddr_in sa;
-    char tmp[4096];
-    FILE *pf;
     sigset_t set;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     char *cert, *key;
     int sig;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s CERT_PEM KEY_PEM PORT_FILE\n", argv[0]);
-        return 2;
-    }
-    cert = floor_slurp(argv[1]);
-    key = floor_slurp(argv[2]);
+    bench_server_init(argc, argv, &cert, &key, &set);
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = 0;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, floor_access, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -108,12 +71,8 @@ main(int argc, char **argv)
         fprintf(stderr, "floor: cannot start\n");
         return 1;
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
-    if ((pf = fopen(tmp, "w")) == NULL || fprintf(pf, "%u\n", (unsigned)di->port) < 0 ||
-        fclose(pf) != 0 || rename(tmp, argv[3]) != 0) {
-        perror(argv[3]);
+    if (bench_write_port(argv[3], (unsigned)di->port) != 0)
         return 1;
-    }
     sigwait(&set, &sig);
     MHD_stop_daemon(d);
     free(cert);

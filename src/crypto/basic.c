@@ -45,12 +45,21 @@ b64_encode(const unsigned char *in, size_t len, const char *alpha, int pad)
     return out;
 }
 
+/* Both alphabets share their first 62 characters; only the last two differ. */
 static int
 b64_value(char c, const char *alpha)
 {
-    const char *p = c ? strchr(alpha, c) : NULL;
-
-    return p ? (int)(p - alpha) : -1;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == alpha[62])
+        return 62;
+    if (c == alpha[63])
+        return 63;
+    return -1;
 }
 
 /* Strict RFC 4648 decoding: only the alphabet, then either no padding or exactly the '=' that

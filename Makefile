@@ -17,6 +17,9 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags $
             -Wvla -Wwrite-strings -Wpointer-arith -fno-common -fstack-protector-strong -pthread \
             -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -MMD -MP
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+# Only the libraries a program calls become its dependencies: pgcmkd loads libcurl when the agent
+# first needs it (src/agent/agent.c), the unit test of the agent links it.
+LDFLAGS  += -Wl,--as-needed
 ifdef SANITIZE
 CFLAGS   += -O1 -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SANITIZE)

@@ -8,8 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "pgcmk/agent.h"
 #include "pgcmk/arm.h"
 #include "pgcmk/auth.h"
@@ -102,7 +100,6 @@ main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     pgcmk_clock_init();
 
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
@@ -203,6 +200,5 @@ out:
     free(db_path);
     free(key_path);
     pgcmk_cfg_release(&cfg);
-    curl_global_cleanup();
     return status;
 }

@@ -17,6 +17,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dlfcn.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -378,33 +380,94 @@ pgcmk_agent_open(const char *db_id, const char *ad_db_id, int64_t seq, const voi
     return rc;
 }
 
-/* ---- HTTPS: one keep-alive curl handle per thread ----------------------------------------- */
+/* ---- HTTPS: libcurl, loaded on first use; one keep-alive handle per thread --------------- */
+
+/* libcurl and the libraries it pulls in (Kerberos, LDAP, SSH, HTTP/2, ...) are about 2 MB of
+ * mapped pages, the largest part of an idle daemon's RSS, and only the agent uses them: the
+ * daemon loads libcurl the first time a database's key is checked, not at start. */
+#define AGENT_LIBCURL "libcurl.so.4"
+
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    void (*easy_reset)(CURL *);
+    void (*easy_cleanup)(CURL *);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} cu;
+
+static pthread_once_t agent_curl_once = PTHREAD_ONCE_INIT;
+static int agent_curl_loaded;
+
+static void
+agent_curl_load(void)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } syms[] = {
+
+#define AGENT_SYM(f, n) {"curl_" n, offsetof(__typeof__(cu), f)}
+        AGENT_SYM(global_init, "global_init"),   AGENT_SYM(easy_init, "easy_init"),
+        AGENT_SYM(easy_reset, "easy_reset"),     AGENT_SYM(easy_cleanup, "easy_cleanup"),
+        AGENT_SYM(easy_setopt, "easy_setopt"),   AGENT_SYM(easy_perform, "easy_perform"),
+        AGENT_SYM(easy_getinfo, "easy_getinfo"), AGENT_SYM(easy_strerror, "easy_strerror"),
+        AGENT_SYM(slist_append, "slist_append"), AGENT_SYM(slist_free_all, "slist_free_all"),
+#undef AGENT_SYM
+    };
+    void *lib = dlopen(AGENT_LIBCURL, RTLD_NOW | RTLD_LOCAL);
+
+    if (lib == NULL) {
+        LOG_ERR("agent: cannot load %s: %s", AGENT_LIBCURL, dlerror());
+        return;
+    }
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        void *f = dlsym(lib, syms[i].name);
+
+        if (f == NULL) {
+            LOG_ERR("agent: %s has no %s", AGENT_LIBCURL, syms[i].name);
+            return;
+        }
+        memcpy((char *)&cu + syms[i].off, &f, sizeof(f)); /* POSIX: data and code pointers agree */
+    }
+    if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        LOG_ERR("agent: curl_global_init failed");
+        return;
+    }
+    agent_curl_loaded = 1; /* the library stays loaded until exit */
+}
 
 static _Thread_local CURL *agent_tl_curl;
 
 static void
 agent_curl_free(void *h)
 {
-    curl_easy_cleanup(h);
+    cu.easy_cleanup(h);
 }
 
 static void
 agent_global_init(void)
 {
-    agent_curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK &&
-                    pthread_key_create(&agent_curl_key, agent_curl_free) == 0;
+    agent_curl_ok = pthread_key_create(&agent_curl_key, agent_curl_free) == 0;
 }
 
 static CURL *
 agent_handle(void)
 {
+    pthread_once(&agent_curl_once, agent_curl_load);
+    if (!agent_curl_loaded)
+        return NULL;
     if (agent_tl_curl == NULL) {
-        agent_tl_curl = curl_easy_init();
+        agent_tl_curl = cu.easy_init();
         if (agent_tl_curl == NULL)
             return NULL;
         pthread_setspecific(agent_curl_key, agent_tl_curl);
     } else {
-        curl_easy_reset(agent_tl_curl); /* keeps the connection cache: keep-alive survives */
+        cu.easy_reset(agent_tl_curl); /* keeps the connection cache: keep-alive survives */
     }
     return agent_tl_curl;
 }
@@ -477,7 +540,7 @@ agent_slist_wipe_free(struct curl_slist *l)
     for (struct curl_slist *p = l; p; p = p->next)
         if (p->data)
             OPENSSL_cleanse(p->data, strlen(p->data));
-    curl_slist_free_all(l);
+    cu.slist_free_all(l);
 }
 
 /* One attempt. 0 when the server answered (any status), -1 on a transport failure. */
@@ -491,55 +554,56 @@ agent_http_once(const struct agent_cfg *cfg, const struct agent_req *rq, struct 
     agent_resp_release(rs);
     if (h == NULL) {
         rs->cc = CURLE_FAILED_INIT;
-        snprintf(rs->errbuf, sizeof(rs->errbuf), "no curl handle");
+        snprintf(rs->errbuf, sizeof(rs->errbuf), "%s",
+                 agent_curl_loaded ? "no curl handle" : "libcurl could not be loaded");
         return -1;
     }
     atomic_fetch_add(&agent_n_requests, 1);
     snprintf(line, sizeof(line), "%s:%d:127.0.0.1:%d", rq->host, cfg->port, cfg->port);
-    conn = curl_slist_append(conn, line);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
+    conn = cu.slist_append(conn, line);
+    hdrs = cu.slist_append(hdrs, "Accept: application/json");
+    hdrs = cu.slist_append(hdrs, "Expect:");
     if (rq->body)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        hdrs = cu.slist_append(hdrs, "Content-Type: application/json");
     if (rq->metadata)
-        hdrs = curl_slist_append(hdrs, "Metadata: true");
+        hdrs = cu.slist_append(hdrs, "Metadata: true");
     if (rq->bearer) {
         snprintf(line, sizeof(line), "Authorization: Bearer %s", rq->bearer);
-        hdrs = curl_slist_append(hdrs, line);
+        hdrs = cu.slist_append(hdrs, line);
         OPENSSL_cleanse(line, sizeof(line));
     }
-    curl_easy_setopt(h, CURLOPT_URL, rq->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, AGENT_CONNECT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, AGENT_TOTAL_MS);
-    curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_CONNECT_TO, conn);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, rs->errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
+    cu.easy_setopt(h, CURLOPT_URL, rq->url);
+    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(h, CURLOPT_NOPROXY, "*");
+    cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, AGENT_CONNECT_MS);
+    cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, AGENT_TOTAL_MS);
+    cu.easy_setopt(h, CURLOPT_CAINFO, cfg->ca);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    cu.easy_setopt(h, CURLOPT_CONNECT_TO, conn);
+    cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, rs->errbuf);
+    cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_write);
+    cu.easy_setopt(h, CURLOPT_WRITEDATA, rs);
     if (strcmp(rq->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(rq->body ? strlen(rq->body) : 0));
+        cu.easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(rq->body ? strlen(rq->body) : 0));
     }
     rs->errbuf[0] = '\0';
-    rs->cc = curl_easy_perform(h);
+    rs->cc = cu.easy_perform(h);
     if (rs->cc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+        cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
     /* The handle keeps pointers to these until the next reset: clear them now. */
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(h, CURLOPT_CONNECT_TO, NULL);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    cu.easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    cu.easy_setopt(h, CURLOPT_CONNECT_TO, NULL);
+    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    cu.easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
     agent_slist_wipe_free(hdrs);
-    curl_slist_free_all(conn);
+    cu.slist_free_all(conn);
     if (rs->cc != CURLE_OK) {
         if (rs->errbuf[0] == '\0')
-            snprintf(rs->errbuf, sizeof(rs->errbuf), "%s", curl_easy_strerror(rs->cc));
+            snprintf(rs->errbuf, sizeof(rs->errbuf), "%s", cu.easy_strerror(rs->cc));
         return -1;
     }
     if (rs->body && rs->len)
@@ -1310,7 +1374,7 @@ pgcmk_agent_init(int port, const char *ca_file)
     }
     pthread_once(&agent_once, agent_global_init);
     if (!agent_curl_ok) {
-        LOG_ERR("libcurl could not be initialised");
+        LOG_ERR("agent: no thread key for curl handles");
         return -1;
     }
     pthread_mutex_lock(&agent_cfg_mu);
@@ -1338,7 +1402,7 @@ pgcmk_agent_shutdown(void)
     agent_wipe_all();
     if (agent_tl_curl) { /* other threads' handles go with their threads (the key's destructor) */
         pthread_setspecific(agent_curl_key, NULL);
-        curl_easy_cleanup(agent_tl_curl);
+        cu.easy_cleanup(agent_tl_curl);
         agent_tl_curl = NULL;
     }
 }

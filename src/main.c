@@ -172,6 +172,8 @@ main(int argc, char **argv)
         goto out_server;
     }
     pgcmk_providers_configure(&cfg);
+    if (pgcmk_clock_tick_start(1000))
+        LOG_WARN("the clock's tick did not start: rules fall due only when the clock is changed");
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
         (*cfg.http_port_file && info.http_port >= 0 &&
          write_port_file(cfg.http_port_file, info.http_port))) {
@@ -188,6 +190,7 @@ main(int argc, char **argv)
 out_server:
     pgcmk_server_stop(srv, 10000);
 out_store:
+    pgcmk_clock_tick_stop();
     pgcmk_work_drain();
     pgcmk_work_stop();
     pgcmk_agent_shutdown();

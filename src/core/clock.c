@@ -1,6 +1,7 @@
 /* clock.c - the virtual clock: wall time plus an offset, or frozen at one instant. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "pgcmk/clock.h"
 
@@ -20,17 +21,23 @@ static struct {
 static int n_listeners;
 
 static void
-clock_notify(void)
+clock_call_listeners(void)
 {
     int64_t now = pgcmk_clock_now();
     int n;
 
-    atomic_fetch_add(&clock_gen, 1);
     pthread_mutex_lock(&clock_mu);
     n = n_listeners;
     pthread_mutex_unlock(&clock_mu);
     for (int i = 0; i < n; i++)
         listeners[i].fn(now, listeners[i].arg);
+}
+
+static void
+clock_notify(void)
+{
+    atomic_fetch_add(&clock_gen, 1);
+    clock_call_listeners();
 }
 
 void
@@ -166,4 +173,83 @@ unsigned long
 pgcmk_clock_generation(void)
 {
     return atomic_load(&clock_gen);
+}
+
+/* ---- the tick: listeners every interval of wall time while the clock runs ------------------ */
+
+static pthread_mutex_t tick_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tick_cv;
+static pthread_t tick_thread;
+static int tick_started, tick_stopping;
+static int64_t tick_interval_ms;
+
+static void *
+clock_tick_main(void *arg)
+{
+    struct timespec until;
+
+    PGCMK_UNUSED(arg);
+    pthread_mutex_lock(&tick_mu);
+    while (!tick_stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += tick_interval_ms / 1000;
+        until.tv_nsec += (tick_interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!tick_stopping && pthread_cond_timedwait(&tick_cv, &tick_mu, &until) == 0)
+            ;
+        if (tick_stopping)
+            break;
+        pthread_mutex_unlock(&tick_mu);
+        if (!pgcmk_clock_frozen()) /* a frozen clock does not move: nothing falls due */
+            clock_call_listeners();
+        pthread_mutex_lock(&tick_mu);
+    }
+    pthread_mutex_unlock(&tick_mu);
+    return NULL;
+}
+
+int
+pgcmk_clock_tick_start(int64_t interval_ms)
+{
+    pthread_condattr_t ca;
+    int rc = 0;
+
+    if (interval_ms <= 0)
+        return -1;
+    pthread_mutex_lock(&tick_mu);
+    if (!tick_started) {
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&tick_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        tick_interval_ms = interval_ms;
+        tick_stopping = 0;
+        rc = pthread_create(&tick_thread, NULL, clock_tick_main, NULL) == 0 ? 0 : -1;
+        tick_started = rc == 0;
+        if (rc != 0)
+            pthread_cond_destroy(&tick_cv);
+    }
+    pthread_mutex_unlock(&tick_mu);
+    return rc;
+}
+
+void
+pgcmk_clock_tick_stop(void)
+{
+    pthread_mutex_lock(&tick_mu);
+    if (!tick_started) {
+        pthread_mutex_unlock(&tick_mu);
+        return;
+    }
+    tick_stopping = 1;
+    pthread_cond_signal(&tick_cv);
+    pthread_mutex_unlock(&tick_mu);
+    pthread_join(tick_thread, NULL);
+    pthread_mutex_lock(&tick_mu);
+    tick_started = 0;
+    pthread_cond_destroy(&tick_cv);
+    pthread_mutex_unlock(&tick_mu);
 }

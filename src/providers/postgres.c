@@ -2,6 +2,7 @@
  * reconciler (key events and the periodic check drive Ready <-> Inaccessible), the modeled data
  * plane with real ciphertext, and /emulator/explain, /emulator/lineage, /emulator/settle. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -787,31 +788,18 @@ pg_on_event(const struct pgcmk_event *ev, void *arg)
     }
 }
 
+/* A clock change (set, advance, freeze, resume) re-judges pending losses at once; the clock's
+ * one-second tick while it runs only lets the periodic check come due. */
 static void
 pg_on_clock(int64_t now_ms, void *arg)
 {
+    static atomic_ulong seen_gen;
+    unsigned long gen = pgcmk_clock_generation();
+    int changed = atomic_exchange(&seen_gen, gen) != gen;
+
     (void)now_ms;
     (void)arg;
-    pg_periodic(pg_loss_delay_ms > 0);
-}
-
-/* The periodic check also runs while the clock simply follows real time. */
-static pthread_t ticker;
-static int ticker_running;
-
-static void *
-ticker_main(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        struct timespec ts = {1, 0};
-
-        nanosleep(&ts, NULL);
-        if (!__atomic_load_n(&ticker_running, __ATOMIC_ACQUIRE))
-            break;
-        pg_periodic(0);
-    }
-    return NULL;
+    pg_periodic(changed && pg_loss_delay_ms > 0);
 }
 
 /* Waits until no check is queued or running (or the timeout passes): 1 settled, 0 not. */
@@ -1336,8 +1324,5 @@ pg_core_init(const struct pgcmk_cfg *cfg)
         LOG_WARN("reconciler: the event bus is full");
     if (pgcmk_clock_listen(pg_on_clock, NULL))
         LOG_WARN("reconciler: cannot listen to the clock");
-    __atomic_store_n(&ticker_running, 1, __ATOMIC_RELEASE);
-    if (pthread_create(&ticker, NULL, ticker_main, NULL) != 0)
-        ticker_running = 0;
     pgcmk_router_add(pg_core_routes, PGCMK_ARRAY_LEN(pg_core_routes));
 }

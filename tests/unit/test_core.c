@@ -380,7 +380,7 @@ test_err_table(void)
 /* ---- the virtual clock ----------------------------------------------------------------- */
 
 struct listen_rec {
-    int calls;
+    atomic_int calls; /* the clock's tick calls from its own thread */
     int64_t last_now;
 };
 
@@ -510,6 +510,35 @@ test_clock(void)
     CHECK(pgcmk_clock_frozen_at() == frozen_at);
     pgcmk_clock_resume();
     CHECK(abs64(pgcmk_clock_now() - frozen_at) < 1000);
+
+    /* the tick: the listeners every interval while the clock runs, without a new generation;
+     * nothing while it is frozen, nothing after it stopped */
+    {
+        int64_t until;
+        int before;
+
+        gen1 = pgcmk_clock_generation();
+        before = atomic_load(&rec.calls);
+        CHECK(pgcmk_clock_tick_start(10) == 0);
+        CHECK(pgcmk_clock_tick_start(10) == 0); /* already running: no second thread */
+        until = pgcmk_wall_ms() + 5000;
+        while (atomic_load(&rec.calls) < before + 3 && pgcmk_wall_ms() < until)
+            sleep_ms(5);
+        CHECK(atomic_load(&rec.calls) >= before + 3);
+        CHECK(pgcmk_clock_generation() == gen1);
+        pgcmk_clock_freeze();
+        sleep_ms(20); /* a tick that read the clock just before the freeze ends */
+        before = atomic_load(&rec.calls);
+        sleep_ms(60);
+        CHECK(atomic_load(&rec.calls) == before);
+        pgcmk_clock_resume();
+        pgcmk_clock_tick_stop();
+        before = atomic_load(&rec.calls);
+        sleep_ms(40);
+        CHECK(atomic_load(&rec.calls) == before);
+        pgcmk_clock_tick_stop(); /* stopping twice is harmless */
+        CHECK(pgcmk_clock_tick_start(0) == -1);
+    }
 
     /* the listener table is bounded */
     {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define PGCMK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define PGCMK_UNUSED(x)    ((void)(x))
@@ -25,6 +26,8 @@ void pgcmk_uuid(char out[37]);
 
 /* Milliseconds since the epoch by the wall clock (tokens use this; rules use the virtual clock). */
 int64_t pgcmk_wall_ms(void);
+/* The instant ms milliseconds from now on the given clock, for pthread_cond_timedwait(). */
+struct timespec pgcmk_deadline(clockid_t clock, int64_t ms);
 
 /* "2026-11-22T10:00:00.1234567Z" style timestamps: ms precision, always UTC, 'Z'. */
 #define PGCMK_TIME_LEN 32

@@ -191,13 +191,7 @@ clock_tick_main(void *arg)
     PGCMK_UNUSED(arg);
     pthread_mutex_lock(&tick_mu);
     while (!tick_stopping) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += tick_interval_ms / 1000;
-        until.tv_nsec += (tick_interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        until = pgcmk_deadline(CLOCK_MONOTONIC, tick_interval_ms);
         while (!tick_stopping && pthread_cond_timedwait(&tick_cv, &tick_mu, &until) == 0)
             ;
         if (tick_stopping)

@@ -806,16 +806,9 @@ pg_on_clock(int64_t now_ms, void *arg)
 static int
 pg_settle(int64_t timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = pgcmk_deadline(CLOCK_REALTIME, timeout_ms);
     int settled;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&pending_mu);
     while (busy > 0 && pthread_cond_timedwait(&pending_cv, &pending_mu, &until) == 0)
         ;

@@ -1,7 +1,7 @@
 // portal.test.mjs - the portal in real headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core): create a CMK cluster in the portal, remove the identity's unwrapKey permission
 // on the vault page, see the cluster turn Inaccessible, grant it back, see it recover, restore it
-// to a point in time, and save screenshots. Starts its own pgcmkd; no fixed sleeps: the daemon is
+// to a point in time, revalidate a single server's key after a revocation, and save screenshots. Starts its own pgcmkd; no fixed sleeps: the daemon is
 // polled through POST /emulator/settle and the page is waited on for text.
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/portal.test.mjs
@@ -114,6 +114,22 @@ async function ok(method, p, body, opts) {
   return r.json;
 }
 
+// PUT/POST that may answer with an Azure-AsyncOperation: followed (on the plain-HTTP listener)
+// until the operation ends; the final status body, or the answer itself when there is none.
+async function lro(method, p, body) {
+  const r = await rest(method, p, body);
+  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
+  const op = r.headers['azure-asyncoperation'];
+  if (!op) return r.json;
+  const u = new URL(op);
+  const st = await waitFor(async () => {
+    const s = await ok('GET', u.pathname + u.search);
+    return s.status !== 'InProgress' && s;
+  }, `${method} ${p} to finish`);
+  if (st.status !== 'Succeeded') fail(`${method} ${p}: ${JSON.stringify(st)}`);
+  return st;
+}
+
 async function settle() {
   await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
 }
@@ -134,8 +150,9 @@ async function prepare() {
   const key = await ok('POST', '/keys/cmk/create?api-version=7.4', { kty: 'RSA', key_size: 2048 },
     { host: 'portalvault.vault.localhost', headers: { Authorization: `Bearer ${tok.access_token}` } });
   log(`prepared identity ${mi.properties.principalId}, vault, key ${key.key.kid}`);
-  return { miId: mi.id, oid: mi.properties.principalId, vaultId, kid: key.key.kid,
-    clusterId: `${arm}/Microsoft.DBforPostgreSQL/serverGroupsv2/portal-cluster` };
+  return { miId: mi.id, oid: mi.properties.principalId, vaultId, kid: key.key.kid, tenantId: info.tenantId,
+    clusterId: `${arm}/Microsoft.DBforPostgreSQL/serverGroupsv2/portal-cluster`,
+    serverId: `${arm}/Microsoft.DBforPostgreSQL/servers/portal-server` };
 }
 
 // --- the browser -----------------------------------------------------------------------------
@@ -239,6 +256,35 @@ async function run() {
     await page.getByRole('heading', { name: 'Key cmk' }).waitFor();
     await shot('08-vault-over-http');
     log('vault keys read over CORS from the plain-HTTP portal');
+
+    // 7. a single server with a customer key (seed 002): its key access is revoked and granted
+    //    back by REST; it stays Inaccessible until "Revalidate key" on its portal page
+    await lro('PUT', `${p.serverId}?api-version=2017-12-01`, { location: 'eastus', identity: { type: 'SystemAssigned' },
+      sku: { name: 'GP_Gen5_2', tier: 'GeneralPurpose', family: 'Gen5', capacity: 2 },
+      properties: { createMode: 'Default', administratorLogin: 'pgadmin', administratorLoginPassword: 'P@ssw0rd-1234', version: '11' } });
+    const srvOid = (await ok('GET', `${p.serverId}?api-version=2017-12-01`)).identity.principalId;
+    const grant = { properties: { accessPolicies: [{ tenantId: p.tenantId, objectId: srvOid, permissions: { keys: ['get', 'wrapKey', 'unwrapKey'] } }] } };
+    await ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
+    const kp = new URL(p.kid).pathname.split('/'); // /keys/{name}/{version}
+    await lro('PUT', `${p.serverId}/keys/portalvault_${kp[2]}_${kp[3]}?api-version=2020-01-01`,
+      { properties: { serverKeyType: 'AzureKeyVault', uri: p.kid } });
+    await page.goto(`${base}#/resource${p.serverId}`);
+    await page.getByRole('heading', { name: 'Server portal-server' }).waitFor();
+    await state.getByText('Ready', { exact: true }).waitFor();
+    await ok('PUT', `${p.vaultId}/accessPolicies/remove?api-version=2023-07-01`, grant);
+    await settle();
+    await state.getByText('Inaccessible', { exact: true }).waitFor();
+    await ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
+    await settle();
+    await page.reload();
+    await page.getByRole('heading', { name: 'Server portal-server' }).waitFor();
+    await state.getByText('Inaccessible', { exact: true }).waitFor(); // a server waits for revalidation
+    await shot('09-server-inaccessible');
+    await page.getByRole('button', { name: 'Revalidate key' }).click();
+    await page.getByText(/^Key .* revalidated\.$/).waitFor();
+    await state.getByText('Ready', { exact: true }).waitFor();
+    await shot('10-server-revalidated');
+    log('single server revoked, granted back and revalidated in the portal');
     if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
   } finally {
     await browser.close();

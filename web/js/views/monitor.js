@@ -55,7 +55,7 @@ export function activityPanel(id, title = 'Activity log') {
       }));
       live.show(data, (d) =>
         table(['Time', 'Operation', 'Status', 'Level', 'Description'].concat(id ? [] : ['Resource']),
-          d.map((x) => [fmtTime(x.t), x.op, x.status, x.level, x.desc].concat(id ? [] : [(x.res || '').split('/').pop()]))));
+          d.map((x) => [fmtTime(x.t), h('span', { class: 'long' }, x.op), x.status, x.level, h('span', { class: 'long' }, x.desc)].concat(id ? [] : [(x.res || '').split('/').pop()]))));
     } catch (e) {
       live.fail(e);
     }

@@ -56,7 +56,7 @@ export function serverView(id) {
     try {
       const list = await armList(`${id}/keys`, AV.serverKeys);
       keys.show(list.map((k) => ({ name: k.name, uri: k.properties && k.properties.uri, type: k.properties && k.properties.serverKeyType, created: k.properties && k.properties.creationDate })), (d) =>
-        table(['Key', 'URI', 'Type', 'Created', ''], d.map((k) => [k.name, k.uri, k.type, fmtTime(k.created), k.uri ? revalidate(k.uri) : ''])));
+        table(['Key', 'URI', 'Type', 'Created', ''], d.map((k) => [h('span', { class: 'long' }, k.name), h('span', { class: 'long' }, k.uri), k.type, fmtTime(k.created), k.uri ? revalidate(k.uri) : ''])));
     } catch (e) {
       keys.fail(e);
     }

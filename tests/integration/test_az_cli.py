@@ -5,7 +5,8 @@ One az configuration directory per module: the custom cloud is registered with t
 service principal through the ADFS-style token service (real-clients.md 3.1, 5.1). Each test runs
 az as a subprocess and checks what it prints: JSON fields, exit codes and the emulator's error
 texts on stderr. The Key Vault data plane goes through `az rest` (real-clients.md 6.3), because
-Debian's az cannot run `az keyvault key ...` (6.4).
+Debian's az cannot run `az keyvault key ...` (6.4). Also `az postgres server create` and
+`az postgres server key create/show/list` (the seed 002 CLI path) and `az login --identity` (3.2).
 
 Each az start costs about a second, so tests share the logged-in config directory, create
 resource groups over plain HTTP where az adds nothing, and keep the number of az calls small.
@@ -471,3 +472,62 @@ def test_az_rest_wrap_unwrap_round_trip(az, policy_vault, recipe_key):
     wrapped = recipe_key["wrapped"]
     assert wrapped != CEK and len(base64.urlsafe_b64decode(wrapped + "==")) == 256  # RSA-2048
     assert az.tsv(*unwrap_args(kid, wrapped)) == CEK
+
+
+# --- PostgreSQL single server with a customer-managed key (seed 002, CLI path) ---------------
+
+def test_postgres_server_and_server_key(az, daemon, rg, info):
+    """`az postgres server create --assign-identity`, the vault grant with set-policy, and
+    `az postgres server key create/show/list` (real-clients.md 5.2: az takes only a
+    *.vault.azure.net kid, which pgcmk reads as the local vault of that name)."""
+    vault = az.json("keyvault", "create", "-n", vname(), "-g", rg, "-l", "eastus",
+                    "--enable-purge-protection", "true", "--retention-days", "90")
+    base = f"https://{vault['name']}.{info['vaultDnsSuffix']}"
+    local_kid = az.tsv("rest", "--method", "post", "--url",
+                       f"{base}/keys/cmk/create?api-version=7.3", "--resource", VAULT_RESOURCE,
+                       "--body", '{"kty":"RSA","key_size":2048}', "--query", "key.kid")
+    version = local_kid.rsplit("/", 1)[1]
+    kid = f"https://{vault['name']}.vault.azure.net/keys/cmk/{version}"
+
+    name = new_name("pgsrv")
+    srv = az.json("postgres", "server", "create", "-g", rg, "-n", name, "-l", "eastus",
+                  "--admin-user", "pgadmin", "--admin-password", "P@ssw0rd-1234",
+                  "--sku-name", "GP_Gen5_2", "--version", "11", "--assign-identity")
+    assert srv["userVisibleState"] == "Ready" and srv["identity"]["type"] == "SystemAssigned"
+    assert "administratorLoginPassword" not in json.dumps(srv)
+    oid = srv["identity"]["principalId"]
+    assert GUID_RE.match(oid)
+
+    # Without the grant the key is refused, with the emulator's reason.
+    err = az.fails("postgres", "server", "key", "create", "-g", rg, "-s", name, "--kid", kid)
+    assert "AzureKeyVaultMissingPermissions" in err and oid in err
+    az.ok("keyvault", "set-policy", "-n", vault["name"], "--object-id", oid,
+          "--key-permissions", "get", "wrapKey", "unwrapKey")
+    key = az.json("postgres", "server", "key", "create", "-g", rg, "-s", name, "--kid", kid)
+    assert key["uri"] == kid and key["serverKeyType"] == "AzureKeyVault"
+    assert key["name"] == f"{vault['name']}_cmk_{version}"
+    assert az.json("postgres", "server", "key", "show", "-g", rg, "-s", name,
+                   "--kid", kid)["uri"] == kid
+    assert [k["uri"] for k in az.json("postgres", "server", "key", "list", "-g", rg,
+                                      "-s", name)] == [kid]
+    shown = az.json("postgres", "server", "show", "-g", rg, "-n", name)
+    assert shown["byokEnforcement"] == "Enabled" and shown["userVisibleState"] == "Ready"
+
+
+# --- az login --identity (real-clients.md 3.2) ------------------------------------------------
+
+def test_login_with_managed_identity_endpoint(az, daemon, info, tmp_path_factory):
+    """MSI_ENDPOINT=https://.../msi/token az login --identity: az signs in as the emulator's
+    system-assigned identity stand-in and lists the emulator's subscription."""
+    cfg = tmp_path_factory.mktemp("azure-config-msi")
+    for f in SHARED_CONFIG_FILES:
+        src = os.path.join(az.config_dir, f)
+        if os.path.exists(src):
+            shutil.copy(src, cfg)
+    cli = Az(cfg, info["caFile"])
+    cli.env["MSI_ENDPOINT"] = f"{info['endpoints']['resourceManager'].rstrip('/')}/msi/token"
+    out = cli.json("login", "--identity")
+    assert [s["id"] for s in out] == [SUB]
+    assert out[0]["user"]["type"] == "servicePrincipal"
+    assert out[0]["user"]["assignedIdentityInfo"] == "MSI"
+    assert cli.json("group", "list") is not None

@@ -22,6 +22,7 @@ import subprocess
 import pytest
 
 from conftest import GUID_RE, SUB, TENANT, new_name
+from pgtools import settle
 
 AZ = "/usr/bin/az"
 AZ_TIMEOUT = 120  # seconds for one az process; a hang is a failure, not a wait
@@ -531,3 +532,40 @@ def test_login_with_managed_identity_endpoint(az, daemon, info, tmp_path_factory
     assert out[0]["user"]["type"] == "servicePrincipal"
     assert out[0]["user"]["assignedIdentityInfo"] == "MSI"
     assert cli.json("group", "list") is not None
+
+
+# --- Cosmos DB for PostgreSQL cluster with CMK through az resource (real-clients.md 4.5) ------
+
+def test_cmk_cluster_with_az_resource_create(az, daemon, rg, info):
+    """Debian's az has no `az cosmosdb postgres`: a serverGroupsv2 cluster is made with
+    `az resource create --is-full-object`, which follows the LRO to the end."""
+    mi = az.json("identity", "create", "-g", rg, "-n", new_name("azmi"))
+    vault = az.json("keyvault", "create", "-n", vname(), "-g", rg, "-l", "eastus",
+                    "--enable-purge-protection", "true", "--retention-days", "90")
+    az.ok("keyvault", "set-policy", "-n", vault["name"], "--object-id", mi["principalId"],
+          "--key-permissions", "get", "wrapKey", "unwrapKey")
+    kid = az.tsv("rest", "--method", "post", "--url",
+                 f"https://{vault['name']}.{info['vaultDnsSuffix']}/keys/cmk/create?api-version=7.3",
+                 "--resource", VAULT_RESOURCE, "--body", '{"kty":"RSA","key_size":3072}',
+                 "--query", "key.kid")
+    cid = (f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/"
+           f"Microsoft.DBforPostgreSQL/serverGroupsv2/{new_name('azcl')}")
+    body = {"location": "eastus",
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {mi["id"]: {}}},
+            "properties": {"administratorLoginPassword": "P@ssw0rd-1234", "postgresqlVersion": "15",
+                           "coordinatorVCores": 4, "coordinatorStorageQuotaInMb": 131072,
+                           "nodeCount": 0,
+                           "dataEncryption": {"type": "AzureKeyVault", "primaryKeyUri": kid,
+                                              "primaryUserAssignedIdentityId": mi["id"]}}}
+    made = az.json("resource", "create", "--id", cid, "--api-version", "2022-11-08",
+                   "--is-full-object", "--properties", json.dumps(body))
+    assert made["properties"]["provisioningState"] == "Succeeded", made
+    assert made["properties"]["state"] == "Ready"
+    assert made["properties"]["dataEncryption"]["primaryKeyUri"] == kid
+    assert "administratorLoginPassword" not in made["properties"]
+    # Taking get away makes the cluster Inaccessible at the next check (settled here).
+    az.ok("keyvault", "set-policy", "-n", vault["name"], "--object-id", mi["principalId"],
+          "--key-permissions", "wrapKey", "unwrapKey")
+    settle(daemon)
+    shown = az.json("resource", "show", "--ids", cid, "--api-version", "2022-11-08")
+    assert shown["properties"]["state"] == "Inaccessible"

@@ -21,7 +21,8 @@ EXPECT = {
                              '["order-1"]', "replica: Succeeded", "cmk-replica replica",
                              "Access to the customer-managed key was"],
     "docs/az-and-sdk.md": ["Succeeded", ".vault.localhost:", "/keys/cmk/", "Ready\n", "4\n",
-                           "deployment: Succeeded Ready", "cluster state: Ready", "refused:"],
+                           "deployment: Succeeded Ready", "cluster state: Ready", "refused:",
+                           "AzureKeyVault\n", "server: Enabled Ready"],
     "docs/revocation-drills.md": [
         "created: Ready -", "policy removed: Inaccessible AzureKeyVaultMissingPermissions",
         "policy back: Ready -", "key disabled: Inaccessible AzureKeyVaultKeyDisabled",

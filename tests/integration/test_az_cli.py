@@ -6,7 +6,8 @@ service principal through the ADFS-style token service (real-clients.md 3.1, 5.1
 az as a subprocess and checks what it prints: JSON fields, exit codes and the emulator's error
 texts on stderr. The Key Vault data plane goes through `az rest` (real-clients.md 6.3), because
 Debian's az cannot run `az keyvault key ...` (6.4). Also `az postgres server create` and
-`az postgres server key create/show/list` (the seed 002 CLI path) and `az login --identity` (3.2).
+`az postgres server key create/show/list`, replica create, restore and update --assign-identity
+(the seed 002 CLI path), `az resource create` of a CMK cluster, and `az login --identity` (3.2).
 
 Each az start costs about a second, so tests share the logged-in config directory, create
 resource groups over plain HTTP where az adds nothing, and keep the number of az calls small.
@@ -477,10 +478,9 @@ def test_az_rest_wrap_unwrap_round_trip(az, policy_vault, recipe_key):
 
 # --- PostgreSQL single server with a customer-managed key (seed 002, CLI path) ---------------
 
-def test_postgres_server_and_server_key(az, daemon, rg, info):
-    """`az postgres server create --assign-identity`, the vault grant with set-policy, and
-    `az postgres server key create/show/list` (real-clients.md 5.2: az takes only a
-    *.vault.azure.net kid, which pgcmk reads as the local vault of that name)."""
+def az_cmk_key(az, rg, info):
+    """A vault fit for CMK (purge protection, 90 days) and an RSA key in it; the vault's name
+    and the key id az accepts (*.vault.azure.net)."""
     vault = az.json("keyvault", "create", "-n", vname(), "-g", rg, "-l", "eastus",
                     "--enable-purge-protection", "true", "--retention-days", "90")
     base = f"https://{vault['name']}.{info['vaultDnsSuffix']}"
@@ -488,12 +488,32 @@ def test_postgres_server_and_server_key(az, daemon, rg, info):
                        f"{base}/keys/cmk/create?api-version=7.3", "--resource", VAULT_RESOURCE,
                        "--body", '{"kty":"RSA","key_size":2048}', "--query", "key.kid")
     version = local_kid.rsplit("/", 1)[1]
-    kid = f"https://{vault['name']}.vault.azure.net/keys/cmk/{version}"
+    return vault["name"], f"https://{vault['name']}.vault.azure.net/keys/cmk/{version}"
 
+
+def az_server(az, rg, *extra):
     name = new_name("pgsrv")
     srv = az.json("postgres", "server", "create", "-g", rg, "-n", name, "-l", "eastus",
                   "--admin-user", "pgadmin", "--admin-password", "P@ssw0rd-1234",
-                  "--sku-name", "GP_Gen5_2", "--version", "11", "--assign-identity")
+                  "--sku-name", "GP_Gen5_2", "--version", "11", *extra)
+    return name, srv
+
+
+def az_grant(az, vault, oid):
+    az.ok("keyvault", "set-policy", "-n", vault, "--object-id", oid,
+          "--key-permissions", "get", "wrapKey", "unwrapKey")
+
+
+def az_state(az, rg, name):
+    return az.tsv("postgres", "server", "show", "-g", rg, "-n", name, "--query", "userVisibleState")
+
+
+def test_postgres_server_and_server_key(az, daemon, rg, info):
+    """`az postgres server create --assign-identity`, the vault grant with set-policy, and
+    `az postgres server key create/show/list` (real-clients.md 5.2: az takes only a
+    *.vault.azure.net kid, which pgcmk reads as the local vault of that name)."""
+    vault, kid = az_cmk_key(az, rg, info)
+    name, srv = az_server(az, rg, "--assign-identity")
     assert srv["userVisibleState"] == "Ready" and srv["identity"]["type"] == "SystemAssigned"
     assert "administratorLoginPassword" not in json.dumps(srv)
     oid = srv["identity"]["principalId"]
@@ -502,17 +522,51 @@ def test_postgres_server_and_server_key(az, daemon, rg, info):
     # Without the grant the key is refused, with the emulator's reason.
     err = az.fails("postgres", "server", "key", "create", "-g", rg, "-s", name, "--kid", kid)
     assert "AzureKeyVaultMissingPermissions" in err and oid in err
-    az.ok("keyvault", "set-policy", "-n", vault["name"], "--object-id", oid,
-          "--key-permissions", "get", "wrapKey", "unwrapKey")
+    az_grant(az, vault, oid)
     key = az.json("postgres", "server", "key", "create", "-g", rg, "-s", name, "--kid", kid)
     assert key["uri"] == kid and key["serverKeyType"] == "AzureKeyVault"
-    assert key["name"] == f"{vault['name']}_cmk_{version}"
+    assert key["name"] == f"{vault}_cmk_{kid.rsplit('/', 1)[1]}"
     assert az.json("postgres", "server", "key", "show", "-g", rg, "-s", name,
                    "--kid", kid)["uri"] == kid
     assert [k["uri"] for k in az.json("postgres", "server", "key", "list", "-g", rg,
                                       "-s", name)] == [kid]
     shown = az.json("postgres", "server", "show", "-g", rg, "-n", name)
     assert shown["byokEnforcement"] == "Enabled" and shown["userVisibleState"] == "Ready"
+
+
+def test_seed_002_replica_and_restore_with_az(az, daemon, rg, info):
+    """Seed 002's CLI path: a replica and a point-in-time restore of a CMK server come up
+    Inaccessible without an identity; `az postgres server update --assign-identity` gives them
+    one, set-policy grants it, `az postgres server key create` (the revalidation) brings them up."""
+    vault, kid = az_cmk_key(az, rg, info)
+    name, srv = az_server(az, rg, "--assign-identity")
+    az_grant(az, vault, srv["identity"]["principalId"])
+    az.ok("postgres", "server", "key", "create", "-g", rg, "-s", name, "--kid", kid)
+    when = daemon.get("/emulator/clock").json()["now"]
+
+    rep = new_name("pgrep")
+    made = az.json("postgres", "server", "replica", "create", "-g", rg, "-n", rep, "-s", name)
+    assert made["replicationRole"] == "Replica" and made["userVisibleState"] == "Inaccessible"
+    rst = new_name("pgrst")
+    made = az.json("postgres", "server", "restore", "-g", rg, "-n", rst, "--source-server", name,
+                   "--restore-point-in-time", when)
+    assert made["userVisibleState"] == "Inaccessible"
+    assert [r["name"] for r in az.json("postgres", "server", "replica", "list", "-g", rg,
+                                       "-s", name)] == [rep]
+    for copy in (rep, rst):
+        assert az.json("postgres", "server", "key", "list", "-g", rg, "-s", copy)[0]["uri"] == kid
+        # anything but identity, revalidation and delete is refused while Inaccessible
+        err = az.fails("postgres", "server", "update", "-g", rg, "-n", copy,
+                       "--ssl-enforcement", "Disabled")
+        assert "ServerInaccessible" in err
+        upd = az.json("postgres", "server", "update", "-g", rg, "-n", copy, "--assign-identity")
+        oid = upd["identity"]["principalId"]
+        assert GUID_RE.match(oid) and upd["userVisibleState"] == "Inaccessible"
+        az_grant(az, vault, oid)
+        settle(daemon)
+        assert az_state(az, rg, copy) == "Inaccessible"  # a server waits for the revalidation
+        az.ok("postgres", "server", "key", "create", "-g", rg, "-s", copy, "--kid", kid)
+        assert az_state(az, rg, copy) == "Ready"
 
 
 # --- az login --identity (real-clients.md 3.2) ------------------------------------------------

@@ -571,9 +571,11 @@ def test_seed_002_replica_and_restore_with_az(az, daemon, rg, info):
 
 # --- az login --identity (real-clients.md 3.2) ------------------------------------------------
 
-def test_login_with_managed_identity_endpoint(az, daemon, info, tmp_path_factory):
-    """MSI_ENDPOINT=https://.../msi/token az login --identity: az signs in as the emulator's
-    system-assigned identity stand-in and lists the emulator's subscription."""
+def test_login_with_managed_identity_endpoint(az, daemon, rg, info, tmp_path_factory):
+    """MSI_ENDPOINT=https://.../msi/token az login --identity --username CLIENT_ID: az signs in
+    as that user-assigned identity and lists the emulator's subscription. pgcmk is a whole
+    cloud with many identities, so as on a VM with several, the identity must be named."""
+    mi = az.json("identity", "create", "-g", rg, "-n", new_name("azmi"))
     cfg = tmp_path_factory.mktemp("azure-config-msi")
     for f in SHARED_CONFIG_FILES:
         src = os.path.join(az.config_dir, f)
@@ -581,11 +583,19 @@ def test_login_with_managed_identity_endpoint(az, daemon, info, tmp_path_factory
             shutil.copy(src, cfg)
     cli = Az(cfg, info["caFile"])
     cli.env["MSI_ENDPOINT"] = f"{info['endpoints']['resourceManager'].rstrip('/')}/msi/token"
-    out = cli.json("login", "--identity")
+    out = cli.json("login", "--identity", "--username", mi["clientId"])
     assert [s["id"] for s in out] == [SUB]
     assert out[0]["user"]["type"] == "servicePrincipal"
-    assert out[0]["user"]["assignedIdentityInfo"] == "MSI"
-    assert cli.json("group", "list") is not None
+    assert out[0]["user"]["assignedIdentityInfo"] == f"MSIClient-{mi['clientId']}"
+    token = cli.json("account", "get-access-token")["accessToken"]
+    claims = jwt_claims(token)
+    assert claims["oid"] == mi["principalId"] and claims["appid"] == mi["clientId"]
+    assert claims["xms_mirid"].lower() == mi["id"].lower()
+    assert cli.json("group", "show", "-n", rg)["name"] == rg
+    # Without a name, several identities make the token service refuse, as IMDS does.
+    anon = Az(cfg, info["caFile"])
+    anon.env["MSI_ENDPOINT"] = cli.env["MSI_ENDPOINT"]
+    assert "Failed to connect to MSI" in anon.fails("login", "--identity")
 
 
 # --- Cosmos DB for PostgreSQL cluster with CMK through az resource (real-clients.md 4.5) ------

@@ -11,14 +11,14 @@
  * one (request and response bodies, decoded values, jansson strings) is wiped before it is freed.
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <dlfcn.h>
-#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -56,7 +56,7 @@ static int agent_ready;
 
 static pthread_once_t agent_once = PTHREAD_ONCE_INIT;
 static pthread_key_t agent_curl_key;
-static int agent_curl_ok;
+static int agent_key_ok;
 
 static atomic_ulong agent_n_requests, agent_n_retries, agent_n_failures;
 
@@ -452,7 +452,7 @@ agent_curl_free(void *h)
 static void
 agent_global_init(void)
 {
-    agent_curl_ok = pthread_key_create(&agent_curl_key, agent_curl_free) == 0;
+    agent_key_ok = pthread_key_create(&agent_curl_key, agent_curl_free) == 0;
 }
 
 static CURL *
@@ -1373,7 +1373,7 @@ pgcmk_agent_init(int port, const char *ca_file)
         return -1;
     }
     pthread_once(&agent_once, agent_global_init);
-    if (!agent_curl_ok) {
+    if (!agent_key_ok) {
         LOG_ERR("agent: no thread key for curl handles");
         return -1;
     }

@@ -902,7 +902,9 @@ monitor_flush(void)
     /* JSON is built before the transaction, so the writer lock is held only for the inserts */
     for (struct queued *q = batch; q; q = q->next)
         for (int i = 0; i < 2; i++)
-            q->ok[i] = activity_render(&q->a[i], &q->x, &q->r[i], &err) == 0;
+            if (!(q->ok[i] = activity_render(&q->a[i], &q->x, &q->r[i], &err) == 0))
+                LOG_WARN("activity log entry for %.200s not recorded: %s", q->a[i].resource_id,
+                         err.message);
     if (batch && pgcmk_db_tx(pgcmk_db(), flush_tx, batch, &err))
         LOG_WARN("activity log: %s", err.message);
     pthread_mutex_unlock(&flush_mu);

@@ -142,14 +142,19 @@ def az(daemon, info, tmp_path_factory):
     return cli
 
 
-def az_as(az, tmp_path_factory, info, principal):
-    """A second az, same cloud, logged in as `principal` (from POST /emulator/principals)."""
-    cfg = tmp_path_factory.mktemp("azure-config-sp")
+def az_fresh(az, tmp_path_factory, info, label):
+    """Another az on the same cloud (its configuration copied), not logged in yet."""
+    cfg = tmp_path_factory.mktemp(f"azure-config-{label}")
     for f in SHARED_CONFIG_FILES:
         src = os.path.join(az.config_dir, f)
         if os.path.exists(src):
             shutil.copy(src, cfg)
-    cli = Az(cfg, info["caFile"])
+    return Az(cfg, info["caFile"])
+
+
+def az_as(az, tmp_path_factory, info, principal):
+    """A second az, same cloud, logged in as `principal` (from POST /emulator/principals)."""
+    cli = az_fresh(az, tmp_path_factory, info, "sp")
     out = cli.login(principal["appId"], principal["password"], info["tenantId"])
     assert [a["user"] for a in out] == [{"name": principal["appId"], "type": "servicePrincipal"}]
     return cli
@@ -576,12 +581,7 @@ def test_login_with_managed_identity_endpoint(az, daemon, rg, info, tmp_path_fac
     as that user-assigned identity and lists the emulator's subscription. pgcmk is a whole
     cloud with many identities, so as on a VM with several, the identity must be named."""
     mi = az.json("identity", "create", "-g", rg, "-n", new_name("azmi"))
-    cfg = tmp_path_factory.mktemp("azure-config-msi")
-    for f in SHARED_CONFIG_FILES:
-        src = os.path.join(az.config_dir, f)
-        if os.path.exists(src):
-            shutil.copy(src, cfg)
-    cli = Az(cfg, info["caFile"])
+    cli = az_fresh(az, tmp_path_factory, info, "msi")
     cli.env["MSI_ENDPOINT"] = f"{info['endpoints']['resourceManager'].rstrip('/')}/msi/token"
     out = cli.json("login", "--identity", "--username", mi["clientId"])
     assert [s["id"] for s in out] == [SUB]
@@ -593,7 +593,7 @@ def test_login_with_managed_identity_endpoint(az, daemon, rg, info, tmp_path_fac
     assert claims["xms_mirid"].lower() == mi["id"].lower()
     assert cli.json("group", "show", "-n", rg)["name"] == rg
     # Without a name, several identities make the token service refuse, as IMDS does.
-    anon = Az(cfg, info["caFile"])
+    anon = az_fresh(az, tmp_path_factory, info, "msi-anon")
     anon.env["MSI_ENDPOINT"] = cli.env["MSI_ENDPOINT"]
     assert "Failed to connect to MSI" in anon.fails("login", "--identity")
 

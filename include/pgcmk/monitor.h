@@ -8,6 +8,7 @@
 #ifndef PGCMK_MONITOR_H
 #define PGCMK_MONITOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pgcmk/err.h"
@@ -57,9 +58,10 @@ void pgcmk_monitor_init(void);
 
 /* A parsed Activity Log $filter: "eventTimestamp ge '<time>' [and eventTimestamp le '<time>']
  * [and resourceGroupName|resourceId|resourceUri|correlationId|resourceProvider|caller|status|
- * levels eq '<value>']". Keywords are case-insensitive; values may be quoted ('' escapes a quote)
- * or bare (as the az CLI sends times); times without a zone are UTC. A start time is required
- * (Azure answers 400 without one). Empty strings mean "not filtered". */
+ * levels|eventChannels eq '<value>']" (gt and lt too, exclusive). Keywords are case-insensitive;
+ * values may be quoted ('' escapes a quote) or bare (as the az CLI sends times); times without a
+ * zone are UTC. A start time is required (Azure answers 400 without one). Empty strings mean
+ * "not filtered". */
 struct pgcmk_activity_filter {
     int64_t from_ms; /* inclusive */
     int64_t to_ms;   /* inclusive; INT64_MAX when not given */
@@ -72,7 +74,16 @@ struct pgcmk_activity_filter {
     char levels[96]; /* ",critical,error," (lower case, comma-wrapped) */
 };
 
-/* 0, or -1 with err (400 BadRequest, target "$filter"). */
+/* Longest $filter accepted, in bytes (longer ones are refused, never truncated). */
+#define PGCMK_ACTIVITY_FILTER_MAX 4096
+
+/* Parses len bytes of buf (no NUL needed; NULL = no filter). A pure function: no database, clock
+ * or global state, reads each byte at most a bounded number of times (src/monitor/filter.c).
+ * 0 with *out, or -1 with err: 400 BadRequest, target "$filter", Azure's "$filter searching
+ * parameters invalid" followed by what is wrong and the accepted shapes. */
+int pgcmk_activity_filter_parse_buf(const char *buf, size_t len, struct pgcmk_activity_filter *out,
+                                    struct pgcmk_err *err) PGCMK_WUR;
+/* The same over a NUL-terminated string (NULL = no filter). */
 int pgcmk_activity_filter_parse(const char *filter, struct pgcmk_activity_filter *out,
                                 struct pgcmk_err *err) PGCMK_WUR;
 

@@ -120,8 +120,9 @@ void pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const stru
 /* Runs the whole pipeline for one request without a socket (unit tests, fuzzing, deployments):
  * route, checks, handler, error rendering. rq must have method, raw path, host and query set. */
 void pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs);
-/* One function told about every answered request (the Activity Log records ARM writes). */
-typedef void (*pgcmk_http_observer_fn)(const struct pgcmk_req *rq, int status);
+/* One function told about every answered request, with the answer (the Activity Log records ARM
+ * writes, and why a refused one was refused). */
+typedef void (*pgcmk_http_observer_fn)(const struct pgcmk_req *rq, const struct pgcmk_resp *rs);
 void pgcmk_http_set_observer(pgcmk_http_observer_fn fn);
 /* Fills rq from a method, a URL path with query, a Host and a body (copied). */
 void pgcmk_req_init(struct pgcmk_req *rq, const struct pgcmk_cfg *cfg, const char *method,

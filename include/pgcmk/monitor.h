@@ -33,7 +33,10 @@ int pgcmk_health_forget(struct pgcmk_db *db, const char *resource_id, struct pgc
 /* One Activity Log entry. `operation` is the operationName value
  * ("Microsoft.DBforPostgreSQL/serverGroupsv2/write"), `status` Started|Accepted|Succeeded|Failed,
  * `level` Informational|Warning|Error|Critical, `caller` an object id or NULL (the emulator),
- * `description` free text, `correlation_id` NULL for a new one, `http_status` 0 when none. */
+ * `description` free text, `correlation_id` NULL for a new one, `http_status` 0 when none.
+ * `error_code`/`error_message` (NULL when none) name why an operation failed: the entry shows
+ * them as Azure does, properties.statusMessage = "{\"error\":{\"code\":...,\"message\":...}}",
+ * and as the description ("code: message") when `description` is empty. */
 struct pgcmk_activity {
     const char *resource_id;
     const char *operation;
@@ -44,14 +47,17 @@ struct pgcmk_activity {
     const char *correlation_id;
     const char *method; /* HTTP method, or NULL */
     int http_status;
+    const char *error_code;
+    const char *error_message;
 };
 
 int pgcmk_activity_add(struct pgcmk_db *db, const struct pgcmk_activity *a,
                        struct pgcmk_err *err) PGCMK_WUR;
 
 /* Called by the request pipeline after every ARM-plane PUT/PATCH/DELETE/POST on a resource id
- * with the final status (writes made through ARM appear in the log). Never fails the request. */
-void pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status);
+ * with the final answer (writes made through ARM appear in the log; a refused write's entry
+ * carries the code and message of the error in rs's body). Never fails the request. */
+void pgcmk_monitor_record_request(const struct pgcmk_req *rq, const struct pgcmk_resp *rs);
 
 /* Adds the routes. */
 void pgcmk_monitor_init(void);

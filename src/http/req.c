@@ -587,5 +587,5 @@ out:
     }
     req_finish_headers(rq, rs);
     if (req_observer)
-        req_observer(rq, rs->status);
+        req_observer(rq, rs);
 }

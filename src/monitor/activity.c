@@ -26,6 +26,10 @@
 #include "monitor/internal.h"
 
 #define MONITOR_MAX_SEGS 40
+/* The string fields of struct pgcmk_activity (queued_fields lists them: keep both in step). */
+#define PGCMK_ACTIVITY_STRINGS 10
+/* Longest error message an entry keeps (bytes, cut at a character boundary). */
+#define MONITOR_MAX_ERROR 4096
 
 static const char *const activity_versions[] = {"2015-04-01", "2017-03-01-preview", NULL};
 
@@ -201,6 +205,44 @@ monitor_localized(const char *value, const char *localized)
                                : "");
 }
 
+/* Bytes of s to keep so that at most `max` are kept and no UTF-8 character is cut. */
+static size_t
+monitor_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* A failed operation's error as Azure's Activity Log shows it: properties.statusMessage is the
+ * error body as a string, and the description names the code and the message. */
+static void
+activity_error(const struct pgcmk_activity *a, json_t *props, char **desc)
+{
+    const char *msg = a->error_message ? a->error_message : "";
+    size_t n = monitor_cut(msg, MONITOR_MAX_ERROR);
+    json_t *body;
+    char *text;
+
+    *desc = NULL;
+    if (a->error_code == NULL || *a->error_code == '\0')
+        return;
+    body = json_pack("{s:{s:s, s:s%}}", "error", "code", a->error_code, "message", msg, n);
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text)
+        json_object_set_new(props, "statusMessage", json_string(text));
+    free(text);
+    json_decref(body);
+    if (a->description == NULL || *a->description == '\0')
+        *desc = n ? pgcmk_xasprintf("%s: %.*s", a->error_code, (int)n, msg)
+                  : pgcmk_xstrdup(a->error_code);
+}
+
 static json_t *
 activity_event(const struct pgcmk_activity *a, const struct activity_extra *x,
                const struct monitor_path *m, const char *event_id)
@@ -214,6 +256,7 @@ activity_event(const struct pgcmk_activity *a, const struct activity_extra *x,
     char *id = pgcmk_xasprintf("%s/events/%s/ticks/%lld", m->id, event_id,
                                (long long)pgcmk_monitor_ticks(x->at));
     json_t *ev, *props, *claims = json_object();
+    char *desc;
 
     pgcmk_time_format(x->at, ts);
     if (a->http_status)
@@ -227,11 +270,15 @@ activity_event(const struct pgcmk_activity *a, const struct activity_extra *x,
         json_object_set_new(props, "statusCode", json_string(code));
     if (x->request_id && *x->request_id)
         json_object_set_new(props, "serviceRequestId", json_string(x->request_id));
+    activity_error(a, props, &desc);
     ev = json_pack("{s:{s:s, s:s}, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o}",
                    "authorization", "action", a->operation, "scope", m->id, "caller",
                    a->caller ? a->caller : "", "channels", "Operation", "claims", claims,
                    "correlationId", a->correlation_id ? a->correlation_id : "", "description",
-                   a->description ? a->description : "", "eventDataId", event_id, "eventName",
+                   desc             ? desc
+                   : a->description ? a->description
+                                    : "",
+                   "eventDataId", event_id, "eventName",
                    monitor_localized(event_name, strcmp(event_name, "BeginRequest") == 0
                                                      ? "Begin request"
                                                      : "End request"),
@@ -255,6 +302,7 @@ activity_event(const struct pgcmk_activity *a, const struct activity_extra *x,
     json_object_set_new(ev, "subscriptionId", json_string(m->sub));
     json_object_set_new(ev, "tenantId", json_string(PGCMK_TENANT_ID));
     json_object_set_new(ev, "properties", props);
+    free(desc);
     free(id);
     return ev;
 }
@@ -437,45 +485,42 @@ flush_job(void *arg)
     monitor_flush();
 }
 
+/* Every string field of an entry pair and its extra, so the queue can copy them. */
+static void
+queued_fields(struct queued *q, const char **f[PGCMK_ACTIVITY_STRINGS * 2 + 4])
+{
+    for (int i = 0; i < 2; i++) {
+        struct pgcmk_activity *a = &q->a[i];
+        const char **row[PGCMK_ACTIVITY_STRINGS] = {
+            &a->resource_id, &a->operation,      &a->status, &a->level,      &a->caller,
+            &a->description, &a->correlation_id, &a->method, &a->error_code, &a->error_message};
+
+        memcpy(f + i * PGCMK_ACTIVITY_STRINGS, row, sizeof(row));
+    }
+    f[PGCMK_ACTIVITY_STRINGS * 2] = &q->x.event_name;
+    f[PGCMK_ACTIVITY_STRINGS * 2 + 1] = &q->x.operation_id;
+    f[PGCMK_ACTIVITY_STRINGS * 2 + 2] = &q->x.client_request_id;
+    f[PGCMK_ACTIVITY_STRINGS * 2 + 3] = &q->x.request_id;
+}
+
 static void
 monitor_enqueue(const struct activity_ctx *c)
 {
     struct queued *q = pgcmk_xcalloc(1, sizeof(*q));
-    const char *const src[] = {c->a[0].resource_id,     c->a[0].operation, c->a[0].status,
-                               c->a[0].level,           c->a[0].caller,    c->a[0].description,
-                               c->a[0].correlation_id,  c->a[0].method,    c->a[1].status,
-                               c->a[1].level,           c->x->event_name,  c->x->operation_id,
-                               c->x->client_request_id, c->x->request_id};
+    const char **f[PGCMK_ACTIVITY_STRINGS * 2 + 4];
     size_t n = 0;
     char *p;
     int submit;
 
-    for (size_t i = 0; i < PGCMK_ARRAY_LEN(src); i++)
-        n += src[i] ? strlen(src[i]) + 1 : 0;
-    p = q->strings = pgcmk_xmalloc(n ? n : 1);
     q->a[0] = c->a[0];
     q->a[1] = c->a[1];
     q->x = *c->x;
-    q->a[0].resource_id = qcopy(&p, src[0]);
-    q->a[0].operation = qcopy(&p, src[1]);
-    q->a[0].status = qcopy(&p, src[2]);
-    q->a[0].level = qcopy(&p, src[3]);
-    q->a[0].caller = qcopy(&p, src[4]);
-    q->a[0].description = qcopy(&p, src[5]);
-    q->a[0].correlation_id = qcopy(&p, src[6]);
-    q->a[0].method = qcopy(&p, src[7]);
-    q->a[1].resource_id = q->a[0].resource_id;
-    q->a[1].operation = q->a[0].operation;
-    q->a[1].status = qcopy(&p, src[8]);
-    q->a[1].level = qcopy(&p, src[9]);
-    q->a[1].caller = q->a[0].caller;
-    q->a[1].description = q->a[0].description;
-    q->a[1].correlation_id = q->a[0].correlation_id;
-    q->a[1].method = q->a[0].method;
-    q->x.event_name = qcopy(&p, src[10]);
-    q->x.operation_id = qcopy(&p, src[11]);
-    q->x.client_request_id = qcopy(&p, src[12]);
-    q->x.request_id = qcopy(&p, src[13]);
+    queued_fields(q, f); /* still the caller's strings: measure, then copy */
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(f); i++)
+        n += *f[i] ? strlen(*f[i]) + 1 : 0;
+    p = q->strings = pgcmk_xmalloc(n ? n : 1);
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(f); i++)
+        *f[i] = qcopy(&p, *f[i]);
     pthread_mutex_lock(&queue_mu);
     *queue_tail = q;
     queue_tail = &q->next;
@@ -486,8 +531,25 @@ monitor_enqueue(const struct activity_ctx *c)
         pgcmk_work_submit(flush_job, NULL);
 }
 
+/* The error of a refused write, from its ARM error body ({"error":{"code","message"}}); the
+ * status name when the body is not one. *code and *message point into *doc or are static. */
+static void
+record_error(const struct pgcmk_resp *rs, json_t **doc, const char **code, const char **message)
+{
+    json_t *e;
+
+    *doc = rs->body && rs->body_len ? json_loadb(rs->body, rs->body_len, 0, NULL) : NULL;
+    e = json_object_get(*doc, "error");
+    *code = json_string_value(json_object_get(e, "code"));
+    *message = json_string_value(json_object_get(e, "message"));
+    if (*code == NULL || **code == '\0')
+        *code = monitor_status_name(rs->status);
+    if (*message == NULL)
+        *message = "";
+}
+
 void
-pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
+pgcmk_monitor_record_request(const struct pgcmk_req *rq, const struct pgcmk_resp *rs)
 {
     struct pgcmk_activity a[2];
     struct activity_extra x;
@@ -495,9 +557,11 @@ pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
     struct monitor_path m;
     char op[512], op_id[37];
     const char *verb;
+    json_t *doc = NULL;
+    int status = rs ? rs->status : 0;
 
-    if (rq == NULL || rq->plane != PGCMK_PLANE_ARM || rq->route == NULL || rq->path == NULL ||
-        status == 401 || strncasecmp(rq->path, "/subscriptions/", 15) != 0)
+    if (rq == NULL || rs == NULL || rq->plane != PGCMK_PLANE_ARM || rq->route == NULL ||
+        rq->path == NULL || status == 401 || strncasecmp(rq->path, "/subscriptions/", 15) != 0)
         return;
     if (strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "PATCH") == 0)
         verb = "write";
@@ -529,11 +593,14 @@ pgcmk_monitor_record_request(const struct pgcmk_req *rq, int status)
     a[1].status = status >= 400 ? "Failed" : status == 202 ? "Accepted" : "Succeeded";
     a[1].level = status >= 400 ? "Error" : "Informational";
     a[1].http_status = status;
+    if (status >= 400)
+        record_error(rs, &doc, &a[1].error_code, &a[1].error_message);
     x.operation_id = op_id;
     x.client_request_id = rq->client_request_id;
     x.request_id = rq->request_id;
     x.at = pgcmk_clock_now();
-    monitor_enqueue(&c);
+    monitor_enqueue(&c); /* copies every string */
+    json_decref(doc);
 }
 
 /* ---- Activity Log: $select ---------------------------------------------------------------- */

@@ -8,11 +8,12 @@ Two parts:
   probe write shows up in the Activity Log, so these start running once the pipeline is wired.
 """
 import datetime
+import json
 import uuid
 
 import pytest
 
-from conftest import SUB, assert_arm_error, new_name, parse_time
+from conftest import SUB, TENANT, assert_arm_error, new_name, parse_time
 
 HAV = "2022-10-01"
 AAV = "2015-04-01"
@@ -290,6 +291,62 @@ def test_failed_write_and_delete_recorded(daemon, recording, rg):
     ops = [(e["operationName"]["value"], e["status"]["value"]) for e in events]
     assert ops[0] == (f"{MI_TYPE}/delete", "Succeeded")
     assert (f"{MI_TYPE}/write", "Succeeded") in ops
+
+
+def failed_end(daemon, corr):
+    """The EndRequest entry (status Failed) of the write sent with correlation id corr."""
+    r = activity(daemon, f"{since(daemon)} and correlationId eq '{corr}' and status eq 'Failed'")
+    assert r.status_code == 200, r.text
+    (end,) = r.json()["value"]
+    assert end["eventName"]["value"] == "EndRequest"
+    return end
+
+
+@pytest.mark.parametrize("case", ["vault-bad-sku", "cluster-missing-group"])
+def test_refused_write_records_code_and_message(daemon, recording, rg, case):
+    """A refused ARM write shows why, as Azure's Activity Log does: properties.statusCode, and
+    properties.statusMessage holding the error body as a string; the description names both."""
+    corr = str(uuid.uuid4())
+    hdrs = {"x-ms-correlation-request-id": corr}
+    if case == "vault-bad-sku":
+        rid = (f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/"
+               f"v{new_name('')[1:13]}")
+        body = {"location": "eastus", "properties": {
+            "tenantId": TENANT, "sku": {"family": "A", "name": "gold"}, "accessPolicies": []}}
+        r = daemon.put(rid + "?api-version=2022-07-01", json=body, headers=hdrs)
+        status, sub_status = 400, "BadRequest"
+    else:
+        rid = (f"/subscriptions/{SUB}/resourceGroups/{new_name('gone')}/providers/"
+               f"Microsoft.DBforPostgreSQL/serverGroupsv2/{new_name('cl')}")
+        body = {"location": "eastus", "properties": {
+            "administratorLoginPassword": "P@ssw0rd-1234", "postgresqlVersion": "15",
+            "coordinatorVCores": 4, "coordinatorStorageQuotaInMb": 131072, "nodeCount": 0}}
+        r = daemon.put(rid + "?api-version=2023-03-02-preview", json=body, headers=hdrs)
+        status, sub_status = 404, "NotFound"
+    assert_arm_error(r, status)
+    err = r.json()["error"]
+    if case == "cluster-missing-group":
+        assert err["code"] == "ResourceGroupNotFound", err
+
+    end = failed_end(daemon, corr)
+    assert end["status"]["value"] == "Failed"
+    assert end["level"] == "Error"
+    assert end["subStatus"]["value"] == sub_status
+    assert end["resourceId"].lower() == rid.lower()
+    props = end["properties"]
+    assert props["statusCode"] == sub_status
+    assert isinstance(props["statusMessage"], str)  # EventData.properties: strings only
+    assert json.loads(props["statusMessage"]) == {
+        "error": {"code": err["code"], "message": err["message"]}}
+    assert end["description"] == f"{err['code']}: {err['message']}"
+
+    # $select keeps them; the BeginRequest of the same write carries no error
+    r = activity(daemon, f"{since(daemon)} and correlationId eq '{corr}'",
+                 select="status,description,properties")
+    assert r.status_code == 200, r.text
+    begin = [e for e in r.json()["value"] if e["status"]["value"] == "Started"]
+    assert len(begin) == 1 and begin[0]["description"] == ""
+    assert "statusMessage" not in begin[0]["properties"]
 
 
 def test_reads_are_not_recorded(daemon, recording, ident):

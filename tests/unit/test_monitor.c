@@ -72,7 +72,7 @@ call_as(const char *method, const char *url, const char *body, const char *corr,
         pgcmk_req_add_header(&rq, "x-ms-correlation-request-id", corr);
     pgcmk_req_add_header(&rq, "x-ms-client-request-id", "client-req-1");
     pgcmk_http_dispatch(&rq, &rs);
-    pgcmk_monitor_record_request(&rq, rs.status);
+    pgcmk_monitor_record_request(&rq, &rs);
     status = rs.status;
     if (out)
         *out = resp_json(&rs);
@@ -347,15 +347,12 @@ test_health(void)
 static int
 tx_set_then_fail(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    struct pgcmk_activity a = {WIDGET,
-                               "Microsoft.Test/widgets/poke/action",
-                               "Succeeded",
-                               "Informational",
-                               NULL,
-                               "inside",
-                               NULL,
-                               NULL,
-                               0};
+    struct pgcmk_activity a = {WIDGET,      "Microsoft.Test/widgets/poke/action",
+                               "Succeeded", "Informational",
+                               NULL,        "inside",
+                               NULL,        NULL,
+                               0,           NULL,
+                               NULL};
 
     if (pgcmk_health_set(db, WIDGET, PGCMK_HEALTH_UNAVAILABLE, "Down", "x", "Unplanned", err) ||
         pgcmk_activity_add(db, &a, err))
@@ -429,6 +426,7 @@ static void
 record_post_action(void)
 {
     struct pgcmk_req rq;
+    struct pgcmk_resp rs = {.status = 202};
 
     pgcmk_req_init(&rq, &test_cfg, "POST",
                    "/subscriptions/" SUB "/providers/Microsoft.KeyVault/locations/eastus/"
@@ -437,7 +435,7 @@ record_post_action(void)
     rq.route = &dummy_route;
     snprintf(rq.principal, sizeof(rq.principal), "%s", PGCMK_ADMIN_OBJECT_ID);
     snprintf(rq.correlation_id, sizeof(rq.correlation_id), "corr-post-1");
-    pgcmk_monitor_record_request(&rq, 202);
+    pgcmk_monitor_record_request(&rq, &rs);
     pgcmk_req_release(&rq);
 }
 
@@ -509,6 +507,33 @@ test_activity(void)
     CHECK(e != NULL);
     CHECK_STR(str_at(e, "level"), "Error");
     CHECK_STR(str_at(json_object_get(e, "subStatus"), "value"), "BadRequest");
+    {
+        /* the refusal's code and message: properties.statusMessage holds the error body as a
+         * string (as Azure's does), the description names both */
+        const char *sm = str_at(json_object_get(e, "properties"), "statusMessage");
+        json_t *body = sm ? json_loads(sm, 0, NULL) : NULL, *be = json_object_get(body, "error");
+        const char *code = str_at(be, "code"), *msg = str_at(be, "message");
+        char want[1200];
+
+        CHECK(code != NULL && *code != '\0' && strcmp(code, "BadRequest") != 0);
+        CHECK(msg != NULL && strstr(msg, "bad name") != NULL);
+        snprintf(want, sizeof(want), "%s: %s", code ?: "?", msg ?: "?");
+        CHECK_STR(str_at(e, "description"), want);
+        CHECK_STR(str_at(json_object_get(e, "properties"), "statusCode"), "BadRequest");
+        json_decref(body);
+    }
+    {
+        /* the BeginRequest of the same write carries no error */
+        json_t *bj = activity("%20and%20correlationId%20eq%20%27corr-bad-1%27");
+        json_t *bv = json_object_get(bj, "value");
+        json_t *be = find_op(bv, "Microsoft.Test/widgets/write", "Started");
+
+        CHECK(json_array_size(bv) == 2);
+        CHECK(be != NULL &&
+              json_object_get(json_object_get(be, "properties"), "statusMessage") == NULL);
+        CHECK_STR(str_at(be, "description"), "");
+        json_decref(bj);
+    }
     e = find_op(v, "Microsoft.KeyVault/locations/deletedVaults/purge/action", "Accepted");
     CHECK(e != NULL);
     CHECK_STR(str_at(e, "resourceId"),
@@ -633,6 +658,7 @@ static void
 test_record_skips(void)
 {
     struct pgcmk_req rq;
+    struct pgcmk_resp rs = {.status = 404};
     json_t *j;
     size_t before;
 
@@ -642,9 +668,11 @@ test_record_skips(void)
 
     /* not routed, a vault data-plane request, a token request, a 401 */
     pgcmk_req_init(&rq, &test_cfg, "PUT", "/subscriptions/" SUB "/nowhere/x", "localhost", NULL, 0);
-    pgcmk_monitor_record_request(&rq, 404);
+    pgcmk_monitor_record_request(&rq, &rs);
+    pgcmk_monitor_record_request(&rq, NULL);
     pgcmk_req_release(&rq);
-    pgcmk_monitor_record_request(NULL, 200);
+    rs.status = 200;
+    pgcmk_monitor_record_request(NULL, &rs);
     CHECK(call("POST", "/" PGCMK_TENANT_ID "/oauth2/v2.0/token", "{}", NULL) >= 200);
     CHECK(call("PUT", "/subscriptions/" SUB "/resourcegroups?api-version=2021-04-01", "{}", NULL) >=
           400);

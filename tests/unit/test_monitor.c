@@ -98,112 +98,256 @@ test_ticks(void)
     CHECK(pgcmk_monitor_ticks(1) - pgcmk_monitor_ticks(0) == 10000);
 }
 
-static int
-parse_fails(const char *filter)
-{
-    struct pgcmk_activity_filter f;
-    struct pgcmk_err err;
-    int rc;
+/* ---- the $filter parser (a pure function: no store, no clock) ----------------------------- */
 
-    pgcmk_err_clear(&err);
-    rc = pgcmk_activity_filter_parse(filter, &f, &err);
-    if (rc == 0)
-        fprintf(stderr, "  filter accepted: %s\n", filter ? filter : "(null)");
-    else if (err.code != PGCMK_E_BAD_REQUEST || strcmp(err.target, "$filter") != 0 ||
-             strstr(err.message, "eventTimestamp ge") == NULL)
-        fprintf(stderr, "  filter error not helpful: %s\n", err.message);
-    return rc == -1 && err.code == PGCMK_E_BAD_REQUEST && strcmp(err.target, "$filter") == 0 &&
-           strstr(err.message, "eventTimestamp ge") != NULL;
+#define T1 INT64_C(1421870400000) /* 2015-01-21T20:00:00Z */
+#define T2 INT64_C(1422043200000) /* 2015-01-23T20:00:00Z */
+#define TX INT64_MAX              /* no end time */
+
+/* A filter Azure accepts and what it means (NULL strings: not filtered). */
+static const struct good_filter {
+    const char *filter;
+    int64_t from, to;
+    const char *rg, *resource_id, *correlation_id, *provider, *caller, *status, *levels;
+} good_filters[] = {
+    /* the spec's shapes (activityLogs_API.json): group, resource, subscription, provider, corr */
+    {"eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp le '2015-01-23T20:00:00Z' and "
+     "resourceGroupName eq 'MSSupportGroup'",
+     T1, T2, .rg = "MSSupportGroup"},
+    {"eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp le '2015-01-23T20:00:00Z' and "
+     "resourceUri eq '/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/v'",
+     T1, T2,
+     .resource_id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/v"},
+    {"eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp le '2015-01-23T20:00:00Z'", T1,
+     T2, .rg = NULL},
+    {"eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp le '2015-01-23T20:00:00Z' and "
+     "resourceProvider eq 'Microsoft.KeyVault'",
+     T1, T2, .provider = "Microsoft.KeyVault"},
+    {"eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp le '2015-01-23T20:00:00Z' and "
+     "correlationId eq 'abc-123'",
+     T1, T2, .correlation_id = "abc-123"},
+    /* the spec's 7-digit fractions; keywords in any case, extra blanks, only a start time */
+    {"eventTimestamp ge '2015-01-21T20:00:00.1234567Z'", T1 + 123, TX, .rg = NULL},
+    {"  EVENTTIMESTAMP  GE '2030-01-01T00:00:00Z'  AND correlationid Eq 'abc-123' ", T0, TX,
+     .correlation_id = "abc-123"},
+    {"\teventTimestamp\tge\t'2030-01-01T00:00:00Z'\t", T0, TX, .rg = NULL},
+    /* the az CLI: bare times without a zone (UTC), microseconds, str(datetime) with a blank */
+    {"eventTimestamp ge 2030-01-01T00:00:00.250000 and eventTimestamp le 2030-01-01 01:00:00.5 "
+     "and resourceProvider eq 'Microsoft.KeyVault'",
+     T0 + 250, T0 + 3600 * 1000 + 500, .provider = "Microsoft.KeyVault"},
+    {"resourceProvider eq Microsoft.Authorization and eventTimestamp ge 2030-01-01T00:00:00Z and "
+     "eventTimestamp le 2030-01-01T01:00:00Z",
+     T0, T0 + 3600 * 1000, .provider = "Microsoft.Authorization"},
+    /* offsets; gt/lt are exclusive; '' escapes a quote; caller, status, levels */
+    {"eventTimestamp gt '2030-01-01T01:00:00+01:00' and eventTimestamp lt '2030-01-02T00:00:00Z' "
+     "and resourceUri eq '/subscriptions/x/resourceGroups/o''k' and caller eq 'me' and status eq "
+     "'Failed' and levels eq 'Error, Warning'",
+     T0 + 1, T0 + 86400 * 1000 - 1, .resource_id = "/subscriptions/x/resourceGroups/o'k",
+     .caller = "me", .status = "Failed", .levels = ",error,warning,"},
+    /* the portal's eventChannels is accepted and ignored; resourceId is resourceUri */
+    {"eventTimestamp ge '2030-01-01' and resourceId eq 'a' and eventChannels eq 'Admin, Operation'",
+     T0, TX, .resource_id = "a"},
+    /* a value that contains the word and, quoted; a bare one with inner blanks */
+    {"eventTimestamp ge '2030-01-01' and resourceGroupName eq 'rg and more'", T0, TX,
+     .rg = "rg and more"},
+    {"eventTimestamp ge '2030-01-01' and caller eq  some   body  ", T0, TX,
+     .caller = "some   body"},
+    /* equal start and end */
+    {"eventTimestamp ge '2030-01-01' and eventTimestamp le '2030-01-01'", T0, T0, .rg = NULL},
+};
+
+/* A filter Azure refuses (400 BadRequest "$filter searching parameters invalid") and what the
+ * rest of the message says is wrong. */
+static const struct bad_filter {
+    const char *filter;
+    const char *why;
+} bad_filters[] = {
+    {"", "is required"},
+    {"   ", "is required"},
+    {"resourceGroupName eq 'rg'", "a start time"},
+    {"eventTimestamp le '2030-01-01T00:00:00Z'", "a start time"},
+    {"eventTimestamp ge 'yesterday'", "not an ISO-8601 date-time near 'yesterday'"},
+    {"eventTimestamp ge '2030-02-30T00:00:00Z'", "not an ISO-8601"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Zjunk'", "not an ISO-8601"},
+    {"eventTimestamp eq '2030-01-01T00:00:00Z'", "eventTimestamp takes ge, gt, le or lt"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' or resourceGroupName eq 'x'",
+     "conditions must be joined with 'and' near 'or resourceGroupName"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and", "a condition is missing after 'and'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and   ", "a condition is missing after 'and'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and color eq 'red'",
+     "unsupported field near 'color'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName ge 'x'",
+     "only eventTimestamp takes ge, gt, le or lt near 'resourceGroupName'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq 'x",
+     "unterminated or too long value for near 'resourceGroupName'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq ''",
+     "a missing, unterminated"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq",
+     "a missing, unterminated"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName 'x'",
+     "expected eq, ge, gt, le or lt after near 'resourceGroupName'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName equals 'x'",
+     "expected eq, ge, gt, le or lt"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName ne 'x'",
+     "expected eq, ge, gt, le or lt"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and eventTimestamp ge '2030-01-02T00:00:00Z'",
+     "a condition appears twice near 'eventTimestamp'"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and eventTimestamp gt '2030-01-02T00:00:00Z'",
+     "a condition appears twice"},
+    {"eventTimestamp ge '2030-01-01' and eventTimestamp le '2030-01-02' and eventTimestamp lt "
+     "'2030-01-03'",
+     "a condition appears twice"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq 'a' and resourceGroupName "
+     "eq 'b'",
+     "a condition appears twice near 'resourceGroupName'"},
+    {"eventTimestamp ge '2030-01-01' and resourceId eq 'a' and resourceUri eq 'b'",
+     "a condition appears twice near 'resourceUri'"},
+    {"eventTimestamp ge '2030-01-01' and levels eq 'Error' and levels eq 'Warning'",
+     "a condition appears twice near 'levels'"},
+    {"eventTimestamp ge '2030-01-02T00:00:00Z' and eventTimestamp le '2030-01-01T00:00:00Z'",
+     "the start time is after the end time"},
+    {"eventTimestamp gt '2030-01-01' and eventTimestamp lt '2030-01-01'",
+     "the start time is after the end time"},
+    {"eventTimestamp ge '2030-01-01T00:00:00Z' resourceGroupName eq 'x'",
+     "conditions must be joined with 'and'"},
+    {"'2030-01-01T00:00:00Z' le eventTimestamp", "expected a field name"},
+    {"(eventTimestamp ge '2030-01-01')", "expected a field name near '(eventTimestamp"},
+    {"eventTimestamp1 ge '2030-01-01'", "expected eq, ge, gt, le or lt"},
+    {"eventTimestamp ge '2030-01-01' and status eq 'Failed'\n", "a control character"},
+    {"eventTimestampXXXXXXXXXXXXXXXXXXXXXXXXXXXXX ge '2030-01-01'", "expected a field name"},
+};
+
+/* Runs one filter through both entry points (string and buffer) and checks they agree. */
+static int
+parse_both(const char *filter, struct pgcmk_activity_filter *f, struct pgcmk_err *err)
+{
+    struct pgcmk_activity_filter g;
+    struct pgcmk_err e2;
+    int rc = pgcmk_activity_filter_parse(filter, f, err);
+    int rc2 = pgcmk_activity_filter_parse_buf(filter, strlen(filter), &g, &e2);
+
+    if (rc != rc2 || memcmp(f, &g, sizeof(g)) != 0 || (rc && strcmp(err->message, e2.message)))
+        fprintf(stderr, "  the two entry points disagree on: %s\n", filter);
+    return rc != rc2 || memcmp(f, &g, sizeof(g)) != 0 ? -2 : rc;
 }
 
 static void
-test_filter(void)
+check_opt(const char *got, const char *want, const char *filter)
+{
+    if (strcmp(got, want ? want : "") != 0) {
+        fprintf(stderr, "  %s: got '%s', want '%s'\n", filter, got, want ? want : "");
+        CHECK(!"a filter field");
+    } else {
+        CHECK(1);
+    }
+}
+
+static void
+test_filter_table(void)
 {
     struct pgcmk_activity_filter f;
     struct pgcmk_err err;
-    int64_t t;
+
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(good_filters); i++) {
+        const struct good_filter *g = &good_filters[i];
+
+        pgcmk_err_clear(&err);
+        if (parse_both(g->filter, &f, &err) != 0) {
+            fprintf(stderr, "  refused: %s\n  because: %s\n", g->filter, err.message);
+            CHECK(!"a good filter is accepted");
+            continue;
+        }
+        CHECK(f.from_ms == g->from);
+        CHECK(f.to_ms == g->to);
+        check_opt(f.rg, g->rg, g->filter);
+        check_opt(f.resource_id, g->resource_id, g->filter);
+        check_opt(f.correlation_id, g->correlation_id, g->filter);
+        check_opt(f.provider, g->provider, g->filter);
+        check_opt(f.caller, g->caller, g->filter);
+        check_opt(f.status, g->status, g->filter);
+        check_opt(f.levels, g->levels, g->filter);
+    }
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(bad_filters); i++) {
+        const struct bad_filter *b = &bad_filters[i];
+        int ok;
+
+        pgcmk_err_clear(&err);
+        if (parse_both(b->filter, &f, &err) != -1) {
+            fprintf(stderr, "  accepted: %s\n", b->filter);
+            CHECK(!"a bad filter is refused");
+            continue;
+        }
+        /* Azure's envelope: 400 BadRequest, its message, then what and the accepted shapes */
+        ok = err.code == PGCMK_E_BAD_REQUEST && strcmp(err.target, "$filter") == 0 &&
+             strncmp(err.message, "$filter searching parameters invalid: ", 38) == 0 &&
+             strstr(err.message, b->why) != NULL && strstr(err.message, "Use: eventTimestamp ge");
+        if (!ok)
+            fprintf(stderr, "  %s\n  gave: %s\n  want: %s\n", b->filter, err.message, b->why);
+        CHECK(ok);
+        CHECK(pgcmk_err_status(err.code) == 400);
+        CHECK_STR(pgcmk_err_code(err.code), "BadRequest");
+    }
+}
+
+/* The buffer entry point: no NUL needed, bounded, NUL bytes and NULL refused, too long refused. */
+static void
+test_filter_buf(void)
+{
+    static const char good[] = "eventTimestamp ge '2030-01-01' and caller eq 'me'XXXX";
+    struct pgcmk_activity_filter f;
+    struct pgcmk_err err;
+    char *big;
+    size_t n;
 
     pgcmk_err_clear(&err);
-    /* the spec's example */
-    CHECK(pgcmk_activity_filter_parse("eventTimestamp ge '2015-01-21T20:00:00Z' and eventTimestamp "
-                                      "le '2015-01-23T20:00:00Z' and resourceGroupName eq "
-                                      "'MSSupportGroup'",
-                                      &f, &err) == 0);
-    CHECK(pgcmk_time_parse("2015-01-21T20:00:00Z", &t) == 0 && f.from_ms == t);
-    CHECK(pgcmk_time_parse("2015-01-23T20:00:00Z", &t) == 0 && f.to_ms == t);
-    CHECK_STR(f.rg, "MSSupportGroup");
-    CHECK(f.resource_id[0] == '\0' && f.correlation_id[0] == '\0' && f.provider[0] == '\0');
-
-    /* keywords in any case, extra blanks, only a start time */
-    CHECK(pgcmk_activity_filter_parse("  EVENTTIMESTAMP  GE '2030-01-01T00:00:00Z'  AND "
-                                      "correlationid Eq 'abc-123' ",
-                                      &f, &err) == 0);
-    CHECK(f.from_ms == T0);
-    CHECK(f.to_ms == INT64_MAX);
-    CHECK_STR(f.correlation_id, "abc-123");
-
-    /* the az CLI: bare times without a zone (UTC), microseconds, and str(datetime) with a blank */
-    CHECK(pgcmk_activity_filter_parse("eventTimestamp ge 2030-01-01T00:00:00.250000 and "
-                                      "eventTimestamp le 2030-01-01 01:00:00.5 and "
-                                      "resourceProvider eq 'Microsoft.KeyVault'",
-                                      &f, &err) == 0);
-    CHECK(f.from_ms == T0 + 250);
-    CHECK(f.to_ms == T0 + 3600 * 1000 + 500);
-    CHECK_STR(f.provider, "Microsoft.KeyVault");
-    CHECK(pgcmk_activity_filter_parse("resourceProvider eq Microsoft.Authorization and "
-                                      "eventTimestamp ge 2030-01-01T00:00:00Z and eventTimestamp "
-                                      "le 2030-01-01T01:00:00Z",
-                                      &f, &err) == 0);
-    CHECK_STR(f.provider, "Microsoft.Authorization");
-    CHECK(f.from_ms == T0);
-
-    /* offsets, gt/lt are exclusive, '' escapes a quote, resourceUri, caller, status, levels */
-    CHECK(pgcmk_activity_filter_parse("eventTimestamp gt '2030-01-01T01:00:00+01:00' and "
-                                      "eventTimestamp lt '2030-01-02T00:00:00Z' and resourceUri "
-                                      "eq '/subscriptions/x/resourceGroups/o''k' and caller eq "
-                                      "'me' and status eq 'Failed' and levels eq 'Error, Warning'",
-                                      &f, &err) == 0);
-    CHECK(f.from_ms == T0 + 1);
-    CHECK(f.to_ms == T0 + 86400 * 1000 - 1);
-    CHECK_STR(f.resource_id, "/subscriptions/x/resourceGroups/o'k");
+    /* only len bytes are read: the XXXX after them is not part of the value */
+    CHECK(pgcmk_activity_filter_parse_buf(good, strlen(good) - 4, &f, &err) == 0);
     CHECK_STR(f.caller, "me");
-    CHECK_STR(f.status, "Failed");
-    CHECK_STR(f.levels, ",error,warning,");
-    CHECK(pgcmk_activity_filter_parse("eventTimestamp ge '2030-01-01' and resourceId eq 'a' and "
-                                      "eventChannels eq 'Admin, Operation'",
-                                      &f, &err) == 0);
-    CHECK_STR(f.resource_id, "a");
-
-    /* what Azure refuses: no filter, no start time, bad times, unknown fields, or, ... */
-    CHECK(parse_fails(NULL));
-    CHECK(parse_fails(""));
-    CHECK(parse_fails("   "));
-    CHECK(parse_fails("resourceGroupName eq 'rg'"));
-    CHECK(parse_fails("eventTimestamp le '2030-01-01T00:00:00Z'"));
-    CHECK(parse_fails("eventTimestamp ge 'yesterday'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-02-30T00:00:00Z'"));
-    CHECK(parse_fails("eventTimestamp eq '2030-01-01T00:00:00Z'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' or resourceGroupName eq 'x'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and color eq 'red'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName ge 'x'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq 'x"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq ''"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and eventTimestamp ge "
-                      "'2030-01-02T00:00:00Z'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' and resourceGroupName eq 'a' "
-                      "and resourceGroupName eq 'b'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-02T00:00:00Z' and eventTimestamp le "
-                      "'2030-01-01T00:00:00Z'"));
-    CHECK(parse_fails("eventTimestamp ge '2030-01-01T00:00:00Z' resourceGroupName eq 'x'"));
-    CHECK(parse_fails("'2030-01-01T00:00:00Z' le eventTimestamp"));
-    {
-        char big[2048];
-
-        snprintf(big, sizeof(big), "eventTimestamp ge '2030-01-01' and resourceGroupName eq '%0*d'",
-                 200, 7);
-        CHECK(parse_fails(big));
-    }
+    CHECK(f.from_ms == T0);
+    /* a bare value cut by len */
+#define BARE "eventTimestamp ge 2030-01-01T00:00:00Z and caller eq me"
+    CHECK(pgcmk_activity_filter_parse_buf(BARE "XXXX", strlen(BARE), &f, &err) == 0);
+#undef BARE
+    CHECK_STR(f.caller, "me");
+    /* an unterminated quote at the end of the buffer */
+    CHECK(pgcmk_activity_filter_parse_buf(good, 46, &f, &err) == -1);
+    CHECK(strstr(err.message, "unterminated") != NULL);
+    /* a NUL inside the buffer, no filter at all */
+    CHECK(pgcmk_activity_filter_parse_buf("eventTimestamp ge '2030-01-01'\0x", 32, &f, &err) == -1);
+    CHECK(strstr(err.message, "a control character") != NULL);
+    CHECK(pgcmk_activity_filter_parse_buf(NULL, 10, &f, &err) == -1);
+    CHECK(strstr(err.message, "is required") != NULL);
+    CHECK(pgcmk_activity_filter_parse(NULL, &f, &err) == -1);
+    CHECK(strstr(err.message, "is required") != NULL);
+    CHECK(pgcmk_activity_filter_parse_buf(good, 0, &f, &err) == -1);
+    /* values longer than their field, and filters longer than PGCMK_ACTIVITY_FILTER_MAX */
+    big = malloc(PGCMK_ACTIVITY_FILTER_MAX + 64);
+    n = (size_t)snprintf(big, PGCMK_ACTIVITY_FILTER_MAX + 64,
+                         "eventTimestamp ge '2030-01-01' and resourceGroupName eq '%0*d'", 200, 7);
+    CHECK(pgcmk_activity_filter_parse_buf(big, n, &f, &err) == -1);
+    CHECK(strstr(err.message, "the value is too long near 'resourceGroupName'") != NULL);
+    n = (size_t)snprintf(big, PGCMK_ACTIVITY_FILTER_MAX + 64,
+                         "eventTimestamp ge '2030-01-01' and levels eq '%0*d'", 100, 7);
+    CHECK(pgcmk_activity_filter_parse_buf(big, n, &f, &err) == -1);
+    CHECK(strstr(err.message, "the value is too long near 'levels'") != NULL);
+    n = (size_t)snprintf(big, PGCMK_ACTIVITY_FILTER_MAX + 64,
+                         "eventTimestamp ge '2030-01-01' and resourceId eq '%0*d'", 1023, 7);
+    CHECK(pgcmk_activity_filter_parse_buf(big, n, &f, &err) == 0); /* 1023 bytes fit */
+    CHECK(strlen(f.resource_id) == 1023);
+    memset(big, ' ', PGCMK_ACTIVITY_FILTER_MAX + 1);
+    memcpy(big, "eventTimestamp ge '2030-01-01'", 30);
+    CHECK(pgcmk_activity_filter_parse_buf(big, PGCMK_ACTIVITY_FILTER_MAX, &f, &err) == 0);
+    CHECK(pgcmk_activity_filter_parse_buf(big, PGCMK_ACTIVITY_FILTER_MAX + 1, &f, &err) == -1);
+    CHECK(strstr(err.message, "the filter is too long") != NULL);
+    /* a bare value made of blanks and words: read once, kept whole */
+    n = (size_t)snprintf(big, PGCMK_ACTIVITY_FILTER_MAX,
+                         "eventTimestamp ge '2030-01-01' and caller eq a");
+    memset(big + n, ' ', 500);
+    big[n + 500] = 'b';
+    CHECK(pgcmk_activity_filter_parse_buf(big, n + 501, &f, &err) == -1); /* 502 > caller[128] */
+    CHECK(pgcmk_activity_filter_parse_buf(big, n + 100, &f, &err) == 0);  /* trailing blanks */
+    CHECK_STR(f.caller, "a");
+    free(big);
 }
 
 /* ---- Resource Health ---------------------------------------------------------------------- */
@@ -693,7 +837,8 @@ main(void)
     test_cfg.max_body_kb = 4096;
 
     test_ticks();
-    test_filter();
+    test_filter_table();
+    test_filter_buf();
 
     pgcmk_clock_init();
     pgcmk_err_clear(&err);

@@ -92,9 +92,19 @@ $(B)/fuzz/fuzz_template: $(FUZZ_SRC) $(wildcard src/deploy/*.h include/pgcmk/*.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_SRC) $(B)/libpgcmk.a $(LDLIBS)
-fuzz: $(B)/fuzz/fuzz_template
-	@mkdir -p $(B)/fuzz/corpus
-	$< -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 $(B)/fuzz/corpus tests/data/templates
+# libFuzzer over the Activity Log's $filter parser, a pure function (src/monitor/filter.c).
+FUZZ_FILTER_SRC := tests/fuzz/fuzz_filter.c src/monitor/filter.c src/core/util.c
+$(B)/fuzz/fuzz_filter: $(FUZZ_FILTER_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_FILTER_SRC) $(B)/libpgcmk.a $(LDLIBS)
+# Each target runs FUZZ_TIME seconds; new inputs go to $(B)/fuzz/corpus*, the checked-in seeds stay.
+fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter
+	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
+	  $(B)/fuzz/corpus tests/data/templates
+	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  -dict=tests/fuzz/filter.dict $(B)/fuzz/corpus-filter tests/fuzz/corpus/filter
 
 asan: deps-test
 	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration

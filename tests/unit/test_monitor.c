@@ -825,6 +825,69 @@ test_record_skips(void)
     json_decref(j);
 }
 
+/* pgcmk_activity_add with an error: statusMessage, the description, long messages cut whole. */
+static void
+test_activity_errors(void)
+{
+#define ERR_W "/subscriptions/" SUB "/resourceGroups/errs/providers/Microsoft.Test/widgets/e1"
+    struct pgcmk_activity a;
+    struct pgcmk_err err;
+    char *longmsg = malloc(6001);
+    json_t *j, *v, *e, *body;
+    const char *sm, *desc;
+    size_t i;
+
+    pgcmk_err_clear(&err);
+    memset(&a, 0, sizeof(a));
+    a.resource_id = ERR_W;
+    a.operation = "Microsoft.Test/widgets/write";
+    a.status = "Failed";
+    a.level = "Error";
+    a.error_code = "WidgetTooBig";
+    a.error_message = "The widget is too big.";
+    CHECK(pgcmk_activity_add(NULL, &a, &err) == 0);
+    a.operation = "Microsoft.Test/widgets/delete";
+    a.description = "Deleting the widget failed.";
+    a.error_code = "Conflict";
+    a.error_message = "";
+    CHECK(pgcmk_activity_add(NULL, &a, &err) == 0);
+    /* 3000 two-byte characters: cut at 4096 bytes, on a character boundary */
+    for (i = 0; i < 6000; i += 2)
+        longmsg[i] = (char)0xC3, longmsg[i + 1] = (char)0xA9; /* U+00E9 */
+    longmsg[6000] = '\0';
+    a.operation = "Microsoft.Test/widgets/poke/action";
+    a.description = NULL;
+    a.error_code = "Long";
+    a.error_message = longmsg;
+    CHECK(pgcmk_activity_add(NULL, &a, &err) == 0);
+
+    j = activity("%20and%20resourceId%20eq%20%27" ERR_W "%27");
+    v = json_object_get(j, "value");
+    CHECK(json_array_size(v) == 3);
+
+    e = find_op(v, "Microsoft.Test/widgets/write", "Failed");
+    CHECK_STR(str_at(e, "description"), "WidgetTooBig: The widget is too big.");
+    sm = str_at(json_object_get(e, "properties"), "statusMessage");
+    CHECK_STR(sm, "{\"error\":{\"code\":\"WidgetTooBig\",\"message\":\"The widget is too big.\"}}");
+
+    e = find_op(v, "Microsoft.Test/widgets/delete", "Failed"); /* a description is kept */
+    CHECK_STR(str_at(e, "description"), "Deleting the widget failed.");
+    sm = str_at(json_object_get(e, "properties"), "statusMessage");
+    CHECK_STR(sm, "{\"error\":{\"code\":\"Conflict\",\"message\":\"\"}}");
+
+    e = find_op(v, "Microsoft.Test/widgets/poke/action", "Failed");
+    sm = str_at(json_object_get(e, "properties"), "statusMessage");
+    body = sm ? json_loads(sm, 0, NULL) : NULL;
+    sm = str_at(json_object_get(body, "error"), "message");
+    CHECK(sm != NULL && strlen(sm) == 4096 && strncmp(sm, longmsg, 4096) == 0);
+    desc = str_at(e, "description");
+    CHECK(desc != NULL && strlen(desc) == 6 + 4096 && strncmp(desc, "Long: ", 6) == 0);
+    json_decref(body);
+    json_decref(j);
+    free(longmsg);
+#undef ERR_W
+}
+
 int
 main(void)
 {
@@ -855,6 +918,7 @@ main(void)
     test_in_transaction();
     test_activity();
     test_record_skips();
+    test_activity_errors();
 
     pgcmk_router_reset();
     pgcmk_store_close();

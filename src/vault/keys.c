@@ -320,7 +320,7 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
     if (json_is_true(json_object_get(props, "enableRbacAuthorization")))
         return 0;
     if (!kv_perm_granted(json_object_get(props, "accessPolicies"), &kc->who, perm))
-        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy",
+        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN_BY_POLICY, NULL,
                              "The user, group or application 'appid=%s;oid=%s;iss=https://"
                              "sts.windows.net/%s/' does not have keys %s permission on key vault "
                              "'%s;location=%s'. For help resolving this issue, please see "
@@ -763,7 +763,7 @@ kv_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     if (rc < 0)
         goto out;
     if (rc == 1 && k.deleted) {
-        rc = pgcmk_err_set(err, PGCMK_E_KV_CONFLICT, "ObjectIsDeletedButRecoverable",
+        rc = pgcmk_err_set(err, PGCMK_E_KV_DELETED_RECOVERABLE, NULL,
                            "Key %.127s is currently in a deleted but recoverable state, and its "
                            "name cannot be reused; in this state, the key can only be recovered "
                            "or purged.",
@@ -1521,7 +1521,7 @@ kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err 
         kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
         goto out;
     if (purge && kc.purge_protection) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
+        pgcmk_err_set(err, PGCMK_E_KV_PURGE_PROTECTED, NULL,
                       "Operation \"purge\" is not allowed because purge protection is enabled "
                       "for this vault. Key Vault service will automatically purge it after the "
                       "retention period has passed.");
@@ -1612,23 +1612,23 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             allowed = 1;
     }
     if (!allowed) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyOperationForbidden",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_OP_FORBIDDEN, NULL,
                       "Operation %s is not permitted on this key.", kv_ops[which].op);
         goto out;
     }
     if (!v.enabled) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyDisabled",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_DISABLED, NULL,
                       "Operation %s is not allowed on a disabled key.", kv_ops[which].op);
         goto out;
     }
     now = pgcmk_clock_now() / 1000;
     if (kv_ops[which].needs_window && v.exp && now >= v.exp) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyExpired",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_EXPIRED, NULL,
                       "Operation %s is not allowed on an expired key.", kv_ops[which].op);
         goto out;
     }
     if (kv_ops[which].needs_window && v.nbf && now < v.nbf) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyNotYetValid",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_YET_VALID, NULL,
                       "Operation %s is not allowed on a key that is not yet valid.",
                       kv_ops[which].op);
         goto out;

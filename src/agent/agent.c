@@ -934,38 +934,43 @@ agent_vault_error(const struct agent_ctx *c, const char *op, const struct agent_
     const char *inner =
         json_string_value(json_object_get(json_object_get(e, "innererror"), "code"));
     const struct agent_kref *k = &c->k;
+    enum pgcmk_errc ec;
 
     res->http_status = (int)rs->status;
     if (code == NULL)
         code = "";
-    if (inner == NULL)
-        inner = "";
+    /* the body's code, and its innererror.code when the table has it under that code */
+    ec = pgcmk_err_from_codes(code, inner);
     if (rs->status == 401)
         return agent_missing_permissions(c, res);
     if (rs->status == 403) {
-        if (strcmp(inner, "KeyDisabled") == 0)
+        switch (ec) {
+        case PGCMK_E_KV_KEY_DISABLED:
             return agent_fail(res, PGCMK_E_PG_KEY_DISABLED, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' is "
                               "disabled. Enable the key to restore access to the server.",
                               k->key, agent_ver(k), k->vault);
-        if (strcmp(inner, "KeyExpired") == 0 || strcmp(inner, "KeyNotYetValid") == 0)
+        case PGCMK_E_KV_KEY_EXPIRED:
+        case PGCMK_E_KV_KEY_NOT_YET_VALID:
             return agent_fail(res, PGCMK_E_PG_KEY_EXPIRED, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' %s.",
                               k->key, agent_ver(k), k->vault,
-                              inner[3] == 'E' ? "has expired" : "is not valid yet");
-        if (strcmp(inner, "KeyOperationForbidden") == 0)
+                              ec == PGCMK_E_KV_KEY_EXPIRED ? "has expired" : "is not valid yet");
+        case PGCMK_E_KV_KEY_OP_FORBIDDEN:
             return agent_fail(res, PGCMK_E_PG_KEY_TYPE, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' does not "
                               "permit the %s operation; the key must allow wrapKey and unwrapKey.",
                               k->key, agent_ver(k), k->vault, op);
-        return agent_missing_permissions(c, res);
+        default:
+            return agent_missing_permissions(c, res);
+        }
     }
     if (rs->status == 404 || rs->status == 409)
         return agent_fail(res, PGCMK_E_PG_KEY_NOT_FOUND, 1, 0,
                           "The Azure Key Vault key '%s' (version '%s') was not found in vault "
                           "'%s'%s.",
                           k->key, agent_ver(k), k->vault,
-                          strcmp(code, "VaultNotFound") == 0
+                          ec == PGCMK_E_KV_VAULT_NOT_FOUND
                               ? ": the vault does not exist or is deleted"
                           : rs->status == 409 ? ": the key is deleted"
                                               : "");

@@ -16,6 +16,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/schema.h"
 #include "pgcmk/pkey.h"
@@ -2574,64 +2575,19 @@ static const struct pgcmk_route kv_routes[] = {
     {"POST", "/keys/{name}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_crypto},
 };
 
+/* Kept for its callers; the one parser is pgcmk_keyuri_parse (keyuri.h). */
 int
 pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char version[40])
 {
-    static const char *const suffixes[] = {".vault.localhost", ".vault.azure.net"};
-    const char *host, *path, *colon;
-    size_t hl;
+    struct pgcmk_keyuri ku;
 
     vault[0] = name[0] = version[0] = '\0';
-    if (uri == NULL || strncasecmp(uri, "https://", 8) != 0)
+    if (pgcmk_keyuri_parse(uri, &ku, NULL))
         return -1;
-    host = uri + 8;
-    path = strchr(host, '/');
-    if (path == NULL)
-        return -1;
-    colon = memchr(host, ':', (size_t)(path - host));
-    hl = (size_t)((colon ? colon : path) - host);
-    for (size_t i = 0; i < PGCMK_ARRAY_LEN(suffixes); i++) {
-        size_t sl = strlen(suffixes[i]);
-
-        if (hl > sl && hl - sl < 32 && strncasecmp(host + hl - sl, suffixes[i], sl) == 0 &&
-            memchr(host, '.', hl - sl) == NULL) {
-            char tmp[32];
-
-            snprintf(tmp, sizeof(tmp), "%.*s", (int)(hl - sl), host);
-            pgcmk_lower(vault, 32, tmp);
-            break;
-        }
-    }
-    if (vault[0] == '\0' || strncasecmp(path, "/keys/", 6) != 0)
-        goto bad;
-    path += 6;
-    {
-        const char *slash = strchr(path, '/');
-        size_t nl = slash ? (size_t)(slash - path) : strlen(path);
-
-        if (nl == 0 || nl >= 128)
-            goto bad;
-        snprintf(name, 128, "%.*s", (int)nl, path);
-        if (slash && slash[1]) {
-            size_t vl = strlen(slash + 1);
-
-            if (slash[vl] == '/')
-                vl--;
-            if (vl == 0 || vl >= 40 || memchr(slash + 1, '/', vl))
-                goto bad;
-            snprintf(version, 40, "%.*s", (int)vl, slash + 1);
-        }
-    }
-    for (const char *c = name; *c; c++)
-        if (!isalnum((unsigned char)*c) && *c != '-')
-            goto bad;
-    for (const char *c = version; *c; c++)
-        if (!isxdigit((unsigned char)*c))
-            goto bad;
+    snprintf(vault, 32, "%s", ku.vault);
+    snprintf(name, 128, "%s", ku.name);
+    snprintf(version, 40, "%s", ku.version);
     return 0;
-bad:
-    vault[0] = name[0] = version[0] = '\0';
-    return -1;
 }
 
 void

@@ -14,6 +14,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/core.h"
 #include "pgcmk/err.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/work.h"
 
 #include "t.h"
@@ -528,6 +529,107 @@ test_err_no_literals(void)
             fprintf(stderr, "the literal %s appears in %s (use pgcmk_err_code)\n", needle, where);
         CHECK(hits == 0);
     }
+}
+
+/* ---- key URIs ------------------------------------------------------------------------- */
+
+#define V32 "0123456789abcdef0123456789abcdef"
+#define KU_NO(u)                                                                                   \
+    {                                                                                              \
+        u, 0, NULL, NULL, NULL, 0, 0                                                               \
+    }
+
+/* One row per URI: accepted or not, and what it names. The first two refused rows are the ones
+ * the validator and the agent used to disagree on. */
+static void
+test_keyuri(void)
+{
+    static const struct {
+        const char *uri;
+        int ok;
+        const char *vault, *name, *version;
+        int local, port;
+    } cases[] = {
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123"),
+        KU_NO("https://kv1.vault.azure.net:8443/keys/cmk/" V32),
+        {"https://kv1.vault.azure.net/keys/cmk/" V32, 1, "kv1", "cmk", V32, 0, 0},
+        {"https://KV1.Vault.Azure.Net:443/keys/cmk/" V32, 1, "kv1", "cmk", V32, 0, 443},
+        {"https://kv1.vault.azure.net/keys/cmk", 1, "kv1", "cmk", "", 0, 0},
+        {"https://kv1.vault.azure.net/keys/cmk/", 1, "kv1", "cmk", "", 0, 0},
+        {"https://kv1.vault.azure.net/keys/cmk/" V32 "/", 1, "kv1", "cmk", V32, 0, 0},
+        {"https://kv1.vault.localhost:8443/keys/cmk/" V32, 1, "kv1", "cmk", V32, 1, 8443},
+        {"https://kv1.vault.localhost/keys/cmk/" V32, 1, "kv1", "cmk", V32, 1, 0},
+        {"HTTPS://Kv-1.VAULT.LOCALHOST:1/KEYS/Cmk-2/0123456789ABCDEF0123456789ABCDEF", 1, "kv-1",
+         "Cmk-2", "0123456789ABCDEF0123456789ABCDEF", 1, 1},
+        {"https://abcdefghijklmnopqrstuvwx.vault.azure.net/keys/k", 1, "abcdefghijklmnopqrstuvwx",
+         "k", "", 0, 0},
+        KU_NO("https://kv1.vault.azure.net:443/keys/cmk/" V32 "0"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "/wrapkey"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcdeg"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcde"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "//"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk//" V32),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "?api-version=7.4"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk#x"),
+        KU_NO("https://kv1.vault.azure.net/keys/c%20k"),
+        KU_NO("https://kv1.vault.azure.net/keys/c.k"),
+        KU_NO("https://kv1.vault.azure.net/keys//" V32),
+        KU_NO("https://kv1.vault.azure.net/keys/"),
+        KU_NO("https://kv1.vault.azure.net/secrets/cmk"),
+        KU_NO("https://kv1.vault.azure.net"),
+        KU_NO("https://kv1.vault.azure.net:/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:0/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:65536/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:99999999999999999999/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:84a3/keys/cmk"),
+        KU_NO("https://kv1.vault.azure.net:443x/keys/cmk"),
+        KU_NO("http://kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://example.com/keys/cmk"),
+        KU_NO("https://kv1.vault.azure.net.evil.com/keys/cmk"),
+        KU_NO("https://user@kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://a.kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://.vault.azure.net/keys/cmk"),
+        KU_NO("https://kv.vault.azure.net/keys/cmk"),
+        KU_NO("https://kv_1.vault.azure.net/keys/cmk"),
+        KU_NO("https://abcdefghijklmnopqrstuvwxy.vault.azure.net/keys/k"),
+        KU_NO("https://kv1.vault.usgovcloudapi.net/keys/cmk"),
+        KU_NO("https://kv1.managedhsm.azure.net/keys/cmk"),
+        KU_NO(""),
+        KU_NO(NULL),
+    };
+    struct pgcmk_keyuri ku;
+    char longname[160], uri[256];
+    const char *why;
+
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(cases); i++) {
+        int rc;
+
+        why = NULL;
+        rc = pgcmk_keyuri_parse(cases[i].uri, &ku, &why);
+        if ((rc == 0) != cases[i].ok)
+            fprintf(stderr, "keyuri case %zu '%s': rc %d (%s)\n", i,
+                    cases[i].uri ? cases[i].uri : "(null)", rc, why ? why : "-");
+        CHECK((rc == 0) == cases[i].ok);
+        if (!cases[i].ok) {
+            CHECK(why != NULL && *why);
+            CHECK(ku.vault[0] == '\0' && ku.name[0] == '\0' && ku.version[0] == '\0');
+            continue;
+        }
+        CHECK_STR(ku.vault, cases[i].vault);
+        CHECK_STR(ku.name, cases[i].name);
+        CHECK_STR(ku.version, cases[i].version);
+        CHECK(ku.local == cases[i].local);
+        CHECK(ku.port == cases[i].port);
+    }
+    /* key names: 127 characters pass, 128 do not */
+    memset(longname, 'k', sizeof(longname));
+    longname[127] = '\0';
+    snprintf(uri, sizeof(uri), "https://kv1.vault.azure.net/keys/%s/" V32, longname);
+    CHECK(pgcmk_keyuri_parse(uri, &ku, NULL) == 0 && strlen(ku.name) == 127);
+    longname[127] = 'k';
+    longname[128] = '\0';
+    snprintf(uri, sizeof(uri), "https://kv1.vault.azure.net/keys/%s/" V32, longname);
+    CHECK(pgcmk_keyuri_parse(uri, &ku, NULL) == -1);
 }
 
 /* ---- the virtual clock ----------------------------------------------------------------- */
@@ -1095,6 +1197,7 @@ main(void)
     test_err_table();
     test_err_roundtrip();
     test_err_no_literals();
+    test_keyuri();
     test_clock();
     test_cfg();
     test_uuid();

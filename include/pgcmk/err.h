@@ -8,8 +8,10 @@
 
 #include <stddef.h>
 
-/* X(enum, http status, Azure code, evidence, what it means) */
-#define PGCMK_ERRORS(X)                                                                            \
+/* X(enum, http status, Azure code, evidence, what it means)
+ * XI(enum, parent enum, inner code, evidence, what it means): a Key Vault inner error. It renders
+ * as its parent's status and code, with the inner code as error.innererror.code. */
+#define PGCMK_ERRORS(X, XI)                                                                        \
     X(PGCMK_E_OK, 200, "OK", "-", "no error")                                                      \
     X(PGCMK_E_BAD_REQUEST, 400, "BadRequest", "V", "a request the service refuses")                \
     X(PGCMK_E_INVALID_CONTENT, 400, "InvalidRequestContent", "O",                                  \
@@ -67,6 +69,20 @@
       "Key Vault data plane: no live vault of that name")                                          \
     X(PGCMK_E_KV_CONFLICT, 409, "Conflict", "O",                                                   \
       "Key Vault data plane: the object's state forbids this (deleted but recoverable, ...)")      \
+    XI(PGCMK_E_KV_FORBIDDEN_BY_POLICY, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy", "O",             \
+       "Key Vault data plane: the vault's access policy does not grant the caller the permission") \
+    XI(PGCMK_E_KV_KEY_OP_FORBIDDEN, PGCMK_E_KV_FORBIDDEN, "KeyOperationForbidden", "O",            \
+       "Key Vault data plane: the operation is not in the key's key_ops")                          \
+    XI(PGCMK_E_KV_KEY_DISABLED, PGCMK_E_KV_FORBIDDEN, "KeyDisabled", "O",                          \
+       "Key Vault data plane: the key version is disabled")                                        \
+    XI(PGCMK_E_KV_KEY_EXPIRED, PGCMK_E_KV_FORBIDDEN, "KeyExpired", "I",                            \
+       "Key Vault data plane: encrypt, wrapKey or sign after the key's exp")                       \
+    XI(PGCMK_E_KV_KEY_NOT_YET_VALID, PGCMK_E_KV_FORBIDDEN, "KeyNotYetValid", "I",                  \
+       "Key Vault data plane: encrypt, wrapKey or sign before the key's nbf")                      \
+    XI(PGCMK_E_KV_PURGE_PROTECTED, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled", "I",            \
+       "Key Vault data plane: a purge under purge protection (real answers may lack it)")          \
+    XI(PGCMK_E_KV_DELETED_RECOVERABLE, PGCMK_E_KV_CONFLICT, "ObjectIsDeletedButRecoverable", "O",  \
+       "Key Vault data plane: the name belongs to a deleted key that can still be recovered")      \
     X(PGCMK_E_METHOD_NOT_ALLOWED, 405, "MethodNotAllowed", "I",                                    \
       "the route exists but not for this HTTP method")                                             \
     X(PGCMK_E_CONFLICT, 409, "Conflict", "I", "the resource's state forbids this")                 \
@@ -154,7 +170,7 @@
 enum pgcmk_errc {
 
 #define PGCMK_X_ENUM(e, st, code, ev, doc) e,
-    PGCMK_ERRORS(PGCMK_X_ENUM)
+    PGCMK_ERRORS(PGCMK_X_ENUM, PGCMK_X_ENUM)
 #undef PGCMK_X_ENUM
         PGCMK_E__COUNT
 };
@@ -174,12 +190,47 @@ int pgcmk_err_set(struct pgcmk_err *err, enum pgcmk_errc code, const char *targe
                   ...) __attribute__((format(printf, 4, 5)));
 void pgcmk_err_clear(struct pgcmk_err *err);
 
+/* The HTTP status; an inner code answers with its parent's. */
 int pgcmk_err_status(enum pgcmk_errc code);
+/* The entry's own code: "KeyDisabled" for PGCMK_E_KV_KEY_DISABLED. */
 const char *pgcmk_err_code(enum pgcmk_errc code);
-/* The first enum with this Azure code (codes such as "Conflict" repeat), else INTERNAL. */
+/* The code an envelope's error.code carries: the parent's for an inner code, else the entry. */
+enum pgcmk_errc pgcmk_err_parent(enum pgcmk_errc code);
+/* The innererror.code of an inner entry, else NULL. */
+const char *pgcmk_err_inner(enum pgcmk_errc code);
+/* The first enum with this Azure code (codes such as "Conflict" repeat), else INTERNAL. Inner
+ * codes are found too: "KeyDisabled" gives PGCMK_E_KV_KEY_DISABLED. */
 enum pgcmk_errc pgcmk_err_from_code(const char *code);
+/* The enum of a Key Vault error body: the inner code when it is one of the table's inner entries
+ * under that outer code, else the outer code's entry (NULLs allowed), else INTERNAL. */
+enum pgcmk_errc pgcmk_err_from_codes(const char *code, const char *inner);
 const char *pgcmk_err_evidence(enum pgcmk_errc code);
 const char *pgcmk_err_doc(enum pgcmk_errc code);
+
+/* X(HTTP status, .NET HttpStatusCode name): how deployment operations and the Activity Log name
+ * a status (statusCode). */
+#define PGCMK_HTTP_STATUS_NAMES(X)                                                                 \
+    X(200, "OK")                                                                                   \
+    X(201, "Created")                                                                              \
+    X(202, "Accepted")                                                                             \
+    X(204, "NoContent")                                                                            \
+    X(400, "BadRequest")                                                                           \
+    X(401, "Unauthorized")                                                                         \
+    X(403, "Forbidden")                                                                            \
+    X(404, "NotFound")                                                                             \
+    X(405, "MethodNotAllowed")                                                                     \
+    X(409, "Conflict")                                                                             \
+    X(412, "PreconditionFailed")                                                                   \
+    X(413, "RequestEntityTooLarge")                                                                \
+    X(415, "UnsupportedMediaType")                                                                 \
+    X(429, "TooManyRequests")                                                                      \
+    X(500, "InternalServerError")                                                                  \
+    X(502, "BadGateway")                                                                           \
+    X(503, "ServiceUnavailable")                                                                   \
+    X(504, "GatewayTimeout")
+
+/* The status's name; an unlisted one falls back to InternalServerError, BadRequest or OK. */
+const char *pgcmk_err_status_name(int status);
 
 /* Errors by code since start (redis errorstats), for /emulator/stats. */
 void pgcmk_err_count(enum pgcmk_errc code);

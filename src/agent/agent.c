@@ -33,6 +33,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/core.h"
 #include "pgcmk/crypto.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
 
@@ -658,81 +659,19 @@ struct agent_kref {
     char base[512]; /* https://{vault}.vault.localhost:PORT/keys/{key}[/{version}] */
 };
 
+/* A key URI as pgcmk_keyuri_parse reads it, on either host form; both map to the local vault on
+ * the daemon's port (a local URI's port may be stale). */
 static int
-agent_is_hex(const char *s, size_t n)
+agent_parse_uri(const char *uri, int port, struct agent_kref *k, const char **why)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-/* https://{vault}.vault.localhost[:port]/keys/{key}[/{version}] or the same on
- * {vault}.vault.azure.net[:443]; both map to the local vault on the daemon's port. */
-static int
-agent_parse_uri(const char *uri, int port, struct agent_kref *k)
-{
-    const char *p, *host, *slash, *colon, *seg;
-    size_t hl, vl, n;
-    int azure;
+    struct pgcmk_keyuri ku;
 
     memset(k, 0, sizeof(*k));
-    if (uri == NULL || strncasecmp(uri, "https://", 8) != 0 || strlen(uri) > 400)
+    if (pgcmk_keyuri_parse(uri, &ku, why))
         return -1;
-    host = uri + 8;
-    slash = strchr(host, '/');
-    if (slash == NULL)
-        return -1;
-    colon = memchr(host, ':', (size_t)(slash - host));
-    hl = (size_t)((colon ? colon : slash) - host);
-    if (hl <= 16)
-        return -1;
-    if (pgcmk_strneq_ci(host + hl - 16, ".vault.localhost", 16))
-        azure = 0;
-    else if (pgcmk_strneq_ci(host + hl - 16, ".vault.azure.net", 16))
-        azure = 1;
-    else
-        return -1;
-    vl = hl - 16;
-    if (colon) { /* a local URI's port may be stale: the daemon's own port is used */
-        char *end;
-        long pt = strtol(colon + 1, &end, 10);
-
-        if (end != slash || pt <= 0 || pt > 65535 || (azure && pt != 443))
-            return -1;
-    }
-    if (vl < 3 || vl > 24)
-        return -1;
-    for (size_t i = 0; i < vl; i++)
-        if (!isalnum((unsigned char)host[i]) && host[i] != '-')
-            return -1;
-    pgcmk_lower(k->vault, vl + 1, host);
-    p = slash;
-    if (!pgcmk_strneq_ci(p, "/keys/", 6))
-        return -1;
-    seg = p + 6;
-    n = strcspn(seg, "/?#");
-    if (n == 0 || n >= sizeof(k->key))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)seg[i]) && seg[i] != '-')
-            return -1;
-    memcpy(k->key, seg, n);
-    p = seg + n;
-    if (*p == '/') {
-        p++;
-        n = strcspn(p, "/?#");
-        if (n) {
-            if (n != 32 || !agent_is_hex(p, n))
-                return -1;
-            memcpy(k->version, p, n);
-            p += n;
-        }
-        if (*p == '/')
-            p++;
-    }
-    if (*p != '\0')
-        return -1;
+    snprintf(k->vault, sizeof(k->vault), "%s", ku.vault);
+    snprintf(k->key, sizeof(k->key), "%s", ku.name);
+    snprintf(k->version, sizeof(k->version), "%s", ku.version);
     snprintf(k->host, sizeof(k->host), "%s.vault.localhost", k->vault);
     snprintf(k->base, sizeof(k->base), "https://%s:%d/keys/%s%s%s", k->host, port, k->key,
              k->version[0] ? "/" : "", k->version);
@@ -934,38 +873,43 @@ agent_vault_error(const struct agent_ctx *c, const char *op, const struct agent_
     const char *inner =
         json_string_value(json_object_get(json_object_get(e, "innererror"), "code"));
     const struct agent_kref *k = &c->k;
+    enum pgcmk_errc ec;
 
     res->http_status = (int)rs->status;
     if (code == NULL)
         code = "";
-    if (inner == NULL)
-        inner = "";
+    /* the body's code, and its innererror.code when the table has it under that code */
+    ec = pgcmk_err_from_codes(code, inner);
     if (rs->status == 401)
         return agent_missing_permissions(c, res);
     if (rs->status == 403) {
-        if (strcmp(inner, "KeyDisabled") == 0)
+        switch (ec) {
+        case PGCMK_E_KV_KEY_DISABLED:
             return agent_fail(res, PGCMK_E_PG_KEY_DISABLED, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' is "
                               "disabled. Enable the key to restore access to the server.",
                               k->key, agent_ver(k), k->vault);
-        if (strcmp(inner, "KeyExpired") == 0 || strcmp(inner, "KeyNotYetValid") == 0)
+        case PGCMK_E_KV_KEY_EXPIRED:
+        case PGCMK_E_KV_KEY_NOT_YET_VALID:
             return agent_fail(res, PGCMK_E_PG_KEY_EXPIRED, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' %s.",
                               k->key, agent_ver(k), k->vault,
-                              inner[3] == 'E' ? "has expired" : "is not valid yet");
-        if (strcmp(inner, "KeyOperationForbidden") == 0)
+                              ec == PGCMK_E_KV_KEY_EXPIRED ? "has expired" : "is not valid yet");
+        case PGCMK_E_KV_KEY_OP_FORBIDDEN:
             return agent_fail(res, PGCMK_E_PG_KEY_TYPE, 1, 0,
                               "The Azure Key Vault key '%s' (version '%s') in vault '%s' does not "
                               "permit the %s operation; the key must allow wrapKey and unwrapKey.",
                               k->key, agent_ver(k), k->vault, op);
-        return agent_missing_permissions(c, res);
+        default:
+            return agent_missing_permissions(c, res);
+        }
     }
     if (rs->status == 404 || rs->status == 409)
         return agent_fail(res, PGCMK_E_PG_KEY_NOT_FOUND, 1, 0,
                           "The Azure Key Vault key '%s' (version '%s') was not found in vault "
                           "'%s'%s.",
                           k->key, agent_ver(k), k->vault,
-                          strcmp(code, "VaultNotFound") == 0
+                          ec == PGCMK_E_KV_VAULT_NOT_FOUND
                               ? ": the vault does not exist or is deleted"
                           : rs->status == 409 ? ": the key is deleted"
                                               : "");
@@ -1166,17 +1110,19 @@ static int
 agent_ctx_init(struct agent_ctx *c, const char *db_id, const struct pgcmk_agent_key *k,
                struct pgcmk_agent_result *res)
 {
+    const char *why = NULL;
+
     memset(c, 0, sizeof(*c));
     c->db_id = db_id;
     c->pid = k->principal_id;
     if (agent_cfg_get(&c->cfg))
         return agent_fail(res, PGCMK_E_PG_VAULT_UNREACHABLE, 0, 1,
                           "The encryption agent is not initialised.");
-    if (agent_parse_uri(k->key_uri, c->cfg.port, &c->k))
+    if (agent_parse_uri(k->key_uri, c->cfg.port, &c->k, &why))
         return agent_fail(res, PGCMK_E_PG_KEY_URI_INVALID, 1, 0,
                           "The key URI '%.200s' is not a valid Azure Key Vault key identifier "
-                          "(https://{vault}.vault.azure.net/keys/{key}/{version}).",
-                          k->key_uri ? k->key_uri : "");
+                          "(https://{vault}.vault.azure.net/keys/{key}/{version}): %s.",
+                          k->key_uri ? k->key_uri : "", why);
     if (c->pid == NULL || *c->pid == '\0')
         return agent_fail(res, PGCMK_E_PG_IDENTITY_REQUIRED, 1, 0,
                           "No managed identity was given to reach the Azure Key Vault '%s' (key "

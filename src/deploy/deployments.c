@@ -93,7 +93,7 @@ call_error(const struct dcall *c)
 
     if (json_is_object(e))
         return json_deep_copy(e);
-    return json_pack("{s:s, s:s}", "code", "InternalServerError", "message",
+    return json_pack("{s:s, s:s}", "code", pgcmk_err_code(PGCMK_E_INTERNAL), "message",
                      "The resource provider returned no error body.");
 }
 
@@ -202,33 +202,6 @@ op_save_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write deployment operation", err);
 }
 
-static const char *
-status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "NoContent";
-    case 400:
-        return "BadRequest";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "NotFound";
-    case 409:
-        return "Conflict";
-    default:
-        return status >= 500 ? "InternalServerError" : "BadRequest";
-    }
-}
-
 static void
 duration(int64_t ms, char out[32])
 {
@@ -256,7 +229,7 @@ op_record(struct dep *d, const struct pgcmk_tpl_resource *r, const char *state, 
                    "id", d->id, "/operations/", op_id, "operationId", op_id, "properties",
                    "provisioningOperation", "Create", "provisioningState", state, "timestamp", t,
                    "duration", dur, "trackingId", op_id, "serviceRequestId", op_id, "statusCode",
-                   status_text(status), "statusMessage", message ? message : json_null(),
+                   pgcmk_err_status_name(status), "statusMessage", message ? message : json_null(),
                    "targetResource", "id", r->id, "resourceType", r->type, "resourceName",
                    slash ? slash + 1 : r->name);
     rec = (struct op_rec){d, op};
@@ -412,12 +385,13 @@ run_resource(struct run_one *ro)
         json_t *outs = NULL, *ndet = json_array();
 
         if (ro->depth >= DEP_MAX_DEPTH) {
-            error = json_pack("{s:s, s:s}", "code", "InvalidTemplate", "message",
-                              "Nested deployments are too deep.");
+            error = json_pack("{s:s, s:s}", "code", pgcmk_err_code(PGCMK_E_INVALID_TEMPLATE),
+                              "message", "Nested deployments are too deep.");
         } else if (dep_run_template(ro->d, json_object_get(props, "template"),
                                     json_object_get(props, "parameters"), nrg ? nrg : ro->rg,
                                     ro->depth + 1, &outs, ro->out_resources, ndet, &err)) {
-            error = json_pack("{s:s, s:s, s:O}", "code", "DeploymentFailed", "message",
+            error = json_pack("{s:s, s:s, s:O}", "code", pgcmk_err_code(PGCMK_E_DEPLOYMENT_FAILED),
+                              "message",
                               "At least one resource deployment operation failed. Please list "
                               "deployment operations for details. Please see "
                               "https://aka.ms/arm-deployment-operations for usage details.",
@@ -536,7 +510,8 @@ dep_run_template(struct dep *d, const json_t *tpl, const json_t *params, const c
 
         *outputs = pgcmk_tpl_outputs(t, &host, err);
         if (!*outputs) {
-            json_array_append_new(details, json_pack("{s:s, s:s}", "code", "InvalidTemplate",
+            json_array_append_new(details, json_pack("{s:s, s:s}", "code",
+                                                     pgcmk_err_code(PGCMK_E_INVALID_TEMPLATE),
                                                      "message", err->message));
             failed = 1;
         }

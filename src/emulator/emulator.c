@@ -308,10 +308,14 @@ pgcmk_emulator_error_table(FILE *out)
           "I = inferred.\n\n"
           "| status | code | evidence | meaning |\n|---|---|---|---|\n",
           out);
-    for (int c = 1; c < PGCMK_E__COUNT; c++)
-        fprintf(out, "| %d | `%s` | %s | %s |\n", pgcmk_err_status((enum pgcmk_errc)c),
-                pgcmk_err_code((enum pgcmk_errc)c), pgcmk_err_evidence((enum pgcmk_errc)c),
-                pgcmk_err_doc((enum pgcmk_errc)c));
+    for (int c = 1; c < PGCMK_E__COUNT; c++) {
+        enum pgcmk_errc e = (enum pgcmk_errc)c;
+        const char *inner = pgcmk_err_inner(e);
+
+        fprintf(out, "| %d | `%s`%s%s%s | %s | %s |\n", pgcmk_err_status(e),
+                pgcmk_err_code(pgcmk_err_parent(e)), inner ? ", innererror `" : "",
+                inner ? inner : "", inner ? "`" : "", pgcmk_err_evidence(e), pgcmk_err_doc(e));
+    }
 }
 
 static const struct pgcmk_route emu_routes[] = {

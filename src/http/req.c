@@ -321,17 +321,18 @@ void
 pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pgcmk_err *err)
 {
     int status = pgcmk_err_status(err->code);
+    const char *code = pgcmk_err_code(pgcmk_err_parent(err->code));
+    const char *inner_code = pgcmk_err_inner(err->code);
     json_t *inner;
 
     pgcmk_err_count(err->code);
     if (env == PGCMK_ENV_OAUTH) {
         /* AAD's body: error, error_description, and the AADSTS number as error_codes. */
-        json_t *o = json_pack("{s:s, s:s}", "error", pgcmk_err_code(err->code), "error_description",
-                              err->message);
+        json_t *o = json_pack("{s:s, s:s}", "error", code, "error_description", err->message);
         char now[PGCMK_TIME_LEN], trace[37];
 
         if (o == NULL)
-            o = json_pack("{s:s}", "error", pgcmk_err_code(err->code));
+            o = json_pack("{s:s}", "error", code);
         if (strncmp(err->message, "AADSTS", 6) == 0)
             json_object_set_new(o, "error_codes",
                                 json_pack("[I]", (json_int_t)strtoll(err->message + 6, NULL, 10)));
@@ -342,19 +343,18 @@ pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pg
         pgcmk_resp_json(rs, status, o);
         return;
     }
-    inner = json_pack("{s:s, s:s}", "code", pgcmk_err_code(err->code), "message",
+    inner = json_pack("{s:s, s:s}", "code", code, "message",
                       status >= 500 && err->code == PGCMK_E_INTERNAL
                           ? "An internal error occurred. Quote the x-ms-request-id to find it in "
                             "the emulator's log."
                           : err->message);
     if (inner == NULL) /* a message that is not UTF-8 */
-        inner = json_pack("{s:s, s:s}", "code", pgcmk_err_code(err->code), "message",
-                          "The request was invalid.");
+        inner = json_pack("{s:s, s:s}", "code", code, "message", "The request was invalid.");
     if (env == PGCMK_ENV_ARM && err->target[0])
         json_object_set_new(inner, "target", json_string(err->target));
-    /* Key Vault carries a more precise code as innererror.code (ForbiddenByPolicy, ...). */
-    if (env == PGCMK_ENV_VAULT && err->target[0])
-        json_object_set_new(inner, "innererror", json_pack("{s:s}", "code", err->target));
+    /* Key Vault carries a more precise code as innererror.code (the table's inner entries). */
+    if (env == PGCMK_ENV_VAULT && inner_code)
+        json_object_set_new(inner, "innererror", json_pack("{s:s}", "code", inner_code));
     pgcmk_resp_json(rs, status, json_pack("{s:o}", "error", inner));
     if (err->code == PGCMK_E_UNAVAILABLE)
         pgcmk_resp_header(rs, "Retry-After", "1");

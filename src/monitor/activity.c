@@ -72,32 +72,7 @@ static int activity_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err);
 static const char *
 monitor_status_name(int status)
 {
-    static const struct {
-        int code;
-        const char *name;
-    } names[] = {{200, "OK"},
-                 {201, "Created"},
-                 {202, "Accepted"},
-                 {204, "NoContent"},
-                 {400, "BadRequest"},
-                 {401, "Unauthorized"},
-                 {403, "Forbidden"},
-                 {404, "NotFound"},
-                 {405, "MethodNotAllowed"},
-                 {409, "Conflict"},
-                 {412, "PreconditionFailed"},
-                 {413, "RequestEntityTooLarge"},
-                 {415, "UnsupportedMediaType"},
-                 {429, "TooManyRequests"},
-                 {500, "InternalServerError"},
-                 {502, "BadGateway"},
-                 {503, "ServiceUnavailable"},
-                 {504, "GatewayTimeout"}};
-
-    for (size_t i = 0; i < PGCMK_ARRAY_LEN(names); i++)
-        if (names[i].code == status)
-            return names[i].name;
-    return status >= 500 ? "InternalServerError" : status >= 400 ? "BadRequest" : "OK";
+    return pgcmk_err_status_name(status);
 }
 
 /* Splits a path into segments (in buf). -1 when there are too many. */

@@ -12,6 +12,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/events.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/vault.h"
@@ -235,17 +236,19 @@ pg_check_name(const char *what, const char *name, size_t max, struct pgcmk_err *
 int
 pg_set_key(struct pg_db *d, const char *key_uri, struct pgcmk_err *err)
 {
-    char vault[32], name[128], version[40];
+    struct pgcmk_keyuri ku;
+    const char *why = "the key version is missing";
 
-    if (!key_uri || pgcmk_vault_parse_key_uri(key_uri, vault, name, version) || !version[0])
+    /* the agent parses with the same function: both answer alike (keyuri.h) */
+    if (pgcmk_keyuri_parse(key_uri, &ku, &why) || !ku.version[0])
         return pgcmk_err_set(err, PGCMK_E_PG_KEY_URI_INVALID, "dataEncryption.primaryKeyUri",
-                             "The key URI '%.200s' is not valid. Use a versioned key identifier: "
-                             "https://{vault}.vault.azure.net/keys/{key}/{version}.",
-                             key_uri ? key_uri : "");
+                             "The key URI '%.200s' is not valid (%s). Use a versioned key "
+                             "identifier: https://{vault}.vault.azure.net/keys/{key}/{version}.",
+                             key_uri ? key_uri : "", why);
     pg_set(&d->key_uri, key_uri);
-    pg_set(&d->vault, vault);
-    pg_set(&d->key_name, name);
-    pg_set(&d->key_version, version);
+    pg_set(&d->vault, ku.vault);
+    pg_set(&d->key_name, ku.name);
+    pg_set(&d->key_version, ku.version);
     return 0;
 }
 

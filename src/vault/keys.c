@@ -16,6 +16,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/schema.h"
 #include "pgcmk/pkey.h"
@@ -320,7 +321,7 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
     if (json_is_true(json_object_get(props, "enableRbacAuthorization")))
         return 0;
     if (!kv_perm_granted(json_object_get(props, "accessPolicies"), &kc->who, perm))
-        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy",
+        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN_BY_POLICY, NULL,
                              "The user, group or application 'appid=%s;oid=%s;iss=https://"
                              "sts.windows.net/%s/' does not have keys %s permission on key vault "
                              "'%s;location=%s'. For help resolving this issue, please see "
@@ -763,7 +764,7 @@ kv_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     if (rc < 0)
         goto out;
     if (rc == 1 && k.deleted) {
-        rc = pgcmk_err_set(err, PGCMK_E_KV_CONFLICT, "ObjectIsDeletedButRecoverable",
+        rc = pgcmk_err_set(err, PGCMK_E_KV_DELETED_RECOVERABLE, NULL,
                            "Key %.127s is currently in a deleted but recoverable state, and its "
                            "name cannot be reused; in this state, the key can only be recovered "
                            "or purged.",
@@ -1521,7 +1522,7 @@ kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err 
         kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
         goto out;
     if (purge && kc.purge_protection) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
+        pgcmk_err_set(err, PGCMK_E_KV_PURGE_PROTECTED, NULL,
                       "Operation \"purge\" is not allowed because purge protection is enabled "
                       "for this vault. Key Vault service will automatically purge it after the "
                       "retention period has passed.");
@@ -1612,23 +1613,23 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             allowed = 1;
     }
     if (!allowed) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyOperationForbidden",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_OP_FORBIDDEN, NULL,
                       "Operation %s is not permitted on this key.", kv_ops[which].op);
         goto out;
     }
     if (!v.enabled) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyDisabled",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_DISABLED, NULL,
                       "Operation %s is not allowed on a disabled key.", kv_ops[which].op);
         goto out;
     }
     now = pgcmk_clock_now() / 1000;
     if (kv_ops[which].needs_window && v.exp && now >= v.exp) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyExpired",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_EXPIRED, NULL,
                       "Operation %s is not allowed on an expired key.", kv_ops[which].op);
         goto out;
     }
     if (kv_ops[which].needs_window && v.nbf && now < v.nbf) {
-        pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "KeyNotYetValid",
+        pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_YET_VALID, NULL,
                       "Operation %s is not allowed on a key that is not yet valid.",
                       kv_ops[which].op);
         goto out;
@@ -2574,64 +2575,19 @@ static const struct pgcmk_route kv_routes[] = {
     {"POST", "/keys/{name}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_crypto},
 };
 
+/* Kept for its callers; the one parser is pgcmk_keyuri_parse (keyuri.h). */
 int
 pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char version[40])
 {
-    static const char *const suffixes[] = {".vault.localhost", ".vault.azure.net"};
-    const char *host, *path, *colon;
-    size_t hl;
+    struct pgcmk_keyuri ku;
 
     vault[0] = name[0] = version[0] = '\0';
-    if (uri == NULL || strncasecmp(uri, "https://", 8) != 0)
+    if (pgcmk_keyuri_parse(uri, &ku, NULL))
         return -1;
-    host = uri + 8;
-    path = strchr(host, '/');
-    if (path == NULL)
-        return -1;
-    colon = memchr(host, ':', (size_t)(path - host));
-    hl = (size_t)((colon ? colon : path) - host);
-    for (size_t i = 0; i < PGCMK_ARRAY_LEN(suffixes); i++) {
-        size_t sl = strlen(suffixes[i]);
-
-        if (hl > sl && hl - sl < 32 && strncasecmp(host + hl - sl, suffixes[i], sl) == 0 &&
-            memchr(host, '.', hl - sl) == NULL) {
-            char tmp[32];
-
-            snprintf(tmp, sizeof(tmp), "%.*s", (int)(hl - sl), host);
-            pgcmk_lower(vault, 32, tmp);
-            break;
-        }
-    }
-    if (vault[0] == '\0' || strncasecmp(path, "/keys/", 6) != 0)
-        goto bad;
-    path += 6;
-    {
-        const char *slash = strchr(path, '/');
-        size_t nl = slash ? (size_t)(slash - path) : strlen(path);
-
-        if (nl == 0 || nl >= 128)
-            goto bad;
-        snprintf(name, 128, "%.*s", (int)nl, path);
-        if (slash && slash[1]) {
-            size_t vl = strlen(slash + 1);
-
-            if (slash[vl] == '/')
-                vl--;
-            if (vl == 0 || vl >= 40 || memchr(slash + 1, '/', vl))
-                goto bad;
-            snprintf(version, 40, "%.*s", (int)vl, slash + 1);
-        }
-    }
-    for (const char *c = name; *c; c++)
-        if (!isalnum((unsigned char)*c) && *c != '-')
-            goto bad;
-    for (const char *c = version; *c; c++)
-        if (!isxdigit((unsigned char)*c))
-            goto bad;
+    snprintf(vault, 32, "%s", ku.vault);
+    snprintf(name, 128, "%s", ku.name);
+    snprintf(version, 40, "%s", ku.version);
     return 0;
-bad:
-    vault[0] = name[0] = version[0] = '\0';
-    return -1;
 }
 
 void

@@ -418,6 +418,12 @@ main(int argc, char **argv)
         snprintf(uri, sizeof(uri), "https://agentkv1.vault.azure.net:8443%s", tail);
         CHECK(pgcmk_agent_check("db-x", &ka, w1.w, w1.len, w1.alg, &r) == -1);
         CHECK(r.code == PGCMK_E_PG_KEY_URI_INVALID);
+        /* a version that is not 32 hex digits: the parser of keyuri.h refuses it, as the
+         * validator does */
+        snprintf(uri, sizeof(uri), "https://agentkv1.vault.azure.net/keys/cmk/%.20s",
+                 strrchr(kid, '/') + 1);
+        CHECK(pgcmk_agent_check("db-x", &ka, w1.w, w1.len, w1.alg, &r) == -1);
+        CHECK(r.code == PGCMK_E_PG_KEY_URI_INVALID && strstr(r.message, "32 hex digits"));
     }
 
     /* Replicas share the primary's DEK and read its records. */

@@ -1,6 +1,7 @@
 /* test_core.c - time and duration parsing, the error table, the virtual clock, the configuration,
  * uuids, string helpers and the worker pool. */
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/core.h"
 #include "pgcmk/err.h"
+#include "pgcmk/keyuri.h"
 #include "pgcmk/work.h"
 
 #include "t.h"
@@ -375,6 +377,259 @@ test_err_table(void)
         pgcmk_err_count(PGCMK_E_CONFLICT);
         CHECK(pgcmk_err_counted(PGCMK_E_CONFLICT) == before + 2);
     }
+}
+
+/* Every code round-trips through the table; inner Key Vault codes know their outer answer. */
+static void
+test_err_roundtrip(void)
+{
+    static const struct {
+        enum pgcmk_errc e, parent;
+        int status;
+        const char *outer, *inner;
+    } inner[] = {
+        {PGCMK_E_KV_FORBIDDEN_BY_POLICY, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden",
+         "ForbiddenByPolicy"},
+        {PGCMK_E_KV_KEY_OP_FORBIDDEN, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden",
+         "KeyOperationForbidden"},
+        {PGCMK_E_KV_KEY_DISABLED, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden", "KeyDisabled"},
+        {PGCMK_E_KV_KEY_EXPIRED, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden", "KeyExpired"},
+        {PGCMK_E_KV_KEY_NOT_YET_VALID, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden", "KeyNotYetValid"},
+        {PGCMK_E_KV_PURGE_PROTECTED, PGCMK_E_KV_FORBIDDEN, 403, "Forbidden",
+         "PurgeProtectionEnabled"},
+        {PGCMK_E_KV_DELETED_RECOVERABLE, PGCMK_E_KV_CONFLICT, 409, "Conflict",
+         "ObjectIsDeletedButRecoverable"},
+    };
+
+    int n_inner = 0;
+
+    for (int c = 0; c < PGCMK_E__COUNT; c++) {
+        enum pgcmk_errc e = (enum pgcmk_errc)c, back = pgcmk_err_from_code(pgcmk_err_code(e));
+        enum pgcmk_errc parent = pgcmk_err_parent(e);
+        int dup = 0;
+
+        /* the first entry of a code comes back; a repeated code has the same status */
+        CHECK_STR(pgcmk_err_code(back), pgcmk_err_code(e));
+        CHECK(back <= e);
+        CHECK(pgcmk_err_status(back) == pgcmk_err_status(e));
+        for (int o = 0; o < PGCMK_E__COUNT; o++)
+            dup += o != c && strcmp(pgcmk_err_code((enum pgcmk_errc)o), pgcmk_err_code(e)) == 0;
+        if (!dup)
+            CHECK(back == e);
+        /* an entry is its own parent, or an inner code under an ordinary entry */
+        if (parent == e) {
+            CHECK(pgcmk_err_inner(e) == NULL);
+        } else {
+            n_inner++;
+            CHECK(pgcmk_err_parent(parent) == parent);
+            CHECK_STR(pgcmk_err_inner(e), pgcmk_err_code(e));
+            CHECK(pgcmk_err_from_codes(pgcmk_err_code(parent), pgcmk_err_code(e)) == e);
+        }
+    }
+    CHECK(n_inner == (int)PGCMK_ARRAY_LEN(inner));
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(inner); i++) {
+        CHECK(pgcmk_err_parent(inner[i].e) == inner[i].parent);
+        CHECK(pgcmk_err_status(inner[i].e) == inner[i].status);
+        CHECK_STR(pgcmk_err_code(pgcmk_err_parent(inner[i].e)), inner[i].outer);
+        CHECK_STR(pgcmk_err_inner(inner[i].e), inner[i].inner);
+        CHECK(pgcmk_err_from_code(inner[i].inner) == inner[i].e);
+        CHECK(pgcmk_err_from_codes(inner[i].outer, inner[i].inner) == inner[i].e);
+        CHECK(pgcmk_err_from_codes(NULL, inner[i].inner) == inner[i].e);
+    }
+    /* an inner code under the wrong outer code, or unknown, falls back to the outer code */
+    CHECK(pgcmk_err_from_codes("Conflict", "KeyDisabled") == pgcmk_err_from_code("Conflict"));
+    CHECK(pgcmk_err_from_codes("Forbidden", "ForbiddenByRbac") == PGCMK_E_KV_FORBIDDEN);
+    CHECK(pgcmk_err_from_codes("Forbidden", "") == PGCMK_E_KV_FORBIDDEN);
+    CHECK(pgcmk_err_from_codes("VaultNotFound", NULL) == PGCMK_E_KV_VAULT_NOT_FOUND);
+    CHECK(pgcmk_err_from_codes(NULL, NULL) == PGCMK_E_INTERNAL);
+    CHECK(pgcmk_err_from_code("NoSuchCode") == PGCMK_E_INTERNAL);
+    CHECK(pgcmk_err_inner(PGCMK_E_KV_FORBIDDEN) == NULL);
+    CHECK(pgcmk_err_inner((enum pgcmk_errc)9999) == NULL);
+
+    /* status names (.NET HttpStatusCode) */
+    CHECK_STR(pgcmk_err_status_name(200), "OK");
+    CHECK_STR(pgcmk_err_status_name(201), "Created");
+    CHECK_STR(pgcmk_err_status_name(202), "Accepted");
+    CHECK_STR(pgcmk_err_status_name(204), "NoContent");
+    CHECK_STR(pgcmk_err_status_name(403), "Forbidden");
+    CHECK_STR(pgcmk_err_status_name(412), "PreconditionFailed");
+    CHECK_STR(pgcmk_err_status_name(504), "GatewayTimeout");
+    CHECK_STR(pgcmk_err_status_name(418), "BadRequest");
+    CHECK_STR(pgcmk_err_status_name(599), "InternalServerError");
+    CHECK_STR(pgcmk_err_status_name(299), "OK");
+}
+
+/* Counts the files under dir (recursively) that hold needle; names the first in *where. */
+static int
+err_grep_tree(const char *dir, const char *needle, char *where, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int hits = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[1024];
+        size_t len = strlen(de->d_name);
+        FILE *f;
+        char *text;
+        long size;
+
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (de->d_type == DT_DIR) {
+            int n = err_grep_tree(path, needle, where, cap);
+
+            hits += n > 0 ? n : 0;
+            continue;
+        }
+        if (len < 3 || (strcmp(de->d_name + len - 2, ".c") && strcmp(de->d_name + len - 2, ".h") &&
+                        strcmp(de->d_name + len - 4, ".def")))
+            continue;
+        if ((f = fopen(path, "rb")) == NULL)
+            continue;
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        text = calloc(1, (size_t)size + 1);
+        if (text && fread(text, 1, (size_t)size, f) == (size_t)size && strstr(text, needle)) {
+            if (hits++ == 0)
+                snprintf(where, cap, "%s", path);
+        }
+        free(text);
+        fclose(f);
+    }
+    closedir(d);
+    return hits;
+}
+
+/* No code of the table appears as a string literal in src/: the table in err.h is the only place
+ * (STYLE.md 2.4). Run from the repository root, as `make unit` does; PGCMK_SRC overrides. */
+static void
+test_err_no_literals(void)
+{
+    const char *src = getenv("PGCMK_SRC") ? getenv("PGCMK_SRC") : "src";
+    DIR *d = opendir(src);
+
+    CHECK(d != NULL);
+    if (d == NULL) {
+        fprintf(stderr, "test_err_no_literals: run from the repository root (no '%s')\n", src);
+        return;
+    }
+    closedir(d);
+    for (int c = 1; c < PGCMK_E__COUNT; c++) {
+        char needle[128], where[1024] = "";
+        int hits;
+
+        snprintf(needle, sizeof(needle), "\"%s\"", pgcmk_err_code((enum pgcmk_errc)c));
+        hits = err_grep_tree(src, needle, where, sizeof(where));
+        if (hits != 0)
+            fprintf(stderr, "the literal %s appears in %s (use pgcmk_err_code)\n", needle, where);
+        CHECK(hits == 0);
+    }
+}
+
+/* ---- key URIs ------------------------------------------------------------------------- */
+
+#define V32 "0123456789abcdef0123456789abcdef"
+#define KU_NO(u)                                                                                   \
+    {                                                                                              \
+        u, 0, NULL, NULL, NULL, 0, 0                                                               \
+    }
+
+/* One row per URI: accepted or not, and what it names. The first two refused rows are the ones
+ * the validator and the agent used to disagree on. */
+static void
+test_keyuri(void)
+{
+    static const struct {
+        const char *uri;
+        int ok;
+        const char *vault, *name, *version;
+        int local, port;
+    } cases[] = {
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123"),
+        KU_NO("https://kv1.vault.azure.net:8443/keys/cmk/" V32),
+        {"https://kv1.vault.azure.net/keys/cmk/" V32, 1, "kv1", "cmk", V32, 0, 0},
+        {"https://KV1.Vault.Azure.Net:443/keys/cmk/" V32, 1, "kv1", "cmk", V32, 0, 443},
+        {"https://kv1.vault.azure.net/keys/cmk", 1, "kv1", "cmk", "", 0, 0},
+        {"https://kv1.vault.azure.net/keys/cmk/", 1, "kv1", "cmk", "", 0, 0},
+        {"https://kv1.vault.azure.net/keys/cmk/" V32 "/", 1, "kv1", "cmk", V32, 0, 0},
+        {"https://kv1.vault.localhost:8443/keys/cmk/" V32, 1, "kv1", "cmk", V32, 1, 8443},
+        {"https://kv1.vault.localhost/keys/cmk/" V32, 1, "kv1", "cmk", V32, 1, 0},
+        {"HTTPS://Kv-1.VAULT.LOCALHOST:1/KEYS/Cmk-2/0123456789ABCDEF0123456789ABCDEF", 1, "kv-1",
+         "Cmk-2", "0123456789ABCDEF0123456789ABCDEF", 1, 1},
+        {"https://abcdefghijklmnopqrstuvwx.vault.azure.net/keys/k", 1, "abcdefghijklmnopqrstuvwx",
+         "k", "", 0, 0},
+        KU_NO("https://kv1.vault.azure.net:443/keys/cmk/" V32 "0"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "/wrapkey"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcdeg"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcde"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "//"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk//" V32),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk/" V32 "?api-version=7.4"),
+        KU_NO("https://kv1.vault.azure.net/keys/cmk#x"),
+        KU_NO("https://kv1.vault.azure.net/keys/c%20k"),
+        KU_NO("https://kv1.vault.azure.net/keys/c.k"),
+        KU_NO("https://kv1.vault.azure.net/keys//" V32),
+        KU_NO("https://kv1.vault.azure.net/keys/"),
+        KU_NO("https://kv1.vault.azure.net/secrets/cmk"),
+        KU_NO("https://kv1.vault.azure.net"),
+        KU_NO("https://kv1.vault.azure.net:/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:0/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:65536/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:99999999999999999999/keys/cmk"),
+        KU_NO("https://kv1.vault.localhost:84a3/keys/cmk"),
+        KU_NO("https://kv1.vault.azure.net:443x/keys/cmk"),
+        KU_NO("http://kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://example.com/keys/cmk"),
+        KU_NO("https://kv1.vault.azure.net.evil.com/keys/cmk"),
+        KU_NO("https://user@kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://a.kv1.vault.azure.net/keys/cmk"),
+        KU_NO("https://.vault.azure.net/keys/cmk"),
+        KU_NO("https://kv.vault.azure.net/keys/cmk"),
+        KU_NO("https://kv_1.vault.azure.net/keys/cmk"),
+        KU_NO("https://abcdefghijklmnopqrstuvwxy.vault.azure.net/keys/k"),
+        KU_NO("https://kv1.vault.usgovcloudapi.net/keys/cmk"),
+        KU_NO("https://kv1.managedhsm.azure.net/keys/cmk"),
+        KU_NO(""),
+        KU_NO(NULL),
+    };
+    struct pgcmk_keyuri ku;
+    char longname[160], uri[256];
+    const char *why;
+
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(cases); i++) {
+        int rc;
+
+        why = NULL;
+        rc = pgcmk_keyuri_parse(cases[i].uri, &ku, &why);
+        if ((rc == 0) != cases[i].ok)
+            fprintf(stderr, "keyuri case %zu '%s': rc %d (%s)\n", i,
+                    cases[i].uri ? cases[i].uri : "(null)", rc, why ? why : "-");
+        CHECK((rc == 0) == cases[i].ok);
+        if (!cases[i].ok) {
+            CHECK(why != NULL && *why);
+            CHECK(ku.vault[0] == '\0' && ku.name[0] == '\0' && ku.version[0] == '\0');
+            continue;
+        }
+        CHECK_STR(ku.vault, cases[i].vault);
+        CHECK_STR(ku.name, cases[i].name);
+        CHECK_STR(ku.version, cases[i].version);
+        CHECK(ku.local == cases[i].local);
+        CHECK(ku.port == cases[i].port);
+    }
+    /* key names: 127 characters pass, 128 do not */
+    memset(longname, 'k', sizeof(longname));
+    longname[127] = '\0';
+    snprintf(uri, sizeof(uri), "https://kv1.vault.azure.net/keys/%s/" V32, longname);
+    CHECK(pgcmk_keyuri_parse(uri, &ku, NULL) == 0 && strlen(ku.name) == 127);
+    longname[127] = 'k';
+    longname[128] = '\0';
+    snprintf(uri, sizeof(uri), "https://kv1.vault.azure.net/keys/%s/" V32, longname);
+    CHECK(pgcmk_keyuri_parse(uri, &ku, NULL) == -1);
 }
 
 /* ---- the virtual clock ----------------------------------------------------------------- */
@@ -940,6 +1195,9 @@ main(void)
     test_duration();
     test_duration_strict();
     test_err_table();
+    test_err_roundtrip();
+    test_err_no_literals();
+    test_keyuri();
     test_clock();
     test_cfg();
     test_uuid();

@@ -147,12 +147,13 @@ main(int argc, char **argv)
     }
     info = (struct pgcmk_emulator_info){
         0, -1, tls.ca_path, cfg.data_dir, cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
-    if (pgcmk_router_check()) {
-        fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
-        goto out_store;
-    }
     if (pgcmk_emulator_init(&info)) {
         fprintf(stderr, "pgcmkd: cannot restore the emulator state\n");
+        goto out_store;
+    }
+    /* Every route is registered by now: the check seals the table before anything serves it. */
+    if (pgcmk_router_check()) {
+        fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
         goto out_store;
     }
     srv = pgcmk_server_start(&cfg, tls.cert_pem, tls.key_pem, &err);

@@ -628,6 +628,62 @@ out:
 }
 
 int
+pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
+              const char *what, struct pgcmk_err *err)
+{
+    int rc, n = 0, ret = 0;
+
+    sqlite3_reset(st); /* from the first row; the caller's bindings stay */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        if (row_fn == NULL)
+            continue;
+        ret = row_fn(st, arg, err);
+        if (ret != 0)
+            break;
+    }
+    if (ret < 0) {
+        pgcmk_db_done(st);
+        return -1;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        /* before done(): the reset would replace the connection's error text */
+        ret = pgcmk_db_fail(db, rc, what, err);
+        pgcmk_db_done(st);
+        return ret;
+    }
+    pgcmk_db_done(st);
+    return n;
+}
+
+/* One savepoint statement from the catalog, stepped to its end. */
+static int
+store_sp_exec(struct pgcmk_db *db, enum pgcmk_stmt id, const char *what, struct pgcmk_err *err)
+{
+    return pgcmk_db_each(db, pgcmk_db_stmt(db, id), NULL, NULL, what, err) < 0 ? -1 : 0;
+}
+
+int
+pgcmk_db_savepoint(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *err)
+{
+    struct pgcmk_err ignored;
+
+    if (store_tx_depth == 0) /* no transaction to nest in: a whole one under the writer lock */
+        return pgcmk_db_tx(db, fn, ctx, err);
+    if (store_sp_exec(db, PGCMK_STMT_STORE_SAVEPOINT, "open a savepoint", err))
+        return -1;
+    if (fn(db, ctx, err) == 0)
+        return store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", err);
+    /* fn's error stays in err; a failure to roll back only goes to the log (and the caller's
+     * transaction, which sees -1, rolls back as a whole). */
+    pgcmk_err_clear(&ignored);
+    if (store_sp_exec(db, PGCMK_STMT_STORE_ROLLBACK_TO, "roll back to a savepoint", &ignored) ||
+        store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", &ignored))
+        LOG_ERR("savepoint: %s", ignored.message);
+    return -1;
+}
+
+int
 pgcmk_store_seal(const void *pt, size_t pt_len, const char *aad, unsigned char **out,
                  size_t *out_len)
 {

@@ -1,6 +1,7 @@
 /* test_identity.c - the managed-identity block on ARM_T_IDENTITY types: system-assigned
  * principals created and removed with the resource, user-assigned identities looked up and
- * filled in, bad blocks refused, identities/default. Runs the real pipeline on :memory:. */
+ * filled in, bad blocks refused, identities/default. Runs the real pipeline on a store file in WAL
+ * mode. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "pgcmk/store.h"
 #include "pgcmk/wellknown.h"
 #include "t.h"
+#include "t_store.h"
 
 static const char *const widget_versions[] = {"2024-01-01", NULL};
 static const struct pgcmk_arm_type widget = {
@@ -55,7 +57,7 @@ main(void)
     json_t *j = NULL, *mi = NULL;
     char *tok, body[1024], pid[64];
 
-    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    CHECK(t_store_open(&err) == 0);
     pgcmk_providers_init();
     pgcmk_arm_register(&widget);
     pgcmk_arm_init();
@@ -139,6 +141,6 @@ main(void)
     free(tok);
     json_decref(mi);
     pgcmk_auth_shutdown();
-    pgcmk_store_close();
+    t_store_close();
     return t_done("test_identity");
 }

@@ -50,12 +50,14 @@ write_port_file(const char *path, int port)
 static void
 print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca)
 {
+    /* The portal is the one URL here a browser opens: it must answer 200 (the root is a 404). */
     printf("pgcmkd is ready\n"
-           "  ARM, token service, portal:  https://localhost:%d/\n"
+           "  portal:                      https://localhost:%d/portal/\n"
+           "  ARM, token service:          https://localhost:%d\n"
            "  Key Vault data plane:        https://{vault}." PGCMK_VAULT_DNS_SUFFIX ":%d/\n",
-           port, port);
+           port, port, port);
     if (http_port >= 0)
-        printf("  plain HTTP:                  http://localhost:%d/\n", http_port);
+        printf("  plain HTTP:                  http://localhost:%d/portal/\n", http_port);
     printf("  data directory:              %s\n", cfg->data_dir);
     printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
     if (ca) {

@@ -16,6 +16,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/deploy.h"
 #include "pgcmk/log.h"
+#include "pgcmk/work.h"
 #include "pgcmk/store.h"
 #include "pgcmk/wellknown.h"
 
@@ -600,6 +601,10 @@ dep_job(void *arg, struct pgcmk_lro_result *out)
     int rc;
 
     memset(&err, 0, sizeof(err));
+    /* This job waits for the operations of the resources it creates, which run on the same
+     * pool: it must not hold a worker while it does (pgcmk_work_detach). */
+    if (pgcmk_work_detach() != 0)
+        LOG_DEBUG("deployment %s runs on a pool worker", d->name);
     dep_set(d, "provisioningState", json_string("Running"));
     dep_persist(d);
     rc = dep_run_template(d, d->template, d->params, d->rg, 0, &outputs, res, details, &err);

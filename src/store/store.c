@@ -506,6 +506,38 @@ pgcmk_store_close(void)
     store_memory = 0;
 }
 
+/* A thread that ends (a deployment's own thread, a wave of its resources) closes its connection
+ * then, not at pgcmk_store_close: short-lived threads would otherwise pile up open connections.
+ * A connection that pgcmk_store_close already took from the registry is not touched. */
+static pthread_key_t store_thread_key;
+static pthread_once_t store_thread_once = PTHREAD_ONCE_INIT;
+
+static void
+store_thread_exit(void *arg)
+{
+    struct pgcmk_db *db = arg, **pp;
+    int found = 0;
+
+    pthread_mutex_lock(&store_registry_mu);
+    for (pp = &store_registry; *pp; pp = &(*pp)->next) {
+        if (*pp == db) {
+            *pp = db->next;
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store_registry_mu);
+    if (found)
+        store_release(db);
+}
+
+static void
+store_thread_key_init(void)
+{
+    if (pthread_key_create(&store_thread_key, store_thread_exit) != 0)
+        PGCMK_BUG("pthread_key_create");
+}
+
 struct pgcmk_db *
 pgcmk_db(void)
 {
@@ -522,6 +554,8 @@ pgcmk_db(void)
         if (store_mine == NULL)
             PGCMK_BUG("cannot open a store connection: %s", err.message);
         store_mine_gen = gen;
+        pthread_once(&store_thread_once, store_thread_key_init);
+        pthread_setspecific(store_thread_key, store_mine);
     }
     return store_mine;
 }

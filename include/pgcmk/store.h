@@ -54,6 +54,10 @@ typedef int (*pgcmk_row_fn)(sqlite3_stmt *st, void *arg, struct pgcmk_err *err);
 int pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
                   const char *what, struct pgcmk_err *err) PGCMK_WUR;
 
+/* A row_fn for lists: parses column 0 (stored JSON text) and appends it to the json_t array
+ * `arr`. A row that does not parse is skipped (and logged). */
+int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+
 /* Runs fn as a unit inside the current transaction: SAVEPOINT, then RELEASE when fn returns 0,
  * ROLLBACK TO (and RELEASE) when it returns -1, so only fn's writes are undone and the
  * transaction goes on. Outside a transaction it is pgcmk_db_tx (BEGIN IMMEDIATE under the

@@ -50,30 +50,33 @@ col_copy(char *out, size_t cap, sqlite3_stmt *st, int i)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
-/* 1 found, 0 absent, -1 error. */
+static int
+principal_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct principal *p = arg;
+
+    PGCMK_UNUSED(err);
+    col_copy(p->oid, sizeof(p->oid), st, 0);
+    col_copy(p->app_id, sizeof(p->app_id), st, 1);
+    col_copy(p->name, sizeof(p->name), st, 2);
+    col_copy(p->kind, sizeof(p->kind), st, 3);
+    col_copy(p->secret_hash, sizeof(p->secret_hash), st, 4);
+    col_copy(p->resource_id, sizeof(p->resource_id), st, 5);
+    return 1; /* the first match */
+}
+
+/* 1 found, 0 absent, -1 error (logged). */
 static int
 principal_load(enum pgcmk_stmt which, const char *value, struct principal *p)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, which);
-    int rc;
+    int n;
 
     memset(p, 0, sizeof(*p));
     sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        col_copy(p->oid, sizeof(p->oid), st, 0);
-        col_copy(p->app_id, sizeof(p->app_id), st, 1);
-        col_copy(p->name, sizeof(p->name), st, 2);
-        col_copy(p->kind, sizeof(p->kind), st, 3);
-        col_copy(p->secret_hash, sizeof(p->secret_hash), st, 4);
-        col_copy(p->resource_id, sizeof(p->resource_id), st, 5);
-        rc = 1;
-    } else {
-        rc = rc == SQLITE_DONE ? 0 : -1;
-    }
-    pgcmk_db_done(st);
-    return rc;
+    n = pgcmk_db_each(db, st, principal_row, p, "read a principal", NULL);
+    return n < 0 ? -1 : n > 0;
 }
 
 /* Which principals exist, for the bearer check: a token is good only while the principal it
@@ -152,7 +155,6 @@ principal_insert(struct pgcmk_db *db, const char *oid, const char *app_id, const
                  struct pgcmk_err *err)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_INSERT);
-    int rc;
 
     auth_invalidate(); /* inside the caller's transaction, before its COMMIT */
     sqlite3_bind_text(st, 1, oid, -1, SQLITE_STATIC);
@@ -162,9 +164,7 @@ principal_insert(struct pgcmk_db *db, const char *oid, const char *app_id, const
     sqlite3_bind_text(st, 5, secret_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, resource_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, pgcmk_wall_ms());
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "insert principal", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "insert principal", err) < 0 ? -1 : 0;
 }
 
 int
@@ -612,6 +612,22 @@ auth_token_v1(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     return auth_client_credentials(rq, rs, err, TOKEN_V1);
 }
 
+struct mi_count {
+    int n;
+    char only[64];
+};
+
+static int
+mi_count_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct mi_count *c = arg;
+
+    PGCMK_UNUSED(err);
+    c->n = sqlite3_column_int(st, 0);
+    col_copy(c->only, sizeof(c->only), st, 1);
+    return 0;
+}
+
 /* Picks the managed identity by client_id, object_id/principal_id or mi_res_id; with none given,
  * the only managed identity there is. */
 static int
@@ -631,22 +647,19 @@ auth_pick_identity(struct pgcmk_req *rq, struct principal *p, struct pgcmk_err *
     else if (mri)
         found = principal_load(PGCMK_STMT_PRINCIPAL_BY_RES, mri, p);
     else {
-        sqlite3_stmt *st = pgcmk_db_stmt(pgcmk_db(), PGCMK_STMT_PRINCIPAL_COUNT_MI);
-        int n = 0;
-        char only[64] = "";
+        struct pgcmk_db *db = pgcmk_db();
+        struct mi_count c = {0, ""};
 
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            n = sqlite3_column_int(st, 0);
-            col_copy(only, sizeof(only), st, 1);
-        }
-        pgcmk_db_done(st);
-        if (n == 1)
-            found = principal_load(PGCMK_STMT_PRINCIPAL_BY_OID, only, p);
+        if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_COUNT_MI), mi_count_row, &c,
+                          "count managed identities", err) < 0) {
+            found = -2; /* err is set */
+        } else if (c.n == 1)
+            found = principal_load(PGCMK_STMT_PRINCIPAL_BY_OID, c.only, p);
         else {
             pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_REQUEST, NULL,
-                          n ? "Multiple user assigned identities exist, please specify the "
-                              "clientId / resourceId of the identity in the token request"
-                            : "Identity not found");
+                          c.n ? "Multiple user assigned identities exist, please specify the "
+                                "clientId / resourceId of the identity in the token request"
+                              : "Identity not found");
             found = -2;
         }
     }

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "pgcmk/crypto.h"
@@ -690,6 +691,20 @@ pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *
     return n;
 }
 
+int
+pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+    PGCMK_UNUSED(err);
+    if (v == NULL)
+        LOG_WARN("a stored row is not JSON; it is left out of the list");
+    else
+        json_array_append_new(arr, v);
+    return 0;
+}
+
 /* One savepoint statement from the catalog, stepped to its end. */
 static int
 store_sp_exec(struct pgcmk_db *db, enum pgcmk_stmt id, const char *what, struct pgcmk_err *err)
@@ -749,28 +764,27 @@ pgcmk_store_migrations(void)
     return (int)PGCMK_ARRAY_LEN(store_migrations);
 }
 
+static int
+setting_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    const unsigned char *text = sqlite3_column_text(st, 0);
+
+    PGCMK_UNUSED(err);
+    *(char **)arg = pgcmk_xstrdup(text ? (const char *)text : "");
+    return 1; /* the key is unique: one row */
+}
+
 int
 pgcmk_store_setting_get(const char *key, char **value)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
-    const unsigned char *text;
-    int rc, ret;
+    int n;
 
     *value = NULL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        text = sqlite3_column_text(st, 0);
-        *value = pgcmk_xstrdup(text ? (const char *)text : "");
-        ret = 0;
-    } else {
-        ret = rc == SQLITE_DONE ? 1 : -1;
-    }
-    pgcmk_db_done(st);
-    if (ret < 0)
-        pgcmk_db_fail(db, rc, "read a setting", NULL);
-    return ret;
+    n = pgcmk_db_each(db, st, setting_row, value, "read a setting", NULL);
+    return n < 0 ? -1 : n == 0 ? 1 : 0;
 }
 
 struct setting_put {
@@ -782,13 +796,10 @@ setting_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     const struct setting_put *p = ctx;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_PUT);
-    int rc;
 
     sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write a setting", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "write a setting", err) < 0 ? -1 : 0;
 }
 
 int

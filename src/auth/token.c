@@ -353,8 +353,8 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
         auth_verified[slot].aud == (int)aud && auth_verified[slot].exp + AUTH_SKEW_SECONDS >= now) {
         *who = auth_verified[slot].who;
         pthread_mutex_unlock(&auth_cache_mu);
-        return auth_caller_ok(who,
-                              err); /* the signature is known good; the principal may be gone */
+        /* the signature is known good, but the principal may be gone since */
+        return auth_caller_ok(who, err);
     }
     pthread_mutex_unlock(&auth_cache_mu);
     iss = auth_issuer();

@@ -31,8 +31,6 @@ static int work_detached; /* detached jobs still running (counted in work_busy t
 static _Thread_local int work_slot = -1; /* this thread's index in work_threads, or -1 */
 static _Thread_local int work_leaving;   /* this worker detached: it ends after its job */
 
-static void *work_main(void *arg);
-
 static void *
 work_main(void *arg)
 {

@@ -2,14 +2,16 @@
 # deps.sh build|test|bench - install what pgcmk needs on Debian 12 when it is missing.
 # As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
+# curl and jq are in the build set: `make run` installs them because the README, the docs and
+# cli/pgcmk (bash + curl + jq) need them to talk to the daemon it starts.
 want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev uuid-dev
-      pkg-config gcc make)
+      pkg-config gcc make curl jq)
 case "${1:-build}" in
   build) ;;
-  test) want+=(python3-pytest python3-requests python3-azure azure-cli curl jq openssl libnss-myhostname clang-format chromium nodejs)
+  test) want+=(python3-pytest python3-requests python3-azure azure-cli openssl libnss-myhostname clang-format chromium nodejs)
         # npm: Debian's package, unless a Node.js that brings its own npm is installed
         command -v npm >/dev/null 2>&1 || want+=(npm) ;;
-  bench) want+=(wrk curl jq) ;;
+  bench) want+=(wrk) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 missing=()

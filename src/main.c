@@ -50,12 +50,14 @@ write_port_file(const char *path, int port)
 static void
 print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca)
 {
+    /* The portal is the one URL here a browser opens: it must answer 200 (the root is a 404). */
     printf("pgcmkd is ready\n"
-           "  ARM, token service, portal:  https://localhost:%d/\n"
+           "  portal:                      https://localhost:%d/portal/\n"
+           "  ARM, token service:          https://localhost:%d\n"
            "  Key Vault data plane:        https://{vault}." PGCMK_VAULT_DNS_SUFFIX ":%d/\n",
-           port, port);
+           port, port, port);
     if (http_port >= 0)
-        printf("  plain HTTP:                  http://localhost:%d/\n", http_port);
+        printf("  plain HTTP:                  http://localhost:%d/portal/\n", http_port);
     printf("  data directory:              %s\n", cfg->data_dir);
     printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
     if (ca) {
@@ -147,12 +149,13 @@ main(int argc, char **argv)
     }
     info = (struct pgcmk_emulator_info){
         0, -1, tls.ca_path, cfg.data_dir, cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
-    if (pgcmk_router_check()) {
-        fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
-        goto out_store;
-    }
     if (pgcmk_emulator_init(&info)) {
         fprintf(stderr, "pgcmkd: cannot restore the emulator state\n");
+        goto out_store;
+    }
+    /* Every route is registered by now: the check seals the table before anything serves it. */
+    if (pgcmk_router_check()) {
+        fprintf(stderr, "pgcmkd: the route table is ambiguous\n");
         goto out_store;
     }
     srv = pgcmk_server_start(&cfg, tls.cert_pem, tls.key_pem, &err);

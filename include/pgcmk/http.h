@@ -86,15 +86,19 @@ struct pgcmk_route {
     pgcmk_handler_fn fn;
 };
 
-/* The route table: modules add their arrays at start, before the server runs. */
+/* The route table: modules add their arrays at start, before the server runs. Adding after a
+ * successful pgcmk_router_check() (the table is then sealed and served without a lock) is a bug:
+ * it logs and aborts. pgcmk_router_reset() empties and unseals the table (tests). */
 void pgcmk_router_add(const struct pgcmk_route *routes, size_t n);
 void pgcmk_router_reset(void);
+int pgcmk_router_sealed(void);
 /* Calls fn for every route, in the order they were added (the coverage table). */
 void pgcmk_router_each(void (*fn)(const struct pgcmk_route *r, void *arg), void *arg);
 /* Matches plane+method+path. Returns the route and fills rq->params, or NULL with *allow set to
  * the methods that would match the path ("" when no route has the path). */
 const struct pgcmk_route *pgcmk_router_match(struct pgcmk_req *rq, char *allow, size_t allow_cap);
-/* 0 when no two routes can match the same request, else -1 and a message on stderr. */
+/* 0 when no two routes can match the same request (and the table is sealed), else -1 and a
+ * message on stderr. */
 int pgcmk_router_check(void);
 
 /* Request helpers. */

@@ -45,6 +45,26 @@ void pgcmk_db_done(sqlite3_stmt *st);
 typedef int (*pgcmk_tx_fn)(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err);
 int pgcmk_db_tx(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *err) PGCMK_WUR;
 
+/* The one step loop. Runs `st` (from pgcmk_db_stmt, bound by the caller) from its start:
+ * row_fn is called for each row; it returns 0 to go on, 1 to stop early (success) or -1 with
+ * err set. After the last row anything but SQLITE_DONE is an error, mapped once by
+ * pgcmk_db_fail(what). The statement is always released (pgcmk_db_done): do not touch it after.
+ * row_fn may be NULL (a write, or a count of rows). Returns the number of rows seen, or -1. */
+typedef int (*pgcmk_row_fn)(sqlite3_stmt *st, void *arg, struct pgcmk_err *err);
+int pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
+                  const char *what, struct pgcmk_err *err) PGCMK_WUR;
+
+/* A row_fn for lists: parses column 0 (stored JSON text) and appends it to the json_t array
+ * `arr`. A row that does not parse is skipped (and logged). */
+int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+
+/* Runs fn as a unit inside the current transaction: SAVEPOINT, then RELEASE when fn returns 0,
+ * ROLLBACK TO (and RELEASE) when it returns -1, so only fn's writes are undone and the
+ * transaction goes on. Outside a transaction it is pgcmk_db_tx (BEGIN IMMEDIATE under the
+ * writer lock). Savepoints nest. */
+int pgcmk_db_savepoint(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx,
+                       struct pgcmk_err *err) PGCMK_WUR;
+
 /* Maps a SQLite result code to an error: UNIQUE/PRIMARYKEY -> Conflict, BUSY -> 503,
  * else 500 (the sqlite3_errmsg text goes to the log, never to the client). Returns -1. */
 int pgcmk_db_fail(struct pgcmk_db *db, int rc, const char *what, struct pgcmk_err *err);

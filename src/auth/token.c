@@ -5,6 +5,7 @@
  * Tokens are JWTs signed RS256 with a key created on first start and kept sealed under the master
  * key. Their lifetime follows the wall clock (DESIGN.md 8): clients cache them by wall time. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,30 +50,103 @@ col_copy(char *out, size_t cap, sqlite3_stmt *st, int i)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
-/* 1 found, 0 absent, -1 error. */
+static int
+principal_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct principal *p = arg;
+
+    PGCMK_UNUSED(err);
+    col_copy(p->oid, sizeof(p->oid), st, 0);
+    col_copy(p->app_id, sizeof(p->app_id), st, 1);
+    col_copy(p->name, sizeof(p->name), st, 2);
+    col_copy(p->kind, sizeof(p->kind), st, 3);
+    col_copy(p->secret_hash, sizeof(p->secret_hash), st, 4);
+    col_copy(p->resource_id, sizeof(p->resource_id), st, 5);
+    return 1; /* the first match */
+}
+
+/* 1 found, 0 absent, -1 error (logged). */
 static int
 principal_load(enum pgcmk_stmt which, const char *value, struct principal *p)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, which);
-    int rc;
+    int n;
 
     memset(p, 0, sizeof(*p));
     sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        col_copy(p->oid, sizeof(p->oid), st, 0);
-        col_copy(p->app_id, sizeof(p->app_id), st, 1);
-        col_copy(p->name, sizeof(p->name), st, 2);
-        col_copy(p->kind, sizeof(p->kind), st, 3);
-        col_copy(p->secret_hash, sizeof(p->secret_hash), st, 4);
-        col_copy(p->resource_id, sizeof(p->resource_id), st, 5);
-        rc = 1;
-    } else {
-        rc = rc == SQLITE_DONE ? 0 : -1;
-    }
-    pgcmk_db_done(st);
-    return rc;
+    n = pgcmk_db_each(db, st, principal_row, p, "read a principal", NULL);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* Which principals exist, for the bearer check: a token is good only while the principal it
+ * names (oid) is a row of the principals table, so a deleted identity's tokens are refused, also
+ * after a restart. The answer is cached per thread and kept valid by one process-wide
+ * generation, as the vault's caches are (src/vault/keys.c): every principal write bumps
+ * auth_gen inside its store transaction, before the COMMIT, and a fill reads the generation and
+ * the row inside a transaction of its own, so the writer lock orders it wholly before or after
+ * any writer. A hit costs an atomic load and a string compare. */
+static atomic_ullong auth_gen = 1;
+
+static void
+auth_invalidate(void)
+{
+    atomic_fetch_add(&auth_gen, 1);
+}
+
+#define AUTH_TPRIN 16
+
+static _Thread_local struct {
+    char oid[64];
+    unsigned long long gen; /* 0 = empty */
+    int exists;
+} auth_tprin[AUTH_TPRIN];
+
+static _Thread_local unsigned auth_tprin_next;
+
+struct prin_fill {
+    const char *oid;
+    unsigned long long gen;
+    int exists;
+};
+
+static int
+prin_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct prin_fill *f = ctx;
+    sqlite3_stmt *st;
+    int n;
+
+    f->gen = atomic_load(&auth_gen);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_BY_OID);
+    sqlite3_bind_text(st, 1, f->oid, -1, SQLITE_STATIC);
+    n = pgcmk_db_each(db, st, NULL, NULL, "look up a principal", err);
+    if (n < 0)
+        return -1;
+    f->exists = n > 0;
+    return 0;
+}
+
+/* 1 when a principal with this object id exists, 0 when not, -1 on a store error. */
+static int
+auth_principal_exists(const char *oid, struct pgcmk_err *err)
+{
+    unsigned long long gen = atomic_load(&auth_gen);
+    struct prin_fill f = {oid, 0, 0};
+    unsigned i;
+
+    if (oid[0] == '\0' || strlen(oid) >= sizeof(auth_tprin[0].oid))
+        return 0;
+    for (i = 0; i < AUTH_TPRIN; i++)
+        if (auth_tprin[i].gen == gen && strcasecmp(auth_tprin[i].oid, oid) == 0)
+            return auth_tprin[i].exists;
+    if (pgcmk_db_tx(pgcmk_db(), prin_fill_tx, &f, err))
+        return -1;
+    i = auth_tprin_next++ % AUTH_TPRIN;
+    snprintf(auth_tprin[i].oid, sizeof(auth_tprin[i].oid), "%s", oid);
+    auth_tprin[i].gen = f.gen;
+    auth_tprin[i].exists = f.exists;
+    return f.exists;
 }
 
 static int
@@ -81,8 +155,8 @@ principal_insert(struct pgcmk_db *db, const char *oid, const char *app_id, const
                  struct pgcmk_err *err)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_INSERT);
-    int rc;
 
+    auth_invalidate(); /* inside the caller's transaction, before its COMMIT */
     sqlite3_bind_text(st, 1, oid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, app_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
@@ -90,9 +164,7 @@ principal_insert(struct pgcmk_db *db, const char *oid, const char *app_id, const
     sqlite3_bind_text(st, 5, secret_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, resource_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, pgcmk_wall_ms());
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "insert principal", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "insert principal", err) < 0 ? -1 : 0;
 }
 
 int
@@ -103,26 +175,16 @@ pgcmk_auth_add_identity(struct pgcmk_db *db, const char *object_id, const char *
                             err);
 }
 
-static void auth_revoke(const char *oid);
-
 int
 pgcmk_auth_remove_identity(struct pgcmk_db *db, const char *resource_id, struct pgcmk_err *err)
 {
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_BY_RES);
-    int rc;
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_DELETE_RES);
 
-    /* Tokens already issued to a deleted identity stop working at once: the emulator's
-     * answer to "delete the identity" as a revocation path. */
+    /* Tokens already issued to a deleted identity stop working at once, and after a restart
+     * too: the bearer check asks whether the token's principal still exists. */
+    auth_invalidate(); /* inside the caller's transaction, before its COMMIT */
     sqlite3_bind_text(st, 1, resource_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        auth_revoke((const char *)sqlite3_column_text(st, 0));
-    pgcmk_db_done(st);
-    st = pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_DELETE_RES);
-
-    sqlite3_bind_text(st, 1, resource_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete principal", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "delete principal", err) < 0 ? -1 : 0;
 }
 
 static char *
@@ -248,31 +310,27 @@ auth_audience_ok(const char *aud, enum pgcmk_audience want)
            aud_eq(aud, local2);
 }
 
-/* Object ids of deleted identities (until restart; a restarted daemon issues them nothing). */
-static json_t *auth_revoked;
-
-static void
-auth_revoke(const char *oid)
-{
-    pthread_mutex_lock(&auth_cache_mu);
-    if (!auth_revoked)
-        auth_revoked = json_object();
-    json_object_set_new(auth_revoked, oid, json_true());
-    for (unsigned i = 0; i < AUTH_CACHE; i++)
-        if (strcasecmp(auth_verified[i].who.oid, oid) == 0)
-            auth_verified[i].exp = 0;
-    pthread_mutex_unlock(&auth_cache_mu);
-}
-
+/* The claims that name the caller: the tenant must be the emulator's, and the principal must
+ * still exist (a deleted identity's token is refused, also after a restart). */
 static int
-auth_is_revoked(const char *oid)
+auth_caller_ok(const struct pgcmk_caller *who, struct pgcmk_err *err)
 {
-    int r;
+    int found;
 
-    pthread_mutex_lock(&auth_cache_mu);
-    r = auth_revoked && json_object_get(auth_revoked, oid) != NULL;
-    pthread_mutex_unlock(&auth_cache_mu);
-    return r;
+    if (strcasecmp(who->tid, PGCMK_TENANT_ID) != 0)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
+                             "The access token is from the wrong tenant '%.64s'. It must match "
+                             "the tenant '%s'.",
+                             who->tid, PGCMK_TENANT_ID);
+    found = auth_principal_exists(who->oid, err);
+    if (found < 0)
+        return -1;
+    if (found == 0)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
+                             "The identity '%.64s' of this access token does not exist (it has "
+                             "been deleted).",
+                             who->oid);
+    return 0;
 }
 
 int
@@ -295,7 +353,8 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
         auth_verified[slot].aud == (int)aud && auth_verified[slot].exp + AUTH_SKEW_SECONDS >= now) {
         *who = auth_verified[slot].who;
         pthread_mutex_unlock(&auth_cache_mu);
-        return 0;
+        /* the signature is known good, but the principal may be gone since */
+        return auth_caller_ok(who, err);
     }
     pthread_mutex_unlock(&auth_cache_mu);
     iss = auth_issuer();
@@ -327,15 +386,12 @@ pgcmk_auth_verify(const char *token, enum pgcmk_audience aud, struct pgcmk_calle
     }
     snprintf(who->oid, sizeof(who->oid), "%s",
              json_string_value(json_object_get(claims, "oid")) ?: "");
-    if (auth_is_revoked(who->oid)) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_TOKEN, NULL,
-                      "The identity '%s' of this access token has been deleted.", who->oid);
-        goto done;
-    }
     snprintf(who->tid, sizeof(who->tid), "%s",
              json_string_value(json_object_get(claims, "tid")) ?: "");
     snprintf(who->appid, sizeof(who->appid), "%s",
              json_string_value(json_object_get(claims, "appid")) ?: "");
+    if (auth_caller_ok(who, err))
+        goto done;
     pthread_mutex_lock(&auth_cache_mu);
     memcpy(auth_verified[slot].key, key, 32);
     auth_verified[slot].aud = (int)aud;
@@ -556,6 +612,22 @@ auth_token_v1(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     return auth_client_credentials(rq, rs, err, TOKEN_V1);
 }
 
+struct mi_count {
+    int n;
+    char only[64];
+};
+
+static int
+mi_count_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct mi_count *c = arg;
+
+    PGCMK_UNUSED(err);
+    c->n = sqlite3_column_int(st, 0);
+    col_copy(c->only, sizeof(c->only), st, 1);
+    return 0;
+}
+
 /* Picks the managed identity by client_id, object_id/principal_id or mi_res_id; with none given,
  * the only managed identity there is. */
 static int
@@ -575,22 +647,19 @@ auth_pick_identity(struct pgcmk_req *rq, struct principal *p, struct pgcmk_err *
     else if (mri)
         found = principal_load(PGCMK_STMT_PRINCIPAL_BY_RES, mri, p);
     else {
-        sqlite3_stmt *st = pgcmk_db_stmt(pgcmk_db(), PGCMK_STMT_PRINCIPAL_COUNT_MI);
-        int n = 0;
-        char only[64] = "";
+        struct pgcmk_db *db = pgcmk_db();
+        struct mi_count c = {0, ""};
 
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            n = sqlite3_column_int(st, 0);
-            col_copy(only, sizeof(only), st, 1);
-        }
-        pgcmk_db_done(st);
-        if (n == 1)
-            found = principal_load(PGCMK_STMT_PRINCIPAL_BY_OID, only, p);
+        if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_PRINCIPAL_COUNT_MI), mi_count_row, &c,
+                          "count managed identities", err) < 0) {
+            found = -2; /* err is set */
+        } else if (c.n == 1)
+            found = principal_load(PGCMK_STMT_PRINCIPAL_BY_OID, c.only, p);
         else {
             pgcmk_err_set(err, PGCMK_E_OAUTH_INVALID_REQUEST, NULL,
-                          n ? "Multiple user assigned identities exist, please specify the "
-                              "clientId / resourceId of the identity in the token request"
-                            : "Identity not found");
+                          c.n ? "Multiple user assigned identities exist, please specify the "
+                                "clientId / resourceId of the identity in the token request"
+                              : "Identity not found");
             found = -2;
         }
     }

@@ -16,6 +16,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/deploy.h"
 #include "pgcmk/log.h"
+#include "pgcmk/work.h"
 #include "pgcmk/store.h"
 #include "pgcmk/wellknown.h"
 
@@ -120,7 +121,7 @@ dep_save_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     char *par = json_dumps(d->params, JSON_COMPACT);
     const char *state = json_string_value(
         json_object_get(json_object_get(d->body, "properties"), "provisioningState"));
-    int rc;
+    int n;
 
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->sub, -1, SQLITE_STATIC);
@@ -135,12 +136,24 @@ dep_save_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     sqlite3_bind_text(st, 8, d->caller, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, state ? state : "Accepted", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 10, d->started);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
+    n = pgcmk_db_each(db, st, NULL, NULL, "write deployment", err);
     free(body);
     free(tpl);
     free(par);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write deployment", err);
+    return n < 0 ? -1 : 0;
+}
+
+/* A new run of a deployment: its old operations go, in the transaction that saves it. */
+static int
+dep_start_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct dep *d = ctx;
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DEPOP_DELETE);
+
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+    if (pgcmk_db_each(db, st, NULL, NULL, "delete deployment operations", err) < 0)
+        return -1;
+    return dep_save_tx(db, d, err);
 }
 
 static void
@@ -189,17 +202,16 @@ op_save_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     struct op_rec *r = ctx;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DEPOP_PUT);
     char *body = json_dumps(r->op, JSON_COMPACT);
-    int rc;
+    int n;
 
     sqlite3_bind_text(st, 1, r->d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, json_string_value(json_object_get(r->op, "operationId")), -1,
                       SQLITE_STATIC);
     sqlite3_bind_int(st, 3, r->d->op_seq++);
     sqlite3_bind_text(st, 4, body, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
+    n = pgcmk_db_each(db, st, NULL, NULL, "write deployment operation", err);
     free(body);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write deployment operation", err);
+    return n < 0 ? -1 : 0;
 }
 
 static void
@@ -575,6 +587,10 @@ dep_job(void *arg, struct pgcmk_lro_result *out)
     int rc;
 
     memset(&err, 0, sizeof(err));
+    /* This job waits for the operations of the resources it creates, which run on the same
+     * pool: it must not hold a worker while it does (pgcmk_work_detach). */
+    if (pgcmk_work_detach() != 0)
+        LOG_DEBUG("deployment %s runs on a pool worker", d->name);
     dep_set(d, "provisioningState", json_string("Running"));
     dep_persist(d);
     rc = dep_run_template(d, d->template, d->params, d->rg, 0, &outputs, res, details, &err);
@@ -693,20 +709,27 @@ dep_target(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct target *t, struct
 }
 
 static int
+dep_body_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    char **body = arg;
+
+    PGCMK_UNUSED(err);
+    if (body)
+        *body = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+    return 1;
+}
+
+/* 1 found (*body set when body is not NULL), 0 absent, -1 error. */
+static int
 dep_load(const char *id, char **body, struct pgcmk_err *err)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DEP_GET);
-    int rc;
+    int n;
 
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && body)
-        *body = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
-    pgcmk_db_done(st);
-    if (rc == SQLITE_ROW)
-        return 1;
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "read deployment", err);
+    n = pgcmk_db_each(db, st, dep_body_row, body, "read deployment", err);
+    return n < 0 ? -1 : n > 0;
 }
 
 static int
@@ -891,15 +914,7 @@ dep_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     d->params = json_incref(params);
     d->complete = pgcmk_streq_ci(mode, "Complete");
     d->started = pgcmk_wall_ms();
-    {
-        struct pgcmk_db *db = pgcmk_db();
-        sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DEPOP_DELETE);
-
-        sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
-        (void)sqlite3_step(st);
-        pgcmk_db_done(st);
-    }
-    if (pgcmk_db_tx(pgcmk_db(), dep_save_tx, d, err) || dep_register(d)) {
+    if (pgcmk_db_tx(pgcmk_db(), dep_start_tx, d, err) || dep_register(d)) {
         if (err->code == PGCMK_E_OK)
             pgcmk_err_set(err, PGCMK_E_UNAVAILABLE, NULL, "Too many deployments are running.");
         dep_free(d);
@@ -970,13 +985,11 @@ dep_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         sqlite3_bind_text(st, 2, t.rg, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 2);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
-    pgcmk_db_done(st);
+    rc = pgcmk_db_each(db, st, pgcmk_db_collect_json, items, "list deployments", err);
     free(t.id);
-    if (rc != SQLITE_DONE) {
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list deployments", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }
@@ -992,18 +1005,13 @@ static int
 dep_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DEP_DELETE);
-    int rc;
 
     sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE)
-        return pgcmk_db_fail(db, rc, "delete deployment", err);
+    if (pgcmk_db_each(db, st, NULL, NULL, "delete deployment", err) < 0)
+        return -1;
     st = pgcmk_db_stmt(db, PGCMK_STMT_DEPOP_DELETE);
     sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete deployment operations", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "delete deployment operations", err) < 0 ? -1 : 0;
 }
 
 static int
@@ -1250,6 +1258,16 @@ dep_what_if(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 }
 
 static int
+export_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    pgcmk_resp_json(arg, 200,
+                    json_pack("{s:o}", "template",
+                              json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL)));
+    return 1;
+}
+
+static int
 dep_export(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     struct target t;
@@ -1261,16 +1279,11 @@ dep_export(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         return -1;
     st = pgcmk_db_stmt(db, PGCMK_STMT_DEP_GET);
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        pgcmk_resp_json(rs, 200,
-                        json_pack("{s:o}", "template",
-                                  json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL)));
-    pgcmk_db_done(st);
-    if (rc == SQLITE_DONE)
+    rc = pgcmk_db_each(db, st, export_row, rs, "read deployment", err);
+    if (rc == 0)
         dep_not_found(&t, err);
     free(t.id);
-    return rc == SQLITE_ROW ? 0 : -1;
+    return rc > 0 ? 0 : -1;
 }
 
 static int
@@ -1299,10 +1312,12 @@ dep_operations(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
     if (op)
         sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
-    pgcmk_db_done(st);
+    rc = pgcmk_db_each(db, st, pgcmk_db_collect_json, items, "list deployment operations", err);
     free(t.id);
+    if (rc < 0) {
+        json_decref(items);
+        return -1;
+    }
     if (!op)
         return pgcmk_arm_list(rq, rs, items, err);
     if (json_array_size(items) == 0) {

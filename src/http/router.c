@@ -18,9 +18,17 @@ static struct {
 
 static size_t router_n_tables;
 
+/* Set by a successful pgcmk_router_check(): from then on requests may be served, and they read
+ * the table without a lock, so nothing may write it any more (only pgcmk_router_reset, for tests).
+ */
+static int router_sealed;
+
 void
 pgcmk_router_add(const struct pgcmk_route *routes, size_t n)
 {
+    if (router_sealed)
+        PGCMK_BUG("route table sealed: %s %s added after the check (register routes at init)",
+                  n ? routes[0].method : "-", n ? routes[0].pattern : "-");
     if (router_n_tables == ROUTER_MAX_TABLES)
         PGCMK_BUG("too many route tables");
     router_tables[router_n_tables].routes = routes;
@@ -40,6 +48,13 @@ void
 pgcmk_router_reset(void)
 {
     router_n_tables = 0;
+    router_sealed = 0;
+}
+
+int
+pgcmk_router_sealed(void)
+{
+    return router_sealed;
 }
 
 /* Splits "/a/b/c" into pointers to NUL-terminated segments inside buf. */
@@ -247,5 +262,8 @@ pgcmk_router_check(void)
             }
         }
     }
-    return bad ? -1 : 0;
+    if (bad)
+        return -1;
+    router_sealed = 1;
+    return 0;
 }

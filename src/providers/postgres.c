@@ -1320,5 +1320,11 @@ pg_core_init(const struct pgcmk_cfg *cfg)
         LOG_WARN("reconciler: the event bus is full");
     if (pgcmk_clock_listen(pg_on_clock, NULL))
         LOG_WARN("reconciler: cannot listen to the clock");
+}
+
+/* The routes are added at init, before the route table is checked and sealed. */
+void
+pg_core_register(void)
+{
     pgcmk_router_add(pg_core_routes, PGCMK_ARRAY_LEN(pg_core_routes));
 }

@@ -89,6 +89,7 @@ json_t *pg_get_ci(const json_t *obj, const char *key);
 
 /* Start-up: config, reconciler, routes (explain, lineage, settle, data plane). */
 void pg_core_init(const struct pgcmk_cfg *cfg);
+void pg_core_register(void);
 void pgcmk_pg_cluster_register(void);
 void pgcmk_pg_server_register(void);
 

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "pgcmk/crypto.h"
@@ -506,6 +507,38 @@ pgcmk_store_close(void)
     store_memory = 0;
 }
 
+/* A thread that ends (a deployment's own thread, a wave of its resources) closes its connection
+ * then, not at pgcmk_store_close: short-lived threads would otherwise pile up open connections.
+ * A connection that pgcmk_store_close already took from the registry is not touched. */
+static pthread_key_t store_thread_key;
+static pthread_once_t store_thread_once = PTHREAD_ONCE_INIT;
+
+static void
+store_thread_exit(void *arg)
+{
+    struct pgcmk_db *db = arg, **pp;
+    int found = 0;
+
+    pthread_mutex_lock(&store_registry_mu);
+    for (pp = &store_registry; *pp; pp = &(*pp)->next) {
+        if (*pp == db) {
+            *pp = db->next;
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store_registry_mu);
+    if (found)
+        store_release(db);
+}
+
+static void
+store_thread_key_init(void)
+{
+    if (pthread_key_create(&store_thread_key, store_thread_exit) != 0)
+        PGCMK_BUG("pthread_key_create");
+}
+
 struct pgcmk_db *
 pgcmk_db(void)
 {
@@ -522,6 +555,8 @@ pgcmk_db(void)
         if (store_mine == NULL)
             PGCMK_BUG("cannot open a store connection: %s", err.message);
         store_mine_gen = gen;
+        pthread_once(&store_thread_once, store_thread_key_init);
+        pthread_setspecific(store_thread_key, store_mine);
     }
     return store_mine;
 }
@@ -628,6 +663,76 @@ out:
 }
 
 int
+pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
+              const char *what, struct pgcmk_err *err)
+{
+    int rc, n = 0, ret = 0;
+
+    sqlite3_reset(st); /* from the first row; the caller's bindings stay */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        if (row_fn == NULL)
+            continue;
+        ret = row_fn(st, arg, err);
+        if (ret != 0)
+            break;
+    }
+    if (ret < 0) {
+        pgcmk_db_done(st);
+        return -1;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        /* before done(): the reset would replace the connection's error text */
+        ret = pgcmk_db_fail(db, rc, what, err);
+        pgcmk_db_done(st);
+        return ret;
+    }
+    pgcmk_db_done(st);
+    return n;
+}
+
+int
+pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+    PGCMK_UNUSED(err);
+    if (v == NULL)
+        LOG_WARN("a stored row is not JSON; it is left out of the list");
+    else
+        json_array_append_new(arr, v);
+    return 0;
+}
+
+/* One savepoint statement from the catalog, stepped to its end. */
+static int
+store_sp_exec(struct pgcmk_db *db, enum pgcmk_stmt id, const char *what, struct pgcmk_err *err)
+{
+    return pgcmk_db_each(db, pgcmk_db_stmt(db, id), NULL, NULL, what, err) < 0 ? -1 : 0;
+}
+
+int
+pgcmk_db_savepoint(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *err)
+{
+    struct pgcmk_err ignored;
+
+    if (store_tx_depth == 0) /* no transaction to nest in: a whole one under the writer lock */
+        return pgcmk_db_tx(db, fn, ctx, err);
+    if (store_sp_exec(db, PGCMK_STMT_STORE_SAVEPOINT, "open a savepoint", err))
+        return -1;
+    if (fn(db, ctx, err) == 0)
+        return store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", err);
+    /* fn's error stays in err; a failure to roll back only goes to the log (and the caller's
+     * transaction, which sees -1, rolls back as a whole). */
+    pgcmk_err_clear(&ignored);
+    if (store_sp_exec(db, PGCMK_STMT_STORE_ROLLBACK_TO, "roll back to a savepoint", &ignored) ||
+        store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", &ignored))
+        LOG_ERR("savepoint: %s", ignored.message);
+    return -1;
+}
+
+int
 pgcmk_store_seal(const void *pt, size_t pt_len, const char *aad, unsigned char **out,
                  size_t *out_len)
 {
@@ -659,28 +764,27 @@ pgcmk_store_migrations(void)
     return (int)PGCMK_ARRAY_LEN(store_migrations);
 }
 
+static int
+setting_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    const unsigned char *text = sqlite3_column_text(st, 0);
+
+    PGCMK_UNUSED(err);
+    *(char **)arg = pgcmk_xstrdup(text ? (const char *)text : "");
+    return 1; /* the key is unique: one row */
+}
+
 int
 pgcmk_store_setting_get(const char *key, char **value)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
-    const unsigned char *text;
-    int rc, ret;
+    int n;
 
     *value = NULL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        text = sqlite3_column_text(st, 0);
-        *value = pgcmk_xstrdup(text ? (const char *)text : "");
-        ret = 0;
-    } else {
-        ret = rc == SQLITE_DONE ? 1 : -1;
-    }
-    pgcmk_db_done(st);
-    if (ret < 0)
-        pgcmk_db_fail(db, rc, "read a setting", NULL);
-    return ret;
+    n = pgcmk_db_each(db, st, setting_row, value, "read a setting", NULL);
+    return n < 0 ? -1 : n == 0 ? 1 : 0;
 }
 
 struct setting_put {
@@ -692,13 +796,10 @@ setting_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     const struct setting_put *p = ctx;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_PUT);
-    int rc;
 
     sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write a setting", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "write a setting", err) < 0 ? -1 : 0;
 }
 
 int

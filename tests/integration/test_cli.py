@@ -103,3 +103,35 @@ def test_error_table_matches_docs():
         pytest.skip("docs/errors.md does not exist")
     with open(path, encoding="utf-8") as f:
         assert f.read() == r.stdout, "docs/errors.md is stale: regenerate with build/pgcmkd --error-table"
+
+
+def test_banner_urls_answer(start_daemon):
+    """The start-up banner's portal links (HTTPS and plain HTTP) answer 200, not the root's 404,
+    and every URL it prints is on the daemon's ports."""
+    import re
+
+    import requests
+
+    from conftest import poll_until
+
+    d = start_daemon()
+
+    def banner():
+        with open(d.stdout_path) as f:
+            text = f.read()
+        return text if "CA certificate:" in text else None
+
+    text = poll_until(banner, what="the start-up banner")
+    portal = re.search(r"portal:\s+(https://localhost:(\d+)/portal/)\s*$", text, re.M)
+    assert portal, text
+    assert int(portal.group(2)) == d.port
+    r = d.get(portal.group(1))
+    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"], r.status_code
+    plain = re.search(r"plain HTTP:\s+(http://localhost:(\d+)/portal/)\s*$", text, re.M)
+    assert plain, text
+    assert int(plain.group(2)) == d.http_port
+    r = requests.get(plain.group(1), timeout=10)
+    assert r.status_code == 200, r.status_code
+    # the root it used to print is a 404: no line of the banner points there
+    assert not re.search(r"https?://localhost:\d+/\s*$", text, re.M), text
+    assert d.get("/").status_code == 404

@@ -117,6 +117,36 @@ def test_usage_errors_exit_2(cli):
     cli.fail("group", "list", "--query", ".[", rc=2, err="--query")
 
 
+def test_empty_values_are_usage_errors(cli, cmk):
+    """An empty value never means "the default": `cluster create --key-uri ""` would otherwise
+    make a service-managed cluster and exit 0, and `restore --encryption ""` keep the source's
+    encryption. One rule in the option parser, for every option and both spellings."""
+    rg, cl = cmk["rg"], new_name("cl")
+    msg = "expected a value, got an empty string"
+    cli.fail("cluster", "create", "-g", rg, "-n", cl, "--key-uri", "", "--identity", cmk["mi"],
+             rc=2, err="argument --key-uri: " + msg)
+    cli.fail("cluster", "create", "-g", rg, "-n", cl, "--key-uri=", "--identity", cmk["mi"],
+             rc=2, err="argument --key-uri: " + msg)
+    cli.fail("cluster", "create", "-g", rg, "-n", cl, "--key-uri", cmk["kid"], "--identity", "",
+             rc=2, err="argument --identity: " + msg)
+    cli.fail("cluster", "show", "-g", rg, "-n", cl, rc=3)  # nothing was created
+    cli.fail("cluster", "restore", "-g", rg, "-n", new_name("cl"), "--source", cl,
+             "--encryption", "", rc=2, err="argument --encryption: " + msg)
+    cli.fail("server", "key", "create", "-g", rg, "-s", new_name("srv"), "--kid", "", rc=2,
+             err="argument --kid: " + msg)
+    cli.fail("group", "create", "-n", "", rc=2, err="argument --name: " + msg)
+    cli.fail("group", "create", "-n", new_name("rg"), "-l", "", rc=2, err="argument --location")
+    cli.fail("identity", "show", "-g", rg, "-n", "", rc=2, err=msg)
+    cli.fail("key", "create", "--vault-name", cmk["kv"], "-n", "k", "--kty", "", rc=2, err=msg)
+    # a list option: an empty item is refused too
+    cli.fail("keyvault", "set-policy", "-g", rg, "-n", cmk["kv"], "--object-id", cmk["oid"],
+             "--key-permissions", "get", "", rc=2, err="argument --key-permissions: " + msg)
+    # global options
+    cli.fail("--query", "", "group", "list", rc=2, err="argument --query: " + msg)
+    cli.fail("--url=", "group", "list", rc=2, err="argument --url: " + msg)
+    cli.fail("--ca", "", "group", "list", rc=2, err="argument --ca: " + msg)
+
+
 # --- connection -------------------------------------------------------------------------------
 
 def test_connection_failure_and_discovered_ca(cli):

@@ -381,3 +381,35 @@ def test_cancel_a_running_deployment(daemon):
     r = d.post(dep_url(rg, "long", "/cancel"))
     assert_arm_error(r, 409, "Conflict")
     assert_arm_error(d.post(dep_url(rg, "nosuch", "/cancel")), 404, "DeploymentNotFound")
+
+
+def test_concurrent_deployments_do_not_starve_the_worker_pool(start_daemon):
+    """A deployment waits for the operations of the resources it creates, which run on the same
+    worker pool. With 4 workers and 8 deployments of arm-templates/all-in-one submitted at once,
+    a deployment that held its worker while waiting would leave none for those operations:
+    every deployment must still succeed, well before the executor's own 120 s wait gives up."""
+    d = start_daemon("--workers", "4", http=False)
+    tpl, params = load("all-in-one/template.json"), params_of("all-in-one/parameters.json")
+    runs = []
+    for i in range(8):
+        rg = new_group(d)
+        r = d.put(dep_url(rg, f"aio{i}"), json={"properties": {
+            "mode": "Incremental", "template": tpl, "parameters": params}})
+        assert r.status_code in (200, 201), r.text
+        runs.append((rg, f"aio{i}", r.headers["Azure-AsyncOperation"]))
+    pending = {name: url for _, name, url in runs}
+    ended = {}
+
+    def all_ended():
+        for name, url in list(pending.items()):
+            st = d.get(url).json()
+            if st["status"] not in ("InProgress", "Running", "Accepted"):
+                ended[name] = st
+                del pending[name]
+        return not pending
+    poll_until(all_ended, timeout=90, interval=0.1, what="8 concurrent deployments")
+    assert all(st["status"] == "Succeeded" for st in ended.values()), ended
+    for rg, name, _ in runs:
+        p = d.get(dep_url(rg, name)).json()["properties"]
+        assert p["provisioningState"] == "Succeeded", p
+        assert p["outputs"]["state"]["value"] == "Ready", p["outputs"]

@@ -452,3 +452,72 @@ def test_location_change_error_code(daemon, rg):
         f"The resource '{name}' already exists in location 'eastus' in resource group '{rg}'. A "
         "resource with the same name cannot be created in location 'westus'. Please select a new "
         "resource name.")
+
+
+def test_deleted_identity_tokens_stay_refused_after_a_restart(start_daemon):
+    """Revocation by deleting an identity survives a restart: the bearer check asks whether the
+    token's principal (oid) still exists in the store, not an in-memory list. The daemon comes
+    back on the same port, so the old tokens' issuer is still right and only the missing
+    principal refuses them (a token of the admin from before the restart still works)."""
+    import socket
+
+    d = start_daemon("--auth", "strict", http=False)
+    try:
+        socket.getaddrinfo("probe.vault.localhost", d.port)
+    except socket.gaierror as e:
+        pytest.skip(f"*.vault.localhost does not resolve ({e})")
+    port = d.port
+    r = d.post("/adfs/oauth2/token", data={"grant_type": "client_credentials",
+                                            "client_id": ADMIN_APP, "client_secret": ADMIN_SECRET,
+                                            "scope": "https://management.core.windows.net//.default"})
+    assert r.status_code == 200, r.text
+    admin = {"Authorization": "Bearer " + r.json()["access_token"]}
+    g, kv = new_name("mi"), "v" + new_name("")[1:13]
+    assert d.put_rg(g, headers=admin).status_code == 201
+    r = d.put(id_path(g, "doomed"), json={"location": "eastus"}, headers=admin)
+    assert r.status_code == 201, r.text
+    mi = r.json()["properties"]
+    r = d.put(f"/subscriptions/{SUB}/resourceGroups/{g}/providers/Microsoft.KeyVault/vaults/{kv}"
+              "?api-version=2023-07-01", headers=admin, json={"location": "eastus", "properties": {
+                  "tenantId": TENANT, "sku": {"family": "A", "name": "standard"},
+                  "accessPolicies": [{"tenantId": TENANT, "objectId": mi["principalId"],
+                                      "permissions": {"keys": ["get", "list"]}}]}})
+    assert r.status_code == 201, r.text
+    keys_url = f"https://{kv}.vault.localhost:{port}/keys?api-version=7.4"
+    subs = "/subscriptions?api-version=2022-12-01"
+
+    def mi_token(resource):
+        r = imds(d, client_id=mi["clientId"], resource=resource)
+        assert r.status_code == 200, r.text
+        return {"Authorization": "Bearer " + r.json()["access_token"]}
+
+    vault_tok, arm_tok = mi_token("https://vault.azure.net"), mi_token(
+        "https://management.azure.com/")
+
+    def accepted():
+        r = d.get(keys_url, headers=vault_tok)
+        assert r.status_code == 200, r.text
+        r = d.get(subs, headers=arm_tok)
+        assert r.status_code == 200, r.text
+
+    def refused():
+        r = d.get(keys_url, headers=vault_tok)
+        assert r.status_code == 401, r.text
+        assert "WWW-Authenticate" in r.headers
+        assert "deleted" in r.json()["error"]["message"]
+        assert_arm_error(d.get(subs, headers=arm_tok), 401, "InvalidAuthenticationToken")
+
+    accepted()
+    r = d.delete(id_path(g, "doomed"), headers=admin)
+    assert r.status_code == 200, r.text
+    refused()  # at once, on the same (cached) tokens
+
+    d.restart(flags=["--auth", "strict", "--port", str(port)])
+    assert d.port == port
+    assert d.get(subs, headers=admin).status_code == 200  # the old issuer is still good
+    refused()
+    # a new identity with the same name is another principal: the old tokens stay dead
+    r = d.put(id_path(g, "doomed"), json={"location": "eastus"}, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["properties"]["principalId"] != mi["principalId"]
+    refused()

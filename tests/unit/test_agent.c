@@ -28,6 +28,7 @@
 #include "pgcmk/store.h"
 #include "pgcmk/wellknown.h"
 #include "t.h"
+#include "t_store.h"
 
 #define SUB_PATH "/subscriptions/" PGCMK_SUBSCRIPTION_ID "/resourceGroups/rg/providers"
 #define KV_ARM   "2023-07-01"
@@ -322,7 +323,7 @@ main(int argc, char **argv)
     pgcmk_log_level = PGCMK_LOG_ERR;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     atexit(t_stop);
-    if (pgcmk_store_open(":memory:", NULL, 0, &err) != 0 || t_start(argv[0]) != 0) {
+    if (t_store_open(&err) != 0 || t_start(argv[0]) != 0) {
         fprintf(stderr, "cannot start the daemon\n");
         return 1;
     }
@@ -588,7 +589,7 @@ main(int argc, char **argv)
     free(kid_exp);
     free(kid_nbf);
     free(t_admin);
-    pgcmk_store_close();
+    t_store_close();
     t_stop();
     curl_global_cleanup();
     return t_done("test_agent");

@@ -1,6 +1,6 @@
 /* test_arm.c - resource ids, api-version checks, the subscription check, ETag preconditions,
  * paged lists, systemData; then resource groups (and one generic type) end to end through
- * pgcmk_http_dispatch on an in-memory store. */
+ * pgcmk_http_dispatch on a store file in WAL mode. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@
 #include "pgcmk/wellknown.h"
 
 #include "t.h"
+#include "t_store.h"
 
 #define SUB     PGCMK_SUBSCRIPTION_ID
 #define OTHER   "11111111-2222-4333-8444-555555555555"
@@ -1069,7 +1070,7 @@ main(void)
     test_system_data();
 
     pgcmk_err_clear(&err);
-    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    CHECK(t_store_open(&err) == 0);
     if (err.message[0])
         fprintf(stderr, "store: %s\n", err.message);
     pgcmk_router_reset();
@@ -1083,6 +1084,6 @@ main(void)
     test_generic();
 
     pgcmk_router_reset();
-    pgcmk_store_close();
+    t_store_close();
     return t_done("test_arm");
 }

@@ -3,11 +3,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pgcmk/cfg.h"
@@ -1185,6 +1187,94 @@ test_work(void)
     pgcmk_work_stop();
 }
 
+/* A job that waits for another job of the same pool: every waiter detaches first, so with two
+ * workers and four waiters the children still run. Without detaching, the two workers would
+ * wait for children queued behind the other two waiters (the wait below gives up after 10 s). */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int child_ran, detached, ok;
+    atomic_int started;
+};
+
+static void
+waiter_child(void *arg)
+{
+    struct waiter *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    w->child_ran = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_job(void *arg)
+{
+    struct waiter *w = arg;
+    struct timespec until;
+
+    w->detached = pgcmk_work_detach();
+    CHECK(w->detached != 0 || pgcmk_work_detach() == 0); /* already out: harmless */
+    atomic_store(&w->started, 1);
+    usleep(2000); /* let the other waiters take the workers first */
+    pgcmk_work_submit(waiter_child, w);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&w->mu);
+    while (!w->child_ran && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+        ;
+    w->ok = w->child_ran;
+    pthread_mutex_unlock(&w->mu);
+    atomic_fetch_add(&work_counter, 1);
+}
+
+static void
+test_work_detach(void)
+{
+    struct waiter w[4];
+    int ok = 0, detached = 0;
+
+    CHECK(pgcmk_work_detach() == -1); /* not a pool worker */
+    atomic_store(&work_counter, 0);
+    pgcmk_work_start(2);
+    for (int i = 0; i < 4; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        pthread_mutex_init(&w[i].mu, NULL);
+        pthread_cond_init(&w[i].cv, NULL);
+    }
+    for (int i = 0; i < 4; i++)
+        pgcmk_work_submit(waiter_job, &w[i]);
+    pgcmk_work_drain(); /* waits for the detached jobs too */
+    CHECK(atomic_load(&work_counter) == 4);
+    for (int i = 0; i < 4; i++) {
+        ok += w[i].ok;
+        detached += w[i].detached == 0;
+    }
+    CHECK(ok == 4);
+    CHECK(detached == 4);
+
+    /* the pool kept its size: plain jobs still run, and stop waits for a detached job */
+    for (int i = 0; i < 4; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        pthread_mutex_init(&w[i].mu, NULL);
+        pthread_cond_init(&w[i].cv, NULL);
+    }
+    for (int i = 0; i < 100; i++)
+        pgcmk_work_submit(work_incr, NULL);
+    pgcmk_work_submit(waiter_job, &w[0]);
+    for (int i = 0; i < 10000 && !atomic_load(&w[0].started); i++)
+        usleep(1000);
+    CHECK(w[0].detached == 0);
+    pgcmk_work_stop(); /* waits for the detached job, whose child the workers still run */
+    CHECK(atomic_load(&work_counter) == 105);
+    CHECK(w[0].ok == 1);
+    for (int i = 0; i < 4; i++) {
+        pthread_mutex_destroy(&w[i].mu);
+        pthread_cond_destroy(&w[i].cv);
+    }
+}
+
 int
 main(void)
 {
@@ -1203,5 +1293,6 @@ main(void)
     test_uuid();
     test_strings();
     test_work();
+    test_work_detach();
     return t_done("test_core");
 }

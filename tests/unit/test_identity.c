@@ -1,16 +1,20 @@
 /* test_identity.c - the managed-identity block on ARM_T_IDENTITY types: system-assigned
  * principals created and removed with the resource, user-assigned identities looked up and
- * filled in, bad blocks refused, identities/default. Runs the real pipeline on :memory:. */
+ * filled in, bad blocks refused, identities/default. Runs the real pipeline on a store file in WAL
+ * mode. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgcmk/arm.h"
 #include "pgcmk/auth.h"
+#include "pgcmk/crypto.h"
 #include "pgcmk/http.h"
+#include "pgcmk/pkey.h"
 #include "pgcmk/providers.h"
 #include "pgcmk/store.h"
 #include "pgcmk/wellknown.h"
 #include "t.h"
+#include "t_store.h"
 
 static const char *const widget_versions[] = {"2024-01-01", NULL};
 static const struct pgcmk_arm_type widget = {
@@ -48,6 +52,80 @@ path_str(json_t *j, const char *a, const char *b)
     return json_string_value(json_object_get(json_object_get(j, a), b));
 }
 
+/* A token signed with the daemon's own key (read back from the store, as only a test may), so
+ * that only the claims decide: the tenant must be ours, the principal must exist. */
+static char *
+sign_claims(const struct pgcmk_pkey *k, const char *kid, const char *tid, const char *oid)
+{
+    json_int_t now = (json_int_t)(pgcmk_wall_ms() / 1000);
+    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "aud", "https://management.azure.com",
+                          "iss", "https://sts.windows.net/" PGCMK_TENANT_ID "/", "iat", now, "nbf",
+                          now, "exp", now + 600, "oid", oid);
+    char *tok;
+
+    if (tid)
+        json_object_set_new(c, "tid", json_string(tid));
+    tok = pgcmk_jwt_sign(k, kid, c);
+    json_decref(c);
+    return tok;
+}
+
+static int
+verify_claims(const struct pgcmk_pkey *k, const char *kid, const char *tid, const char *oid,
+              struct pgcmk_err *err)
+{
+    struct pgcmk_caller who;
+    char *tok = sign_claims(k, kid, tid, oid);
+    int rc;
+
+    pgcmk_err_clear(err);
+    rc = tok ? pgcmk_auth_verify(tok, PGCMK_AUD_ARM, &who, err) : -2;
+    free(tok);
+    return rc;
+}
+
+static void
+test_bearer_claims(const char *deleted_oid)
+{
+    char *stored = NULL, *kid = NULL;
+    unsigned char *sealed = NULL, *plain = NULL;
+    size_t sealed_len = 0, plain_len = 0;
+    struct pgcmk_pkey *k = NULL;
+    struct pgcmk_err err;
+
+    CHECK(pgcmk_store_setting_get("auth.signing_key", &stored) == 0);
+    CHECK(stored && pgcmk_b64_decode(stored, strlen(stored), &sealed, &sealed_len) == 0);
+    CHECK(pgcmk_store_unseal(sealed, sealed_len, "auth.signing_key", &plain, &plain_len) == 0);
+    CHECK(plain && pgcmk_pkey_from_pem((const char *)plain, plain_len, &k) == 0);
+    kid = k ? pgcmk_pkey_thumbprint(k) : NULL;
+    if (kid == NULL)
+        goto out;
+    /* the control: our tenant, an existing principal (the object id compares case-blind) */
+    CHECK(verify_claims(k, kid, PGCMK_TENANT_ID, PGCMK_ADMIN_OBJECT_ID, &err) == 0);
+    CHECK(verify_claims(k, kid, PGCMK_TENANT_ID, "00000000-0000-4000-8000-00000000A0A0", &err) ==
+          0);
+    /* another tenant, or none */
+    CHECK(verify_claims(k, kid, "72f988bf-86f1-41af-91ab-2d7cd011db47", PGCMK_ADMIN_OBJECT_ID,
+                        &err) == -1);
+    CHECK(err.code == PGCMK_E_INVALID_TOKEN && strstr(err.message, "tenant") != NULL);
+    CHECK(verify_claims(k, kid, NULL, PGCMK_ADMIN_OBJECT_ID, &err) == -1);
+    CHECK(err.code == PGCMK_E_INVALID_TOKEN);
+    /* a principal that never existed, one that was deleted, and an empty oid */
+    CHECK(verify_claims(k, kid, PGCMK_TENANT_ID, "00000000-0000-4000-8000-00000000beef", &err) ==
+          -1);
+    CHECK(err.code == PGCMK_E_INVALID_TOKEN && strstr(err.message, "does not exist") != NULL);
+    CHECK(verify_claims(k, kid, PGCMK_TENANT_ID, deleted_oid, &err) == -1);
+    CHECK(err.code == PGCMK_E_INVALID_TOKEN);
+    CHECK(verify_claims(k, kid, PGCMK_TENANT_ID, "", &err) == -1);
+out:
+    if (plain)
+        pgcmk_secret_free(plain, plain_len);
+    free(sealed);
+    free(stored);
+    free(kid);
+    pgcmk_pkey_free(k);
+}
+
 int
 main(void)
 {
@@ -55,7 +133,7 @@ main(void)
     json_t *j = NULL, *mi = NULL;
     char *tok, body[1024], pid[64];
 
-    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    CHECK(t_store_open(&err) == 0);
     pgcmk_providers_init();
     pgcmk_arm_register(&widget);
     pgcmk_arm_init();
@@ -137,8 +215,9 @@ main(void)
     tok = pgcmk_auth_issue(pid, "https://vault.azure.net", NULL);
     CHECK(tok == NULL);
     free(tok);
+    test_bearer_claims(pid);
     json_decref(mi);
     pgcmk_auth_shutdown();
-    pgcmk_store_close();
+    t_store_close();
     return t_done("test_identity");
 }

@@ -20,6 +20,7 @@
 #include "pgcmk/wellknown.h"
 
 #include "t.h"
+#include "t_store.h"
 
 #define SUB     PGCMK_SUBSCRIPTION_ID
 #define RG      "/subscriptions/" SUB "/resourcegroups/mon"
@@ -905,7 +906,7 @@ main(void)
 
     pgcmk_clock_init();
     pgcmk_err_clear(&err);
-    CHECK(pgcmk_store_open(":memory:", NULL, 0, &err) == 0);
+    CHECK(t_store_open(&err) == 0);
     if (err.message[0])
         fprintf(stderr, "store: %s\n", err.message);
     pgcmk_router_reset();
@@ -921,6 +922,6 @@ main(void)
     test_activity_errors();
 
     pgcmk_router_reset();
-    pgcmk_store_close();
+    t_store_close();
     return t_done("test_monitor");
 }

@@ -152,6 +152,193 @@ test_transactions(void)
     CHECK(sqlite3_get_autocommit(pgcmk_db_handle(pgcmk_db())));
 }
 
+/* ---- the step loop ---- */
+
+struct rows {
+    int seen, stop_at, fail_at;
+    char keys[512];
+};
+
+static int
+collect_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct rows *r = arg;
+    const unsigned char *k = sqlite3_column_text(st, 0);
+
+    r->seen++;
+    if (r->fail_at && r->seen == r->fail_at)
+        return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL, "row %d refused", r->seen);
+    strncat(r->keys, k ? (const char *)k : "?", sizeof(r->keys) - strlen(r->keys) - 2);
+    strcat(r->keys, ",");
+    return r->stop_at && r->seen == r->stop_at ? 1 : 0;
+}
+
+static sqlite3_stmt *
+each_stmt(struct pgcmk_db *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+
+    /* test SQL (not in the catalog): prepared, used once, finalized by the caller */
+    if (sqlite3_prepare_v2(pgcmk_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    return st;
+}
+
+static int
+each_rows(const char *sql, struct rows *r, struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = each_stmt(db, sql);
+    int n;
+
+    if (st == NULL)
+        return -2;
+    n = pgcmk_db_each(db, st, collect_row, r, "list test rows", err);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void
+test_each(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
+    struct rows r;
+    sqlite3_stmt *st;
+    int n;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_setting_put("each.a", "1", &err) == 0);
+    CHECK(pgcmk_store_setting_put("each.b", "2", &err) == 0);
+    CHECK(pgcmk_store_setting_put("each.c", "3", &err) == 0);
+
+    /* every row, in order, then DONE */
+    memset(&r, 0, sizeof(r));
+    CHECK(each_rows("SELECT key FROM settings WHERE key LIKE 'each.%' ORDER BY key", &r, &err) ==
+          3);
+    CHECK_STR(r.keys, "each.a,each.b,each.c,");
+
+    /* the callback stops early: success, with the rows seen so far */
+    memset(&r, 0, sizeof(r));
+    r.stop_at = 2;
+    CHECK(each_rows("SELECT key FROM settings WHERE key LIKE 'each.%' ORDER BY key", &r, &err) ==
+          2);
+    CHECK_STR(r.keys, "each.a,each.b,");
+
+    /* the callback fails: -1 and its own error */
+    memset(&r, 0, sizeof(r));
+    r.fail_at = 2;
+    pgcmk_err_clear(&err);
+    CHECK(each_rows("SELECT key FROM settings WHERE key LIKE 'each.%' ORDER BY key", &r, &err) ==
+          -1);
+    CHECK(err.code == PGCMK_E_BAD_REQUEST);
+
+    /* no rows */
+    memset(&r, 0, sizeof(r));
+    CHECK(each_rows("SELECT key FROM settings WHERE key='each.none'", &r, &err) == 0);
+    CHECK(r.seen == 0);
+
+    /* a step that fails after a row (here: a runtime error) is an error, mapped once, even
+     * though a row came first: the final code is checked, not just "no more rows" */
+    memset(&r, 0, sizeof(r));
+    pgcmk_err_clear(&err);
+    n = each_rows("SELECT 'x' UNION ALL SELECT abs(-9223372036854775807 - 1)", &r, &err);
+    CHECK(n == -1);
+    CHECK(r.seen == 1);
+    CHECK(err.code == PGCMK_E_INTERNAL);
+    CHECK(strstr(err.message, "list test rows") != NULL);
+    CHECK(strstr(err.message, "overflow") == NULL); /* SQLite's text stays in the log */
+
+    /* a catalog statement: bound by the caller, released by pgcmk_db_each, reusable after */
+    memset(&r, 0, sizeof(r));
+    st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
+    sqlite3_bind_text(st, 1, "each.b", -1, SQLITE_STATIC);
+    CHECK(pgcmk_db_each(db, st, collect_row, &r, "read a setting", &err) == 1);
+    CHECK_STR(r.keys, "2,");
+    CHECK(sqlite3_bind_parameter_count(st) == 1 && sqlite3_stmt_busy(st) == 0);
+    CHECK(setting_is("each.a", "1")); /* the statement (and, in :memory:, the lock) was released */
+
+    /* a write without a callback: DONE, zero rows; a failed write maps like pgcmk_db_fail */
+    CHECK(pgcmk_db_tx(db, exec_tx,
+                      (void *)"CREATE TEMP TABLE IF NOT EXISTS t_e(k TEXT PRIMARY KEY)",
+                      &err) == 0);
+    st = each_stmt(db, "INSERT INTO t_e VALUES('k')");
+    CHECK(st != NULL && pgcmk_db_each(db, st, NULL, NULL, "insert", &err) == 0);
+    pgcmk_err_clear(&err);
+    CHECK(st != NULL && pgcmk_db_each(db, st, NULL, NULL, "insert", &err) == -1);
+    CHECK(err.code == PGCMK_E_CONFLICT);
+    sqlite3_finalize(st);
+    CHECK(pgcmk_db_tx(db, exec_tx, (void *)"DROP TABLE temp.t_e;", &err) == 0);
+}
+
+/* ---- savepoints ---- */
+
+struct sp_case {
+    const char *key;
+    int fail;
+};
+
+static int
+sp_put(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    const struct sp_case *c = ctx;
+
+    (void)db;
+    if (pgcmk_store_setting_put(c->key, "1", err))
+        return -1;
+    return c->fail ? pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "savepoint %s fails", c->key) : 0;
+}
+
+static int
+sp_outer_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    int *inner_rc = ctx;
+    struct sp_case keep = {"sp.kept", 0}, undo = {"sp.undone", 1}, deep = {"sp.deep", 1};
+    struct pgcmk_err inner;
+
+    if (pgcmk_store_setting_put("sp.before", "1", err))
+        return -1;
+    if (pgcmk_db_savepoint(db, sp_put, &keep, err))
+        return -1;
+    pgcmk_err_clear(&inner);
+    inner_rc[0] = pgcmk_db_savepoint(db, sp_put, &undo, &inner);
+    inner_rc[1] = inner.code == PGCMK_E_CONFLICT;
+    /* nested: a failing savepoint inside a kept one */
+    pgcmk_err_clear(&inner);
+    inner_rc[2] = pgcmk_db_savepoint(db, sp_put, &deep, &inner);
+    inner_rc[3] = sqlite3_get_autocommit(pgcmk_db_handle(db)); /* still in the transaction */
+    return pgcmk_store_setting_put("sp.after", "1", err);
+}
+
+static void
+test_savepoint(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
+    struct sp_case alone_ok = {"sp.alone", 0}, alone_bad = {"sp.alone.bad", 1};
+    int inner[4] = {0, 0, 0, -1};
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(db, sp_outer_tx, inner, &err) == 0);
+    CHECK(inner[0] == -1 && inner[1] == 1 && inner[2] == -1);
+    CHECK(inner[3] == 0);
+    CHECK(setting_is("sp.before", "1"));
+    CHECK(setting_is("sp.kept", "1"));
+    CHECK(setting_absent("sp.undone")); /* only the failed savepoint's write is gone */
+    CHECK(setting_absent("sp.deep"));
+    CHECK(setting_is("sp.after", "1"));
+    CHECK(sqlite3_get_autocommit(pgcmk_db_handle(db)));
+
+    /* outside a transaction it is a transaction of its own */
+    CHECK(pgcmk_db_savepoint(db, sp_put, &alone_ok, &err) == 0);
+    CHECK(setting_is("sp.alone", "1"));
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_savepoint(db, sp_put, &alone_bad, &err) == -1);
+    CHECK(err.code == PGCMK_E_CONFLICT);
+    CHECK(setting_absent("sp.alone.bad"));
+    CHECK(sqlite3_get_autocommit(pgcmk_db_handle(db)));
+}
+
 /* ---- error mapping ---- */
 
 static void
@@ -372,6 +559,8 @@ test_file_mode(void)
 
     test_settings();
     test_transactions();
+    test_each();
+    test_savepoint();
     test_fail_mapping();
     test_seal();
     test_threads(0);
@@ -481,6 +670,8 @@ test_memory_mode(void)
     CHECK(pragma_int("PRAGMA foreign_keys") == 1);
     test_settings();
     test_transactions();
+    test_each();
+    test_savepoint();
     test_fail_mapping();
     test_seal();
     test_threads(1);

@@ -10,6 +10,7 @@ pgcmk_providers_init(void)
     pgcmk_keyvault_register();
     pgcmk_pg_cluster_register();
     pgcmk_pg_server_register();
+    pg_core_register();
 }
 
 void

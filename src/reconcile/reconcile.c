@@ -504,6 +504,10 @@ pgcmk_reconcile_wait_start(int64_t timeout_ms)
         pthread_mutex_unlock(&pending_mu);
         if (left == 0 || pgcmk_wall_ms() >= until)
             return left == 0;
-        pgcmk_reconcile_settle(100, NULL, NULL);
+        if (pgcmk_reconcile_settle(100, NULL, NULL)) { /* never spin */
+            struct timespec ts = {0, 10 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
     }
 }

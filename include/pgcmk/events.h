@@ -1,7 +1,10 @@
 /* events.h - the bus on which every change that can affect a database's access to its key is
  * published (DESIGN.md 6): key, vault, access-policy and identity changes, clock jumps, faults.
  * Subscribers (the reconciler) are called synchronously on the publishing thread, after the
- * publisher's transaction committed; they must hand long work to the worker pool. */
+ * publisher's transaction committed; they must hand long work to the worker pool. An event
+ * published inside a store transaction (pgcmk_db_tx) is queued on the thread and delivered once
+ * the transaction commits, or dropped when it rolls back; outside a transaction it is delivered
+ * at once. */
 #ifndef PGCMK_EVENTS_H
 #define PGCMK_EVENTS_H
 
@@ -46,6 +49,11 @@ const char *pgcmk_event_name(enum pgcmk_event_kind kind);
 /* At most 16 subscribers; returns -1 when full. */
 int pgcmk_events_subscribe(pgcmk_event_fn fn, void *arg);
 void pgcmk_events_publish(const struct pgcmk_event *ev);
+/* The store's transaction hooks (src/store/store.c): begin when a transaction opens on this
+ * thread; end after it committed (committed=1: deliver the queued events) or rolled back
+ * (committed=0: drop them). Called outside the store's writer lock. */
+void pgcmk_events_tx_begin(void);
+void pgcmk_events_tx_end(int committed);
 /* Events published since start, by kind (tests, /emulator/stats). */
 unsigned long pgcmk_events_count(enum pgcmk_event_kind kind);
 

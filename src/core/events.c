@@ -1,6 +1,10 @@
-/* events.c - a small synchronous publish/subscribe bus. */
+/* events.c - a small synchronous publish/subscribe bus. An event published inside a store
+ * transaction waits on this thread's pending list until the transaction commits (the store calls
+ * pgcmk_events_tx_end), and is dropped if it rolls back: a listener never sees a change that
+ * did not happen, and a listener that reads the store sees the change. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "pgcmk/core.h"
 #include "pgcmk/events.h"
@@ -16,6 +20,15 @@ static struct {
 } events_subs[EVENTS_MAX_SUBS];
 
 static int events_n;
+
+/* One queued event: a deep copy, its strings owned. */
+struct events_pending {
+    struct pgcmk_event ev;
+    struct events_pending *next;
+};
+
+static _Thread_local unsigned events_tx_depth;
+static _Thread_local struct events_pending *events_head, **events_tail;
 static atomic_ulong events_counts[PGCMK_EV__COUNT];
 
 static const char *const events_names[] = {
@@ -46,8 +59,8 @@ pgcmk_events_subscribe(pgcmk_event_fn fn, void *arg)
     return rc;
 }
 
-void
-pgcmk_events_publish(const struct pgcmk_event *ev)
+static void
+events_deliver(const struct pgcmk_event *ev)
 {
     int n;
 
@@ -60,6 +73,69 @@ pgcmk_events_publish(const struct pgcmk_event *ev)
     pthread_mutex_unlock(&events_mu);
     for (int i = 0; i < n; i++)
         events_subs[i].fn(ev, events_subs[i].arg);
+}
+
+static char *
+events_dup(const char *s)
+{
+    return s ? pgcmk_xstrdup(s) : NULL;
+}
+
+static void
+events_free(struct events_pending *p)
+{
+    free((char *)p->ev.vault);
+    free((char *)p->ev.key);
+    free((char *)p->ev.version);
+    free((char *)p->ev.object_id);
+    free((char *)p->ev.resource_id);
+    free(p);
+}
+
+void
+pgcmk_events_publish(const struct pgcmk_event *ev)
+{
+    struct events_pending *p;
+
+    if (events_tx_depth == 0) {
+        events_deliver(ev);
+        return;
+    }
+    p = pgcmk_xcalloc(1, sizeof(*p));
+    p->ev.kind = ev->kind;
+    p->ev.vault = events_dup(ev->vault);
+    p->ev.key = events_dup(ev->key);
+    p->ev.version = events_dup(ev->version);
+    p->ev.object_id = events_dup(ev->object_id);
+    p->ev.resource_id = events_dup(ev->resource_id);
+    if (!events_tail)
+        events_tail = &events_head;
+    *events_tail = p;
+    events_tail = &p->next;
+}
+
+void
+pgcmk_events_tx_begin(void)
+{
+    events_tx_depth++;
+}
+
+void
+pgcmk_events_tx_end(int committed)
+{
+    struct events_pending *p, *next;
+
+    if (events_tx_depth == 0 || --events_tx_depth > 0)
+        return;
+    p = events_head;
+    events_head = NULL;
+    events_tail = &events_head;
+    for (; p; p = next) {
+        next = p->next;
+        if (committed)
+            events_deliver(&p->ev);
+        events_free(p);
+    }
 }
 
 unsigned long

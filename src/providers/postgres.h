@@ -1,6 +1,7 @@
 /* postgres.h - what the two PostgreSQL providers (clusters, single servers) share: the databases
  * table (one row per cluster or server: its key, identity, wrapped DEK and access), the CMK
- * rules, the reconciler that turns key events into state, explain and lineage (DESIGN.md 6-7). */
+ * rules, the state record, and the entry points of the reconciler (src/reconcile/,
+ * include/pgcmk/reconcile.h) and of the modeled data plane (src/pgdata/) they call. */
 #ifndef PGCMK_PROVIDERS_POSTGRES_H
 #define PGCMK_PROVIDERS_POSTGRES_H
 
@@ -68,12 +69,14 @@ void pg_set_renderer(enum pg_kind kind, pg_render_fn fn);
 int pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, const char *what,
                     struct pgcmk_err *err) PGCMK_WUR;
 
-/* Queues a key check of one database (deduplicated; runs on a worker). */
+/* The reconciler (src/reconcile/reconcile.c). Queues a key check of one database (deduplicated;
+ * runs on a worker). */
 void pg_schedule_check(const char *id);
 /* Runs a key check now, on this thread (revalidation); 0 when access is (back) ok. */
 int pg_check_now(const char *id, int revalidate, struct pgcmk_err *err);
 
-/* Copies the source's rows visible at `at` into `d`, re-encrypted under d's DEK. */
+/* The data plane (src/pgdata/pgdata.c). Copies the source's rows visible at `at` into `d`,
+ * re-encrypted under d's DEK. */
 int pg_rows_restore(const char *source_id, const char *target_id, int64_t at,
                     struct pgcmk_err *err) PGCMK_WUR;
 /* Removes everything a deleted database leaves: rows, row, DEK in memory. */
@@ -87,7 +90,10 @@ int pg_check_name(const char *what, const char *name, size_t max, struct pgcmk_e
 /* The resource body's field, case-insensitively ("dataencryption" == "dataEncryption"). */
 json_t *pg_get_ci(const json_t *obj, const char *key);
 
-/* Start-up: config, reconciler, routes (explain, lineage, settle, data plane). */
+/* Init, before the server starts: the routes (explain, lineage, settle, data plane). */
+void pg_core_register(void);
+/* Configuration, once the agent can reach the server: starts the reconciler and waits (up to
+ * 30 s) until every database's key was checked after the start. */
 void pg_core_init(const struct pgcmk_cfg *cfg);
 void pg_core_register(void);
 void pgcmk_pg_cluster_register(void);

@@ -33,6 +33,7 @@
 #include <openssl/crypto.h>
 
 #include "pgcmk/crypto.h"
+#include "pgcmk/events.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
 
@@ -639,6 +640,7 @@ pgcmk_db_tx(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *er
 
     if (store_tx_depth > 0) /* nested: part of this thread's open transaction */
         return fn(db, ctx, err) == 0 ? 0 : -1;
+    pgcmk_events_tx_begin(); /* events published by fn wait for the COMMIT */
     store_lock();
     store_tx_depth = 1;
     rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
@@ -659,6 +661,7 @@ pgcmk_db_tx(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *er
 out:
     store_tx_depth = 0;
     store_unlock();
+    pgcmk_events_tx_end(ret == 0); /* after the unlock: listeners may write */
     return ret;
 }
 

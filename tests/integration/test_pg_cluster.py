@@ -459,3 +459,84 @@ def test_replica_of_a_service_managed_cluster_reads_its_rows(daemon, cmk):
     create_cluster(daemon, rg, rep, {"location": "eastus", "properties": {"sourceResourceId": rid}})
     assert get_cluster(daemon, rg, rep)["properties"]["dataEncryption"] == {"type": "SystemManaged"}
     assert daemon.get(data_url(cluster_id(rg, rep), "a")).json()["value"] == "sm"
+
+
+def failing_rules(e):
+    return sorted(r["rule"] for r in e["rules"] if not r["ok"])
+
+
+def test_restart_checks_every_key_before_serving(start_daemon):
+    """After a restart on the same data directory no DEK is in memory: every database's key is
+    checked before the daemon reports Ready, and the data reads at once."""
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name, sm = new_name("cl"), new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    create_cluster(d, rg, sm, cluster_body())  # service-managed
+    rid, smid = cluster_id(rg, name), cluster_id(rg, sm)
+    assert d.put(data_url(rid, "a"), json={"value": {"n": 1}}).status_code == 200
+    assert d.put(data_url(smid, "b"), json={"value": "sm"}).status_code == 200
+    d.restart()
+    # the first look after the start: the check already ran, nothing is pending
+    c = get_cluster(d, rg, name)
+    e = explain(d, rid)
+    assert c["properties"]["state"] == "Ready"
+    assert e["accessible"] is True and e["reasonCode"] is None and failing_rules(e) == [], e
+    r = d.post("/emulator/settle")
+    assert r.status_code == 200 and r.json()["settled"] is True
+    assert r.json()["checksDone"] >= 2, r.json()  # both databases were checked at the start
+    r = d.get(data_url(rid, "a"))
+    assert r.status_code == 200 and r.json()["value"] == {"n": 1}, r.text
+    r = d.get(data_url(smid, "b"))
+    assert r.status_code == 200 and r.json()["value"] == "sm", r.text
+    h = d.get(f"{rid}/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
+              "?api-version=2022-10-01")
+    if h.status_code == 200:
+        assert h.json()["properties"]["availabilityState"] == "Available"
+
+
+def test_key_revoked_while_down_is_inaccessible_after_the_start(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    assert d.put(data_url(rid, "a"), json={"value": 1}).status_code == 200
+    # a second run that tolerates a long key loss revokes: the cluster stays Ready there
+    d.restart(flags=["--key-loss-delay", "P1D"])
+    v.policy("remove", oid)
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    # the next start checks the key at once: Inaccessible right after settle
+    d.restart(flags=[])
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Inaccessible"
+    e = explain(d, rid)
+    assert e["accessible"] is False
+    assert e["reasonCode"] == "AzureKeyVaultMissingPermissions", e
+    assert failing_rules(e) == ["dek", "permissions"], e
+    r = d.get(data_url(rid, "a"))
+    assert r.status_code == 503 and "08006" in r.json()["error"]["message"], r.text
+    h = d.get(f"{rid}/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
+              "?api-version=2022-10-01")
+    if h.status_code == 200:
+        assert h.json()["properties"]["availabilityState"] == "Unavailable"
+    # access back: the periodic check is not needed, an event brings it back
+    v.policy("add", oid)
+    settle(d)
+    assert get_cluster(d, rg, name)["properties"]["state"] == "Ready"
+    assert d.get(data_url(rid, "a")).json()["value"] == 1
+
+
+def test_explain_after_the_identity_was_deleted(start_daemon):
+    d = start_daemon()
+    rg, mi, oid, v, kid = cmk_setup(d)
+    name = new_name("cl")
+    create_cluster(d, rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
+    assert failing_rules(explain(d, rid)) == []
+    assert d.delete(f"{mi}?api-version=2023-01-31").status_code == 200
+    settle(d)
+    e = explain(d, rid)
+    assert e["accessible"] is False and e["reasonCode"] == "UserAssignedIdentityNotFound", e
+    assert failing_rules(e) == ["dek", "identity"], e

@@ -301,6 +301,8 @@ def test_revocation_needs_revalidation(start_daemon, how):
     assert e["accessible"] is False
     assert e["reasonCode"] == ("AzureKeyVaultMissingPermissions" if how == "remove_policy"
                                else "AzureKeyVaultKeyDisabled")
+    assert sorted(r["rule"] for r in e["rules"] if not r["ok"]) == \
+        ["dek", "permissions" if how == "remove_policy" else "key"], e
     # a revalidation while access is still missing fails with the reason
     st = set_server_key(d, rg, name, kid, expect="Failed")
     assert st["error"]["code"] == e["reasonCode"]
@@ -311,7 +313,11 @@ def test_revocation_needs_revalidation(start_daemon, how):
     settle(d)
     # access is back, but a single server waits for the revalidation
     assert get_server(d, rg, name)["properties"]["userVisibleState"] == "Inaccessible"
-    assert "revalidate" in explain(d, rid)["reason"]
+    e = explain(d, rid)
+    assert "revalidate" in e["reason"]
+    # one state, one reason code, and the rules agree with it
+    assert e["reasonCode"] == "ServerKeyRevalidationRequired", e
+    assert sorted(r["rule"] for r in e["rules"] if not r["ok"]) == ["dek", "revalidation"], e
     assert d.get(data_url(rid, "a")).status_code == 503
     pg_client(d).server_keys.begin_create_or_update(
         name, server_key_name(kid), rg,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pgcmk/crypto.h"
+#include "pgcmk/events.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
 #include "t.h"
@@ -387,6 +388,71 @@ test_fail_mapping(void)
     CHECK(pgcmk_db_tx(db, exec_tx, (void *)"DROP TABLE temp.t_u;", &err) == 0);
 }
 
+/* ---- events wait for the COMMIT ---- */
+
+static int ev_seen, ev_seen_key_ok, ev_saw_row;
+
+static void
+ev_listener(const struct pgcmk_event *ev, void *arg)
+{
+    char *v = NULL;
+
+    (void)arg;
+    if (ev->kind != PGCMK_EV_KEY_DISABLED)
+        return;
+    ev_seen++;
+    ev_seen_key_ok += ev->key && strcmp(ev->key, "k1") == 0;
+    /* the writer's change is visible to the listener */
+    if (pgcmk_store_setting_get("ev.row", &v) == 0 && v && strcmp(v, ev->key) == 0)
+        ev_saw_row++;
+    free(v);
+}
+
+struct ev_tx {
+    const char *key;
+    int fail, seen_inside;
+};
+
+static int
+ev_tx_fn(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct ev_tx *t = ctx;
+    char key[16];
+    struct pgcmk_event ev = {PGCMK_EV_KEY_DISABLED, "v1", key, "ver", NULL, NULL};
+
+    (void)db;
+    snprintf(key, sizeof(key), "%s", t->key);
+    if (pgcmk_store_setting_put("ev.row", t->key, err))
+        return -1;
+    pgcmk_events_publish(&ev);
+    memset(key, 'x', sizeof(key) - 1); /* the queued event owns a copy */
+    t->seen_inside = ev_seen;
+    return t->fail ? pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "rolled back on purpose") : 0;
+}
+
+static void
+test_events_after_commit(void)
+{
+    struct pgcmk_err err;
+    struct ev_tx ok = {"k1", 0, -1}, bad = {"k2", 1, -1};
+    struct pgcmk_event out = {PGCMK_EV_KEY_DISABLED, "v1", "k3", NULL, NULL, NULL};
+
+    CHECK(pgcmk_events_subscribe(ev_listener, NULL) == 0);
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_db_tx(pgcmk_db(), ev_tx_fn, &bad, &err) == -1);
+    CHECK(bad.seen_inside == 0);
+    CHECK(ev_seen == 0); /* rolled back: never delivered */
+    CHECK(pgcmk_db_tx(pgcmk_db(), ev_tx_fn, &bad, &err) == -1);
+    CHECK(ev_seen == 0); /* and not delivered by a later transaction either */
+    CHECK(pgcmk_db_tx(pgcmk_db(), ev_tx_fn, &ok, &err) == 0);
+    CHECK(ok.seen_inside == 0); /* not while the transaction is open */
+    CHECK(ev_seen == 1);        /* after COMMIT */
+    CHECK(ev_seen_key_ok == 1);
+    CHECK(ev_saw_row == 1);
+    pgcmk_events_publish(&out); /* outside a transaction: at once */
+    CHECK(ev_seen == 2);
+}
+
 /* ---- settings and the statement cache ---- */
 
 static void
@@ -675,6 +741,7 @@ test_memory_mode(void)
     test_fail_mapping();
     test_seal();
     test_threads(1);
+    test_events_after_commit();
     pgcmk_store_close();
 
     /* nothing survives */

@@ -20,6 +20,7 @@ export function encryptionPanel(id, extra) {
         dl([
           ['Encryption', cmk ? 'Customer-managed key (Azure Key Vault)' : 'Service-managed key'],
           ['Key URI', d.de.primaryKeyUri || (d.ex && d.ex.keyUri)],
+          ['Key source', d.ex && d.ex.keySource],
           ['Identity', d.ex && d.ex.identity ? link(resourceHref(d.ex.identity), d.ex.identity.split('/').pop()) : d.de.primaryUserAssignedIdentityId],
           ['Identity principal', d.ex && d.ex.principalId],
           ['Key status', d.ex ? h('span', { 'data-testid': 'key-status' }, d.ex.accessible ? badge('Accessible', 'good') : badge('Inaccessible', 'bad'), ' ', d.ex.access ? `(${d.ex.access})` : '') : '—'],

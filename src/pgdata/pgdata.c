@@ -1,0 +1,317 @@
+/* pgdata.c - the modeled data plane (/emulator/data{resourceId}/rows[/{key}]): rows stored as
+ * real ciphertext under the database's DEK, readable only while the database is accessible and
+ * its DEK is in the agent's memory; replicas read their source's rows; restores copy rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgcmk/agent.h"
+#include "pgcmk/clock.h"
+#include "pgcmk/http.h"
+#include "pgcmk/pgdata.h"
+#include "pgcmk/reconcile.h"
+#include "providers/postgres.h"
+
+static void
+bind_opt(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* ---- the modeled data plane --------------------------------------------------------------- */
+
+struct rows_ctx {
+    const char *db_id, *key;
+    const unsigned char *sealed;
+    size_t sealed_len;
+    int64_t seq;
+    int deleted;
+};
+
+static int
+rows_next_seq(struct pgcmk_db *db, const char *id, int64_t *seq, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGROW_NEXT_SEQ);
+    int rc;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    pgcmk_db_done(st);
+    return rc == SQLITE_ROW ? 0 : pgcmk_db_fail(db, rc, "row sequence", err);
+}
+
+static int
+rows_insert(struct pgcmk_db *db, const char *id, int64_t seq, const char *key, int deleted,
+            const unsigned char *sealed, size_t n, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGROW_INSERT);
+    int rc;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, pgcmk_clock_now());
+    sqlite3_bind_int(st, 5, deleted);
+    if (sealed)
+        sqlite3_bind_blob(st, 6, sealed, (int)n, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write row", err);
+}
+
+/* Reads the live rows of `id` at time `at` (key NULL: all), decrypted with holder's DEK. */
+static int
+rows_read(const char *holder, const char *id, int64_t at, const char *key, json_t *out,
+          struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGROW_LATEST);
+    int rc;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at);
+    bind_opt(st, 3, key);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        unsigned char *pt = NULL;
+        size_t ptl = 0;
+        json_t *value;
+        char t[PGCMK_TIME_LEN];
+
+        if (sqlite3_column_int(st, 3))
+            continue;
+        if (pgcmk_agent_open(holder, id, sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 4),
+                             (size_t)sqlite3_column_bytes(st, 4), &pt, &ptl)) {
+            pgcmk_db_done(st);
+            return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+                                 "FATAL: could not decrypt row '%.128s': the data encryption key "
+                                 "is not available (SQLSTATE XX001)",
+                                 (const char *)sqlite3_column_text(st, 0));
+        }
+        value = json_loadb((const char *)pt, ptl, JSON_DECODE_ANY, NULL);
+        pgcmk_secret_free(pt, ptl);
+        pgcmk_time_format(sqlite3_column_int64(st, 2), t);
+        json_array_append_new(
+            out, json_pack("{s:s, s:o, s:I, s:s}", "key", (const char *)sqlite3_column_text(st, 0),
+                           "value", value ? value : json_null(), "seq",
+                           (json_int_t)sqlite3_column_int64(st, 1), "writtenAt", t));
+    }
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "read rows", err);
+}
+
+struct restore_ctx {
+    const char *target;
+    json_t *rows;
+};
+
+static int
+restore_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct restore_ctx *r = ctx;
+    json_t *row;
+    size_t i;
+    int64_t seq;
+
+    if (rows_next_seq(db, r->target, &seq, err))
+        return -1;
+    json_array_foreach(r->rows, i, row) {
+        char *text = json_dumps(json_object_get(row, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
+        unsigned char *sealed = NULL;
+        size_t n = 0;
+        int rc = pgcmk_agent_seal(r->target, r->target, seq, text, strlen(text), &sealed, &n);
+
+        free(text);
+        if (rc)
+            return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+                                 "The restored server has no data encryption key.");
+        rc = rows_insert(db, r->target, seq++, json_string_value(json_object_get(row, "key")), 0,
+                         sealed, n, err);
+        free(sealed);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+int
+pg_rows_restore(const char *source_id, const char *target_id, int64_t at, struct pgcmk_err *err)
+{
+    struct restore_ctx r = {target_id, json_array()};
+    int rc = rows_read(source_id, source_id, at, NULL, r.rows, err);
+
+    if (rc == 0)
+        rc = pgcmk_db_tx(pgcmk_db(), restore_tx, &r, err);
+    json_decref(r.rows);
+    return rc;
+}
+
+/* The database behind /emulator/data{resourceId}/rows: its row, and where its rows live. */
+static int
+data_target(struct pgcmk_req *rq, struct pg_db *d, const char **rows_of, struct pgcmk_err *err)
+{
+    const char *rest = pgcmk_req_param(rq, "rest");
+    char *id;
+    int rc;
+
+    id = pgcmk_xasprintf("/subscriptions/%s/resourceGroups/%s/providers/%s",
+                         pgcmk_req_param(rq, "sub"), pgcmk_req_param(rq, "rg"), rest ? rest : "");
+    rc = pg_db_load(pgcmk_db(), id, d, err);
+    free(id);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
+                             "No PostgreSQL cluster or server has the id in this path.");
+    *rows_of =
+        d->relation &&
+                (strcmp(d->relation, "replica") == 0 || strcmp(d->relation, "standby") == 0) &&
+                d->source_id
+            ? d->source_id
+            : d->id;
+    if (strcmp(d->access, PG_ACCESS_OK) != 0 || !pgcmk_agent_has_dek(d->id)) {
+        const char *nm = strrchr(d->id, '/');
+
+        return pgcmk_err_set(
+            err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+            "FATAL: the database '%.128s' is inaccessible: %s (SQLSTATE 08006)",
+            nm ? nm + 1 : d->id,
+            d->reason                                   ? d->reason
+            : strcmp(d->access, PG_ACCESS_PENDING) == 0 ? "it is still being provisioned"
+            : pgcmk_reconcile_unchecked(d->id)          ? "its key is being checked after the start"
+                                               : "its data encryption key is not available");
+    }
+    return 0;
+}
+
+/* Writes one row version (a tombstone for DELETE); c->sealed holds the plaintext on entry. */
+static int
+row_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct rows_ctx *c = ctx;
+    unsigned char *sealed = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (rows_next_seq(db, c->db_id, &c->seq, err))
+        return -1;
+    if (!c->deleted &&
+        pgcmk_agent_seal(c->db_id, c->db_id, c->seq, c->sealed, c->sealed_len, &sealed, &n))
+        return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+                             "FATAL: the data encryption key is not available (SQLSTATE 08006)");
+    rc = rows_insert(db, c->db_id, c->seq, c->key, c->deleted, sealed, n, err);
+    free(sealed);
+    return rc;
+}
+
+/* Splits the {*rest} of a data route into the resource part and the row key. */
+static int
+data_split(struct pgcmk_req *rq, char **row_key)
+{
+    char *rest = (char *)pgcmk_req_param(rq, "rest");
+    char *p = rest ? strstr(rest, "/rows") : NULL;
+
+    *row_key = NULL;
+    if (!p)
+        return -1;
+    while (p && p[5] != 0 && p[5] != '/')
+        p = strstr(p + 1, "/rows");
+    if (!p)
+        return -1;
+    if (p[5] == '/' && p[6])
+        *row_key = p + 6;
+    *p = 0;
+    return 0;
+}
+
+static int
+data_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct pg_db d;
+    const char *rows_of = NULL;
+    char *key = NULL;
+    json_t *out;
+    int rc;
+
+    if (data_split(rq, &key))
+        return pgcmk_err_set(err, PGCMK_E_NOT_FOUND, NULL,
+                             "Use /emulator/data{resourceId}/rows[/{key}].");
+    if (data_target(rq, &d, &rows_of, err)) {
+        pg_db_release(&d);
+        return -1;
+    }
+    if (strcmp(rq->method, "GET") == 0) {
+        out = json_array();
+        rc = rows_read(d.id, rows_of, pgcmk_clock_now(), key, out, err);
+        if (rc == 0 && key && json_array_size(out) == 0)
+            rc = pgcmk_err_set(err, PGCMK_E_PG_ROW_NOT_FOUND, NULL, "No row has the key '%.128s'.",
+                               key);
+        if (rc == 0)
+            pgcmk_resp_json(rs, 200,
+                            key ? json_incref(json_array_get(out, 0))
+                                : json_pack("{s:O}", "value", out));
+        json_decref(out);
+        pg_db_release(&d);
+        return rc;
+    }
+    if (rows_of != d.id) {
+        pg_db_release(&d);
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                             "ERROR: cannot execute a write in a read-only transaction: this is a "
+                             "read replica (SQLSTATE 25006)");
+    }
+    if (!key) {
+        pg_db_release(&d);
+        return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
+                             "Write one row: %s /emulator/data{resourceId}/rows/{key}.",
+                             rq->method);
+    }
+    {
+        struct rows_ctx c = {d.id, key, NULL, 0, 0, strcmp(rq->method, "DELETE") == 0};
+        char *text = NULL;
+        json_t *v = json_object_get(rq->json, "value");
+
+        if (!c.deleted && !v) {
+            pg_db_release(&d);
+            return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "value",
+                                 "The body must be {\"value\": ...}.");
+        }
+        if (!c.deleted) {
+            text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            c.sealed = (const unsigned char *)text;
+            c.sealed_len = strlen(text);
+        }
+        rc = pgcmk_db_tx(pgcmk_db(), row_write_tx, &c, err);
+        free(text);
+        if (rc == 0) {
+            char t[PGCMK_TIME_LEN];
+
+            pgcmk_time_format(pgcmk_clock_now(), t);
+            if (c.deleted)
+                pgcmk_resp_empty(rs, 204);
+            else
+                pgcmk_resp_json(rs, 200,
+                                json_pack("{s:s, s:O, s:I, s:s}", "key", key, "value", v, "seq",
+                                          (json_int_t)c.seq, "writtenAt", t));
+        }
+    }
+    pg_db_release(&d);
+    return rc;
+}
+
+#define DATA_ROUTE "/emulator/data/subscriptions/{sub}/resourcegroups/{rg}/providers/{*rest}"
+static const struct pgcmk_route pgdata_routes[] = {
+    {"GET", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
+    {"PUT", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, data_route},
+    {"DELETE", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
+};
+
+void
+pgcmk_pgdata_register(void)
+{
+    pgcmk_router_add(pgdata_routes, PGCMK_ARRAY_LEN(pgdata_routes));
+}

@@ -1,0 +1,207 @@
+/* keysources.c - the key-source rows of the reconciler (include/pgcmk/reconcile.h). Today:
+ * "azure-keyvault" (a Key Vault key reached through the database's managed identity, checked by
+ * the encryption agent) and "service-managed" (the DEK sealed under the emulator's master key).
+ * KMIP objects, Vault KV secrets or KES keys are further rows here. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pgcmk/err.h"
+#include "pgcmk/reconcile.h"
+#include "providers/postgres.h"
+
+json_t *
+pgcmk_reconcile_rule(const char *rule, int ok, const char *detail)
+{
+    return json_pack("{s:s, s:b, s:s}", "rule", rule, "ok", ok, "detail", detail ? detail : "");
+}
+
+static int
+code_is(const char *code, enum pgcmk_errc c)
+{
+    return code && strcmp(code, pgcmk_err_code(c)) == 0;
+}
+
+/* ---- service-managed ---------------------------------------------------------------------- */
+
+static int
+sm_uses(const struct pg_db *d)
+{
+    return d->key_uri == NULL;
+}
+
+static int
+sm_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_agent_key none = {NULL, NULL};
+
+    (void)revalidate;
+    if (pgcmk_agent_has_dek(d->id)) { /* nothing to revoke: the DEK stays */
+        memset(res, 0, sizeof(*res));
+        return 0;
+    }
+    return pgcmk_agent_check(d->id, &none, d->wrapped, d->wrapped_len, d->alg, res);
+}
+
+static void
+sm_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    (void)db;
+    json_array_append_new(
+        rules, pgcmk_reconcile_rule("encryption", d->reason_code == NULL,
+                                    d->reason_code ? d->reason
+                                                   : "Service-managed key: nothing to revoke."));
+}
+
+static const struct pgcmk_keysource ks_service_managed = {
+    "service-managed", sm_uses, sm_check, NULL, sm_explain,
+};
+
+/* ---- azure-keyvault ----------------------------------------------------------------------- */
+
+static int
+akv_uses(const struct pg_db *d)
+{
+    return d->key_uri != NULL;
+}
+
+static int
+akv_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_agent_key k = {d->key_uri, d->principal_id};
+
+    (void)revalidate;
+    if (!d->principal_id) {
+        memset(res, 0, sizeof(*res));
+        res->lost = 1;
+        res->code = PGCMK_E_PG_IDENTITY_REQUIRED;
+        snprintf(res->message, sizeof(res->message),
+                 "The resource has no managed identity to access the key '%.300s' with.",
+                 d->key_uri);
+        return -1;
+    }
+    return pgcmk_agent_check(d->id, &k, d->wrapped, d->wrapped_len, d->alg, res);
+}
+
+static void
+akv_select(struct pgcmk_db *db, enum pgcmk_stmt which, const char *a, const char *b, json_t *ids)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, which);
+
+    if (a)
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 1);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 2);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
+    pgcmk_db_done(st);
+}
+
+static void
+akv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    switch (ev->kind) {
+    case PGCMK_EV_KEY_CREATED: /* a new key affects nobody */
+    case PGCMK_EV_CLOCK_CHANGED:
+    case PGCMK_EV_FAULT_CHANGED: /* the reconciler's periodic check covers these */
+        return;
+    case PGCMK_EV_IDENTITY_DELETED:
+        akv_select(db, PGCMK_STMT_PG_BY_PRINCIPAL, ev->object_id ? ev->object_id : "-",
+                   ev->resource_id ? ev->resource_id : "-", ids);
+        return;
+    case PGCMK_EV_POLICY_CHANGED:
+    case PGCMK_EV_VAULT_DELETED:
+    case PGCMK_EV_VAULT_RECOVERED:
+    case PGCMK_EV_VAULT_PURGED: /* every key of the vault */
+        if (ev->vault)
+            akv_select(db, PGCMK_STMT_PG_BY_VAULT, ev->vault, NULL, ids);
+        return;
+    default:
+        if (ev->vault)
+            akv_select(db, PGCMK_STMT_PG_BY_VAULT, ev->vault, ev->key, ids);
+    }
+}
+
+/* The rule a reason code of this kind breaks: exactly one, so the rules agree with the state. */
+static const char *
+akv_failing_rule(const struct pg_db *d)
+{
+    const char *c = d->reason_code;
+
+    if (!d->principal_id || code_is(c, PGCMK_E_PG_IDENTITY_REQUIRED) ||
+        code_is(c, PGCMK_E_PG_IDENTITY_NOT_FOUND))
+        return "identity";
+    if (!c)
+        return NULL;
+    if (code_is(c, PGCMK_E_PG_MISSING_PERMISSIONS))
+        return "permissions";
+    if (code_is(c, PGCMK_E_PG_VAULT_RECOVERY) || code_is(c, PGCMK_E_PG_VAULT_UNREACHABLE))
+        return "vault";
+    if (strcmp(c, PGCMK_REASON_REVALIDATE) == 0)
+        return "revalidation";
+    if (strcmp(c, PGCMK_REASON_UNCHECKED) == 0)
+        return "checked";
+    return "key";
+}
+
+static void
+akv_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    const char *bad = akv_failing_rule(d);
+    const char *why = d->reason ? d->reason : "";
+
+    static const struct {
+        const char *rule, *ok_detail;
+    } rows[] = {
+        {"identity", "The resource has a managed identity that gets tokens."},
+        {"permissions", "The identity has Get, Wrap Key and Unwrap Key on the key."},
+        {"vault", "The vault answers and has soft delete, purge protection and 90 days."},
+        {"key", "The last check got the key and unwrapped the DEK."},
+    };
+
+    (void)db;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int fails = bad && strcmp(bad, rows[i].rule) == 0;
+        const char *detail = rows[i].ok_detail;
+
+        if (fails)
+            detail = strcmp(rows[i].rule, "identity") == 0 && !d->principal_id
+                         ? "The resource has no managed identity: assign one and grant it Get, "
+                           "Wrap Key, Unwrap Key."
+                         : why;
+        json_array_append_new(rules, pgcmk_reconcile_rule(rows[i].rule, !fails, detail));
+    }
+    if (d->kind == PG_SERVER)
+        json_array_append_new(
+            rules, pgcmk_reconcile_rule("revalidation", !bad || strcmp(bad, "revalidation") != 0,
+                                        bad && strcmp(bad, "revalidation") == 0
+                                            ? why
+                                            : "No revalidation of the server key is due."));
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_azure_keyvault = {
+    "azure-keyvault", akv_uses, akv_check, akv_touches, akv_explain,
+};
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+const struct pgcmk_keysource *const pgcmk_keysources[] = {
+    &ks_azure_keyvault,
+    &ks_service_managed,
+    NULL,
+};
+
+const struct pgcmk_keysource *
+pgcmk_keysource_of(const struct pg_db *d)
+{
+    for (const struct pgcmk_keysource *const *ks = pgcmk_keysources; *ks; ks++)
+        if ((*ks)->uses(d))
+            return *ks;
+    return NULL;
+}

@@ -1,0 +1,203 @@
+/* routes.c - the reconciler's emulator routes: /emulator/explain (why a database is, or is not,
+ * accessible: its key source's rules), /emulator/lineage (which databases depend on which key
+ * version) and /emulator/settle (whether every queued key check finished). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pgcmk/http.h"
+#include "pgcmk/reconcile.h"
+#include "pgcmk/vault.h"
+#include "providers/postgres.h"
+
+static json_t *
+rc_describe(const struct pg_db *d)
+{
+    const struct pgcmk_keysource *ks = pgcmk_keysource_of(d);
+    char t[PGCMK_TIME_LEN] = "";
+
+    if (d->last_check)
+        pgcmk_time_format(d->last_check, t);
+    return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
+                     "resourceId", d->id, "kind", d->kind == PG_SERVER ? "server" : "cluster",
+                     "keySource", ks ? ks->kind : NULL, "keyUri", d->key_uri, "vault", d->vault,
+                     "key", d->key_name, "keyVersion", d->key_version, "identity", d->identity_id,
+                     "principalId", d->principal_id, "access", d->access, "sourceResourceId",
+                     d->source_id, "relation", d->relation, "lastCheck", d->last_check ? t : NULL);
+}
+
+/* GET /emulator/explain?resourceId=: why the database is, or is not, accessible. One reason
+ * code per state, and the rules agree with it: the failing rule is the one the code names. */
+static int
+emu_explain(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *id = pgcmk_req_query(rq, "resourceId");
+    struct pgcmk_db *db = pgcmk_db();
+    const struct pgcmk_keysource *ks;
+    struct pg_db d;
+    json_t *out, *rules;
+    int rc, ok, has_dek, served;
+
+    if (!id)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_QUERY, "resourceId",
+                             "Give the database: /emulator/explain?resourceId=...");
+    rc = pg_db_load(db, id, &d, err);
+    if (rc <= 0)
+        return rc < 0 ? -1
+                      : pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, "resourceId",
+                                      "No PostgreSQL cluster or server has the id '%.300s'.", id);
+    if (!d.reason_code && strcmp(d.access, PG_ACCESS_OK) == 0 && pgcmk_reconcile_unchecked(d.id)) {
+        pg_set(&d.reason_code, PGCMK_REASON_UNCHECKED);
+        pg_set(&d.reason, "The key has not been checked since the emulator started; POST "
+                          "/emulator/settle waits for the check.");
+    }
+    if (strcmp(d.access, PG_ACCESS_PENDING) == 0 && !d.reason_code)
+        pg_set(&d.reason, "The database is still being provisioned.");
+    out = rc_describe(&d);
+    rules = json_array();
+    ks = pgcmk_keysource_of(&d);
+    if (ks)
+        ks->explain(db, &d, rules);
+    has_dek = pgcmk_agent_has_dek(d.id);
+    served = strcmp(d.access, PG_ACCESS_OK) == 0;
+    ok = served && has_dek;
+    json_array_append_new(
+        rules,
+        pgcmk_reconcile_rule("dek", ok,
+                             ok        ? "The data encryption key is in memory and serves the data."
+                             : has_dek ? "The data encryption key is in memory but not served: the "
+                                         "database is not accessible."
+                                       : "The data encryption key is not in memory."));
+    json_object_set_new(out, "accessible", json_boolean(ok));
+    json_object_set_new(out, "reasonCode",
+                        d.reason_code ? json_string(d.reason_code) : json_null());
+    json_object_set_new(out, "reason", d.reason ? json_string(d.reason) : json_null());
+    json_object_set_new(out, "rules", rules);
+    pg_db_release(&d);
+    pgcmk_resp_json(rs, 200, out);
+    return 0;
+}
+
+static int
+lineage_add(struct pgcmk_db *db, const char *id, json_t *out, int depth, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st;
+    json_t *kids = json_array(), *v;
+    struct pg_db d;
+    size_t i;
+
+    if (depth > 16 || pg_db_load(db, id, &d, err) <= 0) {
+        json_decref(kids);
+        return 0;
+    }
+    json_array_append_new(out, rc_describe(&d));
+    pg_db_release(&d);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PG_CHILDREN);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(kids, json_string((const char *)sqlite3_column_text(st, 0)));
+    pgcmk_db_done(st);
+    json_array_foreach(kids, i, v)
+        lineage_add(db, json_string_value(v), out, depth + 1, err);
+    json_decref(kids);
+    return 0;
+}
+
+/* GET /emulator/lineage?keyId= | ?resourceId=: which databases depend on which key version. */
+static int
+emu_lineage(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *key = pgcmk_req_query(rq, "keyId"), *id = pgcmk_req_query(rq, "resourceId");
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *out = json_array();
+    struct pg_db d;
+
+    if (key) {
+        char vault[32], name[128], version[40];
+        sqlite3_stmt *st;
+        json_t *ids = json_array(), *v;
+        size_t i;
+
+        if (pgcmk_vault_parse_key_uri(key, vault, name, version)) {
+            json_decref(out);
+            json_decref(ids);
+            return pgcmk_err_set(err, PGCMK_E_PG_KEY_URI_INVALID, "keyId",
+                                 "'%.300s' is not a key identifier.", key);
+        }
+        st = pgcmk_db_stmt(db, PGCMK_STMT_PG_BY_VAULT);
+        sqlite3_bind_text(st, 1, vault, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
+        pgcmk_db_done(st);
+        json_array_foreach(ids, i, v) {
+            if (pg_db_load(db, json_string_value(v), &d, err) > 0) {
+                if (!version[0] || strcasecmp(version, d.key_version) == 0)
+                    json_array_append_new(out, rc_describe(&d));
+                pg_db_release(&d);
+            }
+        }
+        json_decref(ids);
+    } else if (id) {
+        char *root = pgcmk_xstrdup(id);
+        int hops = 0;
+
+        /* up to the first database of the line, then every descendant */
+        while (hops++ < 16 && pg_db_load(db, root, &d, err) > 0) {
+            char *up = d.source_id ? pgcmk_xstrdup(d.source_id) : NULL;
+
+            pg_db_release(&d);
+            if (!up || pg_db_load(db, up, &d, err) <= 0) {
+                free(up);
+                break;
+            }
+            pg_db_release(&d);
+            free(root);
+            root = up;
+        }
+        lineage_add(db, root, out, 0, err);
+        free(root);
+    } else {
+        json_decref(out);
+        return pgcmk_err_set(err, PGCMK_E_INVALID_QUERY, NULL,
+                             "Give keyId= or resourceId=: /emulator/lineage?keyId=...");
+    }
+    pgcmk_resp_json(rs, 200, json_pack("{s:o}", "value", out));
+    return 0;
+}
+
+/* POST /emulator/settle[?timeout=PT1S]: whether no key check is queued or running (the checks
+ * after a start included), waiting up to the timeout (default: not at all). Keep the wait short
+ * and poll instead: a blocked HTTP thread cannot serve the agent's own requests on the
+ * connections it holds. */
+static int
+emu_settle(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *t = pgcmk_req_query(rq, "timeout");
+    unsigned long busy = 0, done = 0;
+    int64_t ms = 0;
+    int settled;
+
+    if (t && (pgcmk_duration_parse(t, &ms) || ms < 0 || ms > 1000))
+        return pgcmk_err_set(err, PGCMK_E_INVALID_QUERY, "timeout",
+                             "timeout must be an ISO 8601 duration up to PT1S.");
+    settled = pgcmk_reconcile_settle(ms, &busy, &done);
+    pgcmk_resp_json(rs, 200,
+                    json_pack("{s:b, s:I, s:I}", "settled", settled, "busy", (json_int_t)busy,
+                              "checksDone", (json_int_t)done));
+    return 0;
+}
+
+static const struct pgcmk_route rc_routes[] = {
+    {"GET", "/emulator/explain", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, "resourceId", emu_explain},
+    {"GET", "/emulator/lineage", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, "keyId,resourceId",
+     emu_lineage},
+    {"POST", "/emulator/settle", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_ANYBODY, "timeout",
+     emu_settle},
+};
+
+void
+pgcmk_reconcile_register(void)
+{
+    pgcmk_router_add(rc_routes, PGCMK_ARRAY_LEN(rc_routes));
+}

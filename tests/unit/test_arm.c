@@ -957,15 +957,12 @@ test_rg_paging(void)
 /* ---- one generic type --------------------------------------------------------------------- */
 
 static const char *const widget_versions[] = {"2023-01-01", "2024-01-01", NULL};
-static const struct pgcmk_arm_type widget_type = {"Microsoft.Test",
-                                                  "widgets",
-                                                  widget_versions,
-                                                  ARM_T_TRACKED | ARM_T_SYNC_PUT,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL};
+static const struct pgcmk_arm_type widget_type = {
+    .ns = "Microsoft.Test",
+    .type = "widgets",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT,
+};
 
 #define RG2     RGS_URL "/rg2"
 #define WIDGETS RG2 "/providers/Microsoft.Test/widgets"

@@ -85,7 +85,7 @@ struct pgcmk_arm_ctx {
     json_t *existing; /* the stored body, or NULL when creating */
     json_t *body;     /* the new representation the engine built (id, name, type, location, tags,
                          identity, properties, systemData); hooks edit it in place */
-    json_t *parent;   /* ARM_T_EXTERNAL: the parent resource's stored body (borrowed) */
+    json_t *parent;   /* ARM_T_EXTERNAL: the nearest stored ancestor's body (the engine's) */
 };
 
 struct pgcmk_arm_type {

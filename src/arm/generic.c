@@ -589,8 +589,8 @@ generic_not_allowed(struct pgcmk_req *rq, struct pgcmk_err *err)
                          "The requested resource does not support http method '%s'.", rq->method);
 }
 
-/* ARM_T_EXTERNAL: the parent's body (ctx->parent, owned by the caller) or ParentResourceNotFound.
- */
+/* ARM_T_EXTERNAL: the body of the nearest stored ancestor (ctx->parent, owned by the caller) or
+ * ParentResourceNotFound. */
 static int
 generic_ext_ctx(struct pgcmk_req *rq, struct generic_target *t, struct pgcmk_arm_ctx *ac,
                 struct pgcmk_err *err)
@@ -603,7 +603,18 @@ generic_ext_ctx(struct pgcmk_req *rq, struct generic_target *t, struct pgcmk_arm
     ac->rq = rq;
     ac->type = t->type;
     ac->id = t->id;
-    pid.n_types--;
+    /* the nearest ancestor the engine stores (vaults/keys/versions: the vault) */
+    for (pid.n_types--; pid.n_types > 1; pid.n_types--) {
+        char path[256];
+        size_t n = 0;
+        const struct pgcmk_arm_type *up;
+
+        for (int i = 0; i < pid.n_types; i++)
+            n += (size_t)snprintf(path + n, sizeof(path) - n, "%s%s", i ? "/" : "", pid.types[i]);
+        up = pgcmk_arm_find_type(pid.ns, path);
+        if (!up || !(up->flags & ARM_T_EXTERNAL))
+            break;
+    }
     parent = pgcmk_arm_id_format(&pid);
     rc = pgcmk_arm_resource_get(pgcmk_db(), parent, &ac->parent, err);
     free(parent);

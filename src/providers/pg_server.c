@@ -1213,7 +1213,8 @@ key_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     return 0;
 }
 
-/* DELETE .../servers/{s}/keys/{name}: the key that encrypts the server stays. */
+/* DELETE .../servers/{s}/keys/{name}: the key that encrypts the server stays (a resource group
+ * delete, with no request, takes everything). */
 static int
 key_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
@@ -1222,6 +1223,8 @@ key_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     struct pg_db d;
     int rc;
 
+    if (!ctx->rq)
+        return 0;
     key_server_id(ctx->id_text, server_id, sizeof(server_id));
     memset(&d, 0, sizeof(d));
     rc = pg_db_load(db, server_id, &d, err);

@@ -246,3 +246,23 @@ def test_vault_keys_through_the_engine(daemon, rg):
     assert_arm_error(d.put(f"{keys}/bad_name?api-version={KV_AV}", json={"properties": {}}), 400,
                      "InvalidResourceName")
     assert_arm_error(d.get(f"{keys}/k1?api-version=2001-01-01"), 400, "NoRegisteredProviderFound")
+
+
+def test_group_delete_takes_a_cmk_server_and_its_key(daemon):
+    d = daemon
+    g = new_name("rg")
+    assert d.put_rg(g).status_code == 201
+    name = new_name("pg")
+    create_server(d, g, name)
+    v = Vault(d, g, policies=[policy(get_server(d, g, name)["identity"]["principalId"],
+                                     CMK_PERMS)])
+    kid = v.create_key()
+    set_server_key(d, g, name, kid)
+    # the key in use refuses a DELETE of its own, not the deletion of its group
+    assert_arm_error(d.delete(f"{server_id(g, name)}/keys/{server_key_name(kid)}"
+                              f"?api-version={KEY_AV}"), 400, "DataEncryptionUpdateNotSupported")
+    r = d.delete(d.rg_path(g))
+    assert r.status_code == 202, r.text
+    assert poll_location(d, r.headers["Location"]).status_code == 200
+    assert_arm_error(d.get(f"{server_id(g, name)}?api-version={SRV_AV}"), 404,
+                     "ResourceGroupNotFound")

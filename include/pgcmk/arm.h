@@ -70,6 +70,8 @@ char *pgcmk_arm_rg_location(const char *sub, const char *rg);
 #define ARM_T_NO_PUT    0x80u  /* read-only type: PUT and PATCH answer 405 */
 #define ARM_T_NO_PATCH  0x100u /* PATCH answers 405 */
 #define ARM_T_NO_DELETE 0x200u /* DELETE answers 405 */
+#define ARM_T_ACCEPTED_BODY                                                                        \
+    0x800u /* with ARM_T_ACCEPTED: the 202 carries the stored body (as 201/200 would) */
 #define ARM_T_EXTERNAL                                                                             \
     0x400u /* a child the provider keeps in its own tables: the engine resolves the request and    \
               checks the parent, then calls ext_put/ext_get/ext_list (nothing in `resources`) */

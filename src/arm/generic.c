@@ -709,8 +709,10 @@ generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_e
         }
     }
     json_decref(w.body);
-    if (w.accepted)
+    if (w.accepted && !(t.type->flags & ARM_T_ACCEPTED_BODY))
         pgcmk_resp_empty(rs, 202);
+    else if (w.accepted)
+        pgcmk_arm_send_stored(rs, 202, w.out);
     else
         pgcmk_arm_send_stored(rs, w.created ? 201 : 200, w.out);
     free(w.out);

@@ -1126,6 +1126,14 @@ static const struct pgcmk_arm_type part_type = {
     .provision_put = part_provision_put,
 };
 
+static const struct pgcmk_arm_type doodad_type = {
+    .ns = "Microsoft.Test",
+    .type = "doodads",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_ASYNC | ARM_T_ACCEPTED | ARM_T_ACCEPTED_BODY,
+    .provision = gadget_provision,
+};
+
 #define GADGETS RG2 "/providers/Microsoft.Test/gizmos"
 
 static const char *
@@ -1162,6 +1170,14 @@ test_async_rows(void)
     /* a PUT on a good one is an update */
     CHECK(call("PUT", GADGETS "/g1?" WAV, "{\"location\":\"eastus\"}", NULL, NULL) == 202);
     CHECK(gadget_creates == 2 && gadget_deletes == 1);
+
+    /* a type that declares its 202 with the body */
+    CHECK(call("PUT", RG2 "/providers/Microsoft.Test/doodads/d1?" WAV, "{\"location\":\"eastus\"}",
+               &j, &rs) == 202);
+    CHECK_STR(str_at(j, "name"), "d1");
+    CHECK(resp_hdr(&rs, "Azure-AsyncOperation") != NULL);
+    json_decref(j);
+    pgcmk_resp_release(&rs);
 
     /* a deferred child: nothing stored until its worker succeeds */
     CHECK(call("PUT", GADGETS "/g1/parts/p1?" WAV, "{\"properties\":{\"a\":1}}", NULL, &rs) == 202);
@@ -1228,6 +1244,7 @@ main(void)
     pgcmk_arm_register(&widget_type);
     pgcmk_arm_register(&gadget_type);
     pgcmk_arm_register(&part_type);
+    pgcmk_arm_register(&doodad_type);
     pgcmk_arm_init();
     CHECK(pgcmk_router_check() == 0);
 

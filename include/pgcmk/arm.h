@@ -59,6 +59,22 @@ char *pgcmk_arm_rg_location(const char *sub, const char *rg);
 #define ARM_T_SYNC_PUT 0x02u /* PUT answers 201/200 with the final body (no LRO) */
 #define ARM_T_IDENTITY 0x04u /* takes the managed-identity block ("identity": {...}) */
 #define ARM_T_ASYNC    0x08u /* PUT is an LRO: 201/200 + Azure-AsyncOperation, then provision() */
+#define ARM_T_ASYNC_DELETE                                                                         \
+    0x10u /* DELETE is an LRO: 202 + Azure-AsyncOperation + Location; the resource goes on a       \
+             worker and the poll ends 200 (Location: 204), or 204 at once when nothing exists */
+#define ARM_T_ACCEPTED                                                                             \
+    0x20u /* an ARM_T_ASYNC PUT answers 202 with no body (every PUT, or those accepted() picks) */
+#define ARM_T_DEFER_STORE                                                                          \
+    0x40u /* an ARM_T_ASYNC PUT stores nothing: provision_put() validates on the worker and        \
+             writes the resource (pgcmk_arm_resource_save) when it succeeds */
+#define ARM_T_NO_PUT    0x80u  /* read-only type: PUT and PATCH answer 405 */
+#define ARM_T_NO_PATCH  0x100u /* PATCH answers 405 */
+#define ARM_T_NO_DELETE 0x200u /* DELETE answers 405 */
+#define ARM_T_ACCEPTED_BODY                                                                        \
+    0x800u /* with ARM_T_ACCEPTED: the 202 carries the stored body (as 201/200 would) */
+#define ARM_T_EXTERNAL                                                                             \
+    0x400u /* a child the provider keeps in its own tables: the engine resolves the request and    \
+              checks the parent, then calls ext_put/ext_get/ext_list (nothing in `resources`) */
 
 struct pgcmk_arm_type;
 
@@ -71,6 +87,7 @@ struct pgcmk_arm_ctx {
     json_t *existing; /* the stored body, or NULL when creating */
     json_t *body;     /* the new representation the engine built (id, name, type, location, tags,
                          identity, properties, systemData); hooks edit it in place */
+    json_t *parent;   /* ARM_T_EXTERNAL: the nearest stored ancestor's body (the engine's) */
 };
 
 struct pgcmk_arm_type {
@@ -91,6 +108,17 @@ struct pgcmk_arm_type {
     int (*provision)(const char *id, int created, struct pgcmk_err *err);
     /* After a DELETE committed (outside the transaction): forget in-memory state. */
     void (*after_delete)(const char *id);
+    /* ARM_T_ACCEPTED: 1 when this PUT (ctx after on_write) answers 202 with no body; NULL = every
+     * PUT of the type does. */
+    int (*accepted)(const struct pgcmk_arm_ctx *ctx);
+    /* ARM_T_DEFER_STORE: the worker part of a PUT that stored nothing; `body` is what on_write
+     * completed. 0 when the resource was written (the operation answers it), else -1 with err. */
+    int (*provision_put)(const char *id, const json_t *body, struct pgcmk_err *err);
+    /* ARM_T_EXTERNAL: PUT answers *status (200/201) with *out; GET fills *out (-1 with err when
+     * absent); a list fills *items (an array) for the collection under ctx->parent. */
+    int (*ext_put)(struct pgcmk_arm_ctx *ctx, json_t **out, int *status, struct pgcmk_err *err);
+    int (*ext_get)(struct pgcmk_arm_ctx *ctx, json_t **out, struct pgcmk_err *err);
+    int (*ext_list)(struct pgcmk_arm_ctx *ctx, json_t **items, struct pgcmk_err *err);
 };
 
 void pgcmk_arm_register(const struct pgcmk_arm_type *t);
@@ -115,6 +143,20 @@ int pgcmk_arm_resource_get(struct pgcmk_db *db, const char *id, json_t **body,
 /* Rewrites a stored resource's body (inside the caller's transaction); a new etag. */
 int pgcmk_arm_resource_put(struct pgcmk_db *db, const char *id, const json_t *body,
                            struct pgcmk_err *err) PGCMK_WUR;
+/* Writes a resource a provider's worker made (inside the caller's transaction): creates it (its
+ * parent, group and type from the id) or rewrites it. 0 or -1 with err. */
+int pgcmk_arm_resource_save(struct pgcmk_db *db, const char *id, const json_t *body,
+                            struct pgcmk_err *err) PGCMK_WUR;
+/* Removes a resource and its children from the store (no hooks; inside the caller's tx). */
+int pgcmk_arm_resource_remove(struct pgcmk_db *db, const char *id, struct pgcmk_err *err) PGCMK_WUR;
+/* The stored bodies of `parent`'s children of type `type` ("Microsoft.X/a/b"): *items a new
+ * array. 0 or -1 with err. */
+int pgcmk_arm_resource_children(struct pgcmk_db *db, const char *parent, const char *type,
+                                json_t **items, struct pgcmk_err *err) PGCMK_WUR;
+/* A resource of `type` by name alone, in any group or subscription (names that are global):
+ * 1 found (*id, *etag and *body set when asked; caller frees), 0 absent, -1 error. */
+int pgcmk_arm_resource_by_name(struct pgcmk_db *db, const char *type, const char *name, char **id,
+                               char **etag, json_t **body, struct pgcmk_err *err) PGCMK_WUR;
 
 /* ---- long-running operations ------------------------------------------------------------- */
 

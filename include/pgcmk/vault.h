@@ -2,6 +2,10 @@
 #ifndef PGCMK_VAULT_H
 #define PGCMK_VAULT_H
 
+#include <jansson.h>
+
+struct pgcmk_err;
+
 /* Adds the data-plane routes, subscribes to vault purges, and starts scheduled key purges. */
 void pgcmk_vault_init(void);
 void pgcmk_vault_shutdown(void);
@@ -19,5 +23,23 @@ unsigned long long pgcmk_vault_generation(void);
  * {vault}; the az CLI insists on the second form). Fills vault (lower case), name and version
  * ("" when absent). 0, or -1 when the URI is not a key URI. */
 int pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char version[40]);
+
+/* ---- keys as the ARM provider of Microsoft.KeyVault/vaults/keys sees them ---------------------
+ * The vault is given by its stored ARM body. A key is answered as a data-plane bundle:
+ * {"key": {kid, kty, key_ops, n, e | crv, x, y}, "attributes": {...}, "tags": {...}}. */
+
+/* The current version of `name` (or `version`): 1 found (*bundle new), 0 absent or deleted, -1. */
+int pgcmk_vault_key_get(const json_t *vault_body, const char *name, const char *version,
+                        json_t **bundle, struct pgcmk_err *err);
+/* The current versions of the vault's live keys (name NULL), or every version of `name`:
+ * 1 (*bundles a new array), 0 when `name` is absent or deleted, -1 error. */
+int pgcmk_vault_key_list(const json_t *vault_body, const char *name, json_t **bundles,
+                         struct pgcmk_err *err);
+/* Keys_CreateIfNotExist: creates `name` from an ARM body (properties.kty, keySize, curveName,
+ * keyOps, attributes; tags) unless it exists, which comes back unchanged; *created says which.
+ * A deleted-but-recoverable key is a Conflict. 0 (*bundle new) or -1 with err. */
+int pgcmk_vault_key_create_if_absent(const json_t *vault_body, const char *name,
+                                     const json_t *arm_body, json_t **bundle, int *created,
+                                     struct pgcmk_err *err);
 
 #endif

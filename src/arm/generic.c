@@ -145,7 +145,8 @@ generic_load(struct pgcmk_db *db, const char *id, char **body, char **etag, stru
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *body = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+        if (body)
+            *body = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
         if (etag)
             *etag = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 1));
         rc = 1;
@@ -195,6 +196,114 @@ pgcmk_arm_resource_put(struct pgcmk_db *db, const char *id, const json_t *body,
     return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "update resource", err);
 }
 
+int
+pgcmk_arm_resource_save(struct pgcmk_db *db, const char *id, const json_t *body,
+                        struct pgcmk_err *err)
+{
+    struct pgcmk_arm_id pid;
+    char type[256], *parent = NULL, *text, etag[40], uuid[37];
+    sqlite3_stmt *st;
+    int rc = generic_load(db, id, NULL, NULL, err);
+
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        return pgcmk_arm_resource_put(db, id, body, err);
+    if (pgcmk_arm_id_parse(id, &pid, err))
+        return -1;
+    pgcmk_arm_id_type(&pid, type, sizeof(type));
+    if (pid.n_types > 1) {
+        struct pgcmk_arm_id up = pid;
+
+        up.n_types--;
+        parent = pgcmk_arm_id_format(&up);
+    }
+    text = json_dumps(body, JSON_COMPACT);
+    pgcmk_uuid(uuid);
+    snprintf(etag, sizeof(etag), "\"%s\"", uuid);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_INSERT);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, pid.sub, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, pid.rg[0] ? pid.rg : NULL, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, pid.names[pid.n_types - 1], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, parent, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, json_string_value(json_object_get(body, "location")), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, "Succeeded", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, etag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, pgcmk_clock_now());
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    free(text);
+    free(parent);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write resource", err);
+}
+
+int
+pgcmk_arm_resource_remove(struct pgcmk_db *db, const char *id, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE_TREE);
+    int rc;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete resource", err);
+}
+
+int
+pgcmk_arm_resource_children(struct pgcmk_db *db, const char *parent, const char *type,
+                            json_t **items, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_CHILDREN);
+    int rc;
+
+    *items = json_array();
+    sqlite3_bind_text(st, 1, parent, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *b = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+
+        if (b)
+            json_array_append_new(*items, b);
+    }
+    pgcmk_db_done(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    json_decref(*items);
+    *items = NULL;
+    return pgcmk_db_fail(db, rc, "list child resources", err);
+}
+
+int
+pgcmk_arm_resource_by_name(struct pgcmk_db *db, const char *type, const char *name, char **id,
+                           char **etag, json_t **body, struct pgcmk_err *err)
+{
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
+    int rc;
+
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (id)
+            *id = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 0));
+        if (etag)
+            *etag = pgcmk_xstrdup((const char *)sqlite3_column_text(st, 1));
+        if (body)
+            *body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = pgcmk_db_fail(db, rc, "read resource by name", err);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
 static int
 generic_not_found(const struct generic_target *t, struct pgcmk_err *err)
 {
@@ -212,6 +321,7 @@ struct generic_job {
     const struct pgcmk_arm_type *type;
     char *id;
     int created;
+    json_t *body; /* ARM_T_DEFER_STORE: what on_write completed */
 };
 
 static void
@@ -222,7 +332,9 @@ generic_provision_job(void *arg, struct pgcmk_lro_result *out)
     json_t *body = NULL;
 
     memset(&err, 0, sizeof(err));
-    if (job->type->provision(job->id, job->created, &err)) {
+    if ((job->type->flags & ARM_T_DEFER_STORE)
+            ? job->type->provision_put(job->id, job->body, &err)
+            : job->type->provision(job->id, job->created, &err)) {
         out->failed = 1;
         out->err = err;
     } else if (pgcmk_arm_resource_get(pgcmk_db(), job->id, &body, &err) > 0) {
@@ -231,6 +343,7 @@ generic_provision_job(void *arg, struct pgcmk_lro_result *out)
     } else {
         out->status = 200;
     }
+    json_decref(job->body);
     free(job->id);
     free(job);
 }
@@ -240,7 +353,27 @@ struct generic_write {
     struct generic_target *t;
     int created, patch;
     char *out;
+    int accepted, retried; /* answer 202 without a body; a failed create was removed first */
+    json_t *body;          /* ARM_T_DEFER_STORE: the body for the worker */
+    char location[64];     /* where the operation runs: the resource's or its parent's */
 };
+
+static int generic_delete_one(struct pgcmk_db *db, struct pgcmk_req *rq,
+                              const struct pgcmk_arm_type *type, const struct pgcmk_arm_id *id,
+                              const char *id_text, const char *stored, struct pgcmk_err *err);
+
+/* 1 when a stored body says its create failed (properties.provisioningState "Failed"). */
+static int
+generic_create_failed(const char *stored)
+{
+    json_t *b = json_loads(stored, 0, NULL);
+    const char *ps =
+        json_string_value(json_object_get(json_object_get(b, "properties"), "provisioningState"));
+    int failed = ps && strcasecmp(ps, "Failed") == 0;
+
+    json_decref(b);
+    return failed;
+}
 
 static int
 generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
@@ -263,6 +396,16 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         goto fail;
     if (pgcmk_arm_check_preconditions(w->rq, found ? etag : NULL, err))
         goto fail;
+    if (found && !w->patch && (t->type->flags & ARM_T_ASYNC) && generic_create_failed(stored)) {
+        /* the ARM convention: a PUT on a resource whose create failed creates it again */
+        if (generic_delete_one(db, w->rq, t->type, &t->id, ac.id_text, stored, err))
+            goto fail;
+        free(stored);
+        free(etag);
+        stored = etag = NULL;
+        found = 0;
+        w->retried = 1;
+    }
     if (w->patch && !found) {
         generic_not_found(t, err);
         goto fail;
@@ -275,6 +418,13 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         pid.n_types--;
         parent = pgcmk_arm_id_format(&pid);
         pf = generic_load(db, parent, &pbody, NULL, err);
+        if (pf > 0) {
+            json_t *pb = json_loads(pbody, 0, NULL);
+            const char *pl = json_string_value(json_object_get(pb, "location"));
+
+            snprintf(w->location, sizeof(w->location), "%s", pl ? pl : "");
+            json_decref(pb);
+        }
         free(pbody);
         if (pf < 0)
             goto fail;
@@ -374,9 +524,25 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         json_decref(body);
         goto fail;
     }
+    if (json_string_value(json_object_get(body, "location")))
+        snprintf(w->location, sizeof(w->location), "%s",
+                 json_string_value(json_object_get(body, "location")));
+    w->accepted = !w->patch && (t->type->flags & ARM_T_ASYNC) &&
+                  (t->type->flags & ARM_T_ACCEPTED) &&
+                  (!t->type->accepted || t->type->accepted(&ac));
+    w->out = json_dumps(body, JSON_COMPACT);
+    w->created = !found;
+    if (!w->patch && (t->type->flags & ARM_T_DEFER_STORE)) {
+        w->body = body; /* stored by the worker when it succeeds */
+        json_decref(ac.existing);
+        free(stored);
+        free(etag);
+        free(parent);
+        free(ac.id_text);
+        return 0;
+    }
     pgcmk_uuid(uuid);
     snprintf(new_etag, sizeof(new_etag), "\"%s\"", uuid);
-    w->out = json_dumps(body, JSON_COMPACT);
     st = pgcmk_db_stmt(db, found ? PGCMK_STMT_RES_UPDATE : PGCMK_STMT_RES_INSERT);
     sqlite3_bind_text(st, 1, ac.id_text, -1, SQLITE_STATIC);
     if (found) {
@@ -402,7 +568,6 @@ generic_write_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     pgcmk_db_done(st);
     json_decref(body);
     json_decref(ac.existing);
-    w->created = !found;
     free(stored);
     free(etag);
     free(parent);
@@ -418,40 +583,138 @@ fail:
 }
 
 static int
+generic_not_allowed(struct pgcmk_req *rq, struct pgcmk_err *err)
+{
+    return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
+                         "The requested resource does not support http method '%s'.", rq->method);
+}
+
+/* ARM_T_EXTERNAL: the body of the nearest stored ancestor (ctx->parent, owned by the caller) or
+ * ParentResourceNotFound. */
+static int
+generic_ext_ctx(struct pgcmk_req *rq, struct generic_target *t, struct pgcmk_arm_ctx *ac,
+                struct pgcmk_err *err)
+{
+    struct pgcmk_arm_id pid = t->id;
+    char *parent;
+    int rc;
+
+    memset(ac, 0, sizeof(*ac));
+    ac->rq = rq;
+    ac->type = t->type;
+    ac->id = t->id;
+    /* the nearest ancestor the engine stores (vaults/keys/versions: the vault) */
+    for (pid.n_types--; pid.n_types > 1; pid.n_types--) {
+        char path[256];
+        size_t n = 0;
+        const struct pgcmk_arm_type *up;
+
+        for (int i = 0; i < pid.n_types; i++)
+            n += (size_t)snprintf(path + n, sizeof(path) - n, "%s%s", i ? "/" : "", pid.types[i]);
+        up = pgcmk_arm_find_type(pid.ns, path);
+        if (!up || !(up->flags & ARM_T_EXTERNAL))
+            break;
+    }
+    parent = pgcmk_arm_id_format(&pid);
+    rc = pgcmk_arm_resource_get(pgcmk_db(), parent, &ac->parent, err);
+    free(parent);
+    if (rc > 0) {
+        if (!t->is_list)
+            ac->id_text = pgcmk_arm_id_format(&t->id);
+        return 0;
+    }
+    return rc < 0 ? -1
+                  : pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
+                                  "Can not perform requested operation on nested resource. Parent "
+                                  "resource '%.128s' not found.",
+                                  pid.names[pid.n_types - 1]);
+}
+
+static void
+generic_ext_release(struct pgcmk_arm_ctx *ac)
+{
+    json_decref(ac->parent);
+    free(ac->id_text);
+}
+
+static int
+generic_ext_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct generic_target *t,
+                struct pgcmk_err *err)
+{
+    struct pgcmk_arm_ctx ac;
+    json_t *out = NULL;
+    char type[256];
+    int status = 200, rc;
+
+    pgcmk_arm_id_type(&t->id, type, sizeof(type));
+    if (pgcmk_schema_check(type, rq->api_version, rq->json, 0, err) ||
+        generic_ext_ctx(rq, t, &ac, err))
+        return -1;
+    rc = t->type->ext_put(&ac, &out, &status, err);
+    generic_ext_release(&ac);
+    if (rc)
+        return -1;
+    pgcmk_resp_json(rs, status, out);
+    return 0;
+}
+
+static int
 generic_put_or_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int patch)
 {
     struct generic_target t;
-    struct generic_write w = {rq, &t, 0, patch, NULL};
+    struct generic_write w;
     int (*check_name)(const char *, struct pgcmk_err *);
 
+    memset(&w, 0, sizeof(w));
+    w.rq = rq;
+    w.t = &t;
+    w.patch = patch;
     if (generic_resolve(rq, rs, &t, err))
         return -1;
-    if (t.is_list)
-        return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
-                             "The requested resource does not support http method '%s'.",
-                             rq->method);
+    if (t.is_list || (t.type->flags & ARM_T_NO_PUT) || (patch && (t.type->flags & ARM_T_NO_PATCH)))
+        return generic_not_allowed(rq, err);
     check_name = t.type->check_name ? t.type->check_name : generic_default_name;
     if (check_name(t.id.names[t.id.n_types - 1], err))
         return -1;
-    if (pgcmk_db_tx(pgcmk_db(), generic_write_tx, &w, err))
+    if (t.type->flags & ARM_T_EXTERNAL)
+        return patch ? generic_not_allowed(rq, err) : generic_ext_put(rq, rs, &t, err);
+    if (pgcmk_db_tx(pgcmk_db(), generic_write_tx, &w, err)) {
+        json_decref(w.body);
+        free(w.out);
         return -1;
-    if (!patch && (t.type->flags & ARM_T_ASYNC) && t.type->provision) {
+    }
+    if (w.retried && t.type->after_delete) {
+        char *id = pgcmk_arm_id_format(&t.id);
+
+        t.type->after_delete(id);
+        free(id);
+    }
+    if (!patch && (t.type->flags & ARM_T_ASYNC) &&
+        (t.type->provision || (t.type->flags & ARM_T_DEFER_STORE))) {
         struct generic_job *job = pgcmk_xcalloc(1, sizeof(*job));
         char *id = pgcmk_arm_id_format(&t.id);
-        const char *loc = json_string_value(json_object_get(rq->json, "location"));
 
         job->type = t.type;
         job->id = id;
         job->created = w.created;
-        if (pgcmk_lro_start(rq, rs, t.id.sub, t.type->ns, loc ? loc : "eastus",
+        job->body = w.body;
+        w.body = NULL;
+        if (pgcmk_lro_start(rq, rs, t.id.sub, t.type->ns, w.location[0] ? w.location : "eastus",
                             w.created ? "Create" : "Update", id, generic_provision_job, job, err)) {
+            json_decref(job->body);
             free(job->id);
             free(job);
             free(w.out);
             return -1;
         }
     }
-    pgcmk_arm_send_stored(rs, w.created ? 201 : 200, w.out);
+    json_decref(w.body);
+    if (w.accepted && !(t.type->flags & ARM_T_ACCEPTED_BODY))
+        pgcmk_resp_empty(rs, 202);
+    else if (w.accepted)
+        pgcmk_arm_send_stored(rs, 202, w.out);
+    else
+        pgcmk_arm_send_stored(rs, w.created ? 201 : 200, w.out);
     free(w.out);
     return 0;
 }
@@ -530,11 +793,42 @@ generic_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     if (generic_resolve(rq, rs, &t, err))
         return -1;
+    if (t.type->flags & ARM_T_EXTERNAL) {
+        struct pgcmk_arm_ctx ac;
+        json_t *out = NULL;
+
+        if (generic_ext_ctx(rq, &t, &ac, err))
+            return -1;
+        rc = t.is_list ? t.type->ext_list(&ac, &out, err) : t.type->ext_get(&ac, &out, err);
+        generic_ext_release(&ac);
+        if (rc)
+            return -1;
+        if (t.is_list)
+            return pgcmk_arm_list(rq, rs, out, err);
+        pgcmk_resp_json(rs, 200, out);
+        return 0;
+    }
     if (t.is_list)
         return generic_list(rq, rs, &t, err);
     id = pgcmk_arm_id_format(&t.id);
     rc = generic_load(pgcmk_db(), id, &body, NULL, err);
     free(id);
+    if (rc == 0 && t.id.n_types > 1) {
+        /* a nested resource under a missing parent: ParentResourceNotFound, as in Azure */
+        struct pgcmk_arm_id pid = t.id;
+        char *parent;
+
+        pid.n_types--;
+        parent = pgcmk_arm_id_format(&pid);
+        rc = generic_load(pgcmk_db(), parent, NULL, NULL, err);
+        free(parent);
+        if (rc == 0)
+            return pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
+                                 "Can not perform requested operation on nested resource. Parent "
+                                 "resource '%.128s' not found.",
+                                 pid.names[pid.n_types - 1]);
+        rc = rc < 0 ? -1 : 0;
+    }
     if (rc <= 0)
         return rc < 0 ? -1 : generic_not_found(&t, err);
     pgcmk_arm_send_stored(rs, 200, body);
@@ -587,7 +881,7 @@ generic_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     char *id = pgcmk_arm_id_format(&d->t->id), *stored = NULL, *etag = NULL;
     int rc = generic_load(db, id, &stored, &etag, err);
 
-    if (rc > 0 && pgcmk_arm_check_preconditions(d->rq, etag, err) == 0)
+    if (rc > 0 && (!d->rq || pgcmk_arm_check_preconditions(d->rq, etag, err) == 0))
         rc = generic_delete_one(db, d->rq, d->t->type, &d->t->id, id, stored, err) ? -1 : 1;
     else if (rc > 0)
         rc = -1;
@@ -598,6 +892,34 @@ generic_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return rc < 0 ? -1 : 0;
 }
 
+/* ARM_T_ASYNC_DELETE: the delete itself, on a worker. */
+struct generic_del_job {
+    struct generic_target t;
+};
+
+static void
+generic_delete_job(void *arg, struct pgcmk_lro_result *out)
+{
+    struct generic_del_job *job = arg;
+    struct generic_del d = {NULL, &job->t, 0};
+    struct pgcmk_err err;
+
+    memset(&err, 0, sizeof(err));
+    if (pgcmk_db_tx(pgcmk_db(), generic_delete_tx, &d, &err)) {
+        out->failed = 1;
+        out->err = err;
+    } else {
+        if (d.found && job->t.type->after_delete) {
+            char *id = pgcmk_arm_id_format(&job->t.id);
+
+            job->t.type->after_delete(id);
+            free(id);
+        }
+        out->status = 200;
+    }
+    free(job);
+}
+
 static int
 generic_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -606,9 +928,36 @@ generic_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
 
     if (generic_resolve(rq, rs, &t, err))
         return -1;
-    if (t.is_list)
+    if (t.is_list || (t.type->flags & (ARM_T_NO_DELETE | ARM_T_EXTERNAL)))
         return pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
                              "The requested resource does not support http method 'DELETE'.");
+    if (t.type->flags & ARM_T_ASYNC_DELETE) {
+        char *id = pgcmk_arm_id_format(&t.id), *stored = NULL, *etag = NULL;
+        int rc = generic_load(pgcmk_db(), id, &stored, &etag, err);
+        json_t *b = rc > 0 ? json_loads(stored, 0, NULL) : NULL;
+        const char *loc = json_string_value(json_object_get(b, "location"));
+
+        if (rc > 0 && pgcmk_arm_check_preconditions(rq, etag, err) == 0) {
+            struct generic_del_job *job = pgcmk_xcalloc(1, sizeof(*job));
+
+            job->t = t;
+            rc = pgcmk_lro_start(rq, rs, t.id.sub, t.type->ns, loc ? loc : "eastus", "Delete", id,
+                                 generic_delete_job, job, err);
+            if (rc)
+                free(job);
+            else
+                pgcmk_resp_empty(rs, 202);
+        } else if (rc > 0) {
+            rc = -1;
+        } else if (rc == 0) {
+            pgcmk_resp_empty(rs, 204);
+        }
+        json_decref(b);
+        free(stored);
+        free(etag);
+        free(id);
+        return rc < 0 ? -1 : 0;
+    }
     if (pgcmk_db_tx(pgcmk_db(), generic_delete_tx, &d, err))
         return -1;
     if (d.found && t.type->after_delete) {

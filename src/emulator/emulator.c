@@ -259,10 +259,16 @@ emu_route_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
 
         for (const char *const *p = types[i]->versions; p && *p; p++)
             json_array_append_new(v, json_string(*p));
-        json_array_append_new(tl, json_pack("{s:s++, s:o, s:b, s:b}", "type", types[i]->ns, "/",
-                                            types[i]->type, "apiVersions", v, "async",
-                                            (types[i]->flags & ARM_T_ASYNC) != 0, "identity",
-                                            (types[i]->flags & ARM_T_IDENTITY) != 0));
+        unsigned f = types[i]->flags;
+
+        json_array_append_new(
+            tl,
+            json_pack("{s:s++, s:o, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "type", types[i]->ns,
+                      "/", types[i]->type, "apiVersions", v, "async", (f & ARM_T_ASYNC) != 0,
+                      "identity", (f & ARM_T_IDENTITY) != 0, "accepted", (f & ARM_T_ACCEPTED) != 0,
+                      "asyncDelete", (f & ARM_T_ASYNC_DELETE) != 0, "put", !(f & ARM_T_NO_PUT),
+                      "patch", !(f & (ARM_T_NO_PUT | ARM_T_NO_PATCH)), "delete",
+                      !(f & ARM_T_NO_DELETE), "external", (f & ARM_T_EXTERNAL) != 0));
     }
     pgcmk_resp_json(rs, 200, json_pack("{s:o, s:o}", "routes", routes, "types", tl));
     return 0;

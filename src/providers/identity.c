@@ -84,15 +84,13 @@ identity_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 }
 
 static const struct pgcmk_arm_type identity_type = {
-    "Microsoft.ManagedIdentity",
-    "userAssignedIdentities",
-    identity_versions,
-    ARM_T_TRACKED | ARM_T_SYNC_PUT,
-    identity_check_name,
-    identity_on_write,
-    identity_on_delete,
-    NULL,
-    NULL,
+    .ns = "Microsoft.ManagedIdentity",
+    .type = "userAssignedIdentities",
+    .versions = identity_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    .check_name = identity_check_name,
+    .on_write = identity_on_write,
+    .on_delete = identity_on_delete,
 };
 
 /* ---- the identity block of other resource types ------------------------------------------ */

@@ -4,6 +4,7 @@
 
 void pgcmk_identity_register(void);
 void pgcmk_keyvault_register(void);
+void pgcmk_keyvault_keys_register(void);
 void pgcmk_pg_cluster_register(void);
 void pgcmk_pg_server_register(void);
 

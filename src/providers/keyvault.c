@@ -302,18 +302,22 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 
     pgcmk_vault_invalidate(); /* policies, RBAC, sku, recovery: the data plane reads again */
     /* Names are global: another group or subscription may hold this one. */
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_BY_TYPE_NAME);
-    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ctx->id.names[0], -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && strcasecmp((const char *)sqlite3_column_text(st, 0), ctx->id_text)) {
-        pgcmk_db_done(st);
-        return pgcmk_err_set(err, PGCMK_E_VAULT_EXISTS, NULL,
-                             "The vault name '%.64s' is already in use. Vault names are globally "
-                             "unique so it is possible that the name is already taken.",
-                             ctx->id.names[0]);
+    {
+        char *other = NULL;
+
+        rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", ctx->id.names[0], &other,
+                                        NULL, NULL, err);
+        if (rc < 0)
+            return -1;
+        rc = rc > 0 && strcasecmp(other, ctx->id_text) != 0;
+        free(other);
+        if (rc)
+            return pgcmk_err_set(err, PGCMK_E_VAULT_EXISTS, NULL,
+                                 "The vault name '%.64s' is already in use. Vault names are "
+                                 "globally unique so it is possible that the name is already "
+                                 "taken.",
+                                 ctx->id.names[0]);
     }
-    pgcmk_db_done(st);
     st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_GET);
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
     exists_deleted = sqlite3_step(st) == SQLITE_ROW;
@@ -452,15 +456,13 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 }
 
 static const struct pgcmk_arm_type vault_type = {
-    "Microsoft.KeyVault",
-    "vaults",
-    vault_versions,
-    ARM_T_TRACKED | ARM_T_SYNC_PUT,
-    vault_check_name,
-    vault_on_write,
-    vault_on_delete,
-    NULL,
-    NULL,
+    .ns = "Microsoft.KeyVault",
+    .type = "vaults",
+    .versions = vault_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    .check_name = vault_check_name,
+    .on_write = vault_on_write,
+    .on_delete = vault_on_delete,
 };
 
 /* ---- routes of their own ------------------------------------------------------------------ */
@@ -595,11 +597,10 @@ kv_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
         return 0;
     }
     db = pgcmk_db();
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_BY_TYPE_NAME);
-    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    taken = sqlite3_step(st) == SQLITE_ROW;
-    pgcmk_db_done(st);
+    taken =
+        pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", name, NULL, NULL, NULL, err);
+    if (taken < 0)
+        return -1;
     st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_GET);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     deleted = sqlite3_step(st) == SQLITE_ROW;

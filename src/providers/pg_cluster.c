@@ -172,20 +172,15 @@ cluster_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     int rc = -1;
 
     memset(&d, 0, sizeof(d));
-    {
-        sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
-        int taken;
-
-        sqlite3_bind_text(st, 1, CLUSTER_TYPE, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        taken = sqlite3_step(st) == SQLITE_ROW;
-        pgcmk_db_done(st);
-        if (taken)
-            return pgcmk_err_set(err, PGCMK_E_PG_NAME_EXISTS, "name",
-                                 "The cluster name '%.64s' is already in use. Cluster names must "
-                                 "be globally unique.",
-                                 name);
-    }
+    rc = pgcmk_arm_resource_by_name(db, CLUSTER_TYPE, name, NULL, NULL, NULL, err);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        return pgcmk_err_set(err, PGCMK_E_PG_NAME_EXISTS, "name",
+                             "The cluster name '%.64s' is already in use. Cluster names must "
+                             "be globally unique.",
+                             name);
+    rc = -1;
     from_private_preview(p, &ctx->id);
     sid = json_string_value(json_object_get(p, "sourceResourceId"));
     if (sid) {
@@ -563,15 +558,15 @@ cluster_after_delete(const char *id)
 }
 
 static const struct pgcmk_arm_type cluster_type = {
-    PG_NS,
-    "serverGroupsv2",
-    cluster_versions,
-    ARM_T_TRACKED | ARM_T_IDENTITY | ARM_T_ASYNC,
-    cluster_check_name,
-    cluster_on_write,
-    cluster_on_delete,
-    cluster_provision,
-    cluster_after_delete,
+    .ns = PG_NS,
+    .type = "serverGroupsv2",
+    .versions = cluster_versions,
+    .flags = ARM_T_TRACKED | ARM_T_IDENTITY | ARM_T_ASYNC | ARM_T_ASYNC_DELETE,
+    .check_name = cluster_check_name,
+    .on_write = cluster_on_write,
+    .on_delete = cluster_on_delete,
+    .provision = cluster_provision,
+    .after_delete = cluster_after_delete,
 };
 
 /* ---- actions and sub-resources -------------------------------------------------------------- */
@@ -812,8 +807,7 @@ pg_check_name_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_er
 {
     const char *name = json_string_value(json_object_get(rq->json, "name"));
     const char *type = json_string_value(json_object_get(rq->json, "type"));
-    sqlite3_stmt *st;
-    int taken;
+    int taken, cluster;
     struct pgcmk_err nerr;
 
     if (pgcmk_arm_check_sub(pgcmk_req_param(rq, "sub"), err))
@@ -821,19 +815,20 @@ pg_check_name_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_er
     if (!name || !type)
         return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, NULL,
                              "The request must give \"name\" and \"type\".");
-    if (!pgcmk_streq_ci(type, CLUSTER_TYPE) && !pgcmk_streq_ci(type, PG_NS "/servers"))
+    /* single servers: Azure's own example names the bare namespace, "Microsoft.DBforPostgreSQL" */
+    if (!pgcmk_streq_ci(type, CLUSTER_TYPE) && !pgcmk_streq_ci(type, PG_NS "/servers") &&
+        !pgcmk_streq_ci(type, PG_NS))
         return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_TYPE, "type",
                              "The resource type '%.128s' is not valid here. Use " CLUSTER_TYPE
-                             " or " PG_NS "/servers.",
+                             ", " PG_NS "/servers or " PG_NS ".",
                              type);
-    st = pgcmk_db_stmt(pgcmk_db(), PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
-    sqlite3_bind_text(st, 1, pgcmk_streq_ci(type, CLUSTER_TYPE) ? CLUSTER_TYPE : PG_NS "/servers",
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    taken = sqlite3_step(st) == SQLITE_ROW;
-    pgcmk_db_done(st);
+    cluster = pgcmk_streq_ci(type, CLUSTER_TYPE);
+    taken = pgcmk_arm_resource_by_name(pgcmk_db(), cluster ? CLUSTER_TYPE : PG_NS "/servers", name,
+                                       NULL, NULL, NULL, err);
+    if (taken < 0)
+        return -1;
     memset(&nerr, 0, sizeof(nerr));
-    if (pgcmk_streq_ci(type, CLUSTER_TYPE))
+    if (cluster)
         cluster_check_name(name, &nerr);
     else
         pg_check_name("server", name, 63, &nerr);

@@ -166,14 +166,9 @@ set_prop(struct pgcmk_db *db, const char *id, const char *k, json_t *v, struct p
 static int
 server_name_taken(struct pgcmk_db *db, const char *name)
 {
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
-    int taken;
+    struct pgcmk_err e;
 
-    sqlite3_bind_text(st, 1, SERVER_TYPE, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    taken = sqlite3_step(st) == SQLITE_ROW;
-    pgcmk_db_done(st);
-    return taken;
+    return pgcmk_arm_resource_by_name(db, SERVER_TYPE, name, NULL, NULL, NULL, &e) != 0;
 }
 
 /* The source of a restore or replica: its body and its database row, checked. */
@@ -547,17 +542,14 @@ key_body(const char *server_id, const char *name, const char *uri, const char *c
 static int
 key_store(struct pgcmk_db *db, const struct pg_db *d, json_t **out, struct pgcmk_err *err)
 {
-    json_t *server = NULL, *old = NULL, *body, *kids = json_array(), *v;
-    char name[256], t[PGCMK_TIME_LEN], *kid = NULL, etag[40], uuid[37];
+    json_t *server = NULL, *old = NULL, *body, *kids = NULL, *v;
+    char name[256], t[PGCMK_TIME_LEN], *kid = NULL;
     const char *sid, *created;
-    sqlite3_stmt *st;
     size_t i;
     int rc = pgcmk_arm_resource_get(db, d->id, &server, err);
 
-    if (rc <= 0) {
-        json_decref(kids);
+    if (rc <= 0)
         return rc < 0 ? -1 : pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "The server vanished.");
-    }
     sid = json_string_value(json_object_get(server, "id"));
     snprintf(name, sizeof(name), "%s_%s_%s", d->vault, d->key_name, d->key_version);
     kid = pgcmk_xasprintf("%s/keys/%s", sid, name);
@@ -567,57 +559,24 @@ key_store(struct pgcmk_db *db, const struct pg_db *d, json_t **out, struct pgcmk
     pgcmk_time_format(pgcmk_clock_now(), t);
     created = old ? prop_str(old, "creationDate") : NULL;
     body = key_body(sid, name, d->key_uri, created ? created : t);
-    if (old) {
-        rc = pgcmk_arm_resource_put(db, kid, body, err);
-    } else {
-        char *text = json_dumps(body, JSON_COMPACT);
-
-        pgcmk_uuid(uuid);
-        snprintf(etag, sizeof(etag), "\"%s\"", uuid);
-        st = pgcmk_db_stmt(db, PGCMK_STMT_RES_INSERT);
-        sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, d->sub, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, d->rg, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, KEY_TYPE, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, sid, -1, SQLITE_STATIC);
-        sqlite3_bind_null(st, 7);
-        sqlite3_bind_text(st, 8, text, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, "Succeeded", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 10, etag, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 11, pgcmk_clock_now());
-        rc = sqlite3_step(st);
-        pgcmk_db_done(st);
-        free(text);
-        rc = rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write server key", err);
-    }
+    rc = pgcmk_arm_resource_save(db, kid, body, err);
     if (rc == 0 && out)
         *out = json_incref(body);
     json_decref(body);
     if (rc)
         goto out;
     /* a server has one key: the others go */
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_CHILDREN);
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, KEY_TYPE, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *k = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-        const char *id = json_string_value(json_object_get(k, "id"));
-
-        if (id && strcasecmp(id, kid) != 0)
-            json_array_append_new(kids, json_string(id));
-        json_decref(k);
+    if (pgcmk_arm_resource_children(db, sid, KEY_TYPE, &kids, err)) {
+        rc = -1;
+        goto out;
     }
-    pgcmk_db_done(st);
-    rc = 0;
     json_array_foreach(kids, i, v) {
-        st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE);
-        sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        pgcmk_db_done(st);
-        rc = rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete server key", err);
-        if (rc)
+        const char *id = json_string_value(json_object_get(v, "id"));
+
+        if (id && strcasecmp(id, kid) != 0 && pgcmk_arm_resource_remove(db, id, err)) {
+            rc = -1;
             break;
+        }
     }
 out:
     json_decref(old);
@@ -854,29 +813,28 @@ server_after_delete(const char *id)
     pg_forget(NULL, id);
 }
 
-static const struct pgcmk_arm_type server_type = {
-    PG_NS,
-    "servers",
-    server_versions,
-    ARM_T_TRACKED | ARM_T_IDENTITY | ARM_T_ASYNC,
-    server_check_name,
-    server_on_write,
-    server_on_delete,
-    server_provision,
-    server_after_delete,
-};
-
-/* Only reachable without the key routes below (they answer PUT themselves). */
+/* Azure's examples ServerCreatePointInTimeRestore, ServerCreateGeoRestoreMode and
+ * ServerCreateReplicaMode: a create from a source answers 202 Accepted with no body. */
 static int
-key_generic_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
+server_accepted(const struct pgcmk_arm_ctx *ctx)
 {
-    (void)ctx;
-    return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL,
-                         "Create server keys with PUT .../servers/{server}/keys/{name}.");
+    const char *mode =
+        json_string_value(pg_get_ci(pg_get_ci(ctx->rq->json, "properties"), "createMode"));
+
+    return !ctx->existing && mode && !pgcmk_streq_ci(mode, "Default");
 }
 
-static const struct pgcmk_arm_type key_type = {
-    PG_NS, "servers/keys", key_versions, 0, key_check_name, key_generic_write, NULL, NULL, NULL,
+static const struct pgcmk_arm_type server_type = {
+    .ns = PG_NS,
+    .type = "servers",
+    .versions = server_versions,
+    .flags = ARM_T_TRACKED | ARM_T_IDENTITY | ARM_T_ASYNC | ARM_T_ACCEPTED,
+    .check_name = server_check_name,
+    .on_write = server_on_write,
+    .on_delete = server_on_delete,
+    .provision = server_provision,
+    .after_delete = server_after_delete,
+    .accepted = server_accepted,
 };
 
 /* ---- routes: restart, replicas ------------------------------------------------------------ */
@@ -977,19 +935,43 @@ server_replicas(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *e
 
 /* ---- routes: server keys ------------------------------------------------------------------ */
 
+/* What a server key PUT asks for: the server and the key its URI names. */
 struct key_job {
-    char *server_id, *uri, *vault, *key, *version;
+    char server_id[600];
+    const char *uri;
+    char vault[32], key[128], version[40];
 };
 
+/* The server id of a key id .../servers/{s}/keys/{k}. */
 static void
-key_job_free(struct key_job *j)
+key_server_id(const char *kid, char *out, size_t cap)
 {
-    free(j->server_id);
-    free(j->uri);
-    free(j->vault);
-    free(j->key);
-    free(j->version);
-    free(j);
+    const char *k = strrchr(kid, '/');
+    size_t n = k ? (size_t)(k - kid) : 0;
+
+    while (n > 0 && kid[n - 1] != '/') /* back over "keys" */
+        n--;
+    if (n > 0)
+        n--;
+    snprintf(out, cap, "%.*s", (int)n, kid);
+}
+
+/* Fills j from the key's id and body; -1 with err when the URI is not a versioned key URI. */
+static int
+key_job_init(struct key_job *j, const char *kid, const json_t *body, struct pgcmk_err *err)
+{
+    const json_t *props = pg_get_ci(body, "properties");
+
+    memset(j, 0, sizeof(*j));
+    key_server_id(kid, j->server_id, sizeof(j->server_id));
+    j->uri = json_string_value(pg_get_ci(props, "uri"));
+    if (!j->uri || pgcmk_vault_parse_key_uri(j->uri, j->vault, j->key, j->version) ||
+        !j->version[0])
+        return pgcmk_err_set(err, PGCMK_E_PG_KEY_URI_INVALID, "properties.uri",
+                             "The key URI '%.200s' is not valid. Use a versioned key identifier: "
+                             "https://{vault}.vault.azure.net/keys/{key}/{version}.",
+                             j->uri ? j->uri : "");
+    return 0;
 }
 
 static int
@@ -1080,20 +1062,24 @@ key_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return pg_record_state(db, d, "Ready", what, err);
 }
 
-static void
-key_job_run(void *arg, struct pgcmk_lro_result *out)
+/* The worker part of a server key PUT: validate the key with the server's identity (creating
+ * that identity on the first revalidation of a copy), then store the key resource. */
+static int
+key_provision_put(const char *kid, const json_t *body, struct pgcmk_err *err)
 {
-    struct key_job *j = arg;
     struct pgcmk_db *db = pgcmk_db();
     struct pgcmk_err why;
     struct pgcmk_agent_result res;
     struct pg_db d;
     struct key_done kd;
+    struct key_job job, *j = &job;
     int rc, same;
 
     memset(&why, 0, sizeof(why));
     memset(&res, 0, sizeof(res));
     memset(&d, 0, sizeof(d));
+    if (key_job_init(j, kid, body, &why))
+        goto fail;
     rc = pg_db_load(db, j->server_id, &d, &why);
     if (rc <= 0) {
         if (rc == 0)
@@ -1153,187 +1139,98 @@ key_job_run(void *arg, struct pgcmk_lro_result *out)
             goto fail;
     }
     kd.d = &d;
-    if (pgcmk_db_tx(db, key_done_tx, &kd, &why)) {
-        json_decref(kd.out);
+    if (pgcmk_db_tx(db, key_done_tx, &kd, &why))
         goto fail;
-    }
-    out->status = 200;
-    out->body = kd.out;
+    json_decref(kd.out);
     pg_db_release(&d);
-    key_job_free(j);
-    return;
+    return 0;
 fail:
-    out->failed = 1;
-    out->err = why;
+    *err = why;
     pg_db_release(&d);
-    key_job_free(j);
-}
-
-static char *
-key_resource_id(const json_t *server, const char *name)
-{
-    return pgcmk_xasprintf("%s/keys/%s", json_string_value(json_object_get(server, "id")), name);
-}
-
-static int
-key_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    const char *name = pgcmk_req_param(rq, "key");
-    json_t *server = NULL, *props = pg_get_ci(rq->json, "properties");
-    const char *type = json_string_value(pg_get_ci(props, "serverKeyType"));
-    const char *uri = json_string_value(pg_get_ci(props, "uri"));
-    char vault[32], key[128], version[40], want[256];
-    struct key_job *j;
-    struct pg_db d;
-    int rc;
-
-    if (server_get_checked(rq, key_versions, "servers/keys", 1, &server, err))
-        return -1;
-    if (pgcmk_schema_check(PG_NS "/servers/keys", rq->api_version, rq->json, 0, err)) {
-        json_decref(server);
-        return -1;
-    }
-    memset(&d, 0, sizeof(d));
-    if (key_check_name(name, err))
-        goto fail;
-    if (!type || !pgcmk_streq_ci(type, "AzureKeyVault")) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.serverKeyType",
-                      "The server key type '%.64s' is not valid. Use AzureKeyVault.",
-                      type ? type : "");
-        goto fail;
-    }
-    if (!uri || pgcmk_vault_parse_key_uri(uri, vault, key, version) || !version[0]) {
-        pgcmk_err_set(err, PGCMK_E_PG_KEY_URI_INVALID, "properties.uri",
-                      "The key URI '%.200s' is not valid. Use a versioned key identifier: "
-                      "https://{vault}.vault.azure.net/keys/{key}/{version}.",
-                      uri ? uri : "");
-        goto fail;
-    }
-    snprintf(want, sizeof(want), "%s_%s_%s", vault, key, version);
-    if (strcasecmp(want, name) != 0) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                      "The server key name '%.128s' does not match its URI: it must be "
-                      "'{vaultName}_{keyName}_{keyVersion}', here '%s'.",
-                      name, want);
-        goto fail;
-    }
-    rc = pg_db_load(pgcmk_db(), json_string_value(json_object_get(server, "id")), &d, err);
-    if (rc <= 0) {
-        if (rc == 0)
-            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "The server has no database row.");
-        goto fail;
-    }
-    j = pgcmk_xcalloc(1, sizeof(*j));
-    j->server_id = pgcmk_xstrdup(d.id);
-    j->uri = pgcmk_xstrdup(uri);
-    j->vault = pgcmk_xstrdup(vault);
-    j->key = pgcmk_xstrdup(key);
-    j->version = pgcmk_xstrdup(version);
-    if (strcmp(d.access, PG_ACCESS_PENDING) == 0) {
-        pgcmk_err_set(err, PGCMK_E_OPERATION_IN_PROGRESS, NULL,
-                      "The server '%.64s' is still being created.", pgcmk_req_param(rq, "name"));
-    } else if (!same_key(&d, j) &&
-               (strcmp(d.access, PG_ACCESS_LOST) == 0 || is_inaccessible(server))) {
-        err_inaccessible(pgcmk_req_param(rq, "name"), err);
-    } else if (!same_key(&d, j) && d.relation && strcmp(d.relation, "replica") == 0 && d.key_uri) {
-        pgcmk_err_set(err, PGCMK_E_PG_ENCRYPTION_UPDATE, "properties.uri",
-                      "A replica uses the key of its master server ('%.300s'); it can only "
-                      "revalidate that key.",
-                      d.key_uri);
-    } else {
-        char *kid = key_resource_id(server, name);
-
-        rc = pgcmk_lro_start(rq, rs, pgcmk_req_param(rq, "sub"), PG_NS,
-                             json_string_value(json_object_get(server, "location")), "Create", kid,
-                             key_job_run, j, err);
-        free(kid);
-        if (rc == 0) {
-            pgcmk_resp_empty(rs, 202);
-            pg_db_release(&d);
-            json_decref(server);
-            return 0;
-        }
-    }
-    key_job_free(j);
-fail:
-    pg_db_release(&d);
-    json_decref(server);
     return -1;
 }
 
+/* PUT .../servers/{s}/keys/{name}: checked at once, then validated on a worker (202 + Location).
+ */
 static int
-key_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+key_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
-    json_t *server = NULL, *k = NULL;
-    char *kid;
+    struct pgcmk_db *db = pgcmk_db();
+    const char *name = ctx->id.names[ctx->id.n_types - 1];
+    const char *sname = ctx->id.names[0];
+    json_t *props = pg_get_ci(ctx->rq->json, "properties"), *server = NULL;
+    const char *type = json_string_value(pg_get_ci(props, "serverKeyType"));
+    char want[256], t[PGCMK_TIME_LEN];
+    struct key_job j;
+    struct pg_db d;
     int rc;
 
-    if (server_get_checked(rq, key_versions, "servers/keys", 1, &server, err))
+    memset(&d, 0, sizeof(d));
+    if (!type || !pgcmk_streq_ci(type, "AzureKeyVault"))
+        return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.serverKeyType",
+                             "The server key type '%.64s' is not valid. Use AzureKeyVault.",
+                             type ? type : "");
+    if (key_job_init(&j, ctx->id_text, ctx->rq->json, err))
         return -1;
-    kid = key_resource_id(server, pgcmk_req_param(rq, "key"));
-    rc = pgcmk_arm_resource_get(pgcmk_db(), kid, &k, err);
-    free(kid);
+    snprintf(want, sizeof(want), "%s_%s_%s", j.vault, j.key, j.version);
+    if (strcasecmp(want, name) != 0)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                             "The server key name '%.128s' does not match its URI: it must be "
+                             "'{vaultName}_{keyName}_{keyVersion}', here '%s'.",
+                             name, want);
+    rc = pgcmk_arm_resource_get(db, j.server_id, &server, err);
+    if (rc > 0)
+        rc = pg_db_load(db, j.server_id, &d, err);
+    if (rc <= 0) {
+        json_decref(server);
+        pg_db_release(&d);
+        return rc < 0
+                   ? -1
+                   : pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "The server has no database row.");
+    }
+    if (strcmp(d.access, PG_ACCESS_PENDING) == 0)
+        rc = pgcmk_err_set(err, PGCMK_E_OPERATION_IN_PROGRESS, NULL,
+                           "The server '%.64s' is still being created.", sname);
+    else if (!same_key(&d, &j) &&
+             (strcmp(d.access, PG_ACCESS_LOST) == 0 || is_inaccessible(server)))
+        rc = err_inaccessible(sname, err);
+    else if (!same_key(&d, &j) && d.relation && strcmp(d.relation, "replica") == 0 && d.key_uri)
+        rc = pgcmk_err_set(err, PGCMK_E_PG_ENCRYPTION_UPDATE, "properties.uri",
+                           "A replica uses the key of its master server ('%.300s'); it can only "
+                           "revalidate that key.",
+                           d.key_uri);
+    else
+        rc = 0;
+    pg_db_release(&d);
     json_decref(server);
-    if (rc < 0)
+    if (rc)
         return -1;
-    if (rc == 0)
-        return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
-                             "The Resource '" KEY_TYPE "/%.64s/%.200s' under resource group "
-                             "'%.96s' was not found. For more details please go to "
-                             "https://aka.ms/ARMResourceNotFoundFix",
-                             pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "key"),
-                             pgcmk_req_param(rq, "rg"));
-    pgcmk_resp_json(rs, 200, k);
+    pgcmk_time_format(pgcmk_clock_now(), t);
+    json_object_set_new(ctx->body, "properties",
+                        json_pack("{s:s, s:s, s:s}", "serverKeyType", "AzureKeyVault", "uri", j.uri,
+                                  "creationDate", t));
+    json_object_set_new(ctx->body, "kind", json_string("azurekeyvault"));
     return 0;
 }
 
+/* DELETE .../servers/{s}/keys/{name}: the key that encrypts the server stays (a resource group
+ * delete, with no request, takes everything). */
 static int
-key_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+key_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
     struct pgcmk_db *db = pgcmk_db();
-    json_t *server = NULL, *items;
-    sqlite3_stmt *st;
+    char server_id[600];
+    struct pg_db d;
     int rc;
 
-    if (server_get_checked(rq, key_versions, "servers/keys", 1, &server, err))
-        return -1;
-    items = json_array();
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_LIST_CHILDREN);
-    sqlite3_bind_text(st, 1, json_string_value(json_object_get(server, "id")), -1,
-                      SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, KEY_TYPE, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
-    pgcmk_db_done(st);
-    json_decref(server);
-    if (rc != SQLITE_DONE) {
-        json_decref(items);
-        return pgcmk_db_fail(db, rc, "list server keys", err);
-    }
-    return pgcmk_arm_list(rq, rs, items, err);
-}
-
-struct key_del {
-    const char *kid, *server_id, *name;
-    int found;
-};
-
-static int
-key_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    struct key_del *k = ctx;
-    json_t *body = NULL;
-    struct pg_db d;
-    sqlite3_stmt *st;
-    int rc = pgcmk_arm_resource_get(db, k->kid, &body, err);
-
-    k->found = rc > 0;
-    if (rc <= 0)
-        return rc;
-    rc = pg_db_load(db, k->server_id, &d, err);
+    if (!ctx->rq)
+        return 0;
+    key_server_id(ctx->id_text, server_id, sizeof(server_id));
+    memset(&d, 0, sizeof(d));
+    rc = pg_db_load(db, server_id, &d, err);
     if (rc > 0 && d.key_uri) {
         char vault[32], key[128], version[40];
-        const char *uri = prop_str(body, "uri");
+        const char *uri = prop_str(ctx->existing, "uri");
 
         if (uri && pgcmk_vault_parse_key_uri(uri, vault, key, version) == 0 &&
             strcasecmp(vault, d.vault) == 0 && strcasecmp(key, d.key_name) == 0 &&
@@ -1342,58 +1239,28 @@ key_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                                "The key '%.128s' encrypts the server '%.64s'. A server encrypted "
                                "with a customer-managed key cannot go back to a service-managed "
                                "key; create a new server key to rotate, or delete the server.",
-                               k->name, strrchr(k->server_id, '/') + 1);
+                               ctx->id.names[ctx->id.n_types - 1], ctx->id.names[0]);
     }
     pg_db_release(&d);
-    json_decref(body);
-    if (rc < 0)
-        return -1;
-    st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE);
-    sqlite3_bind_text(st, 1, k->kid, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete server key", err);
+    return rc < 0 ? -1 : 0;
 }
 
-static int
-key_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    json_t *server = NULL;
-    struct key_del k;
-    char *kid;
-    int rc;
-
-    if (server_get_checked(rq, key_versions, "servers/keys", 1, &server, err)) {
-        if (err->code == PGCMK_E_PARENT_NOT_FOUND) {
-            pgcmk_resp_empty(rs, 204);
-            return 0;
-        }
-        return -1;
-    }
-    kid = key_resource_id(server, pgcmk_req_param(rq, "key"));
-    k = (struct key_del){kid, json_string_value(json_object_get(server, "id")),
-                         pgcmk_req_param(rq, "key"), 0};
-    rc = pgcmk_db_tx(pgcmk_db(), key_delete_tx, &k, err);
-    if (rc == 0)
-        pgcmk_resp_empty(rs, k.found ? 200 : 204);
-    free(kid);
-    json_decref(server);
-    return rc;
-}
+static const struct pgcmk_arm_type key_type = {
+    .ns = PG_NS,
+    .type = "servers/keys",
+    .versions = key_versions,
+    .flags = ARM_T_ASYNC | ARM_T_ACCEPTED | ARM_T_DEFER_STORE | ARM_T_NO_PATCH,
+    .check_name = key_check_name,
+    .on_write = key_on_write,
+    .on_delete = key_on_delete,
+    .provision_put = key_provision_put,
+};
 
 static const struct pgcmk_route server_routes[] = {
     {"POST", SERVER_PATH "/restart", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
      ROUTE_F_APIVER | ROUTE_F_ANYBODY, NULL, server_restart},
     {"GET", SERVER_PATH "/replicas", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER,
      "$top,$skiptoken", server_replicas},
-    {"GET", SERVER_PATH "/keys", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken",
-     key_list},
-    {"PUT", SERVER_PATH "/keys/{key}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM,
-     ROUTE_F_APIVER | ROUTE_F_JSON, NULL, key_put},
-    {"GET", SERVER_PATH "/keys/{key}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
-     key_get},
-    {"DELETE", SERVER_PATH "/keys/{key}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
-     key_delete},
 };
 
 void

@@ -250,19 +250,13 @@ pg_set_key(struct pg_db *d, const char *key_uri, struct pgcmk_err *err)
 int
 pg_check_vault(struct pgcmk_db *db, const char *vault, struct pgcmk_err *err)
 {
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
     json_t *body = NULL, *props;
     int rc, soft, purge;
     json_int_t days;
 
-    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, vault, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-    pgcmk_db_done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return pgcmk_db_fail(db, rc, "read vault", err);
+    rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", vault, NULL, NULL, &body, err);
+    if (rc < 0)
+        return -1;
     if (!body)
         return pgcmk_err_set(err, PGCMK_E_PG_KEY_NOT_FOUND, "dataEncryption.primaryKeyUri",
                              "The Azure Key Vault '%.64s' was not found. Check that the key URI "

@@ -8,6 +8,7 @@ pgcmk_providers_init(void)
 {
     pgcmk_identity_register();
     pgcmk_keyvault_register();
+    pgcmk_keyvault_keys_register();
     pgcmk_pg_cluster_register();
     pgcmk_pg_server_register();
     pg_core_register();

@@ -228,31 +228,31 @@ kv_vault_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     struct kv_vault_fill *f = ctx;
     struct kv_tcache *tc = f->tc;
     unsigned long long gen = atomic_load(&kv_gen);
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RES_ETAG_BY_TYPE_NAME);
-    int rc;
+    char *etag = NULL;
+    int rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", f->name, NULL, &etag, NULL,
+                                        err);
 
-    sqlite3_bind_text(st, 1, "Microsoft.KeyVault/vaults", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *etag = (const char *)sqlite3_column_text(st, 1);
-
+    if (rc > 0) {
         if (tc->body == NULL || strcmp(tc->etag, etag) != 0 ||
             strcasecmp(tc->vault, f->name) != 0) {
             json_decref(tc->body);
-            tc->body = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
-            snprintf(tc->etag, sizeof(tc->etag), "%s", etag);
+            tc->body = NULL;
+            free(etag);
+            etag = NULL;
+            rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", f->name, NULL, &etag,
+                                            &tc->body, err);
+            snprintf(tc->etag, sizeof(tc->etag), "%s", rc > 0 ? etag : "");
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == 0) {
         json_decref(tc->body);
         tc->body = NULL;
         tc->etag[0] = '\0';
-    } else {
-        pgcmk_db_done(st);
-        tc->vault_gen = 0;
-        return pgcmk_db_fail(db, rc, "read vault", err);
     }
-    pgcmk_db_done(st);
+    free(etag);
+    if (rc < 0) {
+        tc->vault_gen = 0;
+        return -1;
+    }
     snprintf(tc->vault, sizeof(tc->vault), "%s", f->name);
     tc->vault_gen = gen;
     return 0;
@@ -2307,39 +2307,21 @@ kv_on_event(const struct pgcmk_event *ev, void *arg)
         LOG_WARN("could not purge the keys of vault %s: %s", ev->vault, err.message);
 }
 
-/* ---- ARM: Microsoft.KeyVault/vaults/{v}/keys (create-if-not-exists, get, list, versions) ----- */
+/* ---- for the ARM provider of Microsoft.KeyVault/vaults/keys (src/providers/keyvault_keys.c) ----
+ */
 
-/* The vault behind an ARM keys path, as a data-plane context (no caller: ARM already checked). */
+/* A data-plane context for a vault given by its ARM body (no caller: ARM already checked). */
 static int
-arm_kv_ctx(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, char **vault_id,
-           struct pgcmk_err *err)
+kv_ctx_from_body(const json_t *vault_body, struct kv_ctx *kc, struct pgcmk_err *err)
 {
-    const struct pgcmk_arm_type *t = pgcmk_arm_find_type("Microsoft.KeyVault", "vaults");
-    const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
-    const char *v = pgcmk_req_param(rq, "v");
-    json_t *props;
-    int rc;
+    const char *name = json_string_value(json_object_get(vault_body, "name"));
+    json_t *props = json_object_get(vault_body, "properties");
 
-    PGCMK_UNUSED(rs);
     memset(kc, 0, sizeof(*kc));
-    *vault_id = NULL;
-    if (pgcmk_arm_check_sub(sub, err) ||
-        (t && pgcmk_arm_check_version(rq, "vaults/keys", t->versions, err)) ||
-        pgcmk_arm_rg_usable(sub, rg, err))
-        return -1;
-    *vault_id = pgcmk_xasprintf("/subscriptions/%s/resourceGroups/%s/providers/"
-                                "Microsoft.KeyVault/vaults/%s",
-                                sub, rg, v);
-    rc = pgcmk_arm_resource_get(pgcmk_db(), *vault_id, &kc->vault_body, err);
-    if (rc != 1)
-        return rc < 0 ? -1
-                      : pgcmk_err_set(err, PGCMK_E_PARENT_NOT_FOUND, NULL,
-                                      "Can not perform requested operation on nested resource. "
-                                      "Parent resource '%.64s' not found.",
-                                      v);
-    pgcmk_lower(kc->vault, sizeof(kc->vault),
-                json_string_value(json_object_get(kc->vault_body, "name")));
-    props = json_object_get(kc->vault_body, "properties");
+    if (!name)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "a stored vault has no name");
+    pgcmk_lower(kc->vault, sizeof(kc->vault), name);
+    kc->vault_body = json_incref((json_t *)vault_body);
     kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
     kc->retention_days =
         (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
@@ -2348,160 +2330,62 @@ arm_kv_ctx(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, char 
     return 0;
 }
 
-static json_t *
-arm_key_json(const struct kv_ctx *kc, const char *vault_id, const char *name,
-             const struct kv_version *v, int as_version)
+int
+pgcmk_vault_key_get(const json_t *vault_body, const char *name, const char *version,
+                    json_t **bundle, struct pgcmk_err *err)
 {
-    char *base = kv_base(kc->vault), *uri = pgcmk_xasprintf("%s/keys/%s", base, name);
-    char *uri_v = pgcmk_xasprintf("%s/%s", uri, v->version);
-    char *id = as_version ? pgcmk_xasprintf("%s/keys/%s/versions/%s", vault_id, name, v->version)
-                          : pgcmk_xasprintf("%s/keys/%s", vault_id, name);
-    const char *n = json_string_value(json_object_get(v->jwk, "n"));
-    int bits = n ? (int)(strlen(n) * 6 / 8) * 8 : 0;
-    json_t *attrs = kv_attributes(kc, v), *o;
-
-    json_object_del(attrs, "recoverableDays");
-    bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
-    o = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:o, s:s, s:O, s:s, s:s}}", "id", id, "name",
-                  as_version ? v->version : name, "type",
-                  as_version ? "Microsoft.KeyVault/vaults/keys/versions"
-                             : "Microsoft.KeyVault/vaults/keys",
-                  "location", json_object_get(kc->vault_body, "location"), "tags",
-                  v->tags ? json_incref(v->tags) : json_object(), "properties", "attributes", attrs,
-                  "kty", v->kty, "keyOps", v->key_ops, "keyUri", uri, "keyUriWithVersion", uri_v);
-    if (json_object_get(v->jwk, "crv"))
-        json_object_set(json_object_get(o, "properties"), "curveName",
-                        json_object_get(v->jwk, "crv"));
-    else
-        json_object_set_new(json_object_get(o, "properties"), "keySize", json_integer(bits));
-    free(base);
-    free(uri);
-    free(uri_v);
-    free(id);
-    return o;
-}
-
-static int
-arm_key_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    const char *name = pgcmk_req_param(rq, "k");
     struct kv_ctx kc;
     struct kv_key k;
     struct kv_version v;
-    struct kv_spec sp;
-    char *vault_id = NULL, version[33];
-    int rc = -1, found;
+    int rc;
 
+    *bundle = NULL;
     memset(&v, 0, sizeof(v));
-    memset(&sp, 0, sizeof(sp));
-    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
-        goto out;
-    if (kv_check_name(name, err)) {
-        err->code = PGCMK_E_INVALID_RESOURCE_NAME;
-        goto out;
-    }
-    if (pgcmk_schema_check("Microsoft.KeyVault/vaults/keys", rq->api_version, rq->json, 0, err))
-        goto out;
-    found = kv_key_load(pgcmk_db(), kc.vault, name, &k, err);
-    if (found < 0)
-        goto out;
-    if (found && k.deleted) {
-        pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
-                      "Key %.127s is currently in a deleted but recoverable state, and its name "
-                      "cannot be reused; in this state, the key can only be recovered or purged.",
-                      name);
-        goto out;
-    }
-    /* Keys_CreateIfNotExist: an existing key comes back unchanged. */
-    if (!found) {
-        if (kv_spec_parse(&kc, rq->json, 1, &sp, err)) {
-            err->code = PGCMK_E_BAD_REQUEST;
-            goto out;
-        }
-        if (kv_new_version(&kc, name, &sp, version, NULL, err))
-            goto out;
-    } else {
-        snprintf(version, sizeof(version), "%.32s", k.current);
-    }
-    if (kv_version_load(pgcmk_db(), kc.vault, name, version, &v, err) != 1)
-        goto out;
-    pgcmk_resp_json(rs, 200, arm_key_json(&kc, vault_id, found ? k.name : name, &v, 0));
-    rc = 0;
-out:
-    kv_spec_release(&sp);
+    if (kv_ctx_from_body(vault_body, &kc, err))
+        return -1;
+    rc = kv_key_load(pgcmk_db(), kc.vault, name, &k, err);
+    if (rc == 1 && k.deleted)
+        rc = 0;
+    if (rc == 1)
+        rc = kv_version_load(pgcmk_db(), kc.vault, k.name, version ? version : k.current, &v, err);
+    if (rc == 1)
+        *bundle = kv_bundle(&kc, k.name, &v);
     kv_version_release(&v);
     kv_ctx_release(&kc);
-    free(vault_id);
     return rc;
 }
 
-static int
-arm_key_not_found(const char *name, struct pgcmk_err *err)
+int
+pgcmk_vault_key_list(const json_t *vault_body, const char *name, json_t **bundles,
+                     struct pgcmk_err *err)
 {
-    return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
-                         "The Resource 'Microsoft.KeyVault/vaults/keys/%.127s' was not found. For "
-                         "more details please go to https://aka.ms/ARMResourceNotFoundFix",
-                         name);
-}
-
-static int
-arm_key_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    const char *name = pgcmk_req_param(rq, "k"), *ver = pgcmk_req_param(rq, "ver");
+    struct pgcmk_db *db = pgcmk_db();
     struct kv_ctx kc;
     struct kv_key k;
-    struct kv_version v;
-    char *vault_id = NULL;
-    int rc = -1;
-
-    memset(&v, 0, sizeof(v));
-    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
-        goto out;
-    if (kv_key_load(pgcmk_db(), kc.vault, name, &k, err) != 1 || k.deleted ||
-        kv_version_load(pgcmk_db(), kc.vault, k.name, ver ? ver : k.current, &v, err) != 1) {
-        arm_key_not_found(name, err);
-        goto out;
-    }
-    pgcmk_resp_json(rs, 200, arm_key_json(&kc, vault_id, k.name, &v, ver != NULL));
-    rc = 0;
-out:
-    kv_version_release(&v);
-    kv_ctx_release(&kc);
-    free(vault_id);
-    return rc;
-}
-
-static int
-arm_key_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    const char *name = pgcmk_req_param(rq, "k");
-    struct pgcmk_db *db;
-    struct kv_ctx kc;
     sqlite3_stmt *st;
-    json_t *items = json_array();
-    char *vault_id = NULL;
-    struct kv_key k;
-    int rc = -1;
+    int rc = 1;
 
-    if (arm_kv_ctx(rq, rs, &kc, &vault_id, err))
-        goto out;
-    db = pgcmk_db();
+    *bundles = NULL;
+    if (kv_ctx_from_body(vault_body, &kc, err))
+        return -1;
+    *bundles = json_array();
     if (name) { /* versions of one key */
-        if (kv_key_load(db, kc.vault, name, &k, err) != 1 || k.deleted) {
-            arm_key_not_found(name, err);
-            goto out;
-        }
-        st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
-        sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            struct kv_version v;
+        rc = kv_key_load(db, kc.vault, name, &k, err);
+        if (rc == 1 && k.deleted)
+            rc = 0;
+        if (rc == 1) {
+            st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
+            sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                struct kv_version v;
 
-            kv_version_from_row(st, &v);
-            json_array_append_new(items, arm_key_json(&kc, vault_id, k.name, &v, 1));
-            kv_version_release(&v);
+                kv_version_from_row(st, &v);
+                json_array_append_new(*bundles, kv_bundle(&kc, k.name, &v));
+                kv_version_release(&v);
+            }
+            pgcmk_db_done(st);
         }
-        pgcmk_db_done(st);
     } else {
         json_t *names = json_array(), *n;
         size_t i;
@@ -2519,32 +2403,66 @@ arm_key_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
             if (kv_version_load(db, kc.vault, kn, json_string_value(json_array_get(n, 1)), &v,
                                 err) == 1) {
-                json_array_append_new(items, arm_key_json(&kc, vault_id, kn, &v, 0));
+                json_array_append_new(*bundles, kv_bundle(&kc, kn, &v));
                 kv_version_release(&v);
             }
         }
         json_decref(names);
     }
-    rc = pgcmk_arm_list(rq, rs, items, err);
-    items = NULL;
-out:
-    json_decref(items);
+    if (rc != 1) {
+        json_decref(*bundles);
+        *bundles = NULL;
+    }
     kv_ctx_release(&kc);
-    free(vault_id);
     return rc;
 }
 
-#define ARMK "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}/keys"
-static const struct pgcmk_route kv_arm_routes[] = {
-    {"PUT", ARMK "/{k}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON | ROUTE_F_APIVER, NULL,
-     arm_key_put},
-    {"GET", ARMK "/{k}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL, arm_key_get},
-    {"GET", ARMK, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken", arm_key_list},
-    {"GET", ARMK "/{k}/versions", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, "$top,$skiptoken",
-     arm_key_list},
-    {"GET", ARMK "/{k}/versions/{ver}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_APIVER, NULL,
-     arm_key_get},
-};
+int
+pgcmk_vault_key_create_if_absent(const json_t *vault_body, const char *name, const json_t *arm_body,
+                                 json_t **bundle, int *created, struct pgcmk_err *err)
+{
+    struct kv_ctx kc;
+    struct kv_key k;
+    struct kv_spec sp;
+    char version[33];
+    int rc = -1, found;
+
+    *bundle = NULL;
+    *created = 0;
+    memset(&sp, 0, sizeof(sp));
+    if (kv_ctx_from_body(vault_body, &kc, err))
+        return -1;
+    if (kv_check_name(name, err)) {
+        err->code = PGCMK_E_INVALID_RESOURCE_NAME;
+        goto out;
+    }
+    found = kv_key_load(pgcmk_db(), kc.vault, name, &k, err);
+    if (found < 0)
+        goto out;
+    if (found && k.deleted) {
+        pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                      "Key %.127s is currently in a deleted but recoverable state, and its name "
+                      "cannot be reused; in this state, the key can only be recovered or purged.",
+                      name);
+        goto out;
+    }
+    if (!found) {
+        if (kv_spec_parse(&kc, (json_t *)arm_body, 1, &sp, err)) {
+            err->code = PGCMK_E_BAD_REQUEST;
+            goto out;
+        }
+        if (kv_new_version(&kc, name, &sp, version, NULL, err))
+            goto out;
+        *created = 1;
+    }
+    rc = pgcmk_vault_key_get(vault_body, name, NULL, bundle, err) == 1 ? 0 : -1;
+    if (rc && err->code == PGCMK_E_OK)
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "The key '%.127s' vanished.", name);
+out:
+    kv_spec_release(&sp);
+    kv_ctx_release(&kc);
+    return rc;
+}
 
 #define KVF (ROUTE_F_NOAUTH | ROUTE_F_ANYBODY)
 #define KVQ "maxresults,$skiptoken"
@@ -2598,7 +2516,6 @@ pgcmk_vault_init(void)
     pgcmk_vault_invalidate(); /* a new store: nothing cached before counts */
     kv_last_tick = pgcmk_clock_now();
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
-    pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
     if (pgcmk_clock_listen(kv_on_clock, NULL) || pgcmk_events_subscribe(kv_on_event, NULL))
         LOG_WARN("no room for the key vault listeners");
 }

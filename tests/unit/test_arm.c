@@ -958,15 +958,12 @@ test_rg_paging(void)
 /* ---- one generic type --------------------------------------------------------------------- */
 
 static const char *const widget_versions[] = {"2023-01-01", "2024-01-01", NULL};
-static const struct pgcmk_arm_type widget_type = {"Microsoft.Test",
-                                                  "widgets",
-                                                  widget_versions,
-                                                  ARM_T_TRACKED | ARM_T_SYNC_PUT,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL};
+static const struct pgcmk_arm_type widget_type = {
+    .ns = "Microsoft.Test",
+    .type = "widgets",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT,
+};
 
 #define RG2     RGS_URL "/rg2"
 #define WIDGETS RG2 "/providers/Microsoft.Test/widgets"
@@ -1047,6 +1044,177 @@ test_generic(void)
     CHECK(call("DELETE", RG2 "?" AV, NULL, NULL, NULL) == 202);
 }
 
+/* ---- the engine's asynchronous rows: 202 PUTs, deferred stores, async DELETE, retries ------ */
+
+static int gadget_fail, gadget_creates, gadget_deletes;
+
+static int
+gadget_state_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    const char *id = ctx;
+    json_t *b = NULL;
+    int rc = pgcmk_arm_resource_get(db, id, &b, err);
+
+    if (rc <= 0)
+        return -1;
+    json_object_set_new(json_object_get(b, "properties"), "provisioningState",
+                        json_string(gadget_fail ? "Failed" : "Succeeded"));
+    rc = pgcmk_arm_resource_put(db, id, b, err);
+    json_decref(b);
+    return rc;
+}
+
+static int
+gadget_provision(const char *id, int created, struct pgcmk_err *err)
+{
+    gadget_creates += created;
+    if (pgcmk_db_tx(pgcmk_db(), gadget_state_tx, (void *)id, err))
+        return -1;
+    return gadget_fail ? pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL, "the gadget failed") : 0;
+}
+
+static int
+gadget_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
+{
+    (void)ctx;
+    (void)err;
+    gadget_deletes++;
+    return 0;
+}
+
+struct part_save {
+    const char *id;
+    const json_t *body;
+};
+
+static int
+part_save_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct part_save *ps = ctx;
+    json_t *b = json_deep_copy(ps->body);
+    int rc;
+
+    json_object_set_new(json_object_get(b, "properties"), "stored", json_true());
+    rc = pgcmk_arm_resource_save(db, ps->id, b, err);
+    json_decref(b);
+    return rc;
+}
+
+static int
+part_provision_put(const char *id, const json_t *body, struct pgcmk_err *err)
+{
+    struct part_save ps = {id, body};
+
+    if (strstr(id, "/parts/bad"))
+        return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL, "a bad part");
+    return pgcmk_db_tx(pgcmk_db(), part_save_tx, &ps, err);
+}
+
+static const struct pgcmk_arm_type gadget_type = {
+    .ns = "Microsoft.Test",
+    .type = "gizmos",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_ASYNC | ARM_T_ACCEPTED | ARM_T_ASYNC_DELETE,
+    .on_delete = gadget_on_delete,
+    .provision = gadget_provision,
+};
+
+static const struct pgcmk_arm_type part_type = {
+    .ns = "Microsoft.Test",
+    .type = "gizmos/parts",
+    .versions = widget_versions,
+    .flags = ARM_T_ASYNC | ARM_T_ACCEPTED | ARM_T_DEFER_STORE | ARM_T_NO_PATCH,
+    .provision_put = part_provision_put,
+};
+
+static const struct pgcmk_arm_type doodad_type = {
+    .ns = "Microsoft.Test",
+    .type = "doodads",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_ASYNC | ARM_T_ACCEPTED | ARM_T_ACCEPTED_BODY,
+    .provision = gadget_provision,
+};
+
+#define GADGETS RG2 "/providers/Microsoft.Test/gizmos"
+
+static const char *
+state_of(json_t *j)
+{
+    return str_at(json_object_get(j, "properties"), "provisioningState");
+}
+
+static void
+test_async_rows(void)
+{
+    struct pgcmk_resp rs;
+    json_t *j;
+
+    CHECK(call("PUT", RG2 "?" AV, "{\"location\":\"eastus\"}", NULL, NULL) == 201);
+    /* a 202 with no body; the create fails */
+    gadget_fail = 1;
+    CHECK(call("PUT", GADGETS "/g1?" WAV, "{\"location\":\"eastus\"}", NULL, &rs) == 202);
+    CHECK(rs.body == NULL || rs.body_len == 0);
+    CHECK(resp_hdr(&rs, "Azure-AsyncOperation") != NULL);
+    CHECK(resp_hdr(&rs, "Location") != NULL);
+    pgcmk_resp_release(&rs);
+    CHECK(call("GET", GADGETS "/g1?" WAV, NULL, &j, NULL) == 200);
+    CHECK_STR(state_of(j), "Failed");
+    json_decref(j);
+    /* the same PUT creates it again: the failed one is deleted first (its hook runs) */
+    gadget_fail = 0;
+    CHECK(call("PUT", GADGETS "/g1?" WAV, "{\"location\":\"eastus\"}", NULL, NULL) == 202);
+    CHECK(gadget_creates == 2);
+    CHECK(gadget_deletes == 1);
+    CHECK(call("GET", GADGETS "/g1?" WAV, NULL, &j, NULL) == 200);
+    CHECK_STR(state_of(j), "Succeeded");
+    json_decref(j);
+    /* a PUT on a good one is an update */
+    CHECK(call("PUT", GADGETS "/g1?" WAV, "{\"location\":\"eastus\"}", NULL, NULL) == 202);
+    CHECK(gadget_creates == 2 && gadget_deletes == 1);
+
+    /* a type that declares its 202 with the body */
+    CHECK(call("PUT", RG2 "/providers/Microsoft.Test/doodads/d1?" WAV, "{\"location\":\"eastus\"}",
+               &j, &rs) == 202);
+    CHECK_STR(str_at(j, "name"), "d1");
+    CHECK(resp_hdr(&rs, "Azure-AsyncOperation") != NULL);
+    json_decref(j);
+    pgcmk_resp_release(&rs);
+
+    /* a deferred child: nothing stored until its worker succeeds */
+    CHECK(call("PUT", GADGETS "/g1/parts/p1?" WAV, "{\"properties\":{\"a\":1}}", NULL, &rs) == 202);
+    CHECK(rs.body == NULL || rs.body_len == 0);
+    pgcmk_resp_release(&rs);
+    CHECK(call("GET", GADGETS "/g1/parts/p1?" WAV, NULL, &j, NULL) == 200);
+    CHECK(json_is_true(json_object_get(json_object_get(j, "properties"), "stored")));
+    json_decref(j);
+    CHECK(call("PUT", GADGETS "/g1/parts/bad?" WAV, "{\"properties\":{}}", NULL, NULL) == 202);
+    CHECK(call("GET", GADGETS "/g1/parts/bad?" WAV, NULL, &j, NULL) == 404);
+    CHECK_STR(err_code_of(j), "ResourceNotFound");
+    json_decref(j);
+    CHECK(call("GET", GADGETS "/g1/parts?" WAV, NULL, &j, NULL) == 200);
+    CHECK(json_array_size(json_object_get(j, "value")) == 1);
+    json_decref(j);
+    CHECK(call("PATCH", GADGETS "/g1/parts/p1?" WAV, "{\"properties\":{}}", &j, NULL) == 405);
+    json_decref(j);
+    CHECK(call("GET", GADGETS "/g9/parts/p1?" WAV, NULL, &j, NULL) == 404);
+    CHECK_STR(err_code_of(j), "ParentResourceNotFound");
+    json_decref(j);
+
+    /* an asynchronous DELETE: 202 + both URLs; the job removed the gadget and its parts */
+    CHECK(call("DELETE", GADGETS "/g1?" WAV, NULL, NULL, &rs) == 202);
+    CHECK(resp_hdr(&rs, "Azure-AsyncOperation") != NULL);
+    CHECK(resp_hdr(&rs, "Location") != NULL);
+    pgcmk_resp_release(&rs);
+    CHECK(gadget_deletes == 2);
+    CHECK(call("GET", GADGETS "/g1?" WAV, NULL, &j, NULL) == 404);
+    json_decref(j);
+    CHECK(call("GET", GADGETS "/g1/parts/p1?" WAV, NULL, &j, NULL) == 404);
+    json_decref(j);
+    CHECK(call("DELETE", GADGETS "/g1?" WAV, NULL, NULL, &rs) == 204);
+    CHECK(resp_hdr(&rs, "Azure-AsyncOperation") == NULL);
+    pgcmk_resp_release(&rs);
+}
+
 int
 main(void)
 {
@@ -1075,6 +1243,9 @@ main(void)
         fprintf(stderr, "store: %s\n", err.message);
     pgcmk_router_reset();
     pgcmk_arm_register(&widget_type);
+    pgcmk_arm_register(&gadget_type);
+    pgcmk_arm_register(&part_type);
+    pgcmk_arm_register(&doodad_type);
     pgcmk_arm_init();
     CHECK(pgcmk_router_check() == 0);
 
@@ -1082,6 +1253,7 @@ main(void)
     test_rg_errors();
     test_rg_paging();
     test_generic();
+    test_async_rows();
 
     pgcmk_router_reset();
     t_store_close();

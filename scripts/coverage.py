@@ -35,7 +35,8 @@ def render(doc):
         out.append(f"| `{t['type']}` | {', '.join(t['apiVersions'])} | "
                    f"{'LRO' if t['async'] else 'synchronous'} | {'yes' if t['identity'] else '-'} |\n")
     out.append("\n## Routes\n\n`api-version`: the route requires `?api-version=`; `no-auth`: no bearer "
-               "token is checked; plane `vault` routes answer on `{vault}.vault.localhost`.\n\n"
+               "token is checked; `keys: P`: the Key Vault admission (challenge, bearer token, access policy) "
+               "requires the key permission P; plane `vault` routes answer on `{vault}.vault.localhost`.\n\n"
                "| method | route | plane | flags |\n|---|---|---|---|\n")
     seen = set()
     for r in doc["routes"]:
@@ -43,7 +44,10 @@ def render(doc):
         if key in seen:
             continue
         seen.add(key)
-        flags = ", ".join(f for f in r["flags"] if f != "json-body") or "-"
+        flags = [f for f in r["flags"] if f != "json-body"]
+        if r.get("permission"):
+            flags.append(f"keys: {r['permission']}")
+        flags = ", ".join(flags) or "-"
         out.append(f"| {r['method']} | `{r['pattern']}` | {r['plane']} | {flags} |\n")
     return "".join(out)
 

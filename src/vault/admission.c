@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "pgcmk/auth.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
@@ -152,4 +154,26 @@ kv_body(struct pgcmk_req *rq, struct pgcmk_err *err)
                              "The request body is not valid JSON (line %d, column %d).", jerr.line,
                              jerr.column);
     return 0;
+}
+
+static void
+kv_admitted_free(void *p)
+{
+    struct kv_ctx *kc = p;
+
+    kv_ctx_release(kc);
+    OPENSSL_cleanse(&kc->who, sizeof(kc->who));
+    free(kc);
+}
+
+/* The dispatcher's hook for the data plane's routes (pgcmk_http_set_admit): kv_admit with the
+ * route's permission; the handler finds the admitted context in rq->admitted. */
+int
+kv_admit_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kv_ctx *kc = pgcmk_xcalloc(1, sizeof(*kc));
+
+    rq->admitted = kc;
+    rq->admitted_free = kv_admitted_free;
+    return kv_admit(rq, rs, rq->route->perm, kc, err);
 }

@@ -27,7 +27,7 @@ int
 kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     struct pgcmk_db *db;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     sqlite3_stmt *st;
     json_t *versions = NULL, *doc;
@@ -36,10 +36,8 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     size_t sealed_len = 0;
     int rc = -1, found;
 
-    if (kv_admit(rq, rs, "backup", &kc, err))
-        goto out;
     db = pgcmk_db();
-    found = kv_key_load(db, kc.vault, pgcmk_req_param(rq, "name"), &k, err);
+    found = kv_key_load(db, kc->vault, pgcmk_req_param(rq, "name"), &k, err);
     if (found != 1 || k.deleted) {
         if (found >= 0)
             kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
@@ -47,7 +45,7 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     versions = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct kv_version v;
@@ -56,7 +54,7 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         size_t pem_len = 0;
 
         kv_version_from_row(st, &v);
-        snprintf(id, sizeof(id), "%s/%s/%s", kc.vault, k.name, v.version);
+        snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, k.name, v.version);
         pgcmk_lower(id, sizeof(id), id);
         snprintf(aad, sizeof(aad), "kv:%.190s", id);
         if (pgcmk_store_unseal(v.priv, v.priv_len, aad, &pem, &pem_len) == 0) {
@@ -89,7 +87,6 @@ out:
         pgcmk_secret_free(text, strlen(text));
     free(sealed);
     json_decref(versions);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -174,14 +171,14 @@ kv_restore_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 int
 kv_restore(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
-    struct kv_restore r = {&kc, NULL};
+    struct kv_ctx *kc = rq->admitted;
+    struct kv_restore r = {kc, NULL};
     const char *value;
     unsigned char *sealed = NULL, *text = NULL;
     size_t sealed_len = 0, text_len = 0;
     int rc = -1;
 
-    if (kv_admit(rq, rs, "restore", &kc, err) || kv_body(rq, err))
+    if (kv_body(rq, err))
         goto out;
     value = json_string_value(json_object_get(rq->json, "value"));
     if (value == NULL || pgcmk_b64url_decode(value, strlen(value), &sealed, &sealed_len) ||
@@ -193,13 +190,12 @@ kv_restore(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     if (pgcmk_db_tx(pgcmk_db(), kv_restore_tx, &r, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, json_string_value(json_object_get(r.doc, "name")),
+    rc = kv_respond_version(rs, kc, kc->vault, json_string_value(json_object_get(r.doc, "name")),
                             json_string_value(json_object_get(r.doc, "current")), err);
 out:
     if (text)
         pgcmk_secret_free(text, text_len);
     free(sealed);
     json_decref(r.doc);
-    kv_ctx_release(&kc);
     return rc;
 }

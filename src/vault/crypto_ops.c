@@ -29,11 +29,22 @@ static const struct {
 } kv_ops[] = {{"encrypt", "encrypt", 1},     {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
               {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},       {"verify", "verify", 0}};
 
+/* POST /keys/{name}[/{version}]/{op} for an {op} that is none of the above: refused before
+ * admission, as Key Vault does. */
+int
+kv_crypto_unknown(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    kv_headers(rs);
+    return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
+                         "The request URI contains an invalid operation '%.32s'.",
+                         pgcmk_req_param(rq, "op"));
+}
+
+/* One route per operation: the route's permission names it (kv_ops[].op). */
 int
 kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    const char *opname = pgcmk_req_param(rq, "op");
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_tkey *entry = NULL;
@@ -50,19 +61,13 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     int allowed = 0;
 
     memset(&v, 0, sizeof(v));
-    memset(&kc, 0, sizeof(kc));
     for (size_t x = 0; x < PGCMK_ARRAY_LEN(kv_ops); x++)
-        if (strcasecmp(opname, kv_ops[x].path) == 0)
+        if (strcmp(rq->route->perm, kv_ops[x].op) == 0)
             which = (int)x;
-    if (which < 0) {
-        kv_headers(rs);
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The request URI contains an invalid operation '%.32s'.", opname);
-        goto out;
-    }
-    if (kv_admit(rq, rs, kv_ops[which].op, &kc, err) || kv_body(rq, err) ||
-        kv_resolve_ex(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v,
-                      &entry, err))
+    if (which < 0)
+        PGCMK_BUG("route %s names no key operation", rq->route->pattern);
+    if (kv_body(rq, err) || kv_resolve_ex(kc, pgcmk_req_param(rq, "name"),
+                                          pgcmk_req_param(rq, "version"), &k, &v, &entry, err))
         goto out;
     json_array_foreach(v.key_ops, i, o) {
         if (json_is_string(o) && strcmp(json_string_value(o), kv_ops[which].op) == 0)
@@ -100,7 +105,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     if (entry && entry->pk) {
         pk = entry->pk;
     } else {
-        pk = kv_pkey(&kc, k.name, &v, &pk_owned);
+        pk = kv_pkey(kc, k.name, &v, &pk_owned);
         if (entry && pk && !pk_owned)
             entry->pk = pk;
     }
@@ -108,7 +113,7 @@ kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key cannot be loaded");
         goto out;
     }
-    base = kv_base(kc.vault);
+    base = kv_base(kc->vault);
     kid = pgcmk_xasprintf("%s/keys/%s/%s", base, k.name, v.version);
     if (which <= 3) { /* encrypt, decrypt, wrapkey, unwrapkey */
         int dec = which == 1 || which == 3;
@@ -169,6 +174,5 @@ out:
     free(kid);
     free(base);
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }

@@ -85,6 +85,7 @@ int kv_check_version(struct pgcmk_req *rq, struct pgcmk_err *err);
 int kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct kv_ctx *kc,
              struct pgcmk_err *err);
 int kv_body(struct pgcmk_req *rq, struct pgcmk_err *err);
+int kv_admit_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);
 
 /* cache.c */
 void kv_cache_init(void);
@@ -126,6 +127,7 @@ int kv_state_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err);
 
 /* crypto_ops.c */
 int kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);
+int kv_crypto_unknown(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);
 
 /* lifecycle.c */
 void kv_lifecycle_init(void);

@@ -498,20 +498,18 @@ static int
 kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_spec sp;
     char version[33];
     int rc = -1;
 
     memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err) ||
-        kv_spec_parse(&kc, rq->json, 0, &sp, err) ||
-        kv_new_version(&kc, name, &sp, version, NULL, err))
+    if (kv_body(rq, err) || kv_check_name(name, err) || kv_spec_parse(kc, rq->json, 0, &sp, err) ||
+        kv_new_version(kc, name, &sp, version, NULL, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+    rc = kv_respond_version(rs, kc, kc->vault, name, version, err);
 out:
     kv_spec_release(&sp);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -524,14 +522,14 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
     const char *pem;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_spec sp;
     json_t *jwk, *tags, *pub = NULL;
     char version[33];
     int rc = -1, hsm;
 
     memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "import", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
+    if (kv_body(rq, err) || kv_check_name(name, err))
         goto out;
     jwk = json_object_get(rq->json, "key");
     pem = json_string_value(json_object_get(rq->json, "pem"));
@@ -604,33 +602,30 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     tags = json_object_get(rq->json, "tags");
     sp.tags = json_is_object(tags) ? json_incref(tags) : json_object();
-    if (kv_new_version(&kc, name, &sp, version, NULL, err))
+    if (kv_new_version(kc, name, &sp, version, NULL, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+    rc = kv_respond_version(rs, kc, kc->vault, name, version, err);
 out:
     kv_spec_release(&sp);
     json_decref(pub);
-    kv_ctx_release(&kc);
     return rc;
 }
 
 static int
 kv_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err) ==
-            0) {
-        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    if (kv_resolve(kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err) ==
+        0) {
+        pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
         rc = 0;
     }
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -694,21 +689,17 @@ static int
 kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int deleted)
 {
     struct pgcmk_db *db;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     sqlite3_stmt *st;
     json_t *items, *names;
     size_t i;
     json_t *n;
     int rc;
 
-    if (kv_admit(rq, rs, "list", &kc, err)) {
-        kv_ctx_release(&kc);
-        return -1;
-    }
     db = pgcmk_db();
     names = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, !deleted);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         json_array_append_new(names,
@@ -722,9 +713,9 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
         struct kv_version v;
         const char *name = json_string_value(json_object_get(n, "name"));
 
-        if (kv_version_load(db, kc.vault, name, json_string_value(json_object_get(n, "current")),
+        if (kv_version_load(db, kc->vault, name, json_string_value(json_object_get(n, "current")),
                             &v, err) == 1) {
-            json_t *item = kv_item(&kc, name, &v, 0);
+            json_t *item = kv_item(kc, name, &v, 0);
 
             if (deleted) {
                 struct kv_key k;
@@ -733,15 +724,14 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
                 snprintf(k.name, sizeof(k.name), "%s", name);
                 k.deleted_at = json_integer_value(json_object_get(n, "deleted"));
                 k.purge_at = json_integer_value(json_object_get(n, "purge"));
-                kv_deleted_bundle(&kc, &k, item);
+                kv_deleted_bundle(kc, &k, item);
             }
             json_array_append_new(items, item);
             kv_version_release(&v);
         }
     }
     json_decref(names);
-    rc = kv_page(rq, rs, &kc, items, err);
-    kv_ctx_release(&kc);
+    rc = kv_page(rq, rs, kc, items, err);
     return rc;
 }
 
@@ -762,36 +752,30 @@ kv_versions(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
     struct pgcmk_db *db;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     sqlite3_stmt *st;
     json_t *items;
     int rc;
 
-    if (kv_admit(rq, rs, "list", &kc, err)) {
-        kv_ctx_release(&kc);
-        return -1;
-    }
     db = pgcmk_db();
-    rc = kv_key_load(db, kc.vault, name, &k, err);
+    rc = kv_key_load(db, kc->vault, name, &k, err);
     if (rc != 1 || k.deleted) {
-        kv_ctx_release(&kc);
         return rc < 0 ? -1 : kv_not_found(name, NULL, err);
     }
     items = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct kv_version v;
 
         kv_version_from_row(st, &v);
-        json_array_append_new(items, kv_item(&kc, k.name, &v, 1));
+        json_array_append_new(items, kv_item(kc, k.name, &v, 1));
         kv_version_release(&v);
     }
     pgcmk_db_done(st);
-    rc = kv_page(rq, rs, &kc, items, err);
-    kv_ctx_release(&kc);
+    rc = kv_page(rq, rs, kc, items, err);
     return rc;
 }
 
@@ -832,15 +816,15 @@ kv_update_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 static int
 kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     json_t *ops = NULL, *tags;
     int was_enabled, rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "update", &kc, err) || kv_body(rq, err) ||
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
+    if (kv_body(rq, err) ||
+        kv_resolve(kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
         goto out;
     was_enabled = v.enabled;
     if (json_object_get(rq->json, "key_ops")) {
@@ -859,7 +843,7 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     v.updated = pgcmk_clock_now();
     {
-        struct kv_update u = {&kc, k.name, &v};
+        struct kv_update u = {kc, k.name, &v};
 
         if (pgcmk_db_tx(pgcmk_db(), kv_update_tx, &u, err))
             goto out;
@@ -868,7 +852,7 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         struct pgcmk_event ev = {was_enabled && !v.enabled   ? PGCMK_EV_KEY_DISABLED
                                  : !was_enabled && v.enabled ? PGCMK_EV_KEY_ENABLED
                                                              : PGCMK_EV_KEY_UPDATED,
-                                 kc.vault,
+                                 kc->vault,
                                  k.name,
                                  v.version,
                                  NULL,
@@ -876,11 +860,10 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
         pgcmk_events_publish(&ev);
     }
-    pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -922,31 +905,30 @@ static int
 kv_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_state s;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "delete", &kc, err) || kv_resolve(&kc, name, NULL, &k, &v, err))
+    if (kv_resolve(kc, name, NULL, &k, &v, err))
         goto out;
-    s = (struct kv_state){&kc, k.name, pgcmk_clock_now(), 0, 0};
-    s.purge_at = s.deleted_at + (int64_t)kc.retention_days * DAY_MS;
+    s = (struct kv_state){kc, k.name, pgcmk_clock_now(), 0, 0};
+    s.purge_at = s.deleted_at + (int64_t)kc->retention_days * DAY_MS;
     if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
         goto out;
     k.deleted_at = s.deleted_at;
     k.purge_at = s.purge_at;
     {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_DELETED, kc.vault, k.name, NULL, NULL, NULL};
+        struct pgcmk_event ev = {PGCMK_EV_KEY_DELETED, kc->vault, k.name, NULL, NULL, NULL};
 
         pgcmk_events_publish(&ev);
     }
-    pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+    pgcmk_resp_json(rs, 200, kv_deleted_bundle(kc, &k, kv_bundle(kc, k.name, &v)));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -969,19 +951,17 @@ kv_resolve_deleted(struct kv_ctx *kc, const char *name, struct kv_key *k, struct
 static int
 kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
-        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err) == 0) {
-        pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+    if (kv_resolve_deleted(kc, pgcmk_req_param(rq, "name"), &k, &v, err) == 0) {
+        pgcmk_resp_json(rs, 200, kv_deleted_bundle(kc, &k, kv_bundle(kc, k.name, &v)));
         rc = 0;
     }
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -990,29 +970,28 @@ kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
 static int
 kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int purge)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_state s;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, purge ? "purge" : "recover", &kc, err) ||
-        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
+    if (kv_resolve_deleted(kc, pgcmk_req_param(rq, "name"), &k, &v, err))
         goto out;
-    if (purge && kc.purge_protection) {
+    if (purge && kc->purge_protection) {
         pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "PurgeProtectionEnabled",
                       "Operation \"purge\" is not allowed because purge protection is enabled "
                       "for this vault. Key Vault service will automatically purge it after the "
                       "retention period has passed.");
         goto out;
     }
-    s = (struct kv_state){&kc, k.name, 0, 0, purge};
+    s = (struct kv_state){kc, k.name, 0, 0, purge};
     if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
         goto out;
     {
         struct pgcmk_event ev = {purge ? PGCMK_EV_KEY_PURGED : PGCMK_EV_KEY_RECOVERED,
-                                 kc.vault,
+                                 kc->vault,
                                  k.name,
                                  NULL,
                                  NULL,
@@ -1023,11 +1002,10 @@ kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err 
     if (purge)
         pgcmk_resp_empty(rs, 204);
     else
-        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+        pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1282,33 +1260,46 @@ static const struct pgcmk_route kv_arm_routes[] = {
      arm_key_get},
 };
 
-#define KVF (ROUTE_F_NOAUTH | ROUTE_F_ANYBODY)
-#define KVQ "maxresults,$skiptoken"
+/* The data plane's routes. Each names the key permission it needs: the dispatcher runs
+ * kv_admit_route (challenge, api-version, bearer token, vault, access policy) before the
+ * handler. Only the refusal of an unknown operation answers without admission. */
+#define KVF  ROUTE_F_ANYBODY
+#define KVFS (ROUTE_F_ANYBODY | ROUTE_F_SECRET) /* plaintexts and key material pass */
+#define KVQ  "maxresults,$skiptoken"
+#define KVR(method, pattern, flags, query, fn, perm)                                               \
+    {                                                                                              \
+        method, pattern, PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, flags, query, fn, perm                \
+    }
+#define KVOP(path, perm)                                                                           \
+    KVR("POST", "/keys/{name}/" path, KVFS, NULL, kv_crypto, perm),                                \
+        KVR("POST", "/keys/{name}/{version}/" path, KVFS, NULL, kv_crypto, perm)
 static const struct pgcmk_route kv_routes[] = {
-    {"POST", "/keys/{name}/create", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_create},
-    {"POST", "/keys/{name}/rotate", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_rotate},
-    {"PUT", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_import},
-    {"POST", "/keys/{name}/backup", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_backup},
-    {"POST", "/keys/restore", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_restore},
-    {"GET", "/keys/{name}/rotationpolicy", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_policy_get},
-    {"PUT", "/keys/{name}/rotationpolicy", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_policy_set},
-    {"GET", "/keys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list},
-    {"GET", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
-    {"GET", "/keys/{name}/versions", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_versions},
-    {"GET", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
-    {"PATCH", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
-    {"PATCH", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
-    {"DELETE", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_delete},
-    {"GET", "/deletedkeys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list_deleted},
-    {"GET", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get_deleted},
-    {"POST", "/deletedkeys/{name}/recover", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_recover},
-    {"DELETE", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_purge},
-    {"POST", "/keys/{name}/{version}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_crypto},
-    {"POST", "/keys/{name}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_crypto},
+    KVR("POST", "/keys/{name}/create", KVF, NULL, kv_create, "create"),
+    KVR("POST", "/keys/{name}/rotate", KVF, NULL, kv_rotate, "rotate"),
+    KVR("PUT", "/keys/{name}", KVFS, NULL, kv_import, "import"),
+    KVR("POST", "/keys/{name}/backup", KVF, NULL, kv_backup, "backup"),
+    KVR("POST", "/keys/restore", KVF, NULL, kv_restore, "restore"),
+    KVR("GET", "/keys/{name}/rotationpolicy", KVF, NULL, kv_policy_get, "getrotationpolicy"),
+    KVR("PUT", "/keys/{name}/rotationpolicy", KVF, NULL, kv_policy_set, "setrotationpolicy"),
+    KVR("GET", "/keys", KVF, KVQ, kv_list, "list"),
+    KVR("GET", "/keys/{name}", KVF, NULL, kv_get, "get"),
+    KVR("GET", "/keys/{name}/versions", KVF, KVQ, kv_versions, "list"),
+    KVR("GET", "/keys/{name}/{version}", KVF, NULL, kv_get, "get"),
+    KVR("PATCH", "/keys/{name}", KVF, NULL, kv_update, "update"),
+    KVR("PATCH", "/keys/{name}/{version}", KVF, NULL, kv_update, "update"),
+    KVR("DELETE", "/keys/{name}", KVF, NULL, kv_delete, "delete"),
+    KVR("GET", "/deletedkeys", KVF, KVQ, kv_list_deleted, "list"),
+    KVR("GET", "/deletedkeys/{name}", KVF, NULL, kv_get_deleted, "get"),
+    KVR("POST", "/deletedkeys/{name}/recover", KVF, NULL, kv_recover, "recover"),
+    KVR("DELETE", "/deletedkeys/{name}", KVF, NULL, kv_purge, "purge"),
+    KVOP("encrypt", "encrypt"),
+    KVOP("decrypt", "decrypt"),
+    KVOP("wrapkey", "wrapKey"),
+    KVOP("unwrapkey", "unwrapKey"),
+    KVOP("sign", "sign"),
+    KVOP("verify", "verify"),
+    KVR("POST", "/keys/{name}/{version}/{op}", KVF | ROUTE_F_NOAUTH, NULL, kv_crypto_unknown, NULL),
+    KVR("POST", "/keys/{name}/{op}", KVF | ROUTE_F_NOAUTH, NULL, kv_crypto_unknown, NULL),
 };
 
 int
@@ -1377,6 +1368,7 @@ pgcmk_vault_init(void)
     kv_cache_init();
     pgcmk_vault_invalidate(); /* a new store: nothing cached before counts */
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
+    pgcmk_http_set_admit(PGCMK_PLANE_VAULT, kv_admit_route);
     pgcmk_router_add(kv_arm_routes, PGCMK_ARRAY_LEN(kv_arm_routes));
     kv_lifecycle_init();
 }

@@ -24,7 +24,7 @@
 int
 kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_spec sp;
@@ -34,8 +34,7 @@ kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     memset(&v, 0, sizeof(v));
     memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "rotate", &kc, err) ||
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), NULL, &k, &v, err))
+    if (kv_resolve(kc, pgcmk_req_param(rq, "name"), NULL, &k, &v, err))
         goto out;
     n = json_string_value(json_object_get(v.jwk, "n"));
     sp.kty = v.kty;
@@ -44,14 +43,13 @@ kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     sp.ops = json_incref(v.key_ops);
     sp.tags = json_incref(v.tags);
     sp.enabled = 1;
-    if (kv_new_version(&kc, k.name, &sp, version, NULL, err))
+    if (kv_new_version(kc, k.name, &sp, version, NULL, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, k.name, version, err);
+    rc = kv_respond_version(rs, kc, kc->vault, k.name, version, err);
 out:
     sp.kty = NULL;
     kv_spec_release(&sp);
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -180,25 +178,17 @@ kv_policy_load(struct pgcmk_db *db, const char *vault, const char *name)
 int
 kv_policy_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
-    int rc = -1;
+    int found = kv_key_load(pgcmk_db(), kc->vault, pgcmk_req_param(rq, "name"), &k, err);
+    json_t *p;
 
-    if (kv_admit(rq, rs, "getrotationpolicy", &kc, err) == 0) {
-        int found = kv_key_load(pgcmk_db(), kc.vault, pgcmk_req_param(rq, "name"), &k, err);
-
-        if (found == 1 && !k.deleted) {
-            json_t *p = kv_policy_load(pgcmk_db(), kc.vault, k.name);
-
-            pgcmk_resp_json(rs, 200, kv_policy_json(&kc, k.name, p));
-            json_decref(p);
-            rc = 0;
-        } else if (found >= 0) {
-            kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
-        }
-    }
-    kv_ctx_release(&kc);
-    return rc;
+    if (found != 1 || k.deleted)
+        return found < 0 ? -1 : kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
+    p = kv_policy_load(pgcmk_db(), kc->vault, k.name);
+    pgcmk_resp_json(rs, 200, kv_policy_json(kc, k.name, p));
+    json_decref(p);
+    return 0;
 }
 
 struct kv_policy_put {
@@ -226,15 +216,15 @@ static void kv_rotate_due(void);
 int
 kv_policy_set(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     json_t *pol;
     int rc = -1, found;
     char now[PGCMK_TIME_LEN];
 
-    if (kv_admit(rq, rs, "setrotationpolicy", &kc, err) || kv_body(rq, err))
+    if (kv_body(rq, err))
         goto out;
-    found = kv_key_load(pgcmk_db(), kc.vault, pgcmk_req_param(rq, "name"), &k, err);
+    found = kv_key_load(pgcmk_db(), kc->vault, pgcmk_req_param(rq, "name"), &k, err);
     if (found != 1 || k.deleted) {
         if (found >= 0)
             kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
@@ -250,16 +240,15 @@ kv_policy_set(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     json_object_set_new(json_object_get(pol, "attributes"), "updated",
                         json_integer(pgcmk_clock_now() / 1000));
     {
-        struct kv_policy_put p = {kc.vault, k.name, json_dumps(pol, JSON_COMPACT)};
+        struct kv_policy_put p = {kc->vault, k.name, json_dumps(pol, JSON_COMPACT)};
 
         rc = pgcmk_db_tx(pgcmk_db(), kv_policy_put_tx, &p, err);
         free(p.text);
     }
     if (rc == 0)
-        pgcmk_resp_json(rs, 200, kv_policy_json(&kc, k.name, pol));
+        pgcmk_resp_json(rs, 200, kv_policy_json(kc, k.name, pol));
     json_decref(pol);
 out:
-    kv_ctx_release(&kc);
     return rc;
 }
 

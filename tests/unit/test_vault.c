@@ -1,6 +1,69 @@
-/* test_vault.c - key URIs in both the local and the Azure form; the cache generation. */
+/* test_vault.c - key URIs in both the local and the Azure form; the cache generation; the data
+ * plane's route table (every route names its key permission). */
+#include <strings.h>
+
+#include "pgcmk/http.h"
 #include "pgcmk/vault.h"
 #include "t.h"
+
+/* The key permissions of a Key Vault access policy (permissions.keys). */
+static const char *const t_key_perms[] = {"get",
+                                          "list",
+                                          "create",
+                                          "update",
+                                          "import",
+                                          "delete",
+                                          "recover",
+                                          "backup",
+                                          "restore",
+                                          "purge",
+                                          "encrypt",
+                                          "decrypt",
+                                          "wrapKey",
+                                          "unwrapKey",
+                                          "sign",
+                                          "verify",
+                                          "rotate",
+                                          "getrotationpolicy",
+                                          "setrotationpolicy",
+                                          NULL};
+
+struct t_routes {
+    int vault, with_perm, challenge_free, bad_perm, secret_ops;
+};
+
+static void
+t_route(const struct pgcmk_route *r, void *arg)
+{
+    struct t_routes *t = arg;
+    int known = 0;
+
+    if (r->plane != PGCMK_PLANE_VAULT)
+        return;
+    t->vault++;
+    if (r->perm == NULL) {
+        /* Only the refusal of an unknown operation answers before admission. */
+        if ((r->flags & ROUTE_F_NOAUTH) && strstr(r->pattern, "{op}"))
+            t->challenge_free++;
+        return;
+    }
+    t->with_perm++;
+    for (int i = 0; t_key_perms[i]; i++)
+        known |= strcmp(t_key_perms[i], r->perm) == 0;
+    if (!known || (r->flags & ROUTE_F_NOAUTH) || (r->flags & ROUTE_F_APIVER))
+        t->bad_perm++;
+    /* Plaintexts pass through the crypto operations and the import: their answers are wiped. */
+    if (strcmp(r->perm, "wrapKey") == 0 || strcmp(r->perm, "unwrapKey") == 0 ||
+        strcmp(r->perm, "encrypt") == 0 || strcmp(r->perm, "decrypt") == 0 ||
+        strcmp(r->perm, "import") == 0)
+        t->secret_ops += (r->flags & ROUTE_F_SECRET) ? 1 : -100;
+    /* A crypto route's last segment is its operation, spelt as its permission. */
+    if (strcmp(r->method, "POST") == 0 && strcasecmp(strrchr(r->pattern, '/') + 1, r->perm) != 0 &&
+        strcmp(r->perm, "create") != 0 && strcmp(r->perm, "backup") != 0 &&
+        strcmp(r->perm, "restore") != 0 && strcmp(r->perm, "recover") != 0 &&
+        strcmp(r->perm, "rotate") != 0)
+        t->bad_perm++;
+}
 
 int
 main(void)
@@ -41,6 +104,23 @@ main(void)
         pgcmk_vault_invalidate();
         pgcmk_vault_invalidate();
         CHECK(pgcmk_vault_generation() == g + 3);
+    }
+    {
+        /* The route table: every data-plane route but the two unknown-operation refusals names
+         * a key permission, and the dispatcher admits it (not ROUTE_F_NOAUTH). */
+        struct t_routes t = {0, 0, 0, 0, 0};
+
+        pgcmk_router_reset();
+        pgcmk_vault_init();
+        pgcmk_router_each(t_route, &t);
+        CHECK(t.vault >= 30);
+        CHECK(t.challenge_free == 2);
+        CHECK(t.with_perm == t.vault - 2);
+        CHECK(t.bad_perm == 0);
+        CHECK(t.secret_ops == 9); /* 4 operations x 2 routes, and the import */
+        CHECK(pgcmk_router_check() == 0);
+        pgcmk_vault_shutdown();
+        pgcmk_router_reset();
     }
     return t_done("test_vault");
 }

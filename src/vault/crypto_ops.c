@@ -170,7 +170,8 @@ out:
         pgcmk_secret_free(out, out_len);
     if (in)
         pgcmk_secret_free(in, in_len);
-    free(b64);
+    if (b64) /* the answer of an unwrapKey or a decrypt is a plaintext */
+        pgcmk_secret_free(b64, strlen(b64));
     free(kid);
     free(base);
     kv_version_release(&v);

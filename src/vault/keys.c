@@ -550,13 +550,14 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             if ((pgcmk_b64_decode(pfx, strlen(pfx), &der, &der_len) &&
                  pgcmk_b64url_decode(pfx, strlen(pfx), &der, &der_len)) ||
                 pgcmk_pkey_from_pfx(der, der_len, pw, &sp.imported)) {
-                free(der);
+                if (der) /* imported key material */
+                    pgcmk_secret_free(der, der_len);
                 pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                               "The PFX could not be read (not base64 PKCS#12, or a wrong "
                               "password).");
                 goto out;
             }
-            free(der);
+            pgcmk_secret_free(der, der_len);
         } else {
             const char *kty = json_string_value(json_object_get(jwk, "kty"));
 
@@ -1366,6 +1367,7 @@ void
 pgcmk_vault_init(void)
 {
     kv_cache_init();
+    pgcmk_secret_json_wipe(); /* bodies and answers of the key operations hold plaintexts */
     pgcmk_vault_invalidate(); /* a new store: nothing cached before counts */
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
     pgcmk_http_set_admit(PGCMK_PLANE_VAULT, kv_admit_route);

@@ -1,7 +1,9 @@
 /* test_vault.c - key URIs in both the local and the Azure form; the cache generation; the data
  * plane's route table (every route names its key permission). */
+#include <stdlib.h>
 #include <strings.h>
 
+#include "pgcmk/core.h"
 #include "pgcmk/http.h"
 #include "pgcmk/vault.h"
 #include "t.h"
@@ -119,8 +121,29 @@ main(void)
         CHECK(t.bad_perm == 0);
         CHECK(t.secret_ops == 9); /* 4 operations x 2 routes, and the import */
         CHECK(pgcmk_router_check() == 0);
+        {
+            /* The vault makes jansson wipe what it frees (parsed bodies, dumped answers). */
+            json_malloc_t m = NULL;
+            json_free_t f = NULL;
+
+            json_get_alloc_funcs(&m, &f);
+            CHECK(f != NULL && f != free);
+        }
         pgcmk_vault_shutdown();
         pgcmk_router_reset();
+    }
+    {
+        /* The wipe behind it covers the whole block malloc gave. */
+        unsigned char *b = malloc(100);
+        int zero = 1;
+
+        memset(b, 'k', 100);
+        pgcmk_secret_wipe_block(b);
+        for (int i = 0; i < 100; i++)
+            zero &= b[i] == 0;
+        CHECK(zero);
+        free(b);
+        pgcmk_secret_wipe_block(NULL);
     }
     return t_done("test_vault");
 }

@@ -15,6 +15,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/pkey.h"
 #include "pgcmk/store.h"
@@ -90,7 +91,8 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
          struct pgcmk_err *err)
 {
     const char *authz = pgcmk_req_header(rq, "Authorization");
-    json_t *props, *body;
+    struct pgcmk_vault_props vp;
+    json_t *body;
 
     memset(kc, 0, sizeof(*kc));
     kv_headers(rs);
@@ -120,16 +122,13 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
         return pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
                              "The vault '%.64s' does not exist (or it is deleted).", rq->vault);
     kc->vault_body = json_incref(body);
-    props = json_object_get(kc->vault_body, "properties");
-    kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    kc->retention_days =
-        (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
-    if (kc->retention_days <= 0)
-        kc->retention_days = 90;
+    pgcmk_keyvault_props(kc->vault_body, &vp);
+    kc->purge_protection = vp.purge_protection;
+    kc->retention_days = vp.retention_days;
     /* RBAC vaults: role assignments are not emulated yet; any valid token of the tenant passes. */
-    if (json_is_true(json_object_get(props, "enableRbacAuthorization")))
+    if (vp.rbac)
         return 0;
-    if (!kv_perm_granted(json_object_get(props, "accessPolicies"), &kc->who, perm))
+    if (!kv_perm_granted(vp.access_policies, &kc->who, perm))
         return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy",
                              "The user, group or application 'appid=%s;oid=%s;iss=https://"
                              "sts.windows.net/%s/' does not have keys %s permission on key vault "

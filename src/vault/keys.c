@@ -16,6 +16,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/schema.h"
 #include "pgcmk/pkey.h"
@@ -445,7 +446,7 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
     json_t *kty = json_object_get(src, "kty"),
            *size = json_object_get(src, arm ? "keySize" : "key_size");
     json_t *tags = json_object_get(body, "tags");
-    const char *sku;
+    struct pgcmk_vault_props vp;
 
     memset(sp, 0, sizeof(*sp));
     sp->bits = 2048;
@@ -469,9 +470,8 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                                  "key_size does not apply to EC keys.");
     }
-    sku = json_string_value(json_object_get(
-        json_object_get(json_object_get(kc->vault_body, "properties"), "sku"), "name"));
-    if (strstr(sp->kty, "-HSM") && (sku == NULL || strcasecmp(sku, "premium") != 0))
+    pgcmk_keyvault_props(kc->vault_body, &vp);
+    if (strstr(sp->kty, "-HSM") && !vp.premium)
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                              "%s keys need a premium vault; '%s' is standard.", sp->kty, kc->vault);
     if (sp->crv == NULL && size && !json_is_null(size)) {

@@ -5,6 +5,7 @@
 
 #include "pgcmk/core.h"
 #include "pgcmk/http.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/vault.h"
 #include "t.h"
 
@@ -144,6 +145,41 @@ main(void)
         CHECK(zero);
         free(b);
         pgcmk_secret_wipe_block(NULL);
+    }
+    {
+        /* Vault properties: one decoder, one set of defaults, whatever the body leaves out. */
+        struct pgcmk_vault_props p;
+        json_t *body;
+
+        memset(&p, 0x5a, sizeof(p));
+        pgcmk_keyvault_props(NULL, &p);
+        CHECK(p.soft_delete == 1 && p.purge_protection == 0 && p.rbac == 0 && p.premium == 0);
+        CHECK(p.retention_days == 90);
+        CHECK(p.access_policies == NULL && p.tenant_id == NULL && p.location == NULL);
+        body = json_pack("{s:s, s:{s:I, s:{s:s}}}", "location", "westeurope", "properties",
+                         "softDeleteRetentionInDays", (json_int_t)3, "sku", "name", "Standard");
+        pgcmk_keyvault_props(body, &p);
+        CHECK(p.retention_days == 90); /* outside 7..90 */
+        CHECK(p.soft_delete == 1 && p.purge_protection == 0 && p.premium == 0);
+        CHECK_STR(p.location, "westeurope");
+        json_decref(body);
+        body = json_pack("{s:{s:b, s:b, s:I, s:b, s:{s:s}, s:[], s:s}}", "properties",
+                         "enableSoftDelete", 1, "enablePurgeProtection", 1,
+                         "softDeleteRetentionInDays", (json_int_t)7, "enableRbacAuthorization", 1,
+                         "sku", "name", "PREMIUM", "accessPolicies", "tenantId", "t1");
+        pgcmk_keyvault_props(body, &p);
+        CHECK(p.soft_delete == 1 && p.purge_protection == 1 && p.rbac == 1 && p.premium == 1);
+        CHECK(p.retention_days == 7);
+        CHECK(json_is_array(p.access_policies));
+        CHECK_STR(p.tenant_id, "t1");
+        json_decref(body);
+        body = json_pack("{s:{s:s, s:s, s:s, s:{}}}", "properties", "enablePurgeProtection", "yes",
+                         "softDeleteRetentionInDays", "30", "enableSoftDelete", "no",
+                         "accessPolicies");
+        pgcmk_keyvault_props(body, &p); /* wrong types count as absent */
+        CHECK(p.purge_protection == 0 && p.retention_days == 90 && p.soft_delete == 1);
+        CHECK(p.access_policies == NULL);
+        json_decref(body);
     }
     return t_done("test_vault");
 }

@@ -209,7 +209,7 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
         if (!cr->too_large) {
             if (cr->len + *upload_size > limit) {
                 cr->too_large = 1;
-                free(cr->body);
+                pgcmk_secret_free(cr->body, cr->len);
                 cr->body = NULL;
                 cr->len = cr->cap = 0;
             } else {

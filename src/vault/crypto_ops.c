@@ -22,12 +22,12 @@
 
 /* ---- crypto operations ------------------------------------------------------------------ */
 
+/* In this order: the first four are the RSA encryptions, then sign and verify. */
 static const struct {
-    const char *path; /* as in the URL */
-    const char *op;   /* key_ops name and permission */
+    const char *op;   /* key_ops name, permission and (lower case) the route's last segment */
     int needs_window; /* refused outside nbf..exp */
-} kv_ops[] = {{"encrypt", "encrypt", 1},     {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
-              {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},       {"verify", "verify", 0}};
+} kv_ops[] = {{"encrypt", 1},   {"decrypt", 0}, {"wrapKey", 1},
+              {"unwrapKey", 0}, {"sign", 1},    {"verify", 0}};
 
 /* POST /keys/{name}[/{version}]/{op} for an {op} that is none of the above: refused before
  * admission, as Key Vault does. */

@@ -1,7 +1,8 @@
-/* keys.c - the Key Vault data plane for keys: the bearer challenge, access-policy checks by the
- * token's oid, create/get/list/versions/update/delete/deleted/recover/purge, and the crypto
- * operations (wrap, unwrap, encrypt, decrypt, sign, verify) with key_ops, enabled, nbf and exp
- * enforced as Azure documents. Private keys are sealed under the master key. */
+/* keys.c - the Key Vault data plane for keys: stored keys and their versions, the key bundles,
+ * the key handlers (create, import, get, list, versions, update, delete, deleted keys, recover,
+ * purge), the route table with the permission each route needs, and the ARM keys routes. The
+ * admission runs before every handler (admission.c); private keys are sealed under the master
+ * key. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>

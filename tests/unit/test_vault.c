@@ -31,6 +31,59 @@ static const char *const t_key_perms[] = {"get",
                                           "setrotationpolicy",
                                           NULL};
 
+static int t_admitted_freed, t_handler_saw;
+
+static void
+t_admitted_free(void *p)
+{
+    t_admitted_freed += p == &t_admitted_freed;
+}
+
+static int
+t_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    (void)rs;
+    rq->admitted = &t_admitted_freed;
+    rq->admitted_free = t_admitted_free;
+    if (strcmp(rq->route->perm, "get") != 0)
+        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN, "ForbiddenByPolicy", "no %s",
+                             rq->route->perm);
+    return 0;
+}
+
+static int
+t_handler(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    (void)err;
+    t_handler_saw += rq->admitted == &t_admitted_freed;
+    pgcmk_resp_empty(rs, 204);
+    return 0;
+}
+
+static const struct pgcmk_route t_perm_routes[] = {
+    {"GET", "/t/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, ROUTE_F_ANYBODY, NULL, t_handler,
+     "get"},
+    {"DELETE", "/t/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, ROUTE_F_ANYBODY, NULL, t_handler,
+     "delete"},
+    {"GET", "/t/{name}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, t_handler, "get"},
+};
+
+static int
+t_dispatch(const char *method, const char *host)
+{
+    struct pgcmk_req rq;
+    struct pgcmk_resp rs;
+    int status;
+
+    memset(&rs, 0, sizeof(rs));
+    pgcmk_req_init(&rq, NULL, method, "/t/x", host, NULL, 0);
+    pgcmk_http_dispatch(&rq, &rs);
+    status = rs.status;
+    pgcmk_resp_release(&rs);
+    pgcmk_req_release(&rq);
+    return status;
+}
+
 struct t_routes {
     int vault, with_perm, challenge_free, bad_perm, secret_ops;
 };
@@ -131,6 +184,22 @@ main(void)
             CHECK(f != NULL && f != free);
         }
         pgcmk_vault_shutdown();
+        pgcmk_router_reset();
+    }
+    {
+        /* The dispatcher runs the plane's admission for routes with a permission, hands its
+         * state to the handler and releases it; without a hook such a route is refused. */
+        pgcmk_router_reset();
+        pgcmk_router_add(t_perm_routes, PGCMK_ARRAY_LEN(t_perm_routes));
+        pgcmk_http_set_admit(PGCMK_PLANE_VAULT, t_admit);
+        CHECK(t_dispatch("GET", "kv1.vault.localhost") == 204);
+        CHECK(t_handler_saw == 1 && t_admitted_freed == 1);
+        CHECK(t_dispatch("DELETE", "kv1.vault.localhost") == 403);
+        CHECK(t_handler_saw == 1 && t_admitted_freed == 2);
+        fprintf(stderr, "(test_vault: one 'lvl=error' line below, for the 500, is expected)\n");
+        CHECK(t_dispatch("GET", "localhost") == 500); /* no admission hook on the ARM plane */
+        CHECK(t_handler_saw == 1);
+        pgcmk_http_set_admit(PGCMK_PLANE_VAULT, NULL);
         pgcmk_router_reset();
     }
     {

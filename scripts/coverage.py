@@ -53,7 +53,8 @@ def render(doc):
     for t in sorted(doc["types"], key=lambda t: t["type"].lower()):
         out.append(type_row(t))
     out.append("\n## Routes\n\n`api-version`: the route requires `?api-version=`; `no-auth`: no bearer "
-               "token is checked; plane `vault` routes answer on `{vault}.vault.localhost`.\n\n"
+               "token is checked; `keys: P`: the Key Vault admission (challenge, bearer token, access policy) "
+               "requires the key permission P; plane `vault` routes answer on `{vault}.vault.localhost`.\n\n"
                "| method | route | plane | flags |\n|---|---|---|---|\n")
     seen = set()
     for r in doc["routes"]:
@@ -61,7 +62,10 @@ def render(doc):
         if key in seen:
             continue
         seen.add(key)
-        flags = ", ".join(f for f in r["flags"] if f != "json-body") or "-"
+        flags = [f for f in r["flags"] if f != "json-body"]
+        if r.get("permission"):
+            flags.append(f"keys: {r['permission']}")
+        flags = ", ".join(flags) or "-"
         out.append(f"| {r['method']} | `{r['pattern']}` | {r['plane']} | {flags} |\n")
     return "".join(out)
 

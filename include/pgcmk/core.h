@@ -20,6 +20,12 @@ char *pgcmk_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 
 /* Wipe then free: every buffer that held a secret goes through here. NULL is a no-op. */
 void pgcmk_secret_free(void *p, size_t len);
+/* Wipes the whole heap block p (malloc's usable size) without freeing it. NULL is a no-op. */
+void pgcmk_secret_wipe_block(void *p);
+/* Makes jansson wipe every block it frees: parsed request bodies (a plaintext to wrap, imported
+ * key material) and dumped answers (an unwrapped key) leave no copy behind. Both allocators are
+ * malloc's, so blocks allocated before the call may be freed after it. */
+void pgcmk_secret_json_wipe(void);
 
 /* A random (v4) UUID in lower case, 36 characters plus NUL. */
 void pgcmk_uuid(char out[37]);

@@ -56,6 +56,8 @@ struct pgcmk_req {
     const struct pgcmk_route *route;
     char principal[64]; /* object id of the caller (admin when auth is open and no token) */
     const struct pgcmk_cfg *cfg;
+    void *admitted; /* what the plane's admission hook left for the handler, or NULL */
+    void (*admitted_free)(void *admitted);
 };
 
 struct pgcmk_resp {
@@ -75,6 +77,7 @@ typedef int (*pgcmk_handler_fn)(struct pgcmk_req *rq, struct pgcmk_resp *rs, str
 #define ROUTE_F_NOAUTH   0x04u /* no bearer token checks (token service, health, portal) */
 #define ROUTE_F_ANYBODY  0x08u /* body kept raw (forms, JSONC); no content-type check */
 #define ROUTE_F_ANYQUERY 0x10u /* any query parameter accepted */
+#define ROUTE_F_SECRET   0x20u /* the answer carries secrets: its body is wiped once sent */
 
 struct pgcmk_route {
     const char *method;  /* "GET", "PUT", ... */
@@ -84,6 +87,10 @@ struct pgcmk_route {
     unsigned flags;
     const char *query; /* allowed query parameters besides api-version: "$filter,$top" */
     pgcmk_handler_fn fn;
+    /* The Key Vault key permission the route needs ("get", "wrapKey", ...), or NULL. A route
+     * that names one is admitted by its plane's hook (pgcmk_http_set_admit), not by the bearer
+     * check, before the handler runs. Last, so that tables without it need not spell it. */
+    const char *perm;
 };
 
 /* The route table: modules add their arrays at start, before the server runs. Adding after a
@@ -147,5 +154,13 @@ void pgcmk_server_stop(struct pgcmk_server *srv, int grace_ms);
  * rq->principal, or -1 with err. The default: open mode = admin, strict = 401. */
 typedef int (*pgcmk_auth_fn)(struct pgcmk_req *rq, struct pgcmk_err *err);
 void pgcmk_http_set_auth(pgcmk_auth_fn fn);
+
+/* Admission of the routes that name a permission (route->perm): the hook of the route's plane
+ * runs instead of the authentication hook, before the handler (the Key Vault data plane installs
+ * one: challenge, bearer token, vault, access policy). It may leave state for the handler in
+ * rq->admitted and rq->admitted_free, which the dispatcher releases after the handler. A route
+ * with a permission on a plane without a hook is refused (500). */
+typedef int (*pgcmk_admit_fn)(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);
+void pgcmk_http_set_admit(enum pgcmk_plane plane, pgcmk_admit_fn fn);
 
 #endif

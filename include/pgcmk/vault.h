@@ -6,7 +6,10 @@
 
 struct pgcmk_err;
 
-/* Adds the data-plane routes, subscribes to vault purges, and starts scheduled key purges. */
+/* Adds the data-plane routes and installs their admission hook (pgcmk_http_set_admit: the
+ * challenge, the bearer token, the vault, the access policy, by each route's permission), makes
+ * jansson wipe what it frees (pgcmk_secret_json_wipe), subscribes to vault purges, and starts
+ * scheduled key purges. */
 void pgcmk_vault_init(void);
 void pgcmk_vault_shutdown(void);
 

@@ -1,5 +1,6 @@
 /* util.c - allocation, ids, time and string helpers (core.h). */
 #include <ctype.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -107,6 +109,32 @@ pgcmk_secret_free(void *p, size_t len)
         return;
     OPENSSL_cleanse(p, len);
     free(p);
+}
+
+void
+pgcmk_secret_wipe_block(void *p)
+{
+    if (p)
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+}
+
+static void *
+util_json_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void
+util_json_free(void *p)
+{
+    pgcmk_secret_wipe_block(p);
+    free(p);
+}
+
+void
+pgcmk_secret_json_wipe(void)
+{
+    json_set_alloc_funcs(util_json_malloc, util_json_free);
 }
 
 /* Random bytes for UUIDs come from OpenSSL's per-thread DRBG, 16 ids' worth at a time (each

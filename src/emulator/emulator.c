@@ -237,9 +237,10 @@ emu_route_add(const struct pgcmk_route *r, void *arg)
         json_array_append_new(flags, json_string("api-version"));
     if (r->flags & ROUTE_F_JSON)
         json_array_append_new(flags, json_string("json-body"));
-    json_array_append_new(
-        arg, json_pack("{s:s, s:s, s:s, s:o}", "method", r->method, "pattern", r->pattern, "plane",
-                       r->plane == PGCMK_PLANE_VAULT ? "vault" : "arm", "flags", flags));
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:o, s:s?}", "method", r->method,
+                                         "pattern", r->pattern, "plane",
+                                         r->plane == PGCMK_PLANE_VAULT ? "vault" : "arm", "flags",
+                                         flags, "permission", r->perm));
 }
 
 /* GET /emulator/routes: every route and every ARM resource type with its api-versions (the

@@ -12,11 +12,19 @@
 
 static int http_default_auth(struct pgcmk_req *rq, struct pgcmk_err *err);
 static pgcmk_auth_fn http_auth = http_default_auth;
+static pgcmk_admit_fn http_admit[2]; /* by plane */
 
 void
 pgcmk_http_set_auth(pgcmk_auth_fn fn)
 {
     http_auth = fn ? fn : http_default_auth;
+}
+
+void
+pgcmk_http_set_admit(enum pgcmk_plane plane, pgcmk_admit_fn fn)
+{
+    if ((unsigned)plane < PGCMK_ARRAY_LEN(http_admit))
+        http_admit[plane] = fn;
 }
 
 /* Well-known admin principal (README). The token service replaces this hook. */
@@ -207,12 +215,21 @@ pgcmk_req_release(struct pgcmk_req *rq)
 {
     kv_free(rq->params, rq->n_params);
     kv_free(rq->query, rq->n_query);
-    kv_free(rq->headers, rq->n_headers);
+    for (int i = 0; i < rq->n_headers; i++) /* the bearer token */
+        if (strcasecmp(rq->headers[i].key, "Authorization") == 0)
+            pgcmk_secret_free(rq->headers[i].value, strlen(rq->headers[i].value));
+        else
+            free(rq->headers[i].value);
+    for (int i = 0; i < rq->n_headers; i++)
+        free(rq->headers[i].key);
     free(rq->path);
     free(rq->raw_path);
     free(rq->host);
     free(rq->vault);
-    free(rq->body);
+    if (rq->body) /* it may hold key material or a plaintext to wrap */
+        pgcmk_secret_free(rq->body, rq->body_len);
+    if (rq->admitted_free)
+        rq->admitted_free(rq->admitted);
     json_decref(rq->json);
     memset(rq, 0, sizeof(*rq));
 }
@@ -313,7 +330,8 @@ void
 pgcmk_resp_release(struct pgcmk_resp *rs)
 {
     kv_free(rs->headers, rs->n_headers);
-    free(rs->body);
+    if (rs->body) /* an unwrapKey or decrypt answer holds a plaintext */
+        pgcmk_secret_free(rs->body, rs->body_len);
     memset(rs, 0, sizeof(*rs));
 }
 
@@ -563,8 +581,20 @@ pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs)
     env = rq->route->envelope;
     if (req_check_query(rq, &err))
         goto out;
-    if (!(rq->route->flags & ROUTE_F_NOAUTH) && http_auth(rq, &err))
+    if (rq->route->perm) {
+        pgcmk_admit_fn admit =
+            (unsigned)rq->plane < PGCMK_ARRAY_LEN(http_admit) ? http_admit[rq->plane] : NULL;
+
+        if (admit == NULL) {
+            pgcmk_err_set(&err, PGCMK_E_INTERNAL, NULL, "no admission for route %s %s",
+                          rq->route->method, rq->route->pattern);
+            goto out;
+        }
+        if (admit(rq, rs, &err))
+            goto out;
+    } else if (!(rq->route->flags & ROUTE_F_NOAUTH) && http_auth(rq, &err)) {
         goto out;
+    }
     if ((rq->route->flags & ROUTE_F_APIVER) && (rq->api_version == NULL || !*rq->api_version)) {
         if (rq->plane == PGCMK_PLANE_VAULT)
             pgcmk_err_set(&err, PGCMK_E_KV_BAD_PARAMETER, NULL,
@@ -579,6 +609,11 @@ pgcmk_http_dispatch(struct pgcmk_req *rq, struct pgcmk_resp *rs)
         goto out;
     rc = rq->route->fn(rq, rs, &err);
 out:
+    if (rq->admitted_free) {
+        rq->admitted_free(rq->admitted);
+        rq->admitted_free = NULL;
+        rq->admitted = NULL;
+    }
     if (rc != 0) {
         if (pgcmk_err_status(err.code) >= 500)
             LOG_ERR("req=%s %s %.200s failed: %s", rq->request_id, rq->method, rq->path,

@@ -82,14 +82,41 @@ server_collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const ch
     return MHD_YES;
 }
 
+/* An answer that carries secrets (ROUTE_F_SECRET): wiped when MHD is done with it. */
+struct server_secret {
+    char *body;
+    size_t len;
+};
+
+static void
+server_secret_free(void *cls)
+{
+    struct server_secret *sb = cls;
+
+    pgcmk_secret_free(sb->body, sb->len);
+    free(sb);
+}
+
 static enum MHD_Result
-server_queue(struct MHD_Connection *c, struct conn_req *cr, struct pgcmk_resp *rs)
+server_queue(struct MHD_Connection *c, struct conn_req *cr, struct pgcmk_resp *rs, int secret)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    r = MHD_create_response_from_buffer(rs->body_len, rs->body ? rs->body : (char *)"",
-                                        rs->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (secret && rs->body) {
+        struct server_secret *sb = pgcmk_xmalloc(sizeof(*sb));
+
+        sb->body = rs->body;
+        sb->len = rs->body_len;
+        r = MHD_create_response_from_buffer_with_free_callback_cls(rs->body_len, rs->body,
+                                                                   server_secret_free, sb);
+        if (r == NULL)
+            free(sb);
+    } else {
+        r = MHD_create_response_from_buffer(rs->body_len, rs->body ? rs->body : (char *)"",
+                                            rs->body ? MHD_RESPMEM_MUST_FREE
+                                                     : MHD_RESPMEM_PERSISTENT);
+    }
     if (r == NULL)
         return MHD_NO;
     rs->body = NULL; /* MHD owns it now */
@@ -142,7 +169,7 @@ server_reject_413(struct pgcmk_server *srv, struct MHD_Connection *c, struct con
     if (server_id_ok(client, sizeof(rq.client_request_id)))
         pgcmk_resp_header(&rs, "x-ms-client-request-id", client);
     pgcmk_resp_header(&rs, "Connection", "close");
-    server_queue(c, cr, &rs);
+    server_queue(c, cr, &rs, 0);
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
 }
@@ -182,7 +209,7 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
         if (!cr->too_large) {
             if (cr->len + *upload_size > limit) {
                 cr->too_large = 1;
-                free(cr->body);
+                pgcmk_secret_free(cr->body, cr->len);
                 cr->body = NULL;
                 cr->len = cr->cap = 0;
             } else {
@@ -190,7 +217,13 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
                     cr->cap = (cr->len + *upload_size + 1) * 2;
                     if (cr->cap > limit + 1)
                         cr->cap = limit + 1;
-                    cr->body = pgcmk_xrealloc(cr->body, cr->cap);
+                    char *grown = pgcmk_xmalloc(cr->cap);
+
+                    if (cr->len) /* no copy of the body is left behind unwiped */
+                        memcpy(grown, cr->body, cr->len);
+                    if (cr->body)
+                        pgcmk_secret_free(cr->body, cr->len);
+                    cr->body = grown;
                 }
                 memcpy(cr->body + cr->len, upload_data, *upload_size);
                 cr->len += *upload_size;
@@ -249,7 +282,7 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
     }
     pgcmk_http_dispatch(&rq, &rs);
     snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
-    ret = server_queue(c, cr, &rs);
+    ret = server_queue(c, cr, &rs, rq.route && (rq.route->flags & ROUTE_F_SECRET));
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
     return ret;
@@ -268,7 +301,8 @@ server_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     LOG_INFO("access method=%s path=%s status=%d ms=%lld req=%s%s", cr->method, cr->path,
              cr->status, (long long)(pgcmk_wall_ms() - cr->start_ms), cr->request_id,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    free(cr->body);
+    if (cr->body) /* it may hold key material or a plaintext to wrap */
+        pgcmk_secret_free(cr->body, cr->len);
     free(cr);
     *req_cls = NULL;
     atomic_fetch_sub(&server_in_flight, 1);

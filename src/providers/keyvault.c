@@ -11,6 +11,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/events.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/pkey.h"
 #include "pgcmk/schema.h"
@@ -102,6 +103,28 @@ vault_bool(json_t *props, const char *key, int def)
     json_t *v = json_object_get(props, key);
 
     return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+void
+pgcmk_keyvault_props(const json_t *vault, struct pgcmk_vault_props *p)
+{
+    json_t *props = json_object_get(vault, "properties");
+    json_t *days = json_object_get(props, "softDeleteRetentionInDays");
+    const char *sku = json_string_value(json_object_get(json_object_get(props, "sku"), "name"));
+
+    p->soft_delete = vault_bool(props, "enableSoftDelete", 1);
+    p->purge_protection = vault_bool(props, "enablePurgeProtection", 0);
+    p->retention_days = PGCMK_VAULT_RETENTION_DAYS;
+    if (json_is_integer(days) && json_integer_value(days) >= PGCMK_VAULT_RETENTION_MIN &&
+        json_integer_value(days) <= PGCMK_VAULT_RETENTION_DAYS)
+        p->retention_days = (int)json_integer_value(days);
+    p->rbac = vault_bool(props, "enableRbacAuthorization", 0);
+    p->premium = sku && strcasecmp(sku, "premium") == 0;
+    p->access_policies = json_object_get(props, "accessPolicies");
+    if (!json_is_array(p->access_policies))
+        p->access_policies = NULL;
+    p->tenant_id = json_string_value(json_object_get(props, "tenantId"));
+    p->location = json_string_value(json_object_get(vault, "location"));
 }
 
 static int
@@ -293,12 +316,14 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     json_t *props = json_object_get(ctx->body, "properties");
     json_t *old = json_object_get(ctx->existing, "properties");
     json_t *sku = json_object_get(props, "sku"), *v;
+    struct pgcmk_vault_props was;
     const char *mode = json_string_value(json_object_get(props, "createMode"));
     sqlite3_stmt *st;
     char *uri;
     int rc, exists_deleted;
 
     pgcmk_pkey_rsa_prefill(); /* a vault is where keys get created: have some ready */
+    pgcmk_keyvault_props(ctx->existing, &was);
 
     pgcmk_vault_invalidate(); /* policies, RBAC, sku, recovery: the data plane reads again */
     /* Names are global: another group or subscription may hold this one. */
@@ -367,27 +392,26 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
                              "The property \"enablePurgeProtection\" cannot be set to false. "
                              "Enabling the purge protection for a vault is an irreversible "
                              "action.");
-    if (vault_bool(old, "enablePurgeProtection", 0) &&
-        !json_object_get(props, "enablePurgeProtection"))
+    if (was.purge_protection && !json_object_get(props, "enablePurgeProtection"))
         json_object_set_new(props, "enablePurgeProtection", json_true());
     v = json_object_get(props, "softDeleteRetentionInDays");
     if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 7 || json_integer_value(v) > 90)
+        if (!json_is_integer(v) || json_integer_value(v) < PGCMK_VAULT_RETENTION_MIN ||
+            json_integer_value(v) > PGCMK_VAULT_RETENTION_DAYS)
             return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.softDeleteRetentionInDays",
                                  "The property \"softDeleteRetentionInDays\" must be between 7 "
                                  "and 90.");
     }
     if (old) {
-        json_int_t was = json_integer_value(json_object_get(old, "softDeleteRetentionInDays"));
-
-        if (v && !json_is_null(v) && json_integer_value(v) != was)
+        if (v && !json_is_null(v) && json_integer_value(v) != was.retention_days)
             return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, "properties.softDeleteRetentionInDays",
                                  "The property \"softDeleteRetentionInDays\" cannot be changed "
                                  "after the vault has been created (it is %lld days).",
-                                 (long long)was);
-        json_object_set_new(props, "softDeleteRetentionInDays", json_integer(was));
+                                 (long long)was.retention_days);
+        json_object_set_new(props, "softDeleteRetentionInDays", json_integer(was.retention_days));
     } else if (v == NULL || json_is_null(v)) {
-        json_object_set_new(props, "softDeleteRetentionInDays", json_integer(90));
+        json_object_set_new(props, "softDeleteRetentionInDays",
+                            json_integer(PGCMK_VAULT_RETENTION_DAYS));
     }
     if (vault_check_policies(json_object_get(props, "accessPolicies"), err))
         return -1;
@@ -428,14 +452,14 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_INSERT);
-    json_t *props = json_object_get(ctx->existing, "properties");
-    json_int_t days = json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
+    struct pgcmk_vault_props vp;
     char *body = json_dumps(ctx->existing, JSON_COMPACT);
     int64_t now = pgcmk_clock_now();
     struct pgcmk_event ev = {
         PGCMK_EV_VAULT_DELETED, ctx->id.names[0], NULL, NULL, NULL, ctx->id_text};
     int rc;
 
+    pgcmk_keyvault_props(ctx->existing, &vp);
     pgcmk_vault_invalidate(); /* also on a resource-group delete, which runs this hook */
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ctx->id_text, -1, SQLITE_STATIC);
@@ -444,8 +468,8 @@ vault_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, now);
-    sqlite3_bind_int64(st, 7, now + (days ? days : 90) * DAY_MS);
-    sqlite3_bind_int(st, 8, vault_bool(props, "enablePurgeProtection", 0));
+    sqlite3_bind_int64(st, 7, now + (int64_t)vp.retention_days * DAY_MS);
+    sqlite3_bind_int(st, 8, vp.purge_protection);
     rc = sqlite3_step(st);
     pgcmk_db_done(st);
     free(body);

@@ -9,6 +9,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/keyuri.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/pgdata.h"
@@ -250,7 +251,8 @@ pg_set_key(struct pg_db *d, const char *key_uri, struct pgcmk_err *err)
 int
 pg_check_vault(struct pgcmk_db *db, const char *vault, struct pgcmk_err *err)
 {
-    json_t *body = NULL, *props;
+    json_t *body = NULL;
+    struct pgcmk_vault_props vp;
     int rc, soft, purge;
     json_int_t days;
 
@@ -262,12 +264,10 @@ pg_check_vault(struct pgcmk_db *db, const char *vault, struct pgcmk_err *err)
                              "The Azure Key Vault '%.64s' was not found. Check that the key URI "
                              "names an existing vault, key and version.",
                              vault);
-    props = json_object_get(body, "properties");
-    soft = !json_is_false(json_object_get(props, "enableSoftDelete"));
-    purge = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    days = json_is_integer(json_object_get(props, "softDeleteRetentionInDays"))
-               ? json_integer_value(json_object_get(props, "softDeleteRetentionInDays"))
-               : 90;
+    pgcmk_keyvault_props(body, &vp);
+    soft = vp.soft_delete;
+    purge = vp.purge_protection;
+    days = vp.retention_days;
     json_decref(body);
     if (!soft || !purge || days != 90)
         return pgcmk_err_set(err, PGCMK_E_PG_VAULT_RECOVERY, "dataEncryption.primaryKeyUri",

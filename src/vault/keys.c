@@ -1,7 +1,8 @@
-/* keys.c - the Key Vault data plane for keys: the bearer challenge, access-policy checks by the
- * token's oid, create/get/list/versions/update/delete/deleted/recover/purge, and the crypto
- * operations (wrap, unwrap, encrypt, decrypt, sign, verify) with key_ops, enabled, nbf and exp
- * enforced as Azure documents. Private keys are sealed under the master key. */
+/* keys.c - the Key Vault data plane for keys: stored keys and their versions, the key bundles,
+ * the key handlers (create, import, get, list, versions, update, delete, deleted keys, recover,
+ * purge), the route table with the permission each route needs, and the ARM keys routes. The
+ * admission runs before every handler (admission.c); private keys are sealed under the master
+ * key. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/faults.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/schema.h"
@@ -24,115 +26,25 @@
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
 
-#define DAY_MS         (86400LL * 1000)
-#define KV_MAX_RESULTS 25
+#include "vault/internal.h"
 
 static const char *const kv_all_ops[] = {"encrypt", "decrypt",   "sign", "verify",
                                          "wrapKey", "unwrapKey", NULL};
 
-/* What every data-plane handler knows once the caller is admitted. */
-struct kv_ctx {
-    char vault[32];
-    json_t *vault_body; /* the ARM resource of the vault */
-    struct pgcmk_caller who;
-    int purge_protection;
-    int retention_days;
-};
-
-static void
+void
 kv_ctx_release(struct kv_ctx *kc)
 {
     json_decref(kc->vault_body);
     kc->vault_body = NULL;
 }
 
-static char *
+char *
 kv_base(const char *vault)
 {
     return pgcmk_xasprintf("https://%s." PGCMK_VAULT_DNS_SUFFIX ":%d", vault, pgcmk_public_port());
 }
 
-/* api-versions 7.0 .. 7.5, with the -preview suffixes clients send. */
-static int
-kv_check_version(struct pgcmk_req *rq, struct pgcmk_err *err)
-{
-    const char *v = rq->api_version;
-
-    if (v == NULL || *v == '\0')
-        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "The api-version parameter is missing.");
-    if (strlen(v) >= 3 && v[0] == '7' && v[1] == '.' && v[2] >= '0' && v[2] <= '5' &&
-        (v[3] == '\0' || strncmp(v + 3, "-preview", 8) == 0))
-        return 0;
-    return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                         "The specified version (%.32s) is not recognized. Consider using the "
-                         "latest supported version (7.5).",
-                         v);
-}
-
-static void
-kv_headers(struct pgcmk_resp *rs)
-{
-    pgcmk_resp_header(rs, "x-ms-keyvault-region", PGCMK_DEFAULT_LOCATION);
-    pgcmk_resp_header(rs, "x-ms-keyvault-service-version", "1.9.1.0");
-    pgcmk_resp_header(rs, "x-ms-keyvault-network-info",
-                      "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;");
-}
-
-static int
-kv_challenge(struct pgcmk_resp *rs, struct pgcmk_err *err, const char *msg)
-{
-    char *h = pgcmk_xasprintf("Bearer authorization=\"https://localhost:%d/%s\", "
-                              "resource=\"https://" PGCMK_VAULT_DNS_SUFFIX ":%d\"",
-                              pgcmk_public_port(), PGCMK_TENANT_ID, pgcmk_public_port());
-
-    pgcmk_resp_header(rs, "WWW-Authenticate", h);
-    free(h);
-    return pgcmk_err_set(err, PGCMK_E_KV_UNAUTHORIZED, NULL, "%s", msg);
-}
-
-static int
-kv_perm_granted(json_t *policies, const struct pgcmk_caller *who, const char *perm)
-{
-    size_t i, j;
-    json_t *p, *v;
-
-    json_array_foreach(policies, i, p) {
-        const char *oid = json_string_value(json_object_get(p, "objectId"));
-        const char *tid = json_string_value(json_object_get(p, "tenantId"));
-        json_t *keys = json_object_get(json_object_get(p, "permissions"), "keys");
-
-        if (!oid || !tid || strcasecmp(oid, who->oid) || strcasecmp(tid, who->tid))
-            continue;
-        json_array_foreach(keys, j, v) {
-            const char *s = json_string_value(v);
-
-            if (s && (strcasecmp(s, perm) == 0 || strcasecmp(s, "all") == 0))
-                return 1;
-        }
-    }
-    return 0;
-}
-
-/* ---- a stored key and one of its versions ------------------------------------------------ */
-
-struct kv_key {
-    char name[128], current[40];
-    int64_t deleted_at, purge_at;
-    int deleted;
-};
-
-struct kv_version {
-    char version[40], kty[16];
-    json_t *key_ops, *tags, *jwk;
-    int enabled;
-    int64_t nbf, exp; /* seconds, 0 = unset */
-    int64_t created, updated;
-    unsigned char *priv;
-    size_t priv_len;
-};
-
-static void
+void
 kv_version_release(struct kv_version *v)
 {
     json_decref(v->key_ops);
@@ -142,215 +54,10 @@ kv_version_release(struct kv_version *v)
     memset(v, 0, sizeof(*v));
 }
 
-/* ---- the hot-path caches ---------------------------------------------------------------------
- *
- * A wrap or unwrap needs the vault (access policies, RBAC flag, retention) and the key version
- * (key_ops, attributes, the parsed key). Each thread keeps the last vault and its last key
- * versions in memory, so a request on a cached version opens no SQLite transaction (DESIGN.md 9).
- *
- * Validity is one process-wide generation, kv_gen. Every write that can change an answer bumps
- * it: the key writes here (create, import, rotate, update, delete, recover, purge, restore, and
- * vault purges) and the vault writes in src/providers/keyvault.c (PUT, PATCH, delete and recover
- * through the ARM hooks, access-policy add/remove/replace), all through pgcmk_vault_invalidate()
- * inside their store transaction. An entry is used only while kv_gen still has the value it was
- * filled under. Those bumps happen before the COMMIT, so a fill reads the generation and the rows
- * inside a transaction of its own: the writer lock orders it wholly before or wholly after any
- * writer, and a fill can never pair a new generation with rows from before a commit. Misses
- * (after any write) therefore cost one short BEGIN IMMEDIATE ... COMMIT; hits cost an atomic load.
- * Time (enabled, nbf, exp against the virtual clock) and faults are still judged per request. */
-
-static atomic_ullong kv_gen = 1;
-
-void
-pgcmk_vault_invalidate(void)
-{
-    atomic_fetch_add(&kv_gen, 1);
-}
-
-unsigned long long
-pgcmk_vault_generation(void)
-{
-    return atomic_load(&kv_gen);
-}
-
-#define KV_TKEYS 16
-
-struct kv_tkey {
-    char vault[32], name[128], asked[40]; /* lower case; asked "" = the current version */
-    unsigned long long gen;               /* 0 = empty */
-    struct kv_key k;
-    struct kv_version v;
-    struct pgcmk_pkey *pk; /* from kv_cache (lives until shutdown); NULL until a crypto op */
-};
-
-struct kv_tcache {
-    char vault[32], etag[48]; /* the last vault: its name (as asked) and etag */
-    unsigned long long vault_gen;
-    json_t *body; /* its parsed body; NULL with vault_gen current = no such vault */
-    struct kv_tkey keys[KV_TKEYS];
-    unsigned next;
-};
-
-static _Thread_local struct kv_tcache *kv_tc;
-static pthread_key_t kv_tcache_key; /* frees a thread's caches when it exits */
-
-static void
-kv_tcache_free(void *p)
-{
-    struct kv_tcache *tc = p;
-
-    json_decref(tc->body);
-    for (int i = 0; i < KV_TKEYS; i++)
-        kv_version_release(&tc->keys[i].v);
-    free(tc);
-}
-
-static struct kv_tcache *
-kv_tcache(void)
-{
-    if (kv_tc == NULL) {
-        kv_tc = pgcmk_xcalloc(1, sizeof(*kv_tc));
-        pthread_setspecific(kv_tcache_key, kv_tc);
-    }
-    return kv_tc;
-}
-
-struct kv_vault_fill {
-    struct kv_tcache *tc;
-    const char *name;
-};
-
-/* Inside the writer lock: the generation, then the vault's row. The body is parsed again only
- * when its etag changed. */
-static int
-kv_vault_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    struct kv_vault_fill *f = ctx;
-    struct kv_tcache *tc = f->tc;
-    unsigned long long gen = atomic_load(&kv_gen);
-    char *etag = NULL;
-    int rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", f->name, NULL, &etag, NULL,
-                                        err);
-
-    if (rc > 0) {
-        if (tc->body == NULL || strcmp(tc->etag, etag) != 0 ||
-            strcasecmp(tc->vault, f->name) != 0) {
-            json_decref(tc->body);
-            tc->body = NULL;
-            free(etag);
-            etag = NULL;
-            rc = pgcmk_arm_resource_by_name(db, "Microsoft.KeyVault/vaults", f->name, NULL, &etag,
-                                            &tc->body, err);
-            snprintf(tc->etag, sizeof(tc->etag), "%s", rc > 0 ? etag : "");
-        }
-    } else if (rc == 0) {
-        json_decref(tc->body);
-        tc->body = NULL;
-        tc->etag[0] = '\0';
-    }
-    free(etag);
-    if (rc < 0) {
-        tc->vault_gen = 0;
-        return -1;
-    }
-    snprintf(tc->vault, sizeof(tc->vault), "%s", f->name);
-    tc->vault_gen = gen;
-    return 0;
-}
-
-/* This thread's cached body of `name` (borrowed; NULL = no such vault), filled when stale. */
-static int
-kv_vault_get(const char *name, json_t **body, struct pgcmk_err *err)
-{
-    struct kv_tcache *tc = kv_tcache();
-
-    if (tc->vault_gen != atomic_load(&kv_gen) || strcasecmp(tc->vault, name) != 0) {
-        struct kv_vault_fill f = {tc, name};
-
-        tc->vault_gen = 0;
-        if (pgcmk_db_tx(pgcmk_db(), kv_vault_fill_tx, &f, err))
-            return -1;
-    }
-    *body = tc->body;
-    return 0;
-}
-
-/* The pipeline of every data-plane call: api-version, vault, bearer token, access policy. */
-static int
-kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct kv_ctx *kc,
-         struct pgcmk_err *err)
-{
-    const char *authz = pgcmk_req_header(rq, "Authorization");
-    json_t *props, *body;
-
-    memset(kc, 0, sizeof(*kc));
-    kv_headers(rs);
-    if (pgcmk_fault_vault(rq->vault) == PGCMK_FAULT_UNAVAILABLE)
-        return pgcmk_err_set(err, PGCMK_E_UNAVAILABLE, NULL,
-                             "The vault '%.32s' is unavailable (a fault injected through "
-                             "/emulator/faults).",
-                             rq->vault);
-    if (authz == NULL || *authz == '\0')
-        return kv_challenge(rs, err, "AKV10000: Request is missing a Bearer or PoP token.");
-    if (kv_check_version(rq, err))
-        return -1;
-    if (strncasecmp(authz, "Bearer ", 7) != 0)
-        return kv_challenge(rs, err,
-                            "AKV10001: The request has an Authorization header that is "
-                            "not a Bearer token.");
-    if (pgcmk_auth_verify(authz + 7, PGCMK_AUD_VAULT, &kc->who, err)) {
-        char msg[PGCMK_ERR_MSG_LEN];
-
-        snprintf(msg, sizeof(msg), "AKV10022: %.480s", err->message);
-        return kv_challenge(rs, err, msg);
-    }
-    snprintf(kc->vault, sizeof(kc->vault), "%s", rq->vault);
-    if (kv_vault_get(rq->vault, &body, err))
-        return -1;
-    if (body == NULL)
-        return pgcmk_err_set(err, PGCMK_E_KV_VAULT_NOT_FOUND, NULL,
-                             "The vault '%.64s' does not exist (or it is deleted).", rq->vault);
-    kc->vault_body = json_incref(body);
-    props = json_object_get(kc->vault_body, "properties");
-    kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    kc->retention_days =
-        (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
-    if (kc->retention_days <= 0)
-        kc->retention_days = 90;
-    /* RBAC vaults: role assignments are not emulated yet; any valid token of the tenant passes. */
-    if (json_is_true(json_object_get(props, "enableRbacAuthorization")))
-        return 0;
-    if (!kv_perm_granted(json_object_get(props, "accessPolicies"), &kc->who, perm))
-        return pgcmk_err_set(err, PGCMK_E_KV_FORBIDDEN_BY_POLICY, NULL,
-                             "The user, group or application 'appid=%s;oid=%s;iss=https://"
-                             "sts.windows.net/%s/' does not have keys %s permission on key vault "
-                             "'%s;location=%s'. For help resolving this issue, please see "
-                             "https://go.microsoft.com/fwlink/?linkid=2125287",
-                             kc->who.appid, kc->who.oid, kc->who.tid, perm, kc->vault,
-                             json_string_value(json_object_get(kc->vault_body, "location")));
-    return 0;
-}
-
-/* Parses the JSON body after admission (the SDK's first request has an empty body). */
-static int
-kv_body(struct pgcmk_req *rq, struct pgcmk_err *err)
-{
-    json_error_t jerr;
-
-    if (rq->body_len == 0)
-        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "The request body is empty.");
-    rq->json = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(rq->json))
-        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "The request body is not valid JSON (line %d, column %d).", jerr.line,
-                             jerr.column);
-    return 0;
-}
-
 /* ---- stored keys ---------------------------------------------------------------------------- */
 
 /* 1 found, 0 absent, -1 error. */
-static int
+int
 kv_key_load(struct pgcmk_db *db, const char *vault, const char *name, struct kv_key *k,
             struct pgcmk_err *err)
 {
@@ -375,7 +82,7 @@ kv_key_load(struct pgcmk_db *db, const char *vault, const char *name, struct kv_
     return rc;
 }
 
-static void
+void
 kv_version_from_row(sqlite3_stmt *st, struct kv_version *v)
 {
     const void *blob = sqlite3_column_blob(st, 10);
@@ -397,7 +104,7 @@ kv_version_from_row(sqlite3_stmt *st, struct kv_version *v)
         memcpy(v->priv, blob, v->priv_len);
 }
 
-static int
+int
 kv_version_load(struct pgcmk_db *db, const char *vault, const char *name, const char *version,
                 struct kv_version *v, struct pgcmk_err *err)
 {
@@ -418,7 +125,7 @@ kv_version_load(struct pgcmk_db *db, const char *vault, const char *name, const 
     return rc;
 }
 
-static int
+int
 kv_not_found(const char *name, const char *version, struct pgcmk_err *err)
 {
     return pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_FOUND, NULL,
@@ -429,117 +136,7 @@ kv_not_found(const char *name, const char *version, struct pgcmk_err *err)
                          name, version && *version ? "/" : "", version ? version : "");
 }
 
-/* dst = a copy of src that shares its (never modified) JSON values. */
-static void
-kv_version_copy(struct kv_version *dst, const struct kv_version *src)
-{
-    *dst = *src;
-    json_incref(dst->key_ops);
-    json_incref(dst->tags);
-    json_incref(dst->jwk);
-    dst->priv = pgcmk_xmalloc(src->priv_len + 1);
-    if (src->priv_len)
-        memcpy(dst->priv, src->priv, src->priv_len);
-}
-
-struct kv_key_fill {
-    const char *vault, *name, *version;
-    struct kv_key *k;
-    struct kv_version *v;
-    unsigned long long gen;
-    int found;
-};
-
-/* Inside the writer lock (see the caches above): the generation, then the rows. */
-static int
-kv_key_fill_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    struct kv_key_fill *f = ctx;
-    int rc;
-
-    f->gen = atomic_load(&kv_gen);
-    f->found = 0;
-    rc = kv_key_load(db, f->vault, f->name, f->k, err);
-    if (rc <= 0 || f->k->deleted)
-        return rc < 0 ? -1 : 0;
-    rc = kv_version_load(db, f->vault, f->name,
-                         f->version && *f->version ? f->version : f->k->current, f->v, err);
-    if (rc < 0)
-        return -1;
-    f->found = rc;
-    return 0;
-}
-
-/* Loads the live key and the named (or current) version, from this thread's cache when no write
- * happened since it was filled. *entry (when given) is the cache entry that holds them, or NULL;
- * it stays valid until this thread's next kv_resolve. */
-static int
-kv_resolve_ex(struct kv_ctx *kc, const char *name, const char *version, struct kv_key *k,
-              struct kv_version *v, struct kv_tkey **entry, struct pgcmk_err *err)
-{
-    struct kv_tcache *tc = kv_tcache();
-    unsigned long long gen = atomic_load(&kv_gen);
-    struct kv_key_fill f = {kc->vault, name, version, k, v, 0, 0};
-    char lvault[32], lname[128], lasked[40];
-    struct kv_tkey *e;
-    int cacheable;
-
-    if (entry)
-        *entry = NULL;
-    memset(v, 0, sizeof(*v));
-    cacheable = strlen(kc->vault) < sizeof(lvault) && strlen(name) < sizeof(lname) &&
-                (version == NULL || strlen(version) < sizeof(lasked));
-    if (cacheable) {
-        pgcmk_lower(lvault, sizeof(lvault), kc->vault);
-        pgcmk_lower(lname, sizeof(lname), name);
-        pgcmk_lower(lasked, sizeof(lasked), version ? version : "");
-        for (int i = 0; i < KV_TKEYS; i++) {
-            e = &tc->keys[i];
-            if (e->gen == gen && strcmp(e->name, lname) == 0 && strcmp(e->asked, lasked) == 0 &&
-                strcmp(e->vault, lvault) == 0) {
-                *k = e->k;
-                kv_version_copy(v, &e->v);
-                if (entry)
-                    *entry = e;
-                return 0;
-            }
-        }
-    }
-    if (pgcmk_db_tx(pgcmk_db(), kv_key_fill_tx, &f, err)) {
-        kv_version_release(v);
-        return -1;
-    }
-    if (!f.found)
-        return kv_not_found(name, version, err);
-    if (!cacheable)
-        return 0;
-    e = NULL;
-    for (int i = 0; i < KV_TKEYS && e == NULL; i++) /* a stale entry first, else round robin */
-        if (tc->keys[i].gen != gen)
-            e = &tc->keys[i];
-    if (e == NULL)
-        e = &tc->keys[tc->next++ % KV_TKEYS];
-    kv_version_release(&e->v);
-    memcpy(e->vault, lvault, sizeof(lvault));
-    memcpy(e->name, lname, sizeof(lname));
-    memcpy(e->asked, lasked, sizeof(lasked));
-    e->k = *k;
-    kv_version_copy(&e->v, v);
-    e->pk = NULL;
-    e->gen = f.gen;
-    if (entry)
-        *entry = e;
-    return 0;
-}
-
-static int
-kv_resolve(struct kv_ctx *kc, const char *name, const char *version, struct kv_key *k,
-           struct kv_version *v, struct pgcmk_err *err)
-{
-    return kv_resolve_ex(kc, name, version, k, v, NULL, err);
-}
-
-static const char *
+const char *
 kv_recovery_level(const struct kv_ctx *kc)
 {
     /* A retention shorter than 90 days makes the level "Customized" (Key Vault's enum). */
@@ -548,7 +145,7 @@ kv_recovery_level(const struct kv_ctx *kc)
     return kc->purge_protection ? "Recoverable" : "Recoverable+Purgeable";
 }
 
-static json_t *
+json_t *
 kv_attributes(const struct kv_ctx *kc, const struct kv_version *v)
 {
     json_t *a = json_pack("{s:b, s:I, s:I, s:s, s:i, s:b}", "enabled", v->enabled, "created",
@@ -563,7 +160,7 @@ kv_attributes(const struct kv_ctx *kc, const struct kv_version *v)
     return a;
 }
 
-static json_t *
+json_t *
 kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
 {
     char *base = kv_base(kc->vault),
@@ -579,7 +176,7 @@ kv_bundle(const struct kv_ctx *kc, const char *name, const struct kv_version *v)
                      v->tags ? json_incref(v->tags) : json_object());
 }
 
-static json_t *
+json_t *
 kv_deleted_bundle(const struct kv_ctx *kc, const struct kv_key *k, json_t *bundle)
 {
     char *base = kv_base(kc->vault), *rid = pgcmk_xasprintf("%s/deletedkeys/%s", base, k->name);
@@ -592,69 +189,9 @@ kv_deleted_bundle(const struct kv_ctx *kc, const struct kv_key *k, json_t *bundl
     return bundle;
 }
 
-/* ---- parsed-key cache: one EVP parse per version ------------------------------------------ */
-
-#define KV_CACHE 256
-static pthread_mutex_t kv_cache_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static struct {
-    char id[200];
-    struct pgcmk_pkey *k;
-} kv_cache[KV_CACHE];
-
-static int kv_cache_n;
-
-/* The parsed key of a version, from the cache. When the cache is full the parse is the caller's
- * (*owned = 1): it frees it after use. */
-static struct pgcmk_pkey *
-kv_pkey(const struct kv_ctx *kc, const char *name, const struct kv_version *v, int *owned)
-{
-    char id[200], aad[200];
-    struct pgcmk_pkey *k = NULL;
-    unsigned char *pem = NULL;
-    size_t pem_len = 0;
-
-    *owned = 0;
-    snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, name, v->version);
-    pgcmk_lower(id, sizeof(id), id);
-    pthread_mutex_lock(&kv_cache_mu);
-    for (int i = 0; i < kv_cache_n; i++)
-        if (strcmp(kv_cache[i].id, id) == 0)
-            k = kv_cache[i].k;
-    pthread_mutex_unlock(&kv_cache_mu);
-    if (k)
-        return k;
-    snprintf(aad, sizeof(aad), "kv:%.190s", id);
-    if (pgcmk_store_unseal(v->priv, v->priv_len, aad, &pem, &pem_len) ||
-        pgcmk_pkey_from_pem((const char *)pem, pem_len, &k)) {
-        LOG_ERR("key %s cannot be unsealed", id);
-        if (pem)
-            pgcmk_secret_free(pem, pem_len);
-        return NULL;
-    }
-    pgcmk_secret_free(pem, pem_len);
-    pthread_mutex_lock(&kv_cache_mu);
-    for (int i = 0; i < kv_cache_n; i++) {
-        if (strcmp(kv_cache[i].id, id) == 0) { /* another thread parsed it meanwhile */
-            pgcmk_pkey_free(k);
-            k = kv_cache[i].k;
-            pthread_mutex_unlock(&kv_cache_mu);
-            return k;
-        }
-    }
-    if (kv_cache_n < KV_CACHE) {
-        snprintf(kv_cache[kv_cache_n].id, sizeof(kv_cache[0].id), "%s", id);
-        kv_cache[kv_cache_n++].k = k;
-    } else {
-        *owned = 1;
-    }
-    pthread_mutex_unlock(&kv_cache_mu);
-    return k;
-}
-
 /* ---- create, get, list, update ---------------------------------------------------------- */
 
-static int
+int
 kv_check_name(const char *name, struct pgcmk_err *err)
 {
     size_t n = strlen(name);
@@ -669,7 +206,7 @@ kv_check_name(const char *name, struct pgcmk_err *err)
                               name);
 }
 
-static int
+int
 kv_parse_ops(json_t *ops, int ec, json_t **out, struct pgcmk_err *err)
 {
     size_t i;
@@ -706,7 +243,7 @@ kv_parse_ops(json_t *ops, int ec, json_t **out, struct pgcmk_err *err)
     return 0;
 }
 
-static int
+int
 kv_parse_attrs(json_t *attrs, int *enabled, int64_t *nbf, int64_t *exp, struct pgcmk_err *err)
 {
     json_t *v;
@@ -808,7 +345,7 @@ out:
     return rc;
 }
 
-static int
+int
 kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, const char *name,
                    const char *version, struct pgcmk_err *err)
 {
@@ -822,19 +359,7 @@ kv_respond_version(struct pgcmk_resp *rs, struct kv_ctx *kc, const char *vault, 
     return 0;
 }
 
-/* What a new key (or new version) is made of, from a data-plane or an ARM request. */
-struct kv_spec {
-    struct pgcmk_pkey *imported; /* an imported key (owned), or NULL to generate one */
-    const char *kty;
-    const char *crv; /* EC keys: P-256, P-384 or P-521 */
-    int bits;
-    json_t *ops;  /* owned */
-    json_t *tags; /* owned */
-    int enabled;
-    int64_t nbf, exp;
-};
-
-static void
+void
 kv_spec_release(struct kv_spec *sp)
 {
     pgcmk_pkey_free(sp->imported);
@@ -845,7 +370,7 @@ kv_spec_release(struct kv_spec *sp)
 
 /* Generates an RSA key, seals it and stores it as a new version of `name` (a new key when the
  * name is free). The version goes to version_out[33]. */
-static int
+int
 kv_new_version(struct kv_ctx *kc, const char *name, struct kv_spec *sp, char *version_out,
                int *created_key, struct pgcmk_err *err)
 {
@@ -916,14 +441,14 @@ out:
 
 /* Reads kty/size/ops/attributes/tags in either dialect: data plane (kty, key_size, key_ops,
  * attributes, tags) or ARM (properties.kty, keySize, keyOps, attributes; tags outside). */
-static int
+int
 kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, struct pgcmk_err *err)
 {
     json_t *src = arm ? json_object_get(body, "properties") : body;
     json_t *kty = json_object_get(src, "kty"),
            *size = json_object_get(src, arm ? "keySize" : "key_size");
     json_t *tags = json_object_get(body, "tags");
-    const char *sku;
+    struct pgcmk_vault_props vp;
 
     memset(sp, 0, sizeof(*sp));
     sp->bits = 2048;
@@ -947,9 +472,8 @@ kv_spec_parse(struct kv_ctx *kc, json_t *body, int arm, struct kv_spec *sp, stru
             return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                                  "key_size does not apply to EC keys.");
     }
-    sku = json_string_value(json_object_get(
-        json_object_get(json_object_get(kc->vault_body, "properties"), "sku"), "name"));
-    if (strstr(sp->kty, "-HSM") && (sku == NULL || strcasecmp(sku, "premium") != 0))
+    pgcmk_keyvault_props(kc->vault_body, &vp);
+    if (strstr(sp->kty, "-HSM") && !vp.premium)
         return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                              "%s keys need a premium vault; '%s' is standard.", sp->kty, kc->vault);
     if (sp->crv == NULL && size && !json_is_null(size)) {
@@ -976,20 +500,18 @@ static int
 kv_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_spec sp;
     char version[33];
     int rc = -1;
 
     memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "create", &kc, err) || kv_body(rq, err) || kv_check_name(name, err) ||
-        kv_spec_parse(&kc, rq->json, 0, &sp, err) ||
-        kv_new_version(&kc, name, &sp, version, NULL, err))
+    if (kv_body(rq, err) || kv_check_name(name, err) || kv_spec_parse(kc, rq->json, 0, &sp, err) ||
+        kv_new_version(kc, name, &sp, version, NULL, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+    rc = kv_respond_version(rs, kc, kc->vault, name, version, err);
 out:
     kv_spec_release(&sp);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1002,14 +524,14 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
     const char *pem;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_spec sp;
     json_t *jwk, *tags, *pub = NULL;
     char version[33];
     int rc = -1, hsm;
 
     memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "import", &kc, err) || kv_body(rq, err) || kv_check_name(name, err))
+    if (kv_body(rq, err) || kv_check_name(name, err))
         goto out;
     jwk = json_object_get(rq->json, "key");
     pem = json_string_value(json_object_get(rq->json, "pem"));
@@ -1030,13 +552,14 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             if ((pgcmk_b64_decode(pfx, strlen(pfx), &der, &der_len) &&
                  pgcmk_b64url_decode(pfx, strlen(pfx), &der, &der_len)) ||
                 pgcmk_pkey_from_pfx(der, der_len, pw, &sp.imported)) {
-                free(der);
+                if (der) /* imported key material */
+                    pgcmk_secret_free(der, der_len);
                 pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
                               "The PFX could not be read (not base64 PKCS#12, or a wrong "
                               "password).");
                 goto out;
             }
-            free(der);
+            pgcmk_secret_free(der, der_len);
         } else {
             const char *kty = json_string_value(json_object_get(jwk, "kty"));
 
@@ -1082,68 +605,30 @@ kv_import(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         goto out;
     tags = json_object_get(rq->json, "tags");
     sp.tags = json_is_object(tags) ? json_incref(tags) : json_object();
-    if (kv_new_version(&kc, name, &sp, version, NULL, err))
+    if (kv_new_version(kc, name, &sp, version, NULL, err))
         goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, name, version, err);
+    rc = kv_respond_version(rs, kc, kc->vault, name, version, err);
 out:
     kv_spec_release(&sp);
     json_decref(pub);
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-/* POST /keys/{name}/rotate: a new version with the current version's type, size and ops. */
-static int
-kv_rotate(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    struct kv_ctx kc;
-    struct kv_key k;
-    struct kv_version v;
-    struct kv_spec sp;
-    char version[33];
-    const char *n;
-    int rc = -1;
-
-    memset(&v, 0, sizeof(v));
-    memset(&sp, 0, sizeof(sp));
-    if (kv_admit(rq, rs, "rotate", &kc, err) ||
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), NULL, &k, &v, err))
-        goto out;
-    n = json_string_value(json_object_get(v.jwk, "n"));
-    sp.kty = v.kty;
-    sp.crv = json_string_value(json_object_get(v.jwk, "crv"));
-    sp.bits = n && strlen(n) * 6 / 8 >= 512 ? 4096 : n && strlen(n) * 6 / 8 >= 384 ? 3072 : 2048;
-    sp.ops = json_incref(v.key_ops);
-    sp.tags = json_incref(v.tags);
-    sp.enabled = 1;
-    if (kv_new_version(&kc, k.name, &sp, version, NULL, err))
-        goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, k.name, version, err);
-out:
-    sp.kty = NULL;
-    kv_spec_release(&sp);
-    kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
 static int
 kv_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err) ==
-            0) {
-        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    if (kv_resolve(kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err) ==
+        0) {
+        pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
         rc = 0;
     }
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1207,21 +692,17 @@ static int
 kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int deleted)
 {
     struct pgcmk_db *db;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     sqlite3_stmt *st;
     json_t *items, *names;
     size_t i;
     json_t *n;
     int rc;
 
-    if (kv_admit(rq, rs, "list", &kc, err)) {
-        kv_ctx_release(&kc);
-        return -1;
-    }
     db = pgcmk_db();
     names = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, !deleted);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         json_array_append_new(names,
@@ -1235,9 +716,9 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
         struct kv_version v;
         const char *name = json_string_value(json_object_get(n, "name"));
 
-        if (kv_version_load(db, kc.vault, name, json_string_value(json_object_get(n, "current")),
+        if (kv_version_load(db, kc->vault, name, json_string_value(json_object_get(n, "current")),
                             &v, err) == 1) {
-            json_t *item = kv_item(&kc, name, &v, 0);
+            json_t *item = kv_item(kc, name, &v, 0);
 
             if (deleted) {
                 struct kv_key k;
@@ -1246,15 +727,14 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
                 snprintf(k.name, sizeof(k.name), "%s", name);
                 k.deleted_at = json_integer_value(json_object_get(n, "deleted"));
                 k.purge_at = json_integer_value(json_object_get(n, "purge"));
-                kv_deleted_bundle(&kc, &k, item);
+                kv_deleted_bundle(kc, &k, item);
             }
             json_array_append_new(items, item);
             kv_version_release(&v);
         }
     }
     json_decref(names);
-    rc = kv_page(rq, rs, &kc, items, err);
-    kv_ctx_release(&kc);
+    rc = kv_page(rq, rs, kc, items, err);
     return rc;
 }
 
@@ -1275,36 +755,30 @@ kv_versions(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
     struct pgcmk_db *db;
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     sqlite3_stmt *st;
     json_t *items;
     int rc;
 
-    if (kv_admit(rq, rs, "list", &kc, err)) {
-        kv_ctx_release(&kc);
-        return -1;
-    }
     db = pgcmk_db();
-    rc = kv_key_load(db, kc.vault, name, &k, err);
+    rc = kv_key_load(db, kc->vault, name, &k, err);
     if (rc != 1 || k.deleted) {
-        kv_ctx_release(&kc);
         return rc < 0 ? -1 : kv_not_found(name, NULL, err);
     }
     items = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct kv_version v;
 
         kv_version_from_row(st, &v);
-        json_array_append_new(items, kv_item(&kc, k.name, &v, 1));
+        json_array_append_new(items, kv_item(kc, k.name, &v, 1));
         kv_version_release(&v);
     }
     pgcmk_db_done(st);
-    rc = kv_page(rq, rs, &kc, items, err);
-    kv_ctx_release(&kc);
+    rc = kv_page(rq, rs, kc, items, err);
     return rc;
 }
 
@@ -1345,15 +819,15 @@ kv_update_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 static int
 kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     json_t *ops = NULL, *tags;
     int was_enabled, rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "update", &kc, err) || kv_body(rq, err) ||
-        kv_resolve(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
+    if (kv_body(rq, err) ||
+        kv_resolve(kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v, err))
         goto out;
     was_enabled = v.enabled;
     if (json_object_get(rq->json, "key_ops")) {
@@ -1372,7 +846,7 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     v.updated = pgcmk_clock_now();
     {
-        struct kv_update u = {&kc, k.name, &v};
+        struct kv_update u = {kc, k.name, &v};
 
         if (pgcmk_db_tx(pgcmk_db(), kv_update_tx, &u, err))
             goto out;
@@ -1381,7 +855,7 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         struct pgcmk_event ev = {was_enabled && !v.enabled   ? PGCMK_EV_KEY_DISABLED
                                  : !was_enabled && v.enabled ? PGCMK_EV_KEY_ENABLED
                                                              : PGCMK_EV_KEY_UPDATED,
-                                 kc.vault,
+                                 kc->vault,
                                  k.name,
                                  v.version,
                                  NULL,
@@ -1389,24 +863,15 @@ kv_update(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
         pgcmk_events_publish(&ev);
     }
-    pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+    pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
 /* ---- delete, deleted keys, recover, purge ------------------------------------------------ */
-
-struct kv_state {
-    struct kv_ctx *kc;
-    const char *name;
-    int64_t deleted_at, purge_at; /* 0,0 = recover */
-    int purge;
-};
-
-static int
+int
 kv_state_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     struct kv_state *s = ctx;
@@ -1443,31 +908,30 @@ static int
 kv_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     const char *name = pgcmk_req_param(rq, "name");
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_state s;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "delete", &kc, err) || kv_resolve(&kc, name, NULL, &k, &v, err))
+    if (kv_resolve(kc, name, NULL, &k, &v, err))
         goto out;
-    s = (struct kv_state){&kc, k.name, pgcmk_clock_now(), 0, 0};
-    s.purge_at = s.deleted_at + (int64_t)kc.retention_days * DAY_MS;
+    s = (struct kv_state){kc, k.name, pgcmk_clock_now(), 0, 0};
+    s.purge_at = s.deleted_at + (int64_t)kc->retention_days * DAY_MS;
     if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
         goto out;
     k.deleted_at = s.deleted_at;
     k.purge_at = s.purge_at;
     {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_DELETED, kc.vault, k.name, NULL, NULL, NULL};
+        struct pgcmk_event ev = {PGCMK_EV_KEY_DELETED, kc->vault, k.name, NULL, NULL, NULL};
 
         pgcmk_events_publish(&ev);
     }
-    pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+    pgcmk_resp_json(rs, 200, kv_deleted_bundle(kc, &k, kv_bundle(kc, k.name, &v)));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1490,19 +954,17 @@ kv_resolve_deleted(struct kv_ctx *kc, const char *name, struct kv_key *k, struct
 static int
 kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, "get", &kc, err) == 0 &&
-        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err) == 0) {
-        pgcmk_resp_json(rs, 200, kv_deleted_bundle(&kc, &k, kv_bundle(&kc, k.name, &v)));
+    if (kv_resolve_deleted(kc, pgcmk_req_param(rq, "name"), &k, &v, err) == 0) {
+        pgcmk_resp_json(rs, 200, kv_deleted_bundle(kc, &k, kv_bundle(kc, k.name, &v)));
         rc = 0;
     }
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1511,29 +973,28 @@ kv_get_deleted(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
 static int
 kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int purge)
 {
-    struct kv_ctx kc;
+    struct kv_ctx *kc = rq->admitted;
     struct kv_key k;
     struct kv_version v;
     struct kv_state s;
     int rc = -1;
 
     memset(&v, 0, sizeof(v));
-    if (kv_admit(rq, rs, purge ? "purge" : "recover", &kc, err) ||
-        kv_resolve_deleted(&kc, pgcmk_req_param(rq, "name"), &k, &v, err))
+    if (kv_resolve_deleted(kc, pgcmk_req_param(rq, "name"), &k, &v, err))
         goto out;
-    if (purge && kc.purge_protection) {
+    if (purge && kc->purge_protection) {
         pgcmk_err_set(err, PGCMK_E_KV_PURGE_PROTECTED, NULL,
                       "Operation \"purge\" is not allowed because purge protection is enabled "
                       "for this vault. Key Vault service will automatically purge it after the "
                       "retention period has passed.");
         goto out;
     }
-    s = (struct kv_state){&kc, k.name, 0, 0, purge};
+    s = (struct kv_state){kc, k.name, 0, 0, purge};
     if (pgcmk_db_tx(pgcmk_db(), kv_state_tx, &s, err))
         goto out;
     {
         struct pgcmk_event ev = {purge ? PGCMK_EV_KEY_PURGED : PGCMK_EV_KEY_RECOVERED,
-                                 kc.vault,
+                                 kc->vault,
                                  k.name,
                                  NULL,
                                  NULL,
@@ -1544,11 +1005,10 @@ kv_deleted_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err 
     if (purge)
         pgcmk_resp_empty(rs, 204);
     else
-        pgcmk_resp_json(rs, 200, kv_bundle(&kc, k.name, &v));
+        pgcmk_resp_json(rs, 200, kv_bundle(kc, k.name, &v));
     rc = 0;
 out:
     kv_version_release(&v);
-    kv_ctx_release(&kc);
     return rc;
 }
 
@@ -1564,749 +1024,6 @@ kv_purge(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return kv_deleted_action(rq, rs, err, 1);
 }
 
-/* ---- crypto operations ------------------------------------------------------------------ */
-
-static const struct {
-    const char *path; /* as in the URL */
-    const char *op;   /* key_ops name and permission */
-    int needs_window; /* refused outside nbf..exp */
-} kv_ops[] = {{"encrypt", "encrypt", 1},     {"decrypt", "decrypt", 0}, {"wrapkey", "wrapKey", 1},
-              {"unwrapkey", "unwrapKey", 0}, {"sign", "sign", 1},       {"verify", "verify", 0}};
-
-static int
-kv_crypto(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    const char *opname = pgcmk_req_param(rq, "op");
-    struct kv_ctx kc;
-    struct kv_key k;
-    struct kv_version v;
-    struct kv_tkey *entry = NULL;
-    struct pgcmk_pkey *pk = NULL;
-    int pk_owned = 0;
-    const char *alg, *value;
-    unsigned char *in = NULL, *out = NULL;
-    size_t in_len = 0, out_len = 0;
-    int which = -1, rc = -1;
-    int64_t now;
-    char *b64 = NULL, *kid = NULL, *base = NULL;
-    size_t i;
-    json_t *o;
-    int allowed = 0;
-
-    memset(&v, 0, sizeof(v));
-    memset(&kc, 0, sizeof(kc));
-    for (size_t x = 0; x < PGCMK_ARRAY_LEN(kv_ops); x++)
-        if (strcasecmp(opname, kv_ops[x].path) == 0)
-            which = (int)x;
-    if (which < 0) {
-        kv_headers(rs);
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The request URI contains an invalid operation '%.32s'.", opname);
-        goto out;
-    }
-    if (kv_admit(rq, rs, kv_ops[which].op, &kc, err) || kv_body(rq, err) ||
-        kv_resolve_ex(&kc, pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "version"), &k, &v,
-                      &entry, err))
-        goto out;
-    json_array_foreach(v.key_ops, i, o) {
-        if (json_is_string(o) && strcmp(json_string_value(o), kv_ops[which].op) == 0)
-            allowed = 1;
-    }
-    if (!allowed) {
-        pgcmk_err_set(err, PGCMK_E_KV_KEY_OP_FORBIDDEN, NULL,
-                      "Operation %s is not permitted on this key.", kv_ops[which].op);
-        goto out;
-    }
-    if (!v.enabled) {
-        pgcmk_err_set(err, PGCMK_E_KV_KEY_DISABLED, NULL,
-                      "Operation %s is not allowed on a disabled key.", kv_ops[which].op);
-        goto out;
-    }
-    now = pgcmk_clock_now() / 1000;
-    if (kv_ops[which].needs_window && v.exp && now >= v.exp) {
-        pgcmk_err_set(err, PGCMK_E_KV_KEY_EXPIRED, NULL,
-                      "Operation %s is not allowed on an expired key.", kv_ops[which].op);
-        goto out;
-    }
-    if (kv_ops[which].needs_window && v.nbf && now < v.nbf) {
-        pgcmk_err_set(err, PGCMK_E_KV_KEY_NOT_YET_VALID, NULL,
-                      "Operation %s is not allowed on a key that is not yet valid.",
-                      kv_ops[which].op);
-        goto out;
-    }
-    alg = json_string_value(json_object_get(rq->json, "alg"));
-    value = json_string_value(json_object_get(rq->json, "value"));
-    if (alg == NULL || value == NULL || pgcmk_b64url_decode(value, strlen(value), &in, &in_len)) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "The request needs 'alg' and a base64url 'value'.");
-        goto out;
-    }
-    if (entry && entry->pk) {
-        pk = entry->pk;
-    } else {
-        pk = kv_pkey(&kc, k.name, &v, &pk_owned);
-        if (entry && pk && !pk_owned)
-            entry->pk = pk;
-    }
-    if (pk == NULL) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the key cannot be loaded");
-        goto out;
-    }
-    base = kv_base(kc.vault);
-    kid = pgcmk_xasprintf("%s/keys/%s/%s", base, k.name, v.version);
-    if (which <= 3) { /* encrypt, decrypt, wrapkey, unwrapkey */
-        int dec = which == 1 || which == 3;
-
-        if (!pgcmk_pkey_crypt_alg_ok(alg)) {
-            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                          "Invalid algorithm '%.32s': use RSA1_5, RSA-OAEP or RSA-OAEP-256.", alg);
-            goto out;
-        }
-        if ((dec ? pgcmk_pkey_decrypt(pk, alg, in, in_len, &out, &out_len)
-                 : pgcmk_pkey_encrypt(pk, alg, in, in_len, &out, &out_len))) {
-            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                          dec ? "The value could not be decrypted with this key and algorithm."
-                              : "The value is too long for this key and algorithm.");
-            goto out;
-        }
-        b64 = pgcmk_b64url_encode(out, out_len);
-        pgcmk_resp_json(rs, 200, json_pack("{s:s, s:s}", "kid", kid, "value", b64));
-    } else if (which == 4) { /* sign */
-        if (!pgcmk_pkey_sign_alg_ok(alg, in_len)) {
-            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                          "Invalid algorithm '%.32s' or digest length %zu for it.", alg, in_len);
-            goto out;
-        }
-        if (pgcmk_pkey_sign(pk, alg, in, in_len, &out, &out_len)) {
-            pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "signing failed");
-            goto out;
-        }
-        b64 = pgcmk_b64url_encode(out, out_len);
-        pgcmk_resp_json(rs, 200, json_pack("{s:s, s:s}", "kid", kid, "value", b64));
-    } else { /* verify: value is the signature, digest the hash */
-        const char *digest = json_string_value(json_object_get(rq->json, "digest"));
-        unsigned char *d = NULL;
-        size_t dlen = 0;
-        int ok;
-
-        if (digest == NULL || pgcmk_b64url_decode(digest, strlen(digest), &d, &dlen) ||
-            !pgcmk_pkey_sign_alg_ok(alg, dlen)) {
-            free(d);
-            pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                          "The request needs 'alg', a base64url 'digest' of the right length and "
-                          "the signature as 'value'.");
-            goto out;
-        }
-        ok = pgcmk_pkey_verify(pk, alg, d, dlen, in, in_len) == 0;
-        free(d);
-        pgcmk_resp_json(rs, 200, json_pack("{s:b}", "value", ok));
-    }
-    rc = 0;
-out:
-    if (pk_owned)
-        pgcmk_pkey_free(pk);
-    if (out)
-        pgcmk_secret_free(out, out_len);
-    if (in)
-        pgcmk_secret_free(in, in_len);
-    free(b64);
-    free(kid);
-    free(base);
-    kv_version_release(&v);
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-/* ---- rotation policies ------------------------------------------------------------------ */
-
-/* ISO-8601 durations as rotation policies write them: P90D, P1Y, P2M, P1Y6M, PT12H. Years are
- * 365 days and months 30, as Key Vault counts them. */
-static int
-kv_policy_duration(const char *s, int64_t *ms)
-{
-    int64_t total = 0;
-    const char *p = s;
-    int in_time = 0, any = 0;
-
-    if (s == NULL || *p++ != 'P')
-        return -1;
-    while (*p) {
-        char *end;
-        long v;
-
-        if (*p == 'T' && !in_time) {
-            in_time = 1;
-            p++;
-            continue;
-        }
-        v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 100000)
-            return -1;
-        switch (*end) {
-        case 'Y':
-            total += in_time ? -1 : v * 365 * DAY_MS;
-            break;
-        case 'M':
-            total += in_time ? v * 60000LL : v * 30 * DAY_MS;
-            break;
-        case 'W':
-            total += v * 7 * DAY_MS;
-            break;
-        case 'D':
-            total += v * DAY_MS;
-            break;
-        case 'H':
-            total += v * 3600000LL;
-            break;
-        case 'S':
-            total += v * 1000LL;
-            break;
-        default:
-            return -1;
-        }
-        if (total < 0)
-            return -1;
-        p = end + 1;
-        any = 1;
-    }
-    *ms = total;
-    return any ? 0 : -1;
-}
-
-static int
-kv_policy_check(json_t *pol, struct pgcmk_err *err)
-{
-    json_t *acts = json_object_get(pol, "lifetimeActions"), *a;
-    const char *exp =
-        json_string_value(json_object_get(json_object_get(pol, "attributes"), "expiryTime"));
-    int64_t ms;
-    size_t i;
-
-    if (acts && !json_is_array(acts))
-        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "lifetimeActions must be an array.");
-    if (exp && (kv_policy_duration(exp, &ms) || ms < 28 * DAY_MS))
-        return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                             "expiryTime must be an ISO-8601 duration of at least 28 days.");
-    json_array_foreach(acts, i, a) {
-        json_t *trig = json_object_get(a, "trigger");
-        const char *type = json_string_value(json_object_get(json_object_get(a, "action"), "type"));
-        const char *after = json_string_value(json_object_get(trig, "timeAfterCreate"));
-        const char *before = json_string_value(json_object_get(trig, "timeBeforeExpiry"));
-
-        if (type == NULL || (strcasecmp(type, "Rotate") != 0 && strcasecmp(type, "Notify") != 0))
-            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                                 "action.type must be Rotate or Notify.");
-        if ((after == NULL) == (before == NULL) || kv_policy_duration(after ? after : before, &ms))
-            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                                 "A trigger needs exactly one of timeAfterCreate and "
-                                 "timeBeforeExpiry, as an ISO-8601 duration.");
-        if (before && exp == NULL)
-            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                                 "timeBeforeExpiry needs attributes.expiryTime.");
-    }
-    return 0;
-}
-
-static json_t *
-kv_policy_json(const struct kv_ctx *kc, const char *name, json_t *stored)
-{
-    char *base = kv_base(kc->vault), *id = pgcmk_xasprintf("%s/keys/%s/rotationpolicy", base, name);
-    json_t *o;
-
-    if (stored)
-        o = json_deep_copy(stored);
-    else /* the default policy of a key that never had one */
-        o = json_pack("{s:[{s:{s:s}, s:{s:s}}], s:{}}", "lifetimeActions", "trigger",
-                      "timeBeforeExpiry", "P30D", "action", "type", "Notify", "attributes");
-    json_object_set_new(o, "id", json_string(id));
-    free(id);
-    free(base);
-    return o;
-}
-
-static json_t *
-kv_policy_load(struct pgcmk_db *db, const char *vault, const char *name)
-{
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_GET_POLICY);
-    json_t *p = NULL;
-
-    sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        p = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-    pgcmk_db_done(st);
-    return p;
-}
-
-static int
-kv_policy_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    struct kv_ctx kc;
-    struct kv_key k;
-    int rc = -1;
-
-    if (kv_admit(rq, rs, "getrotationpolicy", &kc, err) == 0) {
-        int found = kv_key_load(pgcmk_db(), kc.vault, pgcmk_req_param(rq, "name"), &k, err);
-
-        if (found == 1 && !k.deleted) {
-            json_t *p = kv_policy_load(pgcmk_db(), kc.vault, k.name);
-
-            pgcmk_resp_json(rs, 200, kv_policy_json(&kc, k.name, p));
-            json_decref(p);
-            rc = 0;
-        } else if (found >= 0) {
-            kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
-        }
-    }
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-struct kv_policy_put {
-    const char *vault, *name;
-    char *text;
-};
-
-static int
-kv_policy_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    struct kv_policy_put *p = ctx;
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_SET_POLICY);
-    int rc;
-
-    sqlite3_bind_text(st, 1, p->vault, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->text, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write rotation policy", err);
-}
-
-static void kv_rotate_due(void);
-
-static int
-kv_policy_set(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    struct kv_ctx kc;
-    struct kv_key k;
-    json_t *pol;
-    int rc = -1, found;
-    char now[PGCMK_TIME_LEN];
-
-    if (kv_admit(rq, rs, "setrotationpolicy", &kc, err) || kv_body(rq, err))
-        goto out;
-    found = kv_key_load(pgcmk_db(), kc.vault, pgcmk_req_param(rq, "name"), &k, err);
-    if (found != 1 || k.deleted) {
-        if (found >= 0)
-            kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
-        goto out;
-    }
-    if (kv_policy_check(rq->json, err))
-        goto out;
-    pol = json_deep_copy(rq->json);
-    json_object_del(pol, "id");
-    if (!json_is_object(json_object_get(pol, "attributes")))
-        json_object_set_new(pol, "attributes", json_object());
-    pgcmk_time_format(pgcmk_clock_now(), now);
-    json_object_set_new(json_object_get(pol, "attributes"), "updated",
-                        json_integer(pgcmk_clock_now() / 1000));
-    {
-        struct kv_policy_put p = {kc.vault, k.name, json_dumps(pol, JSON_COMPACT)};
-
-        rc = pgcmk_db_tx(pgcmk_db(), kv_policy_put_tx, &p, err);
-        free(p.text);
-    }
-    if (rc == 0)
-        pgcmk_resp_json(rs, 200, kv_policy_json(&kc, k.name, pol));
-    json_decref(pol);
-out:
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-/* The clock's side of rotation: every key whose Rotate trigger has come gets a new version. */
-static void
-kv_rotate_due(void)
-{
-    struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_WITH_POLICY);
-    json_t *rows = json_array(), *r;
-    int64_t now = pgcmk_clock_now();
-    size_t i;
-
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(
-            rows, json_pack("[s, s, s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
-                            sqlite3_column_text(st, 2), sqlite3_column_text(st, 3)));
-    pgcmk_db_done(st);
-    json_array_foreach(rows, i, r) {
-        const char *vault = json_string_value(json_array_get(r, 0));
-        const char *name = json_string_value(json_array_get(r, 1));
-        json_t *pol = json_loads(json_string_value(json_array_get(r, 3)), 0, NULL), *a;
-        const char *expiry =
-            json_string_value(json_object_get(json_object_get(pol, "attributes"), "expiryTime"));
-        struct kv_version v;
-        struct pgcmk_err err;
-        int64_t due = -1, ms;
-        size_t j;
-
-        if (kv_version_load(db, vault, name, json_string_value(json_array_get(r, 2)), &v, &err) !=
-            1) {
-            json_decref(pol);
-            continue;
-        }
-        json_array_foreach(json_object_get(pol, "lifetimeActions"), j, a) {
-            json_t *trig = json_object_get(a, "trigger");
-            const char *type =
-                json_string_value(json_object_get(json_object_get(a, "action"), "type"));
-            const char *after = json_string_value(json_object_get(trig, "timeAfterCreate"));
-            const char *before = json_string_value(json_object_get(trig, "timeBeforeExpiry"));
-
-            if (type == NULL || strcasecmp(type, "Rotate") != 0)
-                continue;
-            if (after && kv_policy_duration(after, &ms) == 0)
-                due = v.created + ms;
-            else if (before && v.exp && kv_policy_duration(before, &ms) == 0)
-                due = v.exp * 1000 - ms;
-        }
-        if (due >= 0 && now >= due) {
-            struct kv_ctx kc;
-            struct kv_spec sp;
-            char version[33];
-            const char *n = json_string_value(json_object_get(v.jwk, "n"));
-
-            memset(&kc, 0, sizeof(kc));
-            memset(&sp, 0, sizeof(sp));
-            snprintf(kc.vault, sizeof(kc.vault), "%s", vault);
-            sp.kty = v.kty;
-            sp.crv = json_string_value(json_object_get(v.jwk, "crv"));
-            sp.bits = n && strlen(n) * 6 / 8 >= 512   ? 4096
-                      : n && strlen(n) * 6 / 8 >= 384 ? 3072
-                                                      : 2048;
-            sp.ops = json_incref(v.key_ops);
-            sp.tags = json_incref(v.tags);
-            sp.enabled = 1;
-            if (expiry && kv_policy_duration(expiry, &ms) == 0)
-                sp.exp = (now + ms) / 1000;
-            if (kv_new_version(&kc, name, &sp, version, NULL, &err))
-                LOG_WARN("rotating %s/%s failed: %s", vault, name, err.message);
-            else
-                LOG_INFO("rotated %s/%s by its policy: new version %s", vault, name, version);
-            sp.kty = NULL;
-            kv_spec_release(&sp);
-        }
-        kv_version_release(&v);
-        json_decref(pol);
-    }
-    json_decref(rows);
-}
-
-/* ---- backup and restore: an opaque blob sealed under the master key ----------------------- */
-
-#define KV_BACKUP_AAD "pgcmk-key-backup-v1"
-
-static int
-kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    struct pgcmk_db *db;
-    struct kv_ctx kc;
-    struct kv_key k;
-    sqlite3_stmt *st;
-    json_t *versions = NULL, *doc;
-    char *text = NULL, *b64;
-    unsigned char *sealed = NULL;
-    size_t sealed_len = 0;
-    int rc = -1, found;
-
-    if (kv_admit(rq, rs, "backup", &kc, err))
-        goto out;
-    db = pgcmk_db();
-    found = kv_key_load(db, kc.vault, pgcmk_req_param(rq, "name"), &k, err);
-    if (found != 1 || k.deleted) {
-        if (found >= 0)
-            kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
-        goto out;
-    }
-    versions = json_array();
-    st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
-    sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct kv_version v;
-        char id[200], aad[210];
-        unsigned char *pem = NULL;
-        size_t pem_len = 0;
-
-        kv_version_from_row(st, &v);
-        snprintf(id, sizeof(id), "%s/%s/%s", kc.vault, k.name, v.version);
-        pgcmk_lower(id, sizeof(id), id);
-        snprintf(aad, sizeof(aad), "kv:%.190s", id);
-        if (pgcmk_store_unseal(v.priv, v.priv_len, aad, &pem, &pem_len) == 0) {
-            json_array_append_new(
-                versions,
-                json_pack("{s:s, s:s, s:O, s:b, s:I, s:I, s:I, s:I, s:O, s:O, s:s%}", "version",
-                          v.version, "kty", v.kty, "key_ops", v.key_ops, "enabled", v.enabled,
-                          "nbf", (json_int_t)v.nbf, "exp", (json_int_t)v.exp, "created",
-                          (json_int_t)v.created, "updated", (json_int_t)v.updated, "tags", v.tags,
-                          "jwk", v.jwk, "pem", pem, pem_len));
-            pgcmk_secret_free(pem, pem_len);
-        }
-        kv_version_release(&v);
-    }
-    pgcmk_db_done(st);
-    doc = json_pack("{s:s, s:s, s:o}", "name", k.name, "current", k.current, "versions", versions);
-    versions = NULL;
-    text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    if (text == NULL || pgcmk_store_seal(text, strlen(text), KV_BACKUP_AAD, &sealed, &sealed_len)) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "the backup could not be sealed");
-        goto out;
-    }
-    b64 = pgcmk_b64url_encode(sealed, sealed_len);
-    pgcmk_resp_json(rs, 200, json_pack("{s:s}", "value", b64));
-    free(b64);
-    rc = 0;
-out:
-    if (text)
-        pgcmk_secret_free(text, strlen(text));
-    free(sealed);
-    json_decref(versions);
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-struct kv_restore {
-    struct kv_ctx *kc;
-    json_t *doc;
-};
-
-static int
-kv_restore_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    struct kv_restore *r = ctx;
-    const char *name = json_string_value(json_object_get(r->doc, "name"));
-    struct kv_key k;
-    sqlite3_stmt *st;
-    json_t *v;
-    size_t i;
-    int rc = kv_key_load(db, r->kc->vault, name, &k, err);
-
-    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
-    if (rc < 0)
-        return -1;
-    if (rc == 1)
-        return pgcmk_err_set(err, PGCMK_E_KV_CONFLICT, NULL,
-                             "Key %.127s already exists in vault '%s'; restore needs a free name "
-                             "(delete and purge it first).",
-                             name, r->kc->vault);
-    st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_INSERT);
-    sqlite3_bind_text(st, 1, r->kc->vault, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, json_string_value(json_object_get(r->doc, "current")), -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, pgcmk_clock_now());
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE)
-        return pgcmk_db_fail(db, rc, "restore key", err);
-    json_array_foreach(json_object_get(r->doc, "versions"), i, v) {
-        const char *ver = json_string_value(json_object_get(v, "version"));
-        const char *pem = json_string_value(json_object_get(v, "pem"));
-        char id[200], aad[210], *ops, *tags, *jwk;
-        unsigned char *sealed = NULL;
-        size_t sealed_len = 0;
-
-        if (ver == NULL || pem == NULL)
-            return pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL, "The backup is damaged.");
-        snprintf(id, sizeof(id), "%s/%s/%s", r->kc->vault, name, ver);
-        pgcmk_lower(id, sizeof(id), id);
-        snprintf(aad, sizeof(aad), "kv:%.190s", id);
-        if (pgcmk_store_seal(pem, strlen(pem), aad, &sealed, &sealed_len))
-            return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "sealing failed");
-        ops = json_dumps(json_object_get(v, "key_ops"), JSON_COMPACT);
-        tags = json_dumps(json_object_get(v, "tags"), JSON_COMPACT);
-        jwk = json_dumps(json_object_get(v, "jwk"), JSON_COMPACT);
-        st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_INSERT);
-        sqlite3_bind_text(st, 1, r->kc->vault, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, ver, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, json_string_value(json_object_get(v, "kty")), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, ops, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, json_is_true(json_object_get(v, "enabled")));
-        if (json_integer_value(json_object_get(v, "nbf")))
-            sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(v, "nbf")));
-        if (json_integer_value(json_object_get(v, "exp")))
-            sqlite3_bind_int64(st, 8, json_integer_value(json_object_get(v, "exp")));
-        sqlite3_bind_int64(st, 9, json_integer_value(json_object_get(v, "created")));
-        sqlite3_bind_text(st, 10, tags, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 11, jwk, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 12, sealed, (int)sealed_len, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        pgcmk_db_done(st);
-        free(ops);
-        free(tags);
-        free(jwk);
-        free(sealed);
-        if (rc != SQLITE_DONE)
-            return pgcmk_db_fail(db, rc, "restore key version", err);
-    }
-    return 0;
-}
-
-static int
-kv_restore(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
-{
-    struct kv_ctx kc;
-    struct kv_restore r = {&kc, NULL};
-    const char *value;
-    unsigned char *sealed = NULL, *text = NULL;
-    size_t sealed_len = 0, text_len = 0;
-    int rc = -1;
-
-    if (kv_admit(rq, rs, "restore", &kc, err) || kv_body(rq, err))
-        goto out;
-    value = json_string_value(json_object_get(rq->json, "value"));
-    if (value == NULL || pgcmk_b64url_decode(value, strlen(value), &sealed, &sealed_len) ||
-        pgcmk_store_unseal(sealed, sealed_len, KV_BACKUP_AAD, &text, &text_len) ||
-        (r.doc = json_loadb((const char *)text, text_len, 0, NULL)) == NULL) {
-        pgcmk_err_set(err, PGCMK_E_KV_BAD_PARAMETER, NULL,
-                      "Backup blob contains invalid or corrupt version.");
-        goto out;
-    }
-    if (pgcmk_db_tx(pgcmk_db(), kv_restore_tx, &r, err))
-        goto out;
-    rc = kv_respond_version(rs, &kc, kc.vault, json_string_value(json_object_get(r.doc, "name")),
-                            json_string_value(json_object_get(r.doc, "current")), err);
-out:
-    if (text)
-        pgcmk_secret_free(text, text_len);
-    free(sealed);
-    json_decref(r.doc);
-    kv_ctx_release(&kc);
-    return rc;
-}
-
-/* ---- scheduled purge and vault purge ---------------------------------------------------- */
-
-static int
-kv_purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    json_t *due = ctx, *d;
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_DUE);
-    size_t i;
-
-    sqlite3_bind_int64(st, 1, pgcmk_clock_now());
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(
-            due, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
-    pgcmk_db_done(st);
-    json_array_foreach(due, i, d) {
-        struct kv_ctx kc;
-        struct kv_state s;
-
-        memset(&kc, 0, sizeof(kc));
-        snprintf(kc.vault, sizeof(kc.vault), "%s", json_string_value(json_array_get(d, 0)));
-        s = (struct kv_state){&kc, json_string_value(json_array_get(d, 1)), 0, 0, 1};
-        if (kv_state_tx(db, &s, err))
-            return -1;
-    }
-    return 0;
-}
-
-static _Atomic int64_t kv_last_tick;
-
-/* Current key versions whose exp fell between the last tick and now: KeyExpired events. */
-static void
-kv_expiry_events(int64_t now)
-{
-    int64_t last = atomic_exchange(&kv_last_tick, now);
-    struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st;
-    json_t *hits = json_array(), *h;
-    size_t i;
-
-    if (last == 0 || now <= last) {
-        json_decref(hits);
-        return;
-    }
-    st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_EXPIRED_BETWEEN);
-    sqlite3_bind_int64(st, 1, last);
-    sqlite3_bind_int64(st, 2, now);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(hits,
-                              json_pack("[s, s, s]", sqlite3_column_text(st, 0),
-                                        sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
-    pgcmk_db_done(st);
-    json_array_foreach(hits, i, h) {
-        struct pgcmk_event ev = {PGCMK_EV_KEY_EXPIRED,
-                                 json_string_value(json_array_get(h, 0)),
-                                 json_string_value(json_array_get(h, 1)),
-                                 json_string_value(json_array_get(h, 2)),
-                                 NULL,
-                                 NULL};
-
-        pgcmk_events_publish(&ev);
-    }
-    json_decref(hits);
-}
-
-static void
-kv_on_clock(int64_t now, void *arg)
-{
-    json_t *due = json_array(), *d;
-    struct pgcmk_err err;
-    size_t i;
-
-    PGCMK_UNUSED(arg);
-    kv_expiry_events(now);
-    kv_rotate_due();
-    if (pgcmk_db_tx(pgcmk_db(), kv_purge_due_tx, due, &err) == 0) {
-        json_array_foreach(due, i, d) {
-            struct pgcmk_event ev = {PGCMK_EV_KEY_PURGED,
-                                     json_string_value(json_array_get(d, 0)),
-                                     json_string_value(json_array_get(d, 1)),
-                                     NULL,
-                                     NULL,
-                                     NULL};
-
-            pgcmk_events_publish(&ev);
-        }
-    }
-    json_decref(due);
-}
-
-static int
-kv_purge_vault_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
-{
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_PURGE_VAULT);
-    int rc;
-
-    pgcmk_vault_invalidate(); /* see the caches: before COMMIT, under the writer lock */
-    sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE)
-        return pgcmk_db_fail(db, rc, "purge vault key versions", err);
-    st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_PURGE_VAULT);
-    sqlite3_bind_text(st, 1, ctx, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "purge vault keys", err);
-}
-
-/* A purged vault takes its keys with it. */
-static void
-kv_on_event(const struct pgcmk_event *ev, void *arg)
-{
-    struct pgcmk_err err;
-
-    PGCMK_UNUSED(arg);
-    if (ev->kind == PGCMK_EV_VAULT_PURGED && ev->vault &&
-        pgcmk_db_tx(pgcmk_db(), kv_purge_vault_tx, (void *)ev->vault, &err))
-        LOG_WARN("could not purge the keys of vault %s: %s", ev->vault, err.message);
-}
-
 /* ---- for the ARM provider of Microsoft.KeyVault/vaults/keys (src/providers/keyvault_keys.c) ----
  */
 
@@ -2315,18 +1032,16 @@ static int
 kv_ctx_from_body(const json_t *vault_body, struct kv_ctx *kc, struct pgcmk_err *err)
 {
     const char *name = json_string_value(json_object_get(vault_body, "name"));
-    json_t *props = json_object_get(vault_body, "properties");
+    struct pgcmk_vault_props vp;
 
     memset(kc, 0, sizeof(*kc));
     if (!name)
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "a stored vault has no name");
     pgcmk_lower(kc->vault, sizeof(kc->vault), name);
     kc->vault_body = json_incref((json_t *)vault_body);
-    kc->purge_protection = json_is_true(json_object_get(props, "enablePurgeProtection"));
-    kc->retention_days =
-        (int)json_integer_value(json_object_get(props, "softDeleteRetentionInDays"));
-    if (kc->retention_days <= 0)
-        kc->retention_days = 90;
+    pgcmk_keyvault_props(kc->vault_body, &vp);
+    kc->purge_protection = vp.purge_protection;
+    kc->retention_days = vp.retention_days;
     return 0;
 }
 
@@ -2464,36 +1179,48 @@ out:
     return rc;
 }
 
-#define KVF (ROUTE_F_NOAUTH | ROUTE_F_ANYBODY)
-#define KVQ "maxresults,$skiptoken"
+/* The data plane's routes. Each names the key permission it needs: the dispatcher runs
+ * kv_admit_route (challenge, api-version, bearer token, vault, access policy) before the
+ * handler. Only the refusal of an unknown operation answers without admission. */
+#define KVF  ROUTE_F_ANYBODY
+#define KVFS (ROUTE_F_ANYBODY | ROUTE_F_SECRET) /* plaintexts and key material pass */
+#define KVQ  "maxresults,$skiptoken"
+#define KVR(method, pattern, flags, query, fn, perm)                                               \
+    {                                                                                              \
+        method, pattern, PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, flags, query, fn, perm                \
+    }
+#define KVOP(path, perm)                                                                           \
+    KVR("POST", "/keys/{name}/" path, KVFS, NULL, kv_crypto, perm),                                \
+        KVR("POST", "/keys/{name}/{version}/" path, KVFS, NULL, kv_crypto, perm)
 static const struct pgcmk_route kv_routes[] = {
-    {"POST", "/keys/{name}/create", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_create},
-    {"POST", "/keys/{name}/rotate", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_rotate},
-    {"PUT", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_import},
-    {"POST", "/keys/{name}/backup", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_backup},
-    {"POST", "/keys/restore", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_restore},
-    {"GET", "/keys/{name}/rotationpolicy", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_policy_get},
-    {"PUT", "/keys/{name}/rotationpolicy", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_policy_set},
-    {"GET", "/keys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list},
-    {"GET", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
-    {"GET", "/keys/{name}/versions", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_versions},
-    {"GET", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get},
-    {"PATCH", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
-    {"PATCH", "/keys/{name}/{version}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_update},
-    {"DELETE", "/keys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_delete},
-    {"GET", "/deletedkeys", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, KVQ, kv_list_deleted},
-    {"GET", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_get_deleted},
-    {"POST", "/deletedkeys/{name}/recover", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_recover},
-    {"DELETE", "/deletedkeys/{name}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_purge},
-    {"POST", "/keys/{name}/{version}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL,
-     kv_crypto},
-    {"POST", "/keys/{name}/{op}", PGCMK_PLANE_VAULT, PGCMK_ENV_VAULT, KVF, NULL, kv_crypto},
+    KVR("POST", "/keys/{name}/create", KVF, NULL, kv_create, "create"),
+    KVR("POST", "/keys/{name}/rotate", KVF, NULL, kv_rotate, "rotate"),
+    KVR("PUT", "/keys/{name}", KVFS, NULL, kv_import, "import"),
+    KVR("POST", "/keys/{name}/backup", KVF, NULL, kv_backup, "backup"),
+    KVR("POST", "/keys/restore", KVF, NULL, kv_restore, "restore"),
+    KVR("GET", "/keys/{name}/rotationpolicy", KVF, NULL, kv_policy_get, "getrotationpolicy"),
+    KVR("PUT", "/keys/{name}/rotationpolicy", KVF, NULL, kv_policy_set, "setrotationpolicy"),
+    KVR("GET", "/keys", KVF, KVQ, kv_list, "list"),
+    KVR("GET", "/keys/{name}", KVF, NULL, kv_get, "get"),
+    KVR("GET", "/keys/{name}/versions", KVF, KVQ, kv_versions, "list"),
+    KVR("GET", "/keys/{name}/{version}", KVF, NULL, kv_get, "get"),
+    KVR("PATCH", "/keys/{name}", KVF, NULL, kv_update, "update"),
+    KVR("PATCH", "/keys/{name}/{version}", KVF, NULL, kv_update, "update"),
+    KVR("DELETE", "/keys/{name}", KVF, NULL, kv_delete, "delete"),
+    KVR("GET", "/deletedkeys", KVF, KVQ, kv_list_deleted, "list"),
+    KVR("GET", "/deletedkeys/{name}", KVF, NULL, kv_get_deleted, "get"),
+    KVR("POST", "/deletedkeys/{name}/recover", KVF, NULL, kv_recover, "recover"),
+    KVR("DELETE", "/deletedkeys/{name}", KVF, NULL, kv_purge, "purge"),
+    KVOP("encrypt", "encrypt"),
+    KVOP("decrypt", "decrypt"),
+    KVOP("wrapkey", "wrapKey"),
+    KVOP("unwrapkey", "unwrapKey"),
+    KVOP("sign", "sign"),
+    KVOP("verify", "verify"),
+    KVR("POST", "/keys/{name}/{version}/{op}", KVF | ROUTE_F_NOAUTH, NULL, kv_crypto_unknown, NULL),
+    KVR("POST", "/keys/{name}/{op}", KVF | ROUTE_F_NOAUTH, NULL, kv_crypto_unknown, NULL),
 };
 
-/* Kept for its callers; the one parser is pgcmk_keyuri_parse (keyuri.h). */
 int
 pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char version[40])
 {
@@ -2511,27 +1238,17 @@ pgcmk_vault_parse_key_uri(const char *uri, char vault[32], char name[128], char 
 void
 pgcmk_vault_init(void)
 {
-    if (pthread_key_create(&kv_tcache_key, kv_tcache_free) != 0)
-        PGCMK_BUG("no thread key for the vault cache");
+    kv_cache_init();
+    pgcmk_secret_json_wipe(); /* bodies and answers of the key operations hold plaintexts */
     pgcmk_vault_invalidate(); /* a new store: nothing cached before counts */
-    kv_last_tick = pgcmk_clock_now();
     pgcmk_router_add(kv_routes, PGCMK_ARRAY_LEN(kv_routes));
-    if (pgcmk_clock_listen(kv_on_clock, NULL) || pgcmk_events_subscribe(kv_on_event, NULL))
-        LOG_WARN("no room for the key vault listeners");
+    pgcmk_http_set_admit(PGCMK_PLANE_VAULT, kv_admit_route);
+    kv_lifecycle_init();
 }
 
 void
 pgcmk_vault_shutdown(void)
 {
     pgcmk_vault_invalidate();
-    if (kv_tc) { /* this thread's; the others' went with their threads */
-        pthread_setspecific(kv_tcache_key, NULL);
-        kv_tcache_free(kv_tc);
-        kv_tc = NULL;
-    }
-    pthread_mutex_lock(&kv_cache_mu);
-    for (int i = 0; i < kv_cache_n; i++)
-        pgcmk_pkey_free(kv_cache[i].k);
-    kv_cache_n = 0;
-    pthread_mutex_unlock(&kv_cache_mu);
+    kv_cache_shutdown();
 }

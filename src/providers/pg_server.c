@@ -586,18 +586,25 @@ out:
     return rc;
 }
 
+/* An entry of a write that ended; why (NULL when it succeeded) is the failed operation's error:
+ * the entry then carries its code and message (statusMessage, "code: message" description). */
 static int
-activity(struct pgcmk_db *db, const char *id, const char *op, int ok, const char *what,
-         struct pgcmk_err *err)
+activity(struct pgcmk_db *db, const char *id, const char *op, const struct pgcmk_err *why,
+         const char *what, struct pgcmk_err *err)
 {
     struct pgcmk_activity a;
 
     memset(&a, 0, sizeof(a));
     a.resource_id = id;
     a.operation = op;
-    a.status = ok ? "Succeeded" : "Failed";
-    a.level = ok ? "Informational" : "Error";
-    a.description = what;
+    a.status = why ? "Failed" : "Succeeded";
+    a.level = why ? "Error" : "Informational";
+    if (why) {
+        a.error_code = pgcmk_err_code(pgcmk_err_parent(why->code));
+        a.error_message = why->message;
+    } else {
+        a.description = what;
+    }
     return pgcmk_activity_add(db, &a, err);
 }
 
@@ -731,7 +738,7 @@ provision_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                  ? (pd->locked ? "; the server is Inaccessible until its key is revalidated: " : "")
                  : ": ",
              pd->ok ? (pd->locked ? d->reason : "") : pd->why->message);
-    return activity(db, d->id, SERVER_TYPE "/write", pd->ok, what, err);
+    return activity(db, d->id, SERVER_TYPE "/write", pd->ok ? NULL : pd->why, what, err);
 }
 
 static int
@@ -1027,7 +1034,7 @@ identity_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                  "The server had no identity to reach its key with: its system-assigned "
                  "identity (principal %s) was created.",
                  c->oid);
-        rc = activity(db, c->id, SERVER_TYPE "/write", 1, what, err);
+        rc = activity(db, c->id, SERVER_TYPE "/write", NULL, what, err);
     }
     pg_db_release(&d);
     json_decref(body);

@@ -1069,6 +1069,20 @@ key_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return pg_record_state(db, d, "Ready", what, err);
 }
 
+struct key_failed {
+    const char *kid;
+    const struct pgcmk_err *why;
+};
+
+/* A server key write whose operation failed: a Failed entry with the error's code and message. */
+static int
+key_failed_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    const struct key_failed *kf = ctx;
+
+    return activity(db, kf->kid, KEY_TYPE "/write", kf->why, NULL, err);
+}
+
 /* The worker part of a server key PUT: validate the key with the server's identity (creating
  * that identity on the first revalidation of a copy), then store the key resource. */
 static int
@@ -1151,7 +1165,13 @@ key_provision_put(const char *kid, const json_t *body, struct pgcmk_err *err)
     json_decref(kd.out);
     pg_db_release(&d);
     return 0;
-fail:
+fail : {
+    struct key_failed kf = {kid, &why};
+    struct pgcmk_err tmp;
+
+    if (pgcmk_db_tx(db, key_failed_tx, &kf, &tmp))
+        LOG_WARN("server key %s: its failure is not in the Activity Log: %s", kid, tmp.message);
+}
     *err = why;
     pg_db_release(&d);
     return -1;

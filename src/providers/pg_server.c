@@ -733,12 +733,12 @@ provision_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         return -1;
     if (pg_record_state(db, d, state, NULL, err))
         return -1;
-    snprintf(what, sizeof(what), "%s %s%s%s", kind, pd->ok ? "succeeded" : "failed",
-             pd->ok
-                 ? (pd->locked ? "; the server is Inaccessible until its key is revalidated: " : "")
-                 : ": ",
-             pd->ok ? (pd->locked ? d->reason : "") : pd->why->message);
-    return activity(db, d->id, SERVER_TYPE "/write", pd->ok ? NULL : pd->why, what, err);
+    if (!pd->ok) /* the entry shows the operation's error: "code: message" */
+        return activity(db, d->id, SERVER_TYPE "/write", pd->why, NULL, err);
+    snprintf(what, sizeof(what), "%s succeeded%s%s", kind,
+             pd->locked ? "; the server is Inaccessible until its key is revalidated: " : "",
+             pd->locked ? d->reason : "");
+    return activity(db, d->id, SERVER_TYPE "/write", NULL, what, err);
 }
 
 static int

@@ -165,6 +165,12 @@
     X(PGCMK_E_PG_DATA_INACCESSIBLE, 503, "DatabaseInaccessible", "I",                              \
       "modeled data plane: the database has no key (SQLSTATE 08006)")                              \
     X(PGCMK_E_PG_ROW_NOT_FOUND, 404, "RowNotFound", "I", "modeled data plane: no such row")        \
+    X(PGCMK_E_PG_REVALIDATION_REQUIRED, 409, "ServerKeyRevalidationRequired", "I",                 \
+      "explain: a single server's access to its key is back; it stays Inaccessible until the "     \
+      "server key is revalidated (re-created)")                                                    \
+    X(PGCMK_E_PG_KEY_UNCHECKED, 503, "KeyNotCheckedSinceStart", "I",                               \
+      "explain: the database's key was not checked yet since the emulator started "                \
+      "(POST /emulator/settle waits for the check)")                                               \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -38,10 +38,11 @@ struct pgcmk_keysource {
 extern const struct pgcmk_keysource *const pgcmk_keysources[];
 const struct pgcmk_keysource *pgcmk_keysource_of(const struct pg_db *d);
 
-/* The reason code of a single server whose access came back but waits for the revalidation. */
-#define PGCMK_REASON_REVALIDATE "ServerKeyRevalidationRequired"
-/* The reason code of a database whose key was not checked yet since the daemon started. */
-#define PGCMK_REASON_UNCHECKED "KeyNotCheckedSinceStart"
+/* Reason codes (a database's reason_code, explain's reasonCode) are codes of the error table
+ * (include/pgcmk/err.h), written with pgcmk_err_code(): PGCMK_E_PG_REVALIDATION_REQUIRED for a
+ * single server whose access came back but waits for the revalidation, PGCMK_E_PG_KEY_UNCHECKED
+ * for a database whose key was not checked yet since the daemon started, else the code of the
+ * check's failure. */
 
 /* {rule, ok, detail}, for the explain functions. */
 json_t *pgcmk_reconcile_rule(const char *rule, int ok, const char *detail);

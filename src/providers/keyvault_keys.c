@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pgcmk/arm.h"
+#include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/vault.h"
 #include "providers/internal.h"
@@ -22,6 +23,7 @@ key_json(const char *vault_id, const json_t *vault_body, const json_t *bundle, i
     const char *kid = json_string_value(json_object_get(key, "kid"));
     const char *n = json_string_value(json_object_get(key, "n"));
     char vault[32], name[128], version[40];
+    struct pgcmk_vault_props vp;
     int bits = n ? (int)(strlen(n) * 6 / 8) * 8 : 0;
     json_t *attrs = json_deep_copy(json_object_get(bundle, "attributes")), *o;
     char *uri, *uri_v, *id;
@@ -33,14 +35,15 @@ key_json(const char *vault_id, const json_t *vault_body, const json_t *bundle, i
     uri_v = pgcmk_xstrdup(kid ? kid : "");
     id = as_version ? pgcmk_xasprintf("%s/keys/%s/versions/%s", vault_id, name, version)
                     : pgcmk_xasprintf("%s/keys/%s", vault_id, name);
+    pgcmk_keyvault_props(vault_body, &vp);
     json_object_del(attrs, "recoverableDays");
     bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
-    o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:O, s:O, s:s, s:s}}", "id", id, "name",
+    o = json_pack("{s:s, s:s, s:s, s:s?, s:O, s:{s:o, s:O, s:O, s:s, s:s}}", "id", id, "name",
                   as_version ? version : name, "type",
-                  as_version ? KEYS_TYPE "/versions" : KEYS_TYPE, "location",
-                  json_object_get(vault_body, "location"), "tags", json_object_get(bundle, "tags"),
-                  "properties", "attributes", attrs, "kty", json_object_get(key, "kty"), "keyOps",
-                  json_object_get(key, "key_ops"), "keyUri", uri, "keyUriWithVersion", uri_v);
+                  as_version ? KEYS_TYPE "/versions" : KEYS_TYPE, "location", vp.location, "tags",
+                  json_object_get(bundle, "tags"), "properties", "attributes", attrs, "kty",
+                  json_object_get(key, "kty"), "keyOps", json_object_get(key, "key_ops"), "keyUri",
+                  uri, "keyUriWithVersion", uri_v);
     if (json_object_get(key, "crv"))
         json_object_set(json_object_get(o, "properties"), "curveName", json_object_get(key, "crv"));
     else

@@ -459,16 +459,20 @@ provision_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     if (pg_record_state(db, d, pd->ok ? "Ready" : "Inaccessible", NULL, err))
         return -1;
     memset(&a, 0, sizeof(a));
-    snprintf(what, sizeof(what), "%s%s%s",
+    snprintf(what, sizeof(what), "%s succeeded",
              d->relation ? (strcmp(d->relation, "restore") == 0 ? "Point-in-time restore"
                                                                 : "Read replica creation")
-                         : "Cluster creation",
-             pd->ok ? " succeeded" : " failed: ", pd->ok ? "" : pd->why->message);
+                         : "Cluster creation");
     a.resource_id = d->id;
     a.operation = CLUSTER_TYPE "/write";
     a.status = pd->ok ? "Succeeded" : "Failed";
     a.level = pd->ok ? "Informational" : "Error";
-    a.description = what;
+    if (pd->ok) {
+        a.description = what;
+    } else { /* the LRO's error: statusMessage, and "code: message" as the description */
+        a.error_code = pgcmk_err_code(pgcmk_err_parent(pd->why->code));
+        a.error_message = pd->why->message;
+    }
     return pgcmk_activity_add(db, &a, err);
 }
 

@@ -586,18 +586,25 @@ out:
     return rc;
 }
 
+/* An entry of a write that ended; why (NULL when it succeeded) is the failed operation's error:
+ * the entry then carries its code and message (statusMessage, "code: message" description). */
 static int
-activity(struct pgcmk_db *db, const char *id, const char *op, int ok, const char *what,
-         struct pgcmk_err *err)
+activity(struct pgcmk_db *db, const char *id, const char *op, const struct pgcmk_err *why,
+         const char *what, struct pgcmk_err *err)
 {
     struct pgcmk_activity a;
 
     memset(&a, 0, sizeof(a));
     a.resource_id = id;
     a.operation = op;
-    a.status = ok ? "Succeeded" : "Failed";
-    a.level = ok ? "Informational" : "Error";
-    a.description = what;
+    a.status = why ? "Failed" : "Succeeded";
+    a.level = why ? "Error" : "Informational";
+    if (why) {
+        a.error_code = pgcmk_err_code(pgcmk_err_parent(why->code));
+        a.error_message = why->message;
+    } else {
+        a.description = what;
+    }
     return pgcmk_activity_add(db, &a, err);
 }
 
@@ -726,12 +733,12 @@ provision_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         return -1;
     if (pg_record_state(db, d, state, NULL, err))
         return -1;
-    snprintf(what, sizeof(what), "%s %s%s%s", kind, pd->ok ? "succeeded" : "failed",
-             pd->ok
-                 ? (pd->locked ? "; the server is Inaccessible until its key is revalidated: " : "")
-                 : ": ",
-             pd->ok ? (pd->locked ? d->reason : "") : pd->why->message);
-    return activity(db, d->id, SERVER_TYPE "/write", pd->ok, what, err);
+    if (!pd->ok) /* the entry shows the operation's error: "code: message" */
+        return activity(db, d->id, SERVER_TYPE "/write", pd->why, NULL, err);
+    snprintf(what, sizeof(what), "%s succeeded%s%s", kind,
+             pd->locked ? "; the server is Inaccessible until its key is revalidated: " : "",
+             pd->locked ? d->reason : "");
+    return activity(db, d->id, SERVER_TYPE "/write", NULL, what, err);
 }
 
 static int
@@ -1027,7 +1034,7 @@ identity_create_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
                  "The server had no identity to reach its key with: its system-assigned "
                  "identity (principal %s) was created.",
                  c->oid);
-        rc = activity(db, c->id, SERVER_TYPE "/write", 1, what, err);
+        rc = activity(db, c->id, SERVER_TYPE "/write", NULL, what, err);
     }
     pg_db_release(&d);
     json_decref(body);
@@ -1060,6 +1067,20 @@ key_done_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     snprintf(what, sizeof(what), "The server key '%s' was %s: the server uses it.", d->key_uri,
              k->was_lost ? "revalidated" : "validated");
     return pg_record_state(db, d, "Ready", what, err);
+}
+
+struct key_failed {
+    const char *kid;
+    const struct pgcmk_err *why;
+};
+
+/* A server key write whose operation failed: a Failed entry with the error's code and message. */
+static int
+key_failed_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    const struct key_failed *kf = ctx;
+
+    return activity(db, kf->kid, KEY_TYPE "/write", kf->why, NULL, err);
 }
 
 /* The worker part of a server key PUT: validate the key with the server's identity (creating
@@ -1144,7 +1165,13 @@ key_provision_put(const char *kid, const json_t *body, struct pgcmk_err *err)
     json_decref(kd.out);
     pg_db_release(&d);
     return 0;
-fail:
+fail : {
+    struct key_failed kf = {kid, &why};
+    struct pgcmk_err tmp;
+
+    if (pgcmk_db_tx(db, key_failed_tx, &kf, &tmp))
+        LOG_WARN("server key %s: its failure is not in the Activity Log: %s", kid, tmp.message);
+}
     *err = why;
     pg_db_release(&d);
     return -1;

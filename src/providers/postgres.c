@@ -383,6 +383,10 @@ pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, c
     a.status = down ? "Failed" : "Succeeded";
     a.level = down ? "Error" : "Informational";
     a.description = what;
+    if (down && d->reason_code) { /* why the access was lost: statusMessage */
+        a.error_code = d->reason_code;
+        a.error_message = d->reason;
+    }
     return pgcmk_activity_add(db, &a, err);
 }
 

@@ -141,9 +141,9 @@ akv_failing_rule(const struct pg_db *d)
         return "permissions";
     if (code_is(c, PGCMK_E_PG_VAULT_RECOVERY) || code_is(c, PGCMK_E_PG_VAULT_UNREACHABLE))
         return "vault";
-    if (strcmp(c, PGCMK_REASON_REVALIDATE) == 0)
+    if (code_is(c, PGCMK_E_PG_REVALIDATION_REQUIRED))
         return "revalidation";
-    if (strcmp(c, PGCMK_REASON_UNCHECKED) == 0)
+    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
         return "checked";
     return "key";
 }

@@ -66,7 +66,7 @@ check_apply_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
             snprintf(o->state, sizeof(o->state), "Ready");
         } else {
             /* single servers stay Inaccessible until the key is revalidated (seed 002) */
-            pg_set(&d.reason_code, PGCMK_REASON_REVALIDATE);
+            pg_set(&d.reason_code, pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED));
             pg_set(&d.reason, "Access to the key is back; revalidate the key (re-create the "
                               "server key) to bring the server back.");
         }

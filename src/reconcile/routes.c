@@ -47,7 +47,7 @@ emu_explain(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                       : pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, "resourceId",
                                       "No PostgreSQL cluster or server has the id '%.300s'.", id);
     if (!d.reason_code && strcmp(d.access, PG_ACCESS_OK) == 0 && pgcmk_reconcile_unchecked(d.id)) {
-        pg_set(&d.reason_code, PGCMK_REASON_UNCHECKED);
+        pg_set(&d.reason_code, pgcmk_err_code(PGCMK_E_PG_KEY_UNCHECKED));
         pg_set(&d.reason, "The key has not been checked since the emulator started; POST "
                           "/emulator/settle waits for the check.");
     }

@@ -135,7 +135,7 @@ kv_admit(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *perm, struct k
                              "'%s;location=%s'. For help resolving this issue, please see "
                              "https://go.microsoft.com/fwlink/?linkid=2125287",
                              kc->who.appid, kc->who.oid, kc->who.tid, perm, kc->vault,
-                             json_string_value(json_object_get(kc->vault_body, "location")));
+                             vp.location ? vp.location : "");
     return 0;
 }
 

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from conftest import SUB, TENANT, assert_arm_error, new_name, parse_time
+from pgtools import Vault, cluster_body, cluster_id, create_cluster, make_identity
 
 HAV = "2022-10-01"
 AAV = "2015-04-01"
@@ -347,6 +348,36 @@ def test_refused_write_records_code_and_message(daemon, recording, rg, case):
     begin = [e for e in r.json()["value"] if e["status"]["value"] == "Started"]
     assert len(begin) == 1 and begin[0]["description"] == ""
     assert "statusMessage" not in begin[0]["properties"]
+
+
+def test_failed_cmk_create_records_code_and_message(daemon, recording):
+    """A CMK cluster create that is accepted (201) but whose operation ends Failed (the identity
+    has no access policy on the vault) leaves a Failed entry carrying the operation's error:
+    properties.statusMessage holds the error body, the description names the code and message."""
+    rg = new_name("rg")
+    assert daemon.put_rg(rg).status_code == 201
+    mi, oid = make_identity(daemon, rg)
+    v = Vault(daemon, rg, policies=[])
+    kid = v.create_key()
+    name = new_name("cl")
+    st = create_cluster(daemon, rg, name, cluster_body(mi, kid), expect="Failed")
+    err = st["error"]
+    assert err["code"] == "AzureKeyVaultMissingPermissions", st
+    assert oid in err["message"]
+
+    rid = cluster_id(rg, name)
+    r = activity(daemon, f"{since(daemon)} and resourceId eq '{rid}' and status eq 'Failed'")
+    assert r.status_code == 200, r.text
+    failed = r.json()["value"]
+    assert len(failed) == 1, failed
+    (end,) = failed
+    assert end["operationName"]["value"] == "Microsoft.DBforPostgreSQL/serverGroupsv2/write"
+    assert end["level"] == "Error"
+    assert end["resourceId"].lower() == rid.lower()
+    assert isinstance(end["properties"]["statusMessage"], str)
+    assert json.loads(end["properties"]["statusMessage"]) == {
+        "error": {"code": err["code"], "message": err["message"]}}
+    assert end["description"] == f"{err['code']}: {err['message']}"
 
 
 def test_reads_are_not_recorded(daemon, recording, ident):

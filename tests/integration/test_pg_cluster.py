@@ -1,6 +1,7 @@
 """Microsoft.DBforPostgreSQL/serverGroupsv2 with customer-managed keys: create as an LRO with CMK
 validation, the reconciler turning key revocations into Inaccessible and back, PITR and replicas
 inheriting keys, the modeled data plane with real ciphertext, explain and lineage."""
+import json
 import sqlite3
 
 import pytest
@@ -403,6 +404,12 @@ def test_health_and_activity_log_follow_key_access(start_daemon):
     assert any(x.startswith("Access to the customer-managed key was lost") for x in descs), descs
     assert any(x.startswith("Access to the customer-managed key was restored") for x in descs)
     assert any(x.startswith("Cluster creation succeeded") for x in descs)
+    # the entry of the loss carries the reason's code and message, as a failed write does
+    lost = [e for e in events if (e.get("description") or "").startswith(
+        "Access to the customer-managed key was lost")]
+    err = json.loads(lost[0]["properties"]["statusMessage"])["error"]
+    assert err["code"] == "AzureKeyVaultMissingPermissions" and oid in err["message"], err
+    assert lost[0]["status"]["value"] == "Failed" and lost[0]["level"] == "Error"
     ops = {e["operationName"]["value"].lower() for e in events}
     assert "microsoft.dbforpostgresql/servergroupsv2/write" in ops
 

@@ -3,6 +3,8 @@ through the real azure-mgmt-rdbms PostgreSQLManagementClient and raw requests: c
 server keys answered 202 + Location and validated on a worker, revalidation, the seed-002
 restore/replica flow (Inaccessible without an identity, the first revalidation creates it, grant,
 revalidate -> Ready, rows readable), revocation and recovery, and every error path."""
+import json
+
 import pytest
 
 from conftest import SUB, assert_arm_error, new_name, parse_time
@@ -306,6 +308,19 @@ def test_revocation_needs_revalidation(start_daemon, how):
     # a revalidation while access is still missing fails with the reason
     st = set_server_key(d, rg, name, kid, expect="Failed")
     assert st["error"]["code"] == e["reasonCode"]
+    # the failed server key write is in the Activity Log with the operation's code and message
+    key_rid = f"{rid}/keys/{server_key_name(kid)}"
+    log = d.get(f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values",
+                params={"api-version": "2015-04-01", "$filter": "eventTimestamp ge "
+                        f"'2000-01-01T00:00:00Z' and resourceId eq '{key_rid}' and "
+                        "status eq 'Failed'"})
+    assert log.status_code == 200, log.text
+    failed = log.json()["value"]
+    assert len(failed) == 1, failed
+    assert failed[0]["operationName"]["value"] == "Microsoft.DBforPostgreSQL/servers/keys/write"
+    assert json.loads(failed[0]["properties"]["statusMessage"]) == {
+        "error": {"code": st["error"]["code"], "message": st["error"]["message"]}}
+    assert failed[0]["description"] == f"{st['error']['code']}: {st['error']['message']}"
     if how == "remove_policy":
         v.policy("add", oid)
     else:

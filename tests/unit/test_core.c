@@ -448,6 +448,12 @@ test_err_roundtrip(void)
     CHECK(pgcmk_err_inner(PGCMK_E_KV_FORBIDDEN) == NULL);
     CHECK(pgcmk_err_inner((enum pgcmk_errc)9999) == NULL);
 
+    /* the reconciler's reason codes are entries of the table (explain shows them as before) */
+    CHECK_STR(pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED), "ServerKeyRevalidationRequired");
+    CHECK_STR(pgcmk_err_code(PGCMK_E_PG_KEY_UNCHECKED), "KeyNotCheckedSinceStart");
+    CHECK(pgcmk_err_from_code("KeyNotCheckedSinceStart") == PGCMK_E_PG_KEY_UNCHECKED);
+    CHECK_STR(pgcmk_err_evidence(PGCMK_E_PG_REVALIDATION_REQUIRED), "I");
+
     /* status names (.NET HttpStatusCode) */
     CHECK_STR(pgcmk_err_status_name(200), "OK");
     CHECK_STR(pgcmk_err_status_name(201), "Created");

@@ -92,10 +92,10 @@ test_rules_agree(void)
     CHECK_STR(got, "identity");
     /* a server whose access is back but not revalidated: only the revalidation rule */
     d.kind = PG_SERVER;
-    d.reason_code = (char *)PGCMK_REASON_REVALIDATE;
+    d.reason_code = (char *)pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED);
     failing(&d, got, sizeof(got));
     CHECK_STR(got, "revalidation");
-    d.reason_code = (char *)PGCMK_REASON_UNCHECKED;
+    d.reason_code = (char *)pgcmk_err_code(PGCMK_E_PG_KEY_UNCHECKED);
     failing(&d, got, sizeof(got));
     CHECK_STR(got, "checked");
     /* no identity at all */

@@ -54,6 +54,12 @@ typedef int (*pgcmk_row_fn)(sqlite3_stmt *st, void *arg, struct pgcmk_err *err);
 int pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
                   const char *what, struct pgcmk_err *err) PGCMK_WUR;
 
+/* One step of `st` (bound by the caller), for statements that give at most one row: 1 on
+ * SQLITE_ROW (the row's columns can be read), 0 on SQLITE_DONE, -1 on anything else (err set by
+ * pgcmk_db_fail(what)). The statement is NOT released: the caller calls pgcmk_db_done(). */
+int pgcmk_db_step(struct pgcmk_db *db, sqlite3_stmt *st, const char *what,
+                  struct pgcmk_err *err) PGCMK_WUR;
+
 /* A row_fn for lists: parses column 0 (stored JSON text) and appends it to the json_t array
  * `arr`. A row that does not parse is skipped (and logged). */
 int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);

@@ -695,6 +695,18 @@ pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *
 }
 
 int
+pgcmk_db_step(struct pgcmk_db *db, sqlite3_stmt *st, const char *what, struct pgcmk_err *err)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return pgcmk_db_fail(db, rc, what, err); /* before done(): the error text is still there */
+}
+
+int
 pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
 {
     const char *text = (const char *)sqlite3_column_text(st, 0);

@@ -63,6 +63,9 @@ int pgcmk_db_step(struct pgcmk_db *db, sqlite3_stmt *st, const char *what,
 /* A row_fn for lists: parses column 0 (stored JSON text) and appends it to the json_t array
  * `arr`. A row that does not parse is skipped (and logged). */
 int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+/* A row_fn that appends the row as a json_t array of its columns' text (NULL as null) to the
+ * json_t array `arr`: for a step loop that collects keys first and acts on them after. */
+int pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
 
 /* Runs fn as a unit inside the current transaction: SAVEPOINT, then RELEASE when fn returns 0,
  * ROLLBACK TO (and RELEASE) when it returns -1, so only fn's writes are undone and the

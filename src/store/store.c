@@ -720,6 +720,22 @@ pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
     return 0;
 }
 
+int
+pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    json_t *row = json_array();
+    int i, n = sqlite3_column_count(st);
+
+    PGCMK_UNUSED(err);
+    for (i = 0; i < n; i++) {
+        const char *text = (const char *)sqlite3_column_text(st, i);
+
+        json_array_append_new(row, text ? json_string(text) : json_null());
+    }
+    json_array_append_new(arr, row);
+    return 0;
+}
+
 /* One savepoint statement from the catalog, stepped to its end. */
 static int
 store_sp_exec(struct pgcmk_db *db, enum pgcmk_stmt id, const char *what, struct pgcmk_err *err)

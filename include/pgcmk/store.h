@@ -66,6 +66,8 @@ int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
 /* A row_fn that appends the row as a json_t array of its columns' text (NULL as null) to the
  * json_t array `arr`: for a step loop that collects keys first and acts on them after. */
 int pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+/* A row_fn that appends column 0's text as a json_t string to the json_t array `arr` (ids). */
+int pgcmk_db_collect_text(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
 
 /* Runs fn as a unit inside the current transaction: SAVEPOINT, then RELEASE when fn returns 0,
  * ROLLBACK TO (and RELEASE) when it returns -1, so only fn's writes are undone and the

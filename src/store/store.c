@@ -736,6 +736,17 @@ pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
     return 0;
 }
 
+int
+pgcmk_db_collect_text(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+
+    PGCMK_UNUSED(err);
+    if (text)
+        json_array_append_new(arr, json_string(text));
+    return 0;
+}
+
 /* One savepoint statement from the catalog, stepped to its end. */
 static int
 store_sp_exec(struct pgcmk_db *db, enum pgcmk_stmt id, const char *what, struct pgcmk_err *err)

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/log.h"
@@ -270,6 +272,59 @@ test_each(void)
     CHECK(err.code == PGCMK_E_CONFLICT);
     sqlite3_finalize(st);
     CHECK(pgcmk_db_tx(db, exec_tx, (void *)"DROP TABLE temp.t_e;", &err) == 0);
+}
+
+/* pgcmk_db_step (one row or none, a failed step an error) and the collecting row functions */
+static void
+test_step_and_collect(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
+    sqlite3_stmt *st;
+    json_t *arr;
+    char *text;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_setting_put("step.a", "1", &err) == 0);
+    CHECK(pgcmk_store_setting_put("step.b", "2", &err) == 0);
+    /* a row: 1, its columns readable until done() */
+    st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
+    sqlite3_bind_text(st, 1, "step.a", -1, SQLITE_STATIC);
+    CHECK(pgcmk_db_step(db, st, "read a setting", &err) == 1);
+    CHECK_STR((const char *)sqlite3_column_text(st, 0), "1");
+    pgcmk_db_done(st);
+    /* no row: 0, no error */
+    st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
+    sqlite3_bind_text(st, 1, "step.none", -1, SQLITE_STATIC);
+    CHECK(pgcmk_db_step(db, st, "read a setting", &err) == 0);
+    CHECK(err.code == PGCMK_E_OK);
+    pgcmk_db_done(st);
+    /* a failed step is an error (-1, a 500 with the cause in the log), never "not found" */
+    st = each_stmt(db, "SELECT abs(-9223372036854775807 - 1)");
+    CHECK(st != NULL && pgcmk_db_step(db, st, "read a test value", &err) == -1);
+    CHECK(err.code == PGCMK_E_INTERNAL);
+    CHECK(strstr(err.message, "read a test value") != NULL);
+    sqlite3_finalize(st);
+
+    /* pgcmk_db_collect_text: column 0 of each row; pgcmk_db_collect_row: every column */
+    arr = json_array();
+    st = each_stmt(db, "SELECT key, value FROM settings WHERE key LIKE 'step.%' ORDER BY key");
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_text, arr, "list", &err) == 2);
+    text = json_dumps(arr, JSON_COMPACT);
+    CHECK_STR(text, "[\"step.a\",\"step.b\"]");
+    free(text);
+    json_array_clear(arr);
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_row, arr, "list", &err) == 2);
+    text = json_dumps(arr, JSON_COMPACT);
+    CHECK_STR(text, "[[\"step.a\",\"1\"],[\"step.b\",\"2\"]]");
+    free(text);
+    sqlite3_finalize(st);
+    json_array_clear(arr);
+    st = each_stmt(db, "SELECT 'x', NULL");
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_row, arr, "list", &err) == 1);
+    CHECK(json_is_null(json_array_get(json_array_get(arr, 0), 1)));
+    sqlite3_finalize(st);
+    json_decref(arr);
 }
 
 /* ---- savepoints ---- */
@@ -626,6 +681,7 @@ test_file_mode(void)
     test_settings();
     test_transactions();
     test_each();
+    test_step_and_collect();
     test_savepoint();
     test_fail_mapping();
     test_seal();
@@ -737,6 +793,7 @@ test_memory_mode(void)
     test_settings();
     test_transactions();
     test_each();
+    test_step_and_collect();
     test_savepoint();
     test_fail_mapping();
     test_seal();

@@ -758,13 +758,16 @@ int
 pgcmk_db_savepoint(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *err)
 {
     struct pgcmk_err ignored;
+    void *mark;
 
     if (store_tx_depth == 0) /* no transaction to nest in: a whole one under the writer lock */
         return pgcmk_db_tx(db, fn, ctx, err);
     if (store_sp_exec(db, PGCMK_STMT_STORE_SAVEPOINT, "open a savepoint", err))
         return -1;
+    mark = pgcmk_events_tx_mark(); /* events fn publishes go with its writes */
     if (fn(db, ctx, err) == 0)
         return store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", err);
+    pgcmk_events_tx_undo(mark);
     /* fn's error stays in err; a failure to roll back only goes to the log (and the caller's
      * transaction, which sees -1, rolls back as a whole). */
     pgcmk_err_clear(&ignored);

@@ -485,6 +485,20 @@ ev_tx_fn(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return t->fail ? pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "rolled back on purpose") : 0;
 }
 
+/* A batch of three savepoints in one transaction, the 2nd failing: its event goes with it. */
+static int
+ev_batch_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct ev_tx *items = ctx;
+    struct pgcmk_err one;
+    int failed = 0;
+
+    (void)err;
+    for (int i = 0; i < 3; i++)
+        failed += pgcmk_db_savepoint(db, ev_tx_fn, &items[i], &one) != 0;
+    return failed == 1 ? 0 : pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "not one failure");
+}
+
 static void
 test_events_after_commit(void)
 {
@@ -506,6 +520,15 @@ test_events_after_commit(void)
     CHECK(ev_saw_row == 1);
     pgcmk_events_publish(&out); /* outside a transaction: at once */
     CHECK(ev_seen == 2);
+    {
+        struct ev_tx items[3] = {{"k1", 0, -1}, {"k2", 1, -1}, {"k1", 0, -1}};
+
+        ev_seen = ev_seen_key_ok = ev_saw_row = 0;
+        CHECK(pgcmk_db_tx(pgcmk_db(), ev_batch_tx, items, &err) == 0);
+        CHECK(ev_seen == 2);        /* the 1st and the 3rd item's events, after COMMIT */
+        CHECK(ev_seen_key_ok == 2); /* never the rolled-back 2nd's */
+        CHECK(setting_is("ev.row", "k1"));
+    }
 }
 
 /* ---- settings and the statement cache ---- */

@@ -5,7 +5,8 @@
 # result to a variable on a line of its own (`rc = sqlite3_step(st);`) and then tells
 # SQLITE_ROW / SQLITE_DONE from an error (pgcmk_db_fail). So outside src/store/ a
 # `sqlite3_step(` in a loop condition or inside a comparison (`sqlite3_step(st) == SQLITE_ROW`,
-# which reads a failed step as "no row") is refused.
+# which reads a failed step as "no row") is refused, and so is a single step whose result is not
+# compared with SQLITE_DONE / SQLITE_ROW within the next 8 lines.
 # Exits 1 and lists the offending lines otherwise. Run by `make unit` (and so `make test`).
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,6 +17,17 @@ if [ -n "$bad" ]; then
     echo "check-step-loops: a SQLite step outside src/store/ must check its result;" >&2
     echo "loop with pgcmk_db_each, step once with pgcmk_db_step (include/pgcmk/store.h):" >&2
     printf '%s\n' "$bad" >&2
+    exit 1
+fi
+# ... and each such single step looks at its result within the next 8 lines (SQLITE_DONE or
+# SQLITE_ROW named: anything else then goes to pgcmk_db_fail, never read as "no row").
+unchecked=$(printf '%s\n' "$all" | grep -v '^$' | while IFS=: read -r f l _; do
+    sed -n "$((l + 1)),$((l + 8))p" "$f" | grep -q 'SQLITE_DONE\|SQLITE_ROW' || echo "$f:$l"
+done)
+if [ -n "$unchecked" ]; then
+    echo "check-step-loops: a single step whose result is not compared with SQLITE_DONE or" >&2
+    echo "SQLITE_ROW right after (use pgcmk_db_step or pgcmk_db_each):" >&2
+    printf '%s\n' "$unchecked" >&2
     exit 1
 fi
 n=$(printf '%s\n' "$all" | grep -vc '^$' || true)

@@ -178,11 +178,10 @@ set_prop(struct pgcmk_db *db, const char *id, const char *k, json_t *v, struct p
 /* ---- create ------------------------------------------------------------------------------- */
 
 static int
-server_name_taken(struct pgcmk_db *db, const char *name)
+server_name_taken(struct pgcmk_db *db, const char *name, struct pgcmk_err *err)
 {
-    struct pgcmk_err e;
-
-    return pgcmk_arm_resource_by_name(db, SERVER_TYPE, name, NULL, NULL, NULL, &e) != 0;
+    /* 1 taken, 0 free, -1 when the store fails (an error, not a taken name) */
+    return pgcmk_arm_resource_by_name(db, SERVER_TYPE, name, NULL, NULL, NULL, err);
 }
 
 /* The source of a restore or replica: its body and its database row, checked. */
@@ -280,11 +279,13 @@ server_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     int64_t now = pgcmk_clock_now(), at = now;
     char t[PGCMK_TIME_LEN], *fqdn;
     const char *rel = NULL;
-    int rc = -1, n_rep = 0;
+    int rc = -1, n_rep = 0, taken;
 
     memset(&d, 0, sizeof(d));
     memset(&s, 0, sizeof(s));
-    if (server_name_taken(db, name))
+    if ((taken = server_name_taken(db, name, err)) < 0)
+        return -1;
+    if (taken > 0)
         return pgcmk_err_set(err, PGCMK_E_CONFLICT, "name",
                              "The server name '%.64s' is already in use. Server names must be "
                              "globally unique.",

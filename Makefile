@@ -71,6 +71,7 @@ run: deps
 # Unit programs end with "N passed, N failed"; integration tests start their own daemons.
 unit: $(UNIT_BIN)
 	@scripts/check-engine-statements.sh
+	@scripts/check-step-loops.sh
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
 
 integration: $(B)/pgcmkd

@@ -54,6 +54,11 @@ void pgcmk_events_publish(const struct pgcmk_event *ev);
  * (committed=0: drop them). Called outside the store's writer lock. */
 void pgcmk_events_tx_begin(void);
 void pgcmk_events_tx_end(int committed);
+/* Savepoints (pgcmk_db_savepoint): a mark of the events queued so far on this thread, and the
+ * undo that drops the ones queued after it (the savepoint rolled back). NULL outside a
+ * transaction; undo(NULL) does nothing. */
+void *pgcmk_events_tx_mark(void);
+void pgcmk_events_tx_undo(void *mark);
 /* Events published since start, by kind (tests, /emulator/stats). */
 unsigned long pgcmk_events_count(enum pgcmk_event_kind kind);
 

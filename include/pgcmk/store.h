@@ -54,9 +54,20 @@ typedef int (*pgcmk_row_fn)(sqlite3_stmt *st, void *arg, struct pgcmk_err *err);
 int pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
                   const char *what, struct pgcmk_err *err) PGCMK_WUR;
 
+/* One step of `st` (bound by the caller), for statements that give at most one row: 1 on
+ * SQLITE_ROW (the row's columns can be read), 0 on SQLITE_DONE, -1 on anything else (err set by
+ * pgcmk_db_fail(what)). The statement is NOT released: the caller calls pgcmk_db_done(). */
+int pgcmk_db_step(struct pgcmk_db *db, sqlite3_stmt *st, const char *what,
+                  struct pgcmk_err *err) PGCMK_WUR;
+
 /* A row_fn for lists: parses column 0 (stored JSON text) and appends it to the json_t array
  * `arr`. A row that does not parse is skipped (and logged). */
 int pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+/* A row_fn that appends the row as a json_t array of its columns' text (NULL as null) to the
+ * json_t array `arr`: for a step loop that collects keys first and acts on them after. */
+int pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
+/* A row_fn that appends column 0's text as a json_t string to the json_t array `arr` (ids). */
+int pgcmk_db_collect_text(sqlite3_stmt *st, void *arr, struct pgcmk_err *err);
 
 /* Runs fn as a unit inside the current transaction: SAVEPOINT, then RELEASE when fn returns 0,
  * ROLLBACK TO (and RELEASE) when it returns -1, so only fn's writes are undone and the

@@ -263,18 +263,12 @@ pgcmk_arm_resource_children(struct pgcmk_db *db, const char *parent, const char 
     *items = json_array();
     sqlite3_bind_text(st, 1, parent, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *b = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-
-        if (b)
-            json_array_append_new(*items, b);
-    }
-    pgcmk_db_done(st);
-    if (rc == SQLITE_DONE)
+    rc = pgcmk_db_each(db, st, pgcmk_db_collect_json, *items, "list child resources", err);
+    if (rc >= 0)
         return 0;
     json_decref(*items);
     *items = NULL;
-    return pgcmk_db_fail(db, rc, "list child resources", err);
+    return -1;
 }
 
 int
@@ -774,12 +768,10 @@ generic_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct generic_target 
         sqlite3_bind_text(st, 1, t->id.sub, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, type, -1, SQLITE_TRANSIENT);
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    rc = pgcmk_db_each(db, st, pgcmk_db_collect_json, items, "list resources", err);
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list resources", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }
@@ -970,6 +962,38 @@ generic_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
     return 0;
 }
 
+/* pgcmk_db_each row: a resource of the group to delete (id and stored body). */
+static int
+generic_victim_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "id", sqlite3_column_text(st, 0), "body",
+                                         sqlite3_column_text(st, 4)));
+    return 0;
+}
+
+/* pgcmk_db_savepoint unit: one resource of a group being deleted ({"id", "body"}). */
+static int
+generic_victim_delete_sp(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    json_t *v = ctx;
+    const char *id_text = json_string_value(json_object_get(v, "id"));
+    struct pgcmk_arm_id id;
+    char type[256];
+    const struct pgcmk_arm_type *t = NULL;
+
+    memset(&id, 0, sizeof(id));
+    if (pgcmk_arm_id_parse(id_text, &id, NULL) == 0) {
+        size_t slash;
+
+        pgcmk_arm_id_type(&id, type, sizeof(type));
+        slash = strcspn(type, "/");
+        t = pgcmk_arm_find_type(id.ns, type[slash] ? type + slash + 1 : type);
+    }
+    return generic_delete_one(db, NULL, t, &id, id_text,
+                              json_string_value(json_object_get(v, "body")), err);
+}
+
 int
 pgcmk_arm_delete_group_resources(struct pgcmk_db *db, const char *sub, const char *rg,
                                  struct pgcmk_err *err)
@@ -978,44 +1002,34 @@ pgcmk_arm_delete_group_resources(struct pgcmk_db *db, const char *sub, const cha
     json_t *victims = json_array();
     size_t i;
     json_t *v;
-    int rc;
+    int failed = 0;
 
     sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(victims, json_pack("{s:s, s:s}", "id", sqlite3_column_text(st, 0),
-                                                 "body", sqlite3_column_text(st, 4)));
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (pgcmk_db_each(db, st, generic_victim_row, victims, "list group resources", err) < 0) {
         json_decref(victims);
-        return pgcmk_db_fail(db, rc, "list group resources", err);
+        return -1;
     }
+    /* Each resource goes in its own savepoint: one that cannot go is rolled back alone (and
+     * logged), the others stay deleted, and the group stays with what could not go. */
     json_array_foreach(victims, i, v) {
-        const char *id_text = json_string_value(json_object_get(v, "id"));
-        struct pgcmk_arm_id id;
-        char type[256];
-        const struct pgcmk_arm_type *t = NULL;
+        struct pgcmk_err e;
 
-        if (pgcmk_arm_id_parse(id_text, &id, NULL) == 0) {
-            size_t slash;
-
-            pgcmk_arm_id_type(&id, type, sizeof(type));
-            slash = strcspn(type, "/");
-            t = pgcmk_arm_find_type(id.ns, type[slash] ? type + slash + 1 : type);
-        }
-        if (generic_delete_one(db, NULL, t, &id, id_text,
-                               json_string_value(json_object_get(v, "body")), err)) {
-            json_decref(victims);
-            return -1;
-        }
+        memset(&e, 0, sizeof(e));
+        if (pgcmk_db_savepoint(db, generic_victim_delete_sp, v, &e) == 0)
+            continue;
+        LOG_WARN("group %s: could not delete %s: %s", rg,
+                 json_string_value(json_object_get(v, "id")), e.message);
+        if (failed++ == 0 && err)
+            *err = e;
     }
     json_decref(victims);
+    if (failed)
+        return 1;
     st = pgcmk_db_stmt(db, PGCMK_STMT_RES_DELETE_RG);
     sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete group resources", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "delete group resources", err) < 0 ? -1 : 0;
 }
 
 #define RG_PROV  "/subscriptions/{sub}/resourcegroups/{rg}/providers/{ns}/{*rest}"

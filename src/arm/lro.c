@@ -154,11 +154,13 @@ lro_peek(const char *op_id, json_t **details, struct pgcmk_err *err)
             json_decref(e);
             out = 0;
         }
-    } else {
+    } else if (rc == SQLITE_DONE) {
         pgcmk_err_set(err, PGCMK_E_OPERATION_NOT_FOUND, NULL,
                       "The operation '%.64s' could not be "
                       "found.",
                       op_id);
+    } else { /* a failed read is an error, not a missing operation */
+        pgcmk_db_fail(db, rc, "read operation", err);
     }
     pgcmk_db_done(st);
     return out;

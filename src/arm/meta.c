@@ -400,9 +400,37 @@ meta_resource_item(const struct meta_filter *f, json_t *body)
     return o;
 }
 
+struct meta_list {
+    const struct meta_filter *f;
+    json_t *items;
+};
+
+/* pgcmk_db_each row: one resource, kept when the filter matches. */
+static int
+meta_resource_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct meta_list *lr = arg;
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    const char *type = (const char *)sqlite3_column_text(st, 1);
+    const char *name = (const char *)sqlite3_column_text(st, 2);
+    const char *location = (const char *)sqlite3_column_text(st, 3);
+    json_t *body, *o;
+
+    PGCMK_UNUSED(err);
+    if (!meta_filter_match(lr->f, id, type, name, location))
+        return 0;
+    body = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
+    o = meta_resource_item(lr->f, body);
+    json_decref(body);
+    if (o)
+        json_array_append_new(lr->items, o);
+    return 0;
+}
+
 static int
 meta_resources(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
+    struct meta_list lr;
     const char *sub = pgcmk_req_param(rq, "sub"), *rg = pgcmk_req_param(rq, "rg");
     struct meta_filter f;
     struct pgcmk_db *db = pgcmk_db();
@@ -425,25 +453,12 @@ meta_resources(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
     sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
     if (rg)
         sqlite3_bind_text(st, 2, rg, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        const char *type = (const char *)sqlite3_column_text(st, 1);
-        const char *name = (const char *)sqlite3_column_text(st, 2);
-        const char *location = (const char *)sqlite3_column_text(st, 3);
-        json_t *body, *o;
-
-        if (!meta_filter_match(&f, id, type, name, location))
-            continue;
-        body = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
-        o = meta_resource_item(&f, body);
-        json_decref(body);
-        if (o)
-            json_array_append_new(items, o);
-    }
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    lr.f = &f;
+    lr.items = items;
+    rc = pgcmk_db_each(db, st, meta_resource_row, &lr, "list resources", err);
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list resources", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }

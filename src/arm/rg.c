@@ -395,6 +395,8 @@ rg_patch(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 struct rg_del {
     char sub[64];
     char name[96];
+    int failed;           /* some resources could not be deleted: the group stays */
+    struct pgcmk_err err; /* the first of them */
 };
 
 static int
@@ -429,6 +431,35 @@ rg_mark_deleting_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "mark resource group", err);
 }
 
+/* Sets the group's provisioningState (row and body). */
+static int
+rg_set_state_tx(struct pgcmk_db *db, struct rg_del *d, const char *state, struct pgcmk_err *err)
+{
+    struct rg_row row;
+    json_t *body;
+    char *text;
+    sqlite3_stmt *st;
+    int rc = rg_load(db, d->sub, d->name, &row, err);
+
+    if (rc <= 0)
+        return rc;
+    body = json_loads(row.body, 0, NULL);
+    json_object_set_new(body, "properties", json_pack("{s:s}", "provisioningState", state));
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_RG_UPDATE);
+    sqlite3_bind_text(st, 1, d->sub, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, row.etag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, pgcmk_clock_now());
+    rc = pgcmk_db_each(db, st, NULL, NULL, "set resource group state", err);
+    free(text);
+    rg_row_release(&row);
+    return rc < 0 ? -1 : 0;
+}
+
 static int
 rg_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
@@ -447,14 +478,20 @@ rg_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     }
     rg_row_release(&row);
     /* Providers with delete hooks see each of their resources go (cascade). */
-    if (pgcmk_arm_delete_group_resources(db, d->sub, d->name, err))
+    memset(&d->err, 0, sizeof(d->err));
+    rc = pgcmk_arm_delete_group_resources(db, d->sub, d->name, &d->err);
+    if (rc < 0) {
+        *err = d->err;
         return -1;
+    }
+    if (rc > 0) { /* the resources that went stay gone; the group is back, with the rest */
+        d->failed = 1;
+        return rg_set_state_tx(db, d, "Succeeded", err);
+    }
     st = pgcmk_db_stmt(db, PGCMK_STMT_RG_DELETE);
     sqlite3_bind_text(st, 1, d->sub, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete resource group", err);
+    return pgcmk_db_each(db, st, NULL, NULL, "delete resource group", err) < 0 ? -1 : 0;
 }
 
 static void
@@ -462,10 +499,14 @@ rg_delete_job(void *arg, struct pgcmk_lro_result *out)
 {
     struct rg_del *d = arg;
 
-    if (pgcmk_db_tx(pgcmk_db(), rg_delete_tx, d, &out->err))
+    if (pgcmk_db_tx(pgcmk_db(), rg_delete_tx, d, &out->err)) {
         out->failed = 1;
-    else
+    } else if (d->failed) {
+        out->failed = 1;
+        out->err = d->err;
+    } else {
         out->status = 200;
+    }
     free(d);
 }
 
@@ -482,7 +523,7 @@ rg_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     free(w.body);
     if (rc < 0)
         return -1;
-    d = pgcmk_xcalloc(1, sizeof(*d));
+    d = pgcmk_xcalloc(1, sizeof(*d)); /* failed = 0 */
     snprintf(d->sub, sizeof(d->sub), "%s", w.sub);
     snprintf(d->name, sizeof(d->name), "%s", w.name);
     if (pgcmk_lro_start(rq, rs, w.sub, NULL, NULL, "DeleteResourceGroup", rq->path, rg_delete_job,
@@ -494,39 +535,57 @@ rg_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+/* pgcmk_db_each row: a group left Deleting, as [sub, name]. */
+static int
+rg_deleting_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    json_array_append_new(
+        arg, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
+    return 0;
+}
+
 void
 pgcmk_arm_rg_resume_deletes(void)
 {
     struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_RG_DELETING);
+    json_t *groups = json_array(), *g;
     struct pgcmk_err err;
+    size_t i;
 
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_RG_DELETING), rg_deleting_row, groups,
+                      "list groups being deleted", &err) < 0) {
+        LOG_WARN("could not resume group deletes: %s", err.message);
+        json_decref(groups);
+        return;
+    }
+    json_array_foreach(groups, i, g) {
         struct rg_del d;
+        char *path;
+        sqlite3_stmt *op;
 
-        snprintf(d.sub, sizeof(d.sub), "%s", sqlite3_column_text(st, 0));
-        snprintf(d.name, sizeof(d.name), "%s", sqlite3_column_text(st, 1));
-        pgcmk_db_done(st);
+        memset(&d, 0, sizeof(d));
+        snprintf(d.sub, sizeof(d.sub), "%s", json_string_value(json_array_get(g, 0)));
+        snprintf(d.name, sizeof(d.name), "%s", json_string_value(json_array_get(g, 1)));
         if (pgcmk_db_tx(db, rg_delete_tx, &d, &err)) {
             LOG_WARN("could not finish deleting group %s: %s", d.name, err.message);
-            return;
+            continue;
         }
-        {
-            /* The operation that asked for it ends as it would have. */
-            char *path = pgcmk_xasprintf("/subscriptions/%s/resourcegroups/%s", d.sub, d.name);
-            sqlite3_stmt *op = pgcmk_db_stmt(db, PGCMK_STMT_OP_RESUMED_RG_DELETE);
-
-            sqlite3_bind_text(op, 1, path, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(op, 2, pgcmk_clock_now());
-            if (sqlite3_step(op) != SQLITE_DONE)
-                LOG_WARN("could not close the delete operation of group %s", d.name);
-            pgcmk_db_done(op);
-            free(path);
+        if (d.failed) {
+            LOG_WARN("could not finish deleting group %s: %s", d.name, d.err.message);
+            continue;
         }
+        /* The operation that asked for it ends as it would have. */
+        path = pgcmk_xasprintf("/subscriptions/%s/resourcegroups/%s", d.sub, d.name);
+        op = pgcmk_db_stmt(db, PGCMK_STMT_OP_RESUMED_RG_DELETE);
+        sqlite3_bind_text(op, 1, path, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(op, 2, pgcmk_clock_now());
+        if (pgcmk_db_each(db, op, NULL, NULL, "close a group delete operation", &err) < 0)
+            LOG_WARN("could not close the delete operation of group %s", d.name);
+        free(path);
         LOG_INFO("finished deleting resource group %s after a restart", d.name);
-        st = pgcmk_db_stmt(db, PGCMK_STMT_RG_DELETING);
     }
-    pgcmk_db_done(st);
+    json_decref(groups);
 }
 
 static int
@@ -543,12 +602,10 @@ rg_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     st = pgcmk_db_stmt(db, PGCMK_STMT_RG_LIST);
     sqlite3_bind_text(st, 1, pgcmk_req_param(rq, "sub"), -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL));
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    rc = pgcmk_db_each(db, st, pgcmk_db_collect_json, items, "list resource groups", err);
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list resource groups", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }

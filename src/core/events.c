@@ -138,6 +138,32 @@ pgcmk_events_tx_end(int committed)
     }
 }
 
+void *
+pgcmk_events_tx_mark(void)
+{
+    if (events_tx_depth == 0)
+        return NULL;
+    if (!events_tail)
+        events_tail = &events_head;
+    return events_tail;
+}
+
+void
+pgcmk_events_tx_undo(void *mark)
+{
+    struct events_pending **at = mark, *p, *next;
+
+    if (at == NULL || events_tx_depth == 0)
+        return;
+    p = *at; /* the first event queued after the mark (the queue only grows in a transaction) */
+    *at = NULL;
+    events_tail = at;
+    for (; p; p = next) {
+        next = p->next;
+        events_free(p);
+    }
+}
+
 unsigned long
 pgcmk_events_count(enum pgcmk_event_kind kind)
 {

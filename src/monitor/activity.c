@@ -406,17 +406,30 @@ qcopy(char **p, const char *s)
     return out;
 }
 
+/* pgcmk_db_savepoint unit: the entries of one queued write (its start and its end). */
+static int
+flush_one_sp(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct queued *q = ctx;
+
+    for (int i = 0; i < 2; i++)
+        if (q->ok[i] && activity_store(db, &q->r[i], err))
+            return -1;
+    return 0;
+}
+
+/* Each queued write in its own savepoint: one whose entries cannot be stored is rolled back
+ * alone (no half-recorded write) and logged; the others commit. */
 static int
 flush_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    for (struct queued *q = ctx; q; q = q->next)
-        for (int i = 0; i < 2; i++) {
-            struct pgcmk_err one;
+    for (struct queued *q = ctx; q; q = q->next) {
+        struct pgcmk_err one;
 
-            if (q->ok[i] && activity_store(db, &q->r[i], &one))
-                LOG_WARN("activity log entry for %.200s not recorded: %s", q->a[0].resource_id,
-                         one.message);
-        }
+        if (pgcmk_db_savepoint(db, flush_one_sp, q, &one))
+            LOG_WARN("activity log entries for %.200s not recorded: %s", q->a[0].resource_id,
+                     one.message);
+    }
     (void)err;
     return 0;
 }
@@ -692,6 +705,43 @@ activity_next_link(const struct pgcmk_req *rq, long next)
     return n < sizeof(url) - 1 ? json_string(url) : NULL;
 }
 
+struct activity_rows {
+    long page, rows; /* one row more than a page is read: it says a next page exists */
+    json_t *fields;  /* $select, or NULL */
+    json_t *value;
+};
+
+/* pgcmk_db_each row: one stored event, projected on $select. */
+static int
+activity_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct activity_rows *ar = arg;
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    json_t *ev;
+
+    PGCMK_UNUSED(err);
+    if (++ar->rows > ar->page)
+        return 0;
+    ev = text ? json_loads(text, 0, NULL) : NULL;
+    if (ev == NULL)
+        return 0;
+    if (ar->fields) {
+        json_t *proj = json_object(), *name;
+        size_t i;
+
+        json_array_foreach(ar->fields, i, name) {
+            json_t *v = json_object_get(ev, json_string_value(name));
+
+            if (v)
+                json_object_set(proj, json_string_value(name), v);
+        }
+        json_decref(ev);
+        ev = proj;
+    }
+    json_array_append_new(ar->value, ev);
+    return 0;
+}
+
 /* GET /subscriptions/{s}/providers/Microsoft.Insights/eventtypes/management/values */
 static int
 activity_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
@@ -738,35 +788,16 @@ activity_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     sqlite3_bind_int64(st, 11, page + 1);
     sqlite3_bind_int64(st, 12, start);
     value = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(st, 0);
-        json_t *ev;
+    {
+        struct activity_rows ar = {page, 0, fields, value};
 
-        if (++rows > page)
-            continue;
-        ev = text ? json_loads(text, 0, NULL) : NULL;
-        if (ev == NULL)
-            continue;
-        if (fields) {
-            json_t *proj = json_object(), *name;
-            size_t i;
-
-            json_array_foreach(fields, i, name) {
-                json_t *v = json_object_get(ev, json_string_value(name));
-
-                if (v)
-                    json_object_set(proj, json_string_value(name), v);
-            }
-            json_decref(ev);
-            ev = proj;
-        }
-        json_array_append_new(value, ev);
+        rc = pgcmk_db_each(db, st, activity_row, &ar, "read the activity log", err);
+        rows = ar.rows;
     }
-    pgcmk_db_done(st);
     json_decref(fields);
-    if (rc != SQLITE_DONE) {
+    if (rc < 0) {
         json_decref(value);
-        return pgcmk_db_fail(db, rc, "read the activity log", err);
+        return -1;
     }
     out = json_pack("{s:o}", "value", value);
     if (rows > page) {

@@ -389,6 +389,31 @@ health_get_current(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err
 
 /* GET {resourceId}/providers/Microsoft.ResourceHealth/availabilityStatuses: newest first; the
  * newest is "current", older ones are named by the .NET ticks of their time. */
+struct health_rows {
+    const char *rid, *loc; /* the resource, for its history */
+    int expand;
+    json_t *items;
+};
+
+/* pgcmk_db_each row: one status of a resource's history, newest first ("current"). */
+static int
+health_history_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct health_rows *hr = arg;
+    struct health_row h;
+    char name[32];
+
+    PGCMK_UNUSED(err);
+    health_read_row(st, 0, &h);
+    if (json_array_size(hr->items) == 0)
+        snprintf(name, sizeof(name), "current");
+    else
+        snprintf(name, sizeof(name), "%lld", (long long)pgcmk_monitor_ticks(h.at));
+    json_array_append_new(hr->items, health_to_json(hr->rid, name, hr->loc, &h, hr->expand));
+    health_row_release(&h);
+    return 0;
+}
+
 static int
 health_get_history(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -406,23 +431,15 @@ health_get_history(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err
     loc = json_string_value(json_object_get(res, "location"));
     st = pgcmk_db_stmt(db, PGCMK_STMT_HEALTH_HISTORY);
     sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct health_row h;
-        char name[32];
+    {
+        struct health_rows hr = {rid, loc, expand, items};
 
-        health_read_row(st, 0, &h);
-        if (json_array_size(items) == 0)
-            snprintf(name, sizeof(name), "current");
-        else
-            snprintf(name, sizeof(name), "%lld", (long long)pgcmk_monitor_ticks(h.at));
-        json_array_append_new(items, health_to_json(rid, name, loc, &h, expand));
-        health_row_release(&h);
+        rc = pgcmk_db_each(db, st, health_history_row, &hr, "read resource health", err);
     }
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc < 0) {
         json_decref(res);
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "read resource health", err);
+        return -1;
     }
     if (json_array_size(items) == 0) {
         struct health_row h;
@@ -433,6 +450,22 @@ health_get_history(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err
     }
     json_decref(res);
     return pgcmk_arm_list(rq, rs, items, err);
+}
+
+/* pgcmk_db_each row: the current status of one resource (id, location, then the status). */
+static int
+health_latest_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct health_rows *hr = arg;
+    struct health_row h;
+    const unsigned char *id = sqlite3_column_text(st, 0), *loc = sqlite3_column_text(st, 1);
+
+    PGCMK_UNUSED(err);
+    health_read_row(st, 2, &h);
+    json_array_append_new(
+        hr->items, health_to_json((const char *)id, "current", (const char *)loc, &h, hr->expand));
+    health_row_release(&h);
+    return 0;
 }
 
 /* The current status of every existing resource under `scope` that has a history. */
@@ -446,19 +479,14 @@ health_list_under(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *scope
     int rc, expand = health_expand(rq);
 
     sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct health_row h;
-        const unsigned char *id = sqlite3_column_text(st, 0), *loc = sqlite3_column_text(st, 1);
+    {
+        struct health_rows hr = {NULL, NULL, expand, items};
 
-        health_read_row(st, 2, &h);
-        json_array_append_new(
-            items, health_to_json((const char *)id, "current", (const char *)loc, &h, expand));
-        health_row_release(&h);
+        rc = pgcmk_db_each(db, st, health_latest_row, &hr, "list resource health", err);
     }
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list resource health", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }

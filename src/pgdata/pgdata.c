@@ -64,6 +64,39 @@ rows_insert(struct pgcmk_db *db, const char *id, int64_t seq, const char *key, i
     return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write row", err);
 }
 
+struct rows_read_ctx {
+    const char *holder, *id;
+    json_t *out;
+};
+
+/* pgcmk_db_each row: one row version, decrypted with the holder's DEK (deleted ones skipped). */
+static int
+rows_read_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct rows_read_ctx *c = arg;
+    unsigned char *pt = NULL;
+    size_t ptl = 0;
+    json_t *value;
+    char t[PGCMK_TIME_LEN];
+
+    if (sqlite3_column_int(st, 3))
+        return 0;
+    if (pgcmk_agent_open(c->holder, c->id, sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 4),
+                         (size_t)sqlite3_column_bytes(st, 4), &pt, &ptl))
+        return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
+                             "FATAL: could not decrypt row '%.128s': the data encryption key "
+                             "is not available (SQLSTATE XX001)",
+                             (const char *)sqlite3_column_text(st, 0));
+    value = json_loadb((const char *)pt, ptl, JSON_DECODE_ANY, NULL);
+    pgcmk_secret_free(pt, ptl);
+    pgcmk_time_format(sqlite3_column_int64(st, 2), t);
+    json_array_append_new(
+        c->out, json_pack("{s:s, s:o, s:I, s:s}", "key", (const char *)sqlite3_column_text(st, 0),
+                          "value", value ? value : json_null(), "seq",
+                          (json_int_t)sqlite3_column_int64(st, 1), "writtenAt", t));
+    return 0;
+}
+
 /* Reads the live rows of `id` at time `at` (key NULL: all), decrypted with holder's DEK. */
 static int
 rows_read(const char *holder, const char *id, int64_t at, const char *key, json_t *out,
@@ -71,37 +104,12 @@ rows_read(const char *holder, const char *id, int64_t at, const char *key, json_
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGROW_LATEST);
-    int rc;
+    struct rows_read_ctx c = {holder, id, out};
 
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, at);
     bind_opt(st, 3, key);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        unsigned char *pt = NULL;
-        size_t ptl = 0;
-        json_t *value;
-        char t[PGCMK_TIME_LEN];
-
-        if (sqlite3_column_int(st, 3))
-            continue;
-        if (pgcmk_agent_open(holder, id, sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 4),
-                             (size_t)sqlite3_column_bytes(st, 4), &pt, &ptl)) {
-            pgcmk_db_done(st);
-            return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
-                                 "FATAL: could not decrypt row '%.128s': the data encryption key "
-                                 "is not available (SQLSTATE XX001)",
-                                 (const char *)sqlite3_column_text(st, 0));
-        }
-        value = json_loadb((const char *)pt, ptl, JSON_DECODE_ANY, NULL);
-        pgcmk_secret_free(pt, ptl);
-        pgcmk_time_format(sqlite3_column_int64(st, 2), t);
-        json_array_append_new(
-            out, json_pack("{s:s, s:o, s:I, s:s}", "key", (const char *)sqlite3_column_text(st, 0),
-                           "value", value ? value : json_null(), "seq",
-                           (json_int_t)sqlite3_column_int64(st, 1), "writtenAt", t));
-    }
-    pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "read rows", err);
+    return pgcmk_db_each(db, st, rows_read_row, &c, "read rows", err) < 0 ? -1 : 0;
 }
 
 struct restore_ctx {

@@ -203,6 +203,15 @@ dvault_json(sqlite3_stmt *st)
     return o;
 }
 
+/* pgcmk_db_each row: a deleted vault, as ARM shows it. */
+static int
+dvault_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    json_array_append_new(arg, dvault_json(st));
+    return 0;
+}
+
 static int
 dvault_delete_row(struct pgcmk_db *db, const char *name, struct pgcmk_err *err)
 {
@@ -215,25 +224,45 @@ dvault_delete_row(struct pgcmk_db *db, const char *name, struct pgcmk_err *err)
     return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "delete deleted vault", err);
 }
 
+/* pgcmk_db_each row: the name of a deleted vault due for purge. */
+static int
+purge_due_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    json_array_append_new(arg, json_string((const char *)sqlite3_column_text(st, 0)));
+    return 0;
+}
+
+/* pgcmk_db_savepoint unit: purges one deleted vault. */
+static int
+purge_one_sp(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    return dvault_delete_row(db, json_string_value(ctx), err);
+}
+
+/* Purges every due vault, each in its own savepoint: one that fails is rolled back alone,
+ * logged and left for the next pass; `names` keeps only the purged ones. */
 static int
 purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    json_t *names = ctx;
+    json_t *names = ctx, *due = json_array(), *v;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_DUE);
     size_t i;
-    json_t *v;
-    int rc;
 
     sqlite3_bind_int64(st, 1, pgcmk_clock_now());
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(names, json_string((const char *)sqlite3_column_text(st, 0)));
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE)
-        return pgcmk_db_fail(db, rc, "find vaults due for purge", err);
-    json_array_foreach(names, i, v) {
-        if (dvault_delete_row(db, json_string_value(v), err))
-            return -1;
+    if (pgcmk_db_each(db, st, purge_due_row, due, "find vaults due for purge", err) < 0) {
+        json_decref(due);
+        return -1;
     }
+    json_array_foreach(due, i, v) {
+        struct pgcmk_err e;
+
+        if (pgcmk_db_savepoint(db, purge_one_sp, v, &e) == 0)
+            json_array_append(names, v);
+        else
+            LOG_WARN("scheduled purge of vault %s failed: %s", json_string_value(v), e.message);
+    }
+    json_decref(due);
     return 0;
 }
 
@@ -277,10 +306,12 @@ vault_recover(struct pgcmk_arm_ctx *ctx, struct pgcmk_db *db, struct pgcmk_err *
     int rc;
 
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    rc = pgcmk_db_step(db, st, "read deleted vault", err);
+    if (rc > 0)
         old = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
     pgcmk_db_done(st);
+    if (rc < 0)
+        return -1;
     if (old == NULL)
         return pgcmk_err_set(err, PGCMK_E_DELETED_VAULT_NOT_FOUND, NULL,
                              "A deleted vault named '%.64s' could not be found to recover.",
@@ -345,8 +376,10 @@ vault_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     }
     st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_GET);
     sqlite3_bind_text(st, 1, ctx->id.names[0], -1, SQLITE_STATIC);
-    exists_deleted = sqlite3_step(st) == SQLITE_ROW;
+    exists_deleted = pgcmk_db_step(db, st, "read deleted vault", err);
     pgcmk_db_done(st);
+    if (exists_deleted < 0)
+        return -1;
     if (mode && strcasecmp(mode, "recover") == 0 && ctx->existing == NULL) {
         if (vault_recover(ctx, db, err))
             return -1;
@@ -515,12 +548,10 @@ dvault_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     items = json_array();
     st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_LIST);
     sqlite3_bind_text(st, 1, pgcmk_req_param(rq, "sub"), -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(items, dvault_json(st));
-    pgcmk_db_done(st);
-    if (rc != SQLITE_DONE) {
+    rc = pgcmk_db_each(db, st, dvault_row, items, "list deleted vaults", err);
+    if (rc < 0) {
         json_decref(items);
-        return pgcmk_db_fail(db, rc, "list deleted vaults", err);
+        return -1;
     }
     return pgcmk_arm_list(rq, rs, items, err);
 }
@@ -627,8 +658,10 @@ kv_check_name(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
         return -1;
     st = pgcmk_db_stmt(db, PGCMK_STMT_DVAULT_GET);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    deleted = sqlite3_step(st) == SQLITE_ROW;
+    deleted = pgcmk_db_step(db, st, "read deleted vault", err);
     pgcmk_db_done(st);
+    if (deleted < 0)
+        return -1;
     if (taken || deleted) {
         char msg[256];
 

@@ -124,25 +124,39 @@ err_inaccessible(const char *name, struct pgcmk_err *err)
                          name);
 }
 
-/* Counts the replicas of a server (pg_databases rows with relation "replica"). */
+struct replica_count {
+    json_t *out; /* the replicas' ids, when not NULL */
+    int n;
+};
+
+/* pgcmk_db_each row: a child of the server, counted when it is a replica. */
 static int
-replica_ids(struct pgcmk_db *db, const char *id, json_t *out)
+replica_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct replica_count *c = arg;
+    const char *rel = (const char *)sqlite3_column_text(st, 1);
+
+    PGCMK_UNUSED(err);
+    if (rel && strcmp(rel, "replica") == 0) {
+        c->n++;
+        if (c->out)
+            json_array_append_new(c->out, json_string((const char *)sqlite3_column_text(st, 0)));
+    }
+    return 0;
+}
+
+/* Counts the replicas of a server (pg_databases rows with relation "replica"); -1 with err set
+ * when the store fails. */
+static int
+replica_ids(struct pgcmk_db *db, const char *id, json_t *out, struct pgcmk_err *err)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PG_CHILDREN);
-    int rc, n = 0;
+    struct replica_count c = {out, 0};
 
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *rel = (const char *)sqlite3_column_text(st, 1);
-
-        if (rel && strcmp(rel, "replica") == 0) {
-            n++;
-            if (out)
-                json_array_append_new(out, json_string((const char *)sqlite3_column_text(st, 0)));
-        }
-    }
-    pgcmk_db_done(st);
-    return n;
+    if (pgcmk_db_each(db, st, replica_row, &c, "list replicas", err) < 0)
+        return -1;
+    return c.n;
 }
 
 static int
@@ -164,11 +178,10 @@ set_prop(struct pgcmk_db *db, const char *id, const char *k, json_t *v, struct p
 /* ---- create ------------------------------------------------------------------------------- */
 
 static int
-server_name_taken(struct pgcmk_db *db, const char *name)
+server_name_taken(struct pgcmk_db *db, const char *name, struct pgcmk_err *err)
 {
-    struct pgcmk_err e;
-
-    return pgcmk_arm_resource_by_name(db, SERVER_TYPE, name, NULL, NULL, NULL, &e) != 0;
+    /* 1 taken, 0 free, -1 when the store fails (an error, not a taken name) */
+    return pgcmk_arm_resource_by_name(db, SERVER_TYPE, name, NULL, NULL, NULL, err);
 }
 
 /* The source of a restore or replica: its body and its database row, checked. */
@@ -266,11 +279,13 @@ server_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     int64_t now = pgcmk_clock_now(), at = now;
     char t[PGCMK_TIME_LEN], *fqdn;
     const char *rel = NULL;
-    int rc = -1;
+    int rc = -1, n_rep = 0, taken;
 
     memset(&d, 0, sizeof(d));
     memset(&s, 0, sizeof(s));
-    if (server_name_taken(db, name))
+    if ((taken = server_name_taken(db, name, err)) < 0)
+        return -1;
+    if (taken > 0)
         return pgcmk_err_set(err, PGCMK_E_CONFLICT, "name",
                              "The server name '%.64s' is already in use. Server names must be "
                              "globally unique.",
@@ -327,7 +342,9 @@ server_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
         if (strcmp(mode, "PointInTimeRestore") == 0 &&
             check_restore_time(src, &s, json_object_get(p, "restorePointInTime"), now, &at, err))
             goto out;
-        if (strcmp(rel, "replica") == 0 && replica_ids(db, s.id, NULL) >= 5) {
+        if (strcmp(rel, "replica") == 0 && (n_rep = replica_ids(db, s.id, NULL, err)) < 0)
+            goto out;
+        if (strcmp(rel, "replica") == 0 && n_rep >= 5) {
             pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.sourceServerId",
                           "The server '%.300s' already has 5 replicas, its replica capacity.",
                           s.id);
@@ -788,7 +805,13 @@ server_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
     if (rc < 0)
         return -1;
     if (rc > 0) {
-        if (ctx->rq && replica_ids(db, d.id, NULL) > 0) {
+        int n_rep = ctx->rq ? replica_ids(db, d.id, NULL, err) : 0;
+
+        if (n_rep < 0) {
+            pg_db_release(&d);
+            return -1;
+        }
+        if (n_rep > 0) {
             pg_db_release(&d);
             return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
                                  "The server '%.64s' has replicas, which read its data. Delete "
@@ -798,7 +821,11 @@ server_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
         if (d.relation && strcmp(d.relation, "replica") == 0 && d.source_id) {
             json_t *left = json_array();
 
-            replica_ids(db, d.source_id, left);
+            if (replica_ids(db, d.source_id, left, err) < 0) {
+                json_decref(left);
+                pg_db_release(&d);
+                return -1;
+            }
             if (json_array_size(left) <= 1 &&
                 set_prop(db, d.source_id, "replicationRole", json_string("None"), err)) {
                 json_decref(left);
@@ -928,7 +955,12 @@ server_replicas(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *e
         json_decref(items);
         return -1;
     }
-    replica_ids(db, json_string_value(json_object_get(body, "id")), ids);
+    if (replica_ids(db, json_string_value(json_object_get(body, "id")), ids, err) < 0) {
+        json_decref(ids);
+        json_decref(items);
+        json_decref(body);
+        return -1;
+    }
     json_array_foreach(ids, i, v) {
         json_t *r = NULL;
 

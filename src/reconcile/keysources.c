@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "pgcmk/err.h"
+#include "pgcmk/log.h"
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
 
@@ -87,6 +88,7 @@ static void
 akv_select(struct pgcmk_db *db, enum pgcmk_stmt which, const char *a, const char *b, json_t *ids)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, which);
+    struct pgcmk_err err;
 
     if (a)
         sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
@@ -96,9 +98,8 @@ akv_select(struct pgcmk_db *db, enum pgcmk_stmt which, const char *a, const char
         sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, 2);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-    pgcmk_db_done(st);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_text, ids, "list databases of a key", &err) < 0)
+        LOG_WARN("reconciler: listing the databases an event touches failed: %s", err.message);
 }
 
 static void

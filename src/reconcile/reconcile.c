@@ -228,13 +228,15 @@ static pthread_mutex_t apply_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct applied *apply_head, **apply_tail = &apply_head;
 static int applying;
 
+/* Each result in its own savepoint: one that cannot be stored is rolled back alone (no half-
+ * applied database row, health or activity entry) and logged; the others commit. */
 static int
 apply_batch_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     for (struct applied *a = ctx; a; a = a->next) {
         struct pgcmk_err one;
 
-        if (a->have && check_apply_tx(db, &a->o, &one))
+        if (a->have && pgcmk_db_savepoint(db, check_apply_tx, &a->o, &one))
             LOG_WARN("key check %s: could not store the result: %s", a->id, one.message);
     }
     (void)err;
@@ -330,14 +332,11 @@ dup_opt(const char *s)
 static void
 rc_select_ids(struct pgcmk_db *db, enum pgcmk_stmt which, json_t *ids)
 {
-    sqlite3_stmt *st = pgcmk_db_stmt(db, which);
-    int rc;
+    struct pgcmk_err err;
 
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-    if (rc != SQLITE_DONE)
-        LOG_WARN("reconciler: listing databases failed (sqlite rc=%d)", rc);
-    pgcmk_db_done(st);
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, which), pgcmk_db_collect_text, ids,
+                      "list databases to check", &err) < 0)
+        LOG_WARN("reconciler: listing databases failed: %s", err.message);
 }
 
 static void

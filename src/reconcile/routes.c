@@ -86,19 +86,26 @@ lineage_add(struct pgcmk_db *db, const char *id, json_t *out, int depth, struct 
     struct pg_db d;
     size_t i;
 
-    if (depth > 16 || pg_db_load(db, id, &d, err) <= 0) {
+    int rc = depth > 16 ? 0 : pg_db_load(db, id, &d, err);
+
+    if (rc <= 0) {
         json_decref(kids);
-        return 0;
+        return rc;
     }
     json_array_append_new(out, rc_describe(&d));
     pg_db_release(&d);
     st = pgcmk_db_stmt(db, PGCMK_STMT_PG_CHILDREN);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(kids, json_string((const char *)sqlite3_column_text(st, 0)));
-    pgcmk_db_done(st);
-    json_array_foreach(kids, i, v)
-        lineage_add(db, json_string_value(v), out, depth + 1, err);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_text, kids, "list derived databases", err) < 0) {
+        json_decref(kids);
+        return -1;
+    }
+    json_array_foreach(kids, i, v) {
+        if (lineage_add(db, json_string_value(v), out, depth + 1, err)) {
+            json_decref(kids);
+            return -1;
+        }
+    }
     json_decref(kids);
     return 0;
 }
@@ -111,6 +118,7 @@ emu_lineage(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     struct pgcmk_db *db = pgcmk_db();
     json_t *out = json_array();
     struct pg_db d;
+    int rc;
 
     if (key) {
         char vault[32], name[128], version[40];
@@ -127,9 +135,11 @@ emu_lineage(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         st = pgcmk_db_stmt(db, PGCMK_STMT_PG_BY_VAULT);
         sqlite3_bind_text(st, 1, vault, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            json_array_append_new(ids, json_string((const char *)sqlite3_column_text(st, 0)));
-        pgcmk_db_done(st);
+        if (pgcmk_db_each(db, st, pgcmk_db_collect_text, ids, "list databases of a key", err) < 0) {
+            json_decref(out);
+            json_decref(ids);
+            return -1;
+        }
         json_array_foreach(ids, i, v) {
             if (pg_db_load(db, json_string_value(v), &d, err) > 0) {
                 if (!version[0] || strcasecmp(version, d.key_version) == 0)
@@ -155,8 +165,12 @@ emu_lineage(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             free(root);
             root = up;
         }
-        lineage_add(db, root, out, 0, err);
+        rc = lineage_add(db, root, out, 0, err);
         free(root);
+        if (rc) {
+            json_decref(out);
+            return -1;
+        }
     } else {
         json_decref(out);
         return pgcmk_err_set(err, PGCMK_E_INVALID_QUERY, NULL,

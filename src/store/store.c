@@ -695,6 +695,18 @@ pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *
 }
 
 int
+pgcmk_db_step(struct pgcmk_db *db, sqlite3_stmt *st, const char *what, struct pgcmk_err *err)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return pgcmk_db_fail(db, rc, what, err); /* before done(): the error text is still there */
+}
+
+int
 pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
 {
     const char *text = (const char *)sqlite3_column_text(st, 0);
@@ -705,6 +717,33 @@ pgcmk_db_collect_json(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
         LOG_WARN("a stored row is not JSON; it is left out of the list");
     else
         json_array_append_new(arr, v);
+    return 0;
+}
+
+int
+pgcmk_db_collect_row(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    json_t *row = json_array();
+    int i, n = sqlite3_column_count(st);
+
+    PGCMK_UNUSED(err);
+    for (i = 0; i < n; i++) {
+        const char *text = (const char *)sqlite3_column_text(st, i);
+
+        json_array_append_new(row, text ? json_string(text) : json_null());
+    }
+    json_array_append_new(arr, row);
+    return 0;
+}
+
+int
+pgcmk_db_collect_text(sqlite3_stmt *st, void *arr, struct pgcmk_err *err)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+
+    PGCMK_UNUSED(err);
+    if (text)
+        json_array_append_new(arr, json_string(text));
     return 0;
 }
 
@@ -719,13 +758,16 @@ int
 pgcmk_db_savepoint(struct pgcmk_db *db, pgcmk_tx_fn fn, void *ctx, struct pgcmk_err *err)
 {
     struct pgcmk_err ignored;
+    void *mark;
 
     if (store_tx_depth == 0) /* no transaction to nest in: a whole one under the writer lock */
         return pgcmk_db_tx(db, fn, ctx, err);
     if (store_sp_exec(db, PGCMK_STMT_STORE_SAVEPOINT, "open a savepoint", err))
         return -1;
+    mark = pgcmk_events_tx_mark(); /* events fn publishes go with its writes */
     if (fn(db, ctx, err) == 0)
         return store_sp_exec(db, PGCMK_STMT_STORE_RELEASE, "release a savepoint", err);
+    pgcmk_events_tx_undo(mark);
     /* fn's error stays in err; a failure to roll back only goes to the log (and the caller's
      * transaction, which sees -1, rolls back as a whole). */
     pgcmk_err_clear(&ignored);

@@ -23,6 +23,41 @@
 
 #define KV_BACKUP_AAD "pgcmk-key-backup-v1"
 
+struct kv_backup_rows {
+    const struct kv_ctx *kc;
+    const char *name;
+    json_t *versions;
+};
+
+/* pgcmk_db_each row: one version of the key, with its private key unsealed for the backup. */
+static int
+kv_backup_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct kv_backup_rows *br = arg;
+    struct kv_version v;
+    char id[200], aad[210];
+    unsigned char *pem = NULL;
+    size_t pem_len = 0;
+
+    PGCMK_UNUSED(err);
+    kv_version_from_row(st, &v);
+    snprintf(id, sizeof(id), "%s/%s/%s", br->kc->vault, br->name, v.version);
+    pgcmk_lower(id, sizeof(id), id);
+    snprintf(aad, sizeof(aad), "kv:%.190s", id);
+    if (pgcmk_store_unseal(v.priv, v.priv_len, aad, &pem, &pem_len) == 0) {
+        json_array_append_new(br->versions,
+                              json_pack("{s:s, s:s, s:O, s:b, s:I, s:I, s:I, s:I, s:O, s:O, s:s%}",
+                                        "version", v.version, "kty", v.kty, "key_ops", v.key_ops,
+                                        "enabled", v.enabled, "nbf", (json_int_t)v.nbf, "exp",
+                                        (json_int_t)v.exp, "created", (json_int_t)v.created,
+                                        "updated", (json_int_t)v.updated, "tags", v.tags, "jwk",
+                                        v.jwk, "pem", pem, pem_len));
+        pgcmk_secret_free(pem, pem_len);
+    }
+    kv_version_release(&v);
+    return 0;
+}
+
 int
 kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -47,29 +82,12 @@ kv_backup(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
     sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct kv_version v;
-        char id[200], aad[210];
-        unsigned char *pem = NULL;
-        size_t pem_len = 0;
+    {
+        struct kv_backup_rows br = {kc, k.name, versions};
 
-        kv_version_from_row(st, &v);
-        snprintf(id, sizeof(id), "%s/%s/%s", kc->vault, k.name, v.version);
-        pgcmk_lower(id, sizeof(id), id);
-        snprintf(aad, sizeof(aad), "kv:%.190s", id);
-        if (pgcmk_store_unseal(v.priv, v.priv_len, aad, &pem, &pem_len) == 0) {
-            json_array_append_new(
-                versions,
-                json_pack("{s:s, s:s, s:O, s:b, s:I, s:I, s:I, s:I, s:O, s:O, s:s%}", "version",
-                          v.version, "kty", v.kty, "key_ops", v.key_ops, "enabled", v.enabled,
-                          "nbf", (json_int_t)v.nbf, "exp", (json_int_t)v.exp, "created",
-                          (json_int_t)v.created, "updated", (json_int_t)v.updated, "tags", v.tags,
-                          "jwk", v.jwk, "pem", pem, pem_len));
-            pgcmk_secret_free(pem, pem_len);
-        }
-        kv_version_release(&v);
+        if (pgcmk_db_each(db, st, kv_backup_row, &br, "list key versions", err) < 0)
+            goto out;
     }
-    pgcmk_db_done(st);
     doc = json_pack("{s:s, s:s, s:o}", "name", k.name, "current", k.current, "versions", versions);
     versions = NULL;
     text = json_dumps(doc, JSON_COMPACT);

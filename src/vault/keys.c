@@ -687,6 +687,40 @@ kv_page(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct kv_ctx *kc, json_t *
     return 0;
 }
 
+/* pgcmk_db_each row: a key of the vault (name, current version, deletion dates). */
+static int
+kv_key_list_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    PGCMK_UNUSED(err);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:I, s:I}", "name", sqlite3_column_text(st, 0),
+                                         "current", sqlite3_column_text(st, 1), "deleted",
+                                         (json_int_t)sqlite3_column_int64(st, 2), "purge",
+                                         (json_int_t)sqlite3_column_int64(st, 3)));
+    return 0;
+}
+
+struct kv_version_rows {
+    const struct kv_ctx *kc;
+    const char *name;
+    json_t *out;
+    int bundles; /* 1: kv_bundle (for the ARM side), 0: the list item */
+};
+
+/* pgcmk_db_each row: one version of a key (KVVER_LIST). */
+static int
+kv_version_list_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct kv_version_rows *vr = arg;
+    struct kv_version v;
+
+    PGCMK_UNUSED(err);
+    kv_version_from_row(st, &v);
+    json_array_append_new(vr->out, vr->bundles ? kv_bundle(vr->kc, vr->name, &v)
+                                               : kv_item(vr->kc, vr->name, &v, 1));
+    kv_version_release(&v);
+    return 0;
+}
+
 /* Lists live (deleted = 0) or deleted keys. */
 static int
 kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err, int deleted)
@@ -704,13 +738,10 @@ kv_list_keys(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err,
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
     sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, !deleted);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(names,
-                              json_pack("{s:s, s:s, s:I, s:I}", "name", sqlite3_column_text(st, 0),
-                                        "current", sqlite3_column_text(st, 1), "deleted",
-                                        (json_int_t)sqlite3_column_int64(st, 2), "purge",
-                                        (json_int_t)sqlite3_column_int64(st, 3)));
-    pgcmk_db_done(st);
+    if (pgcmk_db_each(db, st, kv_key_list_row, names, "list keys", err) < 0) {
+        json_decref(names);
+        return -1;
+    }
     items = json_array();
     json_array_foreach(names, i, n) {
         struct kv_version v;
@@ -770,14 +801,14 @@ kv_versions(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
     sqlite3_bind_text(st, 1, kc->vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct kv_version v;
+    {
+        struct kv_version_rows vr = {kc, k.name, items, 0};
 
-        kv_version_from_row(st, &v);
-        json_array_append_new(items, kv_item(kc, k.name, &v, 1));
-        kv_version_release(&v);
+        if (pgcmk_db_each(db, st, kv_version_list_row, &vr, "list key versions", err) < 0) {
+            json_decref(items);
+            return -1;
+        }
     }
-    pgcmk_db_done(st);
     rc = kv_page(rq, rs, kc, items, err);
     return rc;
 }
@@ -1092,14 +1123,10 @@ pgcmk_vault_key_list(const json_t *vault_body, const char *name, json_t **bundle
             st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_LIST);
             sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, k.name, -1, SQLITE_STATIC);
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                struct kv_version v;
+            struct kv_version_rows vr = {&kc, k.name, *bundles, 1};
 
-                kv_version_from_row(st, &v);
-                json_array_append_new(*bundles, kv_bundle(&kc, k.name, &v));
-                kv_version_release(&v);
-            }
-            pgcmk_db_done(st);
+            if (pgcmk_db_each(db, st, kv_version_list_row, &vr, "list key versions", err) < 0)
+                rc = -1;
         }
     } else {
         json_t *names = json_array(), *n;
@@ -1108,10 +1135,8 @@ pgcmk_vault_key_list(const json_t *vault_body, const char *name, json_t **bundle
         st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_LIST);
         sqlite3_bind_text(st, 1, kc.vault, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, 1);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            json_array_append_new(
-                names, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
-        pgcmk_db_done(st);
+        if (pgcmk_db_each(db, st, pgcmk_db_collect_row, names, "list keys", err) < 0)
+            rc = -1;
         json_array_foreach(names, i, n) {
             struct kv_version v;
             const char *kn = json_string_value(json_array_get(n, 0));

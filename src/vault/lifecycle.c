@@ -161,18 +161,22 @@ kv_policy_json(const struct kv_ctx *kc, const char *name, json_t *stored)
     return o;
 }
 
-static json_t *
-kv_policy_load(struct pgcmk_db *db, const char *vault, const char *name)
+/* The key's stored policy in *p (NULL when it has none); -1 with err set when the store fails. */
+static int
+kv_policy_load(struct pgcmk_db *db, const char *vault, const char *name, json_t **p,
+               struct pgcmk_err *err)
 {
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_GET_POLICY);
-    json_t *p = NULL;
+    int rc;
 
+    *p = NULL;
     sqlite3_bind_text(st, 1, vault, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        p = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    rc = pgcmk_db_step(db, st, "read key policy", err);
+    if (rc > 0 && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *p = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
     pgcmk_db_done(st);
-    return p;
+    return rc < 0 ? -1 : 0;
 }
 
 int
@@ -185,7 +189,8 @@ kv_policy_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
 
     if (found != 1 || k.deleted)
         return found < 0 ? -1 : kv_not_found(pgcmk_req_param(rq, "name"), NULL, err);
-    p = kv_policy_load(pgcmk_db(), kc->vault, k.name);
+    if (kv_policy_load(pgcmk_db(), kc->vault, k.name, &p, err))
+        return -1;
     pgcmk_resp_json(rs, 200, kv_policy_json(kc, k.name, p));
     json_decref(p);
     return 0;
@@ -262,11 +267,10 @@ kv_rotate_due(void)
     int64_t now = pgcmk_clock_now();
     size_t i;
 
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(
-            rows, json_pack("[s, s, s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
-                            sqlite3_column_text(st, 2), sqlite3_column_text(st, 3)));
-    pgcmk_db_done(st);
+    struct pgcmk_err lerr;
+
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, rows, "list keys with a policy", &lerr) < 0)
+        LOG_WARN("rotation by policy skipped: %s", lerr.message);
     json_array_foreach(rows, i, r) {
         const char *vault = json_string_value(json_array_get(r, 0));
         const char *name = json_string_value(json_array_get(r, 1));
@@ -331,28 +335,35 @@ kv_rotate_due(void)
 
 /* ---- scheduled purge and vault purge ---------------------------------------------------- */
 
+/* Purges every key whose scheduled purge date has come, each in its own savepoint: one that
+ * fails is rolled back alone, logged and left for the next tick; `ctx` (a json_t array) gets
+ * the [vault, name] of each purged key. */
 static int
 kv_purge_due_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    json_t *due = ctx, *d;
+    json_t *purged = ctx, *found = json_array(), *d;
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KVKEY_DUE);
     size_t i;
 
     sqlite3_bind_int64(st, 1, pgcmk_clock_now());
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(
-            due, json_pack("[s, s]", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1)));
-    pgcmk_db_done(st);
-    json_array_foreach(due, i, d) {
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, found, "find keys due for purge", err) < 0) {
+        json_decref(found);
+        return -1;
+    }
+    json_array_foreach(found, i, d) {
         struct kv_ctx kc;
         struct kv_state s;
+        struct pgcmk_err e;
 
         memset(&kc, 0, sizeof(kc));
         snprintf(kc.vault, sizeof(kc.vault), "%s", json_string_value(json_array_get(d, 0)));
         s = (struct kv_state){&kc, json_string_value(json_array_get(d, 1)), 0, 0, 1};
-        if (kv_state_tx(db, &s, err))
-            return -1;
+        if (pgcmk_db_savepoint(db, kv_state_tx, &s, &e) == 0)
+            json_array_append(purged, d);
+        else
+            LOG_WARN("scheduled purge of key %s/%s failed: %s", kc.vault, s.name, e.message);
     }
+    json_decref(found);
     return 0;
 }
 
@@ -364,6 +375,7 @@ kv_expiry_events(int64_t now)
 {
     int64_t last = atomic_exchange(&kv_last_tick, now);
     struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
     sqlite3_stmt *st;
     json_t *hits = json_array(), *h;
     size_t i;
@@ -375,11 +387,8 @@ kv_expiry_events(int64_t now)
     st = pgcmk_db_stmt(db, PGCMK_STMT_KVVER_EXPIRED_BETWEEN);
     sqlite3_bind_int64(st, 1, last);
     sqlite3_bind_int64(st, 2, now);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(hits,
-                              json_pack("[s, s, s]", sqlite3_column_text(st, 0),
-                                        sqlite3_column_text(st, 1), sqlite3_column_text(st, 2)));
-    pgcmk_db_done(st);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, hits, "find expired key versions", &err) < 0)
+        LOG_WARN("key expiry events skipped: %s", err.message);
     json_array_foreach(hits, i, h) {
         struct pgcmk_event ev = {PGCMK_EV_KEY_EXPIRED,
                                  json_string_value(json_array_get(h, 0)),

@@ -334,3 +334,34 @@ def test_concurrent_puts_and_deletes(daemon):
             states.append(r.status_code == 404 or r.json()["properties"]["provisioningState"])
         return all(s is True or s == "Succeeded" for s in states)
     poll_until(settled, what="deletes to finish")
+
+
+def test_many_group_deletes_do_not_starve_the_worker_pool(start_daemon):
+    """A group's DELETE runs on the worker pool, like the operations of the resources in it. With
+    2 workers, 6 groups each holding 2 servers (whose creates are jobs of the same pool) are
+    deleted at once: the delete job must not wait for other jobs of the pool while it holds a
+    worker, so every delete ends, and the groups and their servers are gone."""
+    from pgtools import SRV_AV, server_body, server_id, wait_lro
+
+    d = start_daemon("--workers", "2", http=False)
+    groups = [new_name("wk") for _ in range(6)]
+    creates = []
+    for g in groups:
+        assert d.put(rg_url(g), json={"location": "eastus"}).status_code == 201
+        for s in ("a", "b"):
+            name = f"{g}-{s}"
+            r = d.put(f"{server_id(g, name)}?api-version={SRV_AV}", json=server_body())
+            assert r.status_code == 201, r.text
+            creates.append(r)
+    # the group deletes queue behind the creates still running
+    deletes = [d.delete(rg_url(g)) for g in groups]
+    assert all(r.status_code == 202 for r in deletes), [r.text for r in deletes]
+    for r in creates:
+        wait_lro(d, r, timeout=60)
+    for g, r in zip(groups, deletes):
+        final = poll_until(lambda: (lambda p: p if p.status_code != 202 else None)(
+            d.get(r.headers["Location"])), timeout=60, what=f"the delete of {g}")
+        assert final.status_code == 200, final.text
+        assert_arm_error(d.get(rg_url(g)), 404, "ResourceGroupNotFound")
+        for s in ("a", "b"):
+            assert d.get(f"{server_id(g, f'{g}-{s}')}?api-version={SRV_AV}").status_code == 404

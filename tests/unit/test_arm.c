@@ -1137,6 +1137,85 @@ static const struct pgcmk_arm_type doodad_type = {
 
 #define GADGETS RG2 "/providers/Microsoft.Test/gizmos"
 
+/* ---- a group delete: each resource in its own savepoint ------------------------------------ */
+
+static int trinket_fail = 1;
+
+/* A trinket named bad* writes to its own row, then fails: a half-applied delete, which the
+ * savepoint must undo while the group's other resources go. */
+static int
+trinket_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
+{
+    json_t *b;
+    int rc;
+
+    if (!trinket_fail || strstr(ctx->id_text, "/trinkets/bad") == NULL)
+        return 0;
+    b = json_deep_copy(ctx->existing);
+    json_object_set_new(json_object_get(b, "properties"), "halfDeleted", json_true());
+    rc = pgcmk_arm_resource_save(pgcmk_db(), ctx->id_text, b, err);
+    json_decref(b);
+    if (rc)
+        return -1;
+    return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "the trinket cannot go yet");
+}
+
+static const struct pgcmk_arm_type trinket_type = {
+    .ns = "Microsoft.Test",
+    .type = "trinkets",
+    .versions = widget_versions,
+    .flags = ARM_T_TRACKED | ARM_T_SYNC_PUT,
+    .on_delete = trinket_on_delete,
+};
+
+#define RG3      RGS_URL "/rg3"
+#define TRINKETS RG3 "/providers/Microsoft.Test/trinkets"
+
+static void
+test_rg_delete_savepoints(void)
+{
+    static const char *const names[] = {"t1", "bad2", "t3"};
+    struct pgcmk_resp rs;
+    json_t *j;
+    char url[256];
+
+    CHECK(call("PUT", RG3 "?" AV, "{\"location\":\"eastus\"}", NULL, NULL) == 201);
+    for (int i = 0; i < 3; i++) {
+        snprintf(url, sizeof(url), TRINKETS "/%s?" WAV, names[i]);
+        CHECK(call("PUT", url, "{\"location\":\"eastus\",\"properties\":{}}", NULL, NULL) == 201);
+    }
+    /* the 2nd resource fails: the 1st and 3rd are deleted, nothing of the 2nd's delete stays */
+    CHECK(call("DELETE", RG3 "?" AV, NULL, NULL, &rs) == 202);
+    {
+        const char *loc = resp_hdr(&rs, "Location");
+
+        if (loc && strstr(loc, "/subscriptions/")) {
+            char *path = pgcmk_xstrdup(strstr(loc, "/subscriptions/"));
+
+            CHECK(call("GET", path, NULL, &j, NULL) != 200); /* the operation failed */
+            json_decref(j);
+            free(path);
+        } else {
+            CHECK(loc != NULL);
+        }
+    }
+    pgcmk_resp_release(&rs);
+    CHECK(call("GET", TRINKETS "/t1?" WAV, NULL, NULL, NULL) == 404);
+    CHECK(call("GET", TRINKETS "/t3?" WAV, NULL, NULL, NULL) == 404);
+    CHECK(call("GET", TRINKETS "/bad2?" WAV, NULL, &j, NULL) == 200);
+    CHECK(json_object_get(json_object_get(j, "properties"), "halfDeleted") == NULL);
+    json_decref(j);
+    /* the group stays, with what could not go, and is usable again */
+    CHECK(call("GET", RG3 "?" AV, NULL, &j, NULL) == 200);
+    CHECK_STR(str_at(json_object_get(j, "properties"), "provisioningState"), "Succeeded");
+    json_decref(j);
+    /* once the resource can go, the group goes */
+    trinket_fail = 0;
+    CHECK(call("DELETE", RG3 "?" AV, NULL, NULL, NULL) == 202);
+    CHECK(call("GET", RG3 "?" AV, NULL, NULL, NULL) == 404);
+    CHECK(call("GET", TRINKETS "/bad2?" WAV, NULL, NULL, NULL) == 404);
+}
+
 static const char *
 state_of(json_t *j)
 {
@@ -1246,6 +1325,7 @@ main(void)
     pgcmk_arm_register(&gadget_type);
     pgcmk_arm_register(&part_type);
     pgcmk_arm_register(&doodad_type);
+    pgcmk_arm_register(&trinket_type);
     pgcmk_arm_init();
     CHECK(pgcmk_router_check() == 0);
 
@@ -1254,6 +1334,7 @@ main(void)
     test_rg_paging();
     test_generic();
     test_async_rows();
+    test_rg_delete_savepoints();
 
     pgcmk_router_reset();
     t_store_close();

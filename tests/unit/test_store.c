@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
 #include "pgcmk/log.h"
@@ -272,6 +274,59 @@ test_each(void)
     CHECK(pgcmk_db_tx(db, exec_tx, (void *)"DROP TABLE temp.t_e;", &err) == 0);
 }
 
+/* pgcmk_db_step (one row or none, a failed step an error) and the collecting row functions */
+static void
+test_step_and_collect(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
+    sqlite3_stmt *st;
+    json_t *arr;
+    char *text;
+
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_store_setting_put("step.a", "1", &err) == 0);
+    CHECK(pgcmk_store_setting_put("step.b", "2", &err) == 0);
+    /* a row: 1, its columns readable until done() */
+    st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
+    sqlite3_bind_text(st, 1, "step.a", -1, SQLITE_STATIC);
+    CHECK(pgcmk_db_step(db, st, "read a setting", &err) == 1);
+    CHECK_STR((const char *)sqlite3_column_text(st, 0), "1");
+    pgcmk_db_done(st);
+    /* no row: 0, no error */
+    st = pgcmk_db_stmt(db, PGCMK_STMT_SETTING_GET);
+    sqlite3_bind_text(st, 1, "step.none", -1, SQLITE_STATIC);
+    CHECK(pgcmk_db_step(db, st, "read a setting", &err) == 0);
+    CHECK(err.code == PGCMK_E_OK);
+    pgcmk_db_done(st);
+    /* a failed step is an error (-1, a 500 with the cause in the log), never "not found" */
+    st = each_stmt(db, "SELECT abs(-9223372036854775807 - 1)");
+    CHECK(st != NULL && pgcmk_db_step(db, st, "read a test value", &err) == -1);
+    CHECK(err.code == PGCMK_E_INTERNAL);
+    CHECK(strstr(err.message, "read a test value") != NULL);
+    sqlite3_finalize(st);
+
+    /* pgcmk_db_collect_text: column 0 of each row; pgcmk_db_collect_row: every column */
+    arr = json_array();
+    st = each_stmt(db, "SELECT key, value FROM settings WHERE key LIKE 'step.%' ORDER BY key");
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_text, arr, "list", &err) == 2);
+    text = json_dumps(arr, JSON_COMPACT);
+    CHECK_STR(text, "[\"step.a\",\"step.b\"]");
+    free(text);
+    json_array_clear(arr);
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_row, arr, "list", &err) == 2);
+    text = json_dumps(arr, JSON_COMPACT);
+    CHECK_STR(text, "[[\"step.a\",\"1\"],[\"step.b\",\"2\"]]");
+    free(text);
+    sqlite3_finalize(st);
+    json_array_clear(arr);
+    st = each_stmt(db, "SELECT 'x', NULL");
+    CHECK(st != NULL && pgcmk_db_each(db, st, pgcmk_db_collect_row, arr, "list", &err) == 1);
+    CHECK(json_is_null(json_array_get(json_array_get(arr, 0), 1)));
+    sqlite3_finalize(st);
+    json_decref(arr);
+}
+
 /* ---- savepoints ---- */
 
 struct sp_case {
@@ -430,6 +485,20 @@ ev_tx_fn(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return t->fail ? pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL, "rolled back on purpose") : 0;
 }
 
+/* A batch of three savepoints in one transaction, the 2nd failing: its event goes with it. */
+static int
+ev_batch_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct ev_tx *items = ctx;
+    struct pgcmk_err one;
+    int failed = 0;
+
+    (void)err;
+    for (int i = 0; i < 3; i++)
+        failed += pgcmk_db_savepoint(db, ev_tx_fn, &items[i], &one) != 0;
+    return failed == 1 ? 0 : pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "not one failure");
+}
+
 static void
 test_events_after_commit(void)
 {
@@ -451,6 +520,15 @@ test_events_after_commit(void)
     CHECK(ev_saw_row == 1);
     pgcmk_events_publish(&out); /* outside a transaction: at once */
     CHECK(ev_seen == 2);
+    {
+        struct ev_tx items[3] = {{"k1", 0, -1}, {"k2", 1, -1}, {"k1", 0, -1}};
+
+        ev_seen = ev_seen_key_ok = ev_saw_row = 0;
+        CHECK(pgcmk_db_tx(pgcmk_db(), ev_batch_tx, items, &err) == 0);
+        CHECK(ev_seen == 2);        /* the 1st and the 3rd item's events, after COMMIT */
+        CHECK(ev_seen_key_ok == 2); /* never the rolled-back 2nd's */
+        CHECK(setting_is("ev.row", "k1"));
+    }
 }
 
 /* ---- settings and the statement cache ---- */
@@ -626,6 +704,7 @@ test_file_mode(void)
     test_settings();
     test_transactions();
     test_each();
+    test_step_and_collect();
     test_savepoint();
     test_fail_mapping();
     test_seal();
@@ -737,6 +816,7 @@ test_memory_mode(void)
     test_settings();
     test_transactions();
     test_each();
+    test_step_and_collect();
     test_savepoint();
     test_fail_mapping();
     test_seal();

@@ -53,5 +53,8 @@ int pgcmk_strneq_ci(const char *a, const char *b, size_t n);
 int pgcmk_has_suffix_ci(const char *s, const char *suffix);
 /* Writes a lower-cased copy of s (at most cap-1 bytes) into out. */
 void pgcmk_lower(char *out, size_t cap, const char *s);
+/* Appends "?key=value" (or "&key=value" when out has a '?') to out[0..n) with value
+ * percent-encoded (RFC 3986 unreserved kept); returns the new length, never past cap. */
+size_t pgcmk_query_append(char *out, size_t cap, size_t n, const char *key, const char *value);
 
 #endif

@@ -138,29 +138,6 @@ pgcmk_arm_check_preconditions(const struct pgcmk_req *rq, const char *etag, stru
     return 0;
 }
 
-/* Appends "&key=value" with value percent-encoded. */
-static size_t
-list_append_query(char *out, size_t cap, size_t n, const char *key, const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s=", strchr(out, '?') ? "&" : "?",
-                          key);
-    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < cap; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            out[n++] = (char)*p;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[*p >> 4];
-            out[n++] = hex[*p & 15];
-        }
-    }
-    if (n < cap)
-        out[n] = '\0';
-    return n;
-}
-
 int
 pgcmk_arm_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, json_t *items, struct pgcmk_err *err)
 {
@@ -205,9 +182,9 @@ pgcmk_arm_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, json_t *items, struc
         free(base);
         for (int i = 0; i < rq->n_query; i++)
             if (strcasecmp(rq->query[i].key, "$skiptoken") != 0)
-                n = list_append_query(url, sizeof(url), n, rq->query[i].key, rq->query[i].value);
+                n = pgcmk_query_append(url, sizeof(url), n, rq->query[i].key, rq->query[i].value);
         snprintf(num, sizeof(num), "%ld", start + page);
-        list_append_query(url, sizeof(url), n, "$skiptoken", num);
+        pgcmk_query_append(url, sizeof(url), n, "$skiptoken", num);
         json_object_set_new(out, "nextLink", json_string(url));
     }
     json_decref(items);

@@ -403,3 +403,28 @@ pgcmk_lower(char *out, size_t cap, const char *s)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[i] = '\0';
 }
+
+size_t
+pgcmk_query_append(char *out, size_t cap, size_t n, const char *key, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int w;
+
+    if (n >= cap)
+        return n;
+    w = snprintf(out + n, cap - n, "%s%s=", strchr(out, '?') ? "&" : "?", key);
+    if (w < 0 || (size_t)w >= cap - n)
+        return cap - 1;
+    n += (size_t)w;
+    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < cap; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

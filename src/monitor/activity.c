@@ -666,29 +666,6 @@ monitor_bind_opt(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-/* Appends "&key=value" (or "?...") with value percent-encoded. */
-static size_t
-monitor_append_query(char *out, size_t cap, size_t n, const char *key, const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    if (n >= cap)
-        return n;
-    n += (size_t)snprintf(out + n, cap - n, "%s%s=", strchr(out, '?') ? "&" : "?", key);
-    for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < cap; p++) {
-        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            out[n++] = (char)*p;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[*p >> 4];
-            out[n++] = hex[*p & 15];
-        }
-    }
-    if (n < cap)
-        out[n] = '\0';
-    return n;
-}
-
 static json_t *
 activity_next_link(const struct pgcmk_req *rq, long next)
 {
@@ -699,9 +676,9 @@ activity_next_link(const struct pgcmk_req *rq, long next)
     free(base);
     for (int i = 0; i < rq->n_query; i++)
         if (strcasecmp(rq->query[i].key, "$skiptoken") != 0)
-            n = monitor_append_query(url, sizeof(url), n, rq->query[i].key, rq->query[i].value);
+            n = pgcmk_query_append(url, sizeof(url), n, rq->query[i].key, rq->query[i].value);
     snprintf(num, sizeof(num), "%ld", next);
-    n = monitor_append_query(url, sizeof(url), n, "$skiptoken", num);
+    n = pgcmk_query_append(url, sizeof(url), n, "$skiptoken", num);
     return n < sizeof(url) - 1 ? json_string(url) : NULL;
 }
 

@@ -1118,6 +1118,19 @@ test_strings(void)
     pgcmk_lower(buf, 0, "XYZ"); /* cap 0 writes nothing */
     CHECK(buf[0] == 'q');
 
+    {
+        char url[40] = "https://h/x";
+        size_t n = strlen(url);
+
+        n = pgcmk_query_append(url, sizeof(url), n, "a", "b c/é");
+        CHECK_STR(url, "https://h/x?a=b%20c%2F%C3%A9");
+        n = pgcmk_query_append(url, sizeof(url), n, "$top", "5");
+        CHECK_STR(url, "https://h/x?a=b%20c%2F%C3%A9&$top=5");
+        n = pgcmk_query_append(url, sizeof(url), n, "long", "abcdefghijkl"); /* cut at cap */
+        CHECK(n < sizeof(url) && url[n] == '\0' && strlen(url) == n);
+        CHECK(pgcmk_query_append(url, sizeof(url), sizeof(url), "k", "v") == sizeof(url));
+    }
+
     p = pgcmk_xstrndup("hello world", 5);
     CHECK_STR(p, "hello");
     free(p);

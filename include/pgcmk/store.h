@@ -39,6 +39,8 @@ sqlite3 *pgcmk_db_handle(struct pgcmk_db *db);
  * Callers bind with ?N, step, and must call pgcmk_db_done() on every path. */
 sqlite3_stmt *pgcmk_db_stmt(struct pgcmk_db *db, enum pgcmk_stmt id);
 void pgcmk_db_done(sqlite3_stmt *st);
+/* Binds s as text (SQLITE_STATIC: s must outlive the step), or NULL when s is NULL. */
+void pgcmk_db_bind_opt(sqlite3_stmt *st, int i, const char *s);
 
 /* Runs fn inside BEGIN IMMEDIATE under the process-wide writer lock; COMMIT when fn returns 0,
  * ROLLBACK when it returns -1 (err filled by fn). The commit is done before this returns. */

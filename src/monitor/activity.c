@@ -660,10 +660,7 @@ activity_select(const char *sel, json_t **fields, struct pgcmk_err *err)
 static void
 monitor_bind_opt(sqlite3_stmt *st, int i, const char *v)
 {
-    if (v && *v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    pgcmk_db_bind_opt(st, i, v && *v ? v : NULL); /* an empty filter field is no filter */
 }
 
 static json_t *

@@ -11,15 +11,6 @@
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
 
-static void
-bind_opt(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 /* ---- the modeled data plane --------------------------------------------------------------- */
 
 struct rows_ctx {
@@ -108,7 +99,7 @@ rows_read(const char *holder, const char *id, int64_t at, const char *key, json_
 
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, at);
-    bind_opt(st, 3, key);
+    pgcmk_db_bind_opt(st, 3, key);
     return pgcmk_db_each(db, st, rows_read_row, &c, "read rows", err) < 0 ? -1 : 0;
 }
 

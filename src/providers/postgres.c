@@ -106,15 +106,6 @@ pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_
     return rc;
 }
 
-static void
-bind_opt(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 int
 pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
 {
@@ -123,24 +114,24 @@ pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
 
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->kind == PG_SERVER ? "server" : "cluster", -1, SQLITE_STATIC);
-    bind_opt(st, 3, d->sub);
-    bind_opt(st, 4, d->rg);
-    bind_opt(st, 5, d->source_id);
-    bind_opt(st, 6, d->relation);
-    bind_opt(st, 7, d->key_uri);
-    bind_opt(st, 8, d->vault);
-    bind_opt(st, 9, d->key_name);
-    bind_opt(st, 10, d->key_version);
-    bind_opt(st, 11, d->identity_id);
-    bind_opt(st, 12, d->principal_id);
+    pgcmk_db_bind_opt(st, 3, d->sub);
+    pgcmk_db_bind_opt(st, 4, d->rg);
+    pgcmk_db_bind_opt(st, 5, d->source_id);
+    pgcmk_db_bind_opt(st, 6, d->relation);
+    pgcmk_db_bind_opt(st, 7, d->key_uri);
+    pgcmk_db_bind_opt(st, 8, d->vault);
+    pgcmk_db_bind_opt(st, 9, d->key_name);
+    pgcmk_db_bind_opt(st, 10, d->key_version);
+    pgcmk_db_bind_opt(st, 11, d->identity_id);
+    pgcmk_db_bind_opt(st, 12, d->principal_id);
     if (d->wrapped)
         sqlite3_bind_blob(st, 13, d->wrapped, (int)d->wrapped_len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 13);
-    bind_opt(st, 14, d->alg);
-    bind_opt(st, 15, d->access ? d->access : PG_ACCESS_PENDING);
-    bind_opt(st, 16, d->reason_code);
-    bind_opt(st, 17, d->reason);
+    pgcmk_db_bind_opt(st, 14, d->alg);
+    pgcmk_db_bind_opt(st, 15, d->access ? d->access : PG_ACCESS_PENDING);
+    pgcmk_db_bind_opt(st, 16, d->reason_code);
+    pgcmk_db_bind_opt(st, 17, d->reason);
     sqlite3_bind_int64(st, 18, d->last_check);
     sqlite3_bind_int64(st, 19, d->lost_at);
     sqlite3_bind_int64(st, 20, d->created_at ? d->created_at : pgcmk_clock_now());

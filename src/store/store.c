@@ -590,6 +590,15 @@ pgcmk_db_stmt(struct pgcmk_db *db, enum pgcmk_stmt id)
 }
 
 void
+pgcmk_db_bind_opt(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+void
 pgcmk_db_done(sqlite3_stmt *st)
 {
     if (st == NULL)

@@ -45,6 +45,11 @@ struct pgcmk_event {
 
 typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);
 
+/* An owned copy of ev's strings into *dst (for work after the publisher returns), and its release.
+ */
+void pgcmk_event_copy(struct pgcmk_event *dst, const struct pgcmk_event *ev);
+void pgcmk_event_release(struct pgcmk_event *ev);
+
 const char *pgcmk_event_name(enum pgcmk_event_kind kind);
 /* At most 16 subscribers; returns -1 when full. */
 int pgcmk_events_subscribe(pgcmk_event_fn fn, void *arg);

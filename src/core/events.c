@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pgcmk/core.h"
 #include "pgcmk/events.h"
@@ -81,14 +82,32 @@ events_dup(const char *s)
     return s ? pgcmk_xstrdup(s) : NULL;
 }
 
+void
+pgcmk_event_copy(struct pgcmk_event *dst, const struct pgcmk_event *ev)
+{
+    dst->kind = ev->kind;
+    dst->vault = events_dup(ev->vault);
+    dst->key = events_dup(ev->key);
+    dst->version = events_dup(ev->version);
+    dst->object_id = events_dup(ev->object_id);
+    dst->resource_id = events_dup(ev->resource_id);
+}
+
+void
+pgcmk_event_release(struct pgcmk_event *ev)
+{
+    free((char *)ev->vault);
+    free((char *)ev->key);
+    free((char *)ev->version);
+    free((char *)ev->object_id);
+    free((char *)ev->resource_id);
+    memset(ev, 0, sizeof(*ev));
+}
+
 static void
 events_free(struct events_pending *p)
 {
-    free((char *)p->ev.vault);
-    free((char *)p->ev.key);
-    free((char *)p->ev.version);
-    free((char *)p->ev.object_id);
-    free((char *)p->ev.resource_id);
+    pgcmk_event_release(&p->ev);
     free(p);
 }
 
@@ -102,12 +121,7 @@ pgcmk_events_publish(const struct pgcmk_event *ev)
         return;
     }
     p = pgcmk_xcalloc(1, sizeof(*p));
-    p->ev.kind = ev->kind;
-    p->ev.vault = events_dup(ev->vault);
-    p->ev.key = events_dup(ev->key);
-    p->ev.version = events_dup(ev->version);
-    p->ev.object_id = events_dup(ev->object_id);
-    p->ev.resource_id = events_dup(ev->resource_id);
+    pgcmk_event_copy(&p->ev, ev);
     if (!events_tail)
         events_tail = &events_head;
     *events_tail = p;

@@ -323,12 +323,6 @@ struct fanout {
     int all;
 };
 
-static char *
-dup_opt(const char *s)
-{
-    return s ? pgcmk_xstrdup(s) : NULL;
-}
-
 static void
 rc_select_ids(struct pgcmk_db *db, enum pgcmk_stmt which, json_t *ids)
 {
@@ -357,11 +351,7 @@ fanout_job(void *arg)
     json_array_foreach(ids, i, v)
         pg_schedule_check(json_string_value(v));
     json_decref(ids);
-    free((char *)f->ev.vault);
-    free((char *)f->ev.key);
-    free((char *)f->ev.version);
-    free((char *)f->ev.object_id);
-    free((char *)f->ev.resource_id);
+    pgcmk_event_release(&f->ev);
     free(f);
     pending_done();
 }
@@ -372,12 +362,7 @@ rc_fanout(const struct pgcmk_event *ev)
     struct fanout *f = pgcmk_xcalloc(1, sizeof(*f));
 
     if (ev) {
-        f->ev.kind = ev->kind;
-        f->ev.vault = dup_opt(ev->vault);
-        f->ev.key = dup_opt(ev->key);
-        f->ev.version = dup_opt(ev->version);
-        f->ev.object_id = dup_opt(ev->object_id);
-        f->ev.resource_id = dup_opt(ev->resource_id);
+        pgcmk_event_copy(&f->ev, ev);
     } else {
         f->all = 1;
     }

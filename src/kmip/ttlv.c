@@ -54,7 +54,8 @@ pgcmk_ttlv_tree_release(struct pgcmk_ttlv_tree *t)
 
     for (; c; c = nx) {
         nx = c->next;
-        pgcmk_secret_free(c, sizeof(*c) + c->cap);
+        /* used only grows, so it covers every byte ever handed out */
+        pgcmk_secret_free(c, sizeof(*c) + c->used);
     }
     t->root = NULL;
     t->chunks = NULL;
@@ -77,7 +78,6 @@ arena_alloc(struct pgcmk_ttlv_tree *t, size_t n)
     }
     cap = n > ARENA_MIN ? n : ARENA_MIN;
     c = pgcmk_xmalloc(sizeof(*c) + cap);
-    memset(c->data, 0, cap);
     c->cap = cap;
     c->used = n;
     c->next = t->chunks;

@@ -401,6 +401,9 @@ struct pgcmk_ttlv *pgcmk_ttlv_new_long(struct pgcmk_ttlv_tree *t, uint32_t tag, 
 struct pgcmk_ttlv *pgcmk_ttlv_new_enum(struct pgcmk_ttlv_tree *t, uint32_t tag, uint32_t v);
 struct pgcmk_ttlv *pgcmk_ttlv_new_bool(struct pgcmk_ttlv_tree *t, uint32_t tag, int v);
 struct pgcmk_ttlv *pgcmk_ttlv_new_datetime(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t v);
+/* KMIP 2.0 Date-Time Extended: microseconds since the epoch. */
+struct pgcmk_ttlv *pgcmk_ttlv_new_datetime_ext(struct pgcmk_ttlv_tree *t, uint32_t tag,
+                                               int64_t usec);
 struct pgcmk_ttlv *pgcmk_ttlv_new_interval(struct pgcmk_ttlv_tree *t, uint32_t tag, uint32_t v);
 struct pgcmk_ttlv *pgcmk_ttlv_new_text(struct pgcmk_ttlv_tree *t, uint32_t tag, const char *s,
                                        size_t n);
@@ -412,8 +415,8 @@ struct pgcmk_ttlv *pgcmk_ttlv_new_bigint(struct pgcmk_ttlv_tree *t, uint32_t tag
 /* Appends child to parent (a Structure) and returns child. */
 struct pgcmk_ttlv *pgcmk_ttlv_append(struct pgcmk_ttlv *parent, struct pgcmk_ttlv *child);
 
-/* Getters: the first child of parent with tag (and, for _get_*, of the right type), else NULL/-1.
- */
+/* Getters: the first child of parent with tag (and, for _get_*, of the right type), else NULL
+ * or -1. _get_long reads a Long Integer or a Date-Time; text is NUL-terminated in the arena. */
 const struct pgcmk_ttlv *pgcmk_ttlv_find(const struct pgcmk_ttlv *parent, uint32_t tag);
 /* The next sibling after node with the same tag, or NULL. */
 const struct pgcmk_ttlv *pgcmk_ttlv_find_next(const struct pgcmk_ttlv *node);

@@ -413,6 +413,7 @@ static size_t
 ttlv_len_at(const struct pgcmk_ttlv *n, int depth)
 {
     size_t sum = 0, c;
+    enum pgcmk_ttlv_reason why;
 
     if (depth > PGCMK_TTLV_MAX_DEPTH || n->tag > 0xFFFFFF)
         return 0;
@@ -442,6 +443,9 @@ ttlv_len_at(const struct pgcmk_ttlv *n, int depth)
     case PGCMK_TTLV_TEXT_STRING:
     case PGCMK_TTLV_BYTE_STRING:
         if (n->len > PGCMK_TTLV_MAX_LEN || (n->len && !n->v.bytes))
+            return 0;
+        /* the encoder writes nothing its own decoder would refuse */
+        if (n->type == PGCMK_TTLV_TEXT_STRING && ttlv_utf8_check(n->v.bytes, n->len, &why) < 0)
             return 0;
         return PGCMK_TTLV_HDR_LEN + (((size_t)n->len + 7) & ~(size_t)7);
     }
@@ -592,6 +596,16 @@ pgcmk_ttlv_new_datetime(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t v)
 
     n->len = 8;
     n->v.i64 = v;
+    return n;
+}
+
+struct pgcmk_ttlv *
+pgcmk_ttlv_new_datetime_ext(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t usec)
+{
+    struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_DATE_TIME_EXTENDED);
+
+    n->len = 8;
+    n->v.i64 = usec;
     return n;
 }
 

@@ -334,6 +334,7 @@ test_builders(void)
     pgcmk_ttlv_append(pl, pgcmk_ttlv_new_bigint(&t, 0x420104, big, sizeof(big)));
     pgcmk_ttlv_append(pl, pgcmk_ttlv_new_bytes(&t, 0x420105, "", 0));
     pgcmk_ttlv_append(pl, pgcmk_ttlv_new_text(&t, 0x420106, "h\xc3\xa9", 3));
+    pgcmk_ttlv_append(pl, pgcmk_ttlv_new_datetime_ext(&t, 0x420107, 1795346031000001));
     CHECK(pgcmk_ttlv_new_bigint(&t, 0x420104, big, 5) == NULL);
     CHECK(pgcmk_ttlv_append(pl->first, pl) == NULL); /* only structures have children */
     CHECK(pgcmk_ttlv_encode(m, out, sizeof(out), &len, &err) == 0);
@@ -357,10 +358,16 @@ test_builders(void)
         CHECK(x && x->type == PGCMK_TTLV_BIG_INTEGER && x->len == 16 && x->v.bytes[14] == 1);
         x = pgcmk_ttlv_find(p2, 0x420105);
         CHECK(x && x->type == PGCMK_TTLV_BYTE_STRING && x->len == 0);
+        x = pgcmk_ttlv_find(p2, 0x420107);
+        CHECK(x && x->type == PGCMK_TTLV_DATE_TIME_EXTENDED && x->v.i64 == 1795346031000001);
         CHECK(pgcmk_ttlv_encode(t2.root, again, sizeof(again), &len2, &err) == 0);
         CHECK(len2 == len && memcmp(again, out, len) == 0);
     }
     pgcmk_ttlv_tree_release(&t2);
+    /* the encoder refuses text its decoder would refuse */
+    pgcmk_ttlv_append(pl, pgcmk_ttlv_new_text(&t, 0x420108, "\xc0\xaf", 2));
+    CHECK(pgcmk_ttlv_encode(m, out, sizeof(out), &len, &err) == -1 &&
+          err.reason == PGCMK_TTLV_R_BAD_TREE);
     pgcmk_ttlv_tree_release(&t);
 }
 

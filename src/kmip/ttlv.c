@@ -93,6 +93,21 @@ ttlv_node(struct pgcmk_ttlv_tree *t, uint32_t tag, enum pgcmk_ttlv_type type)
     memset(n, 0, sizeof(*n));
     n->tag = tag;
     n->type = type;
+    switch (type) { /* the fixed lengths of KMIP 1.x; blobs and structures set their own */
+    case PGCMK_TTLV_INTEGER:
+    case PGCMK_TTLV_ENUMERATION:
+    case PGCMK_TTLV_INTERVAL:
+        n->len = 4;
+        break;
+    case PGCMK_TTLV_LONG_INTEGER:
+    case PGCMK_TTLV_BOOLEAN:
+    case PGCMK_TTLV_DATE_TIME:
+    case PGCMK_TTLV_DATE_TIME_EXTENDED:
+        n->len = 8;
+        break;
+    default:
+        break;
+    }
     return n;
 }
 
@@ -554,7 +569,6 @@ pgcmk_ttlv_new_int(struct pgcmk_ttlv_tree *t, uint32_t tag, int32_t v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_INTEGER);
 
-    n->len = 4;
     n->v.i32 = v;
     return n;
 }
@@ -564,7 +578,6 @@ pgcmk_ttlv_new_long(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_LONG_INTEGER);
 
-    n->len = 8;
     n->v.i64 = v;
     return n;
 }
@@ -574,7 +587,6 @@ pgcmk_ttlv_new_enum(struct pgcmk_ttlv_tree *t, uint32_t tag, uint32_t v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_ENUMERATION);
 
-    n->len = 4;
     n->v.u32 = v;
     return n;
 }
@@ -584,7 +596,6 @@ pgcmk_ttlv_new_bool(struct pgcmk_ttlv_tree *t, uint32_t tag, int v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_BOOLEAN);
 
-    n->len = 8;
     n->v.boolean = v ? 1 : 0;
     return n;
 }
@@ -594,7 +605,6 @@ pgcmk_ttlv_new_datetime(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_DATE_TIME);
 
-    n->len = 8;
     n->v.i64 = v;
     return n;
 }
@@ -604,7 +614,6 @@ pgcmk_ttlv_new_datetime_ext(struct pgcmk_ttlv_tree *t, uint32_t tag, int64_t use
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_DATE_TIME_EXTENDED);
 
-    n->len = 8;
     n->v.i64 = usec;
     return n;
 }
@@ -614,7 +623,6 @@ pgcmk_ttlv_new_interval(struct pgcmk_ttlv_tree *t, uint32_t tag, uint32_t v)
 {
     struct pgcmk_ttlv *n = ttlv_node(t, tag, PGCMK_TTLV_INTERVAL);
 
-    n->len = 4;
     n->v.u32 = v;
     return n;
 }

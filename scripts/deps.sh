@@ -8,7 +8,8 @@ want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openss
       pkg-config gcc make curl jq)
 case "${1:-build}" in
   build) ;;
-  test) want+=(python3-pytest python3-requests python3-azure azure-cli openssl libnss-myhostname clang-format chromium nodejs)
+  test) want+=(python3-pytest python3-requests python3-azure azure-cli openssl libnss-myhostname clang-format chromium nodejs
+              python3-pykmip python3-hvac)
         # npm: Debian's package, unless a Node.js that brings its own npm is installed
         command -v npm >/dev/null 2>&1 || want+=(npm) ;;
   bench) want+=(wrk) ;;

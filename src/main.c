@@ -17,6 +17,7 @@
 #include "pgcmk/deploy.h"
 #include "pgcmk/emulator.h"
 #include "pgcmk/http.h"
+#include "pgcmk/kmip_server.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/pkey.h"
@@ -137,6 +138,7 @@ main(int argc, char **argv)
     pgcmk_deploy_init(&cfg);
     pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
+    pgcmk_kmip_init();
     pgcmk_static_init(&cfg);
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);

@@ -24,7 +24,12 @@
     X(PGCMK_EV_VAULT_PURGED, "VaultPurged")                                                        \
     X(PGCMK_EV_IDENTITY_DELETED, "IdentityDeleted")                                                \
     X(PGCMK_EV_CLOCK_CHANGED, "ClockChanged")                                                      \
-    X(PGCMK_EV_FAULT_CHANGED, "FaultChanged")
+    X(PGCMK_EV_FAULT_CHANGED, "FaultChanged")                                                      \
+    X(PGCMK_EV_KMIP_OBJECT_CHANGED, "KmipObjectChanged")                                           \
+    X(PGCMK_EV_KMIP_OBJECT_REVOKED, "KmipObjectRevoked")                                           \
+    X(PGCMK_EV_KMIP_OBJECT_DEACTIVATED, "KmipObjectDeactivated")                                   \
+    X(PGCMK_EV_KMIP_OBJECT_DESTROYED, "KmipObjectDestroyed")                                       \
+    X(PGCMK_EV_KMIP_CLIENT_DELETED, "KmipClientDeleted")
 
 enum pgcmk_event_kind {
 
@@ -41,6 +46,8 @@ struct pgcmk_event {
     const char *version;   /* key version, or NULL */
     const char *object_id; /* principal (policy, identity events), or NULL */
     const char *resource_id;
+    /* KMIP events: key = the object's Name (or NULL), version = its Unique Identifier,
+     * object_id = the owning client's name (the certificate CN). */
 };
 
 typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);

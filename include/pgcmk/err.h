@@ -171,6 +171,15 @@
     X(PGCMK_E_PG_KEY_UNCHECKED, 503, "KeyNotCheckedSinceStart", "I",                               \
       "explain: the database's key was not checked yet since the emulator started "                \
       "(POST /emulator/settle waits for the check)")                                               \
+    /* KMIP clients and the KMIP listener (src/kmip/clients.c, src/kmip/listener.c) */             \
+    X(PGCMK_E_KMIP_CLIENT_NOT_FOUND, 404, "KmipClientNotFound", "I",                               \
+      "no KMIP client of that name")                                                               \
+    /* KMIP managed objects (src/kmip/objects.c, src/kmip/ops.c) */                                \
+    X(PGCMK_E_KMIP_OBJECT_NOT_FOUND, 404, "KmipObjectNotFound", "I",                               \
+      "no KMIP managed object with that unique identifier")                                        \
+    /* self-managed databases and their key providers (src/tde/, src/agent/kmip.c) */              \
+    X(PGCMK_E_TDE_DATABASE_NOT_FOUND, 404, "DatabaseNotFound", "I",                                \
+      "no self-managed (pg_tde) database of that name")                                            \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

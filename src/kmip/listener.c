@@ -395,6 +395,30 @@ kl_serve(struct kl_conn *c)
     pgcmk_secret_free(buf, cap);
 }
 
+/* A lingering close: stop sending, then read and drop what the client still sends for a moment.
+ * Closing with unread bytes makes the kernel answer RST, which can destroy the alert we just
+ * sent (a TLS 1.3 client sends its request before it learns its certificate was refused). */
+static void
+kl_linger(struct kl_conn *c)
+{
+    int64_t deadline = kl_mono_ms() + 500;
+    char junk[4096];
+
+    if (shutdown(c->fd, SHUT_WR) != 0)
+        return;
+    while (!atomic_load(&c->l->stopping)) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int64_t left = deadline - kl_mono_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        n = read(c->fd, junk, sizeof(junk));
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            break;
+    }
+}
+
 static void *
 kl_conn_main(void *arg)
 {
@@ -411,6 +435,7 @@ kl_conn_main(void *arg)
     SSL_free(c->ssl);
     c->ssl = NULL;
     ERR_clear_error();
+    kl_linger(c);
     pthread_mutex_lock(&l->mu);
     close(c->fd);
     c->fd = -1;

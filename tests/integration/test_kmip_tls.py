@@ -138,6 +138,17 @@ def test_certificate_not_issued_to_a_client_is_refused_as_revoked(kd, tmp_path):
     good(kd)
 
 
+def test_certificate_with_two_common_names_is_refused(kd, tmp_path):
+    """The identity is the one CN: a subject with two is refused even from pgcmk's CA."""
+    ca_cert, ca_key = os.path.join(kd.data_dir, "ca.pem"), os.path.join(kd.data_dir, "ca-key.pem")
+    cert, key = make_cert(str(tmp_path), "two-cn", ca_cert, ca_key, "jane_doe/CN=john")
+    ca, _, _ = files(kd.jane)
+    err = refused(kd.kport, ca, cert, key, ssl.TLSVersion.TLSv1_2)
+    assert "BAD_CERTIFICATE" in err or "alert" in err, err
+    assert "CERTIFICATE_REVOKED" not in err, err
+    good(kd)
+
+
 def test_plain_tcp_garbage_is_dropped(kd):
     with socket.create_connection(("127.0.0.1", kd.kport), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * 4)

@@ -188,3 +188,17 @@ def test_outage_keeps_the_dek_and_the_server_coming_back_clears_it(daemon, pki, 
     r = daemon.delete(DB + "db-outage")
     assert r.status_code == 200 and r.json()["state"] == "Deleted"
     assert daemon.get(DB + "db-outage").status_code == 404
+
+
+def test_a_restart_loads_the_dek_again_from_the_kmip_server(start_daemon, kmip):
+    d = start_daemon()
+    r = put_db(d, "db-restart", kmip.provider(), "pg-key-restart")
+    assert r.status_code == 201, r.text
+    assert d.put(data_url(DB + "db-restart", "k"), json={"value": [1, 2]}).status_code == 200
+    d.restart()
+    settle(d)
+    b = d.get(DB + "db-restart").json()
+    assert b["state"] == "Ready" and b["reasonCode"] is None, b
+    r = d.get(data_url(DB + "db-restart", "k"))
+    assert r.status_code == 200 and r.json()["value"] == [1, 2]
+    assert explain(d, DB + "db-restart")["accessible"] is True

@@ -174,6 +174,8 @@
     /* KMIP clients and the KMIP listener (src/kmip/clients.c, src/kmip/listener.c) */             \
     X(PGCMK_E_KMIP_CLIENT_NOT_FOUND, 404, "KmipClientNotFound", "I",                               \
       "no KMIP client of that name")                                                               \
+    X(PGCMK_E_KMIP_CLIENT_NAME_INVALID, 400, "InvalidKmipClientName", "I",                         \
+      "a KMIP client name must be 1 to 64 of A-Z a-z 0-9 _ . - (not . or ..)")                     \
     /* KMIP managed objects (src/kmip/objects.c, src/kmip/ops.c) */                                \
     X(PGCMK_E_KMIP_OBJECT_NOT_FOUND, 404, "KmipObjectNotFound", "I",                               \
       "no KMIP managed object with that unique identifier")                                        \

@@ -495,7 +495,8 @@ kc_ssl_fail(SSL *ssl, int ret, const char *during, struct kc_io *io)
                       "the server's certificate does not verify against the CA "
                       "file (%s)",
                       X509_verify_cert_error_string(vr));
-    if (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+        (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK)))
         return kc_set(io, KC_OUTAGE, "timed out %s", during);
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && saved == 0) ||
         (e == SSL_ERROR_SSL && reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))
@@ -724,7 +725,7 @@ kc_call(const struct pgcmk_kmipc_target *t, uint32_t op, const unsigned char *re
         if (attempt >= retries)
             return kc_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
                            "KMIP server %s:%d is unreachable: %s (%s of %s, %d attempts); the "
-                           "key is kept in memory until the server answers.",
+                           "database keeps its key in memory until the server answers.",
                            t->host, t->port, io.why, opn, subj, attempt + 1);
         {
             struct timespec ts = {0, (long)KC_BACKOFF_MS * 1000000L << attempt};

@@ -6,10 +6,13 @@ PyKMIP's own client (kmiptools.pykmip) checks what the agent did on the server a
 drills (activate, revoke, destroy). Checks run when the virtual clock passes the key-check
 interval (PT60S by default) and POST /emulator/settle says they finished.
 """
+import socket
+import time
+
 import pytest
 
 from conftest import assert_arm_error
-from kmiptools import PyKmipServer, make_pki, pykmip
+from kmiptools import PyKmipServer, free_port, make_pki, pykmip
 from pgtools import data_url, explain, settle
 
 DB = "/emulator/tde/databases/"
@@ -202,3 +205,26 @@ def test_a_restart_loads_the_dek_again_from_the_kmip_server(start_daemon, kmip):
     r = d.get(data_url(DB + "db-restart", "k"))
     assert r.status_code == 200 and r.json()["value"] == [1, 2]
     assert explain(d, DB + "db-restart")["accessible"] is True
+
+
+def test_a_server_that_never_answers_is_an_outage_within_the_timeout(daemon, kmip):
+    # a socket that listens but never accepts: the TCP connect succeeds, the handshake times out
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        p = dict(kmip.provider(), port=silent.getsockname()[1], timeoutMs=300, retries=1)
+        t0 = time.monotonic()
+        r = put_db(daemon, "db-silent", p, "pg-key-silent")
+        took = time.monotonic() - t0
+        e = assert_arm_error(r, 503, "KmipServerUnreachable")
+        assert "timed out" in e["message"] and "2 attempts" in e["message"], e
+        assert took < 5, took
+        assert_arm_error(put_db(daemon, "db-silent", dict(p, retries=9), "k"), 400,
+                         "KmipProviderInvalid")
+    finally:
+        silent.close()
+    # nothing listens at all: refused at once, still an outage
+    p = dict(kmip.provider(), port=free_port(), retries=0)
+    e = assert_arm_error(put_db(daemon, "db-silent", p, "k"), 503, "KmipServerUnreachable")
+    assert "1 attempts" in e["message"]

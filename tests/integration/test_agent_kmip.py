@@ -228,3 +228,48 @@ def test_a_server_that_never_answers_is_an_outage_within_the_timeout(daemon, kmi
     p = dict(kmip.provider(), port=free_port(), retries=0)
     e = assert_arm_error(put_db(daemon, "db-silent", p, "k"), 503, "KmipServerUnreachable")
     assert "1 attempts" in e["message"]
+
+
+def test_garbage_after_the_handshake_is_an_outage(daemon, kmip, pki):
+    """A TLS server that answers bytes that are not KMIP (or closes before an answer)."""
+    import ssl
+    import threading
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server_cert"], pki["server_key"])
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    lsock.settimeout(10)
+    mode = {"answer": b"HTTP/1.1 400 Bad Request\r\n\r\n"}
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as s:
+                    s.settimeout(5)
+                    s.recv(8192)
+                    if mode["answer"]:
+                        s.sendall(mode["answer"])
+            except (OSError, ssl.SSLError):
+                pass
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        p = dict(kmip.provider(), port=lsock.getsockname()[1], retries=0)
+        e = assert_arm_error(put_db(daemon, "db-garbage", p, "k"), 503, "KmipServerUnreachable")
+        assert "not a KMIP message" in e["message"], e
+        mode["answer"] = b""  # closes without an answer
+        e = assert_arm_error(put_db(daemon, "db-garbage", p, "k"), 503, "KmipServerUnreachable")
+        assert "closed" in e["message"] or "reset" in e["message"].lower(), e
+    finally:
+        stop.set()
+        lsock.close()
+        th.join(timeout=10)
+    assert daemon.get(DB + "db-garbage").status_code == 404

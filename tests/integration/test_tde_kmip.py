@@ -134,3 +134,14 @@ def test_a_deleted_client_is_refused_and_a_new_certificate_brings_it_back(kd):
     assert b["state"] == "Ready" and b["reasonCode"] is None, b
     r = kd.get(data_url(DB + name, "r"))
     assert r.status_code == 200 and r.json()["value"] == 7
+
+
+def test_a_compromised_key_is_revoked(kd):
+    c = client(kd, new_name("jane"))
+    name, uid = new_db(kd, c)
+    r = kd.post(OBJ + uid + "/revoke", json={"reason": "KeyCompromise", "message": "leaked"})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "Compromised"
+    b = state(kd, name)
+    assert b["state"] == "Inaccessible" and b["reasonCode"] == "KmipKeyRevoked", b
+    assert "Compromised" in b["reason"] and uid in b["reason"]

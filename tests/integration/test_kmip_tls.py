@@ -138,6 +138,17 @@ def test_certificate_not_issued_to_a_client_is_refused_as_revoked(kd, tmp_path):
     good(kd)
 
 
+def test_certificate_with_two_common_names_is_refused(kd, tmp_path):
+    """The identity is the one CN: a subject with two is refused even from pgcmk's CA."""
+    ca_cert, ca_key = os.path.join(kd.data_dir, "ca.pem"), os.path.join(kd.data_dir, "ca-key.pem")
+    cert, key = make_cert(str(tmp_path), "two-cn", ca_cert, ca_key, "jane_doe/CN=john")
+    ca, _, _ = files(kd.jane)
+    err = refused(kd.kport, ca, cert, key, ssl.TLSVersion.TLSv1_2)
+    assert "BAD_CERTIFICATE" in err or "alert" in err, err
+    assert "CERTIFICATE_REVOKED" not in err, err
+    good(kd)
+
+
 def test_plain_tcp_garbage_is_dropped(kd):
     with socket.create_connection(("127.0.0.1", kd.kport), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * 4)
@@ -282,3 +293,32 @@ def test_many_connections_at_once(kd):
     finally:
         for s in socks:
             s.close()
+
+
+def test_connections_over_the_cap_are_closed_and_served_again_later(tmp_path):
+    pool, d = kmip_daemon(str(tmp_path), "--kmip-max-connections", "2")
+    try:
+        port, jane = kmip_port(d), new_client(d, "jane_doe")
+        ca, cert, key = files(jane)
+        busy = [connect(port, ca, cert, key) for _ in range(2)]
+        for s in busy:
+            check_response(roundtrip(s))
+        err = refused(port, ca, cert, key)  # closed before any TLS: not served, not hung
+        assert "CERTIFICATE" not in err, err
+        for s in busy:  # the first two are still served
+            check_response(roundtrip(s))
+        busy.pop().close()
+
+        def served():
+            try:
+                with connect(port, ca, cert, key) as s:
+                    check_response(roundtrip(s))
+                return True
+            except (ssl.SSLError, ConnectionError, EOFError, OSError):
+                return False
+
+        assert poll_until(served, timeout=10, interval=0.05, what="a freed connection slot")
+        busy[0].close()
+    finally:
+        problems = pool.finish()
+    assert not problems, problems

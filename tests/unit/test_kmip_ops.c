@@ -812,6 +812,46 @@ test_attributes(void)
     free(u);
 }
 
+/* Add (op ADD_ATTRIBUTE) or Modify a date attribute; returns the reason. */
+static uint32_t
+set_date(const char *who, uint32_t op, const char *uid, const char *name, int64_t when)
+{
+    struct rq r;
+    struct pgcmk_ttlv *p;
+
+    rq_begin(&r, 1, 2);
+    p = rq_item(&r, op);
+    add_text(&r, p, T(UNIQUE_IDENTIFIER), uid);
+    add_attr(&r, p, name, -1, v_date(&r, when));
+    rq_send(&r, who);
+    return reason(0);
+}
+
+static void
+test_dates(void)
+{
+    int64_t now = kmip_now();
+    unsigned long deact = pgcmk_events_count(PGCMK_EV_KMIP_OBJECT_DEACTIVATED);
+    char *u = create("jill", 256, NULL, 0, 0);
+
+    CHECK(set_date("jill", PGCMK_KMIP_OP_ADD_ATTRIBUTE, u, "Process Start Date", now + 5) == 0);
+    CHECK(set_date("jill", PGCMK_KMIP_OP_ADD_ATTRIBUTE, u, "Protect Stop Date", now + 50) == 0);
+    CHECK(simple("jill", PGCMK_KMIP_OP_ACTIVATE, u) == 0);
+    /* Process Start Date: only while Pre-Active; Protect Stop Date: while Active too */
+    CHECK(set_date("jill", PGCMK_KMIP_OP_MODIFY_ATTRIBUTE, u, "Process Start Date", now + 6) ==
+          PGCMK_KMIP_RR_PERMISSION_DENIED);
+    CHECK(set_date("jill", PGCMK_KMIP_OP_MODIFY_ATTRIBUTE, u, "Protect Stop Date", now + 60) == 0);
+    CHECK(set_date("jill", PGCMK_KMIP_OP_MODIFY_ATTRIBUTE, u, "Initial Date", now) ==
+          PGCMK_KMIP_RR_PERMISSION_DENIED);
+    /* a Deactivation Date in the past deactivates at once, with its event */
+    CHECK(set_date("jill", PGCMK_KMIP_OP_ADD_ATTRIBUTE, u, "Deactivation Date", now - 1) == 0);
+    CHECK(pgcmk_events_count(PGCMK_EV_KMIP_OBJECT_DEACTIVATED) == deact + 1);
+    CHECK(state_of("jill", u) == 3);
+    CHECK(set_date("jill", PGCMK_KMIP_OP_MODIFY_ATTRIBUTE, u, "Protect Stop Date", now + 70) ==
+          PGCMK_KMIP_RR_PERMISSION_DENIED);
+    free(u);
+}
+
 static void
 test_state_machine(void)
 {
@@ -950,6 +990,7 @@ main(void)
     test_locate();
     test_attributes();
     test_state_machine();
+    test_dates();
     test_rekey();
     test_placeholder_and_reload();
     pgcmk_ttlv_tree_release(&resp);

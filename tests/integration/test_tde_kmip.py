@@ -6,8 +6,10 @@ only as KMIP allows: a revoked or destroyed key never, a re-created client at th
 """
 import pytest
 
-from conftest import assert_arm_error, new_name
-from kmipnet import kmip_daemon, kmip_port
+import struct
+
+from conftest import assert_arm_error, new_name, parse_time
+from kmipnet import check_response, connect, find, kmip_daemon, kmip_port, roundtrip, ttlv
 from pgtools import data_url, explain, settle
 
 DB = "/emulator/tde/databases/"
@@ -145,3 +147,32 @@ def test_a_compromised_key_is_revoked(kd):
     b = state(kd, name)
     assert b["state"] == "Inaccessible" and b["reasonCode"] == "KmipKeyRevoked", b
     assert "Compromised" in b["reason"] and uid in b["reason"]
+
+
+def add_deactivation_date(d, c, uid, when):
+    """KMIP 1.4 Add Attribute "Deactivation Date" over the listener, as the client."""
+    ver = ttlv(0x420069, 1, [ttlv(0x42006A, 2, 1), ttlv(0x42006B, 2, 4)])
+    hdr = ttlv(0x420077, 1, [ver, ttlv(0x42000D, 2, 1)])
+    attr = ttlv(0x420008, 1, [ttlv(0x42000A, 7, b"Deactivation Date"),
+                              ttlv(0x42000B, 9, struct.pack(">q", when))])
+    payload = ttlv(0x420079, 1, [ttlv(0x420094, 7, uid.encode()), attr])
+    bi = ttlv(0x42000F, 1, [ttlv(0x42005C, 5, 0x0D), payload])
+    f = c["files"]
+    with connect(d.kport, f["caCertificate"], f["certificate"], f["key"]) as s:
+        items = check_response(roundtrip(s, ttlv(0x420078, 1, [hdr, bi])))
+    assert find(find(items, 0x42000F), 0x42007F) == 0, items  # Result Status: Success
+
+
+def test_deactivation_by_date_on_the_virtual_clock(kd):
+    c = client(kd, new_name("jane"))
+    name, uid = new_db(kd, c)
+    assert kd.post(OBJ + uid + "/activate").status_code == 200
+    now = parse_time(kd.get("/emulator/clock").json()["now"])
+    add_deactivation_date(kd, c, uid, int(now.timestamp()) + 3600)
+    kd.clock(advance="PT30M")
+    assert state(kd, name)["state"] == "Ready"
+    kd.clock(advance="PT1H")
+    assert kd.get(OBJ + uid).json()["state"] == "Deactivated"
+    b = state(kd, name)
+    assert b["state"] == "Inaccessible" and b["reasonCode"] == "KmipKeyRevoked", b
+    assert "Deactivated" in b["reason"]

@@ -53,8 +53,11 @@ C=(curl -sS --fail-with-body --cacert "$work/pg/ca.pem")
 KP=$("${C[@]}" "https://127.0.0.1:$P/emulator/info" | jq -r '.ports.kmip // empty')
 [ -n "$KP" ] || die "/emulator/info has no ports.kmip"
 for _ in $(seq 100); do listening "$KP" && break; sleep 0.05; done
-cred=$("${C[@]}" -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' \
-  "https://127.0.0.1:$P/emulator/kmip/clients") || die "POST /emulator/kmip/clients: $cred"
+form='grant_type=client_credentials&client_id=00000000-0000-4000-8000-00000000c11e&client_secret=pgcmk-admin-secret&scope=https://management.azure.com/.default'
+TOKEN=$("${C[@]}" -X POST -d "$form" "https://127.0.0.1:$P/adfs/oauth2/token" | jq -r .access_token)
+[ -n "$TOKEN" ] && [ "$TOKEN" != null ] || die "no token from /adfs/oauth2/token"
+cred=$("${C[@]}" -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name":"bench"}' "https://127.0.0.1:$P/emulator/kmip/clients") || die "POST /emulator/kmip/clients: $cred"
 cert=$(jq -r .files.certificate <<<"$cred") key=$(jq -r .files.key <<<"$cred")
 ca=$(jq -r .files.caCertificate <<<"$cred")
 PG=(--port "$KP" --cert "$cert" --key "$key" --ca "$ca" --threads "$TH")

@@ -17,6 +17,7 @@
 #include "pgcmk/deploy.h"
 #include "pgcmk/emulator.h"
 #include "pgcmk/http.h"
+#include "pgcmk/kmip_listener.h"
 #include "pgcmk/kmip_server.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
@@ -49,7 +50,8 @@ write_port_file(const char *path, int port)
 }
 
 static void
-print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca)
+print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca, int kmip_port,
+             const char *kmip_ca)
 {
     /* The portal is the one URL here a browser opens: it must answer 200 (the root is a 404). */
     printf("pgcmkd is ready\n"
@@ -59,6 +61,13 @@ print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *c
            port, port, port);
     if (http_port >= 0)
         printf("  plain HTTP:                  http://localhost:%d/portal/\n", http_port);
+    if (kmip_port >= 0)
+        printf("  KMIP (mutual TLS):           localhost:%d, server CA file %s\n"
+               "  KMIP client credentials:     %s/<name>/ (POST /emulator/kmip/clients "
+               "{\"name\":...})\n",
+               kmip_port, kmip_ca, pgcmk_kmip_clients_dir());
+    else
+        printf("  KMIP:                        off\n");
     printf("  data directory:              %s\n", cfg->data_dir);
     printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
     if (ca) {
@@ -80,6 +89,10 @@ main(int argc, char **argv)
     struct pgcmk_tls tls;
     struct pgcmk_err err;
     struct pgcmk_server *srv = NULL;
+    struct pgcmk_kmip_tls ktls;
+    struct pgcmk_kmip_listener *kmip = NULL;
+    char *data_abs = NULL;
+    int kmip_port = -1;
     struct pgcmk_emulator_info info;
     char *db_path = NULL, *key_path = NULL, *ca_abs = NULL;
     int64_t t0 = pgcmk_wall_ms();
@@ -87,6 +100,7 @@ main(int argc, char **argv)
     int rc, sig = 0, status = 1;
 
     memset(&tls, 0, sizeof(tls));
+    memset(&ktls, 0, sizeof(ktls));
     pgcmk_err_clear(&err);
     rc = pgcmk_cfg_load(&cfg, argc, argv, stderr);
     if (rc != 0) {
@@ -139,6 +153,14 @@ main(int argc, char **argv)
     pgcmk_http_set_observer(pgcmk_monitor_record_request);
     pgcmk_vault_init();
     pgcmk_kmip_init();
+    /* KMIP: the listener's certificates (the RSA one is made in the background when missing)
+     * and the client credentials' routes; paths shown to clients are absolute. */
+    data_abs = realpath(cfg.data_dir, NULL);
+    if (data_abs == NULL || pgcmk_tls_kmip_bootstrap(data_abs, 0, &ktls, &err) ||
+        pgcmk_kmip_clients_init(data_abs, ktls.bundle_pem)) {
+        fprintf(stderr, "pgcmkd: kmip: %s\n", data_abs ? err.message : strerror(errno));
+        goto out_store;
+    }
     pgcmk_static_init(&cfg);
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
@@ -177,22 +199,41 @@ main(int argc, char **argv)
         goto out_server;
     }
     pgcmk_providers_configure(&cfg);
+    if (cfg.kmip_port >= 0) {
+        struct pgcmk_kmip_listener_cfg kc = {
+            cfg.listen,       cfg.kmip_port,    cfg.timeout_s,   0,
+            ktls.ca_path,     ktls.ec_cert_pem, ktls.ec_key_pem, ktls.rsa_cert_pem,
+            ktls.rsa_key_pem, data_abs};
+
+        kmip = pgcmk_kmip_listener_start(&kc, &err);
+        if (kmip == NULL && cfg.kmip_port != PGCMK_KMIP_DEFAULT_PORT) {
+            fprintf(stderr, "pgcmkd: %s\n", err.message);
+            goto out_server;
+        }
+        /* The default port may be taken (another pgcmkd, a KMIP server): go on without. */
+        if (kmip == NULL)
+            LOG_WARN("%s: the KMIP server is off (use --kmip-port)", err.message);
+        kmip_port = pgcmk_kmip_listener_port(kmip);
+    }
+    pgcmk_emulator_set_kmip(kmip_port, ktls.bundle_path, pgcmk_kmip_clients_dir());
     if (pgcmk_clock_tick_start(1000))
         LOG_WARN("the clock's tick did not start: rules fall due only when the clock is changed");
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
         (*cfg.http_port_file && info.http_port >= 0 &&
-         write_port_file(cfg.http_port_file, info.http_port))) {
+         write_port_file(cfg.http_port_file, info.http_port)) ||
+        (*cfg.kmip_port_file && kmip_port >= 0 && write_port_file(cfg.kmip_port_file, kmip_port))) {
         fprintf(stderr, "pgcmkd: cannot write the port file: %s\n", strerror(errno));
         goto out_server;
     }
-    print_banner(&cfg, info.https_port, info.http_port, tls.ca_path);
-    LOG_INFO("listening https=%d http=%d startup_ms=%lld", info.https_port, info.http_port,
-             (long long)(pgcmk_wall_ms() - t0));
+    print_banner(&cfg, info.https_port, info.http_port, tls.ca_path, kmip_port, ktls.bundle_path);
+    LOG_INFO("listening https=%d http=%d kmip=%d startup_ms=%lld", info.https_port, info.http_port,
+             kmip_port, (long long)(pgcmk_wall_ms() - t0));
     while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
         ;
     LOG_INFO("signal %d: finishing in-flight requests", sig);
     status = 0;
 out_server:
+    pgcmk_kmip_listener_stop(kmip); /* first: no KMIP request runs on a stopping daemon */
     pgcmk_server_stop(srv, 10000);
 out_store:
     pgcmk_clock_tick_stop();
@@ -203,7 +244,10 @@ out_store:
     pgcmk_store_close();
     pgcmk_auth_shutdown();
     pgcmk_vault_shutdown();
+    pgcmk_kmip_clients_shutdown();
 out:
+    pgcmk_tls_kmip_release(&ktls);
+    free(data_abs);
     pgcmk_tls_release(&tls);
     free(db_path);
     free(key_path);

@@ -71,6 +71,9 @@ int pgcmk_agent_check(const char *db_id, const struct pgcmk_agent_key *k,
                       const unsigned char *wrapped, size_t wrapped_len, const char *alg,
                       struct pgcmk_agent_result *res);
 
+/* Keeps (a copy of) dek as db_id's DEK in locked memory: for the agent's other key sources
+ * (src/agent/kmip.c). */
+void pgcmk_agent_keep(const char *db_id, const unsigned char dek[PGCMK_AGENT_DEK_LEN]);
 /* Wipes db_id's DEK from memory. */
 void pgcmk_agent_forget(const char *db_id);
 /* 1 when db_id's DEK is in memory. */

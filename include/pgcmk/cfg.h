@@ -31,6 +31,8 @@ struct pgcmk_cfg {
     int page_size;     /* --page-size: items per page before nextLink */
     char *key_check_interval; /* --key-check-interval: periodic key checks (virtual clock) */
     char *key_loss_delay;     /* --key-loss-delay: how long a lost key goes unnoticed */
+    int kmip_port;        /* --kmip-port: KMIP over mutual TLS, default 5696, 0 = any, -1 = off */
+    char *kmip_port_file; /* --kmip-port-file: written once the KMIP listener accepts */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

@@ -48,4 +48,39 @@ int pgcmk_tls_bootstrap(const char *data_dir, const char *cert_file, const char 
                         struct pgcmk_tls *tls, struct pgcmk_err *err) PGCMK_WUR;
 void pgcmk_tls_release(struct pgcmk_tls *tls);
 
+/* The KMIP listener's certificates, from pgcmk's CA (DATA_DIR/ca.pem, created when missing, as
+ * with --tls-cert): DATA_DIR/kmip/server.pem (ECDSA P-256) and server-rsa.pem (RSA-2048, for
+ * TLS 1.2 clients offering only RSA suites), reused while they fit the CA, keys 0600; and
+ * DATA_DIR/kmip/server_certificate.pem = the ECDSA certificate then the CA certificate (what a
+ * KMIP client verifies the server with). The RSA pair is created only when with_rsa (its key
+ * takes a while): else it is loaded when present and fit, or left NULL. */
+struct pgcmk_kmip_tls {
+    char *ca_path;      /* DATA_DIR/ca.pem: client certificates are verified against it */
+    char *ca_pem;       /* its text */
+    char *ec_cert_pem;  /* ECDSA server certificate followed by the CA certificate */
+    char *ec_key_pem;   /* wiped on release */
+    char *rsa_cert_pem; /* RSA server certificate followed by the CA certificate */
+    char *rsa_key_pem;  /* wiped on release */
+    char *bundle_path;  /* DATA_DIR/kmip/server_certificate.pem */
+    char *bundle_pem;
+};
+
+int pgcmk_tls_kmip_bootstrap(const char *data_dir, int with_rsa, struct pgcmk_kmip_tls *kt,
+                             struct pgcmk_err *err) PGCMK_WUR;
+void pgcmk_tls_kmip_release(struct pgcmk_kmip_tls *kt);
+
+/* A KMIP client's credentials: a P-256 key and a certificate signed by pgcmk's CA (DATA_DIR),
+ * subject O=pgcmk, CN=cn, EKU clientAuth, valid until now_ms + days (virtual clock). */
+struct pgcmk_client_cert {
+    char *cert_pem;
+    char *key_pem;        /* wiped on release */
+    char fingerprint[65]; /* SHA-256 of the DER certificate, lower-case hex */
+    char serial[64];      /* hex */
+    int64_t not_after_ms;
+};
+
+int pgcmk_tls_issue_client(const char *data_dir, const char *cn, int64_t now_ms, long days,
+                           struct pgcmk_client_cert *out, struct pgcmk_err *err) PGCMK_WUR;
+void pgcmk_client_cert_release(struct pgcmk_client_cert *c);
+
 #endif

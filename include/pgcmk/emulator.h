@@ -19,6 +19,10 @@ struct pgcmk_emulator_info {
 int pgcmk_emulator_init(const struct pgcmk_emulator_info *info) PGCMK_WUR;
 /* The listeners' ports, once bound (shown by /emulator/info). */
 void pgcmk_emulator_set_ports(int https_port, int http_port);
+/* The KMIP listener's port (-1 = off), the server certificate + CA file its clients verify it
+ * with, and the directory of the client credentials (shown by /emulator/info as ports.kmip and
+ * "kmip"). */
+void pgcmk_emulator_set_kmip(int port, const char *server_cert, const char *clients_dir);
 /* Prints the Markdown error table (docs/errors.md). */
 void pgcmk_emulator_error_table(FILE *out);
 

@@ -174,12 +174,35 @@
     /* KMIP clients and the KMIP listener (src/kmip/clients.c, src/kmip/listener.c) */             \
     X(PGCMK_E_KMIP_CLIENT_NOT_FOUND, 404, "KmipClientNotFound", "I",                               \
       "no KMIP client of that name")                                                               \
+    X(PGCMK_E_KMIP_CLIENT_NAME_INVALID, 400, "InvalidKmipClientName", "I",                         \
+      "a KMIP client name must be 1 to 64 of A-Z a-z 0-9 _ . - (not . or ..)")                     \
     /* KMIP managed objects (src/kmip/objects.c, src/kmip/ops.c) */                                \
     X(PGCMK_E_KMIP_OBJECT_NOT_FOUND, 404, "KmipObjectNotFound", "I",                               \
       "no KMIP managed object with that unique identifier")                                        \
     /* self-managed databases and their key providers (src/tde/, src/agent/kmip.c) */              \
     X(PGCMK_E_TDE_DATABASE_NOT_FOUND, 404, "DatabaseNotFound", "I",                                \
       "no self-managed (pg_tde) database of that name")                                            \
+    X(PGCMK_E_KMIP_KEY_NOT_FOUND, 400, "KmipKeyNotFound", "I",                                     \
+      "KMIP: the principal key is not on the server (Item Not Found, Locate found none, or the "   \
+      "key found does not unwrap the DEK)")                                                        \
+    X(PGCMK_E_KMIP_KEY_REVOKED, 400, "KmipKeyRevoked", "I",                                        \
+      "KMIP: the principal key is Deactivated or Compromised")                                     \
+    X(PGCMK_E_KMIP_KEY_DESTROYED, 400, "KmipKeyDestroyed", "I",                                    \
+      "KMIP: the principal key is Destroyed (a server that keeps destroyed objects)")              \
+    X(PGCMK_E_KMIP_CREDENTIALS_REFUSED, 400, "KmipCredentialsRefused", "I",                        \
+      "KMIP: the server refused the client certificate (TLS alert, Permission Denied, "            \
+      "Authentication Not Successful)")                                                            \
+    X(PGCMK_E_KMIP_SERVER_NOT_TRUSTED, 400, "KmipServerNotTrusted", "I",                           \
+      "KMIP: the server's certificate does not verify against the provider's CA file")             \
+    X(PGCMK_E_KMIP_SERVER_UNREACHABLE, 503, "KmipServerUnreachable", "I",                          \
+      "KMIP: no answer (connection refused, timeout, reset, General Failure): an outage, the DEK " \
+      "is kept")                                                                                   \
+    X(PGCMK_E_KMIP_KEY_AMBIGUOUS, 409, "KmipKeyAmbiguous", "I",                                    \
+      "KMIP: Locate found more than one key of the principal key's name (pg_tde refuses it)")      \
+    X(PGCMK_E_KMIP_KEY_LENGTH_INVALID, 400, "KmipKeyLengthInvalid", "I",                           \
+      "KMIP: the principal key is not 16 or 32 bytes (pg_tde accepts only those)")                 \
+    X(PGCMK_E_KMIP_PROVIDER_INVALID, 400, "KmipProviderInvalid", "I",                              \
+      "KMIP: the key provider's options are wrong (host, port, certificate, key or CA file)")      \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

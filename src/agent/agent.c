@@ -228,6 +228,12 @@ agent_keep(const char *db_id, const unsigned char *dek)
     pthread_rwlock_unlock(&agent_rw);
 }
 
+void
+pgcmk_agent_keep(const char *db_id, const unsigned char dek[PGCMK_AGENT_DEK_LEN])
+{
+    agent_keep(db_id, dek);
+}
+
 /* Copies db_id's DEK into out. 0, or -1 when none is held. */
 static int
 agent_copy(const char *db_id, unsigned char *out)

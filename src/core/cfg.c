@@ -73,6 +73,10 @@ static const struct cfg_entry cfg_table[] = {
      "periodic key check of every CMK database, on the virtual clock (ISO 8601 duration)"},
     {"key-loss-delay", CFG_STR, OFF(key_loss_delay), "PT0S", 0, 0, NULL, 0,
      "time from losing a key to Inaccessible, on the virtual clock (Azure: up to PT10M)"},
+    {"kmip-port", CFG_INT, OFF(kmip_port), "5696", -1, 65535, NULL, 0,
+     "KMIP server port, mutual TLS on the --listen addresses (0 = any free port, -1 = off)"},
+    {"kmip-port-file", CFG_STR, OFF(kmip_port_file), "", 0, 0, NULL, 0,
+     "write the KMIP port here once its listener accepts"},
 };
 #undef OFF
 

@@ -17,6 +17,30 @@
 
 static struct pgcmk_emulator_info emu;
 static _Atomic int emu_https_port, emu_http_port;
+static _Atomic int emu_kmip_port = -1;
+static char *emu_kmip_server_cert, *emu_kmip_clients_dir;
+
+void
+pgcmk_emulator_set_kmip(int port, const char *server_cert, const char *clients_dir)
+{
+    /* Set once at start, before the server answers /emulator/info with them. */
+    if (emu_kmip_server_cert == NULL && server_cert)
+        emu_kmip_server_cert = pgcmk_xstrdup(server_cert);
+    if (emu_kmip_clients_dir == NULL && clients_dir)
+        emu_kmip_clients_dir = pgcmk_xstrdup(clients_dir);
+    emu_kmip_port = port;
+}
+
+static json_t *
+emu_kmip_json(void)
+{
+    int port = emu_kmip_port;
+
+    return json_pack(
+        "{s:o, s:o, s:o}", "port", port >= 0 ? json_integer(port) : json_null(),
+        "serverCertificate", emu_kmip_server_cert ? json_string(emu_kmip_server_cert) : json_null(),
+        "clientsDirectory", emu_kmip_clients_dir ? json_string(emu_kmip_clients_dir) : json_null());
+}
 
 void
 pgcmk_emulator_set_ports(int https_port, int http_port)
@@ -103,10 +127,11 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                    "endpoint-active-directory-graph-resource-id", arm, "endpoint-management", arm,
                    "suffix-keyvault-dns", suffix, "cloudConfig", cfg, "command", cmd,
                    "flagsCommand", flags);
-    out = json_pack("{s:s, s:{s:i, s:o}, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:s, s:s, s:s, s:s,"
-                    " s:{s:s, s:s, s:s}, s:s, s:s, s:o}",
+    out = json_pack("{s:s, s:{s:i, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:s, s:s, s:s,"
+                    " s:s, s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:o}",
                     "name", "pgcmk", "ports", "https", emu_https_port, "http",
-                    emu_http_port >= 0 ? json_integer(emu_http_port) : json_null(), "endpoints",
+                    emu_http_port >= 0 ? json_integer(emu_http_port) : json_null(), "kmip",
+                    emu_kmip_port >= 0 ? json_integer(emu_kmip_port) : json_null(), "endpoints",
                     "resourceManager", arm, "activeDirectory", adfs, "microsoftGraph", arm,
                     "metadata", "/metadata/endpoints?api-version=2022-09-01", "portal", "/portal/",
                     "caFile", emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir",
@@ -114,7 +139,7 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                     PGCMK_SUBSCRIPTION_ID, "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin",
                     "clientId", PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET,
                     "objectId", PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode",
-                    emu.auth_mode, "azCloudRegister", az);
+                    emu.auth_mode, "azCloudRegister", az, "kmip", emu_kmip_json());
     pgcmk_resp_json(rs, 200, out);
     free(flags);
     free(cmd);

@@ -157,15 +157,20 @@ data_target(struct pgcmk_req *rq, struct pg_db *d, const char **rows_of, struct 
     char *id;
     int rc;
 
-    id = pgcmk_xasprintf("/subscriptions/%s/resourceGroups/%s/providers/%s",
-                         pgcmk_req_param(rq, "sub"), pgcmk_req_param(rq, "rg"), rest ? rest : "");
+    if (pgcmk_req_param(rq, "sub")) /* an ARM resource */
+        id = pgcmk_xasprintf("/subscriptions/%s/resourceGroups/%s/providers/%s",
+                             pgcmk_req_param(rq, "sub"), pgcmk_req_param(rq, "rg"),
+                             rest ? rest : "");
+    else /* a self-managed database (src/tde/) */
+        id = pgcmk_xasprintf("/emulator/tde/databases/%s", rest ? rest : "");
     rc = pg_db_load(pgcmk_db(), id, d, err);
     free(id);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, NULL,
-                             "No PostgreSQL cluster or server has the id in this path.");
+                             "No PostgreSQL cluster, server or self-managed database has the id "
+                             "in this path.");
     *rows_of =
         d->relation &&
                 (strcmp(d->relation, "replica") == 0 || strcmp(d->relation, "standby") == 0) &&
@@ -302,11 +307,15 @@ data_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return rc;
 }
 
-#define DATA_ROUTE "/emulator/data/subscriptions/{sub}/resourcegroups/{rg}/providers/{*rest}"
+#define DATA_ROUTE     "/emulator/data/subscriptions/{sub}/resourcegroups/{rg}/providers/{*rest}"
+#define DATA_TDE_ROUTE "/emulator/data/emulator/tde/databases/{*rest}"
 static const struct pgcmk_route pgdata_routes[] = {
     {"GET", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
     {"PUT", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, data_route},
     {"DELETE", DATA_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
+    {"GET", DATA_TDE_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
+    {"PUT", DATA_TDE_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, data_route},
+    {"DELETE", DATA_TDE_ROUTE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, data_route},
 };
 
 void

@@ -14,10 +14,11 @@
 #include "pgcmk/monitor.h"
 #include "pgcmk/pgdata.h"
 #include "pgcmk/reconcile.h"
+#include "pgcmk/tde.h"
 #include "pgcmk/vault.h"
 #include "providers/postgres.h"
 
-static pg_render_fn pg_renderers[2];
+static pg_render_fn pg_renderers[PG_KINDS];
 
 /* ---- the databases table ------------------------------------------------------------------ */
 
@@ -55,6 +56,7 @@ pg_db_release(struct pg_db *d)
     free(d->access);
     free(d->reason_code);
     free(d->reason);
+    free(d->provider);
     memset(d, 0, sizeof(*d));
 }
 
@@ -72,8 +74,11 @@ pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_
         size_t n = (size_t)sqlite3_column_bytes(st, 12);
 
         out->id = col_str(st, 0);
-        out->kind = strcmp((const char *)sqlite3_column_text(st, 1), "server") == 0 ? PG_SERVER
-                                                                                    : PG_CLUSTER;
+        const char *kind = (const char *)sqlite3_column_text(st, 1);
+
+        out->kind = strcmp(kind, "server") == 0 ? PG_SERVER
+                    : strcmp(kind, "tde") == 0  ? PG_TDE
+                                                : PG_CLUSTER;
         out->sub = col_str(st, 2);
         out->rg = col_str(st, 3);
         out->source_id = col_str(st, 4);
@@ -103,6 +108,13 @@ pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_
         rc = pgcmk_db_fail(db, rc, "read database", err);
     }
     pgcmk_db_done(st);
+    if (rc == 1 && out->kind == PG_TDE) {
+        st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_GET_PROVIDER);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            out->provider = col_str(st, 0);
+        pgcmk_db_done(st);
+    }
     return rc;
 }
 
@@ -113,7 +125,11 @@ pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
     int rc;
 
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->kind == PG_SERVER ? "server" : "cluster", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2,
+                      d->kind == PG_SERVER ? "server"
+                      : d->kind == PG_TDE  ? "tde"
+                                           : "cluster",
+                      -1, SQLITE_STATIC);
     pgcmk_db_bind_opt(st, 3, d->sub);
     pgcmk_db_bind_opt(st, 4, d->rg);
     pgcmk_db_bind_opt(st, 5, d->source_id);
@@ -137,7 +153,16 @@ pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
     sqlite3_bind_int64(st, 20, d->created_at ? d->created_at : pgcmk_clock_now());
     rc = sqlite3_step(st);
     pgcmk_db_done(st);
-    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write database", err);
+    if (rc != SQLITE_DONE)
+        return pgcmk_db_fail(db, rc, "write database", err);
+    if (!d->provider)
+        return 0;
+    st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_SET_PROVIDER);
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->provider, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    pgcmk_db_done(st);
+    return rc == SQLITE_DONE ? 0 : pgcmk_db_fail(db, rc, "write database provider", err);
 }
 
 int
@@ -353,6 +378,8 @@ pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, c
 
     if (pg_renderers[d->kind] && pg_renderers[d->kind](db, d->id, state, err))
         return -1;
+    if (d->kind == PG_TDE) /* not an ARM resource: no Resource Health, no Activity Log */
+        return 0;
     if (down)
         snprintf(summary, sizeof(summary),
                  "Your %s is inaccessible because it lost access to the customer-managed key in "
@@ -386,6 +413,7 @@ pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, c
 void
 pg_core_register(void)
 {
+    pgcmk_tde_register();
     pgcmk_reconcile_register();
     pgcmk_pgdata_register();
 }

@@ -21,7 +21,13 @@
 #define PG_ACCESS_OK      "ok"
 #define PG_ACCESS_LOST    "lost"
 
-enum pg_kind { PG_CLUSTER, PG_SERVER };
+/* PG_TDE: a self-managed (pg_tde-style) database of src/tde/, its principal key on a key
+ * provider (a KMIP server) reached by the agent; its row has kind "tde", key_uri
+ * "kmip://host:port/name", key_name the principal key's name, key_version its Unique Identifier
+ * and provider the key provider's options (JSON, as pg_tde keeps them). */
+enum pg_kind { PG_CLUSTER, PG_SERVER, PG_TDE };
+
+#define PG_KINDS 3
 
 /* One row of pg_databases. Strings are owned (free with pg_db_release). */
 struct pg_db {
@@ -38,6 +44,7 @@ struct pg_db {
     char *alg;
     char *access, *reason_code, *reason;
     int64_t last_check, lost_at, created_at;
+    char *provider; /* PG_TDE: the key provider's options (JSON text) */
 };
 
 int pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_err *err);

@@ -1,10 +1,14 @@
 /* keysources.c - the key-source rows of the reconciler (include/pgcmk/reconcile.h). Today:
- * "azure-keyvault" (a Key Vault key reached through the database's managed identity, checked by
- * the encryption agent) and "service-managed" (the DEK sealed under the emulator's master key).
- * KMIP objects, Vault KV secrets or KES keys are further rows here. */
+ * "kmip" (a self-managed database's principal key on a KMIP server, checked by the agent as a
+ * KMIP client), "azure-keyvault" (a Key Vault key reached through the database's managed
+ * identity, checked by the encryption agent) and "service-managed" (the DEK sealed under the
+ * emulator's master key). Vault KV secrets or KES keys are further rows here. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "pgcmk/tde.h"
 
 #include "pgcmk/err.h"
 #include "pgcmk/log.h"
@@ -28,7 +32,7 @@ code_is(const char *code, enum pgcmk_errc c)
 static int
 sm_uses(const struct pg_db *d)
 {
-    return d->key_uri == NULL;
+    return d->key_uri == NULL && d->kind != PG_TDE;
 }
 
 static int
@@ -63,7 +67,7 @@ static const struct pgcmk_keysource ks_service_managed = {
 static int
 akv_uses(const struct pg_db *d)
 {
-    return d->key_uri != NULL;
+    return d->key_uri != NULL && d->kind != PG_TDE;
 }
 
 static int
@@ -190,9 +194,180 @@ static const struct pgcmk_keysource ks_azure_keyvault = {
     "azure-keyvault", akv_uses, akv_check, akv_touches, akv_explain,
 };
 
+/* ---- kmip --------------------------------------------------------------------------------- */
+
+/* The State the last successful check saw, per database (for explain): id -> state. */
+static pthread_mutex_t kmip_seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *kmip_seen;
+
+static void
+kmip_seen_set(const char *id, uint32_t state)
+{
+    pthread_mutex_lock(&kmip_seen_mu);
+    if (!kmip_seen)
+        kmip_seen = json_object();
+    if (state)
+        json_object_set_new(kmip_seen, id, json_integer(state));
+    else
+        json_object_del(kmip_seen, id);
+    pthread_mutex_unlock(&kmip_seen_mu);
+}
+
+static uint32_t
+kmip_seen_get(const char *id)
+{
+    uint32_t s;
+
+    pthread_mutex_lock(&kmip_seen_mu);
+    s = (uint32_t)json_integer_value(kmip_seen ? json_object_get(kmip_seen, id) : NULL);
+    pthread_mutex_unlock(&kmip_seen_mu);
+    return s;
+}
+
+static int
+kmip_uses(const struct pg_db *d)
+{
+    return d->kind == PG_TDE;
+}
+
+static int
+kmip_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_kmipc_target t;
+    void *holder = NULL;
+    char uid[PGCMK_KMIPC_UID_LEN];
+    uint32_t state = 0;
+    int rc;
+
+    (void)revalidate;
+    memset(res, 0, sizeof(*res));
+    if (pgcmk_tde_kmip_target(d->provider, &t, &holder)) {
+        res->lost = 1;
+        res->code = PGCMK_E_KMIP_PROVIDER_INVALID;
+        snprintf(res->message, sizeof(res->message),
+                 "The key provider of '%.300s' is not a KMIP provider.", d->id);
+        pgcmk_agent_forget(d->id);
+        return -1;
+    }
+    rc = pgcmk_agent_kmip_check(d->id, &t, d->key_name ? d->key_name : "", d->key_version,
+                                d->wrapped, d->wrapped_len, uid, &state, res);
+    json_decref(holder);
+    if (rc == 0 || state)
+        kmip_seen_set(d->id, state);
+    return rc;
+}
+
+static void
+kmip_select(struct pgcmk_db *db, enum pgcmk_stmt which, const char *a, const char *b, json_t *ids)
+{
+    akv_select(db, which, a, b, ids);
+}
+
+/* KMIP events: an object change reaches the databases whose principal key it is (by Unique
+ * Identifier or Name); a deleted client reaches every KMIP database (which certificate a
+ * provider's files hold is the server's business, not the emulator's). */
+static void
+kmip_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    switch (ev->kind) {
+    case PGCMK_EV_KMIP_OBJECT_CHANGED:
+    case PGCMK_EV_KMIP_OBJECT_REVOKED:
+    case PGCMK_EV_KMIP_OBJECT_DEACTIVATED:
+    case PGCMK_EV_KMIP_OBJECT_DESTROYED:
+        kmip_select(db, PGCMK_STMT_TDE_BY_KMIP_KEY, ev->version ? ev->version : "-",
+                    ev->key ? ev->key : "-", ids);
+        return;
+    case PGCMK_EV_KMIP_CLIENT_DELETED:
+        kmip_select(db, PGCMK_STMT_TDE_LIST, NULL, NULL, ids);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The rule a reason code of this row breaks: exactly one. */
+static const char *
+kmip_failing_rule(const struct pg_db *d)
+{
+    const char *c = d->reason_code;
+
+    if (!c)
+        return NULL;
+    if (code_is(c, PGCMK_E_KMIP_SERVER_UNREACHABLE))
+        return "kmip-server";
+    if (code_is(c, PGCMK_E_KMIP_CREDENTIALS_REFUSED) ||
+        code_is(c, PGCMK_E_KMIP_SERVER_NOT_TRUSTED) || code_is(c, PGCMK_E_KMIP_PROVIDER_INVALID))
+        return "client-certificate";
+    if (code_is(c, PGCMK_E_KMIP_KEY_REVOKED) || code_is(c, PGCMK_E_KMIP_KEY_DESTROYED))
+        return "key-state";
+    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
+        return "checked";
+    return "principal-key";
+}
+
+static void
+kmip_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    const char *bad = kmip_failing_rule(d);
+    const char *why = d->reason ? d->reason : "";
+    struct pgcmk_kmipc_target t;
+    void *holder = NULL;
+    char server[300], cert[1100], key[400], state[300];
+    uint32_t seen = kmip_seen_get(d->id);
+
+    (void)db;
+    if (pgcmk_tde_kmip_target(d->provider, &t, &holder) == 0) {
+        snprintf(server, sizeof(server), "The KMIP server %.253s:%d answers.", t.host, t.port);
+        snprintf(cert, sizeof(cert),
+                 "The KMIP server %.253s:%d accepts the client certificate '%.400s' and its "
+                 "certificate verifies against '%.400s'.",
+                 t.host, t.port,
+                 t.cert_path  ? t.cert_path
+                 : t.key_path ? t.key_path
+                              : "",
+                 t.ca_path ? t.ca_path : "");
+    } else {
+        snprintf(server, sizeof(server), "The KMIP server answers.");
+        snprintf(cert, sizeof(cert), "The KMIP server accepts the client certificate.");
+    }
+    json_decref(holder);
+    snprintf(key, sizeof(key),
+             "Locate finds one key named '%.100s' (Unique Identifier %.64s) and it unwraps the "
+             "database's key.",
+             d->key_name ? d->key_name : "", d->key_version ? d->key_version : "?");
+    snprintf(state, sizeof(state), "The principal key '%.100s' (Unique Identifier %.64s) is %s%s.",
+             d->key_name ? d->key_name : "", d->key_version ? d->key_version : "?",
+             seen ? pgcmk_kmip_state_name(seen) : "Pre-Active or Active",
+             seen ? " (at the last check)" : "");
+    {
+        const struct {
+            const char *rule, *ok_detail;
+        } rows[] = {
+            {"kmip-server", server},
+            {"client-certificate", cert},
+            {"principal-key", key},
+            {"key-state", state},
+        };
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            int fails = bad && strcmp(bad, rows[i].rule) == 0;
+
+            json_array_append_new(
+                rules, pgcmk_reconcile_rule(rows[i].rule, !fails, fails ? why : rows[i].ok_detail));
+        }
+    }
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_kmip = {
+    "kmip", kmip_uses, kmip_check, kmip_touches, kmip_explain,
+};
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const struct pgcmk_keysource *const pgcmk_keysources[] = {
+    &ks_kmip,
     &ks_azure_keyvault,
     &ks_service_managed,
     NULL,

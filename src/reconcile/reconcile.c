@@ -59,7 +59,7 @@ check_apply_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         if (!was_lost) {
             pg_set(&d.reason_code, NULL);
             pg_set(&d.reason, NULL);
-        } else if (d.kind == PG_CLUSTER || o->revalidate) {
+        } else if (d.kind != PG_SERVER || o->revalidate) {
             pg_set(&d.access, PG_ACCESS_OK);
             pg_set(&d.reason_code, NULL);
             pg_set(&d.reason, NULL);

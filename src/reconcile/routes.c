@@ -18,12 +18,26 @@ rc_describe(const struct pg_db *d)
 
     if (d->last_check)
         pgcmk_time_format(d->last_check, t);
-    return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
-                     "resourceId", d->id, "kind", d->kind == PG_SERVER ? "server" : "cluster",
-                     "keySource", ks ? ks->kind : NULL, "keyUri", d->key_uri, "vault", d->vault,
-                     "key", d->key_name, "keyVersion", d->key_version, "identity", d->identity_id,
-                     "principalId", d->principal_id, "access", d->access, "sourceResourceId",
-                     d->source_id, "relation", d->relation, "lastCheck", d->last_check ? t : NULL);
+    json_t *out;
+
+    out = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}",
+                    "resourceId", d->id, "kind",
+                    d->kind == PG_SERVER ? "server"
+                    : d->kind == PG_TDE  ? "tde"
+                                         : "cluster",
+                    "keySource", ks ? ks->kind : NULL, "keyUri", d->key_uri, "vault", d->vault,
+                    "key", d->key_name, "keyVersion", d->key_version, "identity", d->identity_id,
+                    "principalId", d->principal_id, "access", d->access, "sourceResourceId",
+                    d->source_id, "relation", d->relation, "lastCheck", d->last_check ? t : NULL);
+    if (d->kind == PG_TDE) { /* the KMIP server and the principal key, by name and Unique Id */
+        json_t *kp = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+
+        json_object_set_new(out, "keyProvider", kp ? kp : json_null());
+        json_object_set_new(
+            out, "principalKey",
+            json_pack("{s:s?, s:s?}", "name", d->key_name, "uniqueIdentifier", d->key_version));
+    }
+    return out;
 }
 
 /* GET /emulator/explain?resourceId=: why the database is, or is not, accessible. One reason
@@ -43,9 +57,12 @@ emu_explain(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                              "Give the database: /emulator/explain?resourceId=...");
     rc = pg_db_load(db, id, &d, err);
     if (rc <= 0)
-        return rc < 0 ? -1
-                      : pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, "resourceId",
-                                      "No PostgreSQL cluster or server has the id '%.300s'.", id);
+        return rc < 0
+                   ? -1
+                   : pgcmk_err_set(err, PGCMK_E_RESOURCE_NOT_FOUND, "resourceId",
+                                   "No PostgreSQL cluster, server or self-managed database has the "
+                                   "id '%.300s'.",
+                                   id);
     if (!d.reason_code && strcmp(d.access, PG_ACCESS_OK) == 0 && pgcmk_reconcile_unchecked(d.id)) {
         pg_set(&d.reason_code, pgcmk_err_code(PGCMK_E_PG_KEY_UNCHECKED));
         pg_set(&d.reason, "The key has not been checked since the emulator started; POST "

@@ -1,0 +1,30 @@
+/* tde.h - self-managed (pg_tde-style) databases (src/tde/): a database whose principal key lives
+ * on a key provider the agent reaches over its wire protocol (today KMIP: pgcmk's own KMIP
+ * server or any other, e.g. PyKMIP). A database is a row of pg_databases with kind "tde" (struct
+ * pg_db, PG_TDE), so the reconciler, explain, the periodic check and the modeled data plane
+ * (/emulator/data/emulator/tde/databases/{name}/rows) work on it as on a CMK cluster.
+ *
+ * Routes (JSON, Azure error envelope):
+ *   PUT    /emulator/tde/databases/{name}  {"keyProvider":{"type":"kmip","host","port",
+ *          "certPath","keyPath","caPath"},"principalKeyName"} -> 201 (new) / 200 (unchanged)
+ *   GET    /emulator/tde/databases[/{name}]
+ *   DELETE /emulator/tde/databases/{name}
+ * A database is {"id":"/emulator/tde/databases/{name}","name","keyProvider","principalKey":
+ * {"name","uniqueIdentifier"},"state":"Ready"|"Inaccessible","reasonCode","reason","lastCheck"}. */
+#ifndef PGCMK_TDE_H
+#define PGCMK_TDE_H
+
+#include "pgcmk/kmipc.h"
+
+#define PGCMK_TDE_PREFIX "/emulator/tde/databases/"
+
+struct pg_db;
+
+/* Registers the routes (before the server starts). */
+void pgcmk_tde_register(void);
+
+/* The KMIP target of a database's provider options (JSON text): 0, or -1 when the options are
+ * not a KMIP provider. Strings point into *holder (json_decref it after use). */
+int pgcmk_tde_kmip_target(const char *provider_json, struct pgcmk_kmipc_target *t, void **holder);
+
+#endif

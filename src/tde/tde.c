@@ -1,0 +1,367 @@
+/* tde.c - self-managed (pg_tde-style) databases (include/pgcmk/tde.h): the
+ * /emulator/tde/databases routes. A database's principal key is located by name on its KMIP
+ * server (0 hits: the agent makes a random 32-byte key and registers it, as
+ * pg_tde_create_key_using_global_key_provider does; more than one: refused, as pg_tde does),
+ * its DEK is wrapped under that key by the agent (src/agent/kmip.c) and only the wrapped DEK is
+ * stored. From then on the reconciler's "kmip" key-source row checks it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "pgcmk/clock.h"
+#include "pgcmk/http.h"
+#include "pgcmk/log.h"
+#include "pgcmk/tde.h"
+#include "providers/postgres.h"
+
+#define TDE_NAME_MAX 63
+#define TDE_KEY_MAX  200
+
+int
+pgcmk_tde_kmip_target(const char *provider_json, struct pgcmk_kmipc_target *t, void **holder)
+{
+    json_t *o = provider_json ? json_loads(provider_json, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(o, "type"));
+
+    memset(t, 0, sizeof(*t));
+    *holder = NULL;
+    if (!json_is_object(o) || !type || strcmp(type, "kmip") != 0) {
+        json_decref(o);
+        return -1;
+    }
+    t->host = json_string_value(json_object_get(o, "host"));
+    t->port = (int)json_integer_value(json_object_get(o, "port"));
+    t->cert_path = json_string_value(json_object_get(o, "certPath"));
+    t->key_path = json_string_value(json_object_get(o, "keyPath"));
+    t->ca_path = json_string_value(json_object_get(o, "caPath"));
+    t->timeout_ms = (int)json_integer_value(json_object_get(o, "timeoutMs"));
+    t->retries = json_is_integer(json_object_get(o, "retries"))
+                     ? (int)json_integer_value(json_object_get(o, "retries"))
+                     : -1;
+    if (!t->host) {
+        json_decref(o);
+        return -1;
+    }
+    *holder = o;
+    return 0;
+}
+
+static const char *
+tde_state(const struct pg_db *d)
+{
+    if (strcmp(d->access, PG_ACCESS_OK) == 0)
+        return "Ready";
+    if (strcmp(d->access, PG_ACCESS_LOST) == 0)
+        return "Inaccessible";
+    return "Provisioning";
+}
+
+static json_t *
+tde_body(const struct pg_db *d)
+{
+    json_t *kp = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+    char t[PGCMK_TIME_LEN] = "";
+
+    if (d->last_check)
+        pgcmk_time_format(d->last_check, t);
+    return json_pack("{s:s, s:s, s:o, s:{s:s?, s:s?}, s:s, s:s?, s:s?, s:s?}", "id", d->id, "name",
+                     d->id + strlen(PGCMK_TDE_PREFIX), "keyProvider", kp ? kp : json_object(),
+                     "principalKey", "name", d->key_name, "uniqueIdentifier", d->key_version,
+                     "state", tde_state(d), "reasonCode", d->reason_code, "reason", d->reason,
+                     "lastCheck", d->last_check ? t : NULL);
+}
+
+static int
+tde_check_name(const char *name, struct pgcmk_err *err)
+{
+    size_t n = name ? strlen(name) : 0;
+    int ok = n >= 1 && n <= TDE_NAME_MAX;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+             (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-' ||
+             name[i] == '.';
+    if (ok)
+        return 0;
+    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
+                         "The database name '%.64s' is not valid: 1 to %d letters, digits, '_', "
+                         "'-' or '.'.",
+                         name ? name : "", TDE_NAME_MAX);
+}
+
+static int
+tde_path_ok(const json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    return s && *s && strlen(s) < 1024;
+}
+
+/* The provider options in canonical form, or NULL with err. */
+static json_t *
+tde_provider(const json_t *kp, struct pgcmk_err *err)
+{
+    const char *type = json_string_value(json_object_get(kp, "type"));
+    const char *host = json_string_value(json_object_get(kp, "host"));
+    json_t *port = json_object_get(kp, "port"), *cert = json_object_get(kp, "certPath");
+    json_t *out;
+
+    if (!json_is_object(kp)) {
+        pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "keyProvider",
+                      "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
+                      "\"certPath\", \"keyPath\", \"caPath\"}.");
+        return NULL;
+    }
+    if (!type || strcmp(type, "kmip") != 0) {
+        pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
+                      "The key provider type '%.32s' is not supported; use \"kmip\".",
+                      type ? type : "");
+        return NULL;
+    }
+    if (!host || !*host || strlen(host) > 253) {
+        pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.host",
+                      "keyProvider.host must name the KMIP server.");
+        return NULL;
+    }
+    if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+        json_integer_value(port) > 65535) {
+        pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.port",
+                      "keyProvider.port must be a port number (1-65535).");
+        return NULL;
+    }
+    if (!tde_path_ok(json_object_get(kp, "keyPath")) ||
+        !tde_path_ok(json_object_get(kp, "caPath")) || (cert && !tde_path_ok(cert))) {
+        pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider",
+                      "keyProvider needs keyPath and caPath (and certPath, unless keyPath holds "
+                      "the key followed by the certificate): paths of PEM files.");
+        return NULL;
+    }
+    out = json_pack("{s:s, s:s, s:O}", "type", "kmip", "host", host, "port", port);
+    if (cert)
+        json_object_set(out, "certPath", cert);
+    json_object_set(out, "keyPath", json_object_get(kp, "keyPath"));
+    json_object_set(out, "caPath", json_object_get(kp, "caPath"));
+    return out;
+}
+
+struct tde_put_ctx {
+    struct pg_db *d;
+};
+
+static int
+tde_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct tde_put_ctx *c = ctx;
+
+    if (pg_db_save(db, c->d, err))
+        return -1;
+    return pg_record_state(db, c->d, "Ready", NULL, err);
+}
+
+static int
+tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    const char *name = pgcmk_req_param(rq, "name");
+    const char *key_name = json_string_value(json_object_get(rq->json, "principalKeyName"));
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *prov;
+    char *id, *prov_text;
+    struct pg_db d, old;
+    struct pgcmk_kmipc_target t;
+    struct pgcmk_agent_result res;
+    char alg[24] = "", uid[PGCMK_KMIPC_UID_LEN] = "";
+    unsigned char *w = NULL;
+    size_t wl = 0;
+    void *holder = NULL;
+    int rc;
+
+    if (tde_check_name(name, err))
+        return -1;
+    if (!key_name || !*key_name || strlen(key_name) > TDE_KEY_MAX)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "principalKeyName",
+                             "principalKeyName must be the principal key's name (1 to %d "
+                             "characters).",
+                             TDE_KEY_MAX);
+    prov = tde_provider(json_object_get(rq->json, "keyProvider"), err);
+    if (!prov)
+        return -1;
+    prov_text = json_dumps(prov, JSON_COMPACT | JSON_SORT_KEYS);
+    id = pgcmk_xasprintf(PGCMK_TDE_PREFIX "%s", name);
+    rc = pg_db_load(db, id, &old, err);
+    if (rc != 0) {
+        if (rc > 0) {
+            int same = old.kind == PG_TDE && old.provider && old.key_name &&
+                       strcmp(old.provider, prov_text) == 0 && strcmp(old.key_name, key_name) == 0;
+
+            if (same)
+                pgcmk_resp_json(rs, 200, tde_body(&old));
+            else
+                rc = pgcmk_err_set(err, PGCMK_E_PG_ENCRYPTION_UPDATE, "keyProvider",
+                                   "The database '%.64s' exists with another key provider or "
+                                   "principal key; delete it first.",
+                                   name);
+            rc = same ? 0 : -1;
+            pg_db_release(&old);
+        }
+        free(id);
+        free(prov_text);
+        json_decref(prov);
+        return rc;
+    }
+    if (pgcmk_tde_kmip_target(prov_text, &t, &holder)) {
+        free(id);
+        free(prov_text);
+        json_decref(prov);
+        return pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider",
+                             "keyProvider is not a KMIP provider.");
+    }
+    /* the network, outside any transaction */
+    rc = pgcmk_agent_kmip_new_dek(id, &t, key_name, &w, &wl, alg, uid, &res);
+    if (rc) {
+        pgcmk_err_set(err, res.code ? res.code : PGCMK_E_KMIP_SERVER_UNREACHABLE, "keyProvider",
+                      "%s", res.message);
+    } else {
+        struct tde_put_ctx c = {&d};
+        char *uri = pgcmk_xasprintf("kmip://%s:%d/%s", t.host, t.port, key_name);
+
+        memset(&d, 0, sizeof(d));
+        d.id = pgcmk_xstrdup(id);
+        d.kind = PG_TDE;
+        d.sub = pgcmk_xstrdup("");
+        d.rg = pgcmk_xstrdup("");
+        d.key_uri = uri;
+        d.key_name = pgcmk_xstrdup(key_name);
+        d.key_version = pgcmk_xstrdup(uid);
+        d.wrapped = w;
+        d.wrapped_len = wl;
+        w = NULL;
+        d.alg = pgcmk_xstrdup(alg);
+        d.access = pgcmk_xstrdup(PG_ACCESS_OK);
+        d.last_check = d.created_at = pgcmk_clock_now();
+        d.provider = pgcmk_xstrdup(prov_text);
+        rc = pgcmk_db_tx(db, tde_put_tx, &c, err);
+        if (rc)
+            pgcmk_agent_forget(id);
+        else
+            pgcmk_resp_json(rs, 201, tde_body(&d));
+        pg_db_release(&d);
+    }
+    free(w);
+    json_decref(holder);
+    free(id);
+    free(prov_text);
+    json_decref(prov);
+    return rc ? -1 : 0;
+}
+
+static int
+tde_load(const char *name, struct pg_db *d, struct pgcmk_err *err)
+{
+    char *id;
+    int rc;
+
+    if (tde_check_name(name, err))
+        return -1;
+    id = pgcmk_xasprintf(PGCMK_TDE_PREFIX "%s", name);
+    rc = pg_db_load(pgcmk_db(), id, d, err);
+    free(id);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 || d->kind != PG_TDE) {
+        pg_db_release(d);
+        return pgcmk_err_set(err, PGCMK_E_TDE_DATABASE_NOT_FOUND, "name",
+                             "No self-managed database is named '%.64s'.", name);
+    }
+    return 0;
+}
+
+static int
+tde_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct pg_db d;
+
+    if (tde_load(pgcmk_req_param(rq, "name"), &d, err))
+        return -1;
+    pgcmk_resp_json(rs, 200, tde_body(&d));
+    pg_db_release(&d);
+    return 0;
+}
+
+static int
+tde_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *ids = json_array(), *out = json_array(), *v;
+    size_t i;
+
+    (void)rq;
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_TDE_LIST), pgcmk_db_collect_text, ids,
+                      "list self-managed databases", err) < 0) {
+        json_decref(ids);
+        json_decref(out);
+        return -1;
+    }
+    json_array_foreach(ids, i, v) {
+        struct pg_db d;
+
+        if (pg_db_load(db, json_string_value(v), &d, err) > 0) {
+            json_array_append_new(out, tde_body(&d));
+            pg_db_release(&d);
+        }
+    }
+    json_decref(ids);
+    pgcmk_resp_json(rs, 200, json_pack("{s:o}", "value", out));
+    return 0;
+}
+
+static int
+tde_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    return pg_db_delete(db, ((struct pg_db *)ctx)->id, err);
+}
+
+static int
+tde_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct pg_db d;
+    json_t *body;
+
+    if (tde_load(pgcmk_req_param(rq, "name"), &d, err))
+        return -1;
+    if (pgcmk_db_tx(pgcmk_db(), tde_delete_tx, &d, err)) {
+        pg_db_release(&d);
+        return -1;
+    }
+    pg_forget(pgcmk_db(), d.id);
+    body = tde_body(&d);
+    json_object_set_new(body, "state", json_string("Deleted"));
+    pgcmk_resp_json(rs, 200, body);
+    pg_db_release(&d);
+    return 0;
+}
+
+static int
+tde_render(struct pgcmk_db *db, const char *id, const char *state, struct pgcmk_err *err)
+{
+    (void)db;
+    (void)err;
+    LOG_INFO("tde: the database %s is %s", id, state);
+    return 0;
+}
+
+#define TDE_ONE "/emulator/tde/databases/{name}"
+static const struct pgcmk_route tde_routes[] = {
+    {"GET", "/emulator/tde/databases", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, tde_list},
+    {"GET", TDE_ONE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, tde_get},
+    {"PUT", TDE_ONE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, ROUTE_F_JSON, NULL, tde_put},
+    {"DELETE", TDE_ONE, PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, tde_delete},
+};
+
+void
+pgcmk_tde_register(void)
+{
+    pg_set_renderer(PG_TDE, tde_render);
+    pgcmk_router_add(tde_routes, PGCMK_ARRAY_LEN(tde_routes));
+}

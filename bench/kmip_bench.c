@@ -288,7 +288,8 @@ struct worker {
     pthread_t th;
     int perconn;
     long count;
-    double *lat; /* ms, count entries */
+    double *lat;                 /* ms, count entries */
+    double hs_ms, get_ms, cl_ms; /* perconn: the sums of the three phases */
 };
 
 static void *
@@ -305,16 +306,21 @@ run_worker(void *arg)
     if (!w->perconn)
         ssl = open_conn();
     for (long i = 0; i < w->count; i++) {
-        double t0 = now_ms();
+        double t0 = now_ms(), t1, t2;
 
         if (w->perconn)
             ssl = open_conn();
+        t1 = now_ms();
         one_get(ssl, &t, buf, 16384);
+        t2 = now_ms();
         if (w->perconn) {
             close_conn(ssl);
             ssl = NULL;
         }
         w->lat[i] = now_ms() - t0;
+        w->hs_ms += t1 - t0;
+        w->get_ms += t2 - t1;
+        w->cl_ms += t0 + w->lat[i] - t2;
     }
     if (ssl != NULL)
         close_conn(ssl);
@@ -336,7 +342,7 @@ static void
 run_mode(const char *label, int perconn, long total, int threads)
 {
     struct worker *w = calloc((size_t)threads, sizeof(*w));
-    double *all = calloc((size_t)total, sizeof(double)), t0, secs;
+    double *all = calloc((size_t)total, sizeof(double)), t0, secs, hs = 0, get = 0, cl = 0;
     long per = total / threads, k = 0;
 
     if (w == NULL || all == NULL || per < 1) {
@@ -355,9 +361,18 @@ run_mode(const char *label, int perconn, long total, int threads)
         pthread_join(w[i].th, NULL);
     secs = (now_ms() - t0) / 1e3;
     k = per * threads;
+    for (int i = 0; i < threads; i++) {
+        hs += w[i].hs_ms;
+        get += w[i].get_ms;
+        cl += w[i].cl_ms;
+    }
     qsort(all, (size_t)k, sizeof(double), cmp_double);
-    printf("%s: %ld gets in %.3f s: %.0f gets/s p50 %.3f ms p99 %.3f ms (threads %d)\n", label, k,
+    printf("%s: %ld gets in %.3f s: %.0f gets/s p50 %.3f ms p99 %.3f ms (threads %d", label, k,
            secs, k / secs, all[k / 2], all[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1], threads);
+    if (perconn)
+        printf("; mean connect+handshake %.3f ms, Get %.3f ms, shutdown+close %.3f ms", hs / k,
+               get / k, cl / k);
+    printf(")\n");
     fflush(stdout);
     free(all);
     free(w);

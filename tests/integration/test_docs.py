@@ -52,8 +52,9 @@ KMIP_EXPECT = ["KMIP server: 127.0.0.1:", "client_cert_jane_doe.pem", "600 /tmp/
                "located 1, got 32 bytes of AES", '"owner":"jane_doe","name":"key","state":"PreActive"',
                "Active\n", "created: Ready key true", "revoked: Compromised KeyCompromise",
                "database: Inaccessible", '"accessible":false', "explain names the object and its state",
-               "rekeyed: Ready key-2", "old key: DestroyedCompromised", "server certificate + CA: /",
-               "client_key_jane_doe.pem", "deleted wal-demo", "jane_doe's live objects: 0"]
+               "activate again: exit 1:", "new database: Ready key-2",
+               "old key: DestroyedCompromised", "old database: Inaccessible", "server certificate + CA: /",
+               "client_key_jane_doe.pem", "deleted wal-demo\n", "deleted wal-demo-2", "jane_doe's live objects: 0"]
 
 
 def sh_blocks(path):

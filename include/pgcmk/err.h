@@ -179,6 +179,14 @@
     /* KMIP managed objects (src/kmip/objects.c, src/kmip/ops.c) */                                \
     X(PGCMK_E_KMIP_OBJECT_NOT_FOUND, 404, "KmipObjectNotFound", "I",                               \
       "no KMIP managed object with that unique identifier")                                        \
+    X(PGCMK_E_KMIP_PERMISSION_DENIED, 409, "KmipPermissionDenied", "I",                            \
+      "KMIP refuses the change in the object's state (Permission Denied): destroying an Active "   \
+      "object, activating one that is not Pre-Active")                                             \
+    X(PGCMK_E_KMIP_ILLEGAL_OPERATION, 409, "KmipIllegalOperation", "I",                            \
+      "KMIP refuses the operation (Illegal Operation): revoking an object that is not Active "     \
+      "with a reason other than a compromise")                                                     \
+    X(PGCMK_E_KMIP_INVALID_REVOCATION_REASON, 400, "KmipInvalidRevocationReason", "I",             \
+      "a revocation reason that is not one of KMIP's Revocation Reason Codes")                     \
     /* self-managed databases and their key providers (src/tde/, src/agent/kmip.c) */              \
     X(PGCMK_E_TDE_DATABASE_NOT_FOUND, 404, "DatabaseNotFound", "I",                                \
       "no self-managed (pg_tde) database of that name")                                            \

@@ -47,11 +47,11 @@ EXPECT["docs/cli.md"] = ["servicePrincipal", '{"state":"Ready","provisioningStat
 # must run twice in a row on the same daemon (it cleans up after itself).
 KMIP_DOC = "docs/kmip.md"
 KMIP_EXPECT = ["KMIP server: 127.0.0.1:", "client_cert_jane_doe.pem", "600 /tmp/client_key_jane_doe.pem",
-               "600 /tmp/client_jane_doe.pem", "CN = jane_doe", "/tmp/client_cert_jane_doe.pem: OK",
+               "600 /tmp/client_jane_doe.pem", "O = pgcmk, CN = jane_doe", "/tmp/client_cert_jane_doe.pem: OK",
                "pg_tde_add_global_key_provider_kmip('kmip', '127.0.0.1',",
                "located 1, got 32 bytes of AES", '"owner":"jane_doe","name":"key","state":"PreActive"',
                "Active\n", "created: Ready key true", "revoked: Compromised KeyCompromise",
-               "database: Inaccessible", '"accessible":false', "explain names the object and its state",
+               "database: Inaccessible KmipKeyRevoked", '"accessible":false', "explain names the object and its state",
                "activate again: exit 1:", "new database: Ready key-2",
                "old key: DestroyedCompromised", "old database: Inaccessible", "server certificate + CA: /",
                "client_key_jane_doe.pem", "deleted wal-demo\n", "deleted wal-demo-2", "jane_doe's live objects: 0"]

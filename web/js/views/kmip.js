@@ -190,7 +190,8 @@ export function tdeView(name) {
       const ex = await emulator('GET', `/emulator/explain?resourceId=${enc(db.id || id)}`);
       why.show(ex, (d) => {
         const scalars = Object.entries(d).filter(([k, v]) => v !== null && typeof v !== 'object' && k !== 'resourceId');
-        const nested = Object.entries(d).filter(([k, v]) => v && typeof v === 'object' && !Array.isArray(v) && k !== 'rules');
+        // keyProvider and principalKey are in the Database panel already
+        const nested = Object.entries(d).filter(([k, v]) => v && typeof v === 'object' && !Array.isArray(v) && !['rules', 'keyProvider', 'principalKey'].includes(k));
         const out = [dl([
           ...scalars.map(([k, v]) => [k, k === 'accessible' ? (v ? badge('Accessible', 'good') : badge('Inaccessible', 'bad')) : String(v)]),
           ...nested.map(([k, v]) => [k, h('code', {}, JSON.stringify(v))]),

@@ -39,15 +39,21 @@
 #define KL_HEADER_LEN 8
 #define KL_FIRST_BUF  4096
 
-enum kl_slot_state { KL_FREE = 0, KL_RUNNING, KL_DONE };
-
+/* A worker thread: serves one connection at a time, then waits for the next one (it keeps its
+ * store connection, which the operations open once per thread). */
 struct kl_conn {
     struct pgcmk_kmip_listener *l;
-    enum kl_slot_state state;
     pthread_t thread;
-    int fd;
+    int fd; /* the connection being served, or -1; changed under mu */
     SSL *ssl;
     char identity[PGCMK_KMIP_IDENTITY_MAX + 1];
+    char peer[64];
+};
+
+/* An accepted connection waiting for a worker. */
+struct kl_pending {
+    int fd;
+    SSL *ssl;
     char peer[64];
 };
 
@@ -64,10 +70,14 @@ struct pgcmk_kmip_listener {
     int rsa_started;
     struct pgcmk_kmip_listener_cfg cfg; /* strings owned by the caller, valid until stop */
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards conns[].state/fd and n_running */
+    pthread_mutex_t mu; /* guards the queue, the workers' fd, the counters and ctx */
+    pthread_cond_t cv;  /* a connection queued, or stopping */
     struct kl_conn *conns;
     int max_conns;
-    int n_running;
+    int n_workers;            /* threads started (conns[0..n_workers)) */
+    int n_idle;               /* of them, waiting for a connection */
+    struct kl_pending *queue; /* ring of max_conns */
+    int q_head, q_len;
     int64_t last_refusal_log;
 };
 
@@ -211,7 +221,7 @@ kl_ctx(const struct pgcmk_kmip_listener_cfg *cfg, struct pgcmk_err *err)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
     if (kl_load_cert(ctx, cfg->ec_cert_pem, cfg->ec_key_pem)) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kmip: the server certificate does not load");
         goto fail;
@@ -395,14 +405,43 @@ kl_serve(struct kl_conn *c)
     pgcmk_secret_free(buf, cap);
 }
 
-static void *
-kl_conn_main(void *arg)
+/* A lingering close: stop sending, then read and drop what the client still sends for a moment.
+ * Closing with unread bytes makes the kernel answer RST, which can destroy the alert we just
+ * sent (a TLS 1.3 client sends its request before it learns its certificate was refused). */
+static void
+kl_linger(struct kl_conn *c)
 {
-    struct kl_conn *c = arg;
+    int64_t deadline = kl_mono_ms() + 500;
+    char junk[4096];
+
+    if (shutdown(c->fd, SHUT_WR) != 0)
+        return;
+    while (!atomic_load(&c->l->stopping)) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int64_t left = deadline - kl_mono_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        n = read(c->fd, junk, sizeof(junk));
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            break;
+    }
+}
+
+/* One connection, from the handshake to the close. */
+static void
+kl_conn_serve(struct kl_conn *c)
+{
     struct pgcmk_kmip_listener *l = c->l;
 
     if (c->ssl && SSL_set_fd(c->ssl, c->fd) == 1 && SSL_set_ex_data(c->ssl, kl_ssl_index, c) == 1 &&
         kl_handshake(c, kl_mono_ms() + l->timeout_ms) == 0) {
+        int on = 1;
+
+        /* Acknowledge the client's Finished now: a TLS 1.3 client sends its request right after
+         * it, and Nagle holds that small write until the ACK (a delayed ACK costs 40 ms). */
+        setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
         LOG_DEBUG("kmip: %s: %s connected (%s)", c->peer, c->identity, SSL_get_version(c->ssl));
         kl_serve(c);
         if (!atomic_load(&l->stopping))
@@ -411,29 +450,43 @@ kl_conn_main(void *arg)
     SSL_free(c->ssl);
     c->ssl = NULL;
     ERR_clear_error();
+    kl_linger(c);
+}
+
+static void *
+kl_worker_main(void *arg)
+{
+    struct kl_conn *c = arg;
+    struct pgcmk_kmip_listener *l = c->l;
+
     pthread_mutex_lock(&l->mu);
-    close(c->fd);
-    c->fd = -1;
-    c->state = KL_DONE;
-    l->n_running--;
+    for (;;) {
+        struct kl_pending p;
+
+        while (!atomic_load(&l->stopping) && l->q_len == 0)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (atomic_load(&l->stopping))
+            break;
+        p = l->queue[l->q_head];
+        l->q_head = (l->q_head + 1) % l->max_conns;
+        l->q_len--;
+        l->n_idle--;
+        c->fd = p.fd;
+        c->ssl = p.ssl;
+        memcpy(c->peer, p.peer, sizeof(c->peer));
+        c->identity[0] = '\0';
+        pthread_mutex_unlock(&l->mu);
+        kl_conn_serve(c);
+        pthread_mutex_lock(&l->mu);
+        close(c->fd); /* under mu: stop may be shutting it down */
+        c->fd = -1;
+        l->n_idle++;
+    }
     pthread_mutex_unlock(&l->mu);
     return NULL;
 }
 
 /* ---- accepting ------------------------------------------------------------------------- */
-
-/* Joins finished connection threads (their slots become free). Called with mu held. */
-static void
-kl_reap(struct pgcmk_kmip_listener *l)
-{
-    for (int i = 0; i < l->max_conns; i++) {
-        if (l->conns[i].state == KL_DONE) {
-            pthread_join(l->conns[i].thread, NULL);
-            memset(&l->conns[i], 0, sizeof(l->conns[i]));
-            l->conns[i].fd = -1;
-        }
-    }
-}
 
 static void
 kl_peer_name(int fd, char *out, size_t cap)
@@ -458,54 +511,46 @@ kl_peer_name(int fd, char *out, size_t cap)
 static void
 kl_accept_one(struct pgcmk_kmip_listener *l, int lfd)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), on = 1, slot = -1;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), on = 1, ok = 0;
+    struct kl_pending p;
 
     if (fd < 0)
         return;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    p.fd = fd;
+    kl_peer_name(fd, p.peer, sizeof(p.peer));
     pthread_mutex_lock(&l->mu);
-    kl_reap(l);
-    if (l->n_running < l->max_conns) {
-        for (int i = 0; i < l->max_conns; i++) {
-            if (l->conns[i].state == KL_FREE) {
-                slot = i;
-                break;
-            }
+    if (l->q_len >= l->n_idle && l->n_workers < l->max_conns) {
+        struct kl_conn *c = &l->conns[l->n_workers];
+
+        memset(c, 0, sizeof(*c));
+        c->l = l;
+        c->fd = -1;
+        if (pthread_create(&c->thread, NULL, kl_worker_main, c) == 0) {
+            l->n_workers++;
+            l->n_idle++;
+        } else {
+            LOG_WARN("kmip: cannot start a connection thread: %s", strerror(errno));
         }
     }
-    if (slot < 0) {
+    if (l->q_len < l->n_idle) {
+        p.ssl = SSL_new(l->ctx); /* under mu: the context may be swapped (kl_rsa_main) */
+        l->queue[(l->q_head + l->q_len) % l->max_conns] = p;
+        l->q_len++;
+        pthread_cond_signal(&l->cv);
+        ok = 1;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!ok) {
         int64_t now = kl_mono_ms();
 
-        pthread_mutex_unlock(&l->mu);
         if (now - l->last_refusal_log > 10000) {
             LOG_WARN("kmip: %d connections already; refusing new ones until one ends",
                      l->max_conns);
             l->last_refusal_log = now;
         }
         close(fd);
-        return;
     }
-    {
-        struct kl_conn *c = &l->conns[slot];
-
-        memset(c, 0, sizeof(*c));
-        c->l = l;
-        c->fd = fd;
-        c->state = KL_RUNNING;
-        c->ssl = SSL_new(l->ctx); /* under mu: the context may be swapped (kl_rsa_main) */
-        kl_peer_name(fd, c->peer, sizeof(c->peer));
-        if (pthread_create(&c->thread, NULL, kl_conn_main, c) != 0) {
-            LOG_WARN("kmip: cannot start a connection thread: %s", strerror(errno));
-            SSL_free(c->ssl);
-            c->ssl = NULL;
-            close(fd);
-            c->fd = -1;
-            c->state = KL_FREE;
-        } else {
-            l->n_running++;
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
 }
 
 static void *
@@ -673,9 +718,9 @@ pgcmk_kmip_listener_start(const struct pgcmk_kmip_listener_cfg *cfg, struct pgcm
     l->timeout_ms = (cfg->timeout_s > 0 ? cfg->timeout_s : 120) * 1000;
     l->max_conns = cfg->max_conns > 0 ? cfg->max_conns : PGCMK_KMIP_MAX_CONNS;
     l->conns = pgcmk_xcalloc((size_t)l->max_conns, sizeof(*l->conns));
-    for (int i = 0; i < l->max_conns; i++)
-        l->conns[i].fd = -1;
+    l->queue = pgcmk_xcalloc((size_t)l->max_conns, sizeof(*l->queue));
     pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
     atomic_init(&l->stopping, 0);
     if (kl_ssl_index < 0) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kmip: no TLS ex_data index");
@@ -728,28 +773,31 @@ pgcmk_kmip_listener_stop(struct pgcmk_kmip_listener *l)
     }
     while (l->n_fds > 0)
         close(l->fds[--l->n_fds]);
-    /* Wake every connection; each one closes its socket and marks its slot done. */
+    /* Wake every worker: the idle ones leave, the busy ones see their socket shut down. */
     pthread_mutex_lock(&l->mu);
-    for (int i = 0; i < l->max_conns; i++)
-        if (l->conns[i].state == KL_RUNNING && l->conns[i].fd >= 0)
+    pthread_cond_broadcast(&l->cv);
+    for (int i = 0; i < l->n_workers; i++)
+        if (l->conns[i].fd >= 0)
             shutdown(l->conns[i].fd, SHUT_RDWR);
     pthread_mutex_unlock(&l->mu);
-    /* The accept thread is gone: no slot leaves KL_FREE any more. */
-    for (int i = 0; i < l->max_conns; i++) {
-        int busy;
+    /* The accept thread is gone: no worker starts any more. */
+    for (int i = 0; i < l->n_workers; i++)
+        pthread_join(l->conns[i].thread, NULL);
+    for (; l->q_len > 0; l->q_len--) {
+        struct kl_pending *p = &l->queue[l->q_head];
 
-        pthread_mutex_lock(&l->mu);
-        busy = l->conns[i].state != KL_FREE;
-        pthread_mutex_unlock(&l->mu);
-        if (busy)
-            pthread_join(l->conns[i].thread, NULL);
+        SSL_free(p->ssl);
+        close(p->fd);
+        l->q_head = (l->q_head + 1) % l->max_conns;
     }
     if (l->wake[0] >= 0)
         close(l->wake[0]);
     if (l->wake[1] >= 0)
         close(l->wake[1]);
     SSL_CTX_free(l->ctx);
+    pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
+    free(l->queue);
     free(l->conns);
     free(l);
 }

@@ -561,6 +561,20 @@ kmip_table_ready(void)
     return rc;
 }
 
+void
+kmip_table_reset(void)
+{
+    kmip_lock();
+    for (size_t i = 0; i < g_cap; i++)
+        kmip_obj_free(g_tab[i]);
+    free(g_tab);
+    g_tab = NULL;
+    g_cap = 0;
+    g_max = 0;
+    g_loaded = 0;
+    kmip_unlock();
+}
+
 uint64_t
 kmip_obj_next_id(void)
 {

@@ -87,6 +87,8 @@ void kmip_lock(void);
 void kmip_unlock(void);
 /* Loads the table on first use; -1 when the store fails. */
 int kmip_table_ready(void);
+/* Forgets the table (it loads again on next use): tests, and a store closed under it. */
+void kmip_table_reset(void);
 
 /* Now on the virtual clock, in seconds. */
 int64_t kmip_now(void);

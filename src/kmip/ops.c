@@ -1122,6 +1122,7 @@ op_change_attribute(struct kmip_call *c, const struct pgcmk_ttlv *p, struct pgcm
     struct kmip_obj *o, *n;
     size_t count, index;
     char label[64];
+    int ch;
 
     snprintf(label, sizeof(label), "%s request payload", what[mode]);
     if (mode == 2) {
@@ -1209,8 +1210,9 @@ op_change_attribute(struct kmip_call *c, const struct pgcmk_ttlv *p, struct pgcm
         attr_item(c, *resp, n, d, mode == 0 ? count : index);
     }
     n->last_change = kmip_now();
-    (void)kmip_obj_eval(n, n->last_change);
-    return commit(c, n, n->state != o->state ? KMIP_CH_ACTIVATED : KMIP_CH_ATTRIBUTES, NULL);
+    /* a date set in the past moves the state at once: that change is the one announced */
+    ch = kmip_obj_eval(n, n->last_change);
+    return commit(c, n, ch < 0 ? KMIP_CH_ATTRIBUTES : (enum kmip_change)ch, NULL);
 }
 
 static int

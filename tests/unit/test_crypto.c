@@ -736,6 +736,92 @@ test_tls_errors(const char *base)
     free(dir);
 }
 
+/* The KMIP listener's certificates and a KMIP client's credentials (pgcmk_tls_kmip_bootstrap,
+ * pgcmk_tls_issue_client). */
+static void
+test_tls_kmip(const char *base)
+{
+    char *dir = path_in(base, "kmip-data"), *ca_file, *kdir;
+    struct pgcmk_kmip_tls kt, again;
+    struct pgcmk_client_cert cc, cc2;
+    struct pgcmk_err err;
+    X509 *x;
+    EVP_PKEY *k;
+    BIO *b;
+    char cn[80];
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char fp[65];
+    int64_t now = (int64_t)time(NULL) * 1000 + 86400000LL * 400; /* the virtual clock ahead */
+
+    memset(&err, 0, sizeof(err));
+    CHECK(mkdir(dir, 0700) == 0);
+    /* Without the RSA pair: made on the spot for ECDSA, the RSA one left for later. */
+    CHECK(pgcmk_tls_kmip_bootstrap(dir, 0, &kt, &err) == 0);
+    CHECK(kt.ec_cert_pem && kt.ec_key_pem && kt.rsa_cert_pem == NULL && kt.rsa_key_pem == NULL);
+    ca_file = path_in(dir, "ca.pem");
+    kdir = path_in(dir, "kmip");
+    CHECK(kt.ca_path && strcmp(kt.ca_path, ca_file) == 0);
+    CHECK(file_mode(kdir, ".") == 0700 && file_mode(kdir, "server-key.pem") == 0600);
+    CHECK(file_mode(kdir, "server-rsa-key.pem") == -1);
+    x = read_cert(kt.ec_cert_pem);
+    CHECK(x && chain_ok(x, ca_file) && X509_check_host(x, "localhost", 0, 0, NULL) == 1);
+    CHECK(x && EVP_PKEY_is_a(X509_get0_pubkey(x), "EC") == 1);
+    CHECK(x && (X509_get_extended_key_usage(x) & XKU_SSL_SERVER));
+    X509_free(x);
+    {
+        char *bundle = slurp(kt.bundle_path);
+
+        CHECK(bundle && strcmp(bundle, kt.bundle_pem) == 0);
+        CHECK(bundle && strstr(bundle, kt.ca_pem) != NULL &&
+              strncmp(bundle, kt.ec_cert_pem, 100) == 0);
+        free(bundle);
+    }
+    /* With the RSA pair, and the ECDSA one reused. */
+    CHECK(pgcmk_tls_kmip_bootstrap(dir, 1, &again, &err) == 0);
+    CHECK(again.ec_cert_pem && strcmp(again.ec_cert_pem, kt.ec_cert_pem) == 0);
+    CHECK(again.rsa_cert_pem && again.rsa_key_pem && file_mode(kdir, "server-rsa-key.pem") == 0600);
+    x = again.rsa_cert_pem ? read_cert(again.rsa_cert_pem) : NULL;
+    CHECK(x && chain_ok(x, ca_file) && EVP_PKEY_is_a(X509_get0_pubkey(x), "RSA") == 1 &&
+          EVP_PKEY_get_bits(X509_get0_pubkey(x)) == 2048);
+    X509_free(x);
+    pgcmk_tls_kmip_release(&again);
+    pgcmk_tls_kmip_release(&kt);
+
+    /* A client: CN, EKU clientAuth only, from the CA, the fingerprint of its DER, the key. */
+    CHECK(pgcmk_tls_issue_client(dir, "jane_doe", now, 825, &cc, &err) == 0);
+    x = cc.cert_pem ? read_cert(cc.cert_pem) : NULL;
+    CHECK(x && chain_ok(x, ca_file));
+    CHECK(x &&
+          X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn)) > 0 &&
+          strcmp(cn, "jane_doe") == 0);
+    CHECK(x && (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+          X509_get_extended_key_usage(x) == XKU_SSL_CLIENT);
+    CHECK(x && X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(fp + 2 * i, 3, "%02x", md[i]);
+    CHECK(strcmp(fp, cc.fingerprint) == 0 && cc.serial[0] != '\0');
+    CHECK(cc.not_after_ms == (now / 1000 + 825 * 86400LL) * 1000);
+    CHECK(x && X509_cmp_current_time(X509_get0_notBefore(x)) < 0); /* valid now on the wall */
+    b = BIO_new_mem_buf(cc.key_pem, -1);
+    k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    CHECK(k && x && X509_check_private_key(x, k) == 1 && EVP_PKEY_is_a(k, "EC") == 1);
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    X509_free(x);
+    /* Each call a new key and certificate. */
+    CHECK(pgcmk_tls_issue_client(dir, "jane_doe", now, 825, &cc2, &err) == 0);
+    CHECK(strcmp(cc.fingerprint, cc2.fingerprint) != 0 && strcmp(cc.key_pem, cc2.key_pem) != 0);
+    pgcmk_client_cert_release(&cc2);
+    pgcmk_client_cert_release(&cc);
+    CHECK(cc.cert_pem == NULL && cc.key_pem == NULL);
+    /* No CA there: an error, nothing issued. */
+    CHECK(pgcmk_tls_issue_client(base, "x", now, 1, &cc, &err) == -1 && cc.cert_pem == NULL);
+    free(kdir);
+    free(ca_file);
+    free(dir);
+}
+
 static void
 test_tls(void)
 {
@@ -745,6 +831,7 @@ test_tls(void)
     CHECK(mkdtemp(base) != NULL);
     test_tls_generate(base);
     test_tls_reissue(base);
+    test_tls_kmip(base);
     /* with umask 0 the keys are still 0600 and the data directory 0700 */
     umask(0);
     test_tls_errors(base);

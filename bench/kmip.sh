@@ -62,16 +62,25 @@ cert=$(jq -r .files.certificate <<<"$cred") key=$(jq -r .files.key <<<"$cred")
 ca=$(jq -r .files.caCertificate <<<"$cred")
 PG=(--port "$KP" --cert "$cert" --key "$key" --ca "$ca" --threads "$TH")
 echo "== pgcmkd KMIP port $KP (client bench; $TH thread(s))"
-out_pk=$("$tool" "${PG[@]}" -n "$N" --mode keepalive $dry) || die "kmip_bench keepalive against pgcmkd"
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# measured SERVER_PID COUNT -- kmip_bench args: its output, plus the server's CPU per Get
+measured() {
+  local spid=$1 count=$2 t0 t1 out
+  shift 3
+  t0=$(ticks "$spid")
+  out=$("$tool" "$@") || return 1
+  t1=$(ticks "$spid")
+  printf '%s  [server CPU %s us/Get]\n' "$out" "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$count" 'BEGIN{printf "%.0f", t/hz*1e6/n}')"
+}
+out_pk=$(measured "$pid" "$N" -- "${PG[@]}" -n "$N" --mode keepalive $dry) || die "kmip_bench keepalive against pgcmkd"
 echo "$out_pk"
-out_pc=$("$tool" "${PG[@]}" -m "$M" --mode perconn $dry) || die "kmip_bench perconn against pgcmkd"
+out_pc=$(measured "$pid" "$M" -- "${PG[@]}" -m "$M" --mode perconn $dry) || die "kmip_bench perconn against pgcmkd"
 echo "$out_pc"
-out_p12=$("$tool" "${PG[@]}" -m "$M" --mode perconn --tls12 $dry) || die "kmip_bench perconn --tls12 against pgcmkd"
+out_p12=$(measured "$pid" "$M" -- "${PG[@]}" -m "$M" --mode perconn --tls12 $dry) || die "kmip_bench perconn --tls12 against pgcmkd"
 echo "$out_p12" | sed 's/^perconn:/perconn (TLS 1.2):/'
-cpu=$(awk '{print $14+$15}' "/proc/$pid/stat")
 kill "$pid" && wait "$pid" 2>/dev/null || true
 pid=
-echo "  pgcmkd CPU over the whole run: $cpu ticks"
 
 if [ -n "$dry" ]; then
   echo "kmip bench: --dry: PyKMIP skipped"
@@ -112,9 +121,9 @@ for _ in $(seq 200); do listening "$YP" && break; sleep 0.05; done
 listening "$YP" || die "pykmip-server did not listen on $YP ($(tail -3 "$k/stdout.log"))"
 PYA=(--port "$YP" --cert "$k/pki/client.crt" --key "$k/pki/client.key" --ca "$k/pki/ca.crt" --threads "$TH")
 echo "== PyKMIP $(/usr/bin/python3 -c 'import kmip; print(kmip.__version__)' 2>/dev/null) port $YP (TLS 1.2)"
-out_yk=$("$tool" "${PYA[@]}" -n "$PN" --mode keepalive) || die "kmip_bench keepalive against PyKMIP"
+out_yk=$(measured "$ppid_" "$PN" -- "${PYA[@]}" -n "$PN" --mode keepalive) || die "kmip_bench keepalive against PyKMIP"
 echo "$out_yk"
-out_yc=$("$tool" "${PYA[@]}" -m "$PM" --mode perconn) || die "kmip_bench perconn against PyKMIP"
+out_yc=$(measured "$ppid_" "$PM" -- "${PYA[@]}" -m "$PM" --mode perconn) || die "kmip_bench perconn against PyKMIP"
 echo "$out_yc"
 kill "$ppid_" && wait "$ppid_" 2>/dev/null || true
 ppid_=

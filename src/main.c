@@ -201,9 +201,8 @@ main(int argc, char **argv)
     pgcmk_providers_configure(&cfg);
     if (cfg.kmip_port >= 0) {
         struct pgcmk_kmip_listener_cfg kc = {
-            cfg.listen,       cfg.kmip_port,    cfg.timeout_s,   0,
-            ktls.ca_path,     ktls.ec_cert_pem, ktls.ec_key_pem, ktls.rsa_cert_pem,
-            ktls.rsa_key_pem, data_abs};
+            cfg.listen,       cfg.kmip_port,   cfg.timeout_s,     cfg.kmip_max_conns, ktls.ca_path,
+            ktls.ec_cert_pem, ktls.ec_key_pem, ktls.rsa_cert_pem, ktls.rsa_key_pem,   data_abs};
 
         kmip = pgcmk_kmip_listener_start(&kc, &err);
         if (kmip == NULL && cfg.kmip_port != PGCMK_KMIP_DEFAULT_PORT) {

@@ -33,6 +33,7 @@ struct pgcmk_cfg {
     char *key_loss_delay;     /* --key-loss-delay: how long a lost key goes unnoticed */
     int kmip_port;        /* --kmip-port: KMIP over mutual TLS, default 5696, 0 = any, -1 = off */
     char *kmip_port_file; /* --kmip-port-file: written once the KMIP listener accepts */
+    int kmip_max_conns;   /* --kmip-max-connections: KMIP connections served at once */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

@@ -77,6 +77,8 @@ static const struct cfg_entry cfg_table[] = {
      "KMIP server port, mutual TLS on the --listen addresses (0 = any free port, -1 = off)"},
     {"kmip-port-file", CFG_STR, OFF(kmip_port_file), "", 0, 0, NULL, 0,
      "write the KMIP port here once its listener accepts"},
+    {"kmip-max-connections", CFG_INT, OFF(kmip_max_conns), "256", 1, 4096, NULL, 0,
+     "KMIP connections served at once (one thread each); more are closed at once"},
 };
 #undef OFF
 

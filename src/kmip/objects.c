@@ -752,7 +752,9 @@ on_clock(int64_t now_ms, void *arg)
 {
     (void)arg;
     kmip_lock();
-    if (g_loaded)
+    /* the first tick after a start loads the table, so dates reached while the daemon was down
+     * (or since) move their objects without waiting for a client */
+    if (g_loaded || kmip_table_ready() == 0)
         for (uint64_t id = 1; id <= g_max; id++)
             if (id <= g_cap && g_tab[id - 1])
                 eval_and_save(g_tab[id - 1], now_ms / 1000);

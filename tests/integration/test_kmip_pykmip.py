@@ -6,7 +6,6 @@ import struct
 
 import pytest
 
-from conftest import poll_until  # noqa: F401 (kept for bounded waits if needed)
 from kmipnet import connect, kmip_daemon, kmip_port, new_client, parse, find, roundtrip, ttlv
 
 from kmip.core import enums
@@ -236,3 +235,37 @@ def test_rest_actions_and_activity_log(kd):
     ops = {e["operationName"]["value"] for e in r.json()["value"]}
     assert {"pgcmk.Kmip/objects/revoke/action", "pgcmk.Kmip/objects/destroy/action",
             "pgcmk.Kmip/objects/activate/action"} <= ops, ops
+
+
+def test_objects_survive_a_restart_and_dates_still_apply(tmp_path):
+    pool, d = kmip_daemon(str(tmp_path))
+    try:
+        d.kport = kmip_port(d)
+        d.jane = new_client(d, "jane_doe")
+        c = client(d)
+        try:
+            uid = c.register(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 128,
+                                                  bytes(range(16)), name="kept"))
+            c.activate(uid)
+        finally:
+            c.close()
+        r = d.post(f"/emulator/kmip/objects/{uid}/revoke", json={"reason": "KeyCompromise"})
+        assert r.status_code == 200, r.text
+        d.restart()
+        d.kport = kmip_port(d)
+        o = d.get(f"/emulator/kmip/objects/{uid}").json()
+        assert o["state"] == "Compromised" and o["name"] == "kept", o
+        c2 = client(d)
+        try:
+            assert c2.get(uid).value == bytes(range(16))
+            assert c2.locate(attributes=[AF.create_attribute(enums.AttributeType.NAME,
+                                                             "kept")]) == [uid]
+            # uids go on after the restart
+            other = c2.create(enums.CryptographicAlgorithm.AES, 128)
+            assert int(other) == int(uid) + 1
+        finally:
+            c2.close()
+    finally:
+        problems = pool.finish()
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)

@@ -293,3 +293,32 @@ def test_many_connections_at_once(kd):
     finally:
         for s in socks:
             s.close()
+
+
+def test_connections_over_the_cap_are_closed_and_served_again_later(tmp_path):
+    pool, d = kmip_daemon(str(tmp_path), "--kmip-max-connections", "2")
+    try:
+        port, jane = kmip_port(d), new_client(d, "jane_doe")
+        ca, cert, key = files(jane)
+        busy = [connect(port, ca, cert, key) for _ in range(2)]
+        for s in busy:
+            check_response(roundtrip(s))
+        err = refused(port, ca, cert, key)  # closed before any TLS: not served, not hung
+        assert "CERTIFICATE" not in err, err
+        for s in busy:  # the first two are still served
+            check_response(roundtrip(s))
+        busy.pop().close()
+
+        def served():
+            try:
+                with connect(port, ca, cert, key) as s:
+                    check_response(roundtrip(s))
+                return True
+            except (ssl.SSLError, ConnectionError, EOFError, OSError):
+                return False
+
+        assert poll_until(served, timeout=10, interval=0.05, what="a freed connection slot")
+        busy[0].close()
+    finally:
+        problems = pool.finish()
+    assert not problems, problems

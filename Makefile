@@ -108,6 +108,12 @@ $(B)/fuzz/fuzz_ttlv: $(FUZZ_TTLV_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcm
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_TTLV_SRC) $(B)/libpgcmk.a $(LDLIBS)
+# libFuzzer over the agent's KMIP response reader (src/agent/kmip.c on the TTLV codec).
+FUZZ_KMIPC_SRC := tests/fuzz/fuzz_kmipc.c src/agent/kmip.c src/kmip/ttlv.c src/core/util.c
+$(B)/fuzz/fuzz_kmipc: $(FUZZ_KMIPC_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_KMIPC_SRC) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the KMIP server (src/kmip/: message layer, operations, objects) on a store in memory.
 $(B)/fuzz/fuzz_kmip_msg: tests/fuzz/fuzz_kmip_msg.c $(wildcard src/kmip/*.h include/pgcmk/*.h) $(addprefix src/kmip/,message.c ops.c objects.c routes.c ttlv.c) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)
@@ -115,8 +121,10 @@ $(B)/fuzz/fuzz_kmip_msg: tests/fuzz/fuzz_kmip_msg.c $(wildcard src/kmip/*.h incl
 	  $(shell pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_kmip_msg.c \
 	  $(addprefix src/kmip/,message.c ops.c objects.c routes.c ttlv.c) $(B)/libpgcmk.a $(LDLIBS)
 # Each target runs FUZZ_TIME seconds; new inputs go to $(B)/fuzz/corpus*, the checked-in seeds stay.
-fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg
-	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg
+fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
+      $(B)/fuzz/fuzz_kmipc
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
+	  $(B)/fuzz/corpus-kmipc
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -125,6 +133,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-ttlv tests/fuzz/corpus/ttlv
 	$(B)/fuzz/fuzz_kmip_msg -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  $(B)/fuzz/corpus-kmip-msg tests/fuzz/corpus/ttlv
+	$(B)/fuzz/fuzz_kmipc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-kmipc tests/fuzz/corpus/ttlv
 
 asan: deps-test
 	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration

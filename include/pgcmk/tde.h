@@ -6,7 +6,9 @@
  *
  * Routes (JSON, Azure error envelope):
  *   PUT    /emulator/tde/databases/{name}  {"keyProvider":{"type":"kmip","host","port",
- *          "certPath","keyPath","caPath"},"principalKeyName"} -> 201 (new) / 200 (unchanged)
+ *          "certPath","keyPath","caPath"[,"timeoutMs","retries"]},"principalKeyName"}
+ *          -> 201 (new) / 200 (unchanged); timeoutMs (1-60000, default 5000) and retries (0-5,
+ *          default 2, on outages only) are pgcmk's additions to pg_tde's options
  *   GET    /emulator/tde/databases[/{name}]
  *   DELETE /emulator/tde/databases/{name}
  * A database is {"id":"/emulator/tde/databases/{name}","name","keyProvider","principalKey":

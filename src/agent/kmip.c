@@ -12,12 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -370,7 +374,7 @@ kc_connect(const struct pgcmk_kmipc_target *t, struct kc_io *io)
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
         struct timeval tv;
-        int ms = kc_timeout(t);
+        int ms = kc_timeout(t), one = 1;
 
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
         if (fd < 0) {
@@ -407,6 +411,8 @@ kc_connect(const struct pgcmk_kmipc_target *t, struct kc_io *io)
         tv.tv_usec = (ms % 1000) * 1000;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        /* the request follows the handshake's last flight: no Nagle wait for its ACK */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         break;
     }
     freeaddrinfo(ai);
@@ -416,8 +422,100 @@ kc_connect(const struct pgcmk_kmipc_target *t, struct kc_io *io)
     return fd;
 }
 
+/* TLS contexts by their files, reused while none of the files changed (a client certificate
+ * issued again in the same files makes a new context): loading a key and a CA per call costs
+ * more than the handshake on a loaded machine. */
+#define KC_CTX_CACHE 16
+
+struct kc_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+struct kc_cached {
+    char *key; /* "cert\nkey\nca" */
+    struct kc_file_id ids[3];
+    SSL_CTX *ctx;
+    unsigned long used;
+};
+
+static pthread_mutex_t kc_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kc_cached kc_cache[KC_CTX_CACHE];
+static unsigned long kc_cache_tick;
+
+static void
+kc_file_ids(const char *const paths[3], struct kc_file_id ids[3])
+{
+    memset(ids, 0, 3 * sizeof(ids[0]));
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+
+        if (paths[i] && stat(paths[i], &st) == 0) {
+            ids[i].dev = st.st_dev;
+            ids[i].ino = st.st_ino;
+            ids[i].size = st.st_size;
+            ids[i].mtime = st.st_mtim;
+        }
+    }
+}
+
+static SSL_CTX *kc_ctx_load(const struct pgcmk_kmipc_target *t, struct kc_io *io);
+
+/* A context for t's files (a reference the caller frees), from the cache when the files are
+ * the same as when it was loaded. */
 static SSL_CTX *
 kc_ctx(const struct pgcmk_kmipc_target *t, struct kc_io *io)
+{
+    const char *cert = t->cert_path && *t->cert_path ? t->cert_path : t->key_path;
+    const char *paths[3] = {cert, t->key_path, t->ca_path};
+    struct kc_file_id ids[3];
+    char *key = pgcmk_xasprintf("%s\n%s\n%s", cert ? cert : "", t->key_path ? t->key_path : "",
+                                t->ca_path ? t->ca_path : "");
+    SSL_CTX *ctx = NULL;
+    int slot = 0;
+
+    kc_file_ids(paths, ids);
+    pthread_mutex_lock(&kc_cache_mu);
+    for (int i = 0; i < KC_CTX_CACHE; i++) {
+        if (kc_cache[i].key && strcmp(kc_cache[i].key, key) == 0) {
+            if (memcmp(kc_cache[i].ids, ids, sizeof(ids)) == 0) {
+                ctx = kc_cache[i].ctx;
+                SSL_CTX_up_ref(ctx);
+                kc_cache[i].used = ++kc_cache_tick;
+            }
+            slot = i;
+            break;
+        }
+        if (kc_cache[i].used < kc_cache[slot].used)
+            slot = i;
+    }
+    pthread_mutex_unlock(&kc_cache_mu);
+    if (ctx) {
+        free(key);
+        return ctx;
+    }
+    ctx = kc_ctx_load(t, io);
+    if (!ctx) {
+        free(key);
+        return NULL;
+    }
+    pthread_mutex_lock(&kc_cache_mu);
+    if (kc_cache[slot].ctx)
+        SSL_CTX_free(kc_cache[slot].ctx);
+    free(kc_cache[slot].key);
+    kc_cache[slot].key = key;
+    memcpy(kc_cache[slot].ids, ids, sizeof(ids));
+    kc_cache[slot].ctx = ctx;
+    kc_cache[slot].used = ++kc_cache_tick;
+    SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&kc_cache_mu);
+    return ctx;
+}
+
+static SSL_CTX *
+kc_ctx_load(const struct pgcmk_kmipc_target *t, struct kc_io *io)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     const char *cert = t->cert_path && *t->cert_path ? t->cert_path : t->key_path;
@@ -495,7 +593,8 @@ kc_ssl_fail(SSL *ssl, int ret, const char *during, struct kc_io *io)
                       "the server's certificate does not verify against the CA "
                       "file (%s)",
                       X509_verify_cert_error_string(vr));
-    if (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+        (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK)))
         return kc_set(io, KC_OUTAGE, "timed out %s", during);
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && saved == 0) ||
         (e == SSL_ERROR_SSL && reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))
@@ -724,7 +823,7 @@ kc_call(const struct pgcmk_kmipc_target *t, uint32_t op, const unsigned char *re
         if (attempt >= retries)
             return kc_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
                            "KMIP server %s:%d is unreachable: %s (%s of %s, %d attempts); the "
-                           "key is kept in memory until the server answers.",
+                           "database keeps its key in memory until the server answers.",
                            t->host, t->port, io.why, opn, subj, attempt + 1);
         {
             struct timespec ts = {0, (long)KC_BACKOFF_MS * 1000000L << attempt};

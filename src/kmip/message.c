@@ -268,7 +268,7 @@ encode(const struct pgcmk_ttlv *msg, uint8_t **resp, size_t *resp_len)
     if (need == 0 || (*resp = malloc(need)) == NULL)
         return -1;
     if (pgcmk_ttlv_encode(msg, *resp, need, resp_len, &err)) {
-        free(*resp);
+        pgcmk_secret_free(*resp, need); /* a Get's answer holds key material */
         *resp = NULL;
         return -1;
     }

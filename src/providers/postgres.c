@@ -109,11 +109,18 @@ pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_
     }
     pgcmk_db_done(st);
     if (rc == 1 && out->kind == PG_TDE) {
+        int r;
+
         st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_GET_PROVIDER);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW)
+        r = pgcmk_db_step(db, st, "read database provider", err);
+        if (r > 0)
             out->provider = col_str(st, 0);
         pgcmk_db_done(st);
+        if (r < 0) {
+            pg_db_release(out);
+            rc = -1;
+        }
     }
     return rc;
 }

@@ -138,7 +138,24 @@ tde_provider(const json_t *kp, struct pgcmk_err *err)
                       "the key followed by the certificate): paths of PEM files.");
         return NULL;
     }
+    {
+        json_t *to = json_object_get(kp, "timeoutMs"), *re = json_object_get(kp, "retries");
+
+        if ((to && (!json_is_integer(to) || json_integer_value(to) < 1 ||
+                    json_integer_value(to) > 60000)) ||
+            (re &&
+             (!json_is_integer(re) || json_integer_value(re) < 0 || json_integer_value(re) > 5))) {
+            pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider",
+                          "keyProvider.timeoutMs must be 1-60000 and keyProvider.retries 0-5.");
+            return NULL;
+        }
+    }
     out = json_pack("{s:s, s:s, s:O}", "type", "kmip", "host", host, "port", port);
+    /* pgcmk's own options (pg_tde has none): the agent's timeout and retries on outages */
+    if (json_object_get(kp, "timeoutMs"))
+        json_object_set(out, "timeoutMs", json_object_get(kp, "timeoutMs"));
+    if (json_object_get(kp, "retries"))
+        json_object_set(out, "retries", json_object_get(kp, "retries"));
     if (cert)
         json_object_set(out, "certPath", cert);
     json_object_set(out, "keyPath", json_object_get(kp, "keyPath"));

@@ -688,6 +688,34 @@ test_locate(void)
     CHECK(locate("dave", "dup", 5, -1, -1) == 0 && count_uids() == 1 && strcmp(uid0(), b) == 0);
     CHECK(simple("dave", PGCMK_KMIP_OP_GET, b) == PGCMK_KMIP_RR_ITEM_NOT_FOUND);
     CHECK(strstr(result_message(0), "Could not locate object") != NULL);
+    /* Activation Date: one value is that instant, two a range; Storage Status Mask archive */
+    {
+        struct rq r;
+        struct pgcmk_ttlv *p;
+        int64_t now = kmip_now();
+
+        rq_begin(&r, 1, 2);
+        p = rq_item(&r, PGCMK_KMIP_OP_LOCATE);
+        add_attr(&r, p, "Activation Date", -1, v_date(&r, now - 5));
+        add_attr(&r, p, "Activation Date", -1, v_date(&r, now + 5));
+        rq_send(&r, "dave");
+        CHECK(reason(0) == 0 && count_uids() == 1 && strcmp(uid0(), a) == 0);
+        rq_begin(&r, 1, 2);
+        p = rq_item(&r, PGCMK_KMIP_OP_LOCATE);
+        add_attr(&r, p, "Activation Date", -1, v_date(&r, now - 5));
+        rq_send(&r, "dave");
+        CHECK(reason(0) == 0 && count_uids() == 0);
+        rq_begin(&r, 1, 2);
+        p = rq_item(&r, PGCMK_KMIP_OP_LOCATE);
+        pgcmk_ttlv_append(p, pgcmk_ttlv_new_int(&r.t, T(STORAGE_STATUS_MASK), 2));
+        rq_send(&r, "dave");
+        CHECK(reason(0) == 0 && count_uids() == 0);
+        rq_begin(&r, 1, 2);
+        p = rq_item(&r, PGCMK_KMIP_OP_LOCATE);
+        add_attr(&r, p, "Unknown Thing", -1, v_int(&r, 1));
+        rq_send(&r, "dave");
+        CHECK(reason(0) == PGCMK_KMIP_RR_INVALID_FIELD);
+    }
     free(a);
     free(b);
 }

@@ -5,7 +5,8 @@
 # answer or wrk sees socket errors. A missed target only prints MISSED.
 # Environment: BENCH_SECONDS (wrk run length, default 5), BENCH_PORT (fixed port of the start-up
 # test, default 18443), BENCH_KV=0 skips the Key Vault rows, BENCH_KEEP=1 keeps the work directory,
-# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv) runs only those sections.
+# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv,kmip) runs only those sections; kmip is
+# bench/kmip.sh (KMIP Gets against pgcmkd and PyKMIP).
 # Needs wrk, curl, jq and openssl (scripts/deps.sh bench); installs nothing.
 set -euo pipefail
 B=${1:-build}
@@ -360,6 +361,13 @@ if [ "${BENCH_KV:-1}" != 0 ] && want kv; then
   row "unwrapKey as % of rsafloor" "$(median "${r_eff[@]}")" "" "info" "${r_eff[*]}" "pgcmk's own cost"
   pct=$(median "${r_srv[@]}")
   row "unwrapKey as % of openssl sign/s" "$pct" ">= 80" "$(verdict "$pct" 80 higher)" "${r_srv[*]}" "median of the rounds' ratios"
+fi
+
+# 7. KMIP: Gets of one AES key over a kept-alive mTLS connection and with a connection per Get,
+#    against pgcmkd and /usr/bin/pykmip-server in the same run (bench/kmip.sh prints its own summary).
+if want kmip; then
+  section "KMIP Get, pgcmkd and PyKMIP (bench/kmip.sh)"
+  "$here/kmip.sh" "$bdir" || { echo "bench: FAIL: bench/kmip.sh" >&2; fail=1; }
 fi
 
 printf '\n== summary (median of 3; all 3 runs listed)\n'

@@ -7,6 +7,7 @@ import { groupView } from './views/group.js';
 import { resourceView } from './views/resource.js';
 import { activityView } from './views/activity.js';
 import { deletedView } from './views/deleted.js';
+import { kmipView, tdeView } from './views/kmip.js';
 
 const POLL_MS = 1500;
 const main = document.getElementById('main');
@@ -19,6 +20,8 @@ function route() {
   if (hash.startsWith('/group/')) return groupView(hash.slice('/group/'.length));
   if (hash === '/activity') return activityView();
   if (hash === '/deleted') return deletedView();
+  if (hash === '/kmip') return kmipView();
+  if (hash.startsWith('/tde/')) return tdeView(hash.slice('/tde/'.length));
   return homeView();
 }
 

@@ -1,7 +1,7 @@
 """Integration fixtures: every test talks to a real pgcmkd started here.
 
 * `Daemon` starts `$PGCMKD --data-dir DIR --port 0 --port-file DIR/port --http-port 0
-  --http-port-file DIR/http-port --log-level warn [extra flags]`, waits (bounded) for the port
+  --http-port-file DIR/http-port --kmip-port 0 --log-level warn [extra flags]`, waits (bounded) for the port
   files, and offers a requests.Session that trusts DIR/ca.pem.  `stop()` sends SIGTERM and checks
   exit code 0; `kill()` sends SIGKILL; `restart()` starts again on the same data directory.
   stderr goes to DIR/../stderr-N.log; a sanitizer report in it fails the test at teardown.
@@ -116,8 +116,11 @@ class Daemon:
     def argv(self):
         d = self.data_dir
         http = ["--http-port", "0", "--http-port-file", f"{d}/http-port"] if self.http else []
+        # The KMIP listener's default port (5696) is the user's: tests take a free one unless a
+        # test names its own.
+        kmip = [] if "--kmip-port" in self.flags else ["--kmip-port", "0"]
         return [self.binary, "--data-dir", d, "--port", "0", "--port-file", f"{d}/port",
-                *http, "--log-level", "warn", *self.flags]
+                *http, *kmip, "--log-level", "warn", *self.flags]
 
     def start(self, timeout=15.0):
         assert self.proc is None, "already running"

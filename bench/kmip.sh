@@ -28,7 +28,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pgcmk-kmip-bench.XXXXXX")
 pid= ppid_=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; fi
-  if [ -n "$ppid_" ]; then kill "$ppid_" 2>/dev/null && wait "$ppid_" 2>/dev/null; fi
+  if [ -n "$ppid_" ]; then kill -- -"$ppid_" 2>/dev/null && wait "$ppid_" 2>/dev/null; fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "kmip bench: work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -115,7 +115,9 @@ enable_tls_client_auth=True
 logging_level=WARNING
 database_path=$k/pykmip.db
 EOF
-/usr/bin/pykmip-server -f "$k/server.conf" -l "$k/server.log" >"$k/stdout.log" 2>&1 &
+# Its own session: PyKMIP's policy-directory monitor is a child process that a SIGTERM to the
+# server alone leaves behind, so the whole group is signalled.
+setsid /usr/bin/pykmip-server -f "$k/server.conf" -l "$k/server.log" >"$k/stdout.log" 2>&1 &
 ppid_=$!
 for _ in $(seq 200); do listening "$YP" && break; sleep 0.05; done
 listening "$YP" || die "pykmip-server did not listen on $YP ($(tail -3 "$k/stdout.log"))"
@@ -125,7 +127,7 @@ out_yk=$(measured "$ppid_" "$PN" -- "${PYA[@]}" -n "$PN" --mode keepalive) || di
 echo "$out_yk"
 out_yc=$(measured "$ppid_" "$PM" -- "${PYA[@]}" -m "$PM" --mode perconn) || die "kmip_bench perconn against PyKMIP"
 echo "$out_yc"
-kill "$ppid_" && wait "$ppid_" 2>/dev/null || true
+kill -- -"$ppid_" && wait "$ppid_" 2>/dev/null || true
 ppid_=
 
 pk=$(rate <<<"$out_pk") pc=$(rate <<<"$out_pc") p12=$(rate <<<"$out_p12")

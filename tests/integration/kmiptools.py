@@ -121,15 +121,24 @@ class PyKmipServer:
     def stop(self, timeout=10.0):
         if self.proc is None:
             return
+        # The server runs in its own session with a child (PyKMIP's policy-directory monitor, a
+        # multiprocessing.Process) that outlives a SIGTERM to the parent: signal the whole group.
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+        self._signal_group(signal.SIGKILL)
         self.proc = None
         self.log.close()
+
+    def _signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def provider(self, combined=False):
         """The keyProvider options pg_tde keeps for this server."""

@@ -1,11 +1,16 @@
 """The Vault-compatible API's core (src/vaultapi/): listener, pipeline, sys/ paths, namespaces.
 
 Driven with hvac (the real client) and with requests for the wire details hvac hides."""
+import datetime
 import json
 
 import hvac
 import pytest
 import requests
+
+from conftest import SUB, parse_time
+
+AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
 
 ROOT_TOKEN = "hvs.pgcmk-dev-root-token"
 UNSEAL_KEY = "cGdjbWstZGV2LXVuc2VhbC1rZXktMDEyMzQ1Njc4OWE="
@@ -77,13 +82,20 @@ def test_seal_unseal(client, daemon, vurl):
     finally:
         raw(daemon, vurl, "PUT", "/v1/sys/unseal", json={"key": UNSEAL_KEY})
     assert client.auth.token.lookup_self()["data"]["policies"] == ["root"]
-    act = daemon.get(
-        "/subscriptions/00000000-0000-4000-8000-000000000001/providers/Microsoft.Insights/"
-        "eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge "
-        "'2000-01-01T00:00:00Z'")
-    if act.status_code == 200:
-        ops = [e["operationName"]["value"] for e in act.json()["value"]]
-        assert "pgcmk.Vault/seal/action" in ops and "pgcmk.Vault/unseal/action" in ops
+    assert "pgcmk.Vault/seal/action" in activity(daemon, "root")
+    assert "pgcmk.Vault/unseal/action" in activity(daemon, "root")
+    ev = daemon.get("/emulator/stats").json()["events"]
+    assert ev["VaultSealed"] >= 1 and ev["VaultUnsealed"] >= 1
+
+
+def activity(d, what):
+    rid = f"/subscriptions/{SUB}/providers/pgcmk.Vault/namespaces/{what}"
+    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(minutes=10)
+    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
+           f"and resourceId eq '{rid}'")
+    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
+    assert r.status_code == 200, r.text
+    return [e["operationName"]["value"] for e in r.json()["value"]]
 
 
 def test_default_mounts_and_auth(client):
@@ -117,7 +129,11 @@ def test_mount_enable_read_tune_disable(client, daemon, vurl):
     tune = client.sys.read_mount_configuration("kvone")
     assert tune["data"]["default_lease_ttl"] == 3600
     assert tune["data"]["options"]["version"] == "2"
+    before = daemon.get("/emulator/stats").json()["events"]["VaultMountDisabled"]
     client.sys.disable_secrets_engine("kvone")
+    assert daemon.get("/emulator/stats").json()["events"]["VaultMountDisabled"] == before + 1
+    assert activity(daemon, "root/kvone").count("pgcmk.Vault/mounts/write") == 1
+    assert "pgcmk.Vault/mounts/delete" in activity(daemon, "root/kvone")
     r = raw(daemon, vurl, "GET", "/v1/sys/mounts/kvone")
     assert r.status_code == 400
     assert "kvone/" not in client.sys.list_mounted_secrets_engines()["data"]

@@ -275,3 +275,36 @@ def test_cors_and_request_log(daemon, vurl):
     assert e["body"] == {"type": "<redacted>", "options": {"version": "<redacted>"}, "n": 3}
     assert "X-Vault-Token" in e["headers"] or "x-vault-token" in [h.lower() for h in e["headers"]]
     assert ROOT_TOKEN not in json.dumps(log)
+
+
+def test_auth_enable_list_disable(client):
+    try:
+        client.sys.enable_auth_method("approle", path="ar-test", description="apps")
+    except hvac.exceptions.InvalidRequest as e:
+        assert "plugin not found in the catalog: approle" in str(e)
+        pytest.skip("no approle backend row in this build")
+    auths = client.sys.list_auth_methods()["data"]
+    assert auths["ar-test/"]["type"] == "approle"
+    assert auths["ar-test/"]["description"] == "apps"
+    assert auths["ar-test/"]["accessor"].startswith("auth_approle_")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.sys.enable_auth_method("approle", path="ar-test")
+    client.sys.disable_auth_method("ar-test")
+    assert "ar-test/" not in client.sys.list_auth_methods()["data"]
+
+
+def test_mounts_are_per_namespace(client, daemon, vurl):
+    if not _has_kv(client):
+        pytest.skip("no kv backend row in this build")
+    client.sys.create_namespace("mnt-ns")
+    ns = hvac.Client(url=vurl, token=ROOT_TOKEN, verify=daemon.ca, namespace="mnt-ns")
+    ns.sys.enable_secrets_engine("kv", path="nskv", options={"version": "2"})
+    assert "nskv/" in ns.sys.list_mounted_secrets_engines()["data"]
+    assert "nskv/" not in client.sys.list_mounted_secrets_engines()["data"]
+    r = raw(daemon, vurl, "GET", "/v1/mnt-ns/sys/mounts/nskv")
+    assert r.status_code == 200 and r.json()["data"]["options"]["version"] == "2"
+    r = raw(daemon, vurl, "GET", "/v1/sys/mounts/nskv")
+    assert r.status_code == 400
+    assert raw(daemon, vurl, "DELETE", "/v1/sys/namespaces/mnt-ns").status_code == 204
+    r = raw(daemon, vurl, "GET", "/v1/mnt-ns/sys/mounts/nskv")
+    assert r.status_code == 404

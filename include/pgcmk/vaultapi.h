@@ -215,9 +215,11 @@ struct pgcmk_hv_token_spec {
     const char *display_name;    /* "token", "approle" ... */
     json_t *meta;                /* object of strings, or NULL (borrowed) */
     const char *parent_accessor; /* NULL/"" = an orphan */
+    const char *id; /* the token itself (root's `id` on auth/token/create), or NULL = random */
 };
 
-/* Issues a token. *auth = Vault's auth block {client_token, accessor, policies, token_policies,
+/* Issues a token (an explicit spec->id that exists already: -1, PGCMK_E_CONFLICT). *auth =
+ * Vault's auth block {client_token, accessor, policies, token_policies,
  * metadata, lease_duration, renewable, entity_id, token_type, orphan, mfa_requirement,
  * num_uses} (new). 0, or -1 with err. */
 int pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth,

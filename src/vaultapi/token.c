@@ -528,10 +528,26 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, stru
     char token[40];
     int64_t ttl = spec->ttl_s;
 
-    PGCMK_UNUSED(err);
-    memcpy(token, "hvs.", 4);
-    hv_random_text(token + 4, 28);
+    if (spec->id && *spec->id) {
+        if (strlen(spec->id) >= sizeof(token)) {
+            free(e);
+            return pgcmk_err_set(err, PGCMK_E_BAD_REQUEST, NULL, "token ID is too long");
+        }
+        snprintf(token, sizeof(token), "%s", spec->id);
+    } else {
+        memcpy(token, "hvs.", 4);
+        hv_random_text(token + 4, 28);
+    }
     hv_hash(token, e->t.hash);
+    pthread_rwlock_rdlock(&hv_tok_lock);
+    if (hv_tok_by_hash(e->t.hash)) {
+        pthread_rwlock_unlock(&hv_tok_lock);
+        memset(token, 0, sizeof(token));
+        free(e);
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                             "cannot create a token with a duplicate ID");
+    }
+    pthread_rwlock_unlock(&hv_tok_lock);
     hv_random_text(e->t.accessor, 24);
     snprintf(e->t.ns, sizeof(e->t.ns), "%s", spec->ns ? spec->ns : "");
     snprintf(e->t.parent, sizeof(e->t.parent), "%s",
@@ -630,7 +646,7 @@ hv_tok_create(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int orphan)
     const char *pol[64];
     int n = 0;
     json_t *p = rq->body ? json_object_get(rq->body, "policies") : NULL, *auth, *v;
-    char buf[256], name[160];
+    char buf[256], name[160], idbuf[64];
     const char *s;
     struct pgcmk_err err;
     int64_t d;
@@ -713,8 +729,16 @@ hv_tok_create(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int orphan)
         spec.meta = v;
     }
     spec.parent_accessor = orphan ? NULL : rq->token->accessor;
-    if (pgcmk_hv_token_issue(&spec, &auth, &err))
-        return pgcmk_hv_error(rs, 500, "%s", err.message);
+    if ((s = pgcmk_hv_field(rq, "id", idbuf, sizeof(idbuf))) != NULL && *s) {
+        if (!rq->token->root)
+            return pgcmk_hv_error(rs, 400, "root or sudo privileges required to specify token id");
+        spec.id = s;
+    }
+    if (pgcmk_hv_token_issue(&spec, &auth, &err)) {
+        memset(idbuf, 0, sizeof(idbuf));
+        return pgcmk_hv_error(rs, 400, "%s", err.message);
+    }
+    memset(idbuf, 0, sizeof(idbuf));
     rs->auth = auth;
     rs->status = 200;
     return 0;

@@ -46,6 +46,13 @@ def test_create_lookup(client, daemon, vurl):
     # bad input
     with pytest.raises(hvac.exceptions.InvalidRequest):
         client.auth.token.create(ttl="soon")
+    # a token ID chosen by root (vault token create -id=...), once
+    auth = client.auth.token.create(id="pg-tde-fixed-token", policies=["root"], ttl="1h")["auth"]
+    assert auth["client_token"] == "pg-tde-fixed-token"
+    assert lookup_status(daemon, vurl, "pg-tde-fixed-token") == 200
+    with pytest.raises(hvac.exceptions.InvalidRequest) as e:
+        client.auth.token.create(id="pg-tde-fixed-token")
+    assert "duplicate ID" in str(e.value)
     with pytest.raises(hvac.exceptions.InvalidRequest):
         client.auth.token.lookup("hvs.nosuchtoken")
     with pytest.raises(hvac.exceptions.InvalidRequest):

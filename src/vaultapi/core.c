@@ -310,12 +310,14 @@ static void
 hv_log_add(const struct pgcmk_req *rq, const json_t *body, int status, const char *ns,
            const char *path)
 {
-    json_t *e, *hdrs = json_array(), *q = json_object();
+    json_t *e, *hdrs, *q;
     unsigned long slot;
     char ts[PGCMK_TIME_LEN];
 
     if (!hv_log_ready)
         return;
+    hdrs = json_array();
+    q = json_object();
     for (int i = 0; i < rq->n_headers; i++)
         json_array_append_new(hdrs, json_string(rq->headers[i].key));
     for (int i = 0; i < rq->n_query; i++)

@@ -250,9 +250,10 @@ hv_mount_add(const char *ns, const char *path, const char *type_in, int is_auth,
                   : be->default_version  ? be->default_version
                                          : 1;
         if (version != 1 && version != 2) {
-            hv_mount_free(m);
-            return pgcmk_hv_error(rs, 400, "invalid version specified: %s",
-                                  v && json_is_string(v) ? json_string_value(v) : "?");
+            pgcmk_hv_error(rs, 400, "invalid version specified: %s",
+                           v && json_is_string(v) ? json_string_value(v) : "?");
+            hv_mount_free(m); /* after the message: v is inside m->options */
+            return -1;
         }
     }
     if (version) {
@@ -772,6 +773,7 @@ hv_sys_mounts(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *sub
     char *base;
     int tuning = 0;
 
+    memset(&m, 0, sizeof(m));
     if (*sub == '\0') {
         if (rq->op != PGCMK_HV_READ)
             return pgcmk_hv_bad_method(rs);
@@ -856,10 +858,12 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
     struct pgcmk_err err;
 
     if (*sub == '\0') {
-        json_t *keys = json_array(), *info = json_object();
+        json_t *keys, *info;
 
         if (rq->op != PGCMK_HV_LIST)
             return pgcmk_hv_bad_method(rs);
+        keys = json_array();
+        info = json_object();
         pthread_rwlock_rdlock(&hv_lock);
         for (int i = 0; i < hv_n_ns; i++) {
             const char *p = hv_nss[i].path;

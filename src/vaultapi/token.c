@@ -872,10 +872,11 @@ hv_tok_handle(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs)
         return pgcmk_hv_no_content(rs);
     }
     if (strcmp(r, "accessors") == 0) {
-        json_t *keys = json_array();
+        json_t *keys;
 
         if (rq->op != PGCMK_HV_LIST)
             return pgcmk_hv_bad_method(rs);
+        keys = json_array();
         pthread_rwlock_rdlock(&hv_tok_lock);
         for (int i = 0; i < HV_TOK_BUCKETS; i++)
             for (e = hv_tok_tab[i]; e; e = e->next)

@@ -812,7 +812,8 @@ hv_sys_mounts(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *sub
         if (!pgcmk_hv_mount_find(rq->ns, full, &m) || strcmp(m.path, full) != 0) {
             if (m.options)
                 pgcmk_hv_mount_release(&m);
-            return pgcmk_hv_error(rs, 400, "No secret engine mount at %s", path);
+            return pgcmk_hv_error(
+                rs, 400, is_auth ? "No auth engine at %s" : "No secret engine mount at %s", path);
         }
         pgcmk_hv_data(rs, hv_mount_json(&m));
         pgcmk_hv_mount_release(&m);

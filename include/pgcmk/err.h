@@ -211,6 +211,13 @@
       "KMIP: the principal key is not 16 or 32 bytes (pg_tde accepts only those)")                 \
     X(PGCMK_E_KMIP_PROVIDER_INVALID, 400, "KmipProviderInvalid", "I",                              \
       "KMIP: the key provider's options are wrong (host, port, certificate, key or CA file)")      \
+    /* the Vault-compatible API's emulator routes (src/vaultapi/) */                               \
+    X(PGCMK_E_HV_NOT_FOUND, 404, "VaultApiObjectNotFound", "I",                                    \
+      "/emulator/vault: no such namespace, mount, secret, token or role")                          \
+    /* self-managed databases on a Vault KV v2 provider (src/agent/vault.c, src/tde/) */           \
+    X(PGCMK_E_HV_PROVIDER_INVALID, 400, "VaultProviderInvalid", "I",                               \
+      "Vault: the key provider's options are wrong (url, mountPath, tokenPath, caPath, "           \
+      "namespace)")                                                                                \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

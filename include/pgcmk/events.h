@@ -29,7 +29,15 @@
     X(PGCMK_EV_KMIP_OBJECT_REVOKED, "KmipObjectRevoked")                                           \
     X(PGCMK_EV_KMIP_OBJECT_DEACTIVATED, "KmipObjectDeactivated")                                   \
     X(PGCMK_EV_KMIP_OBJECT_DESTROYED, "KmipObjectDestroyed")                                       \
-    X(PGCMK_EV_KMIP_CLIENT_DELETED, "KmipClientDeleted")
+    X(PGCMK_EV_KMIP_CLIENT_DELETED, "KmipClientDeleted")                                           \
+    X(PGCMK_EV_HV_SECRET_CHANGED, "VaultSecretChanged")                                            \
+    X(PGCMK_EV_HV_SECRET_DELETED, "VaultSecretDeleted")                                            \
+    X(PGCMK_EV_HV_MOUNT_DISABLED, "VaultMountDisabled")                                            \
+    X(PGCMK_EV_HV_TOKEN_REVOKED, "VaultTokenRevoked")                                              \
+    X(PGCMK_EV_HV_POLICY_CHANGED, "VaultPolicyChanged")                                            \
+    X(PGCMK_EV_HV_AUTH_CHANGED, "VaultAuthChanged")                                                \
+    X(PGCMK_EV_HV_SEALED, "VaultSealed")                                                           \
+    X(PGCMK_EV_HV_UNSEALED, "VaultUnsealed")
 
 enum pgcmk_event_kind {
 
@@ -48,6 +56,10 @@ struct pgcmk_event {
     const char *resource_id;
     /* KMIP events: key = the object's Name (or NULL), version = its Unique Identifier,
      * object_id = the owning client's name (the certificate CN). */
+    /* HashiCorp Vault API events (PGCMK_EV_HV_*): resource_id = the namespace ("" for the root,
+     * else "ns1/"), key = the logical path in it ("secret/pg-key": mount + name, without KV v2's
+     * data/ or metadata/), version = the KV version or NULL, object_id = a token accessor, policy,
+     * role or mount path, whichever the event is about. */
 };
 
 typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);

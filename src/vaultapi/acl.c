@@ -383,8 +383,9 @@ pgcmk_vacl_policy_parse(const char *name, const char *text, struct pgcmk_vacl_po
         return -1;
     json_object_foreach(root, k, v) {
         if (strcmp(k, "name") != 0 && strcmp(k, "path") != 0) {
+            snprintf(err, errlen, "invalid key \"%s\"", k);
             json_decref(root);
-            return FAIL("invalid key \"%s\"", k);
+            return -1;
         }
     }
     p = calloc(1, sizeof(*p));

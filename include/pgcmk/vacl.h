@@ -89,4 +89,19 @@ int pgcmk_vacl_path_needs_sudo(const char *path);
  * sudo when `root`). */
 json_t *pgcmk_vacl_caps_json(unsigned caps, int root);
 
+/* ---- persistence (src/vaultapi/policy.c): migration 12's vault_policies ---------------------- */
+struct pgcmk_err;
+
+/* Loads every stored policy into the registry (at start, after the store is open). */
+int pgcmk_vacl_load(struct pgcmk_err *err);
+
+/* Writes a policy: parse, store, register, publish PGCMK_EV_HV_POLICY_CHANGED (object_id = name).
+ * Returns 0; -1 with Vault's message in `msg` for a 400 ("failed to parse policy: ...",
+ * "cannot update \"root\" policy"); -2 on a store failure (500, `msg` generic). */
+int pgcmk_vacl_policy_write(const char *ns, const char *name, const char *text, char *msg,
+                            size_t msglen);
+/* Deletes a policy: 0 (also when absent, as Vault answers 204), -1 for root/default with Vault's
+ * message in `msg` (400), -2 on a store failure. */
+int pgcmk_vacl_policy_delete(const char *ns, const char *name, char *msg, size_t msglen);
+
 #endif

@@ -272,6 +272,120 @@ test_kv1_and_drop(void)
     CHECK(run(2, PGCMK_VKV_LIST, "metadata/", NULL, NULL, NULL, NULL, 0) == 404);
 }
 
+/* Runs a transit call: status; *out keeps the data. */
+static int
+trun(enum pgcmk_vkv_op op, const char *rel, const char *body, json_t **out, char *e, size_t cap)
+{
+    struct pgcmk_vkv_call c = call(2, op, rel, body);
+    struct pgcmk_vkv_ans a;
+    int st;
+
+    c.mount_uuid = "uuid-transit";
+    c.mount_path = "transit/";
+    pgcmk_vtransit_call(&c, &a);
+    json_decref((json_t *)c.body);
+    st = a.status;
+    if (e) {
+        e[0] = '\0';
+        if (a.errors && json_array_size(a.errors))
+            snprintf(e, cap, "%s", json_string_value(json_array_get(a.errors, 0)));
+    }
+    if (out) {
+        *out = a.data;
+        a.data = NULL;
+    }
+    pgcmk_vkv_ans_release(&a);
+    return st;
+}
+
+static void
+test_transit(void)
+{
+    json_t *d = NULL;
+    char e[256], ct1[512], body[700];
+    struct pgcmk_vkv_call c = call(2, PGCMK_VKV_WRITE, "keys/k1", NULL);
+
+    c.mount_uuid = "uuid-transit";
+    CHECK_STR(pgcmk_vtransit_capability(&c), "create");
+    CHECK(trun(PGCMK_VKV_READ, "keys/k1", NULL, NULL, NULL, 0) == 404);
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k1", "{}", &d, NULL, 0) == 200);
+    CHECK_STR(jstr(d, "type", NULL), "aes256-gcm96");
+    CHECK(json_integer_value(json_object_get(d, "latest_version")) == 1);
+    json_decref(d);
+    CHECK_STR(pgcmk_vtransit_capability(&c), "update");
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k2", "{\"type\":\"bogus\"}", NULL, e, sizeof(e)) == 400);
+
+    /* "hello" = aGVsbG8= */
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/k1", "{\"plaintext\":\"aGVsbG8=\"}", &d, NULL, 0) == 200);
+    snprintf(ct1, sizeof(ct1), "%s", jstr(d, "ciphertext", NULL));
+    json_decref(d);
+    CHECK(strncmp(ct1, "vault:v1:", 9) == 0);
+    snprintf(body, sizeof(body), "{\"ciphertext\":\"%s\"}", ct1);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/k1", body, &d, NULL, 0) == 200);
+    CHECK_STR(jstr(d, "plaintext", NULL), "aGVsbG8=");
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/k1", "{\"plaintext\":\"!!\"}", NULL, e, sizeof(e)) == 400);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/k1", "{\"ciphertext\":\"nope\"}", NULL, e, sizeof(e)) ==
+          400);
+    CHECK_STR(e, "invalid ciphertext: no prefix");
+
+    /* rotation: new encryptions use v2, rewrap moves v1 to v2, min_decryption_version */
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k1/rotate", "{}", &d, NULL, 0) == 200);
+    CHECK(json_integer_value(json_object_get(d, "latest_version")) == 2);
+    CHECK(json_object_size(json_object_get(d, "keys")) == 2);
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "rewrap/k1", body, &d, NULL, 0) == 200);
+    CHECK(strncmp(jstr(d, "ciphertext", NULL), "vault:v2:", 9) == 0);
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k1/config", "{\"min_decryption_version\":2}", NULL, NULL,
+               0) == 200);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/k1", body, NULL, e, sizeof(e)) == 400);
+    CHECK_STR(e, "ciphertext or signature version is disallowed by policy (too old)");
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k1/config", "{\"min_decryption_version\":9}", NULL, e,
+               sizeof(e)) == 400);
+
+    /* a tampered ciphertext fails authentication */
+    ct1[strlen(ct1) - 3] = ct1[strlen(ct1) - 3] == 'A' ? 'B' : 'A';
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/k1", "{\"plaintext\":\"aGVsbG8=\"}", &d, NULL, 0) == 200);
+    snprintf(ct1, sizeof(ct1), "%s", jstr(d, "ciphertext", NULL));
+    json_decref(d);
+    ct1[12] = ct1[12] == 'A' ? 'B' : 'A';
+    snprintf(body, sizeof(body), "{\"ciphertext\":\"%s\"}", ct1);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/k1", body, NULL, e, sizeof(e)) == 400);
+
+    /* datakey, batch */
+    CHECK(trun(PGCMK_VKV_WRITE, "datakey/plaintext/k1", "{}", &d, NULL, 0) == 200);
+    CHECK(json_is_string(json_object_get(d, "plaintext")));
+    CHECK(strncmp(jstr(d, "ciphertext", NULL), "vault:v2:", 9) == 0);
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "datakey/wrapped/k1", "{\"bits\":128}", &d, NULL, 0) == 200);
+    CHECK(json_object_get(d, "plaintext") == NULL);
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/k1",
+               "{\"batch_input\":[{\"plaintext\":\"aGVsbG8=\"},{\"plaintext\":\"!\"}]}", &d, NULL,
+               0) == 200);
+    CHECK(json_array_size(json_object_get(d, "batch_results")) == 2);
+    CHECK(json_object_get(json_array_get(json_object_get(d, "batch_results"), 1), "error") != NULL);
+    json_decref(d);
+
+    /* encrypt creates a missing key (upsert) */
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/auto", "{\"plaintext\":\"aGVsbG8=\"}", NULL, NULL, 0) ==
+          200);
+    CHECK(trun(PGCMK_VKV_LIST, "keys", NULL, &d, NULL, 0) == 200);
+    CHECK(json_array_size(json_object_get(d, "keys")) == 2);
+    json_decref(d);
+
+    /* deletion refused until allowed */
+    CHECK(trun(PGCMK_VKV_DELETE, "keys/k1", NULL, NULL, e, sizeof(e)) == 400);
+    CHECK_STR(e, "error deleting policy k1: deletion is not allowed for this policy");
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/k1/config", "{\"deletion_allowed\":true}", NULL, NULL, 0) ==
+          200);
+    CHECK(trun(PGCMK_VKV_DELETE, "keys/k1", NULL, NULL, NULL, 0) == 204);
+    CHECK(trun(PGCMK_VKV_READ, "keys/k1", NULL, NULL, NULL, 0) == 404);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/k1", body, NULL, e, sizeof(e)) == 400);
+    CHECK_STR(e, "encryption key not found");
+}
+
 int
 main(void)
 {
@@ -285,6 +399,7 @@ main(void)
     test_helpers();
     test_kv2();
     test_kv1_and_drop();
+    test_transit();
     t_store_close();
     return t_done("test_vkv");
 }

@@ -247,8 +247,9 @@ activity(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *op, co
     struct pgcmk_activity a = {0};
     char rid[VKV_MAX_PATH + 512];
 
-    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/secrets/%s%s%s",
-             PGCMK_SUBSCRIPTION_ID, c->ns ? c->ns : "", c->mount_path ? c->mount_path : "", path);
+    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/namespaces/%s%s%s",
+             PGCMK_SUBSCRIPTION_ID, c->ns && *c->ns ? c->ns : "root/",
+             c->mount_path ? c->mount_path : "", path);
     a.resource_id = rid;
     a.operation = op;
     a.status = "Succeeded";

@@ -325,8 +325,8 @@ delete_tx(struct pgcmk_db *db, void *arg, struct pgcmk_err *err)
     sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
     if (pgcmk_db_each(db, st, NULL, NULL, "vault transit versions delete", err) < 0)
         return -1;
-    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/transit/%s%s%.256s",
-             PGCMK_SUBSCRIPTION_ID, t->c->ns ? t->c->ns : "",
+    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/namespaces/%s%skeys/%.256s",
+             PGCMK_SUBSCRIPTION_ID, t->c->ns && *t->c->ns ? t->c->ns : "root/",
              t->c->mount_path ? t->c->mount_path : "", t->name);
     a.resource_id = rid;
     a.operation = "pgcmk.Vault/transit/keys/delete";

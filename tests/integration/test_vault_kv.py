@@ -244,3 +244,21 @@ def test_events_and_activity_of_deletes(vault):
     r = raw(vault, "POST", f"/v1/{m}/data/ev2", {"options": {"cas": 5}, "data": {"a": "b"}})
     assert r.status_code == 400
     assert stats()["VaultSecretChanged"] == after["VaultSecretChanged"]
+
+
+def test_namespaces_are_isolated(vault):
+    d, v, client = vault
+    ns = f"ns{uuid.uuid4().hex[:6]}"
+    r = raw(vault, "POST", f"/v1/sys/namespaces/{ns}", {})
+    assert r.status_code in (200, 204), r.text
+    nsc = hvac.Client(url=v["address"], token=v["rootToken"], verify=d.ca, namespace=ns)
+    m = mount(nsc, "kv", "2")
+    nsc.secrets.kv.v2.create_or_update_secret("k", {"in": "ns"}, mount_point=m)
+    assert nsc.secrets.kv.v2.read_secret_version("k", mount_point=m)["data"]["data"] == {"in": "ns"}
+    # the same path in the root namespace is another tree
+    client.sys.enable_secrets_engine(backend_type="kv", path=m, options={"version": "2"})
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.kv.v2.read_secret_version("k", mount_point=m)
+    # and the path-prefix form reaches the namespace's secret
+    r = raw(vault, "GET", f"/v1/{ns}/{m}/data/k")
+    assert r.status_code == 200 and r.json()["data"]["data"] == {"in": "ns"}, r.text

@@ -1055,8 +1055,18 @@ int
 pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                  unsigned caps)
 {
-    unsigned have = pgcmk_vacl_capabilities(ns, policies, n, path);
+    char buf[1024];
+    unsigned have;
+    size_t len = strlen(path);
 
+    /* Vault checks a LIST on "kv" as "kv/" (the request path of a list always ends in '/') */
+    if ((caps & PGCMK_VCAP_LIST) && len && path[len - 1] != '/' && len + 2 <= sizeof(buf)) {
+        memcpy(buf, path, len);
+        buf[len] = '/';
+        buf[len + 1] = '\0';
+        path = buf;
+    }
+    have = pgcmk_vacl_capabilities(ns, policies, n, path);
     if (have & PGCMK_VCAP_DENY)
         return 0;
     if (caps && pgcmk_vacl_path_needs_sudo(path))

@@ -311,7 +311,7 @@ delete_tx(struct pgcmk_db *db, void *arg, struct pgcmk_err *err)
         return -1;
     if (!t->k.found) {
         snprintf(t->msg, sizeof(t->msg),
-                 "error deleting policy %.64s: could not delete key; not found", t->name);
+                 "error deleting policy %.64s: could not delete policy; not found", t->name);
         t->refused = t->msg;
         return 0;
     }

@@ -50,8 +50,8 @@ hv_activity(const char *ns, const char *what, const char *operation, const char 
     struct pgcmk_activity a;
     struct pgcmk_err err;
     char *id = pgcmk_xasprintf("/subscriptions/" PGCMK_SUBSCRIPTION_ID
-                               "/providers/pgcmk.Vault/namespaces/%s%s%s",
-                               ns && *ns ? ns : "root/", what && *what ? "" : "", what ? what : "");
+                               "/providers/pgcmk.Vault/namespaces/%s%s",
+                               ns && *ns ? ns : "root/", what ? what : "");
     size_t n = strlen(id);
 
     if (n > 1 && id[n - 1] == '/')

@@ -240,7 +240,7 @@ hv_tok_by_accessor(const char *acc)
 static int
 hv_tok_live(const struct hv_tok *e)
 {
-    return e->t.expire_ms == 0 || pgcmk_clock_now() < e->t.expire_ms;
+    return e->t.num_uses >= 0 && (e->t.expire_ms == 0 || pgcmk_clock_now() < e->t.expire_ms);
 }
 
 static void
@@ -407,8 +407,13 @@ hv_token_use(const struct pgcmk_hv_token *t)
         pthread_rwlock_unlock(&hv_tok_lock);
         return e == NULL ? -1 : 0;
     }
-    if (--e->t.num_uses == 0)
-        return hv_revoke(e, 0), 0; /* the last use: the request goes on, the token is gone */
+    if (--e->t.num_uses == 0) {
+        /* the last use: the request goes on (the token is revoked after it, by the pipeline);
+         * nobody else can use it meanwhile */
+        e->t.num_uses = -1;
+        pthread_rwlock_unlock(&hv_tok_lock);
+        return 1;
+    }
     hv_tok_store(e);
     pthread_rwlock_unlock(&hv_tok_lock);
     return 0;
@@ -556,7 +561,8 @@ hv_named(const struct pgcmk_hv_req *rq, int self, const char *field)
     if (self) {
         struct hv_tok *e = rq->token ? hv_tok_by_hash(rq->token->hash) : NULL;
 
-        return e && hv_tok_live(e) ? e : NULL;
+        /* the caller's own token, even on its last use */
+        return e && (hv_tok_live(e) || e->t.num_uses < 0) ? e : NULL;
     }
     v = pgcmk_hv_field(rq, field, buf, sizeof(buf));
     if (v == NULL || *v == '\0')

@@ -75,10 +75,12 @@ def test_bad_policies(daemon, vurl):
     assert r.json()["errors"] == ["'policy' parameter not supplied or empty"]
     r = raw(daemon, vurl, "PUT", "/v1/sys/policy/root", json={"policy": KV1_POLICY})
     assert r.status_code == 400 and r.json()["errors"] == ['cannot update "root" policy']
-    for name in ("root", "default"):
-        r = raw(daemon, vurl, "DELETE", "/v1/sys/policy/" + name)
-        assert r.status_code == 400
-        assert r.json()["errors"] == [f'cannot delete "{name}" policy']
+    r = raw(daemon, vurl, "DELETE", "/v1/sys/policy/root")
+    assert r.status_code == 400 and r.json()["errors"] == ['cannot delete "root" policy']
+    r = raw(daemon, vurl, "DELETE", "/v1/sys/policies/acl/default")
+    assert r.status_code == 400 and r.json()["errors"] == ["cannot delete default policy"]
+    r = raw(daemon, vurl, "GET", "/v1/sys/policies/acl/root")
+    assert r.status_code == 200 and r.json()["data"] == {"name": "root", "policy": ""}
     r = raw(daemon, vurl, "GET", "/v1/sys/policy/default")
     assert r.status_code == 200 and "auth/token/lookup-self" in r.json()["data"]["rules"]
 

@@ -835,7 +835,7 @@ table_add(struct crule **t, size_t *n, const struct pgcmk_vacl_rule *r)
     struct crule *c;
 
     for (size_t i = 0; i < *n; i++)
-        if (strcmp((*t)[i].path, r->path) == 0) {
+        if ((*t)[i].is_prefix == r->is_prefix && strcmp((*t)[i].path, r->path) == 0) {
             merge_caps(&(*t)[i].caps, r->caps);
             return 0;
         }

@@ -186,6 +186,12 @@ test_eval(void)
     /* secret/zip/+ (no glob) beats the secret/zip/ glob at the same first-wildcard offset */
     CHECK(caps("", "a", "secret/zip/one") == PGCMK_VCAP_PATCH);
     CHECK(caps("", "a", "secret/zip/one/two") == PGCMK_VCAP_SUDO);
+    /* "secret/+/q" and "secret/+/q*" are two rules, not one */
+    put("", "c",
+        "path \"secret/+/q\" { capabilities = [\"read\"] }\n"
+        "path \"secret/+/q*\" { capabilities = [\"list\"] }\n");
+    CHECK(caps("", "c", "secret/x/q") == PGCMK_VCAP_READ);
+    CHECK(caps("", "c", "secret/x/qq") == PGCMK_VCAP_LIST);
     /* deny on the exact path */
     CHECK(caps("", "a", "deny/no") == PGCMK_VCAP_DENY);
     CHECK(caps("", "a", "deny/yes") == PGCMK_VCAP_READ);
@@ -236,7 +242,7 @@ test_eval(void)
     {
         char *dump = json_dumps(l, JSON_COMPACT);
 
-        CHECK_STR(dump, "[\"b\",\"default\",\"root\"]");
+        CHECK_STR(dump, "[\"b\",\"c\",\"default\",\"root\"]");
         free(dump);
     }
     json_decref(l);

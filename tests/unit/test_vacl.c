@@ -327,6 +327,60 @@ test_timing(void)
     pgcmk_vacl_reset();
 }
 
+static int
+params(const char *pol, const char *path, const char *body)
+{
+    const char *v[1] = {pol};
+    json_t *d = json_loads(body, 0, NULL);
+    int ok = pgcmk_vacl_params_ok("", v, 1, path, d);
+
+    json_decref(d);
+    return ok;
+}
+
+/* allowed/denied/required parameters with Vault's rules (acl.go AllowOperation) */
+static void
+test_params(void)
+{
+    pgcmk_vacl_reset();
+    put("", "p",
+        "path \"secret/a\" {\n capabilities = [\"create\"]\n"
+        " allowed_parameters = { \"bar\" = [\"zip\", \"za*\"] \"any\" = [] }\n"
+        " denied_parameters = { \"bar\" = [\"zap\"] }\n"
+        " required_parameters = [\"bar\"]\n}\n"
+        "path \"secret/b\" { capabilities = [\"create\"]\n"
+        " allowed_parameters = { \"*\" = [] }\n denied_parameters = { \"salary\" = [] } }\n"
+        "path \"secret/c\" { capabilities = [\"create\"] denied_parameters = { \"*\" = [] } }\n"
+        "path \"secret/d\" { capabilities = [\"create\"] }\n");
+    put("", "q",
+        "path \"secret/a\" { capabilities = [\"update\"]\n"
+        " allowed_parameters = { \"extra\" = [] } }\n");
+    CHECK(params("p", "secret/a", "{\"bar\":\"zip\"}") == 1);
+    CHECK(params("p", "secret/a", "{\"bar\":\"zab\",\"any\":5}") == 1);
+    /* required "bar" looks up Data["bar"] as Vault does: "BAR" does not count */
+    CHECK(params("p", "secret/a", "{\"BAR\":\"zip\"}") == 0);
+    CHECK(params("p", "secret/a", "{\"bar\":\"nope\"}") == 0); /* value not allowed */
+    CHECK(params("p", "secret/a", "{\"bar\":\"zap\"}") == 0);  /* denied wins */
+    CHECK(params("p", "secret/a", "{\"any\":1}") == 0);        /* bar is required */
+    CHECK(params("p", "secret/a", "{\"bar\":\"zip\",\"other\":1}") == 0);
+    CHECK(params("p", "secret/b", "{\"name\":\"x\"}") == 1);
+    CHECK(params("p", "secret/b", "{\"salary\":1}") == 0);
+    CHECK(params("p", "secret/c", "{\"x\":1}") == 0);
+    CHECK(params("p", "secret/c", "{}") == 1);
+    CHECK(params("p", "secret/d", "{\"x\":1}") == 1);
+    CHECK(params("root", "secret/c", "{\"x\":1}") == 1);
+    {
+        /* two policies on one path: their allowed parameters add up */
+        const char *both[2] = {"p", "q"};
+        json_t *d = json_pack("{s:s, s:i}", "bar", "zip", "extra", 1);
+
+        CHECK(pgcmk_vacl_params_ok("", both, 2, "secret/a", d) == 1);
+        CHECK(params("p", "secret/a", "{\"bar\":\"zip\",\"extra\":1}") == 0);
+        json_decref(d);
+    }
+    pgcmk_vacl_reset();
+}
+
 static int thr_stop;
 
 static void *
@@ -377,6 +431,7 @@ main(void)
     test_policy_parse();
     test_eval();
     test_seed_004();
+    test_params();
     test_timing();
     test_threads();
     return t_done("test_vacl");

@@ -5,7 +5,9 @@
  *   - an accepted input is not a JSON object;
  *   - parsing is not deterministic (twice the same input, the same result);
  *   - the decoder accepts what the HCL parser refused;
- *   - an accepted policy's rule has no path or a capability bit outside PGCMK_VCAP_*.
+ *   - an accepted policy's rule has no path or a capability bit outside PGCMK_VCAP_*;
+ *   - an accepted policy, registered, answers capabilities outside the bits or a deny mixed with
+ *     grants on a few paths (compiling and evaluating it runs under the sanitizers too).
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (make fuzz) */
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (p->rules[i].path == NULL || (p->rules[i].caps & ~0xffu) != 0)
                     __builtin_trap();
             pgcmk_vacl_policy_free(p);
+            if (pgcmk_vacl_policy_put("", "fuzz", copy, err, sizeof(err)) == 0) {
+                static const char *const paths[] = {"kv/data/x", "secret/", "a/b/c", "sys/seal",
+                                                    ""};
+                const char *pol[2] = {"fuzz", "default"};
+
+                for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                    unsigned c = pgcmk_vacl_capabilities("", pol, 2, paths[i]);
+
+                    if ((c & ~0xffu) || ((c & PGCMK_VCAP_DENY) && c != PGCMK_VCAP_DENY))
+                        __builtin_trap();
+                    (void)pgcmk_vacl_check("", pol, 2, paths[i], PGCMK_VCAP_LIST);
+                    (void)pgcmk_vacl_params_ok("", pol, 2, paths[i], a);
+                }
+            }
         } else if (rc != -1 || p != NULL || err[0] == '\0') {
             __builtin_trap();
         }

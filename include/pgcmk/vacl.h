@@ -83,6 +83,14 @@ unsigned pgcmk_vacl_capabilities(const char *ns, const char *const *policies, in
 int pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                      unsigned caps);
 
+/* Vault's parameter constraints (required_parameters, denied_parameters, allowed_parameters of
+ * the rule that decides `path`, merged over the policies) against a write's body `data`: 1
+ * allowed, 0 denied (403 "permission denied"). Root and rules without constraints allow all.
+ * NOT YET called by the pipeline (src/vaultapi/core.c): one call after pgcmk_vacl_check on
+ * create/update/patch enforces them. */
+int pgcmk_vacl_params_ok(const char *ns, const char *const *policies, int n, const char *path,
+                         const json_t *data);
+
 /* 1 when Vault requires `sudo` on `path` besides the operation's capability (the root-protected
  * paths: sys/audit, sys/raw, sys/rotate, sys/seal, auth/token/accessors...). */
 int pgcmk_vacl_path_needs_sudo(const char *path);

@@ -6,9 +6,11 @@
  *     wins: the first '+' or '*' later, no trailing '*', fewer '+', longer, lexically greater;
  *   - the same path in several policies adds up its capabilities; deny wins over all of them;
  *   - "root" grants everything; "default" is built in (its text below is Vault's).
- * A set of policies is compiled once into sorted tables and cached; every policy write drops the
- * cache. */
+ * A set of policies is compiled once into sorted tables and cached per thread: the hot path takes
+ * no lock (one atomic load of the registry's generation); every policy write bumps the generation
+ * and each thread drops its compiled sets on its next check. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +464,9 @@ pgcmk_vacl_path_needs_sudo(const char *path)
 
     while (*path == '/')
         path++;
+    /* the hot path: only sys/ and auth/token/ have root-protected paths */
+    if (strncmp(path, "sys/", 4) != 0 && strncmp(path, "auth/token/", 11) != 0)
+        return 0;
     pl = strlen(path);
     if (pl && path[pl - 1] == '/')
         pl--;
@@ -513,6 +518,7 @@ struct crule {
     unsigned caps;
     int is_prefix, n_plus, first_wc;
     int n_seg;
+    json_t *allowed, *denied, *required; /* merged over the policies, or NULL */
 };
 
 struct compiled {
@@ -521,17 +527,27 @@ struct compiled {
     size_t n_exact, n_prefix, n_wc;
 };
 
-#define CACHE_SLOTS 256
+#define CACHE_SLOTS 32
 
 struct cache_slot {
     char *key; /* ns '\x1f' p1 '\x1f' p2 ... */
     struct compiled *acl;
 };
 
+/* This thread's compiled sets, valid while `gen` is the registry's generation. */
+struct tl_cache {
+    unsigned long gen;
+    struct cache_slot slot[CACHE_SLOTS];
+};
+
 static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct ns_entry *reg;
 static size_t n_reg;
-static struct cache_slot cache[CACHE_SLOTS];
+static atomic_ulong reg_gen = 1;
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static __thread struct tl_cache *tl;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 static struct pgcmk_vacl_policy *builtin_default;
 
 static void
@@ -539,12 +555,16 @@ compiled_free(struct compiled *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n_exact; i++)
-        free(c->exact[i].path);
-    for (size_t i = 0; i < c->n_prefix; i++)
-        free(c->prefix[i].path);
-    for (size_t i = 0; i < c->n_wc; i++)
-        free(c->wc[i].path);
+    struct crule *t[3] = {c->exact, c->prefix, c->wc};
+    size_t n[3] = {c->n_exact, c->n_prefix, c->n_wc};
+
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < n[k]; i++) {
+            free(t[k][i].path);
+            json_decref(t[k][i].allowed);
+            json_decref(t[k][i].denied);
+            json_decref(t[k][i].required);
+        }
     free(c->exact);
     free(c->prefix);
     free(c->wc);
@@ -552,14 +572,44 @@ compiled_free(struct compiled *c)
 }
 
 static void
-cache_clear_locked(void)
+tl_clear(struct tl_cache *c)
 {
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
-        free(cache[i].key);
-        compiled_free(cache[i].acl);
-        cache[i].key = NULL;
-        cache[i].acl = NULL;
+        free(c->slot[i].key);
+        compiled_free(c->slot[i].acl);
+        c->slot[i].key = NULL;
+        c->slot[i].acl = NULL;
     }
+}
+
+static void
+tl_destroy(void *p)
+{
+    tl_clear(p);
+    free(p);
+}
+
+static void
+tl_key_make(void)
+{
+    (void)pthread_key_create(&tl_key, tl_destroy);
+}
+
+/* Every registry write (under the write lock): the threads' compiled sets are stale. */
+static void
+cache_clear_locked(void)
+{
+    atomic_fetch_add_explicit(&reg_gen, 1, memory_order_release);
+}
+
+static void
+default_parse(void)
+{
+    char err[128];
+
+    if (pgcmk_vacl_policy_parse("default", pgcmk_vacl_default_policy, &builtin_default, err,
+                                sizeof(err)) < 0)
+        builtin_default = NULL;
 }
 
 static struct ns_entry *
@@ -605,13 +655,10 @@ static struct pgcmk_vacl_policy *
 policy_lookup_locked(const char *ns, const char *name)
 {
     struct pgcmk_vacl_policy *p = policy_find_locked(ns, name, NULL);
-    char err[128];
 
     if (p || strcmp(name, "default") != 0)
         return p;
-    if (builtin_default == NULL && pgcmk_vacl_policy_parse("default", pgcmk_vacl_default_policy,
-                                                           &builtin_default, err, sizeof(err)) < 0)
-        return NULL;
+    pthread_once(&default_once, default_parse);
     return builtin_default;
 }
 
@@ -777,6 +824,43 @@ cmp_crule(const void *a, const void *b)
     return strcmp(((const struct crule *)a)->path, ((const struct crule *)b)->path);
 }
 
+/* Vault's merge of parameter maps: keys add up; a key's empty list (any value) wins, else the
+ * value lists add up. */
+static void
+merge_params(json_t **into, const json_t *from)
+{
+    const char *k;
+    json_t *v;
+
+    if (from == NULL)
+        return;
+    if (*into == NULL) {
+        *into = json_deep_copy(from);
+        return;
+    }
+    json_object_foreach((json_t *)from, k, v) {
+        json_t *cur = json_object_get(*into, k);
+
+        if (cur == NULL)
+            json_object_set_new(*into, k, json_deep_copy(v));
+        else if (json_is_array(cur) && json_array_size(cur) && json_is_array(v) &&
+                 json_array_size(v))
+            json_array_extend(cur, v);
+        else
+            json_object_set_new(*into, k, json_array());
+    }
+}
+
+static void
+merge_required(json_t **into, const json_t *from)
+{
+    if (from == NULL)
+        return;
+    if (*into == NULL)
+        *into = json_array();
+    json_array_extend(*into, (json_t *)from);
+}
+
 static void
 merge_caps(unsigned *into, unsigned caps)
 {
@@ -793,8 +877,11 @@ table_add(struct crule **t, size_t *n, const struct pgcmk_vacl_rule *r)
     struct crule *c;
 
     for (size_t i = 0; i < *n; i++)
-        if (strcmp((*t)[i].path, r->path) == 0) {
+        if ((*t)[i].is_prefix == r->is_prefix && strcmp((*t)[i].path, r->path) == 0) {
             merge_caps(&(*t)[i].caps, r->caps);
+            merge_params(&(*t)[i].allowed, r->allowed);
+            merge_params(&(*t)[i].denied, r->denied);
+            merge_required(&(*t)[i].required, r->required);
             return 0;
         }
     c = realloc(*t, (*n + 1) * sizeof(*c));
@@ -816,6 +903,9 @@ table_add(struct crule **t, size_t *n, const struct pgcmk_vacl_rule *r)
     c->n_seg = 1;
     for (const char *s = r->path; *s; s++)
         c->n_seg += *s == '/';
+    merge_params(&c->allowed, r->allowed);
+    merge_params(&c->denied, r->denied);
+    merge_required(&c->required, r->required);
     return 0;
 }
 
@@ -926,19 +1016,18 @@ wc_match(const struct crule *r, const char *path)
     }
 }
 
-static unsigned
-evaluate(const struct compiled *c, const char *path)
+/* The rule that decides `path` (NULL: none). */
+static const struct crule *
+winner(const struct compiled *c, const char *path)
 {
     const struct crule *r, *best = NULL;
     size_t len = strlen(path);
 
-    if (c->root)
-        return PGCMK_VCAP_ALL;
     r = find_exact(c, path, len);
     if (r == NULL && len && path[len - 1] == '/')
         r = find_exact(c, path, len - 1);
     if (r)
-        return r->caps;
+        return r;
     for (size_t i = 0; i < c->n_prefix; i++) {
         r = &c->prefix[i];
         if (r->len <= len && memcmp(r->path, path, r->len) == 0 &&
@@ -950,7 +1039,18 @@ evaluate(const struct compiled *c, const char *path)
         if (wc_match(r, path) && (best == NULL || lower_priority(best, r)))
             best = r;
     }
-    return best ? best->caps : 0;
+    return best;
+}
+
+static unsigned
+evaluate(const struct compiled *c, const char *path)
+{
+    const struct crule *r;
+
+    if (c->root)
+        return PGCMK_VCAP_ALL;
+    r = winner(c, path);
+    return r ? r->caps : 0;
 }
 
 static uint32_t
@@ -1006,14 +1106,15 @@ cache_key(const char *ns, const char *const *policies, int n)
     return k;
 }
 
-unsigned
-pgcmk_vacl_capabilities(const char *ns, const char *const *policies_in, int n, const char *path)
+/* This thread's compiled set for (ns, policies): valid until this thread's next call. NULL when
+ * memory ran out (the caller denies). */
+static const struct compiled *
+acl_for(const char *ns, const char *const *policies_in, int n)
 {
     const char *policies[64];
-    uint32_t slot;
     struct cache_slot *s;
     struct compiled *c;
-    unsigned caps;
+    unsigned long gen;
 
     if (n > 64)
         n = 64;
@@ -1021,34 +1122,137 @@ pgcmk_vacl_capabilities(const char *ns, const char *const *policies_in, int n, c
         policies[i] = policies_in[i] ? policies_in[i] : "";
     if (ns == NULL)
         ns = "";
-    slot = cache_hash(ns, policies, n) % CACHE_SLOTS;
-    s = &cache[slot];
-
-    while (*path == '/')
-        path++;
+    if (tl == NULL) {
+        pthread_once(&tl_once, tl_key_make);
+        tl = calloc(1, sizeof(*tl));
+        if (tl == NULL)
+            return NULL;
+        (void)pthread_setspecific(tl_key, tl);
+    }
+    gen = atomic_load_explicit(&reg_gen, memory_order_acquire);
+    if (tl->gen != gen) {
+        tl_clear(tl);
+        tl->gen = gen;
+    }
+    s = &tl->slot[cache_hash(ns, policies, n) % CACHE_SLOTS];
+    if (s->key && cache_key_eq(s->key, ns, policies, n))
+        return s->acl;
+    /* a miss: compile under the read lock (a registry at least as new as `gen`) */
     pthread_rwlock_rdlock(&reg_lock);
-    if (s->key && cache_key_eq(s->key, ns, policies, n)) {
-        caps = evaluate(s->acl, path);
-        pthread_rwlock_unlock(&reg_lock);
-        return caps;
-    }
-    pthread_rwlock_unlock(&reg_lock);
-
-    pthread_rwlock_wrlock(&reg_lock);
     c = compile_locked(ns, policies, n);
-    if (c == NULL) {
-        pthread_rwlock_unlock(&reg_lock);
-        return 0;
-    }
-    caps = evaluate(c, path);
+    pthread_rwlock_unlock(&reg_lock);
+    if (c == NULL)
+        return NULL;
     free(s->key);
     compiled_free(s->acl);
     s->key = cache_key(ns, policies, n);
-    s->acl = s->key ? c : NULL;
-    if (s->key == NULL)
+    s->acl = c;
+    if (s->key == NULL) {
         compiled_free(c);
-    pthread_rwlock_unlock(&reg_lock);
-    return caps;
+        s->acl = NULL;
+    }
+    return s->acl;
+}
+
+unsigned
+pgcmk_vacl_capabilities(const char *ns, const char *const *policies, int n, const char *path)
+{
+    const struct compiled *c = acl_for(ns, policies, n);
+
+    while (*path == '/')
+        path++;
+    return c ? evaluate(c, path) : 0;
+}
+
+/* Vault's valueInParameterList: an empty list allows any value; strings match with a leading or
+ * trailing '*' glob; other values by equality. */
+static int
+value_in(const json_t *value, const json_t *list)
+{
+    size_t i;
+    json_t *e;
+
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return 1;
+    json_array_foreach(list, i, e) {
+        const char *pat = json_string_value(e), *v = json_string_value(value);
+
+        if (pat && v) {
+            size_t pl = strlen(pat), vl = strlen(v);
+
+            if (strcmp(pat, "*") == 0 || strcmp(pat, v) == 0)
+                return 1;
+            if (pl > 1 && pat[pl - 1] == '*' && strncmp(v, pat, pl - 1) == 0)
+                return 1;
+            if (pl > 1 && pat[0] == '*' && vl >= pl - 1 && strcmp(v + vl - (pl - 1), pat + 1) == 0)
+                return 1;
+        } else if (json_equal((json_t *)value, e)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static json_t *
+param_get(const json_t *map, const char *key)
+{
+    char low[256];
+    size_t i;
+
+    for (i = 0; key[i] && i + 1 < sizeof(low); i++)
+        low[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    low[i] = '\0';
+    return json_object_get(map, low);
+}
+
+int
+pgcmk_vacl_params_ok(const char *ns, const char *const *policies, int n, const char *path,
+                     const json_t *data)
+{
+    const struct compiled *c = acl_for(ns, policies, n);
+    const struct crule *r;
+    const char *k;
+    json_t *v;
+    size_t i;
+    int allowed_all;
+
+    while (*path == '/')
+        path++;
+    if (c == NULL)
+        return 0;
+    if (c->root || (r = winner(c, path)) == NULL)
+        return 1;
+    if (!r->allowed && !r->denied && !r->required)
+        return 1;
+    json_array_foreach(r->required, i, v)
+        if (!json_is_object(data) || param_get(data, json_string_value(v)) == NULL)
+            return 0;
+    if (!json_is_object(data) || json_object_size(data) == 0)
+        return 1;
+    if (r->denied && json_object_size(r->denied)) {
+        if (json_object_get(r->denied, "*"))
+            return 0;
+        json_object_foreach((json_t *)data, k, v) {
+            json_t *list = param_get(r->denied, k);
+
+            if (list && value_in(v, list))
+                return 0;
+        }
+    }
+    if (r->allowed == NULL || json_object_size(r->allowed) == 0)
+        return 1;
+    allowed_all = json_object_get(r->allowed, "*") != NULL;
+    if (json_object_size(r->allowed) == 1 && allowed_all)
+        return 1;
+    json_object_foreach((json_t *)data, k, v) {
+        json_t *list = param_get(r->allowed, k);
+
+        if (list == NULL && allowed_all)
+            continue;
+        if (list == NULL || !value_in(v, list))
+            return 0;
+    }
+    return 1;
 }
 
 int

@@ -1,6 +1,7 @@
 /* test_vacl.c - the Vault ACL policies: HCL parsing and its errors, the evaluation table (exact,
  * '*' prefix, '+' segments, priority, deny, sudo paths, default/root) and seed 004's KV v1 vs v2
  * policies; a timing loop prints ns/op of a cached check. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,9 @@ test_hcl(void)
         CHECK(hcl(deep, err) == NULL);
         CHECK(strstr(err, "nested too deeply") != NULL);
     }
-    CHECK(hcl("", err) != NULL); /* an empty policy is valid */
+    j = hcl("", err); /* an empty policy is valid */
+    CHECK(j != NULL && json_object_size(j) == 0);
+    json_decref(j);
 }
 
 static void
@@ -183,6 +186,12 @@ test_eval(void)
     /* secret/zip/+ (no glob) beats the secret/zip/ glob at the same first-wildcard offset */
     CHECK(caps("", "a", "secret/zip/one") == PGCMK_VCAP_PATCH);
     CHECK(caps("", "a", "secret/zip/one/two") == PGCMK_VCAP_SUDO);
+    /* "secret/+/q" and "secret/+/q*" are two rules, not one */
+    put("", "c",
+        "path \"secret/+/q\" { capabilities = [\"read\"] }\n"
+        "path \"secret/+/q*\" { capabilities = [\"list\"] }\n");
+    CHECK(caps("", "c", "secret/x/q") == PGCMK_VCAP_READ);
+    CHECK(caps("", "c", "secret/x/qq") == PGCMK_VCAP_LIST);
     /* deny on the exact path */
     CHECK(caps("", "a", "deny/no") == PGCMK_VCAP_DENY);
     CHECK(caps("", "a", "deny/yes") == PGCMK_VCAP_READ);
@@ -233,7 +242,7 @@ test_eval(void)
     {
         char *dump = json_dumps(l, JSON_COMPACT);
 
-        CHECK_STR(dump, "[\"b\",\"default\",\"root\"]");
+        CHECK_STR(dump, "[\"b\",\"c\",\"default\",\"root\"]");
         free(dump);
     }
     json_decref(l);
@@ -318,6 +327,103 @@ test_timing(void)
     pgcmk_vacl_reset();
 }
 
+static int
+params(const char *pol, const char *path, const char *body)
+{
+    const char *v[1] = {pol};
+    json_t *d = json_loads(body, 0, NULL);
+    int ok = pgcmk_vacl_params_ok("", v, 1, path, d);
+
+    json_decref(d);
+    return ok;
+}
+
+/* allowed/denied/required parameters with Vault's rules (acl.go AllowOperation) */
+static void
+test_params(void)
+{
+    pgcmk_vacl_reset();
+    put("", "p",
+        "path \"secret/a\" {\n capabilities = [\"create\"]\n"
+        " allowed_parameters = { \"bar\" = [\"zip\", \"za*\"] \"any\" = [] }\n"
+        " denied_parameters = { \"bar\" = [\"zap\"] }\n"
+        " required_parameters = [\"bar\"]\n}\n"
+        "path \"secret/b\" { capabilities = [\"create\"]\n"
+        " allowed_parameters = { \"*\" = [] }\n denied_parameters = { \"salary\" = [] } }\n"
+        "path \"secret/c\" { capabilities = [\"create\"] denied_parameters = { \"*\" = [] } }\n"
+        "path \"secret/d\" { capabilities = [\"create\"] }\n");
+    put("", "q",
+        "path \"secret/a\" { capabilities = [\"update\"]\n"
+        " allowed_parameters = { \"extra\" = [] } }\n");
+    CHECK(params("p", "secret/a", "{\"bar\":\"zip\"}") == 1);
+    CHECK(params("p", "secret/a", "{\"bar\":\"zab\",\"any\":5}") == 1);
+    /* required "bar" looks up Data["bar"] as Vault does: "BAR" does not count */
+    CHECK(params("p", "secret/a", "{\"BAR\":\"zip\"}") == 0);
+    CHECK(params("p", "secret/a", "{\"bar\":\"nope\"}") == 0); /* value not allowed */
+    CHECK(params("p", "secret/a", "{\"bar\":\"zap\"}") == 0);  /* denied wins */
+    CHECK(params("p", "secret/a", "{\"any\":1}") == 0);        /* bar is required */
+    CHECK(params("p", "secret/a", "{\"bar\":\"zip\",\"other\":1}") == 0);
+    CHECK(params("p", "secret/b", "{\"name\":\"x\"}") == 1);
+    CHECK(params("p", "secret/b", "{\"salary\":1}") == 0);
+    CHECK(params("p", "secret/c", "{\"x\":1}") == 0);
+    CHECK(params("p", "secret/c", "{}") == 1);
+    CHECK(params("p", "secret/d", "{\"x\":1}") == 1);
+    CHECK(params("root", "secret/c", "{\"x\":1}") == 1);
+    {
+        /* two policies on one path: their allowed parameters add up */
+        const char *both[2] = {"p", "q"};
+        json_t *d = json_pack("{s:s, s:i}", "bar", "zip", "extra", 1);
+
+        CHECK(pgcmk_vacl_params_ok("", both, 2, "secret/a", d) == 1);
+        CHECK(params("p", "secret/a", "{\"bar\":\"zip\",\"extra\":1}") == 0);
+        json_decref(d);
+    }
+    pgcmk_vacl_reset();
+}
+
+static int thr_stop;
+
+static void *
+thr_check(void *arg)
+{
+    const char *pol[2] = {"default", "flip"};
+    long *bad = arg;
+
+    while (!__atomic_load_n(&thr_stop, __ATOMIC_ACQUIRE)) {
+        unsigned c = pgcmk_vacl_capabilities("", pol, 2, "kv/data/x");
+
+        /* either version of "flip", never a mix or garbage */
+        if (c != PGCMK_VCAP_READ && c != PGCMK_VCAP_LIST && c != 0)
+            (*bad)++;
+    }
+    return NULL;
+}
+
+/* Checks on 4 threads while policies change: each thread's cache follows the writes. */
+static void
+test_threads(void)
+{
+    pthread_t t[4];
+    long bad[4] = {0};
+    const char *pol[2] = {"default", "flip"};
+
+    pgcmk_vacl_reset();
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, thr_check, &bad[i]);
+    for (int i = 0; i < 300; i++)
+        put("", "flip",
+            i % 2 ? "path \"kv/data/*\" { capabilities = [\"read\"] }"
+                  : "path \"kv/+/x\" { capabilities = [\"list\"] }");
+    __atomic_store_n(&thr_stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(bad[i] == 0);
+    }
+    /* the last write (i = 299: read) is what every thread sees now */
+    CHECK(pgcmk_vacl_capabilities("", pol, 2, "kv/data/x") == PGCMK_VCAP_READ);
+    pgcmk_vacl_reset();
+}
+
 int
 main(void)
 {
@@ -325,6 +431,8 @@ main(void)
     test_policy_parse();
     test_eval();
     test_seed_004();
+    test_params();
     test_timing();
+    test_threads();
     return t_done("test_vacl");
 }

@@ -1442,7 +1442,7 @@ pgcmk_vkv_capability(const struct pgcmk_vkv_call *c)
         if (meta_load(pgcmk_db(), c, path, &m, &err) != 0)
             return "update";
         json_decref(m.custom);
-        exists = m.found && (strcmp(verb, "metadata") == 0 || m.current > 0);
+        exists = m.found; /* Vault: the key's metadata exists (data/ and metadata/ alike) */
         return exists ? "update" : "create";
     }
     return "update";

@@ -72,6 +72,12 @@ def test_kv2_pg_tde_requests(vault):
         assert f in body, f
     r = raw(vault, "GET", f"/v1/{m}/metadata/?list=true")
     assert r.status_code == 200 and r.json()["data"]["keys"] == ["pgtde-key"], r.text
+    # the request log shows pg_tde's write as sent, its key value redacted
+    d = vault[0]
+    log = d.get("/emulator/vault/requests?limit=10").json()["value"]
+    w = [x for x in log if x["method"] == "POST" and x["path"] == f"/v1/{m}/data/pgtde-key"][-1]
+    assert w["body"] == {"data": {"key": "<redacted>"}} and w["status"] == 200
+    assert key not in str(log)
 
 
 def test_kv2_kes_requests(vault):

@@ -111,3 +111,24 @@ def test_transit_chacha20_poly1305(vault):
     ct = t.encrypt_data("cc", b64(b"chacha"), mount_point=m)["data"]["ciphertext"]
     assert ct.startswith("vault:v1:") and len(base64.b64decode(ct[9:])) == 12 + 6 + 16
     assert base64.b64decode(t.decrypt_data("cc", ct, mount_point=m)["data"]["plaintext"]) == b"chacha"
+
+
+def test_transit_encrypt_creates_the_key_only_with_create(vault):
+    d, v, client, m = vault
+    pol = f"tr-{uuid.uuid4().hex[:6]}"
+    client.sys.create_or_update_policy(pol, f'path "{m}/encrypt/*" {{ capabilities = ["update"] }}\n')
+    tok = client.auth.token.create(policies=[pol])["auth"]["client_token"]
+    h = {"X-Vault-Token": tok}
+    body = {"plaintext": b64(b"x")}
+    # a missing key would be created: that needs "create", which the policy lacks
+    r = requests.post(f"{v['address']}/v1/{m}/encrypt/upsert-me", json=body, headers=h,
+                      verify=d.ca, timeout=10)
+    assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}
+    client.secrets.transit.create_key("upsert-me", mount_point=m)
+    r = requests.post(f"{v['address']}/v1/{m}/encrypt/upsert-me", json=body, headers=h,
+                      verify=d.ca, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["ciphertext"].startswith("vault:v1:")
+    # the root token creates a key by encrypting with it
+    ct = client.secrets.transit.encrypt_data("auto-made", b64(b"y"), mount_point=m)["data"]
+    assert ct["key_version"] == 1
+    assert client.secrets.transit.read_key("auto-made", mount_point=m)["data"]["latest_version"] == 1

@@ -221,6 +221,14 @@ test_kv2(void)
     CHECK(run(2, PGCMK_VKV_WRITE, "config", "{\"cas_required\":false}", NULL, NULL, NULL, 0) ==
           204);
 
+    /* a key with metadata only exists for the ACL check (Vault's existence check) */
+    c = call(2, PGCMK_VKV_WRITE, "data/meta-only", NULL);
+    CHECK_STR(pgcmk_vkv_capability(&c), "create");
+    CHECK(run(2, PGCMK_VKV_WRITE, "metadata/meta-only", "{\"max_versions\":3}", NULL, NULL, NULL,
+              0) == 204);
+    CHECK_STR(pgcmk_vkv_capability(&c), "update");
+    CHECK(run(2, PGCMK_VKV_DELETE, "metadata/meta-only", NULL, NULL, NULL, NULL, 0) == 204);
+
     /* delete_version_after: the version is deleted once the clock passes it */
     CHECK(run(2, PGCMK_VKV_WRITE, "metadata/ttl", "{\"delete_version_after\":\"1h\"}", NULL, NULL,
               NULL, 0) == 204);

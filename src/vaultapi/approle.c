@@ -542,6 +542,25 @@ role_defaults(void)
     return c;
 }
 
+/* 1 when another role of the mount has `role_id` (Vault refuses a shared role ID). */
+static int
+role_id_owner(const char *ns, const char *mount, const char *role_id, const char *name)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_HV_ROLE_BY_ID);
+    struct pgcmk_err err = {0};
+    int rc, other = 0;
+
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, mount, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, role_id, -1, SQLITE_STATIC);
+    rc = pgcmk_db_step(db, st, "approle role id", &err);
+    if (rc == 1)
+        other = strcmp((const char *)sqlite3_column_text(st, 0), name) != 0;
+    pgcmk_db_done(st);
+    return other;
+}
+
 static int
 role_write(const char *ns, const char *mount, const char *name, json_t *body, char *msg,
            size_t msglen)
@@ -567,6 +586,10 @@ role_write(const char *ns, const char *mount, const char *name, json_t *body, ch
                 goto out;
             }
             snprintf(r.role_id, sizeof(r.role_id), "%s", json_string_value(rid));
+        }
+        if (role_id_owner(ns, mount, r.role_id, name)) {
+            rc = MSG("role_id already in use");
+            goto out;
         }
         cfg_text = json_dumps(r.cfg, JSON_COMPACT);
         k.a = r.role_id;

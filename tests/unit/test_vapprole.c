@@ -165,8 +165,16 @@ main(void)
         CHECK(call(PGCMK_AR_LIST, "role/kes/secret-id", NULL, &data, msg) == 404);
     }
 
-    /* role list, delete, purge */
+    /* role list, delete, purge; a role ID belongs to one role */
     CHECK(call(PGCMK_AR_WRITE, "role/second", NULL, &data, msg) == 204);
+    {
+        char body[128];
+
+        snprintf(body, sizeof(body), "{\"role_id\":\"%s\"}", role_id);
+        CHECK(call(PGCMK_AR_WRITE, "role/second/role-id", body, &data, msg) == 400);
+        CHECK_STR(msg, "role_id already in use");
+        CHECK(call(PGCMK_AR_WRITE, "role/kes/role-id", body, &data, msg) == 204);
+    }
     CHECK(call(PGCMK_AR_LIST, "role", NULL, &data, msg) == 200);
     CHECK(json_array_size(json_object_get(data, "keys")) == 2);
     json_decref(data);

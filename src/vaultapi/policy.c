@@ -47,7 +47,6 @@ static int
 pol_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
     struct pol_tx *t = ctx;
-    struct pgcmk_event ev = {0};
     sqlite3_stmt *st;
 
     if (t->text) {
@@ -61,13 +60,20 @@ pol_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         sqlite3_bind_text(st, 1, t->ns, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
     }
-    if (pgcmk_db_each(db, st, NULL, NULL, "vault policy", err) < 0)
-        return -1;
+    return pgcmk_db_each(db, st, NULL, NULL, "vault policy", err) < 0 ? -1 : 0;
+}
+
+/* Announced once the registry holds the change (after the commit): a check the event starts must
+ * see the new policy, not the one it replaces. */
+static void
+pol_announce(const char *ns, const char *name)
+{
+    struct pgcmk_event ev = {0};
+
     ev.kind = PGCMK_EV_HV_POLICY_CHANGED;
-    ev.resource_id = t->ns;
-    ev.object_id = t->name;
+    ev.resource_id = ns;
+    ev.object_id = name;
     pgcmk_events_publish(&ev);
-    return 0;
 }
 
 int
@@ -96,6 +102,7 @@ pgcmk_vacl_policy_write(const char *ns, const char *name, const char *text, char
         snprintf(msg, msglen, "failed to parse policy: %s", perr);
         return -1;
     }
+    pol_announce(ns, name);
     return 0;
 }
 
@@ -119,5 +126,6 @@ pgcmk_vacl_policy_delete(const char *ns, const char *name, char *msg, size_t msg
         return -2;
     }
     pgcmk_vacl_policy_del(ns, name);
+    pol_announce(ns, name);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "pgcmk/http.h"
 #include "pgcmk/kmip_listener.h"
 #include "pgcmk/kmip_server.h"
+#include "pgcmk/vaultapi.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/pkey.h"
@@ -51,7 +52,7 @@ write_port_file(const char *path, int port)
 
 static void
 print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *ca, int kmip_port,
-             const char *kmip_ca)
+             const char *kmip_ca, int vault_port, int vault_http_port)
 {
     /* The portal is the one URL here a browser opens: it must answer 200 (the root is a 404). */
     printf("pgcmkd is ready\n"
@@ -68,6 +69,20 @@ print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *c
                kmip_port, kmip_ca, pgcmk_kmip_clients_dir());
     else
         printf("  KMIP:                        off\n");
+    if (vault_port >= 0) {
+        /* as `vault server -dev` prints them: the address, the root token, the unseal key */
+        printf("  HashiCorp Vault API:         https://127.0.0.1:%d\n", vault_port);
+        if (vault_http_port >= 0)
+            printf("  Vault API (plain HTTP):      http://127.0.0.1:%d\n", vault_http_port);
+        printf("  Unseal Key:                  %s\n", PGCMK_HV_UNSEAL_KEY);
+        printf("  Root Token:                  %s\n", PGCMK_HV_ROOT_TOKEN);
+        printf("VAULT_ADDR=https://127.0.0.1:%d\nVAULT_TOKEN=%s\n", vault_port,
+               PGCMK_HV_ROOT_TOKEN);
+        if (ca)
+            printf("VAULT_CACERT=%s\n", ca);
+    } else {
+        printf("  HashiCorp Vault API:         off\n");
+    }
     printf("  data directory:              %s\n", cfg->data_dir);
     printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
     if (ca) {
@@ -91,6 +106,9 @@ main(int argc, char **argv)
     struct pgcmk_server *srv = NULL;
     struct pgcmk_kmip_tls ktls;
     struct pgcmk_kmip_listener *kmip = NULL;
+    struct pgcmk_server *vsrv = NULL;
+    struct pgcmk_server_plane vplane;
+    int vault_port = -1, vault_http_port = -1;
     char *data_abs = NULL;
     int kmip_port = -1;
     struct pgcmk_emulator_info info;
@@ -161,6 +179,10 @@ main(int argc, char **argv)
         fprintf(stderr, "pgcmkd: kmip: %s\n", data_abs ? err.message : strerror(errno));
         goto out_store;
     }
+    if (pgcmk_vaultapi_init()) {
+        fprintf(stderr, "pgcmkd: the Vault API's state does not load (see the log)\n");
+        goto out_store;
+    }
     pgcmk_static_init(&cfg);
     if (pgcmk_auth_init(&err)) {
         fprintf(stderr, "pgcmkd: token service: %s\n", err.message);
@@ -215,24 +237,47 @@ main(int argc, char **argv)
         kmip_port = pgcmk_kmip_listener_port(kmip);
     }
     pgcmk_emulator_set_kmip(kmip_port, ktls.bundle_path, pgcmk_kmip_clients_dir());
+    if (cfg.vault_port >= 0) {
+        struct pgcmk_err verr;
+
+        vplane = (struct pgcmk_server_plane){cfg.vault_port, cfg.vault_http_port,
+                                             pgcmk_vaultapi_handle, pgcmk_vaultapi_too_large};
+        vsrv = pgcmk_server_start_plane(&cfg, tls.cert_pem, tls.key_pem, &vplane, &verr);
+        if (vsrv == NULL && cfg.vault_port != PGCMK_HV_DEFAULT_PORT) {
+            fprintf(stderr, "pgcmkd: vault: %s\n", verr.message);
+            goto out_server;
+        }
+        /* The default port may be taken (a real Vault, another pgcmkd): go on without. */
+        if (vsrv == NULL) {
+            LOG_WARN("%s: the Vault API is off (use --vault-port)", verr.message);
+        } else {
+            vault_port = pgcmk_server_port(vsrv);
+            vault_http_port = pgcmk_server_http_port(vsrv);
+        }
+    }
+    pgcmk_emulator_set_vault(vault_port, vault_http_port, tls.ca_path);
     if (pgcmk_clock_tick_start(1000))
         LOG_WARN("the clock's tick did not start: rules fall due only when the clock is changed");
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
         (*cfg.http_port_file && info.http_port >= 0 &&
          write_port_file(cfg.http_port_file, info.http_port)) ||
-        (*cfg.kmip_port_file && kmip_port >= 0 && write_port_file(cfg.kmip_port_file, kmip_port))) {
+        (*cfg.kmip_port_file && kmip_port >= 0 && write_port_file(cfg.kmip_port_file, kmip_port)) ||
+        (*cfg.vault_port_file && vault_port >= 0 &&
+         write_port_file(cfg.vault_port_file, vault_port))) {
         fprintf(stderr, "pgcmkd: cannot write the port file: %s\n", strerror(errno));
         goto out_server;
     }
-    print_banner(&cfg, info.https_port, info.http_port, tls.ca_path, kmip_port, ktls.bundle_path);
-    LOG_INFO("listening https=%d http=%d kmip=%d startup_ms=%lld", info.https_port, info.http_port,
-             kmip_port, (long long)(pgcmk_wall_ms() - t0));
+    print_banner(&cfg, info.https_port, info.http_port, tls.ca_path, kmip_port, ktls.bundle_path,
+                 vault_port, vault_http_port);
+    LOG_INFO("listening https=%d http=%d kmip=%d vault=%d startup_ms=%lld", info.https_port,
+             info.http_port, kmip_port, vault_port, (long long)(pgcmk_wall_ms() - t0));
     while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
         ;
     LOG_INFO("signal %d: finishing in-flight requests", sig);
     status = 0;
 out_server:
     pgcmk_kmip_listener_stop(kmip); /* first: no KMIP request runs on a stopping daemon */
+    pgcmk_server_stop(vsrv, 10000);
     pgcmk_server_stop(srv, 10000);
 out_store:
     pgcmk_clock_tick_stop();
@@ -244,6 +289,7 @@ out_store:
     pgcmk_auth_shutdown();
     pgcmk_vault_shutdown();
     pgcmk_kmip_clients_shutdown();
+    pgcmk_vaultapi_shutdown();
 out:
     pgcmk_tls_kmip_release(&ktls);
     free(data_abs);

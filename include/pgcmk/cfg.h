@@ -34,6 +34,9 @@ struct pgcmk_cfg {
     int kmip_port;        /* --kmip-port: KMIP over mutual TLS, default 5696, 0 = any, -1 = off */
     char *kmip_port_file; /* --kmip-port-file: written once the KMIP listener accepts */
     int kmip_max_conns;   /* --kmip-max-connections: KMIP connections served at once */
+    int vault_port;       /* --vault-port: the Vault API (HTTPS), default 8200, 0 = any, -1 = off */
+    char *vault_port_file; /* --vault-port-file: written once the Vault listener accepts */
+    int vault_http_port;   /* --vault-http-port: the Vault API over plain HTTP, -1 = off */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

@@ -23,6 +23,9 @@ void pgcmk_emulator_set_ports(int https_port, int http_port);
  * with, and the directory of the client credentials (shown by /emulator/info as ports.kmip and
  * "kmip"). */
 void pgcmk_emulator_set_kmip(int port, const char *server_cert, const char *clients_dir);
+/* The Vault API listener's ports (-1 = off) and the CA file its clients trust (shown by
+ * /emulator/info as ports.vault and "vault"). */
+void pgcmk_emulator_set_vault(int port, int http_port, const char *ca_cert);
 /* Prints the Markdown error table (docs/errors.md). */
 void pgcmk_emulator_error_table(FILE *out);
 

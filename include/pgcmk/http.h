@@ -147,6 +147,21 @@ struct pgcmk_server *pgcmk_server_start(const struct pgcmk_cfg *cfg, const char 
                                         const char *key_pem, struct pgcmk_err *err);
 int pgcmk_server_port(const struct pgcmk_server *srv);      /* HTTPS */
 int pgcmk_server_http_port(const struct pgcmk_server *srv); /* plain, or -1 */
+
+/* A listener bound to a plane of its own (the Vault API): every request goes to `handle` instead
+ * of the Host/path router (same keep-alive, threads and two-phase answers); a body over
+ * --max-body-kb gets `too_large`'s answer. Answers are wiped once sent (they may carry secrets).
+ * port: 0 = any free port; http_port: plain HTTP, -1 = off. */
+struct pgcmk_server_plane {
+    int port;
+    int http_port;
+    void (*handle)(struct pgcmk_req *rq, struct pgcmk_resp *rs);
+    void (*too_large)(struct pgcmk_req *rq, struct pgcmk_resp *rs);
+};
+struct pgcmk_server *pgcmk_server_start_plane(const struct pgcmk_cfg *cfg, const char *cert_pem,
+                                              const char *key_pem,
+                                              const struct pgcmk_server_plane *plane,
+                                              struct pgcmk_err *err);
 /* Stops accepting, waits (up to grace_ms) for in-flight requests, then stops. */
 void pgcmk_server_stop(struct pgcmk_server *srv, int grace_ms);
 

@@ -79,6 +79,13 @@ static const struct cfg_entry cfg_table[] = {
      "write the KMIP port here once its listener accepts"},
     {"kmip-max-connections", CFG_INT, OFF(kmip_max_conns), "256", 1, 4096, NULL, 0,
      "KMIP connections served at once (one thread each); more are closed at once"},
+    {"vault-port", CFG_INT, OFF(vault_port), "8200", -1, 65535, NULL, 0,
+     "HashiCorp Vault-compatible API port, HTTPS on the --listen addresses (0 = any free port, "
+     "-1 = off)"},
+    {"vault-port-file", CFG_STR, OFF(vault_port_file), "", 0, 0, NULL, 0,
+     "write the Vault API's HTTPS port here once its listener accepts"},
+    {"vault-http-port", CFG_INT, OFF(vault_http_port), "-1", -1, 65535, NULL, 0,
+     "the Vault API over plain HTTP too, like `vault server -dev` (0 = any free port, -1 = off)"},
 };
 #undef OFF
 

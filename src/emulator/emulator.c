@@ -13,6 +13,7 @@
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
+#include "pgcmk/vaultapi.h"
 #include "pgcmk/wellknown.h"
 
 static struct pgcmk_emulator_info emu;
@@ -40,6 +41,37 @@ emu_kmip_json(void)
         "{s:o, s:o, s:o}", "port", port >= 0 ? json_integer(port) : json_null(),
         "serverCertificate", emu_kmip_server_cert ? json_string(emu_kmip_server_cert) : json_null(),
         "clientsDirectory", emu_kmip_clients_dir ? json_string(emu_kmip_clients_dir) : json_null());
+}
+
+static _Atomic int emu_vault_port = -1, emu_vault_http_port = -1;
+static char *emu_vault_ca;
+
+void
+pgcmk_emulator_set_vault(int port, int http_port, const char *ca_cert)
+{
+    if (emu_vault_ca == NULL && ca_cert)
+        emu_vault_ca = pgcmk_xstrdup(ca_cert);
+    emu_vault_port = port;
+    emu_vault_http_port = http_port;
+}
+
+static json_t *
+emu_vault_json(void)
+{
+    int port = emu_vault_port, http = emu_vault_http_port;
+    char *addr = port >= 0 ? pgcmk_xasprintf("https://127.0.0.1:%d", port) : NULL;
+    char *haddr = http >= 0 ? pgcmk_xasprintf("http://127.0.0.1:%d", http) : NULL;
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:s, s:[s], s:o}", "port",
+                          port >= 0 ? json_integer(port) : json_null(), "address",
+                          addr ? json_string(addr) : json_null(), "httpAddress",
+                          haddr ? json_string(haddr) : json_null(), "httpPort",
+                          http >= 0 ? json_integer(http) : json_null(), "rootToken",
+                          PGCMK_HV_ROOT_TOKEN, "unsealKeys", PGCMK_HV_UNSEAL_KEY, "caCertificate",
+                          emu_vault_ca ? json_string(emu_vault_ca) : json_null());
+
+    free(addr);
+    free(haddr);
+    return o;
 }
 
 void
@@ -127,11 +159,12 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                    "endpoint-active-directory-graph-resource-id", arm, "endpoint-management", arm,
                    "suffix-keyvault-dns", suffix, "cloudConfig", cfg, "command", cmd,
                    "flagsCommand", flags);
-    out = json_pack("{s:s, s:{s:i, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:s, s:s, s:s,"
-                    " s:s, s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:o}",
+    out = json_pack("{s:s, s:{s:i, s:o, s:o, s:o}, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:s, s:s,"
+                    " s:s, s:s, s:{s:s, s:s, s:s}, s:s, s:s, s:o, s:o, s:o}",
                     "name", "pgcmk", "ports", "https", emu_https_port, "http",
                     emu_http_port >= 0 ? json_integer(emu_http_port) : json_null(), "kmip",
-                    emu_kmip_port >= 0 ? json_integer(emu_kmip_port) : json_null(), "endpoints",
+                    emu_kmip_port >= 0 ? json_integer(emu_kmip_port) : json_null(), "vault",
+                    emu_vault_port >= 0 ? json_integer(emu_vault_port) : json_null(), "endpoints",
                     "resourceManager", arm, "activeDirectory", adfs, "microsoftGraph", arm,
                     "metadata", "/metadata/endpoints?api-version=2022-09-01", "portal", "/portal/",
                     "caFile", emu.ca_path ? json_string(emu.ca_path) : json_null(), "dataDir",
@@ -139,7 +172,8 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                     PGCMK_SUBSCRIPTION_ID, "defaultLocation", PGCMK_DEFAULT_LOCATION, "admin",
                     "clientId", PGCMK_ADMIN_CLIENT_ID, "clientSecret", PGCMK_ADMIN_CLIENT_SECRET,
                     "objectId", PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode",
-                    emu.auth_mode, "azCloudRegister", az, "kmip", emu_kmip_json());
+                    emu.auth_mode, "azCloudRegister", az, "kmip", emu_kmip_json(), "vault",
+                    emu_vault_json());
     pgcmk_resp_json(rs, 200, out);
     free(flags);
     free(cmd);

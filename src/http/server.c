@@ -43,6 +43,7 @@ struct pgcmk_server {
     int n, cap;
     int port, http_port;
     const struct pgcmk_cfg *cfg;
+    const struct pgcmk_server_plane *plane; /* NULL: the router */
 };
 
 /* Per-request state behind *req_cls. */
@@ -158,6 +159,15 @@ server_reject_413(struct pgcmk_server *srv, struct MHD_Connection *c, struct con
     pgcmk_req_init(&rq, srv->cfg, "POST", "/", host, NULL, 0);
     rq.tls = cr->tls;
     pgcmk_uuid(rq.request_id);
+    if (srv->plane) {
+        snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
+        srv->plane->too_large(&rq, &rs);
+        pgcmk_resp_header(&rs, "Connection", "close");
+        server_queue(c, cr, &rs, 0);
+        pgcmk_resp_release(&rs);
+        pgcmk_req_release(&rq);
+        return;
+    }
     snprintf(rq.correlation_id, sizeof(rq.correlation_id), "%s",
              server_id_ok(corr, sizeof(rq.correlation_id)) ? corr : rq.request_id);
     snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
@@ -280,9 +290,15 @@ server_access(void *cls, struct MHD_Connection *c, const char *url, const char *
         rq.host_port = tmp.host_port ? tmp.host_port : cr->port;
         pgcmk_req_release(&tmp);
     }
-    pgcmk_http_dispatch(&rq, &rs);
+    if (srv->plane) {
+        pgcmk_uuid(rq.request_id);
+        srv->plane->handle(&rq, &rs);
+    } else {
+        pgcmk_http_dispatch(&rq, &rs);
+    }
     snprintf(cr->request_id, sizeof(cr->request_id), "%s", rq.request_id);
-    ret = server_queue(c, cr, &rs, rq.route && (rq.route->flags & ROUTE_F_SECRET));
+    ret = server_queue(c, cr, &rs,
+                       srv->plane != NULL || (rq.route && (rq.route->flags & ROUTE_F_SECRET)));
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
     return ret;
@@ -519,19 +535,22 @@ server_bind_all(struct pgcmk_server *srv, int port, int tls, const char *cert, c
                          "no free port on every listen address after 20 tries");
 }
 
-struct pgcmk_server *
-pgcmk_server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char *key_pem,
-                   struct pgcmk_err *err)
+static struct pgcmk_server *
+server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char *key_pem,
+             const struct pgcmk_server_plane *plane, struct pgcmk_err *err)
 {
     struct pgcmk_server *srv = pgcmk_xcalloc(1, sizeof(*srv));
+    int port = plane ? plane->port : cfg->port;
+    int http_port = plane ? plane->http_port : cfg->http_port;
 
     srv->cfg = cfg;
+    srv->plane = plane;
     srv->http_port = -1;
     /* cfg->threads daemons per address, for HTTPS and plain HTTP */
     srv->cap = 1;
     for (const char *p = cfg->listen; *p; p++)
         srv->cap += *p == ',';
-    srv->cap *= (cfg->threads > 0 ? cfg->threads : 1) * (cfg->http_port >= 0 ? 2 : 1);
+    srv->cap *= (cfg->threads > 0 ? cfg->threads : 1) * (http_port >= 0 ? 2 : 1);
     srv->d = pgcmk_xcalloc((size_t)srv->cap, sizeof(*srv->d));
     srv->ls = pgcmk_xcalloc((size_t)srv->cap, sizeof(*srv->ls));
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -539,13 +558,26 @@ pgcmk_server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char
         pgcmk_server_stop(srv, 0);
         return NULL;
     }
-    if (server_bind_all(srv, cfg->port, 1, cert_pem, key_pem, &srv->port, err) ||
-        (cfg->http_port >= 0 &&
-         server_bind_all(srv, cfg->http_port, 0, NULL, NULL, &srv->http_port, err))) {
+    if (server_bind_all(srv, port, 1, cert_pem, key_pem, &srv->port, err) ||
+        (http_port >= 0 && server_bind_all(srv, http_port, 0, NULL, NULL, &srv->http_port, err))) {
         pgcmk_server_stop(srv, 0);
         return NULL;
     }
     return srv;
+}
+
+struct pgcmk_server *
+pgcmk_server_start(const struct pgcmk_cfg *cfg, const char *cert_pem, const char *key_pem,
+                   struct pgcmk_err *err)
+{
+    return server_start(cfg, cert_pem, key_pem, NULL, err);
+}
+
+struct pgcmk_server *
+pgcmk_server_start_plane(const struct pgcmk_cfg *cfg, const char *cert_pem, const char *key_pem,
+                         const struct pgcmk_server_plane *plane, struct pgcmk_err *err)
+{
+    return server_start(cfg, cert_pem, key_pem, plane, err);
 }
 
 int

@@ -119,8 +119,10 @@ class Daemon:
         # The KMIP listener's default port (5696) is the user's: tests take a free one unless a
         # test names its own.
         kmip = [] if "--kmip-port" in self.flags else ["--kmip-port", "0"]
+        # The same for the Vault API's default port (8200).
+        vault = [] if "--vault-port" in self.flags else ["--vault-port", "0"]
         return [self.binary, "--data-dir", d, "--port", "0", "--port-file", f"{d}/port",
-                *http, *kmip, "--log-level", "warn", *self.flags]
+                *http, *kmip, *vault, "--log-level", "warn", *self.flags]
 
     def start(self, timeout=15.0):
         assert self.proc is None, "already running"

@@ -1,0 +1,34 @@
+/* internal.h - what the files of src/vaultapi/ core share (not for other modules). */
+#ifndef PGCMK_VAULTAPI_INTERNAL_H
+#define PGCMK_VAULTAPI_INTERNAL_H
+
+#include <jansson.h>
+
+#include "pgcmk/vaultapi.h"
+
+extern const struct pgcmk_vbackend hv_system_backend; /* sys/ (sys.c) */
+extern const struct pgcmk_vbackend hv_token_backend;  /* auth/token/ (token.c) */
+
+const struct pgcmk_hv_sys_route *hv_sys_route_find(const char *rest);
+
+/* The request log (core.c). */
+void hv_log_init(void);
+json_t *hv_log_list(int limit);
+void hv_log_clear(void);
+
+/* Tokens (token.c). */
+int hv_tokens_load(void);
+void hv_tokens_free(void);
+/* Counts one use of a token with num_uses: 0, or -1 when it had none left. Revokes it once the
+ * last use is taken (the request goes on). */
+int hv_token_use(const struct pgcmk_hv_token *t);
+/* Revokes every token of namespace ns and below (the namespace is deleted). */
+void hv_tokens_drop_ns(const char *ns);
+
+/* Mounts, namespaces, seal (sys.c). */
+int hv_state_load(void);
+void hv_state_free(void);
+/* An Activity Log entry under /subscriptions/<sub>/providers/pgcmk.Vault/namespaces/root/<what>. */
+void hv_activity(const char *ns, const char *what, const char *operation, const char *description);
+
+#endif

@@ -1,0 +1,6 @@
+path "kv/data/*" {
+   capabilities = [ "create", "read" ]
+}
+path "kv/metadata/*" {
+   capabilities = [ "list", "delete" ]       
+}

@@ -218,6 +218,28 @@
     X(PGCMK_E_HV_PROVIDER_INVALID, 400, "VaultProviderInvalid", "I",                               \
       "Vault: the key provider's options are wrong (url, mountPath, tokenPath, caPath, "           \
       "namespace)")                                                                                \
+    X(PGCMK_E_HV_KEY_NOT_FOUND, 400, "VaultKeyNotFound", "I",                                      \
+      "Vault: the principal key's KV v2 secret is gone (404: deleted, destroyed, its "             \
+      "metadata deleted), or the key found does not unwrap the DEK")                               \
+    X(PGCMK_E_HV_PERMISSION_DENIED, 400, "VaultPermissionDenied", "I",                             \
+      "Vault: 403 permission denied (a bad, expired or revoked token, or a policy that does "      \
+      "not grant the path)")                                                                       \
+    X(PGCMK_E_HV_SEALED, 400, "VaultSealed", "I", "Vault: 503 Vault is sealed")                    \
+    X(PGCMK_E_HV_MOUNT_NOT_KV2, 400, "VaultMountNotKv2", "I",                                      \
+      "Vault: the mount is not a KV version 2 engine (pg_tde refuses it)")                         \
+    X(PGCMK_E_HV_MOUNT_NOT_FOUND, 400, "VaultMountNotFound", "I",                                  \
+      "Vault: the mount path has no secrets engine (disabled)")                                    \
+    X(PGCMK_E_HV_KEY_LENGTH_INVALID, 400, "VaultKeyLengthInvalid", "I",                            \
+      "Vault: the secret's key is not base64 of 16 or 32 bytes (pg_tde accepts only those)")       \
+    X(PGCMK_E_HV_REQUEST_REFUSED, 400, "VaultRequestRefused", "I",                                 \
+      "Vault: another 4xx answer to the agent's request")                                          \
+    X(PGCMK_E_HV_SERVER_NOT_TRUSTED, 400, "VaultServerNotTrusted", "I",                            \
+      "Vault: the server's certificate does not verify against the provider's caPath")             \
+    X(PGCMK_E_HV_TOKEN_FILE_UNREADABLE, 400, "VaultTokenFileUnreadable", "I",                      \
+      "Vault: the provider's tokenPath cannot be read or is empty")                                \
+    X(PGCMK_E_HV_SERVER_UNREACHABLE, 503, "VaultServerUnreachable", "I",                           \
+      "Vault: no answer (connection refused, timeout, a 5xx other than sealed): an outage, "       \
+      "the DEK is kept")                                                                           \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -9,14 +9,20 @@
  *          "certPath","keyPath","caPath"[,"timeoutMs","retries"]},"principalKeyName"}
  *          -> 201 (new) / 200 (unchanged); timeoutMs (1-60000, default 5000) and retries (0-5,
  *          default 2, on outages only) are pgcmk's additions to pg_tde's options
+ *          or {"keyProvider":{"type":"vault-v2","url":"https://...","mountPath","tokenPath",
+ *          "caPath"(null: system store),"namespace"(null: none)[,"timeoutMs","retries"]},
+ *          "principalKeyName"}: pg_tde's vault-v2 provider; the key is the KV v2 secret
+ *          {mountPath}/data/{principalKeyName} (made, 32 random bytes, when it does not exist)
  *   GET    /emulator/tde/databases[/{name}]
  *   DELETE /emulator/tde/databases/{name}
  * A database is {"id":"/emulator/tde/databases/{name}","name","keyProvider","principalKey":
- * {"name","uniqueIdentifier"},"state":"Ready"|"Inaccessible","reasonCode","reason","lastCheck"}. */
+ * {"name","uniqueIdentifier" (KMIP; for Vault the secret's KV
+ * version)},"state":"Ready"|"Inaccessible","reasonCode","reason","lastCheck"}. */
 #ifndef PGCMK_TDE_H
 #define PGCMK_TDE_H
 
 #include "pgcmk/kmipc.h"
+#include "pgcmk/vaultc.h"
 
 #define PGCMK_TDE_PREFIX "/emulator/tde/databases/"
 
@@ -28,5 +34,11 @@ void pgcmk_tde_register(void);
 /* The KMIP target of a database's provider options (JSON text): 0, or -1 when the options are
  * not a KMIP provider. Strings point into *holder (json_decref it after use). */
 int pgcmk_tde_kmip_target(const char *provider_json, struct pgcmk_kmipc_target *t, void **holder);
+
+/* The Vault target of a database's provider options: 0, or -1 when not a vault-v2 provider. */
+int pgcmk_tde_vault_target(const char *provider_json, struct pgcmk_vaultc_target *t, void **holder);
+
+/* 1 when the stored (canonical) provider options are of that type ("kmip", "vault-v2"). */
+int pgcmk_tde_provider_is(const char *provider_json, const char *type);
 
 #endif

@@ -36,6 +36,7 @@
 #include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
+#include "https.h"
 
 #define AGENT_CONNECT_MS   2000L
 #define AGENT_TOTAL_MS     5000L
@@ -643,6 +644,85 @@ agent_http(const struct agent_cfg *cfg, const struct agent_req *rq, struct agent
             return 0;
     }
     return -1;
+}
+
+/* ---- HTTPS for the agent's other key sources (src/agent/https.h) --------------------------- */
+
+void
+pgcmk_agent_https_release(struct pgcmk_agent_https_resp *rs)
+{
+    if (rs->body) {
+        OPENSSL_cleanse(rs->body, rs->len);
+        free(rs->body);
+    }
+    rs->body = NULL;
+    rs->len = 0;
+}
+
+int
+pgcmk_agent_https(const struct pgcmk_agent_https_req *rq, struct pgcmk_agent_https_resp *rs)
+{
+    CURL *h;
+    struct curl_slist *hdrs = NULL;
+    struct agent_resp r;
+
+    memset(rs, 0, sizeof(*rs));
+    memset(&r, 0, sizeof(r));
+    pthread_once(&agent_once, agent_global_init);
+    h = agent_key_ok ? agent_handle() : NULL;
+    if (h == NULL) {
+        snprintf(rs->error, sizeof(rs->error), "%s",
+                 agent_curl_loaded ? "no curl handle" : "libcurl could not be loaded");
+        return -1;
+    }
+    atomic_fetch_add(&agent_n_requests, 1);
+    hdrs = cu.slist_append(hdrs, "Expect:");
+    for (const char *const *l = rq->headers; l && *l; l++)
+        hdrs = cu.slist_append(hdrs, *l);
+    cu.easy_setopt(h, CURLOPT_URL, rq->url);
+    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
+    cu.easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+    cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(h, CURLOPT_NOPROXY, "*");
+    cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, rq->connect_ms);
+    cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->total_ms);
+    if (rq->ca_path)
+        cu.easy_setopt(h, CURLOPT_CAINFO, rq->ca_path);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, r.errbuf);
+    cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_write);
+    cu.easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    if (strcmp(rq->method, "POST") == 0) {
+        cu.easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(rq->body ? strlen(rq->body) : 0));
+    }
+    r.cc = cu.easy_perform(h);
+    if (r.cc == CURLE_OK)
+        cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+    cu.easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    cu.easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    agent_slist_wipe_free(hdrs);
+    if (r.cc != CURLE_OK) {
+        rs->not_trusted =
+            r.cc == CURLE_PEER_FAILED_VERIFICATION || r.cc == CURLE_SSL_CACERT_BADFILE;
+        snprintf(rs->error, sizeof(rs->error), "%.200s",
+                 r.errbuf[0] ? r.errbuf : cu.easy_strerror(r.cc));
+        rs->status = 0;
+        agent_resp_release(&r);
+        return -1;
+    }
+    if (r.body) { /* hand the (wiped-on-release) buffer over */
+        rs->body = r.body;
+        rs->len = r.len;
+        r.body = NULL;
+    }
+    agent_resp_release(&r);
+    return 0;
 }
 
 /* What an outage looked like, for messages: the curl error or the status. */

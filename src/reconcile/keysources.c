@@ -1,8 +1,9 @@
 /* keysources.c - the key-source rows of the reconciler (include/pgcmk/reconcile.h). Today:
- * "kmip" (a self-managed database's principal key on a KMIP server, checked by the agent as a
- * KMIP client), "azure-keyvault" (a Key Vault key reached through the database's managed
- * identity, checked by the encryption agent) and "service-managed" (the DEK sealed under the
- * emulator's master key). Vault KV secrets or KES keys are further rows here. */
+ * "vault-kv" (a self-managed database's principal key in a Vault KV v2 secret, checked by the
+ * agent as pg_tde's vault-v2 client), "kmip" (a self-managed database's principal key on a KMIP
+ * server, checked by the agent as a KMIP client), "azure-keyvault" (a Key Vault key reached through
+ * the database's managed identity, checked by the encryption agent) and "service-managed" (the DEK
+ * sealed under the emulator's master key). KES keys are a further row here. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -227,7 +228,7 @@ kmip_seen_get(const char *id)
 static int
 kmip_uses(const struct pg_db *d)
 {
-    return d->kind == PG_TDE;
+    return d->kind == PG_TDE && !pgcmk_tde_provider_is(d->provider, "vault-v2");
 }
 
 static int
@@ -364,13 +365,147 @@ static const struct pgcmk_keysource ks_kmip = {
     "kmip", kmip_uses, kmip_check, kmip_touches, kmip_explain,
 };
 
+/* ---- vault-kv ----------------------------------------------------------------------------- */
+
+static int
+vkv_uses(const struct pg_db *d)
+{
+    return d->kind == PG_TDE && pgcmk_tde_provider_is(d->provider, "vault-v2");
+}
+
+static int
+vkv_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_vaultc_target t;
+    void *holder = NULL;
+    long version = 0;
+    int rc;
+
+    (void)revalidate;
+    memset(res, 0, sizeof(*res));
+    if (pgcmk_tde_vault_target(d->provider, &t, &holder)) {
+        res->lost = 1;
+        res->code = PGCMK_E_HV_PROVIDER_INVALID;
+        snprintf(res->message, sizeof(res->message),
+                 "The key provider of '%.300s' is not a vault-v2 provider.", d->id);
+        pgcmk_agent_forget(d->id);
+        return -1;
+    }
+    rc = pgcmk_agent_vault_check(d->id, &t, d->key_name ? d->key_name : "", d->wrapped,
+                                 d->wrapped_len, &version, res);
+    json_decref(holder);
+    return rc;
+}
+
+/* Vault events (a secret deleted or changed, a mount disabled, a token revoked, a policy
+ * changed, seal and unseal) reach every vault-v2 database: which token a tokenPath holds and
+ * which policies it has are the server's business, not the emulator's. */
+static void
+vkv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    switch (ev->kind) {
+    case PGCMK_EV_HV_SECRET_CHANGED:
+    case PGCMK_EV_HV_SECRET_DELETED:
+    case PGCMK_EV_HV_MOUNT_DISABLED:
+    case PGCMK_EV_HV_TOKEN_REVOKED:
+    case PGCMK_EV_HV_POLICY_CHANGED:
+    case PGCMK_EV_HV_AUTH_CHANGED:
+    case PGCMK_EV_HV_SEALED:
+    case PGCMK_EV_HV_UNSEALED:
+        akv_select(db, PGCMK_STMT_TDE_BY_VAULT, NULL, NULL, ids);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The rule a reason code of this row breaks: exactly one. */
+static const char *
+vkv_failing_rule(const struct pg_db *d)
+{
+    const char *c = d->reason_code;
+
+    if (!c)
+        return NULL;
+    if (code_is(c, PGCMK_E_HV_SERVER_UNREACHABLE) || code_is(c, PGCMK_E_HV_SERVER_NOT_TRUSTED) ||
+        code_is(c, PGCMK_E_HV_PROVIDER_INVALID))
+        return "vault-server";
+    if (code_is(c, PGCMK_E_HV_SEALED))
+        return "sealed";
+    if (code_is(c, PGCMK_E_HV_MOUNT_NOT_KV2) || code_is(c, PGCMK_E_HV_MOUNT_NOT_FOUND))
+        return "mount";
+    if (code_is(c, PGCMK_E_HV_PERMISSION_DENIED) || code_is(c, PGCMK_E_HV_TOKEN_FILE_UNREADABLE) ||
+        code_is(c, PGCMK_E_HV_REQUEST_REFUSED))
+        return "token";
+    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
+        return "checked";
+    return "secret";
+}
+
+static void
+vkv_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    const char *bad = vkv_failing_rule(d);
+    const char *why = d->reason ? d->reason : "";
+    const char *kn = d->key_name ? d->key_name : "";
+    struct pgcmk_vaultc_target t;
+    void *holder = NULL;
+    char server[1300], sealed[300], mount[400], token[700], secret[500];
+
+    (void)db;
+    if (pgcmk_tde_vault_target(d->provider, &t, &holder) == 0) {
+        snprintf(server, sizeof(server),
+                 "The Vault server %.300s answers and its certificate verifies against "
+                 "'%.400s'.",
+                 t.url, t.ca_path ? t.ca_path : "the system's trust store");
+        snprintf(sealed, sizeof(sealed), "The Vault server %.250s is unsealed.", t.url);
+        snprintf(mount, sizeof(mount),
+                 "'%.200s'%s%.100s%s is a KV version 2 mount (type \"kv\", options.version "
+                 "\"2\").",
+                 t.mount, t.ns ? " (namespace '" : "", t.ns ? t.ns : "", t.ns ? "')" : "");
+        snprintf(token, sizeof(token),
+                 "The token in '%.400s' is valid and its policies grant read on "
+                 "%.150s/data/%.100s.",
+                 t.token_path, t.mount, kn);
+        snprintf(secret, sizeof(secret),
+                 "The secret '%.150s/data/%.150s' exists (version %.20s at the last check) and "
+                 "its key is 16 or 32 bytes that unwrap the database's key.",
+                 t.mount, kn, d->key_version ? d->key_version : "?");
+    } else {
+        snprintf(server, sizeof(server), "The Vault server answers.");
+        snprintf(sealed, sizeof(sealed), "The Vault server is unsealed.");
+        snprintf(mount, sizeof(mount), "The mount is a KV version 2 mount.");
+        snprintf(token, sizeof(token), "The token is valid and grants read on the secret.");
+        snprintf(secret, sizeof(secret), "The secret '%.150s' exists.", kn);
+    }
+    json_decref(holder);
+    {
+        const struct {
+            const char *rule, *ok_detail;
+        } rows[] = {
+            {"vault-server", server}, {"sealed", sealed}, {"mount", mount},
+            {"token", token},         {"secret", secret},
+        };
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            int fails = bad && strcmp(bad, rows[i].rule) == 0;
+
+            json_array_append_new(
+                rules, pgcmk_reconcile_rule(rows[i].rule, !fails, fails ? why : rows[i].ok_detail));
+        }
+    }
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_vault_kv = {
+    "vault-kv", vkv_uses, vkv_check, vkv_touches, vkv_explain,
+};
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const struct pgcmk_keysource *const pgcmk_keysources[] = {
-    &ks_kmip,
-    &ks_azure_keyvault,
-    &ks_service_managed,
-    NULL,
+    &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
 };
 
 const struct pgcmk_keysource *

@@ -3,7 +3,9 @@
  * server (0 hits: the agent makes a random 32-byte key and registers it, as
  * pg_tde_create_key_using_global_key_provider does; more than one: refused, as pg_tde does),
  * its DEK is wrapped under that key by the agent (src/agent/kmip.c) and only the wrapped DEK is
- * stored. From then on the reconciler's "kmip" key-source row checks it. */
+ * stored. From then on the reconciler's "kmip" key-source row checks it. A "vault-v2" provider
+ * (pg_tde's vault-v2: the key in a KV v2 secret, src/agent/vault.c) is the second row of the
+ * table of provider kinds (tde_kinds), checked by the "vault-kv" key-source row. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,46 @@ pgcmk_tde_kmip_target(const char *provider_json, struct pgcmk_kmipc_target *t, v
     }
     *holder = o;
     return 0;
+}
+
+int
+pgcmk_tde_vault_target(const char *provider_json, struct pgcmk_vaultc_target *t, void **holder)
+{
+    json_t *o = provider_json ? json_loads(provider_json, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(o, "type"));
+
+    memset(t, 0, sizeof(*t));
+    *holder = NULL;
+    if (!json_is_object(o) || !type || strcmp(type, "vault-v2") != 0) {
+        json_decref(o);
+        return -1;
+    }
+    t->url = json_string_value(json_object_get(o, "url"));
+    t->mount = json_string_value(json_object_get(o, "mountPath"));
+    t->token_path = json_string_value(json_object_get(o, "tokenPath"));
+    t->ca_path = json_string_value(json_object_get(o, "caPath"));
+    t->ns = json_string_value(json_object_get(o, "namespace"));
+    t->timeout_ms = (int)json_integer_value(json_object_get(o, "timeoutMs"));
+    t->retries = json_is_integer(json_object_get(o, "retries"))
+                     ? (int)json_integer_value(json_object_get(o, "retries"))
+                     : -1;
+    if (!t->url || !t->mount || !t->token_path) {
+        json_decref(o);
+        return -1;
+    }
+    *holder = o;
+    return 0;
+}
+
+int
+pgcmk_tde_provider_is(const char *provider_json, const char *type)
+{
+    char pat[48];
+
+    /* the stored options are canonical JSON (compact): a string value cannot hold this text
+     * unescaped */
+    snprintf(pat, sizeof(pat), "\"type\":\"%s\"", type);
+    return provider_json && strstr(provider_json, pat) != NULL;
 }
 
 static const char *
@@ -99,27 +141,32 @@ tde_path_ok(const json_t *v)
     return s && *s && strlen(s) < 1024;
 }
 
-/* The provider options in canonical form, or NULL with err. */
-static json_t *
-tde_provider(const json_t *kp, struct pgcmk_err *err)
+/* pgcmk's own options (pg_tde has none): the agent's timeout and retries on outages. */
+static int
+tde_limits(const json_t *kp, json_t *out, enum pgcmk_errc code, struct pgcmk_err *err)
 {
-    const char *type = json_string_value(json_object_get(kp, "type"));
+    json_t *to = json_object_get(kp, "timeoutMs"), *re = json_object_get(kp, "retries");
+
+    if ((to &&
+         (!json_is_integer(to) || json_integer_value(to) < 1 || json_integer_value(to) > 60000)) ||
+        (re && (!json_is_integer(re) || json_integer_value(re) < 0 || json_integer_value(re) > 5)))
+        return pgcmk_err_set(err, code, "keyProvider",
+                             "keyProvider.timeoutMs must be 1-60000 and keyProvider.retries 0-5.");
+    if (to)
+        json_object_set(out, "timeoutMs", to);
+    if (re)
+        json_object_set(out, "retries", re);
+    return 0;
+}
+
+/* The KMIP provider options in canonical form, or NULL with err. */
+static json_t *
+tde_kmip_canon(const json_t *kp, struct pgcmk_err *err)
+{
     const char *host = json_string_value(json_object_get(kp, "host"));
     json_t *port = json_object_get(kp, "port"), *cert = json_object_get(kp, "certPath");
     json_t *out;
 
-    if (!json_is_object(kp)) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "keyProvider",
-                      "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
-                      "\"certPath\", \"keyPath\", \"caPath\"}.");
-        return NULL;
-    }
-    if (!type || strcmp(type, "kmip") != 0) {
-        pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
-                      "The key provider type '%.32s' is not supported; use \"kmip\".",
-                      type ? type : "");
-        return NULL;
-    }
     if (!host || !*host || strlen(host) > 253) {
         pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.host",
                       "keyProvider.host must name the KMIP server.");
@@ -138,29 +185,153 @@ tde_provider(const json_t *kp, struct pgcmk_err *err)
                       "the key followed by the certificate): paths of PEM files.");
         return NULL;
     }
-    {
-        json_t *to = json_object_get(kp, "timeoutMs"), *re = json_object_get(kp, "retries");
-
-        if ((to && (!json_is_integer(to) || json_integer_value(to) < 1 ||
-                    json_integer_value(to) > 60000)) ||
-            (re &&
-             (!json_is_integer(re) || json_integer_value(re) < 0 || json_integer_value(re) > 5))) {
-            pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider",
-                          "keyProvider.timeoutMs must be 1-60000 and keyProvider.retries 0-5.");
-            return NULL;
-        }
-    }
     out = json_pack("{s:s, s:s, s:O}", "type", "kmip", "host", host, "port", port);
-    /* pgcmk's own options (pg_tde has none): the agent's timeout and retries on outages */
-    if (json_object_get(kp, "timeoutMs"))
-        json_object_set(out, "timeoutMs", json_object_get(kp, "timeoutMs"));
-    if (json_object_get(kp, "retries"))
-        json_object_set(out, "retries", json_object_get(kp, "retries"));
+    if (tde_limits(kp, out, PGCMK_E_KMIP_PROVIDER_INVALID, err)) {
+        json_decref(out);
+        return NULL;
+    }
     if (cert)
         json_object_set(out, "certPath", cert);
     json_object_set(out, "keyPath", json_object_get(kp, "keyPath"));
     json_object_set(out, "caPath", json_object_get(kp, "caPath"));
     return out;
+}
+
+/* The vault-v2 provider options (pg_tde's url, mountPath, tokenPath, caPath, namespace) in
+ * canonical form (a null caPath or namespace left out), or NULL with err. */
+static json_t *
+tde_vault_canon(const json_t *kp, struct pgcmk_err *err)
+{
+    const char *url = json_string_value(json_object_get(kp, "url"));
+    const char *mount = json_string_value(json_object_get(kp, "mountPath"));
+    json_t *ca = json_object_get(kp, "caPath"), *ns = json_object_get(kp, "namespace");
+    json_t *out;
+
+    if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) < 9 || strlen(url) > 1000 ||
+        strpbrk(url, "?# \t\r\n")) {
+        pgcmk_err_set(err, PGCMK_E_HV_PROVIDER_INVALID, "keyProvider.url",
+                      "keyProvider.url must be the Vault server's https:// address, e.g. "
+                      "https://127.0.0.1:8200 (the agent reaches Vault only over HTTPS).");
+        return NULL;
+    }
+    if (!mount || !*mount || strlen(mount) > 256 || strstr(mount, "..") ||
+        strpbrk(mount, "?# \t\r\n")) {
+        pgcmk_err_set(err, PGCMK_E_HV_PROVIDER_INVALID, "keyProvider.mountPath",
+                      "keyProvider.mountPath must be the KV v2 mount's path, e.g. \"secret\".");
+        return NULL;
+    }
+    if (!tde_path_ok(json_object_get(kp, "tokenPath")) ||
+        (ca && !json_is_null(ca) && !tde_path_ok(ca))) {
+        pgcmk_err_set(err, PGCMK_E_HV_PROVIDER_INVALID, "keyProvider",
+                      "keyProvider needs tokenPath (a file holding the token) and may have "
+                      "caPath (a PEM file; null: the system's trust store).");
+        return NULL;
+    }
+    if (ns && !json_is_null(ns) &&
+        (!json_is_string(ns) || json_string_length(ns) > 256 ||
+         strpbrk(json_string_value(ns), "\r\n"))) {
+        pgcmk_err_set(err, PGCMK_E_HV_PROVIDER_INVALID, "keyProvider.namespace",
+                      "keyProvider.namespace must be a namespace path or null.");
+        return NULL;
+    }
+    out = json_pack("{s:s, s:s, s:s, s:O}", "type", "vault-v2", "url", url, "mountPath", mount,
+                    "tokenPath", json_object_get(kp, "tokenPath"));
+    if (tde_limits(kp, out, PGCMK_E_HV_PROVIDER_INVALID, err)) {
+        json_decref(out);
+        return NULL;
+    }
+    if (json_is_string(ca))
+        json_object_set(out, "caPath", ca);
+    if (json_is_string(ns) && json_string_length(ns))
+        json_object_set(out, "namespace", ns);
+    return out;
+}
+
+/* What a provider kind's agent call made: the wrapped DEK and where the key is. */
+struct tde_new {
+    unsigned char *w;
+    size_t wl;
+    char alg[24];
+    char version[PGCMK_KMIPC_UID_LEN]; /* KMIP: the Unique Identifier; Vault: the KV version */
+    char *key_uri;                     /* malloc'd */
+};
+
+static int
+tde_kmip_new(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+             struct pgcmk_agent_result *res)
+{
+    struct pgcmk_kmipc_target t;
+    void *holder = NULL;
+    int rc;
+
+    if (pgcmk_tde_kmip_target(prov_text, &t, &holder))
+        return -1;
+    rc = pgcmk_agent_kmip_new_dek(id, &t, key_name, &n->w, &n->wl, n->alg, n->version, res);
+    if (rc == 0)
+        n->key_uri = pgcmk_xasprintf("kmip://%s:%d/%s", t.host, t.port, key_name);
+    json_decref(holder);
+    return rc;
+}
+
+static int
+tde_vault_new(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+              struct pgcmk_agent_result *res)
+{
+    struct pgcmk_vaultc_target t;
+    void *holder = NULL;
+    long version = 0;
+    int rc;
+
+    if (pgcmk_tde_vault_target(prov_text, &t, &holder))
+        return -1;
+    rc = pgcmk_agent_vault_new_dek(id, &t, key_name, &n->w, &n->wl, n->alg, &version, res);
+    if (rc == 0) {
+        char *u = pgcmk_vaultc_url_data(&t, key_name);
+
+        snprintf(n->version, sizeof(n->version), "%ld", version);
+        n->key_uri = u;
+    }
+    json_decref(holder);
+    return rc;
+}
+
+/* The provider kinds: a new kind is a new row. */
+static const struct tde_kind {
+    const char *type;
+    json_t *(*canon)(const json_t *kp, struct pgcmk_err *err);
+    int (*new_dek)(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+                   struct pgcmk_agent_result *res);
+    enum pgcmk_errc invalid, outage;
+} tde_kinds[] = {
+    {"kmip", tde_kmip_canon, tde_kmip_new, PGCMK_E_KMIP_PROVIDER_INVALID,
+     PGCMK_E_KMIP_SERVER_UNREACHABLE},
+    {"vault-v2", tde_vault_canon, tde_vault_new, PGCMK_E_HV_PROVIDER_INVALID,
+     PGCMK_E_HV_SERVER_UNREACHABLE},
+};
+
+/* The provider options in canonical form and their kind, or NULL with err. */
+static json_t *
+tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *err)
+{
+    const char *type = json_string_value(json_object_get(kp, "type"));
+
+    if (!json_is_object(kp)) {
+        pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "keyProvider",
+                      "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
+                      "\"certPath\", \"keyPath\", \"caPath\"} or {\"type\": \"vault-v2\", "
+                      "\"url\", \"mountPath\", \"tokenPath\", \"caPath\", \"namespace\"}.");
+        return NULL;
+    }
+    for (size_t i = 0; type && i < PGCMK_ARRAY_LEN(tde_kinds); i++)
+        if (strcmp(type, tde_kinds[i].type) == 0) {
+            *kind = &tde_kinds[i];
+            return tde_kinds[i].canon(kp, err);
+        }
+    pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
+                  "The key provider type '%.32s' is not supported; use \"kmip\" or "
+                  "\"vault-v2\".",
+                  type ? type : "");
+    return NULL;
 }
 
 struct tde_put_ctx {
@@ -183,15 +354,12 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     const char *name = pgcmk_req_param(rq, "name");
     const char *key_name = json_string_value(json_object_get(rq->json, "principalKeyName"));
     struct pgcmk_db *db = pgcmk_db();
+    const struct tde_kind *kind = NULL;
     json_t *prov;
     char *id, *prov_text;
     struct pg_db d, old;
-    struct pgcmk_kmipc_target t;
     struct pgcmk_agent_result res;
-    char alg[24] = "", uid[PGCMK_KMIPC_UID_LEN] = "";
-    unsigned char *w = NULL;
-    size_t wl = 0;
-    void *holder = NULL;
+    struct tde_new n;
     int rc;
 
     if (tde_check_name(name, err))
@@ -201,7 +369,7 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                              "principalKeyName must be the principal key's name (1 to %d "
                              "characters).",
                              TDE_KEY_MAX);
-    prov = tde_provider(json_object_get(rq->json, "keyProvider"), err);
+    prov = tde_provider(json_object_get(rq->json, "keyProvider"), &kind, err);
     if (!prov)
         return -1;
     prov_text = json_dumps(prov, JSON_COMPACT | JSON_SORT_KEYS);
@@ -227,34 +395,33 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         json_decref(prov);
         return rc;
     }
-    if (pgcmk_tde_kmip_target(prov_text, &t, &holder)) {
-        free(id);
-        free(prov_text);
-        json_decref(prov);
-        return pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider",
-                             "keyProvider is not a KMIP provider.");
-    }
     /* the network, outside any transaction */
-    rc = pgcmk_agent_kmip_new_dek(id, &t, key_name, &w, &wl, alg, uid, &res);
+    memset(&n, 0, sizeof(n));
+    memset(&res, 0, sizeof(res));
+    rc = kind->new_dek(id, prov_text, key_name, &n, &res);
     if (rc) {
-        pgcmk_err_set(err, res.code ? res.code : PGCMK_E_KMIP_SERVER_UNREACHABLE, "keyProvider",
-                      "%s", res.message);
+        if (!res.code && !res.message[0])
+            pgcmk_err_set(err, kind->invalid, "keyProvider", "keyProvider is not a %s provider.",
+                          kind->type);
+        else
+            pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
+                          res.message);
     } else {
         struct tde_put_ctx c = {&d};
-        char *uri = pgcmk_xasprintf("kmip://%s:%d/%s", t.host, t.port, key_name);
 
         memset(&d, 0, sizeof(d));
         d.id = pgcmk_xstrdup(id);
         d.kind = PG_TDE;
         d.sub = pgcmk_xstrdup("");
         d.rg = pgcmk_xstrdup("");
-        d.key_uri = uri;
+        d.key_uri = n.key_uri;
+        n.key_uri = NULL;
         d.key_name = pgcmk_xstrdup(key_name);
-        d.key_version = pgcmk_xstrdup(uid);
-        d.wrapped = w;
-        d.wrapped_len = wl;
-        w = NULL;
-        d.alg = pgcmk_xstrdup(alg);
+        d.key_version = pgcmk_xstrdup(n.version);
+        d.wrapped = n.w;
+        d.wrapped_len = n.wl;
+        n.w = NULL;
+        d.alg = pgcmk_xstrdup(n.alg);
         d.access = pgcmk_xstrdup(PG_ACCESS_OK);
         d.last_check = d.created_at = pgcmk_clock_now();
         d.provider = pgcmk_xstrdup(prov_text);
@@ -265,8 +432,8 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             pgcmk_resp_json(rs, 201, tde_body(&d));
         pg_db_release(&d);
     }
-    free(w);
-    json_decref(holder);
+    free(n.w);
+    free(n.key_uri);
     free(id);
     free(prov_text);
     json_decref(prov);

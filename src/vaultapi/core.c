@@ -431,10 +431,12 @@ hv_origin_local(const char *o)
         h = o + 7;
     else
         return 0;
-    for (const char *l = "localhost\0127.0.0.1\0[::1]\0"; *l; l += strlen(l) + 1) {
-        size_t n = strlen(l);
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
 
-        if (strncmp(h, l, n) == 0 && (h[n] == '\0' || h[n] == ':'))
+    for (size_t i = 0; i < PGCMK_ARRAY_LEN(hosts); i++) {
+        size_t n = strlen(hosts[i]);
+
+        if (strncmp(h, hosts[i], n) == 0 && (h[n] == '\0' || h[n] == ':'))
             return 1;
     }
     /* *.localhost (the portal's vault host names) */

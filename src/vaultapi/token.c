@@ -533,7 +533,7 @@ hv_lookup_data(const struct hv_tok *e, const char *id)
         pgcmk_time_format(t->expire_ms, expire);
     return json_pack(
         "{s:s, s:I, s:I, s:s, s:s, s:s?, s:I, s:s, s:s, s:O, s:i, s:b, s:s, s:O, "
-        "s:b, s:I, s:s, s:I?}",
+        "s:b, s:I, s:s, s:o?}",
         "accessor", t->accessor, "creation_time", (json_int_t)(t->issue_ms / 1000), "creation_ttl",
         (json_int_t)e->creation_ttl_s, "display_name", t->display_name, "entity_id", "",
         "expire_time", t->expire_ms ? expire : NULL, "explicit_max_ttl",

@@ -251,8 +251,7 @@ def test_seal_and_unseal(cli, root, vinfo):
 
 
 def test_namespaces(cli, root, vinfo, vd):
-    r = root.adapter.post("/v1/sys/namespaces/team-a")
-    assert r.status_code in (200, 204), r.text
+    root.adapter.post("/v1/sys/namespaces/team-a")  # raises on an error answer
     cli.out("vault", "-namespace=team-a", "secrets", "enable", "-version=2", "kv")
     cli.out("vault", "-namespace=team-a", "kv", "put", "kv/k", "v=ns")
     assert cli.out("vault", "kv", "get", "-field=v", "-namespace=team-a", "kv/k") == "ns"

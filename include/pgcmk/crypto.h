@@ -29,6 +29,13 @@ int pgcmk_aead_open(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *aad
                     const void *sealed, size_t sealed_len, unsigned char **out,
                     size_t *out_len) PGCMK_WUR;
 
+/* ChaCha20-Poly1305 in the same sealed form (12-byte random nonce || ciphertext || 16-byte tag),
+ * no AAD (src/crypto/chacha.c; the Vault transit engine's chacha20-poly1305 keys). */
+int pgcmk_chacha_seal(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *pt, size_t pt_len,
+                      unsigned char **out, size_t *out_len) PGCMK_WUR;
+int pgcmk_chacha_open(const unsigned char key[PGCMK_AEAD_KEY_LEN], const void *sealed,
+                      size_t sealed_len, unsigned char **out, size_t *out_len) PGCMK_WUR;
+
 /* SHA-256 of data into out[32]. */
 void pgcmk_sha256(const void *data, size_t len, unsigned char out[32]);
 

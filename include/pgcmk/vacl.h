@@ -8,17 +8,18 @@
 
 #include <jansson.h>
 
-/* Capability bits, as Vault spells them in policies. */
+/* Capability bits, as Vault spells them in policies: the same values as vaultapi.h's
+ * PGCMK_HV_CAP_* (the pipeline passes those). */
 enum {
-    PGCMK_VCAP_CREATE = 1u << 0,
-    PGCMK_VCAP_READ = 1u << 1,
-    PGCMK_VCAP_UPDATE = 1u << 2,
-    PGCMK_VCAP_PATCH = 1u << 3,
-    PGCMK_VCAP_DELETE = 1u << 4,
-    PGCMK_VCAP_LIST = 1u << 5,
-    PGCMK_VCAP_SUDO = 1u << 6,
-    PGCMK_VCAP_DENY = 1u << 7,
-    PGCMK_VCAP_ALL = 0x7f, /* everything but deny: what root holds */
+    PGCMK_VCAP_CREATE = 0x001u,
+    PGCMK_VCAP_READ = 0x002u,
+    PGCMK_VCAP_UPDATE = 0x004u,
+    PGCMK_VCAP_DELETE = 0x008u,
+    PGCMK_VCAP_LIST = 0x010u,
+    PGCMK_VCAP_SUDO = 0x020u,
+    PGCMK_VCAP_DENY = 0x040u,
+    PGCMK_VCAP_PATCH = 0x080u,
+    PGCMK_VCAP_ALL = 0x0bfu, /* everything but deny: what root holds */
 };
 
 /* HCL (version 1, the subset Vault policies use) to JSON: `key "label" { ... }` blocks become
@@ -74,11 +75,12 @@ void pgcmk_vacl_reset(void); /* forget every policy (tests, a fresh data directo
  * Vault's rules: an exact path, else the highest-priority of the longest '*' prefix and the
  * matching '+' paths; capabilities of the same path in several policies add up; deny wins.
  * "root" grants PGCMK_VCAP_ALL. Unknown policy names grant nothing. */
-unsigned pgcmk_vacl_capabilities(const char *ns, const char *const *policies, size_t n,
+unsigned pgcmk_vacl_capabilities(const char *ns, const char *const *policies, int n,
                                  const char *path);
 
-/* Allowed (1) when every bit of `caps` is granted; 0 otherwise. */
-int pgcmk_vacl_check(const char *ns, const char *const *policies, size_t n, const char *path,
+/* Allowed (1) when every bit of `caps` is granted, plus sudo on Vault's root-protected paths;
+ * 0 otherwise. Declared identically in vaultapi.h (the pipeline's call). */
+int pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                      unsigned caps);
 
 /* 1 when Vault requires `sudo` on `path` besides the operation's capability (the root-protected

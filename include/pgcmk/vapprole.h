@@ -15,8 +15,8 @@ enum pgcmk_approle_op { PGCMK_AR_READ, PGCMK_AR_WRITE, PGCMK_AR_DELETE, PGCMK_AR
 /* What a successful login grants, for the token API. */
 struct pgcmk_approle_login {
     char role_name[256];
-    json_t *policies; /* token_policies (array of strings, "default" added unless
-                         token_no_default_policy) */
+    json_t *policies; /* token_policies (array of strings; the token API adds "default") */
+    int no_default_policy;
     int64_t ttl_s, max_ttl_s, period_s, explicit_max_ttl_s;
     int64_t num_uses;
     char token_type[16];
@@ -40,7 +40,8 @@ int pgcmk_approle_unauthenticated(const char *path);
 /* Whether the path exists, for create vs update (1 yes, 0 no). */
 int pgcmk_approle_exists(const char *ns, const char *mount, const char *path);
 
-/* Drops every role and secret ID of a mount (auth disable). */
-void pgcmk_approle_purge(const char *ns, const char *mount);
+/* Drops every role and secret ID of a mount (auth disable), inside db's transaction. */
+struct pgcmk_db;
+void pgcmk_approle_purge(struct pgcmk_db *db, const char *ns, const char *mount);
 
 #endif

@@ -820,15 +820,17 @@ table_add(struct crule **t, size_t *n, const struct pgcmk_vacl_rule *r)
 }
 
 static struct compiled *
-compile_locked(const char *ns, const char *const *policies, size_t n)
+compile_locked(const char *ns, const char *const *policies, int n)
 {
     struct compiled *c = calloc(1, sizeof(*c));
 
     if (c == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         struct pgcmk_vacl_policy *p;
 
+        if (policies[i] == NULL)
+            continue;
         if (strcmp(policies[i], "root") == 0) {
             c->root = 1;
             continue;
@@ -952,13 +954,13 @@ evaluate(const struct compiled *c, const char *path)
 }
 
 static uint32_t
-cache_hash(const char *ns, const char *const *policies, size_t n)
+cache_hash(const char *ns, const char *const *policies, int n)
 {
     uint32_t h = 2166136261u;
 
     for (const char *s = ns; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         h = (h ^ 0x1f) * 16777619u;
         for (const char *s = policies[i]; *s; s++)
             h = (h ^ (unsigned char)*s) * 16777619u;
@@ -967,14 +969,14 @@ cache_hash(const char *ns, const char *const *policies, size_t n)
 }
 
 static int
-cache_key_eq(const char *key, const char *ns, const char *const *policies, size_t n)
+cache_key_eq(const char *key, const char *ns, const char *const *policies, int n)
 {
     size_t l = strlen(ns);
 
     if (strncmp(key, ns, l) != 0)
         return 0;
     key += l;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         if (*key++ != '\x1f')
             return 0;
         l = strlen(policies[i]);
@@ -986,18 +988,18 @@ cache_key_eq(const char *key, const char *ns, const char *const *policies, size_
 }
 
 static char *
-cache_key(const char *ns, const char *const *policies, size_t n)
+cache_key(const char *ns, const char *const *policies, int n)
 {
     size_t l = strlen(ns) + 1;
     char *k, *w;
 
-    for (size_t i = 0; i < n; i++)
+    for (int i = 0; i < n; i++)
         l += strlen(policies[i]) + 1;
     k = malloc(l);
     if (k == NULL)
         return NULL;
     w = stpcpy(k, ns);
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         *w++ = '\x1f';
         w = stpcpy(w, policies[i]);
     }
@@ -1005,12 +1007,22 @@ cache_key(const char *ns, const char *const *policies, size_t n)
 }
 
 unsigned
-pgcmk_vacl_capabilities(const char *ns, const char *const *policies, size_t n, const char *path)
+pgcmk_vacl_capabilities(const char *ns, const char *const *policies_in, int n, const char *path)
 {
-    uint32_t slot = cache_hash(ns, policies, n) % CACHE_SLOTS;
-    struct cache_slot *s = &cache[slot];
+    const char *policies[64];
+    uint32_t slot;
+    struct cache_slot *s;
     struct compiled *c;
     unsigned caps;
+
+    if (n > 64)
+        n = 64;
+    for (int i = 0; i < n; i++)
+        policies[i] = policies_in[i] ? policies_in[i] : "";
+    if (ns == NULL)
+        ns = "";
+    slot = cache_hash(ns, policies, n) % CACHE_SLOTS;
+    s = &cache[slot];
 
     while (*path == '/')
         path++;
@@ -1040,12 +1052,24 @@ pgcmk_vacl_capabilities(const char *ns, const char *const *policies, size_t n, c
 }
 
 int
-pgcmk_vacl_check(const char *ns, const char *const *policies, size_t n, const char *path,
+pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                  unsigned caps)
 {
-    unsigned have = pgcmk_vacl_capabilities(ns, policies, n, path);
+    char buf[1024];
+    unsigned have;
+    size_t len = strlen(path);
 
+    /* Vault checks a LIST on "kv" as "kv/" (the request path of a list always ends in '/') */
+    if ((caps & PGCMK_VCAP_LIST) && len && path[len - 1] != '/' && len + 2 <= sizeof(buf)) {
+        memcpy(buf, path, len);
+        buf[len] = '/';
+        buf[len + 1] = '\0';
+        path = buf;
+    }
+    have = pgcmk_vacl_capabilities(ns, policies, n, path);
     if (have & PGCMK_VCAP_DENY)
         return 0;
+    if (caps && pgcmk_vacl_path_needs_sudo(path))
+        caps |= PGCMK_VCAP_SUDO;
     return caps != 0 && (have & caps) == caps;
 }

@@ -363,11 +363,11 @@ w_purge(struct pgcmk_db *db, void *ctx)
 }
 
 void
-pgcmk_approle_purge(const char *ns, const char *mount)
+pgcmk_approle_purge(struct pgcmk_db *db, const char *ns, const char *mount)
 {
     struct key3 k = {ns, mount, NULL, NULL, NULL};
 
-    (void)run_write(w_purge, &k);
+    (void)w_purge(db, &k);
 }
 
 /* A secret ID's row, by hash (by_accessor 0) or by accessor (1). 1 found, 0 absent, -1 error. */
@@ -775,16 +775,7 @@ login(const char *ns, const char *mount, json_t *body, struct pgcmk_approle_logi
         json_decref(pol);
         pol = json_array();
     }
-    if (!json_is_true(json_object_get(cfg, "token_no_default_policy"))) {
-        size_t i;
-        json_t *e;
-        int has = 0;
-
-        json_array_foreach(pol, i, e)
-            has |= strcmp(json_string_value(e), "default") == 0;
-        if (!has)
-            json_array_append_new(pol, json_string("default"));
-    }
+    out->no_default_policy = json_is_true(json_object_get(cfg, "token_no_default_policy"));
     out->policies = pol;
     out->ttl_s = cfg_int(cfg, "token_ttl");
     out->max_ttl_s = cfg_int(cfg, "token_max_ttl");

@@ -208,16 +208,16 @@ static json_t *
 unseal_json(const struct pgcmk_vkv_call *c, const char *path, int64_t version, const void *blob,
             size_t len)
 {
-    char *aad = aad_of(c, path, version);
+    char aad[VKV_MAX_PATH + 512]; /* the read path: no allocation for the aad */
     unsigned char *pt = NULL;
     size_t pt_len = 0;
     json_t *j;
+    int n = snprintf(aad, sizeof(aad), "%s\n%s\n%s\n%" PRId64, c->ns ? c->ns : "", c->mount_uuid,
+                     path, version);
 
-    if (blob == NULL || pgcmk_store_unseal(blob, len, aad, &pt, &pt_len) != 0) {
-        free(aad);
+    if (n < 0 || (size_t)n >= sizeof(aad) || blob == NULL ||
+        pgcmk_store_unseal(blob, len, aad, &pt, &pt_len) != 0)
         return NULL;
-    }
-    free(aad);
     j = json_loadb((const char *)pt, pt_len, 0, NULL);
     pgcmk_secret_free(pt, pt_len);
     return j;
@@ -247,8 +247,9 @@ activity(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *op, co
     struct pgcmk_activity a = {0};
     char rid[VKV_MAX_PATH + 512];
 
-    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/secrets/%s%s%s",
-             PGCMK_SUBSCRIPTION_ID, c->ns ? c->ns : "", c->mount_path ? c->mount_path : "", path);
+    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/namespaces/%s%s%s",
+             PGCMK_SUBSCRIPTION_ID, c->ns && *c->ns ? c->ns : "root/",
+             c->mount_path ? c->mount_path : "", path);
     a.resource_id = rid;
     a.operation = op;
     a.status = "Succeeded";

@@ -52,6 +52,12 @@ t_aad(const struct pgcmk_vkv_call *c, const char *name, int64_t version)
 }
 
 static int
+is_chacha(const char *type)
+{
+    return strcmp(type, "chacha20-poly1305") == 0;
+}
+
+static int
 key_load(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *name, struct tkey *k,
          struct pgcmk_err *err)
 {
@@ -325,8 +331,8 @@ delete_tx(struct pgcmk_db *db, void *arg, struct pgcmk_err *err)
     sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
     if (pgcmk_db_each(db, st, NULL, NULL, "vault transit versions delete", err) < 0)
         return -1;
-    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/transit/%s%s%.256s",
-             PGCMK_SUBSCRIPTION_ID, t->c->ns ? t->c->ns : "",
+    snprintf(rid, sizeof(rid), "/subscriptions/%s/providers/pgcmk.Vault/namespaces/%s%skeys/%.256s",
+             PGCMK_SUBSCRIPTION_ID, t->c->ns && *t->c->ns ? t->c->ns : "root/",
              t->c->mount_path ? t->c->mount_path : "", t->name);
     a.resource_id = rid;
     a.operation = "pgcmk.Vault/transit/keys/delete";
@@ -419,7 +425,7 @@ key_call(const struct pgcmk_vkv_call *c, const char *name, const char *sub, stru
 
             if (type == NULL || *type == '\0')
                 type = "aes256-gcm96";
-            if (strcmp(type, "aes256-gcm96") != 0) {
+            if (strcmp(type, "aes256-gcm96") != 0 && !is_chacha(type)) {
                 char msg[128];
 
                 snprintf(msg, sizeof(msg), "unknown key type: %.64s", type);
@@ -514,14 +520,15 @@ key_call(const struct pgcmk_vkv_call *c, const char *name, const char *sub, stru
 
 /* Encrypts pt under the key's version into "vault:vN:..." (heap). */
 static char *
-encrypt_with(const unsigned char key[PGCMK_AEAD_KEY_LEN], int64_t version, const void *pt,
-             size_t pt_len)
+encrypt_with(const char *type, const unsigned char key[PGCMK_AEAD_KEY_LEN], int64_t version,
+             const void *pt, size_t pt_len)
 {
     unsigned char *ct = NULL;
     size_t ct_len = 0;
     char *b64, *out;
 
-    if (pgcmk_aead_seal(key, NULL, 0, pt, pt_len, &ct, &ct_len) != 0)
+    if ((is_chacha(type) ? pgcmk_chacha_seal(key, pt, pt_len, &ct, &ct_len)
+                         : pgcmk_aead_seal(key, NULL, 0, pt, pt_len, &ct, &ct_len)) != 0)
         return NULL;
     b64 = pgcmk_b64_encode(ct, ct_len);
     free(ct);
@@ -589,7 +596,8 @@ decrypt_one(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *nam
             *failed = 1;
         return "invalid ciphertext: key version not found";
     }
-    rc = pgcmk_aead_open(key, NULL, 0, raw, raw_len, pt, pt_len);
+    rc = is_chacha(k->type) ? pgcmk_chacha_open(key, raw, raw_len, pt, pt_len)
+                            : pgcmk_aead_open(key, NULL, 0, raw, raw_len, pt, pt_len);
     explicit_bzero(key, sizeof(key));
     free(raw);
     if (rc != 0)
@@ -649,7 +657,7 @@ encrypt_item(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *na
             *failed = 1;
         return "encryption key version not found";
     }
-    ct = encrypt_with(key, v, pt, pt_len);
+    ct = encrypt_with(k->type, key, v, pt, pt_len);
     explicit_bzero(key, sizeof(key));
     pgcmk_secret_free(pt, pt_len);
     if (ct == NULL) {
@@ -832,7 +840,7 @@ datakey_call(const struct pgcmk_vkv_call *c, const char *kind, const char *name,
         t_store_failed(a, &err);
         return;
     }
-    ct = encrypt_with(key, k.latest, dk, (size_t)bits / 8);
+    ct = encrypt_with(k.type, key, k.latest, dk, (size_t)bits / 8);
     explicit_bzero(key, sizeof(key));
     if (ct == NULL) {
         explicit_bzero(dk, sizeof(dk));

@@ -1,11 +1,16 @@
 """The Vault API's KV v1 and KV v2 engines through a real client (hvac 0.11.2) and through the
 exact requests pg_tde and KES send (reference/key-providers.md 4.1, 4.3, 4.4)."""
 import base64
+import datetime
 import uuid
 
 import hvac
 import pytest
 import requests
+
+from conftest import SUB, parse_time
+
+AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
 
 
 def vault_info(d):
@@ -209,3 +214,51 @@ def test_disabled_mount_comes_back_empty(vault):
     client.sys.enable_secrets_engine(backend_type="kv", path=m, options={"version": "2"})
     with pytest.raises(hvac.exceptions.InvalidPath):
         client.secrets.kv.v2.read_secret_version("k", mount_point=m)
+
+
+def activity(d, rid):
+    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(days=1)
+    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
+           f"and resourceId eq '{rid}'")
+    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
+    assert r.status_code == 200, r.text
+    return [e["operationName"]["value"] for e in r.json()["value"]]
+
+
+def test_events_and_activity_of_deletes(vault):
+    d, _, client = vault
+    m = mount(client, "kv", "2")
+    kv = client.secrets.kv.v2
+    stats = lambda: d.get("/emulator/stats").json()["events"]
+    before = stats()
+    kv.create_or_update_secret("ev", {"a": "b"}, mount_point=m)
+    kv.create_or_update_secret("ev", {"a": "c"}, mount_point=m)
+    after = stats()
+    assert after["VaultSecretChanged"] == before["VaultSecretChanged"] + 2
+    kv.destroy_secret_versions("ev", [1], mount_point=m)
+    kv.delete_metadata_and_all_versions("ev", mount_point=m)
+    assert stats()["VaultSecretDeleted"] == after["VaultSecretDeleted"] + 2
+    ops = activity(d, f"/subscriptions/{SUB}/providers/pgcmk.Vault/namespaces/root/{m}/ev")
+    assert "pgcmk.Vault/secrets/destroy" in ops and "pgcmk.Vault/secrets/metadata/delete" in ops
+    # a refused write changes nothing and announces nothing
+    r = raw(vault, "POST", f"/v1/{m}/data/ev2", {"options": {"cas": 5}, "data": {"a": "b"}})
+    assert r.status_code == 400
+    assert stats()["VaultSecretChanged"] == after["VaultSecretChanged"]
+
+
+def test_namespaces_are_isolated(vault):
+    d, v, client = vault
+    ns = f"ns{uuid.uuid4().hex[:6]}"
+    r = raw(vault, "POST", f"/v1/sys/namespaces/{ns}", {})
+    assert r.status_code in (200, 204), r.text
+    nsc = hvac.Client(url=v["address"], token=v["rootToken"], verify=d.ca, namespace=ns)
+    m = mount(nsc, "kv", "2")
+    nsc.secrets.kv.v2.create_or_update_secret("k", {"in": "ns"}, mount_point=m)
+    assert nsc.secrets.kv.v2.read_secret_version("k", mount_point=m)["data"]["data"] == {"in": "ns"}
+    # the same path in the root namespace is another tree
+    client.sys.enable_secrets_engine(backend_type="kv", path=m, options={"version": "2"})
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.kv.v2.read_secret_version("k", mount_point=m)
+    # and the path-prefix form reaches the namespace's secret
+    r = raw(vault, "GET", f"/v1/{ns}/{m}/data/k")
+    assert r.status_code == 200 and r.json()["data"]["data"] == {"in": "ns"}, r.text

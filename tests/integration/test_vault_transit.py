@@ -101,3 +101,13 @@ def test_transit_errors(vault):
     r = requests.post(f"{v['address']}/v1/{m}/decrypt/missing", json={"ciphertext": "vault:v1:AAAA"},
                       headers=h, verify=d.ca, timeout=10)
     assert r.status_code == 400 and r.json() == {"errors": ["encryption key not found"]}
+
+
+def test_transit_chacha20_poly1305(vault):
+    _, _, client, m = vault
+    t = client.secrets.transit
+    t.create_key("cc", key_type="chacha20-poly1305", mount_point=m)
+    assert t.read_key("cc", mount_point=m)["data"]["type"] == "chacha20-poly1305"
+    ct = t.encrypt_data("cc", b64(b"chacha"), mount_point=m)["data"]["ciphertext"]
+    assert ct.startswith("vault:v1:") and len(base64.b64decode(ct[9:])) == 12 + 6 + 16
+    assert base64.b64decode(t.decrypt_data("cc", ct, mount_point=m)["data"]["plaintext"]) == b"chacha"

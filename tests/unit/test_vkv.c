@@ -375,6 +375,17 @@ test_transit(void)
     CHECK(json_array_size(json_object_get(d, "keys")) == 2);
     json_decref(d);
 
+    /* a chacha20-poly1305 key */
+    CHECK(trun(PGCMK_VKV_WRITE, "keys/cc", "{\"type\":\"chacha20-poly1305\"}", NULL, NULL, 0) ==
+          200);
+    CHECK(trun(PGCMK_VKV_WRITE, "encrypt/cc", "{\"plaintext\":\"aGVsbG8=\"}", &d, NULL, 0) == 200);
+    snprintf(body, sizeof(body), "{\"ciphertext\":\"%s\"}", jstr(d, "ciphertext", NULL));
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/cc", body, &d, NULL, 0) == 200);
+    CHECK_STR(jstr(d, "plaintext", NULL), "aGVsbG8=");
+    json_decref(d);
+    CHECK(trun(PGCMK_VKV_WRITE, "decrypt/auto", body, NULL, NULL, 0) == 400);
+
     /* deletion refused until allowed */
     CHECK(trun(PGCMK_VKV_DELETE, "keys/k1", NULL, NULL, e, sizeof(e)) == 400);
     CHECK_STR(e, "error deleting policy k1: deletion is not allowed for this policy");

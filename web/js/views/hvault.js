@@ -29,8 +29,8 @@ function ttlText(s) {
   if (s === undefined || s === null) return '—';
   if (Number(s) === 0) return 'never expires';
   const n = Number(s);
-  if (n >= 86400 && n % 3600 === 0) return `${n / 3600}h`;
-  if (n >= 60 && n % 60 === 0) return `${n / 60}m`;
+  if (n >= 3600) return `${Math.floor(n / 3600)}h${n % 3600 >= 60 ? `${Math.floor((n % 3600) / 60)}m` : ''}`;
+  if (n >= 60) return `${Math.floor(n / 60)}m${n % 60 ? `${n % 60}s` : ''}`;
   return `${n}s`;
 }
 
@@ -199,7 +199,7 @@ export function hvaultView() {
       approles.show(roles, (d) => table(['Role', 'Mount', 'Policies', 'Token TTL', 'Period', 'Token uses', 'Secret ID uses', 'Secret IDs'], d.map((x) => [
         h('strong', {}, x.name), h('code', {}, `auth/${x.mount}`),
         (x.r.token_policies || x.r.policies || []).join(', ') || '—',
-        ttlText(x.r.token_ttl), ttlText(x.r.token_period ?? x.r.period), x.r.token_num_uses === 0 ? 'unlimited' : (x.r.token_num_uses ?? '—'),
+        x.r.token_ttl ? ttlText(x.r.token_ttl) : 'default', (x.r.token_period ?? x.r.period) ? ttlText(x.r.token_period ?? x.r.period) : '—', x.r.token_num_uses === 0 ? 'unlimited' : (x.r.token_num_uses ?? '—'),
         x.r.secret_id_num_uses === 0 ? 'unlimited' : (x.r.secret_id_num_uses ?? '—'), String(x.ids),
       ])));
     } catch (e) {

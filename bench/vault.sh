@@ -7,7 +7,8 @@
 # --sync normal (the default). Each figure is the median of 3 runs of BENCH_SECONDS (default 5)
 # after a 1 s warm-up. Exit 1 when something does not work (pgcmkd does not start, a setup call
 # fails, keep-alive is off, wrk sees non-2xx answers or socket errors); a missed target prints
-# MISSED only. BENCH_KEEP=1 keeps the work directory. Needs wrk, curl, jq.
+# MISSED only. BENCH_KEEP=1 keeps the work directory; BENCH_SMOKE=1 sends each request for 1 s
+# on one connection and checks the answers (no figures). Needs wrk, curl, jq.
 set -euo pipefail
 B=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,6 +75,17 @@ export TOKEN ROLE_ID SECRET_ID
 # keep-alive must hold on the Vault listener (else every request pays a TLS handshake)
 conns=$(curl -sS -o /dev/null -o /dev/null -w '%{num_connects}\n' --cacert "$CA" "$VA/v1/sys/health" "$VA/v1/sys/health" | awk '{n+=$1} END{print n}')
 [ "$conns" = 1 ] || die "keep-alive is off on the Vault listener ($conns connections for 2 requests)"
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then # check every request once (wrk -t1 -c1 -d1s), measure nothing
+  for mode in health read write login encrypt; do
+    out=$(MODE=$mode RUN=smoke wrk -t1 -c1 -d1s -s "$here/vault.lua" "$VA" 2>&1) || true
+    n=$(awk '/requests in/{print $1}' <<<"$out")
+    bad=$(awk -F': *' '/Non-2xx or 3xx responses/{print $2}' <<<"$out")
+    echo "  smoke $mode: ${n:-0} requests, non-2xx ${bad:-0}"
+    [ -n "$n" ] && [ "$n" -gt 0 ] && [ -z "$bad" ] || fail=1
+  done
+  [ "$fail" = 0 ] || die "a smoke request failed"
+  exit 0
+fi
 echo "== Vault listener $VA (wrk -t2 -c16, ${dur}s x 3 after a 1 s warm-up)"
 
 # series LABEL MODE URL: 3 wrk runs; sets R_RPS R_P99 R_CPU; prints one line per run

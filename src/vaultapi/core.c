@@ -562,7 +562,7 @@ hv_run(struct pgcmk_req *http, struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *hr
     const struct pgcmk_vbackend *be = NULL;
     const struct pgcmk_hv_sys_route *sr = NULL;
     const char *token_text;
-    int have_mount = 0, have_tok = 0, open_path = 0;
+    int have_mount = 0, have_tok = 0, open_path = 0, last_use = 0;
     unsigned cap;
     char ns_hdr[PGCMK_HV_NS_MAX];
 
@@ -695,7 +695,7 @@ hv_run(struct pgcmk_req *http, struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *hr
             goto out;
         }
     }
-    if (have_tok && tok.num_uses > 0 && hv_token_use(&tok) != 0) {
+    if (have_tok && tok.num_uses > 0 && (last_use = hv_token_use(&tok)) < 0) {
         pgcmk_hv_error(hr, 403, PGCMK_HV_E_DENIED);
         goto out;
     }
@@ -709,6 +709,8 @@ out:
     rq->state = NULL;
     rq->token = NULL;
     rq->mount = NULL;
+    if (last_use == 1)
+        pgcmk_hv_token_revoke_accessor(tok.accessor);
     if (have_tok)
         pgcmk_hv_token_release(&tok);
     if (have_mount)

@@ -19,8 +19,8 @@ void hv_log_clear(void);
 /* Tokens (token.c). */
 int hv_tokens_load(void);
 void hv_tokens_free(void);
-/* Counts one use of a token with num_uses: 0, or -1 when it had none left. Revokes it once the
- * last use is taken (the request goes on). */
+/* Counts one use of a token with num_uses: 0, 1 when that was its last use (the request goes
+ * on; the caller revokes the token after it), or -1 when it had none left. */
 int hv_token_use(const struct pgcmk_hv_token *t);
 /* Revokes every token of namespace ns and below (the namespace is deleted). */
 void hv_tokens_drop_ns(const char *ns);

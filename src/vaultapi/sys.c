@@ -27,7 +27,11 @@ struct hv_ns {
     int64_t created_ms;
 };
 
+/* hv_lock guards the tables and is held only for in-memory work: no store write waits while it
+ * is held (a transaction elsewhere may need it). hv_write_mu serialises the changes (mount,
+ * tune, namespace) across their store writes. */
 static pthread_rwlock_t hv_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t hv_write_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pgcmk_hv_mount *hv_mounts[HV_MAX_MOUNTS];
 static int hv_n_mounts;
 static struct hv_ns hv_nss[HV_MAX_NS];
@@ -50,8 +54,8 @@ hv_activity(const char *ns, const char *what, const char *operation, const char 
     struct pgcmk_activity a;
     struct pgcmk_err err;
     char *id = pgcmk_xasprintf("/subscriptions/" PGCMK_SUBSCRIPTION_ID
-                               "/providers/pgcmk.Vault/namespaces/%s%s%s",
-                               ns && *ns ? ns : "root/", what && *what ? "" : "", what ? what : "");
+                               "/providers/pgcmk.Vault/namespaces/%s%s",
+                               ns && *ns ? ns : "root/", what ? what : "");
     size_t n = strlen(id);
 
     if (n > 1 && id[n - 1] == '/')
@@ -277,31 +281,42 @@ hv_mount_add(const char *ns, const char *path, const char *type_in, int is_auth,
             }
         }
     }
-    pthread_rwlock_wrlock(&hv_lock);
+    pthread_mutex_lock(&hv_write_mu);
+    pthread_rwlock_rdlock(&hv_lock);
     for (int i = 0; i < hv_n_mounts; i++) {
         const struct pgcmk_hv_mount *o = hv_mounts[i];
 
         if (strcmp(o->ns, ns) == 0 && (pgcmk_hv_mount_match(o->path, path, &rest) ||
                                        pgcmk_hv_mount_match(path, o->path, &rest))) {
+            int same = strcmp(o->path, path) == 0;
+
             pthread_rwlock_unlock(&hv_lock);
-            hv_mount_free(m);
-            if (strcmp(o->path, path) == 0)
+            pthread_mutex_unlock(&hv_write_mu);
+            if (same) {
+                hv_mount_free(m);
                 return pgcmk_hv_error(rs, 400, "path is already in use at %s", path);
-            return pgcmk_hv_error(rs, 400, "existing mount at %s", o->path);
+            }
+            pgcmk_hv_error(rs, 400, "existing mount at %s", o->path);
+            hv_mount_free(m);
+            return -1;
         }
     }
     if (hv_n_mounts == HV_MAX_MOUNTS) {
         pthread_rwlock_unlock(&hv_lock);
+        pthread_mutex_unlock(&hv_write_mu);
         hv_mount_free(m);
         return pgcmk_hv_error(rs, 400, "too many mounts");
     }
+    pthread_rwlock_unlock(&hv_lock);
     if ((be->on_enable && be->on_enable(pgcmk_db(), m, &err)) || hv_mount_store(m, &err)) {
-        pthread_rwlock_unlock(&hv_lock);
+        pthread_mutex_unlock(&hv_write_mu);
         hv_mount_free(m);
         return pgcmk_hv_error(rs, 400, "%s", err.message);
     }
+    pthread_rwlock_wrlock(&hv_lock);
     hv_mounts[hv_n_mounts++] = m;
     pthread_rwlock_unlock(&hv_lock);
+    pthread_mutex_unlock(&hv_write_mu);
     if (!quiet) {
         char *d = pgcmk_xasprintf("%s %s enabled at %s%s", m->type,
                                   is_auth ? "auth method" : "secrets engine", ns, path);
@@ -320,6 +335,7 @@ hv_mount_remove(const char *ns, const char *path)
     struct pgcmk_err err;
     struct pgcmk_event ev;
 
+    pthread_mutex_lock(&hv_write_mu);
     pthread_rwlock_wrlock(&hv_lock);
     for (int i = 0; i < hv_n_mounts; i++)
         if (strcmp(hv_mounts[i]->ns, ns) == 0 && strcmp(hv_mounts[i]->path, path) == 0) {
@@ -328,6 +344,7 @@ hv_mount_remove(const char *ns, const char *path)
             break;
         }
     pthread_rwlock_unlock(&hv_lock);
+    pthread_mutex_unlock(&hv_write_mu);
     if (m == NULL)
         return 0;
     if (m->backend->on_disable)
@@ -678,12 +695,14 @@ hv_mount_tune(const char *ns, const char *path, const json_t *body, struct pgcmk
     const char *k;
     json_t *v;
 
+    pthread_mutex_lock(&hv_write_mu);
     pthread_rwlock_wrlock(&hv_lock);
     for (int i = 0; i < hv_n_mounts && m == NULL; i++)
         if (strcmp(hv_mounts[i]->ns, ns) == 0 && strcmp(hv_mounts[i]->path, path) == 0)
             m = hv_mounts[i];
     if (m == NULL) {
         pthread_rwlock_unlock(&hv_lock);
+        pthread_mutex_unlock(&hv_write_mu);
         return pgcmk_hv_error(rs, 400, "cannot tune '%s'", path);
     }
     config = json_deep_copy(m->config);
@@ -695,6 +714,7 @@ hv_mount_tune(const char *ns, const char *path, const json_t *body, struct pgcmk
             if (strcmp(k, "default_lease_ttl") == 0 || strcmp(k, "max_lease_ttl") == 0) {
                 if (pgcmk_hv_duration(v, &s)) {
                     pthread_rwlock_unlock(&hv_lock);
+                    pthread_mutex_unlock(&hv_write_mu);
                     json_decref(config);
                     json_decref(options);
                     return pgcmk_hv_error(rs, 400, "unable to parse %s: invalid duration", k);
@@ -711,6 +731,7 @@ hv_mount_tune(const char *ns, const char *path, const json_t *body, struct pgcmk
                                                  : (long long)json_integer_value(ver));
                     if (strcmp(vs, "1") != 0 && strcmp(vs, "2") != 0) {
                         pthread_rwlock_unlock(&hv_lock);
+                        pthread_mutex_unlock(&hv_write_mu);
                         json_decref(config);
                         json_decref(options);
                         return pgcmk_hv_error(rs, 400, "invalid version specified");
@@ -719,6 +740,7 @@ hv_mount_tune(const char *ns, const char *path, const json_t *body, struct pgcmk
                         strcmp(json_string_value(json_object_get(options, "version")) ?: "1",
                                "2") == 0) {
                         pthread_rwlock_unlock(&hv_lock);
+                        pthread_mutex_unlock(&hv_write_mu);
                         json_decref(config);
                         json_decref(options);
                         return pgcmk_hv_error(rs, 400, "cannot downgrade mount from version 2");
@@ -733,9 +755,11 @@ hv_mount_tune(const char *ns, const char *path, const json_t *body, struct pgcmk
     json_decref(m->options);
     m->config = config;
     m->options = options;
+    pthread_rwlock_unlock(&hv_lock);
+    /* m stays: it changes or goes only under hv_write_mu */
     if (hv_mount_store(m, &err))
         LOG_WARN("vault tune: %s", err.message);
-    pthread_rwlock_unlock(&hv_lock);
+    pthread_mutex_unlock(&hv_write_mu);
     return pgcmk_hv_no_content(rs);
 }
 
@@ -815,6 +839,16 @@ hv_sys_mounts(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *sub
 
 /* ---- sys/namespaces ------------------------------------------------------------------------- */
 
+/* Vault's answer to a read or list of nothing: 404 {"errors":[]}. */
+static int
+hv_not_found(struct pgcmk_hv_resp *rs)
+{
+    json_decref(rs->errors);
+    rs->errors = json_array();
+    rs->status = 404;
+    return -1;
+}
+
 static int
 hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *sub)
 {
@@ -842,7 +876,7 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         if (json_array_size(keys) == 0) {
             json_decref(keys);
             json_decref(info);
-            return pgcmk_hv_error(rs, 404, "%s", "");
+            return hv_not_found(rs);
         }
         return pgcmk_hv_data(rs, json_pack("{s:o, s:o}", "keys", keys, "key_info", info));
     }
@@ -862,7 +896,7 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
                 return pgcmk_hv_data(rs, d);
             }
         pthread_rwlock_unlock(&hv_lock);
-        return pgcmk_hv_error(rs, 404, "%s", "");
+        return hv_not_found(rs);
     case PGCMK_HV_WRITE:
     case PGCMK_HV_PATCH: {
         struct hv_ns *n;
@@ -872,17 +906,21 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         char *mtext;
         json_t *d;
 
-        pthread_rwlock_wrlock(&hv_lock);
+        pthread_mutex_lock(&hv_write_mu);
+        pthread_rwlock_rdlock(&hv_lock);
         for (int i = 0; i < hv_n_ns; i++)
             if (strcmp(hv_nss[i].path, full) == 0) {
                 d = hv_ns_json(&hv_nss[i], rq->ns);
                 pthread_rwlock_unlock(&hv_lock);
+                pthread_mutex_unlock(&hv_write_mu);
                 return pgcmk_hv_data(rs, d);
             }
+        pthread_rwlock_unlock(&hv_lock);
         if (hv_n_ns == HV_MAX_NS) {
-            pthread_rwlock_unlock(&hv_lock);
+            pthread_mutex_unlock(&hv_write_mu);
             return pgcmk_hv_error(rs, 400, "too many namespaces");
         }
+        /* the slot past the end: readers do not look at it, writers hold hv_write_mu */
         n = &hv_nss[hv_n_ns];
         memset(n, 0, sizeof(*n));
         snprintf(n->path, sizeof(n->path), "%s", full);
@@ -905,13 +943,15 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         if (pgcmk_db_each(db, st, NULL, NULL, "vault namespace", &err) < 0) {
             free(mtext);
             json_decref(n->meta);
-            pthread_rwlock_unlock(&hv_lock);
+            pthread_mutex_unlock(&hv_write_mu);
             return pgcmk_hv_error(rs, 500, "%s", err.message);
         }
         free(mtext);
-        hv_n_ns++;
         d = hv_ns_json(n, rq->ns);
+        pthread_rwlock_wrlock(&hv_lock);
+        hv_n_ns++;
         pthread_rwlock_unlock(&hv_lock);
+        pthread_mutex_unlock(&hv_write_mu);
         return pgcmk_hv_data(rs, d);
     }
     case PGCMK_HV_DELETE: {
@@ -920,6 +960,7 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         struct pgcmk_hv_mount *gone[HV_MAX_MOUNTS];
         int n_gone = 0, w = 0;
 
+        pthread_mutex_lock(&hv_write_mu);
         pthread_rwlock_wrlock(&hv_lock);
         for (int i = 0; i < hv_n_ns; i++) {
             if (strncmp(hv_nss[i].path, full, strlen(full)) == 0)
@@ -937,9 +978,18 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         }
         hv_n_mounts = w;
         pthread_rwlock_unlock(&hv_lock);
+        pthread_mutex_unlock(&hv_write_mu);
         for (int i = 0; i < n_gone; i++) {
+            struct pgcmk_event ev;
+
             if (gone[i]->backend->on_disable)
                 gone[i]->backend->on_disable(db, gone[i]);
+            memset(&ev, 0, sizeof(ev));
+            ev.kind = PGCMK_EV_HV_MOUNT_DISABLED;
+            ev.resource_id = gone[i]->ns;
+            ev.key = gone[i]->path;
+            ev.object_id = gone[i]->path;
+            pgcmk_events_publish(&ev);
             hv_mount_free(gone[i]);
         }
         st = pgcmk_db_stmt(db, PGCMK_STMT_HV_NS_DELETE);

@@ -85,24 +85,48 @@ hv_tok_row(const struct hv_tok *e)
                      "renewable", t->renewable, "root", t->root, "orphan", t->orphan);
 }
 
-static void
-hv_tok_store(const struct hv_tok *e)
+/* A token's row, made under hv_tok_lock and written after it is released: no store write waits
+ * on SQLite while the lock is held (a transaction elsewhere may be waiting for the lock). */
+struct hv_row {
+    char hash[65], accessor[32], parent[32], ns[PGCMK_HV_NS_MAX];
+    char *text;
+};
+
+static struct hv_row *
+hv_row_make(const struct hv_tok *e)
 {
-    struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_HV_TOKEN_PUT);
+    struct hv_row *r = pgcmk_xcalloc(1, sizeof(*r));
     json_t *row = hv_tok_row(e);
-    char *text = json_dumps(row, JSON_COMPACT);
+
+    memcpy(r->hash, e->t.hash, sizeof(r->hash));
+    memcpy(r->accessor, e->t.accessor, sizeof(r->accessor));
+    memcpy(r->parent, e->t.parent, sizeof(r->parent));
+    memcpy(r->ns, e->t.ns, sizeof(r->ns));
+    r->text = json_dumps(row, JSON_COMPACT);
+    json_decref(row);
+    return r;
+}
+
+static void
+hv_row_write(struct hv_row *r)
+{
+    struct pgcmk_db *db;
+    sqlite3_stmt *st;
     struct pgcmk_err err;
 
-    json_decref(row);
-    sqlite3_bind_text(st, 1, e->t.hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, e->t.accessor, -1, SQLITE_STATIC);
-    pgcmk_db_bind_opt(st, 3, *e->t.parent ? e->t.parent : NULL);
-    sqlite3_bind_text(st, 4, e->t.ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+    if (r == NULL)
+        return;
+    db = pgcmk_db();
+    st = pgcmk_db_stmt(db, PGCMK_STMT_HV_TOKEN_PUT);
+    sqlite3_bind_text(st, 1, r->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->accessor, -1, SQLITE_STATIC);
+    pgcmk_db_bind_opt(st, 3, *r->parent ? r->parent : NULL);
+    sqlite3_bind_text(st, 4, r->ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->text ? r->text : "{}", -1, SQLITE_STATIC);
     if (pgcmk_db_each(db, st, NULL, NULL, "vault token", &err) < 0)
         LOG_WARN("vault token: %s", err.message);
-    free(text);
+    free(r->text);
+    free(r);
 }
 
 static void
@@ -192,10 +216,13 @@ hv_tokens_load(void)
         e->t.renewable = 0;
         e->t.root = 1;
         e->t.orphan = 1;
+        struct hv_row *row;
+
         pthread_rwlock_wrlock(&hv_tok_lock);
         hv_tok_insert(e);
-        hv_tok_store(e);
+        row = hv_row_make(e);
         pthread_rwlock_unlock(&hv_tok_lock);
+        hv_row_write(row);
     } else {
         pgcmk_hv_token_release(&t);
     }
@@ -240,7 +267,7 @@ hv_tok_by_accessor(const char *acc)
 static int
 hv_tok_live(const struct hv_tok *e)
 {
-    return e->t.expire_ms == 0 || pgcmk_clock_now() < e->t.expire_ms;
+    return e->t.num_uses >= 0 && (e->t.expire_ms == 0 || pgcmk_clock_now() < e->t.expire_ms);
 }
 
 static void
@@ -296,6 +323,8 @@ hv_tok_unlink(struct hv_tok *e)
 struct hv_gone {
     struct hv_tok **v;
     int n, cap;
+    struct hv_row **rows; /* orphaned children to write */
+    int n_rows, cap_rows;
 };
 
 static void
@@ -322,7 +351,11 @@ hv_revoke_locked(struct hv_tok *e, int orphan_children, struct hv_gone *g)
             if (orphan_children) {
                 c->t.parent[0] = '\0';
                 c->t.orphan = 1;
-                hv_tok_store(c);
+                if (g->n_rows == g->cap_rows) {
+                    g->cap_rows = g->cap_rows ? g->cap_rows * 2 : 8;
+                    g->rows = pgcmk_xrealloc(g->rows, (size_t)g->cap_rows * sizeof(*g->rows));
+                }
+                g->rows[g->n_rows++] = hv_row_make(c);
             } else {
                 hv_revoke_locked(c, 0, g);
                 next = hv_tok_tab[i]; /* the chain may have changed: start it over */
@@ -350,12 +383,15 @@ hv_gone_finish(struct hv_gone *g)
         hv_tok_free(e);
     }
     free(g->v);
+    for (int i = 0; i < g->n_rows; i++)
+        hv_row_write(g->rows[i]);
+    free(g->rows);
 }
 
 static int
 hv_revoke(struct hv_tok *e, int orphan_children)
 {
-    struct hv_gone g = {NULL, 0, 0};
+    struct hv_gone g = {NULL, 0, 0, NULL, 0, 0};
 
     hv_revoke_locked(e, orphan_children, &g);
     pthread_rwlock_unlock(&hv_tok_lock);
@@ -380,7 +416,7 @@ pgcmk_hv_token_revoke_accessor(const char *accessor)
 void
 hv_tokens_drop_ns(const char *ns)
 {
-    struct hv_gone g = {NULL, 0, 0};
+    struct hv_gone g = {NULL, 0, 0, NULL, 0, 0};
     size_t n = strlen(ns);
 
     pthread_rwlock_wrlock(&hv_tok_lock);
@@ -407,10 +443,19 @@ hv_token_use(const struct pgcmk_hv_token *t)
         pthread_rwlock_unlock(&hv_tok_lock);
         return e == NULL ? -1 : 0;
     }
-    if (--e->t.num_uses == 0)
-        return hv_revoke(e, 0), 0; /* the last use: the request goes on, the token is gone */
-    hv_tok_store(e);
-    pthread_rwlock_unlock(&hv_tok_lock);
+    if (--e->t.num_uses == 0) {
+        /* the last use: the request goes on (the token is revoked after it, by the pipeline);
+         * nobody else can use it meanwhile */
+        e->t.num_uses = -1;
+        pthread_rwlock_unlock(&hv_tok_lock);
+        return 1;
+    }
+    {
+        struct hv_row *row = hv_row_make(e);
+
+        pthread_rwlock_unlock(&hv_tok_lock);
+        hv_row_write(row);
+    }
     return 0;
 }
 
@@ -479,6 +524,7 @@ int
 pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, struct pgcmk_err *err)
 {
     struct hv_tok *e = pgcmk_xcalloc(1, sizeof(*e));
+    struct hv_row *row;
     char token[40];
     int64_t ttl = spec->ttl_s;
 
@@ -512,10 +558,11 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, stru
     e->t.num_uses = spec->num_uses > 0 ? spec->num_uses : 0;
     e->t.renewable = spec->renewable && ttl > 0;
     *auth = hv_auth_block(token, e);
+    row = hv_row_make(e);
     pthread_rwlock_wrlock(&hv_tok_lock);
     hv_tok_insert(e);
-    hv_tok_store(e);
     pthread_rwlock_unlock(&hv_tok_lock);
+    hv_row_write(row);
     memset(token, 0, sizeof(token));
     return 0;
 }
@@ -556,7 +603,8 @@ hv_named(const struct pgcmk_hv_req *rq, int self, const char *field)
     if (self) {
         struct hv_tok *e = rq->token ? hv_tok_by_hash(rq->token->hash) : NULL;
 
-        return e && hv_tok_live(e) ? e : NULL;
+        /* the caller's own token, even on its last use */
+        return e && (hv_tok_live(e) || e->t.num_uses < 0) ? e : NULL;
     }
     v = pgcmk_hv_field(rq, field, buf, sizeof(buf));
     if (v == NULL || *v == '\0')
@@ -679,6 +727,7 @@ hv_tok_renew(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int self, const 
     json_t *inc = rq->body ? json_object_get(rq->body, "increment") : NULL;
     int64_t ttl, now = pgcmk_clock_now();
     char token_id[8] = "";
+    struct hv_row *row;
 
     pthread_rwlock_wrlock(&hv_tok_lock);
     e = hv_named(rq, self, field);
@@ -709,11 +758,12 @@ hv_tok_renew(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int self, const 
     }
     e->t.ttl_s = ttl;
     e->t.expire_ms = now + ttl * 1000;
-    hv_tok_store(e);
+    row = hv_row_make(e);
     rs->auth = hv_auth_block(token_id, e);
     json_object_del(rs->auth, "client_token");
     json_object_set_new(rs->auth, "client_token", json_string(""));
     pthread_rwlock_unlock(&hv_tok_lock);
+    hv_row_write(row);
     rs->status = 200;
     return 0;
 }

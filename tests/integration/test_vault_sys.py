@@ -1,11 +1,16 @@
 """The Vault-compatible API's core (src/vaultapi/): listener, pipeline, sys/ paths, namespaces.
 
 Driven with hvac (the real client) and with requests for the wire details hvac hides."""
+import datetime
 import json
 
 import hvac
 import pytest
 import requests
+
+from conftest import SUB, parse_time
+
+AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
 
 ROOT_TOKEN = "hvs.pgcmk-dev-root-token"
 UNSEAL_KEY = "cGdjbWstZGV2LXVuc2VhbC1rZXktMDEyMzQ1Njc4OWE="
@@ -77,13 +82,20 @@ def test_seal_unseal(client, daemon, vurl):
     finally:
         raw(daemon, vurl, "PUT", "/v1/sys/unseal", json={"key": UNSEAL_KEY})
     assert client.auth.token.lookup_self()["data"]["policies"] == ["root"]
-    act = daemon.get(
-        "/subscriptions/00000000-0000-4000-8000-000000000001/providers/Microsoft.Insights/"
-        "eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge "
-        "'2000-01-01T00:00:00Z'")
-    if act.status_code == 200:
-        ops = [e["operationName"]["value"] for e in act.json()["value"]]
-        assert "pgcmk.Vault/seal/action" in ops and "pgcmk.Vault/unseal/action" in ops
+    assert "pgcmk.Vault/seal/action" in activity(daemon, "root")
+    assert "pgcmk.Vault/unseal/action" in activity(daemon, "root")
+    ev = daemon.get("/emulator/stats").json()["events"]
+    assert ev["VaultSealed"] >= 1 and ev["VaultUnsealed"] >= 1
+
+
+def activity(d, what):
+    rid = f"/subscriptions/{SUB}/providers/pgcmk.Vault/namespaces/{what}"
+    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(minutes=10)
+    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
+           f"and resourceId eq '{rid}'")
+    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
+    assert r.status_code == 200, r.text
+    return [e["operationName"]["value"] for e in r.json()["value"]]
 
 
 def test_default_mounts_and_auth(client):
@@ -117,7 +129,11 @@ def test_mount_enable_read_tune_disable(client, daemon, vurl):
     tune = client.sys.read_mount_configuration("kvone")
     assert tune["data"]["default_lease_ttl"] == 3600
     assert tune["data"]["options"]["version"] == "2"
+    before = daemon.get("/emulator/stats").json()["events"]["VaultMountDisabled"]
     client.sys.disable_secrets_engine("kvone")
+    assert daemon.get("/emulator/stats").json()["events"]["VaultMountDisabled"] == before + 1
+    assert activity(daemon, "root/kvone").count("pgcmk.Vault/mounts/write") == 1
+    assert "pgcmk.Vault/mounts/delete" in activity(daemon, "root/kvone")
     r = raw(daemon, vurl, "GET", "/v1/sys/mounts/kvone")
     assert r.status_code == 400
     assert "kvone/" not in client.sys.list_mounted_secrets_engines()["data"]
@@ -259,3 +275,36 @@ def test_cors_and_request_log(daemon, vurl):
     assert e["body"] == {"type": "<redacted>", "options": {"version": "<redacted>"}, "n": 3}
     assert "X-Vault-Token" in e["headers"] or "x-vault-token" in [h.lower() for h in e["headers"]]
     assert ROOT_TOKEN not in json.dumps(log)
+
+
+def test_auth_enable_list_disable(client):
+    try:
+        client.sys.enable_auth_method("approle", path="ar-test", description="apps")
+    except hvac.exceptions.InvalidRequest as e:
+        assert "plugin not found in the catalog: approle" in str(e)
+        pytest.skip("no approle backend row in this build")
+    auths = client.sys.list_auth_methods()["data"]
+    assert auths["ar-test/"]["type"] == "approle"
+    assert auths["ar-test/"]["description"] == "apps"
+    assert auths["ar-test/"]["accessor"].startswith("auth_approle_")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.sys.enable_auth_method("approle", path="ar-test")
+    client.sys.disable_auth_method("ar-test")
+    assert "ar-test/" not in client.sys.list_auth_methods()["data"]
+
+
+def test_mounts_are_per_namespace(client, daemon, vurl):
+    if not _has_kv(client):
+        pytest.skip("no kv backend row in this build")
+    client.sys.create_namespace("mnt-ns")
+    ns = hvac.Client(url=vurl, token=ROOT_TOKEN, verify=daemon.ca, namespace="mnt-ns")
+    ns.sys.enable_secrets_engine("kv", path="nskv", options={"version": "2"})
+    assert "nskv/" in ns.sys.list_mounted_secrets_engines()["data"]
+    assert "nskv/" not in client.sys.list_mounted_secrets_engines()["data"]
+    r = raw(daemon, vurl, "GET", "/v1/mnt-ns/sys/mounts/nskv")
+    assert r.status_code == 200 and r.json()["data"]["options"]["version"] == "2"
+    r = raw(daemon, vurl, "GET", "/v1/sys/mounts/nskv")
+    assert r.status_code == 400
+    assert raw(daemon, vurl, "DELETE", "/v1/sys/namespaces/mnt-ns").status_code == 204
+    r = raw(daemon, vurl, "GET", "/v1/mnt-ns/sys/mounts/nskv")
+    assert r.status_code == 404

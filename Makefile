@@ -122,6 +122,12 @@ $(B)/fuzz/fuzz_kmip_msg: tests/fuzz/fuzz_kmip_msg.c $(wildcard src/kmip/*.h incl
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_kmip_msg.c \
 	  $(addprefix src/kmip/,message.c ops.c objects.c routes.c ttlv.c) $(B)/libpgcmk.a $(LDLIBS)
+# libFuzzer over the Vault API's KV and transit engines (src/vaultapi/kv.c, transit.c) on a store in memory.
+$(B)/fuzz/fuzz_vkv: tests/fuzz/fuzz_vkv.c $(wildcard include/pgcmk/*.h) $(addprefix src/vaultapi/,kv.c transit.c) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_vkv.c \
+	  $(addprefix src/vaultapi/,kv.c transit.c) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the Vault policy parser (src/vaultapi/hcl.c, pure) and decoder (acl.c).
 FUZZ_HCL_SRC := tests/fuzz/fuzz_hcl.c src/vaultapi/hcl.c src/vaultapi/acl.c
 $(B)/fuzz/fuzz_hcl: $(FUZZ_HCL_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
@@ -142,9 +148,9 @@ $(B)/fuzz/fuzz_vreq: tests/fuzz/fuzz_vreq.c $(wildcard include/pgcmk/*.h src/vau
 	  $(wildcard src/vaultapi/*.c) $(B)/libpgcmk.a $(LDLIBS)
 # Each target runs FUZZ_TIME seconds; new inputs go to $(B)/fuzz/corpus*, the checked-in seeds stay.
 fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
-      $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_hcl $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vreq
+      $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vreq
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
-	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-hcl $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vreq
+	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vreq
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -155,6 +161,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-kmip-msg tests/fuzz/corpus/ttlv
 	$(B)/fuzz/fuzz_kmipc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  $(B)/fuzz/corpus-kmipc tests/fuzz/corpus/ttlv
+	$(B)/fuzz/fuzz_vkv -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-vkv tests/fuzz/corpus/vkv
 	$(B)/fuzz/fuzz_hcl -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-hcl tests/fuzz/corpus/hcl
 	$(B)/fuzz/fuzz_vaultc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \

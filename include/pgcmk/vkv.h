@@ -65,6 +65,8 @@ int64_t pgcmk_vkv_keep_from(int64_t current, int64_t max_versions);
 /* Go durations as Vault takes and prints them: "90s", "1h30m", "0", a number of seconds. */
 int pgcmk_vkv_duration_parse(const char *s, int64_t *ms) PGCMK_WUR;
 void pgcmk_vkv_duration_format(int64_t ms, char *out, size_t cap);
+/* 1 when s is valid UTF-8 without control characters and at most max bytes (paths, names). */
+int pgcmk_vkv_text_ok(const char *s, size_t max);
 /* Vault's times: "2026-11-22T10:00:00.123000Z", "" for 0. */
 void pgcmk_vkv_time_format(int64_t ms, char out[40]);
 

@@ -1303,13 +1303,41 @@ split_rel(const char *rel, char *verb, size_t cap)
     return slash ? slash + 1 : rel + strlen(rel);
 }
 
+int
+pgcmk_vkv_text_ok(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+
+    while (*p) {
+        size_t len = *p < 0x80             ? 1
+                     : (*p & 0xe0) == 0xc0 ? 2
+                     : (*p & 0xf0) == 0xe0 ? 3
+                     : (*p & 0xf8) == 0xf0 ? 4
+                                           : 0;
+
+        if (len == 0 || *p < 0x20 || *p == 0x7f || (len == 2 && *p < 0xc2) || (*p > 0xf4))
+            return 0;
+        for (size_t i = 1; i < len; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        if ((len == 3 && *p == 0xe0 && p[1] < 0xa0) || (len == 3 && *p == 0xed && p[1] >= 0xa0) ||
+            (len == 4 && *p == 0xf0 && p[1] < 0x90) || (len == 4 && *p == 0xf4 && p[1] >= 0x90))
+            return 0;
+        p += len;
+        n += len;
+        if (n > max)
+            return 0;
+    }
+    return 1;
+}
+
 static int
 path_ok(const char *p)
 {
-    size_t n = strlen(p);
-
-    return n <= VKV_MAX_PATH && strstr(p, "//") == NULL && strncmp(p, "../", 3) != 0 &&
-           strstr(p, "/../") == NULL && strcmp(p, "..") != 0;
+    return pgcmk_vkv_text_ok(p, VKV_MAX_PATH) && strstr(p, "//") == NULL &&
+           strncmp(p, "../", 3) != 0 && strstr(p, "/../") == NULL && strcmp(p, "..") != 0 &&
+           (strlen(p) < 3 || strcmp(p + strlen(p) - 3, "/..") != 0);
 }
 
 void

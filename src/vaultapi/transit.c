@@ -311,7 +311,7 @@ delete_tx(struct pgcmk_db *db, void *arg, struct pgcmk_err *err)
         return -1;
     if (!t->k.found) {
         snprintf(t->msg, sizeof(t->msg),
-                 "error deleting policy %.64s: could not delete key; not found", t->name);
+                 "error deleting policy %.64s: could not delete policy; not found", t->name);
         t->refused = t->msg;
         return 0;
     }
@@ -391,7 +391,7 @@ j_str(const json_t *body, const char *name)
 static int
 name_ok(const char *n)
 {
-    return *n && strlen(n) <= 128 && strchr(n, '/') == NULL && strcmp(n, "..") != 0;
+    return *n && pgcmk_vkv_text_ok(n, 128) && strchr(n, '/') == NULL && strcmp(n, "..") != 0;
 }
 
 static void
@@ -896,6 +896,10 @@ pgcmk_vtransit_call(const struct pgcmk_vkv_call *c, struct pgcmk_vkv_ans *a)
     size_t n;
 
     memset(a, 0, sizeof(*a));
+    if (!pgcmk_vkv_text_ok(rel, 1024)) {
+        t_error(a, 400, "invalid path");
+        return;
+    }
     n = slash ? (size_t)(slash - rel) : strlen(rel);
     if (n >= sizeof(verb)) {
         t_error(a, 404, NULL);

@@ -262,3 +262,26 @@ def test_namespaces_are_isolated(vault):
     # and the path-prefix form reaches the namespace's secret
     r = raw(vault, "GET", f"/v1/{ns}/{m}/data/k")
     assert r.status_code == 200 and r.json()["data"]["data"] == {"in": "ns"}, r.text
+
+
+def test_acl_create_versus_update_by_existence(vault):
+    d, v, client = vault
+    m = mount(client, "kv", "2")
+    client.secrets.kv.v2.create_or_update_secret("exists", {"a": "b"}, mount_point=m)
+    pol = f"kv-create-{uuid.uuid4().hex[:6]}"
+    client.sys.create_or_update_policy(
+        pol, f'path "{m}/data/*" {{ capabilities = ["create"] }}\n'
+             f'path "{m}/metadata/*" {{ capabilities = ["list"] }}\n')
+    tok = client.auth.token.create(policies=[pol])["auth"]["client_token"]
+    # a new secret needs "create": allowed
+    r = raw(vault, "POST", f"/v1/{m}/data/fresh", {"data": {"x": "1"}}, token=tok)
+    assert r.status_code == 200, r.text
+    # overwriting needs "update": denied, as are reads
+    r = raw(vault, "POST", f"/v1/{m}/data/fresh", {"data": {"x": "2"}}, token=tok)
+    assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}, r.text
+    r = raw(vault, "POST", f"/v1/{m}/data/exists", {"data": {"x": "2"}}, token=tok)
+    assert r.status_code == 403
+    r = raw(vault, "GET", f"/v1/{m}/data/fresh", token=tok)
+    assert r.status_code == 403
+    r = raw(vault, "LIST", f"/v1/{m}/metadata/", token=tok)
+    assert r.status_code == 200 and sorted(r.json()["data"]["keys"]) == ["exists", "fresh"]

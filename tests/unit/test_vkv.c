@@ -85,6 +85,13 @@ test_helpers(void)
     CHECK_STR(buf, "1h30m0s");
     pgcmk_vkv_duration_format(0, buf, sizeof(buf));
     CHECK_STR(buf, "0s");
+    CHECK(pgcmk_vkv_text_ok("secret/ключ", 100) == 1);
+    CHECK(pgcmk_vkv_text_ok("\x8d"
+                            "a",
+                            100) == 0);
+    CHECK(pgcmk_vkv_text_ok("a\nb", 100) == 0);
+    CHECK(pgcmk_vkv_text_ok("\xed\xa0\x80", 100) == 0);
+    CHECK(pgcmk_vkv_text_ok("abcd", 3) == 0);
     pgcmk_vkv_duration_format(1500, buf, sizeof(buf));
     CHECK_STR(buf, "1.5s");
 }
@@ -241,6 +248,7 @@ test_kv2(void)
     CHECK(run(2, PGCMK_VKV_READ, "bogus/x", NULL, NULL, NULL, e, sizeof(e)) == 404);
     CHECK(strstr(e, "no handler for route") != NULL);
     CHECK(run(2, PGCMK_VKV_READ, "data/../x", NULL, NULL, NULL, NULL, 0) == 400);
+    CHECK(run(2, PGCMK_VKV_WRITE, "data/\x8d", "{\"data\":{}}", NULL, NULL, NULL, 0) == 400);
 }
 
 static void

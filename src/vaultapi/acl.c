@@ -6,9 +6,11 @@
  *     wins: the first '+' or '*' later, no trailing '*', fewer '+', longer, lexically greater;
  *   - the same path in several policies adds up its capabilities; deny wins over all of them;
  *   - "root" grants everything; "default" is built in (its text below is Vault's).
- * A set of policies is compiled once into sorted tables and cached; every policy write drops the
- * cache. */
+ * A set of policies is compiled once into sorted tables and cached per thread: the hot path takes
+ * no lock (one atomic load of the registry's generation); every policy write bumps the generation
+ * and each thread drops its compiled sets on its next check. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +464,9 @@ pgcmk_vacl_path_needs_sudo(const char *path)
 
     while (*path == '/')
         path++;
+    /* the hot path: only sys/ and auth/token/ have root-protected paths */
+    if (strncmp(path, "sys/", 4) != 0 && strncmp(path, "auth/token/", 11) != 0)
+        return 0;
     pl = strlen(path);
     if (pl && path[pl - 1] == '/')
         pl--;
@@ -521,17 +526,27 @@ struct compiled {
     size_t n_exact, n_prefix, n_wc;
 };
 
-#define CACHE_SLOTS 256
+#define CACHE_SLOTS 32
 
 struct cache_slot {
     char *key; /* ns '\x1f' p1 '\x1f' p2 ... */
     struct compiled *acl;
 };
 
+/* This thread's compiled sets, valid while `gen` is the registry's generation. */
+struct tl_cache {
+    unsigned long gen;
+    struct cache_slot slot[CACHE_SLOTS];
+};
+
 static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct ns_entry *reg;
 static size_t n_reg;
-static struct cache_slot cache[CACHE_SLOTS];
+static atomic_ulong reg_gen = 1;
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static __thread struct tl_cache *tl;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 static struct pgcmk_vacl_policy *builtin_default;
 
 static void
@@ -552,14 +567,44 @@ compiled_free(struct compiled *c)
 }
 
 static void
-cache_clear_locked(void)
+tl_clear(struct tl_cache *c)
 {
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
-        free(cache[i].key);
-        compiled_free(cache[i].acl);
-        cache[i].key = NULL;
-        cache[i].acl = NULL;
+        free(c->slot[i].key);
+        compiled_free(c->slot[i].acl);
+        c->slot[i].key = NULL;
+        c->slot[i].acl = NULL;
     }
+}
+
+static void
+tl_destroy(void *p)
+{
+    tl_clear(p);
+    free(p);
+}
+
+static void
+tl_key_make(void)
+{
+    (void)pthread_key_create(&tl_key, tl_destroy);
+}
+
+/* Every registry write (under the write lock): the threads' compiled sets are stale. */
+static void
+cache_clear_locked(void)
+{
+    atomic_fetch_add_explicit(&reg_gen, 1, memory_order_release);
+}
+
+static void
+default_parse(void)
+{
+    char err[128];
+
+    if (pgcmk_vacl_policy_parse("default", pgcmk_vacl_default_policy, &builtin_default, err,
+                                sizeof(err)) < 0)
+        builtin_default = NULL;
 }
 
 static struct ns_entry *
@@ -605,13 +650,10 @@ static struct pgcmk_vacl_policy *
 policy_lookup_locked(const char *ns, const char *name)
 {
     struct pgcmk_vacl_policy *p = policy_find_locked(ns, name, NULL);
-    char err[128];
 
     if (p || strcmp(name, "default") != 0)
         return p;
-    if (builtin_default == NULL && pgcmk_vacl_policy_parse("default", pgcmk_vacl_default_policy,
-                                                           &builtin_default, err, sizeof(err)) < 0)
-        return NULL;
+    pthread_once(&default_once, default_parse);
     return builtin_default;
 }
 
@@ -793,7 +835,7 @@ table_add(struct crule **t, size_t *n, const struct pgcmk_vacl_rule *r)
     struct crule *c;
 
     for (size_t i = 0; i < *n; i++)
-        if (strcmp((*t)[i].path, r->path) == 0) {
+        if ((*t)[i].is_prefix == r->is_prefix && strcmp((*t)[i].path, r->path) == 0) {
             merge_caps(&(*t)[i].caps, r->caps);
             return 0;
         }
@@ -1010,10 +1052,9 @@ unsigned
 pgcmk_vacl_capabilities(const char *ns, const char *const *policies_in, int n, const char *path)
 {
     const char *policies[64];
-    uint32_t slot;
     struct cache_slot *s;
     struct compiled *c;
-    unsigned caps;
+    unsigned long gen;
 
     if (n > 64)
         n = 64;
@@ -1021,34 +1062,41 @@ pgcmk_vacl_capabilities(const char *ns, const char *const *policies_in, int n, c
         policies[i] = policies_in[i] ? policies_in[i] : "";
     if (ns == NULL)
         ns = "";
-    slot = cache_hash(ns, policies, n) % CACHE_SLOTS;
-    s = &cache[slot];
-
     while (*path == '/')
         path++;
+    if (tl == NULL) {
+        pthread_once(&tl_once, tl_key_make);
+        tl = calloc(1, sizeof(*tl));
+        if (tl == NULL)
+            return 0;
+        (void)pthread_setspecific(tl_key, tl);
+    }
+    gen = atomic_load_explicit(&reg_gen, memory_order_acquire);
+    if (tl->gen != gen) {
+        tl_clear(tl);
+        tl->gen = gen;
+    }
+    s = &tl->slot[cache_hash(ns, policies, n) % CACHE_SLOTS];
+    if (s->key && cache_key_eq(s->key, ns, policies, n))
+        return evaluate(s->acl, path);
+    /* a miss: compile under the read lock (a registry at least as new as `gen`) */
     pthread_rwlock_rdlock(&reg_lock);
-    if (s->key && cache_key_eq(s->key, ns, policies, n)) {
-        caps = evaluate(s->acl, path);
-        pthread_rwlock_unlock(&reg_lock);
-        return caps;
-    }
-    pthread_rwlock_unlock(&reg_lock);
-
-    pthread_rwlock_wrlock(&reg_lock);
     c = compile_locked(ns, policies, n);
-    if (c == NULL) {
-        pthread_rwlock_unlock(&reg_lock);
+    pthread_rwlock_unlock(&reg_lock);
+    if (c == NULL)
         return 0;
-    }
-    caps = evaluate(c, path);
     free(s->key);
     compiled_free(s->acl);
     s->key = cache_key(ns, policies, n);
-    s->acl = s->key ? c : NULL;
-    if (s->key == NULL)
+    s->acl = c;
+    if (s->key == NULL) {
+        unsigned caps = evaluate(c, path);
+
         compiled_free(c);
-    pthread_rwlock_unlock(&reg_lock);
-    return caps;
+        s->acl = NULL;
+        return caps;
+    }
+    return evaluate(c, path);
 }
 
 int

@@ -73,7 +73,8 @@ policy_handle(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *pre
         char *text = pgcmk_vacl_policy_get(rq->ns, name);
         json_t *data;
 
-        if (text == NULL && strcmp(name, "root") == 0 && !modern)
+        /* Vault's policy store answers root (root namespace only) with an empty body */
+        if (text == NULL && strcmp(name, "root") == 0 && *rq->ns == '\0')
             text = strdup("");
         if (text == NULL) {
             rs->status = 404;

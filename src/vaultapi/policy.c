@@ -105,8 +105,13 @@ pgcmk_vacl_policy_delete(const char *ns, const char *name, char *msg, size_t msg
     struct pol_tx t = {ns, name, NULL};
     struct pgcmk_err err = {0};
 
-    if (strcmp(name, "root") == 0 || strcmp(name, "default") == 0) {
-        snprintf(msg, msglen, "cannot delete \"%s\" policy", name);
+    /* Vault's policy store: root is immutable, default is built in */
+    if (strcmp(name, "root") == 0) {
+        snprintf(msg, msglen, "cannot delete \"root\" policy");
+        return -1;
+    }
+    if (strcmp(name, "default") == 0) {
+        snprintf(msg, msglen, "cannot delete default policy");
         return -1;
     }
     if (pgcmk_db_tx(pgcmk_db(), pol_tx, &t, &err) < 0) {

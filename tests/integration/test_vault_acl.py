@@ -75,10 +75,12 @@ def test_bad_policies(daemon, vurl):
     assert r.json()["errors"] == ["'policy' parameter not supplied or empty"]
     r = raw(daemon, vurl, "PUT", "/v1/sys/policy/root", json={"policy": KV1_POLICY})
     assert r.status_code == 400 and r.json()["errors"] == ['cannot update "root" policy']
-    for name in ("root", "default"):
-        r = raw(daemon, vurl, "DELETE", "/v1/sys/policy/" + name)
-        assert r.status_code == 400
-        assert r.json()["errors"] == [f'cannot delete "{name}" policy']
+    r = raw(daemon, vurl, "DELETE", "/v1/sys/policy/root")
+    assert r.status_code == 400 and r.json()["errors"] == ['cannot delete "root" policy']
+    r = raw(daemon, vurl, "DELETE", "/v1/sys/policies/acl/default")
+    assert r.status_code == 400 and r.json()["errors"] == ["cannot delete default policy"]
+    r = raw(daemon, vurl, "GET", "/v1/sys/policies/acl/root")
+    assert r.status_code == 200 and r.json()["data"] == {"name": "root", "policy": ""}
     r = raw(daemon, vurl, "GET", "/v1/sys/policy/default")
     assert r.status_code == 200 and "auth/token/lookup-self" in r.json()["data"]["rules"]
 
@@ -165,3 +167,45 @@ def test_seed_004_kes_policies(client, daemon, vurl, version):
         assert raw(daemon, vurl, "GET", f"/v1/{mount}/key-1", token=t2).status_code == 403
         assert raw(daemon, vurl, "DELETE", f"/v1/{mount}/metadata/key-1",
                    token=t2).status_code == 204
+
+
+def events(daemon):
+    return daemon.get("/emulator/stats").json()["events"]
+
+
+def test_policies_per_namespace_and_events(client, daemon, vurl):
+    before = events(daemon)
+    client.sys.create_namespace("acl-ns")
+    ns = hvac.Client(url=vurl, token=ROOT_TOKEN, verify=daemon.ca, namespace="acl-ns")
+    ns.sys.create_or_update_policy("ns-only", 'path "sys/policy/ns-only" '
+                                              '{ capabilities = ["read"] }')
+    assert "ns-only" in ns.sys.list_policies()["data"]["policies"]
+    assert "root" not in ns.sys.list_policies()["data"]["policies"]
+    assert "ns-only" not in client.sys.list_policies()["data"]["policies"]
+    r = raw(daemon, vurl, "GET", "/v1/sys/policy/ns-only")
+    assert r.status_code == 404
+    # a token of the namespace with that policy reads it there
+    tok = ns.auth.token.create(policies=["ns-only"], ttl="1h")["auth"]["client_token"]
+    r = raw(daemon, vurl, "GET", "/v1/acl-ns/sys/policy/ns-only", token=tok)
+    assert r.status_code == 200 and r.json()["data"]["name"] == "ns-only"
+    r = raw(daemon, vurl, "GET", "/v1/acl-ns/sys/policy/default", token=tok)
+    assert r.status_code == 403
+    ns.sys.delete_policy("ns-only")
+    after = events(daemon)
+    assert after["VaultPolicyChanged"] == before["VaultPolicyChanged"] + 2
+
+
+def test_policies_survive_a_restart(start_daemon):
+    d = start_daemon()
+    url = d.get("/emulator/info").json()["vault"]["address"]
+    c = hvac.Client(url=url, token=ROOT_TOKEN, verify=d.ca)
+    c.sys.create_or_update_policy("kept", KV1_POLICY)
+    tok = c.auth.token.create(policies=["kept"], ttl="1h")["auth"]["client_token"]
+    d.restart()
+    url = d.get("/emulator/info").json()["vault"]["address"]
+    c = hvac.Client(url=url, token=ROOT_TOKEN, verify=d.ca)
+    assert c.sys.read_policy("kept")["data"]["rules"] == KV1_POLICY
+    r = requests.post(url + "/v1/sys/capabilities-self", headers={"X-Vault-Token": tok},
+                      json={"path": "kv/x"}, verify=d.ca, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["capabilities"] == [
+        "create", "delete", "list", "read"]

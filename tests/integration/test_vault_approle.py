@@ -139,6 +139,7 @@ def test_secret_id_limits_on_the_virtual_clock(client, daemon, vurl):
 
 
 def test_destroy_and_delete(client, daemon, vurl):
+    before = daemon.get("/emulator/stats").json()["events"]["VaultAuthChanged"]
     client.auth.approle.create_or_update_approle("gone", token_policies="kes-policy")
     role_id = client.auth.approle.read_role_id("gone")["data"]["role_id"]
     a = client.auth.approle.generate_secret_id("gone")["data"]
@@ -170,3 +171,6 @@ def test_destroy_and_delete(client, daemon, vurl):
     r = raw(daemon, vurl, "POST", "/v1/auth/approle/login", token=None,
             json={"role_id": "custom-role-id", "secret_id": c["secret_id"]})
     assert r.status_code == 400 and r.json() == {"errors": ["invalid role ID"]}
+    # two secret IDs destroyed, one role deleted
+    after = daemon.get("/emulator/stats").json()["events"]["VaultAuthChanged"]
+    assert after == before + 3

@@ -1,6 +1,7 @@
 /* test_vacl.c - the Vault ACL policies: HCL parsing and its errors, the evaluation table (exact,
  * '*' prefix, '+' segments, priority, deny, sudo paths, default/root) and seed 004's KV v1 vs v2
  * policies; a timing loop prints ns/op of a cached check. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,9 @@ test_hcl(void)
         CHECK(hcl(deep, err) == NULL);
         CHECK(strstr(err, "nested too deeply") != NULL);
     }
-    CHECK(hcl("", err) != NULL); /* an empty policy is valid */
+    j = hcl("", err); /* an empty policy is valid */
+    CHECK(j != NULL && json_object_size(j) == 0);
+    json_decref(j);
 }
 
 static void
@@ -183,6 +186,12 @@ test_eval(void)
     /* secret/zip/+ (no glob) beats the secret/zip/ glob at the same first-wildcard offset */
     CHECK(caps("", "a", "secret/zip/one") == PGCMK_VCAP_PATCH);
     CHECK(caps("", "a", "secret/zip/one/two") == PGCMK_VCAP_SUDO);
+    /* "secret/+/q" and "secret/+/q*" are two rules, not one */
+    put("", "c",
+        "path \"secret/+/q\" { capabilities = [\"read\"] }\n"
+        "path \"secret/+/q*\" { capabilities = [\"list\"] }\n");
+    CHECK(caps("", "c", "secret/x/q") == PGCMK_VCAP_READ);
+    CHECK(caps("", "c", "secret/x/qq") == PGCMK_VCAP_LIST);
     /* deny on the exact path */
     CHECK(caps("", "a", "deny/no") == PGCMK_VCAP_DENY);
     CHECK(caps("", "a", "deny/yes") == PGCMK_VCAP_READ);
@@ -233,7 +242,7 @@ test_eval(void)
     {
         char *dump = json_dumps(l, JSON_COMPACT);
 
-        CHECK_STR(dump, "[\"b\",\"default\",\"root\"]");
+        CHECK_STR(dump, "[\"b\",\"c\",\"default\",\"root\"]");
         free(dump);
     }
     json_decref(l);
@@ -318,6 +327,49 @@ test_timing(void)
     pgcmk_vacl_reset();
 }
 
+static int thr_stop;
+
+static void *
+thr_check(void *arg)
+{
+    const char *pol[2] = {"default", "flip"};
+    long *bad = arg;
+
+    while (!__atomic_load_n(&thr_stop, __ATOMIC_ACQUIRE)) {
+        unsigned c = pgcmk_vacl_capabilities("", pol, 2, "kv/data/x");
+
+        /* either version of "flip", never a mix or garbage */
+        if (c != PGCMK_VCAP_READ && c != PGCMK_VCAP_LIST && c != 0)
+            (*bad)++;
+    }
+    return NULL;
+}
+
+/* Checks on 4 threads while policies change: each thread's cache follows the writes. */
+static void
+test_threads(void)
+{
+    pthread_t t[4];
+    long bad[4] = {0};
+    const char *pol[2] = {"default", "flip"};
+
+    pgcmk_vacl_reset();
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, thr_check, &bad[i]);
+    for (int i = 0; i < 300; i++)
+        put("", "flip",
+            i % 2 ? "path \"kv/data/*\" { capabilities = [\"read\"] }"
+                  : "path \"kv/+/x\" { capabilities = [\"list\"] }");
+    __atomic_store_n(&thr_stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(bad[i] == 0);
+    }
+    /* the last write (i = 299: read) is what every thread sees now */
+    CHECK(pgcmk_vacl_capabilities("", pol, 2, "kv/data/x") == PGCMK_VCAP_READ);
+    pgcmk_vacl_reset();
+}
+
 int
 main(void)
 {
@@ -326,5 +378,6 @@ main(void)
     test_eval();
     test_seed_004();
     test_timing();
+    test_threads();
     return t_done("test_vacl");
 }

@@ -89,6 +89,7 @@ browser: $(B)/pgcmkd
 	cd tests/browser && { npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent; }
 	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/portal.test.mjs
 	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/kmip.test.mjs
+	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/vault.test.mjs
 
 # libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
 FUZZ_TIME ?= 600

@@ -5,8 +5,8 @@
 # answer or wrk sees socket errors. A missed target only prints MISSED.
 # Environment: BENCH_SECONDS (wrk run length, default 5), BENCH_PORT (fixed port of the start-up
 # test, default 18443), BENCH_KV=0 skips the Key Vault rows, BENCH_KEEP=1 keeps the work directory,
-# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv,kmip) runs only those sections; kmip is
-# bench/kmip.sh (KMIP Gets against pgcmkd and PyKMIP).
+# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv,kmip,vault) runs only those sections; kmip is
+# bench/kmip.sh (KMIP Gets against pgcmkd and PyKMIP), vault is bench/vault.sh (the Vault API).
 # Needs wrk, curl, jq and openssl (scripts/deps.sh bench); installs nothing.
 set -euo pipefail
 B=${1:-build}
@@ -368,6 +368,13 @@ fi
 if want kmip; then
   section "KMIP Get, pgcmkd and PyKMIP (bench/kmip.sh)"
   "$here/kmip.sh" "$bdir" || { echo "bench: FAIL: bench/kmip.sh" >&2; fail=1; }
+fi
+
+# 8. The Vault-compatible API: KV v2 read/write, AppRole login, transit encrypt, with sys/health and
+#    /emulator/info as the ceiling in the same run (bench/vault.sh prints its own summary).
+if want vault; then
+  section "Vault API (bench/vault.sh)"
+  "$here/vault.sh" "$bdir" || { echo "bench: FAIL: bench/vault.sh" >&2; fail=1; }
 fi
 
 printf '\n== summary (median of 3; all 3 runs listed)\n'

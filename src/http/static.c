@@ -260,10 +260,13 @@ static_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_NOT_FOUND, NULL, "The portal has no file '%.128s'.",
                              rq->path);
     pgcmk_resp_text(rs, 200, f->ctype, f->body, f->len);
-    /* The portal calls ARM on its own origin and vaults on {vault}.vault.localhost with the
-     * same scheme and port; nothing else, no inline script or style, no framing. */
+    /* The portal calls ARM on its own origin, vaults on {vault}.vault.localhost with the
+     * same scheme and port, and the Vault-compatible API on its own loopback listener (any
+     * port: it may be a free one); nothing else, no inline script or style, no framing. */
     csp = pgcmk_xasprintf("default-src 'none'; script-src 'self'; style-src 'self'; "
-                          "img-src 'self' data:; connect-src 'self' %s://*.vault.localhost:%d; "
+                          "img-src 'self' data:; connect-src 'self' %s://*.vault.localhost:%d "
+                          "https://127.0.0.1:* https://localhost:* http://127.0.0.1:* "
+                          "http://localhost:*; "
                           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
                           rq->tls ? "https" : "http", rq->port);
     pgcmk_resp_header(rs, "Content-Security-Policy", csp);

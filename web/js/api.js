@@ -39,6 +39,8 @@ async function toError(r) {
     return new ApiError(r.status, (e.code || 'Error') + inner, e.message || r.statusText);
   }
   if (typeof e === 'string') return new ApiError(r.status, e, body.error_description || e);
+  // HashiCorp Vault's {"errors":["text", ...]}
+  if (body && Array.isArray(body.errors)) return new ApiError(r.status, `Vault ${r.status}`, body.errors.join('; ') || r.statusText);
   return new ApiError(r.status, `HTTP${r.status}`, r.statusText || 'request failed');
 }
 
@@ -204,4 +206,23 @@ export function parseId(id) {
     out.type = types.join('/');
   } else if (i > 0) out.type = 'Microsoft.Resources/resourceGroups';
   return out;
+}
+
+// The Vault-compatible API on its own listener (vault.address of /emulator/info, or vault.httpAddress
+// when the portal itself is on plain HTTP), as the vault UI calls it: the dev root token from
+// /emulator/info, an optional namespace. path without /v1/; method LIST is sent as GET ?list=true.
+export async function hv(method, path, body, namespace) {
+  const i = await info();
+  const v = i.vault || {};
+  const base = (location.protocol === 'http:' && v.httpAddress) || v.address;
+  if (!base) throw new ApiError(0, 'VaultOff', 'this pgcmkd has no Vault listener (--vault-port -1?)');
+  const headers = { 'X-Vault-Token': v.rootToken || '', 'X-Vault-Request': 'true' };
+  if (namespace) headers['X-Vault-Namespace'] = namespace;
+  let m = method;
+  let p = path;
+  if (method === 'LIST') {
+    m = 'GET';
+    p += `${p.includes('?') ? '&' : '?'}list=true`;
+  }
+  return (await request(m, `${base.replace(/\/$/, '')}/v1/${p}`, body, headers)).body;
 }

@@ -8,6 +8,7 @@ import { resourceView } from './views/resource.js';
 import { activityView } from './views/activity.js';
 import { deletedView } from './views/deleted.js';
 import { kmipView, tdeView } from './views/kmip.js';
+import { hvaultView } from './views/hvault.js';
 
 const POLL_MS = 1500;
 const main = document.getElementById('main');
@@ -21,6 +22,7 @@ function route() {
   if (hash === '/activity') return activityView();
   if (hash === '/deleted') return deletedView();
   if (hash === '/kmip') return kmipView();
+  if (hash === '/vault-api') return hvaultView();
   if (hash.startsWith('/tde/')) return tdeView(hash.slice('/tde/'.length));
   return homeView();
 }

@@ -111,7 +111,7 @@ export function kmipView() {
     }
     let dbs = [];
     try {
-      dbs = (await emulator('GET', '/emulator/tde/databases')).value || [];
+      dbs = ((await emulator('GET', '/emulator/tde/databases')).value || []).filter((d) => (d.keyProvider || {}).type !== 'vault-v2');
     } catch (e) {
       databases.fail(e);
       dbs = null;
@@ -162,7 +162,7 @@ export function tdeView(name) {
   const id = `/emulator/tde/databases/${enc(name)}`;
   const el = h('div', {},
     h('h1', {}, `Self-managed database ${name}`),
-    h('p', {}, 'Encrypted by pg_tde with a principal key on a KMIP server. ', link('#/kmip', 'KMIP server')),
+    h('p', { 'data-testid': 'provider-line' }, 'Encrypted by pg_tde with a principal key from its key provider.'),
     h('div', { class: 'grid' }, props.el, why.el));
 
   async function refresh() {
@@ -175,7 +175,24 @@ export function tdeView(name) {
     }
     const kp = db.keyProvider || {};
     const pk = db.principalKey || {};
-    props.show(db, () => dl([
+    const line = el.querySelector('[data-testid="provider-line"]');
+    if (kp.type === 'vault-v2') {
+      line.replaceChildren('Encrypted by pg_tde with a principal key in a Vault KV v2 mount. ', link('#/vault-api', 'Vault API'));
+      props.show(db, () => dl([
+        ['State', h('span', { 'data-testid': 'state' }, stateBadge(db.state))],
+        ['Why inaccessible', db.state === 'Inaccessible' ? h('span', { class: 'reason', 'data-testid': 'reason' }, `${db.reasonCode || ''}: ${db.reason || ''}`) : null],
+        ['Vault (url)', kp.url ? h('code', {}, kp.url) : null],
+        ['Namespace', kp.namespace || 'root'],
+        ['Mount (mountPath)', kp.mountPath ? h('code', {}, kp.mountPath) : null],
+        ['Token file (tokenPath)', kp.tokenPath ? h('code', {}, kp.tokenPath) : null],
+        ['CA (caPath)', kp.caPath ? h('code', {}, kp.caPath) : null],
+        ['Principal key (secret)', pk.name || db.principalKeyName],
+        ['Last check', fmtTime(db.lastCheck)],
+      ]));
+    } else {
+      line.replaceChildren('Encrypted by pg_tde with a principal key on a KMIP server. ', link('#/kmip', 'KMIP server'));
+    }
+    if (kp.type !== 'vault-v2') props.show(db, () => dl([
       ['State', h('span', { 'data-testid': 'state' }, stateBadge(db.state))],
       ['Why inaccessible', db.state === 'Inaccessible' ? h('span', { class: 'reason', 'data-testid': 'reason' }, `${db.reasonCode || ''}: ${db.reason || ''}`) : null],
       ['KMIP server', `${kp.host || '?'}:${kp.port || '?'}`],

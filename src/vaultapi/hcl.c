@@ -11,6 +11,8 @@
  * Comments: '#' and '//' to the end of the line, slash-star blocks. Heredocs: <<EOF / <<-EOF.
  * Errors name the line and column as HCL does: "At 3:14: ...". */
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,11 +415,14 @@ parse_number(struct lexer *lx)
     long long v;
     double d;
 
+    errno = 0;
     v = strtoll(lx->text, &end, 10);
-    if (*end == '\0')
+    if (*end == '\0' && errno == 0)
         return json_integer(v);
+    errno = 0;
     d = strtod(lx->text, &end);
-    if (*end == '\0')
+    /* jansson holds finite numbers only: 1e999 is as illegal as 1x */
+    if (*end == '\0' && errno == 0 && isfinite(d))
         return json_real(d);
     lx_fail(lx, lx->t_line, lx->t_col, "illegal number %s", lx->text);
     return NULL;

@@ -56,6 +56,9 @@ test_hcl(void)
     CHECK_STR(err, "At 1:3: illegal char");
     CHECK(hcl("/* open", err) == NULL);
     CHECK_STR(err, "At 1:1: comment not terminated");
+    /* numbers jansson cannot hold are refused with a message (fuzz_hcl found 88888e888) */
+    CHECK(hcl("a = 88888e888", err) == NULL);
+    CHECK_STR(err, "At 1:5: illegal number 88888e888");
     CHECK(hcl("a b = 1", err) == NULL);
     CHECK(hcl("x = y", err) == NULL);
     CHECK_STR(err, "At 1:5: Unknown token: y");

@@ -356,8 +356,9 @@ fanout_job(void *arg)
     pending_done();
 }
 
+/* Queues the fan-out whose place in `busy` the caller already took. */
 static void
-rc_fanout(const struct pgcmk_event *ev)
+rc_fanout_counted(const struct pgcmk_event *ev)
 {
     struct fanout *f = pgcmk_xcalloc(1, sizeof(*f));
 
@@ -366,10 +367,22 @@ rc_fanout(const struct pgcmk_event *ev)
     } else {
         f->all = 1;
     }
+    pgcmk_work_submit(fanout_job, f);
+}
+
+static void
+rc_busy_take(void)
+{
     pthread_mutex_lock(&pending_mu);
     busy++;
     pthread_mutex_unlock(&pending_mu);
-    pgcmk_work_submit(fanout_job, f);
+}
+
+static void
+rc_fanout(const struct pgcmk_event *ev)
+{
+    rc_busy_take();
+    rc_fanout_counted(ev);
 }
 
 static int64_t next_periodic;
@@ -382,13 +395,17 @@ rc_periodic(int force)
     int64_t now = pgcmk_clock_now();
     int due;
 
+    /* The periodic check counts as busy before another thread can find it not due: a settle
+     * that follows a clock change (which the clock's tick may have made due first) waits for it. */
     pthread_mutex_lock(&periodic_mu);
     due = force || now >= next_periodic;
-    if (due)
+    if (due) {
         next_periodic = now + rc_check_interval_ms;
+        rc_busy_take();
+    }
     pthread_mutex_unlock(&periodic_mu);
     if (due)
-        rc_fanout(NULL);
+        rc_fanout_counted(NULL);
 }
 
 static void

@@ -236,8 +236,12 @@ hv_mount_add(const char *ns, const char *path, const char *type_in, int is_auth,
     snprintf(m->description, sizeof(m->description), "%s", description ? description : "");
     m->is_auth = is_auth;
     hv_accessor(is_auth ? "auth_" : type, m->accessor);
-    if (is_auth)
-        snprintf(m->accessor, sizeof(m->accessor), "auth_%s_%.8s", type, m->accessor + 6);
+    if (is_auth) {
+        char tail[9];
+
+        snprintf(tail, sizeof(tail), "%.8s", m->accessor + 6);
+        snprintf(m->accessor, sizeof(m->accessor), "auth_%s_%s", type, tail);
+    }
     pgcmk_uuid(m->uuid);
     m->created_ms = pgcmk_clock_now();
     m->backend = be;
@@ -928,7 +932,7 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         /* the slot past the end: readers do not look at it, writers hold hv_write_mu */
         n = &hv_nss[hv_n_ns];
         memset(n, 0, sizeof(*n));
-        snprintf(n->path, sizeof(n->path), "%s", full);
+        snprintf(n->path, sizeof(n->path), "%.*s", (int)sizeof(n->path) - 1, full);
         {
             char u[37];
 

@@ -63,6 +63,10 @@ const char *pgcmk_vkv_cas_check(int required, int64_t cas, int64_t current_versi
 /* The oldest version kept after writing `current` with max_versions (0 = the default, 10). */
 int64_t pgcmk_vkv_keep_from(int64_t current, int64_t max_versions);
 /* Go durations as Vault takes and prints them: "90s", "1h30m", "0", a number of seconds. */
+/* A request field as Vault reads it (KV, transit): a number or a numeric string, a boolean or
+ * "true"/"false"/"1"/"0". -1 when absent or null, -2 when of another shape. */
+int64_t pgcmk_vkv_field_int(const json_t *body, const char *name);
+int pgcmk_vkv_field_bool(const json_t *body, const char *name);
 int pgcmk_vkv_duration_parse(const char *s, int64_t *ms) PGCMK_WUR;
 void pgcmk_vkv_duration_format(int64_t ms, char *out, size_t cap);
 /* 1 when s is valid UTF-8 without control characters and at most max bytes (paths, names). */

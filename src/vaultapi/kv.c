@@ -643,9 +643,8 @@ metadata_read(const struct pgcmk_vkv_call *c, const char *path, struct pgcmk_vkv
     ans_data(a, 200, d);
 }
 
-/* Reads a field that Vault takes as a number or a numeric string. -1 when absent, -2 bad. */
-static int64_t
-body_int(const json_t *body, const char *name)
+int64_t
+pgcmk_vkv_field_int(const json_t *body, const char *name)
 {
     const json_t *v = body ? json_object_get(body, name) : NULL;
 
@@ -665,9 +664,8 @@ body_int(const json_t *body, const char *name)
     return -2;
 }
 
-/* A bool Vault accepts as true/false or "true"/"false". -1 absent, -2 bad. */
-static int
-body_bool(const json_t *body, const char *name)
+int
+pgcmk_vkv_field_bool(const json_t *body, const char *name)
 {
     const json_t *v = body ? json_object_get(body, name) : NULL;
 
@@ -791,8 +789,8 @@ metadata_call(const struct pgcmk_vkv_call *c, const char *path, struct pgcmk_vkv
         const char *k;
         const json_t *v;
 
-        t.max_versions = body_int(c->body, "max_versions");
-        t.cas_required = body_bool(c->body, "cas_required");
+        t.max_versions = pgcmk_vkv_field_int(c->body, "max_versions");
+        t.cas_required = pgcmk_vkv_field_bool(c->body, "cas_required");
         t.delete_after_ms = body_duration(c->body, "delete_version_after");
         if (t.max_versions == -2) {
             ans_error(a, 400, "max_versions must be a non-negative integer");
@@ -1060,7 +1058,7 @@ data_write(const struct pgcmk_vkv_call *c, const char *path, int patch, struct p
     }
     t.data = data;
     if (opts && json_is_object(opts)) {
-        t.cas = body_int(opts, "cas");
+        t.cas = pgcmk_vkv_field_int(opts, "cas");
         if (t.cas == -2) {
             ans_error(a, 400, "cas must be a non-negative integer");
             return;
@@ -1273,8 +1271,8 @@ config_call(const struct pgcmk_vkv_call *c, struct pgcmk_vkv_ans *a)
         return;
     }
     t.c = c;
-    t.max_versions = body_int(c->body, "max_versions");
-    t.cas_required = body_bool(c->body, "cas_required");
+    t.max_versions = pgcmk_vkv_field_int(c->body, "max_versions");
+    t.cas_required = pgcmk_vkv_field_bool(c->body, "cas_required");
     t.delete_after_ms = body_duration(c->body, "delete_version_after");
     if (t.max_versions == -2 || t.cas_required == -2 || t.delete_after_ms == -2) {
         ans_error(a, 400, "invalid config: max_versions, cas_required or delete_version_after");

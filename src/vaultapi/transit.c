@@ -345,41 +345,6 @@ delete_tx(struct pgcmk_db *db, void *arg, struct pgcmk_err *err)
     return pgcmk_activity_add(db, &a, err);
 }
 
-static int64_t
-j_int(const json_t *body, const char *name)
-{
-    const json_t *v = body ? json_object_get(body, name) : NULL;
-
-    if (v == NULL || json_is_null(v))
-        return -1;
-    if (json_is_integer(v))
-        return json_integer_value(v) >= 0 ? json_integer_value(v) : -2;
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (*s && strlen(s) < 16 && strspn(s, "0123456789") == strlen(s))
-            return strtoll(s, NULL, 10);
-    }
-    return -2;
-}
-
-static int
-j_bool(const json_t *body, const char *name)
-{
-    const json_t *v = body ? json_object_get(body, name) : NULL;
-
-    if (v == NULL || json_is_null(v))
-        return -1;
-    if (json_is_boolean(v))
-        return json_is_true(v);
-    if (json_is_string(v)) {
-        if (strcmp(json_string_value(v), "true") == 0)
-            return 1;
-        if (strcmp(json_string_value(v), "false") == 0)
-            return 0;
-    }
-    return -2;
-}
-
 static const char *
 j_str(const json_t *body, const char *name)
 {
@@ -421,7 +386,8 @@ key_call(const struct pgcmk_vkv_call *c, const char *name, const char *sub, stru
             return;
         case PGCMK_VKV_WRITE: {
             const char *type = j_str(c->body, "type");
-            int exp = j_bool(c->body, "exportable"), derived = j_bool(c->body, "derived");
+            int exp = pgcmk_vkv_field_bool(c->body, "exportable"),
+                derived = pgcmk_vkv_field_bool(c->body, "derived");
 
             if (type == NULL || *type == '\0')
                 type = "aes256-gcm96";
@@ -485,10 +451,10 @@ key_call(const struct pgcmk_vkv_call *c, const char *name, const char *sub, stru
         return;
     }
     if (strcmp(sub, "config") == 0) {
-        t.min_dec = j_int(c->body, "min_decryption_version");
-        t.min_enc = j_int(c->body, "min_encryption_version");
-        t.deletion_allowed = j_bool(c->body, "deletion_allowed");
-        t.set_exportable = j_bool(c->body, "exportable");
+        t.min_dec = pgcmk_vkv_field_int(c->body, "min_decryption_version");
+        t.min_enc = pgcmk_vkv_field_int(c->body, "min_encryption_version");
+        t.deletion_allowed = pgcmk_vkv_field_bool(c->body, "deletion_allowed");
+        t.set_exportable = pgcmk_vkv_field_bool(c->body, "exportable");
         if (t.min_dec == -2 || t.min_enc == -2 || t.deletion_allowed == -2 ||
             t.set_exportable == -2) {
             t_error(a, 400, "invalid key configuration");
@@ -696,7 +662,7 @@ crypt_item(struct pgcmk_db *db, const struct pgcmk_vkv_call *c, const char *name
            const struct tkey *k, enum crypt_op op, const json_t *item, json_t *result,
            struct pgcmk_err *err, int *failed, int *secret)
 {
-    int64_t kv = j_int(item, "key_version");
+    int64_t kv = pgcmk_vkv_field_int(item, "key_version");
 
     if (kv == -2)
         return "key_version must be an integer";
@@ -803,7 +769,7 @@ datakey_call(const struct pgcmk_vkv_call *c, const char *kind, const char *name,
     struct pgcmk_err err;
     struct tkey k;
     unsigned char dk[64], key[PGCMK_AEAD_KEY_LEN];
-    int64_t bits = j_int(c->body, "bits");
+    int64_t bits = pgcmk_vkv_field_int(c->body, "bits");
     char *ct, *b64;
     int rc;
 

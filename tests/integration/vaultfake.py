@@ -4,6 +4,7 @@ knobs for the drills (seal, revoke a token, delete a secret, disable or replace 
 It records every request (method, path, query, headers, body) so tests assert pg_tde's shapes."""
 import base64
 import json
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ class FakeVault:
         self.mounts = {"secret": {"type": "kv", "version": "2"}}
         self.secrets = {}  # (ns, mount, name) -> [{"key": b64, "deleted": bool}]
         self.srv = None
+        self.conns = set()
 
     # ---- drills ---------------------------------------------------------------------------
     def put_key(self, name, raw, mount="secret", ns=""):
@@ -66,6 +68,18 @@ class FakeVault:
             def log_message(self, *a):
                 pass
 
+            def setup(self):
+                super().setup()
+                with fake.lock:
+                    fake.conns.add(self.connection)
+
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    with fake.lock:
+                        fake.conns.discard(self.connection)
+
             def _send(self, status, body=None):
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
@@ -103,6 +117,16 @@ class FakeVault:
             self.srv.shutdown()
             self.srv.server_close()
             self.srv = None
+        # A stopped server keeps no connection open: HTTP/1.1 handler threads would
+        # otherwise go on answering a client's kept-alive connection.
+        with self.lock:
+            conns, self.conns = list(self.conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
 
     @property
     def url(self):

@@ -7,7 +7,7 @@
 #   make format-check / format / clean
 
 B        ?= build
-PKGS     := libmicrohttpd jansson sqlite3 libssl libcrypto libcurl uuid
+PKGS     := libmicrohttpd jansson sqlite3 libssl libcrypto libcurl uuid yaml-0.1
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 # curl and jq are in the build set: `make run` installs them because the README, the docs and
 # cli/pgcmk (bash + curl + jq) need them to talk to the daemon it starts.
-want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev uuid-dev
+want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev uuid-dev libyaml-dev
       pkg-config gcc make curl jq)
 case "${1:-build}" in
   build) ;;

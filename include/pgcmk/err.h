@@ -240,6 +240,13 @@
     X(PGCMK_E_HV_SERVER_UNREACHABLE, 503, "VaultServerUnreachable", "I",                           \
       "Vault: no answer (connection refused, timeout, a 5xx other than sealed): an outage, "       \
       "the DEK is kept")                                                                           \
+    /* ---- KES (issue 14). The KES API's own answers are {"message": text} (PGCMK_ENV_KES); its   \
+     * codes are here so the status lives in one table. Sections: KES server (src/kes/ server,     \
+     * routes, config: h-kcore), KES keystore and crypto (src/kes/ keystore, cache, crypto:        \
+     * h-kstore), KES key provider of self-managed databases (src/agent/kes.c: h-kagent). */       \
+    /* KES server (h-kcore) */                                                                     \
+    /* KES keystore and crypto (h-kstore) */                                                       \
+    /* KES key provider (h-kagent) */                                                              \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

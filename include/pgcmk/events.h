@@ -37,7 +37,11 @@
     X(PGCMK_EV_HV_POLICY_CHANGED, "VaultPolicyChanged")                                            \
     X(PGCMK_EV_HV_AUTH_CHANGED, "VaultAuthChanged")                                                \
     X(PGCMK_EV_HV_SEALED, "VaultSealed")                                                           \
-    X(PGCMK_EV_HV_UNSEALED, "VaultUnsealed")
+    X(PGCMK_EV_HV_UNSEALED, "VaultUnsealed")                                                       \
+    X(PGCMK_EV_KES_KEY_CHANGED, "KesKeyChanged")                                                   \
+    X(PGCMK_EV_KES_KEY_DELETED, "KesKeyDeleted")                                                   \
+    X(PGCMK_EV_KES_SERVER_CHANGED, "KesServerChanged")                                             \
+    X(PGCMK_EV_KES_KEYSTORE_CHANGED, "KesKeystoreChanged")
 
 enum pgcmk_event_kind {
 
@@ -60,6 +64,10 @@ struct pgcmk_event {
      * else "ns1/"), key = the logical path in it ("secret/pg-key": mount + name, without KV v2's
      * data/ or metadata/), version = the KV version or NULL, object_id = a token accessor, policy,
      * role or mount path, whichever the event is about. */
+    /* KES events (PGCMK_EV_KES_*, src/kes/): resource_id = the KES server's name, key = the KES
+     * key's name (key events) or NULL; KesServerChanged = its policies, identities or config
+     * changed, or it started or stopped; KesKeystoreChanged = its Vault keystore became
+     * reachable or unreachable (version = "reachable" or "unreachable"). */
 };
 
 typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);

@@ -24,11 +24,34 @@ struct pgcmk_kv {
 };
 
 /* Which service a request is for: picked from the Host header before the path is matched. */
-enum pgcmk_plane { PGCMK_PLANE_ARM = 0, PGCMK_PLANE_VAULT = 1 };
+enum pgcmk_plane { PGCMK_PLANE_ARM = 0, PGCMK_PLANE_VAULT = 1, PGCMK_PLANE_KES = 2 };
 
 /* How an error is rendered: ARM's {"error":{code,message,target,details}}, Key Vault's
- * {"error":{code,message,innererror}}, or AAD's OAuth2 error body. */
-enum pgcmk_envelope { PGCMK_ENV_ARM = 0, PGCMK_ENV_VAULT = 1, PGCMK_ENV_OAUTH = 2 };
+ * {"error":{code,message,innererror}}, AAD's OAuth2 error body, or KES's {"message":"..."}. */
+enum pgcmk_envelope {
+    PGCMK_ENV_ARM = 0,
+    PGCMK_ENV_VAULT = 1,
+    PGCMK_ENV_OAUTH = 2,
+    PGCMK_ENV_KES = 3
+};
+
+/* The TLS client of a listener that asks for client certificates (the KES plane, src/net),
+ * else NULL. */
+struct pgcmk_peer {
+    int n_leaf;        /* certificates the client sent that are not CA certificates */
+    char identity[65]; /* hex SHA-256 of the first non-CA certificate's SubjectPublicKeyInfo
+                        * (KES's identity), "" when the client sent none */
+    int verified;      /* the chain verified against the listener's CA */
+    char ip[64];       /* the client's address */
+};
+
+/* An answer written while it is produced (the ndjson streams of KES, /v1/log/audit and error): the
+ * listener sends the status and headers, then calls rs->stream on the connection's thread until it
+ * returns. */
+struct pgcmk_stream;
+typedef void (*pgcmk_stream_fn)(struct pgcmk_stream *s, void *arg);
+/* 0, or -1 once the client has gone or the listener is stopping: the stream function returns. */
+int pgcmk_stream_write(struct pgcmk_stream *s, const void *buf, size_t len);
 
 struct pgcmk_req {
     const char *method;
@@ -56,6 +79,7 @@ struct pgcmk_req {
     const struct pgcmk_route *route;
     char principal[64]; /* object id of the caller (admin when auth is open and no token) */
     const struct pgcmk_cfg *cfg;
+    const struct pgcmk_peer *peer; /* the TLS client's certificates, or NULL */
     void *admitted; /* what the plane's admission hook left for the handler, or NULL */
     void (*admitted_free)(void *admitted);
 };
@@ -67,6 +91,11 @@ struct pgcmk_resp {
     const char *content_type;
     struct pgcmk_kv headers[PGCMK_MAX_RESP_HEADERS];
     int n_headers;
+    /* A streamed answer (listeners of src/net/ only): body unused, stream_free(stream_arg) after.
+     */
+    pgcmk_stream_fn stream;
+    void *stream_arg;
+    void (*stream_free)(void *arg);
 };
 
 typedef int (*pgcmk_handler_fn)(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err);

@@ -36,7 +36,7 @@
 #include "pgcmk/keyuri.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
-#include "https.h"
+#include "pgcmk/https.h"
 
 #define AGENT_CONNECT_MS   2000L
 #define AGENT_TOTAL_MS     5000L
@@ -646,7 +646,8 @@ agent_http(const struct agent_cfg *cfg, const struct agent_req *rq, struct agent
     return -1;
 }
 
-/* ---- HTTPS for the agent's other key sources (src/agent/https.h) --------------------------- */
+/* ---- HTTPS for the agent's other key sources (include/pgcmk/https.h) ---------------------------
+ */
 
 void
 pgcmk_agent_https_release(struct pgcmk_agent_https_resp *rs)
@@ -680,8 +681,8 @@ pgcmk_agent_https(const struct pgcmk_agent_https_req *rq, struct pgcmk_agent_htt
     for (const char *const *l = rq->headers; l && *l; l++)
         hdrs = cu.slist_append(hdrs, *l);
     cu.easy_setopt(h, CURLOPT_URL, rq->url);
-    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, rq->allow_http ? "https,http" : "https");
+    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, rq->allow_http ? "https,http" : "https");
     cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
     cu.easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -696,10 +697,24 @@ pgcmk_agent_https(const struct pgcmk_agent_https_req *rq, struct pgcmk_agent_htt
     cu.easy_setopt(h, CURLOPT_ERRORBUFFER, r.errbuf);
     cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_write);
     cu.easy_setopt(h, CURLOPT_WRITEDATA, &r);
-    if (strcmp(rq->method, "POST") == 0) {
+    if (rq->cert_pem && rq->key_pem) {
+        struct curl_blob cb = {(void *)rq->cert_pem, strlen(rq->cert_pem), CURL_BLOB_COPY};
+        struct curl_blob kb = {(void *)rq->key_pem, strlen(rq->key_pem), CURL_BLOB_COPY};
+
+        cu.easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+        cu.easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        cu.easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        cu.easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    } else if (rq->cert_path && rq->key_path) {
+        cu.easy_setopt(h, CURLOPT_SSLCERT, rq->cert_path);
+        cu.easy_setopt(h, CURLOPT_SSLKEY, rq->key_path);
+    }
+    if (strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0) {
         cu.easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
         cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(rq->body ? strlen(rq->body) : 0));
     }
+    if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0)
+        cu.easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
     r.cc = cu.easy_perform(h);
     if (r.cc == CURLE_OK)
         cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);

@@ -1,5 +1,5 @@
 /* vault.c - the agent as pg_tde's vault-v2 client (include/pgcmk/vaultc.h): the requests of
- * pg_tde's keyring_vault.c over HTTPS (libcurl through src/agent/https.h), answers read with
+ * pg_tde's keyring_vault.c over HTTPS (libcurl through include/pgcmk/https.h), answers read with
  * jansson, each outcome told apart as an outage (retried, the DEK kept) or a loss of access.
  *
  * DESIGN.md rule: the agent reaches a key store only over its wire protocol. This file never
@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "https.h"
+#include "pgcmk/https.h"
 #include "pgcmk/core.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/log.h"

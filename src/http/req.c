@@ -332,6 +332,8 @@ pgcmk_resp_release(struct pgcmk_resp *rs)
     kv_free(rs->headers, rs->n_headers);
     if (rs->body) /* an unwrapKey or decrypt answer holds a plaintext */
         pgcmk_secret_free(rs->body, rs->body_len);
+    if (rs->stream_free)
+        rs->stream_free(rs->stream_arg);
     memset(rs, 0, sizeof(*rs));
 }
 
@@ -359,6 +361,12 @@ pgcmk_resp_error(struct pgcmk_resp *rs, enum pgcmk_envelope env, const struct pg
         json_object_set_new(o, "timestamp", json_string(now));
         json_object_set_new(o, "trace_id", json_string(trace));
         pgcmk_resp_json(rs, status, o);
+        return;
+    }
+    if (env == PGCMK_ENV_KES) { /* KES: the message alone (kms-go reads "message") */
+        json_t *o = json_pack("{s:s}", "message", err->message);
+
+        pgcmk_resp_json(rs, status, o ? o : json_pack("{s:s}", "message", "invalid request"));
         return;
     }
     inner = json_pack("{s:s, s:s}", "code", code, "message",

@@ -86,8 +86,7 @@ int pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const c
 /* Vault's parameter constraints (required_parameters, denied_parameters, allowed_parameters of
  * the rule that decides `path`, merged over the policies) against a write's body `data`: 1
  * allowed, 0 denied (403 "permission denied"). Root and rules without constraints allow all.
- * NOT YET called by the pipeline (src/vaultapi/core.c): one call after pgcmk_vacl_check on
- * create/update/patch enforces them. */
+ * The pipeline (src/vaultapi/core.c) calls it after pgcmk_vacl_check on create/update/patch. */
 int pgcmk_vacl_params_ok(const char *ns, const char *const *policies, int n, const char *path,
                          const json_t *data);
 

@@ -242,6 +242,9 @@ int pgcmk_hv_sealed(void);
  * Called on every request: must not take a global lock. */
 int pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                      unsigned caps);
+/* A write's body against the deciding rule's parameter constraints (src/vaultapi/acl.c, vacl.h). */
+int pgcmk_vacl_params_ok(const char *ns, const char *const *policies, int n, const char *path,
+                         const json_t *data);
 
 /* ---- the module ------------------------------------------------------------------------------ */
 

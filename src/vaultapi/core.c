@@ -692,7 +692,10 @@ hv_run(struct pgcmk_req *http, struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *hr
         snprintf(acl_path, sizeof(acl_path), "%s%s", rq->ns + strlen(tok.ns), rq->path);
         for (size_t i = 0; i < json_array_size(tok.policies) && n < 64; i++)
             pol[n++] = json_string_value(json_array_get(tok.policies, i));
-        if (!pgcmk_vacl_check(tok.ns, pol, n, acl_path, cap)) {
+        /* a write also meets the deciding rule's allowed, denied and required parameters */
+        if (!pgcmk_vacl_check(tok.ns, pol, n, acl_path, cap) ||
+            ((cap & (PGCMK_HV_CAP_CREATE | PGCMK_HV_CAP_UPDATE | PGCMK_HV_CAP_PATCH)) &&
+             !pgcmk_vacl_params_ok(tok.ns, pol, n, acl_path, rq->body))) {
             pgcmk_hv_error(hr, 403, PGCMK_HV_E_DENIED);
             goto out;
         }

@@ -209,3 +209,36 @@ def test_policies_survive_a_restart(start_daemon):
                       json={"path": "kv/x"}, verify=d.ca, timeout=10)
     assert r.status_code == 200 and r.json()["data"]["capabilities"] == [
         "create", "delete", "list", "read"]
+
+
+def test_parameter_constraints_on_writes(client, daemon, vurl):
+    """allowed_parameters, denied_parameters and required_parameters of the deciding rule,
+    checked against a write's top-level fields (KV v1 here: the fields are the secret)."""
+    client.sys.enable_secrets_engine("kv", path="pc-kv", options={"version": "1"})
+    try:
+        client.sys.create_or_update_policy("pc-pol", """
+path "pc-kv/env/*" {
+  capabilities = ["create", "update", "read"]
+  allowed_parameters = { "stage" = ["dev", "test"], "owner" = [] }
+  denied_parameters = { "owner" = ["root"] }
+}
+path "pc-kv/need/*" {
+  capabilities = ["create", "update"]
+  required_parameters = ["ticket"]
+}
+""")
+        tok = token_for(client, "pc-pol")
+        put = lambda p, body: raw(daemon, vurl, "PUT", "/v1/pc-kv/" + p, token=tok, json=body)
+        assert put("env/a", {"stage": "dev", "owner": "jane"}).status_code == 204
+        r = put("env/a", {"stage": "prod"})  # a value outside the allowed list
+        assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}, r.text
+        assert put("env/a", {"stage": "dev", "other": "x"}).status_code == 403  # not allowed
+        assert put("env/a", {"owner": "root"}).status_code == 403  # denied value
+        assert put("need/a", {"x": "1"}).status_code == 403  # required missing
+        assert put("need/a", {"ticket": "T-1", "x": "1"}).status_code == 204
+        # reads are not constrained; the root token is not either
+        assert raw(daemon, vurl, "GET", "/v1/pc-kv/env/a", token=tok).status_code == 200
+        assert raw(daemon, vurl, "PUT", "/v1/pc-kv/env/a", json={"stage": "prod"}).status_code == 204
+    finally:
+        client.sys.disable_secrets_engine("pc-kv")
+        client.sys.delete_policy("pc-pol")

@@ -83,6 +83,10 @@ unsigned pgcmk_vacl_capabilities(const char *ns, const char *const *policies, in
 int pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                      unsigned caps);
 
+/* Vault's hasMountAccess (sys/internal/ui/mounts/<path>): 1 when the policies grant anything
+ * but deny on the mount path ("secret/") or on some path under it. */
+int pgcmk_vacl_mount_access(const char *ns, const char *const *policies, int n, const char *mount);
+
 /* Vault's parameter constraints (required_parameters, denied_parameters, allowed_parameters of
  * the rule that decides `path`, merged over the policies) against a write's body `data`: 1
  * allowed, 0 denied (403 "permission denied"). Root and rules without constraints allow all.

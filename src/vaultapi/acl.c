@@ -1255,6 +1255,43 @@ pgcmk_vacl_params_ok(const char *ns, const char *const *policies, int n, const c
     return 1;
 }
 
+/* A rule that grants something (not deny) on a path under `mount`. */
+static int
+rule_under(const struct crule *r, size_t n, const char *mount, size_t ml, int wildcard)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t cmp = wildcard && (size_t)r[i].first_wc < ml ? (size_t)r[i].first_wc : ml;
+
+        if ((r[i].caps & PGCMK_VCAP_DENY) || !(r[i].caps & ~PGCMK_VCAP_DENY))
+            continue;
+        if (strncmp(r[i].path, mount, cmp) == 0 && (wildcard || r[i].len >= ml))
+            return 1;
+    }
+    return 0;
+}
+
+int
+pgcmk_vacl_mount_access(const char *ns, const char *const *policies, int n, const char *mount)
+{
+    const struct compiled *c = acl_for(ns, policies, n);
+    unsigned have;
+    size_t ml;
+
+    while (*mount == '/')
+        mount++;
+    if (c == NULL)
+        return 0;
+    if (c->root)
+        return 1;
+    have = evaluate(c, mount);
+    if (have && !(have & PGCMK_VCAP_DENY))
+        return 1;
+    ml = strlen(mount);
+    return rule_under(c->exact, c->n_exact, mount, ml, 0) ||
+           rule_under(c->prefix, c->n_prefix, mount, ml, 0) ||
+           rule_under(c->wc, c->n_wc, mount, ml, 1);
+}
+
 int
 pgcmk_vacl_check(const char *ns, const char *const *policies, int n, const char *path,
                  unsigned caps)

@@ -13,6 +13,7 @@
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/store.h"
+#include "pgcmk/vacl.h"
 #include "pgcmk/vaultapi.h"
 #include "pgcmk/wellknown.h"
 #include "vaultapi/internal.h"
@@ -651,6 +652,73 @@ hv_mounts_list(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int is_auth)
     return pgcmk_hv_raw(rs, 200, body);
 }
 
+#define HV_UI_MOUNTS "internal/ui/mounts"
+#define HV_UI_PREFLIGHT                                                                            \
+    "preflight capability check returned 403, please ensure client's policies grant access to "    \
+    "path "
+
+/* ---- sys/internal/ui/mounts: what `vault kv` asks first (the mount and its KV version) ------- */
+
+/* The token may see a mount when its policies grant anything under it (Vault's hasMountAccess). */
+static int
+hv_ui_mount_visible(const struct pgcmk_hv_req *rq, const struct pgcmk_hv_mount *m)
+{
+    const struct pgcmk_hv_token *t = rq->token;
+    const char *pol[64];
+    char path[PGCMK_HV_NS_MAX + PGCMK_HV_PATH_MAX];
+    int n = 0;
+
+    if (t == NULL || t->root)
+        return t != NULL;
+    for (size_t i = 0; i < json_array_size(t->policies) && n < 64; i++)
+        pol[n++] = json_string_value(json_array_get(t->policies, i));
+    snprintf(path, sizeof(path), "%s%s", m->ns + strlen(t->ns), m->path);
+    return pgcmk_vacl_mount_access(t->ns, pol, n, path);
+}
+
+struct hv_ui_ctx {
+    const struct pgcmk_hv_req *rq;
+    json_t *secret, *auth;
+};
+
+static void
+hv_ui_one(const struct pgcmk_hv_mount *m, void *arg)
+{
+    struct hv_ui_ctx *c = arg;
+
+    if (strcmp(m->ns, c->rq->ns) == 0 && hv_ui_mount_visible(c->rq, m))
+        json_object_set_new(m->is_auth ? c->auth : c->secret, m->is_auth ? m->path + 5 : m->path,
+                            hv_mount_json(m));
+}
+
+static int
+hv_ui_mounts(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char *path)
+{
+    struct pgcmk_hv_mount m;
+    json_t *d;
+
+    if (rq->op != PGCMK_HV_READ)
+        return pgcmk_hv_bad_method(rs);
+    if (*path == '\0') {
+        struct hv_ui_ctx c = {rq, json_object(), json_object()};
+
+        pgcmk_hv_mount_each(hv_ui_one, &c);
+        return pgcmk_hv_data(rs, json_pack("{s:o, s:o}", "secret", c.secret, "auth", c.auth));
+    }
+    if (!pgcmk_hv_mount_find(rq->ns, path, &m))
+        return pgcmk_hv_error(rs, 403, HV_UI_PREFLIGHT "\"%.200s/\"", path);
+    if (!hv_ui_mount_visible(rq, &m)) {
+        int rc = pgcmk_hv_error(rs, 403, HV_UI_PREFLIGHT "\"%s\"", m.path);
+
+        pgcmk_hv_mount_release(&m);
+        return rc;
+    }
+    d = hv_mount_json(&m);
+    json_object_set_new(d, "path", json_string(m.path));
+    pgcmk_hv_mount_release(&m);
+    return pgcmk_hv_data(rs, d);
+}
+
 /* "secret", "/secret/", "a/b" -> "secret/" (0), or -1 for an empty or bad path. */
 static int
 hv_mount_path(const char *in, char *out, size_t cap)
@@ -1025,6 +1093,11 @@ hv_sys_capability(struct pgcmk_hv_req *rq)
     const char *r = rq->rest;
     unsigned cap;
 
+    /* a token, no capability: the answer shows only the mounts its policies reach */
+    if (strncmp(r, HV_UI_MOUNTS, sizeof(HV_UI_MOUNTS) - 1) == 0 &&
+        (r[sizeof(HV_UI_MOUNTS) - 1] == '\0' || r[sizeof(HV_UI_MOUNTS) - 1] == '/'))
+        return PGCMK_HV_CAP_NONE;
+
     switch (rq->op) {
     case PGCMK_HV_READ:
         cap = PGCMK_HV_CAP_READ;
@@ -1082,6 +1155,8 @@ hv_sys_handle(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs)
     }
     if (strcmp(r, "mounts") == 0 || strncmp(r, "mounts/", 7) == 0)
         return hv_sys_mounts(rq, rs, r[6] ? r + 7 : "", 0);
+    if (strcmp(r, HV_UI_MOUNTS) == 0 || strncmp(r, HV_UI_MOUNTS "/", sizeof(HV_UI_MOUNTS)) == 0)
+        return hv_ui_mounts(rq, rs, r[sizeof(HV_UI_MOUNTS) - 1] ? r + sizeof(HV_UI_MOUNTS) : "");
     if (strcmp(r, "auth") == 0 || strncmp(r, "auth/", 5) == 0)
         return hv_sys_mounts(rq, rs, r[4] ? r + 5 : "", 1);
     if (strcmp(r, "namespaces") == 0 || strncmp(r, "namespaces/", 11) == 0)

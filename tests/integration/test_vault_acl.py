@@ -242,3 +242,31 @@ path "pc-kv/need/*" {
     finally:
         client.sys.disable_secrets_engine("pc-kv")
         client.sys.delete_policy("pc-pol")
+
+
+def test_internal_ui_mounts_for_a_limited_token(client, daemon, vurl):
+    """What `vault kv get` asks first: sys/internal/ui/mounts/<path> gives the mount and its KV
+    version to a token whose policies reach something under it, a preflight 403 otherwise."""
+    client.sys.enable_secrets_engine("kv", path="ui-kv", options={"version": "2"})
+    try:
+        client.sys.create_or_update_policy(
+            "ui-pol", 'path "ui-kv/data/app/*" {\n  capabilities = ["read"]\n}\n')
+        tok = token_for(client, "ui-pol")
+        r = raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts/ui-kv/app/x", token=tok)
+        assert r.status_code == 200, r.text
+        d = r.json()["data"]
+        assert d["path"] == "ui-kv/" and d["type"] == "kv" and d["options"] == {"version": "2"}
+        r = raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts/secret/x", token=tok)
+        assert r.status_code == 403 and "preflight capability check returned 403" in \
+            r.json()["errors"][0], r.text
+        r = raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts/nope/x", token=tok)
+        assert r.status_code == 403 and '"nope/x/"' in r.json()["errors"][0], r.text
+        listing = raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts", token=tok).json()["data"]
+        assert list(listing["secret"]) == ["ui-kv/"], listing
+        full = raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts").json()["data"]
+        assert "ui-kv/" in full["secret"] and "secret/" in full["secret"]
+        assert raw(daemon, vurl, "GET", "/v1/sys/internal/ui/mounts/ui-kv", token=None) \
+            .status_code == 403
+    finally:
+        client.sys.disable_secrets_engine("ui-kv")
+        client.sys.delete_policy("ui-pol")

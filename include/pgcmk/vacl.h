@@ -70,6 +70,8 @@ int pgcmk_vacl_policy_del(const char *ns, const char *name);
 char *pgcmk_vacl_policy_get(const char *ns, const char *name);
 json_t *pgcmk_vacl_policy_list(const char *ns);
 void pgcmk_vacl_reset(void); /* forget every policy (tests, a fresh data directory) */
+/* Forget the policies of every namespace whose path starts with ns_prefix ("ns1/"). */
+void pgcmk_vacl_drop_ns(const char *ns_prefix);
 
 /* The capabilities `policies` grant on `path` (relative to the namespace, no leading '/'), with
  * Vault's rules: an exact path, else the highest-priority of the longest '*' prefix and the
@@ -116,5 +118,7 @@ int pgcmk_vacl_policy_write(const char *ns, const char *name, const char *text, 
 /* Deletes a policy: 0 (also when absent, as Vault answers 204), -1 for root/default with Vault's
  * message in `msg` (400), -2 on a store failure. */
 int pgcmk_vacl_policy_delete(const char *ns, const char *name, char *msg, size_t msglen);
+/* A namespace deleted: its policies and those of its children, in the store and the registry. */
+int pgcmk_vacl_policy_delete_ns(const char *ns_prefix, struct pgcmk_err *err);
 
 #endif

@@ -800,6 +800,27 @@ pgcmk_vacl_policy_list(const char *ns)
 }
 
 void
+pgcmk_vacl_drop_ns(const char *ns_prefix)
+{
+    size_t w = 0, len = strlen(ns_prefix);
+
+    pthread_rwlock_wrlock(&reg_lock);
+    for (size_t i = 0; i < n_reg; i++) {
+        if (strncmp(reg[i].ns, ns_prefix, len) != 0) {
+            reg[w++] = reg[i];
+            continue;
+        }
+        for (size_t j = 0; j < reg[i].n; j++)
+            pgcmk_vacl_policy_free(reg[i].pol[j]);
+        free(reg[i].pol);
+        free(reg[i].ns);
+    }
+    n_reg = w;
+    cache_clear_locked();
+    pthread_rwlock_unlock(&reg_lock);
+}
+
+void
 pgcmk_vacl_reset(void)
 {
     pthread_rwlock_wrlock(&reg_lock);

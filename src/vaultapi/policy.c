@@ -107,6 +107,19 @@ pgcmk_vacl_policy_write(const char *ns, const char *name, const char *text, char
 }
 
 int
+pgcmk_vacl_policy_delete_ns(const char *ns_prefix, struct pgcmk_err *err)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_HV_POLICY_DELETE_NS);
+
+    sqlite3_bind_text(st, 1, ns_prefix, -1, SQLITE_STATIC);
+    if (pgcmk_db_each(db, st, NULL, NULL, "vault policies of a namespace", err) < 0)
+        return -1;
+    pgcmk_vacl_drop_ns(ns_prefix);
+    return 0;
+}
+
+int
 pgcmk_vacl_policy_delete(const char *ns, const char *name, char *msg, size_t msglen)
 {
     struct pol_tx t = {ns, name, NULL};

@@ -1077,6 +1077,8 @@ hv_sys_namespaces(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, const char 
         sqlite3_bind_text(st, 1, full, -1, SQLITE_STATIC);
         if (pgcmk_db_each(db, st, NULL, NULL, "vault namespace", &err) < 0)
             LOG_WARN("vault namespace delete: %s", err.message);
+        if (pgcmk_vacl_policy_delete_ns(full, &err) < 0)
+            LOG_WARN("vault namespace delete: %s", err.message);
         hv_tokens_drop_ns(full);
         return pgcmk_hv_no_content(rs);
     }

@@ -308,3 +308,24 @@ def test_mounts_are_per_namespace(client, daemon, vurl):
     assert raw(daemon, vurl, "DELETE", "/v1/sys/namespaces/mnt-ns").status_code == 204
     r = raw(daemon, vurl, "GET", "/v1/mnt-ns/sys/mounts/nskv")
     assert r.status_code == 404
+
+
+def test_namespace_delete_drops_its_policies_and_roles(client, daemon, vurl):
+    """A namespace deleted and created again is empty: no policy, no AppRole role left over."""
+    hdr = {"X-Vault-Namespace": "gone1"}
+    for attempt in range(2):
+        client.sys.create_namespace("gone1")
+        r = raw(daemon, vurl, "GET", "/v1/sys/policies/acl/p1", headers=hdr)
+        assert r.status_code == 404, (attempt, r.text)  # the second time: nothing left over
+        r = raw(daemon, vurl, "PUT", "/v1/sys/policies/acl/p1", headers=hdr,
+                json={"policy": 'path "kv/*" { capabilities = ["read"] }'})
+        assert r.status_code == 204
+        r = raw(daemon, vurl, "GET", "/v1/auth/approle/role/r1/role-id", headers=hdr)
+        assert r.status_code in (400, 404), (attempt, r.text)
+        assert raw(daemon, vurl, "POST", "/v1/sys/auth/approle", headers=hdr,
+                   json={"type": "approle"}).status_code == 204
+        assert raw(daemon, vurl, "POST", "/v1/auth/approle/role/r1", headers=hdr,
+                   json={"policies": "p1"}).status_code == 204
+        assert raw(daemon, vurl, "DELETE", "/v1/sys/namespaces/gone1").status_code == 204
+    # the root namespace's policies are untouched
+    assert raw(daemon, vurl, "GET", "/v1/sys/policies/acl/default").status_code == 200

@@ -5,149 +5,26 @@
 // polled through POST /emulator/settle and the page is waited on for text.
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/portal.test.mjs
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { Pgcmkd, log, run, withPage } from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
-const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SUB = '00000000-0000-4000-8000-000000000001';
 const RG = 'portal-demo';
-const CL_AV = '2023-03-02-preview';
-const WAIT = 20000; // ms: the longest any single page wait may take
-const t0 = Date.now();
-
-function log(msg) {
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-}
-
-function fail(msg) {
-  throw new Error(msg);
-}
-
-// --- the daemon ------------------------------------------------------------------------------
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgcmk-browser-'));
-let daemon = null;
-let port = 0;
-let httpPort = 0;
-
-async function waitFor(fn, what, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-function readPort(name) {
-  try {
-    const t = fs.readFileSync(path.join(dataDir, name), 'utf8');
-    return t.endsWith('\n') ? Number(t.trim()) : 0;
-  } catch (_) {
-    return 0;
-  }
-}
-
-async function startDaemon() {
-  if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
-  const err = fs.openSync(path.join(dataDir, 'stderr.log'), 'w');
-  daemon = spawn(PGCMKD, ['--data-dir', dataDir, '--port', '0', '--port-file', `${dataDir}/port`,
-    '--http-port', '0', '--http-port-file', `${dataDir}/http-port`, '--web', path.join(ROOT, 'web'),
-    '--log-level', 'warn'], { stdio: ['ignore', 'ignore', err], cwd: dataDir });
-  let exited = null;
-  daemon.on('exit', (code) => (exited = code));
-  await waitFor(() => {
-    if (exited !== null) fail(`pgcmkd exited with ${exited}: ${fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8')}`);
-    port = readPort('port');
-    httpPort = readPort('http-port');
-    return port && httpPort;
-  }, 'the port files');
-  log(`pgcmkd on https ${port}, http ${httpPort}, data ${dataDir}`);
-}
-
-async function stopDaemon() {
-  if (!daemon || daemon.exitCode !== null) return;
-  const done = new Promise((r) => daemon.on('exit', (code, sig) => r(code ?? sig)));
-  daemon.kill('SIGTERM');
-  const rc = await done;
-  if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
-}
-
-// --- REST (plain-HTTP listener; vault hosts by Host header, so no resolver is needed) ----------
-function rest(method, p, body, { host = 'localhost', headers = {}, form = false } = {}) {
-  const data = body === undefined ? null : form ? new URLSearchParams(body).toString() : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: httpPort, method, path: p,
-      headers: { Host: `${host}:${httpPort}`, ...headers,
-        ...(data ? { 'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let json = null;
-        try {
-          json = text ? JSON.parse(text) : null;
-        } catch (_) {
-          /* not JSON */
-        }
-        resolve({ status: res.statusCode, headers: res.headers, json, text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function ok(method, p, body, opts) {
-  const r = await rest(method, p, body, opts);
-  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
-  return r.json;
-}
-
-// PUT/POST that may answer with an Azure-AsyncOperation: followed (on the plain-HTTP listener)
-// until the operation ends; the final status body, or the answer itself when there is none.
-async function lro(method, p, body) {
-  const r = await rest(method, p, body);
-  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
-  const op = r.headers['azure-asyncoperation'];
-  if (!op) return r.json;
-  const u = new URL(op);
-  const st = await waitFor(async () => {
-    const s = await ok('GET', u.pathname + u.search);
-    return s.status !== 'InProgress' && s;
-  }, `${method} ${p} to finish`);
-  if (st.status !== 'Succeeded') fail(`${method} ${p}: ${JSON.stringify(st)}`);
-  return st;
-}
-
-async function settle() {
-  await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
-}
+const d = new Pgcmkd('portal');
 
 async function prepare() {
-  const info = await ok('GET', '/emulator/info');
+  const info = await d.ok('GET', '/emulator/info');
   const arm = `/subscriptions/${SUB}/resourceGroups/${RG}/providers`;
-  await ok('PUT', `/subscriptions/${SUB}/resourcegroups/${RG}?api-version=2021-04-01`, { location: 'eastus' });
-  const mi = await ok('PUT', `${arm}/Microsoft.ManagedIdentity/userAssignedIdentities/portal-id?api-version=2023-01-31`, { location: 'eastus' });
+  await d.ok('PUT', `/subscriptions/${SUB}/resourcegroups/${RG}?api-version=2021-04-01`, { location: 'eastus' });
+  const mi = await d.ok('PUT', `${arm}/Microsoft.ManagedIdentity/userAssignedIdentities/portal-id?api-version=2023-01-31`, { location: 'eastus' });
   const vaultId = `${arm}/Microsoft.KeyVault/vaults/portalvault`;
-  await ok('PUT', `${vaultId}?api-version=2023-07-01`, { location: 'eastus', properties: {
+  await d.ok('PUT', `${vaultId}?api-version=2023-07-01`, { location: 'eastus', properties: {
     tenantId: info.tenantId, sku: { family: 'A', name: 'standard' }, enablePurgeProtection: true, softDeleteRetentionInDays: 90,
     accessPolicies: [
       { tenantId: info.tenantId, objectId: info.admin.objectId, permissions: { keys: ['all'] } },
       { tenantId: info.tenantId, objectId: mi.properties.principalId, permissions: { keys: ['get', 'wrapKey', 'unwrapKey'] } }] } });
-  const tok = await ok('POST', '/adfs/oauth2/token', { grant_type: 'client_credentials', client_id: info.admin.clientId,
+  const tok = await d.ok('POST', '/adfs/oauth2/token', { grant_type: 'client_credentials', client_id: info.admin.clientId,
     client_secret: info.admin.clientSecret, scope: 'https://vault.azure.net/.default' }, { form: true });
-  const key = await ok('POST', '/keys/cmk/create?api-version=7.4', { kty: 'RSA', key_size: 2048 },
+  const key = await d.ok('POST', '/keys/cmk/create?api-version=7.4', { kty: 'RSA', key_size: 2048 },
     { host: 'portalvault.vault.localhost', headers: { Authorization: `Bearer ${tok.access_token}` } });
   log(`prepared identity ${mi.properties.principalId}, vault, key ${key.key.kid}`);
   return { miId: mi.id, oid: mi.properties.principalId, vaultId, kid: key.key.kid, tenantId: info.tenantId,
@@ -156,26 +33,10 @@ async function prepare() {
 }
 
 // --- the browser -----------------------------------------------------------------------------
-async function run() {
-  fs.mkdirSync(SCREENS, { recursive: true });
-  await startDaemon();
+await run('browser test', d, async () => {
   const p = await prepare();
-  const browser = await chromium.launch({ executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
-  const problems = [];
-  try {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 } });
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
-    });
-    const base = `https://localhost:${port}/portal/`;
-    const shot = async (name) => {
-      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
-      log(`screenshot ${name}.png`);
-    };
+  await withPage(async ({ page, shot }) => {
+    const base = d.base;
     const state = page.getByTestId('state');
 
     // 1. create the CMK cluster with the portal's form
@@ -203,7 +64,7 @@ async function run() {
     await page.getByText('Removed unwrapKey from portal-id.').waitFor();
     await page.getByRole('button', { name: 'Remove unwrapKey from portal-id' }).waitFor({ state: 'detached' });
     await shot('03-vault-unwrapkey-removed');
-    await settle();
+    await d.settle();
 
     // 3. the cluster turns Inaccessible, and the page says why
     await page.goto(`${base}#/resource${p.clusterId}`);
@@ -222,7 +83,7 @@ async function run() {
     await page.getByRole('button', { name: 'Add permissions' }).click();
     await page.getByText('Granted unwrapKey to portal-id.').waitFor();
     await page.getByRole('button', { name: 'Remove unwrapKey from portal-id' }).waitFor();
-    await settle();
+    await d.settle();
     await page.goto(`${base}#/resource${p.clusterId}`);
     await state.getByText('Ready', { exact: true }).waitFor();
     await page.getByTestId('key-status').getByText('Accessible', { exact: true }).waitFor();
@@ -252,30 +113,30 @@ async function run() {
     await page.getByText(/^Clock advanced by P1D/).waitFor();
     await page.waitForFunction((b) => document.getElementById('clock-now').textContent !== b, before);
     await shot('07-activity-log');
-    await page.goto(`http://localhost:${httpPort}/portal/#/resource${p.vaultId}`);
+    await page.goto(`http://localhost:${d.httpPort}/portal/#/resource${p.vaultId}`);
     await page.getByRole('heading', { name: 'Key cmk' }).waitFor();
     await shot('08-vault-over-http');
     log('vault keys read over CORS from the plain-HTTP portal');
 
     // 7. a single server with a customer key (seed 002): its key access is revoked and granted
     //    back by REST; it stays Inaccessible until "Revalidate key" on its portal page
-    await lro('PUT', `${p.serverId}?api-version=2017-12-01`, { location: 'eastus', identity: { type: 'SystemAssigned' },
+    await d.lro('PUT', `${p.serverId}?api-version=2017-12-01`, { location: 'eastus', identity: { type: 'SystemAssigned' },
       sku: { name: 'GP_Gen5_2', tier: 'GeneralPurpose', family: 'Gen5', capacity: 2 },
       properties: { createMode: 'Default', administratorLogin: 'pgadmin', administratorLoginPassword: 'P@ssw0rd-1234', version: '11' } });
-    const srvOid = (await ok('GET', `${p.serverId}?api-version=2017-12-01`)).identity.principalId;
+    const srvOid = (await d.ok('GET', `${p.serverId}?api-version=2017-12-01`)).identity.principalId;
     const grant = { properties: { accessPolicies: [{ tenantId: p.tenantId, objectId: srvOid, permissions: { keys: ['get', 'wrapKey', 'unwrapKey'] } }] } };
-    await ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
+    await d.ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
     const kp = new URL(p.kid).pathname.split('/'); // /keys/{name}/{version}
-    await lro('PUT', `${p.serverId}/keys/portalvault_${kp[2]}_${kp[3]}?api-version=2020-01-01`,
+    await d.lro('PUT', `${p.serverId}/keys/portalvault_${kp[2]}_${kp[3]}?api-version=2020-01-01`,
       { properties: { serverKeyType: 'AzureKeyVault', uri: p.kid } });
     await page.goto(`${base}#/resource${p.serverId}`);
     await page.getByRole('heading', { name: 'Server portal-server' }).waitFor();
     await state.getByText('Ready', { exact: true }).waitFor();
-    await ok('PUT', `${p.vaultId}/accessPolicies/remove?api-version=2023-07-01`, grant);
-    await settle();
+    await d.ok('PUT', `${p.vaultId}/accessPolicies/remove?api-version=2023-07-01`, grant);
+    await d.settle();
     await state.getByText('Inaccessible', { exact: true }).waitFor();
-    await ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
-    await settle();
+    await d.ok('PUT', `${p.vaultId}/accessPolicies/add?api-version=2023-07-01`, grant);
+    await d.settle();
     await page.reload();
     await page.getByRole('heading', { name: 'Server portal-server' }).waitFor();
     await state.getByText('Inaccessible', { exact: true }).waitFor(); // a server waits for revalidation
@@ -285,30 +146,6 @@ async function run() {
     await state.getByText('Ready', { exact: true }).waitFor();
     await shot('10-server-revalidated');
     log('single server revoked, granted back and revalidated in the portal');
-    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
-  } finally {
-    await browser.close();
-  }
-}
+  }, { width: 1400, height: 1000 });
+});
 
-let rc = 0;
-try {
-  await run();
-  console.log(`browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
-} catch (e) {
-  rc = 1;
-  console.error(`browser test FAILED: ${e.stack || e}`);
-  try {
-    console.error(fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8').slice(-4000));
-  } catch (_) {
-    /* no log */
-  }
-}
-try {
-  await stopDaemon();
-} catch (e) {
-  rc = 1;
-  console.error(String(e));
-}
-if (rc === 0) fs.rmSync(dataDir, { recursive: true, force: true });
-process.exit(rc);

@@ -3,7 +3,10 @@
  *
  * Locking, in one place:
  * - store_writer_mu serialises writers: pgcmk_db_tx holds it from BEGIN IMMEDIATE to COMMIT or
- *   ROLLBACK, so in-process writers queue on a mutex and never spin in busy_timeout (DESIGN.md 9).
+ *   ROLLBACK, so in-process writers queue on a mutex and never spin in busy_timeout (DESIGN.md 9);
+ *   pgcmk_db_each takes it around a writing statement run outside a transaction (autocommit).
+ *   Without that, two such writers met in SQLite: one slept in busy_timeout, and the failed
+ *   automatic checkpoints of a busy WAL cost an fdatasync on about every third commit.
  *   It is taken through store_lock()/store_unlock(), which count per thread, so a thread that
  *   already holds it (a nested pgcmk_db_tx, a statement used inside a transaction) never
  *   deadlocks on itself.
@@ -93,6 +96,8 @@ static int store_key_read(int fd, const char *path, struct pgcmk_err *err);
 static int store_key_create(int fd, const char *path, struct pgcmk_err *err);
 static int store_key_load(const char *path, struct pgcmk_err *err);
 static int setting_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err);
+static int store_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
+                      const char *what, struct pgcmk_err *err, int *count);
 
 static void
 store_lock(void)
@@ -678,6 +683,23 @@ int
 pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg,
               const char *what, struct pgcmk_err *err)
 {
+    int n = 0, ret;
+    /* A write outside pgcmk_db_tx (one autocommit statement) queues on the writer lock too,
+     * instead of meeting another writer in SQLite and sleeping in busy_timeout. */
+    int lock = !store_memory && !sqlite3_stmt_readonly(st);
+
+    if (lock)
+        store_lock();
+    ret = store_each(db, st, row_fn, arg, what, err, &n);
+    if (lock)
+        store_unlock();
+    return ret < 0 ? ret : n;
+}
+
+static int
+store_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *arg, const char *what,
+           struct pgcmk_err *err, int *count)
+{
     int rc, n = 0, ret = 0;
 
     sqlite3_reset(st); /* from the first row; the caller's bindings stay */
@@ -700,7 +722,8 @@ pgcmk_db_each(struct pgcmk_db *db, sqlite3_stmt *st, pgcmk_row_fn row_fn, void *
         return ret;
     }
     pgcmk_db_done(st);
-    return n;
+    *count = n;
+    return 0;
 }
 
 int

@@ -130,7 +130,7 @@ $(B)/fuzz/fuzz_vkv: tests/fuzz/fuzz_vkv.c $(wildcard include/pgcmk/*.h) $(addpre
 	  $(addprefix src/vaultapi/,kv.c transit.c) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the agent's Vault response readers (src/agent/vault.c; jansson parses the JSON).
 FUZZ_VAULTC_SRC := tests/fuzz/fuzz_vaultc.c src/agent/vault.c
-$(B)/fuzz/fuzz_vaultc: $(FUZZ_VAULTC_SRC) src/agent/https.h $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+$(B)/fuzz/fuzz_vaultc: $(FUZZ_VAULTC_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_VAULTC_SRC) $(B)/libpgcmk.a $(LDLIBS)

@@ -36,7 +36,8 @@ struct pgcmk_net_conn {
     SSL *ssl;
     char peer[64]; /* "ip:port" of the client */
     char ip[48];
-    void *data; /* the user's per-connection state (a verify callback may fill it) */
+    char identity[80]; /* what a verify callback named the client ("" before; KMIP: the CN) */
+    void *data;        /* the user's per-connection state (NULL at the start) */
     struct pgcmk_net_tls *srv;
 };
 

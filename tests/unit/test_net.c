@@ -3,6 +3,7 @@
  * identity, keep-alive, a streamed answer, refusals, and the parser alone. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -444,6 +445,20 @@ test_server(const struct pgcmk_tls *tls)
                      "800\r\n") == 0);
     CHECK(t_answer(&c, head, body, sizeof(body)) == 413);
     t_close(&c);
+
+    /* A client that leaves a stream: the stream function sees it and returns. */
+    atomic_store(&t_stream_ended, 0);
+    CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);
+    CHECK(t_send(&c, "GET /forever HTTP/1.1\r\nHost: localhost\r\n\r\n") == 0);
+    CHECK(t_fill(&c) == 0);
+    t_close(&c);
+    {
+        int64_t until = pgcmk_net_mono_ms() + 5000;
+
+        while (atomic_load(&t_stream_ended) == 0 && pgcmk_net_mono_ms() < until)
+            poll(NULL, 0, 10); /* the server's thread notices within its 50 ms wait */
+        CHECK(atomic_load(&t_stream_ended) == 1);
+    }
 
     /* Stop with a stream open: the stream function sees the end and returns. */
     CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);

@@ -25,7 +25,9 @@
 struct pgcmk_net_https {
     struct pgcmk_net_tls *tls;
     int port;
-    int timeout_ms;
+    int timeout_ms; /* handshake, body, each write */
+    int header_ms;  /* a request's head, from its first byte */
+    int idle_ms;    /* a kept-alive connection's wait for its next request */
     size_t max_body;
     const struct pgcmk_cfg *cfg;
     void (*handle)(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg);
@@ -424,18 +426,21 @@ hs_serve(struct pgcmk_net_conn *c, void *arg)
     hs_peer(c, &peer);
     for (;;) {
         struct pgcmk_http1_head hd;
-        int64_t deadline = pgcmk_net_mono_ms() + h->timeout_ms;
+        int64_t deadline;
         long r;
 
+        /* Go's server: the next request may take the idle timeout to begin, its head then has
+         * the header timeout, its body the timeout. */
+        if (len == 0 && pgcmk_net_wait_readable(c, pgcmk_net_mono_ms() + h->idle_ms))
+            break;
+        deadline = pgcmk_net_mono_ms() + h->header_ms;
         while ((r = pgcmk_http1_parse(buf, len, &hd)) == 0) {
-            long n = len == 0 && pgcmk_net_wait_readable(c, deadline)
-                         ? -1
-                         : pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
+            long n = pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
 
             if (n <= 0) {
-                if (n < 0 && len > 0 && !pgcmk_net_stopping(c))
-                    LOG_DEBUG("net: %s: no whole request within %d s; closing", c->peer,
-                              h->timeout_ms / 1000);
+                if (n < 0 && !pgcmk_net_stopping(c))
+                    LOG_DEBUG("net: %s: no whole request head within %d ms; closing", c->peer,
+                              h->header_ms);
                 goto done;
             }
             len += (size_t)n;
@@ -444,7 +449,7 @@ hs_serve(struct pgcmk_net_conn *c, void *arg)
             hs_refuse(h, c, (int)-r, -r == 505 ? "unsupported protocol version" : NULL);
             break;
         }
-        if (hs_one(h, c, &peer, buf, (size_t)r, &len, &hd, deadline))
+        if (hs_one(h, c, &peer, buf, (size_t)r, &len, &hd, pgcmk_net_mono_ms() + h->timeout_ms))
             break;
     }
 done:
@@ -507,6 +512,8 @@ pgcmk_net_https_start(const struct pgcmk_net_https_cfg *cfg, struct pgcmk_err *e
     }
     h = pgcmk_xcalloc(1, sizeof(*h));
     h->timeout_ms = (cfg->timeout_s > 0 ? cfg->timeout_s : 120) * 1000;
+    h->header_ms = (cfg->header_timeout_s > 0 ? cfg->header_timeout_s : 5) * 1000;
+    h->idle_ms = (cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 90) * 1000;
     h->max_body = cfg->max_body ? cfg->max_body : PGCMK_NET_MAX_BODY;
     h->cfg = cfg->cfg;
     h->handle = cfg->handle;

@@ -303,6 +303,14 @@ prepare(struct vault *v, struct pgcmk_err *err)
     if (sealed)
         return pgcmk_err_set(err, PGCMK_E_KES_KEYSTORE, NULL, "vault: key store is sealed");
     ensure_token(v);
+    /* No token (the login failed): Vault would refuse the request; say why instead. */
+    pthread_mutex_lock(&v->mu);
+    if ((v->ar_id || v->ar_secret) && !v->token[0]) {
+        pgcmk_err_set(err, PGCMK_E_KES_KEYSTORE, NULL, "%s", v->login_why);
+        pthread_mutex_unlock(&v->mu);
+        return -1;
+    }
+    pthread_mutex_unlock(&v->mu);
     return 0;
 }
 

@@ -202,6 +202,13 @@ kes_server_start(const char *name, const char *text, const char *base_dir, int s
     }
     if (kes_required_keys(s, err))
         goto fail;
+    {
+        struct pgcmk_kes_store_health h;
+
+        memset(&h, 0, sizeof(h));
+        pgcmk_kes_store_health(s->store, &h);
+        atomic_store(&s->reachable, h.reachable ? 1 : 0);
+    }
     s->started_ms = pgcmk_clock_now();
     s->started_wall_ms = pgcmk_wall_ms();
     memset(&nc, 0, sizeof(nc));

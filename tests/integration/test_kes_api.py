@@ -360,6 +360,8 @@ def test_emulator_routes(env, tmp_path):
     assert any(s["name"] == "api" for s in d.get("/emulator/kes/servers").json()["value"])
     info = d.get("/emulator/info").json()["kes"]
     assert {"name": "api", "port": env["srv"]["port"], "url": env["url"]} in info
+    keys = d.get("/emulator/kes/servers/api/keys").json()
+    assert {"required-1", "required-2"} <= set(keys["names"]) and isinstance(keys["cache"], list)
     r = d.get("/emulator/kes/servers/nope")
     assert r.status_code == 404 and r.json()["error"]["code"] == "KesServerNotFound"
     r = kt.create_server(d, env["cfg"].replace(env["srv"]["admin"], "x"), "api")

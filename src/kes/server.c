@@ -591,6 +591,25 @@ kes_keys_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+/* GET .../diagnose?identity=&key=&op=: pgcmk_kes_diagnose on the server's port (what
+ * /emulator/explain asks). */
+static int
+kes_diagnose_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kes_server *s = kes_param_server(rq, err);
+    json_t *o;
+
+    if (s == NULL)
+        return -1;
+    o = pgcmk_kes_diagnose(s->port, pgcmk_req_query(rq, "identity"), pgcmk_req_query(rq, "key"),
+                           pgcmk_req_query(rq, "op"));
+    kes_server_put(s);
+    if (o == NULL)
+        return pgcmk_err_set(err, PGCMK_E_KES_SERVER_NOT_FOUND, NULL, "the KES server stopped");
+    pgcmk_resp_json(rs, 200, o);
+    return 0;
+}
+
 static int
 kes_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -700,6 +719,8 @@ static const struct pgcmk_route kes_routes[] = {
      kes_audit_get},
     {"GET", "/emulator/kes/servers/{name}/keys", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL,
      kes_keys_get},
+    {"GET", "/emulator/kes/servers/{name}/diagnose", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0,
+     "identity,key,op", kes_diagnose_get},
 };
 
 /* ---- status.ping on the virtual clock ---------------------------------------------------- */

@@ -245,6 +245,31 @@
      * routes, config: h-kcore), KES keystore and crypto (src/kes/ keystore, cache, crypto:        \
      * h-kstore), KES key provider of self-managed databases (src/agent/kes.c: h-kagent). */       \
     /* KES server (h-kcore) */                                                                     \
+    X(PGCMK_E_KES_BAD_REQUEST, 400, "KesBadRequest", "O",                                          \
+      "KES: a bad name, pattern, body or client certificate")                                      \
+    X(PGCMK_E_KES_NOT_ALLOWED, 403, "KesNotAllowed", "O",                                          \
+      "KES: not authorized: insufficient permissions (no policy, or the policy denies the path)")  \
+    X(PGCMK_E_KES_NOT_FOUND, 404, "KesNotFound", "O", "KES: no such route, policy or identity")    \
+    X(PGCMK_E_KES_METHOD, 405, "KesMethodNotAllowed", "O", "KES: the route takes another method")  \
+    X(PGCMK_E_KES_NOT_ACCEPTABLE, 406, "KesNotAcceptable", "O",                                    \
+      "KES: an imported key of an unknown cipher or size")                                         \
+    X(PGCMK_E_KES_TOO_LARGE, 413, "KesBodyTooLarge", "O",                                          \
+      "KES: a request body over the route limit (1 MiB)")                                          \
+    X(PGCMK_E_KES_INTERNAL, 500, "KesInternal", "O",                                               \
+      "KES: the server failed (random numbers, encryption)")                                       \
+    X(PGCMK_E_KES_UNAVAILABLE, 502, "KesKeystoreUnavailable", "O",                                 \
+      "KES: the keystore answered with an error (/v1/ready)")                                      \
+    X(PGCMK_E_KES_UNREACHABLE, 504, "KesKeystoreUnreachable", "O",                                 \
+      "KES: the keystore is not reachable (/v1/ready)")                                            \
+    X(PGCMK_E_KES_CONFIG_INVALID, 400, "KesConfigInvalid", "I",                                    \
+      "/emulator/kes/servers: a config KES refuses, or a server that cannot start (the reason "    \
+      "KES gives)")                                                                                \
+    X(PGCMK_E_KES_START_FAILED, 502, "KesServerStartFailed", "I",                                  \
+      "/emulator/kes/servers: a required key of keys: cannot be created (the keystore reason)")    \
+    X(PGCMK_E_KES_SERVER_NOT_FOUND, 404, "KesServerNotFound", "I",                                 \
+      "/emulator/kes/servers: no such KES server")                                                 \
+    X(PGCMK_E_KES_SERVER_EXISTS, 409, "KesServerExists", "I",                                      \
+      "/emulator/kes/servers: a KES server of that name exists")                                   \
     /* KES keystore and crypto (h-kstore) */                                                       \
     X(PGCMK_E_KES_KEY_EXISTS, 400, "KesKeyExists", "V", "KES: key already exists")                 \
     X(PGCMK_E_KES_KEY_NOT_FOUND, 404, "KesKeyNotFound", "V", "KES: key does not exist")            \

@@ -326,3 +326,47 @@ def test_unreachable_vault_at_start(daemon, admin_key, tmp_path):
         assert c.get("/v1/status").json()["keystore_unreachable"] is True
     finally:
         stop(daemon, s, c)
+
+
+def test_kv2_soft_deleted_version_is_a_keystore_failure(daemon, vclient, admin_key, tmp_path):
+    """`vault kv delete` keeps the metadata: Vault's 404 carries a secret without data, which KES
+    (through the Vault Go SDK) reads as a malformed entry, 502, not as a missing key."""
+    m = mount_name()
+    v = kt.setup_vault(daemon, version=2, mount=m, policy=m, role=m)
+    s, c = start(daemon, v, admin_key, tmp_path)
+    try:
+        assert c.create_key("soft").status_code == 200
+        vclient.secrets.kv.v2.delete_latest_version_of_secret(path="soft", mount_point=m)
+        r = c.get("/v1/key/describe/soft")
+        assert r.status_code == 502 and r.json() == {"message": "failed to read key"}
+        r = c.create_key("soft")
+        assert r.status_code == 502 and r.json() == {"message": "failed to create key"}
+    finally:
+        stop(daemon, s, c)
+
+
+def test_token_renewed_on_the_virtual_clock(daemon, vclient, admin_key, tmp_path):
+    """The AppRole token (period 5m) is renewed at 80% of its TTL: keys keep loading from Vault
+    long after the first token would have expired."""
+    m = mount_name()
+    v = kt.setup_vault(daemon, version=1, mount=m, policy=m, role=m)
+    s, c = start(daemon, v, admin_key, tmp_path,
+                 cache={"any": "30s", "unused": "0s", "offline": "0s"})
+    try:
+        assert c.create_key("r").status_code == 200
+        for _ in range(8):  # 16 minutes, each read past the any expiry goes to Vault
+            daemon.clock(advance="PT2M")
+            r = c.generate("r")
+            assert r.status_code == 200, r.text
+        # the token in use was renewed: its accessor looks up with time left
+        accs = kt.vault_request(daemon, "LIST", "/v1/auth/token/accessors").json()["data"]["keys"]
+        ttls = []
+        for acc in accs:
+            look = kt.vault_request(daemon, "POST", "/v1/auth/token/lookup-accessor",
+                                    json={"accessor": acc})
+            if look.status_code == 200 and (look.json()["data"].get("meta") or {}).get(
+                    "role_name") == m:
+                ttls.append(look.json()["data"]["ttl"])
+        assert ttls and max(ttls) > 0, ttls
+    finally:
+        stop(daemon, s, c)

@@ -129,12 +129,17 @@ keep_used(struct entry *e)
     return 1;
 }
 
-static void
-ping_now(struct pgcmk_kes_store *st)
+/* Pings the keystore and records the health. wait = 0: returns -1 at once when another ping
+ * is under way (a request never queues behind a slow keystore). */
+static int
+ping_now(struct pgcmk_kes_store *st, int wait)
 {
     struct pgcmk_kes_store_health h;
 
-    pthread_mutex_lock(&st->ping_mu);
+    if (wait)
+        pthread_mutex_lock(&st->ping_mu);
+    else if (pthread_mutex_trylock(&st->ping_mu) != 0)
+        return -1;
     memset(&h, 0, sizeof(h));
     st->be->ping(st->arg, &h);
     h.checked_ms = pgcmk_clock_now();
@@ -145,6 +150,7 @@ ping_now(struct pgcmk_kes_store *st)
     snprintf(st->health.why, sizeof(st->health.why), "%s", h.reachable ? "" : h.why);
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_unlock(&st->ping_mu);
+    return 0;
 }
 
 /* Plays the ticks due by now, in time order. Under mu; may drop it to ping when may_ping. */
@@ -152,6 +158,7 @@ static void
 advance(struct pgcmk_kes_store *st, int may_ping)
 {
     int64_t now = pgcmk_clock_now();
+    int rc;
 
     for (;;) {
         int64_t t = st->next_check;
@@ -168,8 +175,10 @@ advance(struct pgcmk_kes_store *st, int may_ping)
                 if (!may_ping)
                     return;
                 pthread_mutex_unlock(&st->mu);
-                ping_now(st);
+                rc = ping_now(st, 0);
                 pthread_mutex_lock(&st->mu);
+                if (rc != 0) /* another thread is pinging: the tick waits for its result */
+                    return;
                 now = pgcmk_clock_now();
                 continue;
             }
@@ -353,7 +362,7 @@ pgcmk_kes_store_health(struct pgcmk_kes_store *st, struct pgcmk_kes_store_health
 void
 pgcmk_kes_store_ping(struct pgcmk_kes_store *st)
 {
-    ping_now(st);
+    (void)ping_now(st, 1);
     pthread_mutex_lock(&st->mu);
     advance(st, 0);
     pthread_mutex_unlock(&st->mu);

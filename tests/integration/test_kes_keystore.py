@@ -367,3 +367,125 @@ def test_token_renewed_on_the_virtual_clock(daemon, vclient, admin_key, tmp_path
         assert ttls and max(ttls) > 0, ttls
     finally:
         stop(daemon, s, c)
+
+
+class RecordingVault:
+    """A minimal KV v2 + AppRole Vault over plain HTTP that records each request, to check the
+    exact requests KES sends (any Vault, key-providers.md 4.3)."""
+
+    def __init__(self, renewable=True, ttl=60):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.log, self.kv, self.lock = [], {}, threading.Lock()
+        self.renewable, self.ttl, self.logins = renewable, ttl, 0
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, body=None):
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n) or b"null") if n else None
+                u = urlsplit(self.path)
+                rec = {"method": self.command, "path": u.path, "query": u.query, "body": body,
+                       "ns": self.headers.get("X-Vault-Namespace"),
+                       "token": self.headers.get("X-Vault-Token")}
+                with outer.lock:
+                    outer.log.append(rec)
+                    self._send(*outer.answer(rec))
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_LIST = _any
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+
+    def answer(self, rq):
+        p = rq["path"]
+        if p == "/v1/sys/health":
+            return 200, {"initialized": True, "sealed": False, "standby": False}
+        if p == "/v1/auth/approle/login":
+            self.logins += 1
+            if rq["body"] != {"role_id": "rid", "secret_id": "sid"}:
+                return 400, {"errors": ["invalid role or secret ID"]}
+            return 200, {"auth": {"client_token": f"tok{self.logins}", "lease_duration": self.ttl,
+                                  "renewable": self.renewable}}
+        if p == "/v1/auth/token/renew-self":
+            return 200, {"auth": {"client_token": rq["token"], "lease_duration": self.ttl,
+                                  "renewable": self.renewable}}
+        if not rq["token"]:
+            return 403, {"errors": ["permission denied"]}
+        if p.startswith("/v1/kv/data/"):
+            name = p[len("/v1/kv/data/"):]
+            if rq["method"] == "GET":
+                if name not in self.kv:
+                    return 404, {"errors": []}
+                return 200, {"data": {"data": self.kv[name], "metadata": {"version": 1}}}
+            self.kv[name] = rq["body"]["data"]
+            return 200, {"data": {"version": 1}}
+        if p.startswith("/v1/kv/metadata/"):
+            name = p[len("/v1/kv/metadata/"):]
+            if rq["method"] == "DELETE":
+                self.kv.pop(name, None)
+                return 204, None
+            keys = sorted(k.split("/", 1)[1] for k in self.kv if k.startswith(name + "/"))
+            return (200, {"data": {"keys": keys}}) if keys else (404, {"errors": []})
+        return 404, {"errors": []}
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_exact_requests_to_any_vault(daemon, admin_key, tmp_path):
+    fv = RecordingVault(renewable=False, ttl=60)
+    v = {"endpoint": fv.url, "mount": "kv", "version": 2, "role_id": "rid", "secret_id": "sid",
+         "ca": daemon.ca}
+    s, c = start(daemon, v, admin_key, tmp_path, prefix="p",
+                 extra_vault={"namespace": "ns1"},
+                 cache={"any": "10s", "unused": "0s", "offline": "0s"})
+    try:
+        assert c.create_key("k").status_code == 200
+        assert c.generate("k").status_code == 200
+        assert c.get("/v1/key/list/*").json()["names"] == ["k"]
+        assert c.delete("/v1/key/delete/k").status_code == 200
+        log = [r for r in fv.log if r["path"] != "/v1/sys/health"]
+        login = log[0]
+        assert login["method"] == "POST" and login["path"] == "/v1/auth/approle/login"
+        assert login["ns"] == "ns1" and login["token"] is None
+        kv = [(r["method"], r["path"], r["query"]) for r in log[1:]]
+        assert kv == [("GET", "/v1/kv/data/p/k", ""), ("PUT", "/v1/kv/data/p/k", ""),
+                      ("GET", "/v1/kv/data/p/k", "version=1"),
+                      ("LIST", "/v1/kv/metadata/p", "list=true"),
+                      ("DELETE", "/v1/kv/metadata/p/k", "")], kv
+        put = log[2]
+        assert put["body"]["options"] == {"cas": 0} and list(put["body"]["data"]) == ["k"]
+        assert all(r["ns"] == "ns1" and r["token"] == "tok1" for r in log[1:])
+        # a token that is not renewable: at 80% of its TTL KES logs in again
+        fv.log.clear()
+        daemon.clock(advance="PT50S")
+        assert c.create_key("k2").status_code == 200
+        paths = [r["path"] for r in fv.log if r["path"] != "/v1/sys/health"]
+        assert "/v1/auth/approle/login" in paths and "/v1/auth/token/renew-self" not in paths
+        assert fv.log[-1]["token"] == "tok2"
+        # the health checks (status.ping, the cache's): no namespace, Vault's 299 codes
+        health = [r for r in fv.log if r["path"] == "/v1/sys/health"]
+        assert health and all(r["ns"] is None for r in health)
+        assert "sealedcode=299" in health[0]["query"]
+    finally:
+        stop(daemon, s, c)
+        fv.close()

@@ -202,6 +202,13 @@ kes_server_start(const char *name, const char *text, const char *base_dir, int s
     }
     if (kes_required_keys(s, err))
         goto fail;
+    {
+        struct pgcmk_kes_store_health h;
+
+        memset(&h, 0, sizeof(h));
+        pgcmk_kes_store_health(s->store, &h);
+        atomic_store(&s->reachable, h.reachable ? 1 : 0);
+    }
     s->started_ms = pgcmk_clock_now();
     s->started_wall_ms = pgcmk_wall_ms();
     memset(&nc, 0, sizeof(nc));
@@ -456,6 +463,25 @@ kes_body_text(struct pgcmk_req *rq, struct pgcmk_err *err)
     return 0;
 }
 
+/* Keeps a started server: stores it (row, when stored), lists and announces it, and answers.
+ * Called with kes_admin_mu held; releases it. */
+static int
+kes_commit(struct kes_server *s, const struct kes_row *row, int status, struct pgcmk_resp *rs,
+           struct pgcmk_err *err)
+{
+    if (row && kes_persist(row, err)) {
+        kes_server_stop(s);
+        pthread_mutex_unlock(&kes_admin_mu);
+        return -1;
+    }
+    kes_list_add(s);
+    pthread_mutex_unlock(&kes_admin_mu);
+    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
+    kes_event_server(s->name);
+    pgcmk_resp_json(rs, status, kes_server_json(s));
+    return 0;
+}
+
 static int
 kes_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -488,17 +514,7 @@ kes_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     row = (struct kes_row){
         name, rq->body, s->port, s->created_ms, "pgcmk.Kes/servers/write", "KES server created"};
-    if (kes_persist(&row, err)) {
-        kes_server_stop(s);
-        pthread_mutex_unlock(&kes_admin_mu);
-        return -1;
-    }
-    kes_list_add(s);
-    pthread_mutex_unlock(&kes_admin_mu);
-    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
-    kes_event_server(s->name);
-    pgcmk_resp_json(rs, 201, kes_server_json(s));
-    return 0;
+    return kes_commit(s, &row, 201, rs, err);
 }
 
 static int
@@ -596,7 +612,7 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     struct kes_server *old, *s;
     struct kes_row row;
     char why[512];
-    int port = 0, stored = 1;
+    int port = 0, stored = 1, replaced;
     int64_t created = 0;
     char *old_text = NULL, *old_base = NULL;
 
@@ -614,6 +630,7 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_KES_CONFIG_INVALID, NULL, "%s", why);
     }
     pgcmk_kes_conf_free(&probe);
+    replaced = old != NULL;
     if (old) {
         port = old->port;
         stored = old->stored;
@@ -640,26 +657,14 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         pthread_mutex_unlock(&kes_admin_mu);
         return -1;
     }
-    if (stored) {
-        row =
-            (struct kes_row){name,
-                             rq->body,
-                             s->port,
-                             s->created_ms,
-                             "pgcmk.Kes/servers/write",
-                             old ? "KES server config replaced (restarted)" : "KES server created"};
-        if (kes_persist(&row, err)) {
-            kes_server_stop(s);
-            pthread_mutex_unlock(&kes_admin_mu);
-            return -1;
-        }
-    }
-    kes_list_add(s);
-    pthread_mutex_unlock(&kes_admin_mu);
-    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
-    kes_event_server(s->name);
-    pgcmk_resp_json(rs, old ? 200 : 201, kes_server_json(s));
-    return 0;
+    row = (struct kes_row){name,
+                           rq->body,
+                           s->port,
+                           s->created_ms,
+                           "pgcmk.Kes/servers/write",
+                           replaced ? "KES server config replaced (restarted)"
+                                    : "KES server created"};
+    return kes_commit(s, stored ? &row : NULL, replaced ? 200 : 201, rs, err);
 }
 
 static const struct pgcmk_route kes_routes[] = {

@@ -303,6 +303,14 @@ prepare(struct vault *v, struct pgcmk_err *err)
     if (sealed)
         return pgcmk_err_set(err, PGCMK_E_KES_KEYSTORE, NULL, "vault: key store is sealed");
     ensure_token(v);
+    /* No token (the login failed): Vault would refuse the request; say why instead. */
+    pthread_mutex_lock(&v->mu);
+    if ((v->ar_id || v->ar_secret) && !v->token[0]) {
+        pgcmk_err_set(err, PGCMK_E_KES_KEYSTORE, NULL, "%s", v->login_why);
+        pthread_mutex_unlock(&v->mu);
+        return -1;
+    }
+    pthread_mutex_unlock(&v->mu);
     return 0;
 }
 
@@ -375,10 +383,7 @@ transit(struct vault *v, const char *op, const char *field, const char *in, cons
             rc = 0;
         }
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o); /* jansson wipes what it frees (pgcmk_secret_json_wipe) */
     pgcmk_agent_https_release(&rs);
     str_wipe_free(body);
     return rc;
@@ -502,10 +507,7 @@ v_get(void *arg, const char *name, char **value, struct pgcmk_err *err)
         *value = pgcmk_xstrdup(json_string_value(val));
         rc = 0;
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o);
     return rc;
 }
 
@@ -622,6 +624,9 @@ v_ping(void *arg, struct pgcmk_kes_store_health *h)
     pgcmk_agent_https_release(&rs);
     if (h->reachable)
         ensure_token(v);
+    pthread_mutex_lock(&v->mu);
+    snprintf(h->login_why, sizeof(h->login_why), "%s", v->login_why);
+    pthread_mutex_unlock(&v->mu);
 }
 
 static void

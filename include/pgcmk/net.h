@@ -150,6 +150,8 @@ struct pgcmk_http1_head {
     int expect_continue;
     int keep_alive; /* after this request */
     const char *host;
+    const char *why; /* a refused head: Go's text for it ("missing required Host header"), or
+                      * NULL */
 };
 
 /* Parses the head at the start of buf (len bytes; buf is modified: NULs are written). Returns

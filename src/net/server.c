@@ -157,7 +157,8 @@ hs_date(char *out, size_t cap)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* Go's answer to a head it refuses. */
+/* Go's answer to a head it refuses (net/http's server.go): "400 Bad Request", or with Go's
+ * text "400 Bad Request: missing required Host header" in the status line and the body. */
 static void
 hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const char *why)
 {
@@ -168,12 +169,16 @@ hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const
         n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n"
                      "Connection: close\r\n\r\n");
+    else if (status == 501)
+        n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Connection: close\r\n\r\nUnsupported transfer encoding");
     else
         n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "HTTP/1.1 %d %s%s%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Connection: close\r\n\r\n%d %s%s%s",
-                     status, hs_reason(status), status, hs_reason(status), why ? ": " : "",
-                     why ? why : "");
+                     status, hs_reason(status), why ? ": " : "", why ? why : "", status,
+                     hs_reason(status), why ? ": " : "", why ? why : "");
     (void)pgcmk_net_write(c, buf, (size_t)n, pgcmk_net_mono_ms() + h->timeout_ms);
 }
 
@@ -369,7 +374,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     if (hd->chunked) {
         r = hs_chunked(h, c, buf, head, have, deadline, &body, &cl, &tail, &rest);
         if (r == -400)
-            hs_refuse(h, c, 400, "invalid chunked body");
+            hs_refuse(h, c, 400, NULL);
         if (r == -413)
             cl = h->max_body + 1;
         else if (r)
@@ -446,7 +451,7 @@ hs_serve(struct pgcmk_net_conn *c, void *arg)
             len += (size_t)n;
         }
         if (r < 0) {
-            hs_refuse(h, c, (int)-r, -r == 505 ? "unsupported protocol version" : NULL);
+            hs_refuse(h, c, (int)-r, hd.why);
             break;
         }
         if (hs_one(h, c, &peer, buf, (size_t)r, &len, &hd, pgcmk_net_mono_ms() + h->timeout_ms))

@@ -186,7 +186,8 @@ hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const
 static char *
 hs_head(const struct pgcmk_resp *rs, int keep_alive, const char *framing, size_t extra, size_t *len)
 {
-    size_t cap = 512 + extra;
+    /* status line, Date, framing and Connection fit in 512; each header is counted */
+    size_t cap = 512 + strlen(framing) + extra + (rs->content_type ? strlen(rs->content_type) : 0);
     char date[64], *out;
     size_t n;
 

@@ -38,7 +38,8 @@ struct pgcmk_net_https {
 struct pgcmk_stream {
     struct pgcmk_net_conn *c;
     int timeout_ms;
-    int ok; /* 0 once a write failed */
+    int ok;  /* 0 once a write failed */
+    int raw; /* HTTP/1.0: no chunks, the close ends the answer */
 };
 
 static const char *
@@ -221,10 +222,11 @@ pgcmk_stream_write(struct pgcmk_stream *s, const void *buf, size_t len)
     if (len == 0)
         return 0; /* an empty chunk would end the answer */
     out = pgcmk_xmalloc(len + 32);
-    n = snprintf(out, 32, "%zx\r\n", len);
+    n = s->raw ? 0 : snprintf(out, 32, "%zx\r\n", len);
     memcpy(out + n, buf, len);
     memcpy(out + n + len, "\r\n", 2);
-    if (pgcmk_net_write(s->c, out, (size_t)n + len + 2, pgcmk_net_mono_ms() + s->timeout_ms))
+    if (pgcmk_net_write(s->c, out, (size_t)n + len + (s->raw ? 0 : 2),
+                        pgcmk_net_mono_ms() + s->timeout_ms))
         s->ok = 0;
     pgcmk_secret_free(out, len + 32);
     return s->ok ? 0 : -1;
@@ -252,9 +254,10 @@ pgcmk_stream_alive(struct pgcmk_stream *s, int wait_ms)
 
 /* Writes rs: 0 done (the connection may go on), -1 close. */
 static int
-hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const char *method,
+hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_http1_head *hd,
           struct pgcmk_resp *rs, int keep_alive)
 {
+    const char *method = hd->method;
     int64_t deadline = pgcmk_net_mono_ms() + h->timeout_ms;
     int no_body = strcmp(method, "HEAD") == 0, r;
     char framing[64], *out;
@@ -265,15 +268,17 @@ hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const char *metho
     if (rs->status < 200 || rs->status > 999)
         rs->status = 500;
     if (rs->stream) {
-        struct pgcmk_stream st = {c, h->timeout_ms, 1};
+        struct pgcmk_stream st = {c, h->timeout_ms, 1, hd->minor == 0};
 
-        out = hs_head(rs, keep_alive, "Transfer-Encoding: chunked\r\n", 0, &n);
+        out = hs_head(rs, keep_alive && !st.raw, st.raw ? "" : "Transfer-Encoding: chunked\r\n", 0,
+                      &n);
         r = pgcmk_net_write(c, out, n, deadline);
         free(out);
         if (r)
             return -1;
         rs->stream(&st, rs->stream_arg);
-        if (!st.ok || pgcmk_net_write(c, "0\r\n\r\n", 5, pgcmk_net_mono_ms() + h->timeout_ms))
+        if (st.raw || !st.ok ||
+            pgcmk_net_write(c, "0\r\n\r\n", 5, pgcmk_net_mono_ms() + h->timeout_ms))
             return -1;
         return keep_alive ? 0 : -1;
     }
@@ -384,7 +389,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     if (cl > h->max_body) { /* the body is not read: the connection closes after the answer */
         hs_req(h, &rq, hd, peer);
         h->too_large(&rq, &rs, h->arg);
-        (void)hs_answer(h, c, hd->method, &rs, 0);
+        (void)hs_answer(h, c, hd, &rs, 0);
         pgcmk_resp_release(&rs);
         pgcmk_req_release(&rq);
         return -1;
@@ -405,7 +410,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     rq.body = body;
     rq.body_len = cl;
     h->handle(&rq, &rs, h->arg);
-    r = hs_answer(h, c, hd->method, &rs, keep);
+    r = hs_answer(h, c, hd, &rs, keep);
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
     /* What followed the body (a pipelined request) moves to the start; the rest is wiped. */

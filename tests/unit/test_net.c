@@ -566,6 +566,13 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
         CHECK(t_json_int(body, "n_leaf") == 0);
         CHECK(strcasestr(head, "Connection: close") != NULL);
         t_close(&c);
+        /* An HTTP/1.0 stream: no chunks, the close ends it. */
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /stream HTTP/1.0\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(strcasestr(head, "Transfer-Encoding") == NULL);
+        CHECK_STR(body, "{\"event\":0}\n{\"event\":1}\n{\"event\":2}\n");
+        t_close(&c);
         pgcmk_net_https_stop(h);
     }
     pgcmk_client_cert_release(&cc);

@@ -270,6 +270,11 @@ test_parser(void)
     CHECK(h.content_length == 5 && !h.keep_alive && h.n_headers == 3 && h.minor == 1);
     snprintf(b, sizeof(b), "GET / HTTP/1.0\n\n");
     CHECK(pgcmk_http1_parse(b, strlen(b), &h) == 16 && !h.keep_alive);
+    snprintf(b, sizeof(b), "GET https://a:7373/v1/status HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(pgcmk_http1_parse(b, strlen(b), &h) > 0);
+    CHECK_STR(h.target, "/v1/status");
+    snprintf(b, sizeof(b), "GET https://a:7373 HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(pgcmk_http1_parse(b, strlen(b), &h) == -400);
     snprintf(b, sizeof(b), "GET / HTTP/1.1\r\n\r\n"); /* HTTP/1.1 needs a Host */
     CHECK(pgcmk_http1_parse(b, strlen(b), &h) == -400);
     snprintf(b, sizeof(b), "GET / HTTP/2.0\r\nHost: a\r\n\r\n");

@@ -19,6 +19,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <microhttpd.h>
+
 #include "pgcmk/log.h"
 #include "pgcmk/net.h"
 
@@ -42,65 +44,16 @@ struct pgcmk_stream {
     int raw; /* HTTP/1.0: no chunks, the close ends the answer */
 };
 
+/* The reason phrase of a status line: Go's (net/http StatusText), which is libmicrohttpd's but
+ * for the two that RFC 9110 renamed. */
 static const char *
 hs_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 413:
+    if (status == 413)
         return "Request Entity Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 417:
-        return "Expectation Failed";
-    case 422:
+    if (status == 422)
         return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Status";
-    }
+    return MHD_get_reason_phrase_for((unsigned)status);
 }
 
 /* ---- the peer -------------------------------------------------------------------------- */

@@ -24,6 +24,10 @@
 #include "pgcmk/log.h"
 #include "pgcmk/net.h"
 
+#define HS_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"   \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256"
+
 struct pgcmk_net_https {
     struct pgcmk_net_tls *tls;
     int port;
@@ -465,14 +469,28 @@ pgcmk_net_https_start(const struct pgcmk_net_https_cfg *cfg, struct pgcmk_err *e
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, hs_verify_any);
         break;
     case PGCMK_NET_CERT_VERIFY:
+    case PGCMK_NET_CERT_VERIFY_IF_GIVEN:
         if (hs_load_ca(ctx, cfg->ca_pem)) {
             SSL_CTX_free(ctx);
             pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kes: no CA certificate to verify clients");
             return NULL;
         }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(
+            ctx,
+            SSL_VERIFY_PEER |
+                (cfg->client_cert == PGCMK_NET_CERT_VERIFY ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+            NULL);
         SSL_CTX_set_verify_depth(ctx, 8);
         break;
+    }
+    /* KES's TLS (fips.TLSCiphers, fips.TLSCurveIDs outside FIPS mode): TLS 1.2 with ECDHE and
+     * AEAD suites only, X25519 then P-256. */
+    if (SSL_CTX_set_cipher_list(ctx, HS_TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1) {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kes: the TLS suites do not load");
+        return NULL;
     }
     h = pgcmk_xcalloc(1, sizeof(*h));
     h->timeout_ms = (cfg->timeout_s > 0 ? cfg->timeout_s : 120) * 1000;

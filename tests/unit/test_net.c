@@ -560,6 +560,29 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
         t_close(&c);
     }
     pgcmk_net_https_stop(h);
+    /* VERIFY_IF_GIVEN: none is fine, a self-signed one is refused. */
+    cfg.client_cert = PGCMK_NET_CERT_VERIFY_IF_GIVEN;
+    h = pgcmk_net_https_start(&cfg, &err);
+    CHECK(h != NULL);
+    if (h) {
+        char one;
+        int ok;
+
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_json_int(body, "n_leaf") == 0);
+        t_close(&c);
+        ok = t_connect(&c, pgcmk_net_https_port(h), x, k, NULL, 0) == 0 &&
+             t_send(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") == 0 && SSL_read(c.ssl, &one, 1) > 0;
+        CHECK(!ok);
+        t_close(&c);
+        /* TLS 1.2 offers KES's suites only (ECDHE, AEAD). */
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, TLS1_2_VERSION) == 0);
+        CHECK_STR(SSL_get_cipher_name(c.ssl), "ECDHE-ECDSA-AES256-GCM-SHA384");
+        t_close(&c);
+        pgcmk_net_https_stop(h);
+    }
     /* REQUEST: no certificate is fine, the handler sees none. */
     cfg.client_cert = PGCMK_NET_CERT_REQUEST;
     h = pgcmk_net_https_start(&cfg, &err);

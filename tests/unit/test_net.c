@@ -583,6 +583,36 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
         t_close(&c);
         pgcmk_net_https_stop(h);
     }
+    /* max_conns: a second connection is refused while the first is open, then served. */
+    cfg.client_cert = PGCMK_NET_CERT_NONE;
+    cfg.max_conns = 1;
+    h = pgcmk_net_https_start(&cfg, &err);
+    CHECK(h != NULL);
+    if (h) {
+        struct t_cli c2;
+
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_connect(&c2, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) != 0);
+        t_close(&c2);
+        t_close(&c);
+        {
+            int ok = 0;
+
+            for (int i = 0; i < 100 && !ok; i++) { /* the worker frees itself after the close */
+                ok = t_connect(&c2, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0 &&
+                     t_send(&c2, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0 &&
+                     t_answer(&c2, head, body, sizeof(body)) == 200;
+                t_close(&c2);
+                if (!ok)
+                    poll(NULL, 0, 20);
+            }
+            CHECK(ok);
+        }
+        pgcmk_net_https_stop(h);
+    }
+    cfg.max_conns = 0;
     /* REQUEST: no certificate is fine, the handler sees none. */
     cfg.client_cert = PGCMK_NET_CERT_REQUEST;
     h = pgcmk_net_https_start(&cfg, &err);

@@ -162,9 +162,14 @@ def test_seed_config_file_at_boot(start_daemon, tmp_path):
     os.rename(conf_dir / "public.key", conf_dir / "private.key")
     admin = kt.new_api_key()
     (conf_dir / "config.yml").write_text(fill_tutorial(vault, kt.identity_of(admin)))
-    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml")])
+    # a second tenant (the seed's multi-tenancy section): its own prefix, one flag per file
+    (conf_dir / "tenant-b.yml").write_text(
+        fill_tutorial(vault, kt.identity_of(admin)) + "     prefix: tenant-b\n")
+    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml"),
+               "--kes-config", str(conf_dir / "tenant-b.yml")])
     kes = d.get("/emulator/info").json()["kes"]
-    assert len(kes) == 1 and kes[0]["name"] == "config", kes
+    assert [k["name"] for k in kes] == ["config", "tenant-b"], kes
+    assert d.get("/emulator/kes/servers/tenant-b").json()["keystore"]["prefix"] == "tenant-b"
     with open(d.stdout_path) as f:
         assert f"KES server config: https://127.0.0.1:{kes[0]['port']}" in f.read()
     # the server presents its own certificate: `kes status -k` does not verify it

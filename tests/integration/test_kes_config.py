@@ -2,7 +2,6 @@
 `pgcmkd --kes-config FILE` and POST /emulator/kes/servers, ${VAR} from the daemon's environment,
 relative paths, tls.auth: on, skip_auth, root: disabled, the errors KES gives, and servers created
 by POST surviving a restart (on the same port, their config sealed in the store)."""
-import datetime
 import json
 import os
 import sqlite3
@@ -12,18 +11,8 @@ import pytest
 import requests
 
 import kestools as kt
-from conftest import SUB, parse_time
-
-AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
-
-
-def activity(d, rid):
-    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(days=1)
-    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
-           f"and resourceId eq '{rid}'")
-    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
-    assert r.status_code == 200, r.text
-    return [e["operationName"]["value"] for e in r.json()["value"]]
+from conftest import SUB
+from test_vault_kv import activity  # the Activity Log entries of a resource id
 
 # Seed 004, "Configure KES Server": the tutorial's config.yml, as written (its "" to be filled).
 SEED_CONFIG = """admin:

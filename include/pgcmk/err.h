@@ -247,6 +247,28 @@
     /* KES server (h-kcore) */                                                                     \
     /* KES keystore and crypto (h-kstore) */                                                       \
     /* KES key provider (h-kagent) */                                                              \
+    X(PGCMK_E_KES_PROVIDER_INVALID, 400, "KesProviderInvalid", "I",                                \
+      "KES: the key provider's options are wrong (url, apiKey or certPath and keyPath, caPath, "   \
+      "insecure, createKey)")                                                                      \
+    X(PGCMK_E_KES_SERVER_NOT_TRUSTED, 400, "KesServerNotTrusted", "I",                             \
+      "KES: the server's certificate does not verify against the provider's caPath, or the "       \
+      "server refused the client certificate in the TLS handshake")                                \
+    X(PGCMK_E_KES_PERMISSION_DENIED, 400, "KesPermissionDenied", "I",                              \
+      "KES: 403 not authorized (the identity is unknown to the server or its policy does not "     \
+      "allow the key operation)")                                                                  \
+    X(PGCMK_E_KES_KEY_NOT_FOUND, 400, "KesKeyNotFound", "I",                                       \
+      "KES: 404 key does not exist (deleted, or never created)")                                   \
+    X(PGCMK_E_KES_KEYSTORE_FAILURE, 400, "KesKeystoreFailure", "I",                                \
+      "KES: 502 keystore failure (the server cannot reach its keystore and the key is not "        \
+      "cached)")                                                                                   \
+    X(PGCMK_E_KES_KEY_MISMATCH, 400, "KesKeyMismatch", "I",                                        \
+      "KES: the stored DEK ciphertext is not authentic under the key (the key was replaced), or "  \
+      "decrypts to another DEK")                                                                   \
+    X(PGCMK_E_KES_REQUEST_REFUSED, 400, "KesRequestRefused", "I",                                  \
+      "KES: another 4xx answer to the agent's request, or an answer that is not KES's shape")      \
+    X(PGCMK_E_KES_SERVER_UNREACHABLE, 503, "KesServerUnreachable", "I",                            \
+      "KES: no answer (connection refused, timeout, a 5xx other than 502): an outage, the DEK is " \
+      "kept")                                                                                      \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

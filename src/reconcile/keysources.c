@@ -3,7 +3,8 @@
  * agent as pg_tde's vault-v2 client), "kmip" (a self-managed database's principal key on a KMIP
  * server, checked by the agent as a KMIP client), "azure-keyvault" (a Key Vault key reached through
  * the database's managed identity, checked by the encryption agent) and "service-managed" (the DEK
- * sealed under the emulator's master key). KES keys are a further row here. */
+ * sealed under the emulator's master key) and "kes" (a self-managed database's DEK is a data key
+ * of a MinIO KES server's key, checked by the agent as a KES client). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -228,7 +229,8 @@ kmip_seen_get(const char *id)
 static int
 kmip_uses(const struct pg_db *d)
 {
-    return d->kind == PG_TDE && !pgcmk_tde_provider_is(d->provider, "vault-v2");
+    return d->kind == PG_TDE && !pgcmk_tde_provider_is(d->provider, "vault-v2") &&
+           !pgcmk_tde_provider_is(d->provider, "kes");
 }
 
 static int
@@ -502,10 +504,169 @@ static const struct pgcmk_keysource ks_vault_kv = {
     "vault-kv", vkv_uses, vkv_check, vkv_touches, vkv_explain,
 };
 
+/* ---- kes ---------------------------------------------------------------------------------- */
+
+static int
+kes_uses(const struct pg_db *d)
+{
+    return d->kind == PG_TDE && pgcmk_tde_provider_is(d->provider, "kes");
+}
+
+static int
+kes_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_kesc_target t;
+    void *holder = NULL;
+    int rc;
+
+    (void)revalidate;
+    memset(res, 0, sizeof(*res));
+    if (pgcmk_tde_kes_target(d->provider, d->id, &t, &holder) || (t.api_key && !*t.api_key)) {
+        res->lost = 1;
+        res->code = PGCMK_E_KES_PROVIDER_INVALID;
+        snprintf(res->message, sizeof(res->message),
+                 "The key provider of '%.300s' is not a KES provider, or its API key is not in "
+                 "the store.",
+                 d->id);
+        pgcmk_tde_kes_release(holder);
+        pgcmk_agent_forget(d->id);
+        return -1;
+    }
+    rc = pgcmk_agent_kes_check(d->id, &t, d->key_name ? d->key_name : "", d->wrapped,
+                               d->wrapped_len, res);
+    pgcmk_tde_kes_release(holder);
+    return rc;
+}
+
+/* KES events (a key deleted or changed, a server's policies or config changed, its keystore
+ * reachable or not) and Vault events (KES servers keep their keys in a Vault) reach every kes
+ * database: which server a URL names and which Vault that server uses are the servers'
+ * business, not the emulator's. */
+static void
+kes_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    switch (ev->kind) {
+    case PGCMK_EV_KES_KEY_CHANGED:
+    case PGCMK_EV_KES_KEY_DELETED:
+    case PGCMK_EV_KES_SERVER_CHANGED:
+    case PGCMK_EV_KES_KEYSTORE_CHANGED:
+    case PGCMK_EV_HV_SECRET_CHANGED:
+    case PGCMK_EV_HV_SECRET_DELETED:
+    case PGCMK_EV_HV_MOUNT_DISABLED:
+    case PGCMK_EV_HV_TOKEN_REVOKED:
+    case PGCMK_EV_HV_POLICY_CHANGED:
+    case PGCMK_EV_HV_AUTH_CHANGED:
+    case PGCMK_EV_HV_SEALED:
+    case PGCMK_EV_HV_UNSEALED:
+        akv_select(db, PGCMK_STMT_TDE_BY_KES, NULL, NULL, ids);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The rule a reason code of this row breaks: exactly one. A 403 is the identity's when the
+ * server says it does not know it, else the policy's. */
+static const char *
+kes_failing_rule(const struct pg_db *d, int identity_unknown)
+{
+    const char *c = d->reason_code;
+
+    if (!c)
+        return NULL;
+    if (code_is(c, PGCMK_E_KES_SERVER_UNREACHABLE) || code_is(c, PGCMK_E_KES_SERVER_NOT_TRUSTED))
+        return "kes-server";
+    if (code_is(c, PGCMK_E_KES_PROVIDER_INVALID))
+        return "identity";
+    if (code_is(c, PGCMK_E_KES_PERMISSION_DENIED))
+        return identity_unknown ? "identity" : "policy";
+    if (code_is(c, PGCMK_E_KES_KEYSTORE_FAILURE))
+        return "vault";
+    if (code_is(c, PGCMK_E_KES_KEY_MISMATCH))
+        return "dek";
+    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
+        return "checked";
+    return "key";
+}
+
+/* What explain can say about each link; the server's own view (kes_diagnose) fills it when the
+ * URL names one of pgcmk's KES servers. */
+struct kes_links {
+    char server[1300], identity[400], policy[400], key[400], vault[400], cache[400], dek[300];
+    int identity_unknown;
+};
+
+static void
+kes_links_default(const struct pg_db *d, const struct pgcmk_kesc_target *t, const char *id,
+                  struct kes_links *l)
+{
+    const char *kn = d->key_name ? d->key_name : "";
+
+    snprintf(l->server, sizeof(l->server),
+             "The KES server %.300s answers and its certificate verifies against '%.400s'.", t->url,
+             t->insecure  ? "nothing (insecure)"
+             : t->ca_path ? t->ca_path
+                          : "the system's trust store");
+    snprintf(l->identity, sizeof(l->identity), "The server knows the identity %.64s.", id);
+    snprintf(l->policy, sizeof(l->policy),
+             "The identity's policy allows /v1/key/generate/%.100s and /v1/key/decrypt/%.100s.", kn,
+             kn);
+    snprintf(l->key, sizeof(l->key), "The KES key '%.100s' exists.", kn);
+    snprintf(l->vault, sizeof(l->vault),
+             "The server reaches its keystore (or another KES server: its keystore is its own "
+             "business).");
+    snprintf(l->cache, sizeof(l->cache),
+             "The server's cache covers keystore outages until its offline expiry.");
+    snprintf(l->dek, sizeof(l->dek),
+             "The stored ciphertext decrypts (context = the database id) to the database's "
+             "32-byte key.");
+}
+
+static void
+kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    struct pgcmk_kesc_target t;
+    void *holder = NULL;
+    struct kes_links l;
+    const char *bad, *why = d->reason ? d->reason : "";
+    json_t *kp = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(kp, "identity"));
+
+    (void)db;
+    memset(&l, 0, sizeof(l));
+    if (pgcmk_tde_kes_target(d->provider, NULL, &t, &holder) == 0)
+        kes_links_default(d, &t, id ? id : "?", &l);
+    pgcmk_tde_kes_release(holder);
+    json_decref(kp);
+    bad = kes_failing_rule(d, l.identity_unknown);
+    {
+        const struct {
+            const char *rule, *ok_detail;
+        } rows[] = {
+            {"kes-server", l.server}, {"identity", l.identity}, {"policy", l.policy},
+            {"key", l.key},           {"vault", l.vault},       {"cache", l.cache},
+            {"dek", l.dek},
+        };
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            int fails = bad && strcmp(bad, rows[i].rule) == 0;
+
+            json_array_append_new(
+                rules, pgcmk_reconcile_rule(rows[i].rule, !fails, fails ? why : rows[i].ok_detail));
+        }
+    }
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_kes = {
+    "kes", kes_uses, kes_check, kes_touches, kes_explain,
+};
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const struct pgcmk_keysource *const pgcmk_keysources[] = {
-    &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
+    &ks_kes, &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
 };
 
 const struct pgcmk_keysource *

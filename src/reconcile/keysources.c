@@ -583,7 +583,7 @@ kes_failing_rule(const struct pg_db *d, int identity_unknown)
     if (code_is(c, PGCMK_E_KES_KEYSTORE_FAILURE))
         return "vault";
     if (code_is(c, PGCMK_E_KES_KEY_MISMATCH))
-        return "dek";
+        return "ciphertext";
     if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
         return "checked";
     return "key";
@@ -592,7 +592,7 @@ kes_failing_rule(const struct pg_db *d, int identity_unknown)
 /* What explain can say about each link; the server's own view (kes_diagnose) fills it when the
  * URL names one of pgcmk's KES servers. */
 struct kes_links {
-    char server[1300], identity[400], policy[400], key[400], vault[400], cache[400], dek[300];
+    char server[1300], identity[400], policy[400], key[400], vault[400], cache[400], ct[300];
     int identity_unknown;
 };
 
@@ -617,7 +617,7 @@ kes_links_default(const struct pg_db *d, const struct pgcmk_kesc_target *t, cons
              "business).");
     snprintf(l->cache, sizeof(l->cache),
              "The server's cache covers keystore outages until its offline expiry.");
-    snprintf(l->dek, sizeof(l->dek),
+    snprintf(l->ct, sizeof(l->ct),
              "The stored ciphertext decrypts (context = the database id) to the database's "
              "32-byte key.");
 }
@@ -645,7 +645,7 @@ kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
         } rows[] = {
             {"kes-server", l.server}, {"identity", l.identity}, {"policy", l.policy},
             {"key", l.key},           {"vault", l.vault},       {"cache", l.cache},
-            {"dek", l.dek},
+            {"ciphertext", l.ct},
         };
 
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {

@@ -82,8 +82,8 @@ int pgcmk_agent_kes_new_dek(const char *db_id, const struct pgcmk_kesc_target *t
                             const char *key_name, int create_key, unsigned char **wrapped,
                             size_t *wrapped_len, char alg[24], struct pgcmk_agent_result *res);
 /* A key check: decrypt the stored ciphertext (context = db_id); the plaintext must be 32 bytes
- * and, when the DEK is held, that DEK. On success the DEK is (again) held; a loss wipes it, an
- * outage keeps it. */
+ * (AES-GCM's tag already proves it is the DEK generate gave). On success the DEK is (again) held; a
+ * loss wipes it, an outage keeps it. */
 int pgcmk_agent_kes_check(const char *db_id, const struct pgcmk_kesc_target *t,
                           const char *key_name, const unsigned char *wrapped, size_t wrapped_len,
                           struct pgcmk_agent_result *res);

@@ -363,7 +363,7 @@ pgcmk_kesc_classify(long status, const char *body, size_t len, int *outage)
     if (status == 404)
         return PGCMK_E_KES_KEY_NOT_FOUND;
     if (status == 502)
-        return PGCMK_E_KES_KEYSTORE_FAILURE;
+        return PGCMK_E_KES_KEYSTORE;
     if (status == 400) {
         pgcmk_kesc_parse_message(body, len, why, sizeof(why));
         if (strstr(why, "not authentic"))
@@ -521,7 +521,7 @@ kc_refused(const struct pgcmk_kesc_target *t, const struct kc_creds *c, const ch
     const char *what = code == PGCMK_E_KES_PERMISSION_DENIED
                            ? " (the identity is unknown to the server, or its policy does not "
                              "allow the path)"
-                       : code == PGCMK_E_KES_KEYSTORE_FAILURE
+                       : code == PGCMK_E_KES_KEYSTORE
                            ? " (the server cannot reach its keystore and the key is not cached)"
                        : code == PGCMK_E_KES_KEY_MISMATCH
                            ? " (the stored DEK was not made with this key)"

@@ -580,7 +580,7 @@ kes_failing_rule(const struct pg_db *d, int identity_unknown)
         return "identity";
     if (code_is(c, PGCMK_E_KES_PERMISSION_DENIED))
         return identity_unknown ? "identity" : "policy";
-    if (code_is(c, PGCMK_E_KES_KEYSTORE_FAILURE))
+    if (code_is(c, PGCMK_E_KES_KEYSTORE))
         return "vault";
     if (code_is(c, PGCMK_E_KES_KEY_MISMATCH))
         return "ciphertext";

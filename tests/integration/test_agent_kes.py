@@ -101,7 +101,7 @@ def test_put_generates_and_checks_decrypt_with_kes_requests(daemon, kes, pki):
 
 
 def test_create_key_when_missing(daemon, kes, pki):
-    e = assert_arm_error(put_db(daemon, "kdb-nokey", provider(kes, pki), "absent-key"), 400,
+    e = assert_arm_error(put_db(daemon, "kdb-nokey", provider(kes, pki), "absent-key"), 404,
                          "KesKeyNotFound")
     assert "key does not exist" in e["message"] and "absent-key" in e["message"], e
     assert daemon.get(DB + "kdb-nokey").status_code == 404

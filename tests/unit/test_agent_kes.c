@@ -183,7 +183,7 @@ test_classify(void)
     CHECK(pgcmk_kesc_classify(200, "", 0, &o) == PGCMK_E_OK && !o);
     CHECK(pgcmk_kesc_classify(403, "", 0, &o) == PGCMK_E_KES_PERMISSION_DENIED && !o);
     CHECK(pgcmk_kesc_classify(404, "", 0, &o) == PGCMK_E_KES_KEY_NOT_FOUND && !o);
-    CHECK(pgcmk_kesc_classify(502, "", 0, &o) == PGCMK_E_KES_KEYSTORE_FAILURE && !o);
+    CHECK(pgcmk_kesc_classify(502, "", 0, &o) == PGCMK_E_KES_KEYSTORE && !o);
     CHECK(pgcmk_kesc_classify(400, na, strlen(na), &o) == PGCMK_E_KES_KEY_MISMATCH && !o);
     CHECK(pgcmk_kesc_classify(400, bad, strlen(bad), &o) == PGCMK_E_KES_REQUEST_REFUSED && !o);
     CHECK(pgcmk_kesc_classify(500, "", 0, &o) == PGCMK_E_KES_SERVER_UNREACHABLE && o);

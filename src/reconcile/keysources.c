@@ -13,6 +13,7 @@
 #include "pgcmk/tde.h"
 
 #include "pgcmk/err.h"
+#include "pgcmk/kes.h"
 #include "pgcmk/log.h"
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
@@ -594,6 +595,7 @@ kes_failing_rule(const struct pg_db *d, int identity_unknown)
 struct kes_links {
     char server[1300], identity[400], policy[400], key[400], vault[400], cache[400], ct[300];
     int identity_unknown;
+    int diagnosed; /* one of pgcmk's KES servers said it */
 };
 
 static void
@@ -603,7 +605,9 @@ kes_links_default(const struct pg_db *d, const struct pgcmk_kesc_target *t, cons
     const char *kn = d->key_name ? d->key_name : "";
 
     snprintf(l->server, sizeof(l->server),
-             "The KES server %.300s answers and its certificate verifies against '%.400s'.", t->url,
+             "The KES server %.300s (another KES server, not one of pgcmk's) answers and its "
+             "certificate verifies against '%.400s'.",
+             t->url,
              t->insecure  ? "nothing (insecure)"
              : t->ca_path ? t->ca_path
                           : "the system's trust store");
@@ -622,6 +626,91 @@ kes_links_default(const struct pg_db *d, const struct pgcmk_kesc_target *t, cons
              "32-byte key.");
 }
 
+/* The port of an https://127.0.0.1:PORT or https://localhost:PORT URL, else 0. */
+static int
+kes_local_port(const char *url)
+{
+    static const char *const hosts[] = {"https://127.0.0.1:", "https://localhost:"};
+
+    for (size_t i = 0; url && i < PGCMK_ARRAY_LEN(hosts); i++) {
+        size_t n = strlen(hosts[i]);
+        char *end = NULL;
+        long port;
+
+        if (strncmp(url, hosts[i], n) != 0)
+            continue;
+        port = strtol(url + n, &end, 10);
+        if (port > 0 && port < 65536 && (*end == '\0' || *end == '/'))
+            return (int)port;
+    }
+    return 0;
+}
+
+/* The links as pgcmk's KES server on the URL's port sees them (pgcmk_kes_diagnose), when it is
+ * one: 1, else 0 (another KES server: the defaults stand). */
+static int
+kes_links_diagnose(const struct pg_db *d, const struct pgcmk_kesc_target *t, const char *id,
+                   struct kes_links *l)
+{
+    const char *kn = d->key_name ? d->key_name : "";
+    json_t *g = pgcmk_kes_diagnose(kes_local_port(t->url), id, kn, "decrypt");
+    json_t *ident, *key, *ks, *cache, *exists;
+    const char *name, *policy, *why, *until;
+
+    if (!g)
+        return 0;
+    name = json_string_value(json_object_get(g, "server"));
+    name = name ? name : "?";
+    ident = json_object_get(g, "identity");
+    key = json_object_get(g, "key");
+    ks = json_object_get(g, "keystore");
+    cache = json_object_get(g, "cache");
+    policy = json_string_value(json_object_get(ident, "policy"));
+    exists = json_object_get(key, "exists");
+    why = json_string_value(json_object_get(ks, "why"));
+    until = json_string_value(json_object_get(cache, "expiresAt"));
+    snprintf(l->server, sizeof(l->server), "pgcmk's KES server '%.100s' listens on %.300s.", name,
+             t->url);
+    l->identity_unknown = !json_is_true(json_object_get(ident, "known"));
+    if (l->identity_unknown)
+        snprintf(l->identity, sizeof(l->identity),
+                 "The KES server '%.100s' does not know the identity %.64s: it is not the admin "
+                 "and no policy lists it.",
+                 name, id);
+    else
+        snprintf(l->identity, sizeof(l->identity),
+                 "The KES server '%.100s' knows the identity %.64s (%s%.100s%s).", name, id,
+                 json_is_true(json_object_get(ident, "admin")) ? "the admin" : "policy '",
+                 json_is_true(json_object_get(ident, "admin")) ? ""
+                 : policy                                      ? policy
+                                                               : "?",
+                 json_is_true(json_object_get(ident, "admin")) ? "" : "'");
+    snprintf(l->policy, sizeof(l->policy), "%s /v1/key/decrypt/%.100s for %.64s.",
+             json_is_true(json_object_get(g, "allowed")) ? "The server allows"
+                                                         : "The server's policy does not allow",
+             kn, id);
+    snprintf(l->key, sizeof(l->key), "The KES key '%.100s' %s on '%.100s'.", kn,
+             json_is_true(exists) ? "exists"
+             : json_is_false(exists)
+                 ? "does not exist"
+                 : "cannot be told (the keystore is down and the key not cached)",
+             name);
+    if (json_is_true(json_object_get(ks, "reachable")))
+        snprintf(l->vault, sizeof(l->vault), "The KES server '%.100s' reaches its Vault keystore.",
+                 name);
+    else
+        snprintf(l->vault, sizeof(l->vault),
+                 "The KES server '%.100s' cannot reach its Vault keystore: %.200s.", name,
+                 why ? why : "unreachable");
+    if (json_is_true(json_object_get(cache, "cached")))
+        snprintf(l->cache, sizeof(l->cache), "The server caches the key '%.100s'%s%.40s.", kn,
+                 until ? " until " : "", until ? until : "");
+    else
+        snprintf(l->cache, sizeof(l->cache), "The server does not cache the key '%.100s' now.", kn);
+    json_decref(g);
+    return 1;
+}
+
 static void
 kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
 {
@@ -634,8 +723,10 @@ kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
 
     (void)db;
     memset(&l, 0, sizeof(l));
-    if (pgcmk_tde_kes_target(d->provider, NULL, &t, &holder) == 0)
+    if (pgcmk_tde_kes_target(d->provider, NULL, &t, &holder) == 0) {
         kes_links_default(d, &t, id ? id : "?", &l);
+        l.diagnosed = kes_links_diagnose(d, &t, id ? id : "?", &l);
+    }
     pgcmk_tde_kes_release(holder);
     json_decref(kp);
     bad = kes_failing_rule(d, l.identity_unknown);
@@ -651,8 +742,13 @@ kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
             int fails = bad && strcmp(bad, rows[i].rule) == 0;
 
-            json_array_append_new(
-                rules, pgcmk_reconcile_rule(rows[i].rule, !fails, fails ? why : rows[i].ok_detail));
+            char detail[1900];
+
+            /* the failing link: the check's reason, then what the server says about it */
+            snprintf(detail, sizeof(detail), "%s%s%s", fails ? why : rows[i].ok_detail,
+                     fails && l.diagnosed ? " " : "",
+                     fails && l.diagnosed ? rows[i].ok_detail : "");
+            json_array_append_new(rules, pgcmk_reconcile_rule(rows[i].rule, !fails, detail));
         }
     }
     if (bad && strcmp(bad, "checked") == 0)

@@ -11,24 +11,16 @@ import base64
 import json
 import os
 
-import hvac
 import pytest
 
 from kestools import (KesClient, create_server, identity_of, kes_config, new_api_key,
                       setup_vault)
 from pgtools import data_url, explain, settle
+from test_tde_vault import hv  # noqa: F401 - the fixture: pgcmk's Vault and an hvac root client
 
 DB = "/emulator/tde/databases/"
 KEY = "pg-key-1"
 RULES = ["kes-server", "identity", "policy", "key", "vault", "cache", "ciphertext"]
-
-
-@pytest.fixture(scope="module")
-def hv(daemon):
-    v = daemon.get("/emulator/info").json()["vault"]
-    client = hvac.Client(url=v["address"], token=v["rootToken"], verify=daemon.ca)
-    assert client.is_authenticated()
-    return v, client
 
 
 @pytest.fixture(scope="module")

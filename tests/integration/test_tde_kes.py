@@ -13,8 +13,11 @@ import os
 
 import pytest
 
+from cryptography import x509
+
 from kestools import (KesClient, create_server, identity_of, kes_config, new_api_key,
-                      setup_vault)
+                      setup_vault, spki_identity)
+from kmiptools import make_pki
 from pgtools import data_url, explain, settle
 from test_tde_vault import hv  # noqa: F401 - the fixture: pgcmk's Vault and an hvac root client
 
@@ -183,3 +186,29 @@ def test_the_api_key_is_in_no_answer(daemon, env):
         body += json.dumps(explain(daemon, DB + name))
     secret = env["agent"][len("kes:v1:"):]
     assert secret not in body and secret not in daemon.stderr_text()
+
+
+def test_tls_auth_on_refuses_the_api_key_certificate(daemon, env, tmp_path):
+    pki = make_pki(str(tmp_path))
+    with open(pki["client_cert"], "rb") as f:
+        cert_identity = spki_identity(x509.load_pem_x509_certificate(f.read()).public_key())
+    doc = json.loads(config(env, "tde-kes-verify"))
+    doc["tls"] = {"auth": "on", "ca": pki["ca"]}
+    doc["admin"] = {"identity": cert_identity}
+    r = create_server(daemon, json.dumps(doc), name="tde-kes-verify")
+    assert r.status_code == 201, r.text
+    srv = r.json()
+    # the API key's self-signed certificate does not verify against tls.ca: refused in the
+    # handshake, a loss (not an outage)
+    r = put_db(daemon, env, srv, "kes-verify")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "KesServerNotTrusted", r.text
+    assert "refused the client certificate" in r.json()["error"]["message"]
+    # a certificate issued by that CA (certPath and keyPath) is accepted
+    prov = {"type": "kes", "url": srv["url"], "certPath": pki["client_cert"],
+            "keyPath": pki["client_key"], "caPath": daemon.ca, "createKey": True}
+    r = daemon.put(DB + "kes-verify", json={"keyProvider": prov, "principalKeyName": KEY})
+    assert r.status_code == 201, r.text
+    assert r.json()["keyProvider"]["identity"] == cert_identity
+    assert state(daemon, "kes-verify")["state"] == "Ready"
+    bad, ex = bad_rules(daemon, "kes-verify")
+    assert bad == [] and "the admin" in rule(ex, "identity")["detail"], ex

@@ -383,10 +383,7 @@ transit(struct vault *v, const char *op, const char *field, const char *in, cons
             rc = 0;
         }
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o); /* jansson wipes what it frees (pgcmk_secret_json_wipe) */
     pgcmk_agent_https_release(&rs);
     str_wipe_free(body);
     return rc;
@@ -510,10 +507,7 @@ v_get(void *arg, const char *name, char **value, struct pgcmk_err *err)
         *value = pgcmk_xstrdup(json_string_value(val));
         rc = 0;
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o);
     return rc;
 }
 
@@ -630,6 +624,9 @@ v_ping(void *arg, struct pgcmk_kes_store_health *h)
     pgcmk_agent_https_release(&rs);
     if (h->reachable)
         ensure_token(v);
+    pthread_mutex_lock(&v->mu);
+    snprintf(h->login_why, sizeof(h->login_why), "%s", v->login_why);
+    pthread_mutex_unlock(&v->mu);
 }
 
 static void

@@ -202,6 +202,13 @@ kes_server_start(const char *name, const char *text, const char *base_dir, int s
     }
     if (kes_required_keys(s, err))
         goto fail;
+    {
+        struct pgcmk_kes_store_health h;
+
+        memset(&h, 0, sizeof(h));
+        pgcmk_kes_store_health(s->store, &h);
+        atomic_store(&s->reachable, h.reachable ? 1 : 0);
+    }
     s->started_ms = pgcmk_clock_now();
     s->started_wall_ms = pgcmk_wall_ms();
     memset(&nc, 0, sizeof(nc));
@@ -563,6 +570,46 @@ kes_audit_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     return 0;
 }
 
+/* GET .../keys: the keystore's key names (a keystore failure: its error) and the cache. */
+static int
+kes_keys_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kes_server *s = kes_param_server(rq, err);
+    json_t *names = NULL, *cache;
+
+    if (s == NULL)
+        return -1;
+    if (pgcmk_kes_store_list(s->store, "", &names, err)) {
+        kes_server_put(s);
+        return -1;
+    }
+    cache = pgcmk_kes_store_cache_json(s->store);
+    pgcmk_resp_json(rs, 200,
+                    json_pack("{s:o, s:o}", "names", names ? names : json_array(), "cache",
+                              cache ? cache : json_array()));
+    kes_server_put(s);
+    return 0;
+}
+
+/* GET .../diagnose?identity=&key=&op=: pgcmk_kes_diagnose on the server's port (what
+ * /emulator/explain asks). */
+static int
+kes_diagnose_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kes_server *s = kes_param_server(rq, err);
+    json_t *o;
+
+    if (s == NULL)
+        return -1;
+    o = pgcmk_kes_diagnose(s->port, pgcmk_req_query(rq, "identity"), pgcmk_req_query(rq, "key"),
+                           pgcmk_req_query(rq, "op"));
+    kes_server_put(s);
+    if (o == NULL)
+        return pgcmk_err_set(err, PGCMK_E_KES_SERVER_NOT_FOUND, NULL, "the KES server stopped");
+    pgcmk_resp_json(rs, 200, o);
+    return 0;
+}
+
 static int
 kes_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -670,6 +717,10 @@ static const struct pgcmk_route kes_routes[] = {
     {"DELETE", "/emulator/kes/servers/{name}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, kes_delete},
     {"GET", "/emulator/kes/servers/{name}/audit", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, "limit",
      kes_audit_get},
+    {"GET", "/emulator/kes/servers/{name}/keys", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL,
+     kes_keys_get},
+    {"GET", "/emulator/kes/servers/{name}/diagnose", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0,
+     "identity,key,op", kes_diagnose_get},
 };
 
 /* ---- status.ping on the virtual clock ---------------------------------------------------- */
@@ -767,47 +818,75 @@ pgcmk_kes_init(const char *cert_pem, const char *key_pem, const char *ca_path)
     return 0;
 }
 
+/* A stored server, read before any is started (no statement stays open over their starts). */
 struct kes_stored {
-    json_t *rows;
+    char name[KES_NAME_MAX];
+    char *doc; /* the config, unsealed (secret) */
+    int port;
+    int64_t created_ms;
 };
+
+struct kes_stored_list {
+    struct kes_stored *v;
+    size_t n, cap;
+};
+
+static int
+kes_stored_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct kes_stored_list *l = arg;
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    unsigned char *text = NULL;
+    size_t tl = 0;
+    char aad[128];
+
+    PGCMK_UNUSED(err);
+    snprintf(aad, sizeof(aad), "kes-server:%s", name ? name : "");
+    if (name == NULL || pgcmk_store_unseal(sqlite3_column_blob(st, 1),
+                                           (size_t)sqlite3_column_bytes(st, 1), aad, &text, &tl)) {
+        LOG_WARN("kes %s: the stored config does not unseal", name ? name : "?");
+        return 0;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = pgcmk_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    snprintf(l->v[l->n].name, KES_NAME_MAX, "%s", name);
+    l->v[l->n].doc = pgcmk_xstrndup((const char *)text, tl);
+    l->v[l->n].port = sqlite3_column_int(st, 2);
+    l->v[l->n].created_ms = sqlite3_column_int64(st, 3);
+    l->n++;
+    pgcmk_secret_free(text, tl);
+    return 0;
+}
 
 void
 pgcmk_kes_start_stored(void)
 {
     struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KES_SERVER_LIST);
+    struct kes_stored_list l = {0};
     struct pgcmk_err err;
+    size_t i;
 
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const void *sealed = sqlite3_column_blob(st, 1);
-        int sl = sqlite3_column_bytes(st, 1), port = sqlite3_column_int(st, 2);
-        int64_t created = sqlite3_column_int64(st, 3);
-        unsigned char *text = NULL;
-        size_t tl = 0;
-        char aad[128];
-        struct kes_server *s;
-        char *doc;
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_KES_SERVER_LIST), kes_stored_row, &l,
+                      "kes servers", &err) < 0)
+        LOG_WARN("kes: the stored servers cannot be read: %s", err.message);
+    for (i = 0; i < l.n; i++) {
+        struct kes_stored *r = &l.v[i];
+        struct kes_server *s =
+            kes_server_start(r->name, r->doc, NULL, 1, r->port, r->created_ms, &err);
 
-        snprintf(aad, sizeof(aad), "kes-server:%s", name);
-        if (pgcmk_store_unseal(sealed, (size_t)sl, aad, &text, &tl)) {
-            LOG_WARN("kes %s: the stored config does not unseal", name);
-            continue;
-        }
-        doc = pgcmk_xstrndup((const char *)text, tl);
-        pgcmk_secret_free(text, tl);
-        s = kes_server_start(name, doc, NULL, 1, port, created, &err);
-        pgcmk_secret_free(doc, strlen(doc));
+        pgcmk_secret_free(r->doc, strlen(r->doc));
         if (s == NULL) {
-            LOG_WARN("kes %s: does not start again: %s", name, err.message);
+            LOG_WARN("kes %s: does not start again: %s", r->name, err.message);
             continue;
         }
-        if (s->port != port)
-            LOG_WARN("kes %s: port %d is taken: now on %d", name, port, s->port);
+        if (s->port != r->port)
+            LOG_WARN("kes %s: port %d is taken: now on %d", r->name, r->port, s->port);
         kes_list_add(s);
         kes_event_server(s->name);
     }
-    pgcmk_db_done(st);
+    free(l.v);
 }
 
 int

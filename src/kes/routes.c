@@ -104,6 +104,10 @@ kes_body(struct kes_ctx *c)
     if (c->rq->body == NULL || c->rq->body_len == 0)
         return NULL;
     o = json_loadb(c->rq->body, c->rq->body_len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+    if (o && json_is_null(o)) { /* Go decodes null into a struct as nothing */
+        json_decref(o);
+        return json_object();
+    }
     if (o && !json_is_object(o)) {
         json_decref(o);
         return NULL;
@@ -898,7 +902,9 @@ kes_handle(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
     atomic_fetch_add(&s->req_active, 1);
     kes_keep_slash(rq);
     r = kes_route_find(rq->path, &redirect);
-    if (r == NULL) {
+    if (rq->raw_path && strcasestr(rq->raw_path, "%00")) { /* the decoded path would end there */
+        pgcmk_err_set(&err, PGCMK_E_KES_BAD_REQUEST, NULL, "invalid request path");
+    } else if (r == NULL) {
         pgcmk_resp_text(rs, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
         rc = 0;
     } else if (redirect) {

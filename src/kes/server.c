@@ -23,7 +23,7 @@ static pthread_mutex_t kes_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t kes_admin_mu = PTHREAD_MUTEX_INITIALIZER; /* create/replace/delete */
 static struct kes_server *kes_list;
 static char *kes_cert_pem, *kes_key_pem, *kes_ca_path;
-static unsigned long kes_clock_gen;
+static atomic_ulong kes_clock_gen; /* the clock generation the listener saw last */
 
 /* ---- references --------------------------------------------------------------------------- */
 
@@ -770,10 +770,9 @@ kes_clock(int64_t now, void *arg)
 {
     struct kes_server *due[64], *s;
     unsigned long gen = pgcmk_clock_generation();
-    int n = 0, i, sync = gen != kes_clock_gen;
+    int n = 0, i, sync = atomic_exchange(&kes_clock_gen, gen) != gen;
 
     PGCMK_UNUSED(arg);
-    kes_clock_gen = gen;
     pthread_mutex_lock(&kes_mu);
     for (s = kes_list; s && n < (int)PGCMK_ARRAY_LEN(due); s = s->next) {
         if (now < s->next_ping_ms || (!sync && atomic_load(&s->pinging)))

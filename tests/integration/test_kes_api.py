@@ -197,6 +197,8 @@ def test_bad_names_and_bodies(env):
     # Go's decoder: field names match case-insensitively, unknown fields are ignored
     r = a.post("/v1/key/encrypt/body-1", json={"Plaintext": kt.b64(b"abc"), "extra": 1})
     assert r.status_code == 200
+    kes_error(a.post("/v1/key/create/nul%00x"), 400, "invalid request path")
+    assert a.get("/v1/key/describe/nul").status_code == 404
     r = a.get("/v1/unknown/route")
     assert r.status_code == 404
     assert a.get("/version").status_code == 200  # still serving

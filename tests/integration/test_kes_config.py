@@ -2,7 +2,6 @@
 `pgcmkd --kes-config FILE` and POST /emulator/kes/servers, ${VAR} from the daemon's environment,
 relative paths, tls.auth: on, skip_auth, root: disabled, the errors KES gives, and servers created
 by POST surviving a restart (on the same port, their config sealed in the store)."""
-import datetime
 import json
 import os
 import sqlite3
@@ -12,18 +11,8 @@ import pytest
 import requests
 
 import kestools as kt
-from conftest import SUB, parse_time
-
-AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
-
-
-def activity(d, rid):
-    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(days=1)
-    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
-           f"and resourceId eq '{rid}'")
-    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
-    assert r.status_code == 200, r.text
-    return [e["operationName"]["value"] for e in r.json()["value"]]
+from conftest import SUB
+from test_vault_kv import activity  # the Activity Log entries of a resource id
 
 # Seed 004, "Configure KES Server": the tutorial's config.yml, as written (its "" to be filled).
 SEED_CONFIG = """admin:
@@ -162,9 +151,14 @@ def test_seed_config_file_at_boot(start_daemon, tmp_path):
     os.rename(conf_dir / "public.key", conf_dir / "private.key")
     admin = kt.new_api_key()
     (conf_dir / "config.yml").write_text(fill_tutorial(vault, kt.identity_of(admin)))
-    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml")])
+    # a second tenant (the seed's multi-tenancy section): its own prefix, one flag per file
+    (conf_dir / "tenant-b.yml").write_text(
+        fill_tutorial(vault, kt.identity_of(admin)) + "     prefix: tenant-b\n")
+    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml"),
+               "--kes-config", str(conf_dir / "tenant-b.yml")])
     kes = d.get("/emulator/info").json()["kes"]
-    assert len(kes) == 1 and kes[0]["name"] == "config", kes
+    assert [k["name"] for k in kes] == ["config", "tenant-b"], kes
+    assert d.get("/emulator/kes/servers/tenant-b").json()["keystore"]["prefix"] == "tenant-b"
     with open(d.stdout_path) as f:
         assert f"KES server config: https://127.0.0.1:{kes[0]['port']}" in f.read()
     # the server presents its own certificate: `kes status -k` does not verify it

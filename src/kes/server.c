@@ -159,10 +159,25 @@ kes_cert_mode(const struct pgcmk_kes_conf *c)
 
     for (i = 0; i < c->n_apis; i++)
         skip |= c->apis[i].skip_auth;
-    /* kesconf: a skip_auth API makes the certificate optional */
+    /* kesconf: a skip_auth API makes the certificate optional (verified when sent) */
     if (c->tls_auth)
-        return PGCMK_NET_CERT_VERIFY;
+        return skip ? PGCMK_NET_CERT_VERIFY_IF_GIVEN : PGCMK_NET_CERT_VERIFY;
     return skip ? PGCMK_NET_CERT_REQUEST : PGCMK_NET_CERT_REQUIRE_ANY;
+}
+
+static const char *
+kes_cert_mode_name(enum pgcmk_net_cert m)
+{
+    switch (m) {
+    case PGCMK_NET_CERT_VERIFY:
+        return "verify";
+    case PGCMK_NET_CERT_VERIFY_IF_GIVEN:
+        return "verify-if-given";
+    case PGCMK_NET_CERT_REQUEST:
+        return "request";
+    default:
+        return "require-any";
+    }
 }
 
 /* Parses the document, opens the keystore, makes the required keys and listens. The server is
@@ -410,7 +425,7 @@ kes_server_json(struct kes_server *s)
     json_object_set_new(o, "caCertificate",
                         s->conf.tls_cert || kes_ca_path == NULL ? json_null()
                                                                 : json_string(kes_ca_path));
-    json_object_set_new(o, "clientAuth", json_string(s->conf.tls_auth ? "verify" : "require-any"));
+    json_object_set_new(o, "clientAuth", json_string(kes_cert_mode_name(kes_cert_mode(&s->conf))));
     free(url);
     return o;
 }

@@ -265,7 +265,7 @@ def test_root_disabled_and_skip_auth(daemon, tmp_path):
     r = kt.create_server(daemon, json.dumps(cfg), "noroot")
     assert r.status_code == 201, r.text
     s = r.json()
-    assert s["root"] == "disabled"
+    assert s["root"] == "disabled" and s["clientAuth"] == "request"
     c = kt.KesClient(s["url"], daemon.ca, api_key=key, directory=str(tmp_path))
     assert c.post("/v1/key/create/k1").status_code == 200
     ids = c.get("/v1/key/list/*")
@@ -294,6 +294,19 @@ def test_tls_auth_on(daemon, tmp_path):
         requests.get(url + "/v1/status", verify=daemon.ca, timeout=10,
                      cert=kt.cert_files(kt.new_api_key(), str(tmp_path)))
     assert daemon.delete("/emulator/kes/servers/mtls").status_code == 204
+    # tls.auth: on with a skip_auth API: no certificate is fine, a sent one must verify
+    cfg = kt.kes_config(vault, admin=ident, tls={"auth": "on", "ca": ca},
+                        api={"/v1/metrics": {"skip_auth": True}})
+    r = kt.create_server(daemon, cfg, "mtls2")
+    assert r.status_code == 201 and r.json()["clientAuth"] == "verify-if-given", r.text
+    url = r.json()["url"]
+    assert requests.get(url + "/v1/metrics", verify=daemon.ca, timeout=10).status_code == 200
+    assert requests.get(url + "/v1/status", cert=signed, verify=daemon.ca,
+                        timeout=10).status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url + "/v1/metrics", verify=daemon.ca, timeout=10,
+                     cert=kt.cert_files(kt.new_api_key(), str(tmp_path)))
+    assert daemon.delete("/emulator/kes/servers/mtls2").status_code == 204
 
 
 def test_config_errors(daemon):

@@ -315,6 +315,7 @@ struct kes_row {
     int port;
     int64_t created_ms;
     const char *op, *what;
+    int changed; /* out: rows written or deleted */
 };
 
 static void
@@ -363,14 +364,16 @@ kes_row_put(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     free(sealed);
     if (rc < 0)
         return -1;
-    kes_activity(db, r->name, r->op, r->what);
+    r->changed = sqlite3_changes(pgcmk_db_handle(db));
+    if (r->changed)
+        kes_activity(db, r->name, r->op, r->what);
     return 0;
 }
 
 static int
-kes_persist(const struct kes_row *r, struct pgcmk_err *err)
+kes_persist(struct kes_row *r, struct pgcmk_err *err)
 {
-    return pgcmk_db_tx(pgcmk_db(), kes_row_put, (void *)r, err);
+    return pgcmk_db_tx(pgcmk_db(), kes_row_put, r, err);
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */
@@ -481,7 +484,7 @@ kes_body_text(struct pgcmk_req *rq, struct pgcmk_err *err)
 /* Keeps a started server: stores it (row, when stored), lists and announces it, and answers.
  * Called with kes_admin_mu held; releases it. */
 static int
-kes_commit(struct kes_server *s, const struct kes_row *row, int status, struct pgcmk_resp *rs,
+kes_commit(struct kes_server *s, struct kes_row *row, int status, struct pgcmk_resp *rs,
            struct pgcmk_err *err)
 {
     if (row && kes_persist(row, err)) {
@@ -633,9 +636,20 @@ kes_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     pthread_mutex_lock(&kes_admin_mu);
     s = kes_param_server(rq, err);
-    if (s == NULL) {
+    if (s == NULL) { /* a stored server that did not start again is deleted all the same */
+        struct kes_row gone = {pgcmk_req_param(rq, "name"),
+                               NULL,
+                               0,
+                               0,
+                               "pgcmk.Kes/servers/delete",
+                               "KES server deleted (it was not running)"};
+        struct pgcmk_err e2;
+
         pthread_mutex_unlock(&kes_admin_mu);
-        return -1;
+        if (gone.name == NULL || kes_persist(&gone, &e2) || gone.changed == 0)
+            return -1;
+        pgcmk_resp_empty(rs, 204);
+        return 0;
     }
     snprintf(name, sizeof(name), "%s", s->name);
     if (s->stored) {

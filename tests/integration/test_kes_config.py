@@ -394,3 +394,19 @@ def test_log_audit_on_writes_pgcmkd_log(start_daemon, tmp_path):
     assert c.get("/v1/key/describe/logged-1").status_code == 200
     c.close()
     assert "kes quiet audit:" not in d.stderr_text()
+
+
+def test_stored_server_that_cannot_start_again(start_daemon):
+    d = start_daemon()  # the Vault API takes another port after the restart
+    vault = kt.setup_vault(d)
+    r = kt.create_server(d, kt.kes_config(vault, keys=["needs-vault"]), "orphan")
+    assert r.status_code == 201, r.text
+    d.restart()
+    # its required key cannot be checked at the old Vault address: it does not start
+    assert d.get("/emulator/kes/servers/orphan").status_code == 404
+    assert d.stderr_text().count("kes orphan: does not start again") == 1
+    # it can still be deleted (its stored row goes), once
+    assert d.delete("/emulator/kes/servers/orphan").status_code == 204
+    assert d.delete("/emulator/kes/servers/orphan").status_code == 404
+    d.restart()  # nothing left to start
+    assert d.stderr_text().count("kes orphan: does not start again") == 1

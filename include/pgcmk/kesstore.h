@@ -18,8 +18,9 @@
 #include "pgcmk/core.h"
 #include "pgcmk/err.h"
 
-#define PGCMK_KES_NAME_MAX 80 /* key names: 1-80 of [0-9A-Za-z_-], not starting or ending in '-'   \
-                               */
+#define PGCMK_KES_NAME_MAX                                                                         \
+    80 /* key names: 1-80 of [0-9A-Za-z_-], not starting or ending in '-'                          \
+        */
 
 enum pgcmk_kes_cipher { PGCMK_KES_AES256 = 0, PGCMK_KES_CHACHA20 = 1 };
 
@@ -31,6 +32,7 @@ struct pgcmk_kes_key {
     uint8_t hmac_key[32]; /* the key of /v1/key/hmac (derived or stored as KES does) */
     int64_t created_ms;   /* virtual clock */
     char created_by[65];  /* the identity that created it (hex), or "" */
+    int has_hmac; /* 0 for a legacy key stored without an HMAC key: /v1/key/hmac answers 409 */
 };
 
 void pgcmk_kes_key_wipe(struct pgcmk_kes_key *k);
@@ -85,7 +87,13 @@ struct pgcmk_kes_vault_cfg {
     int64_t ping_ms; /* status.ping: health check period on the virtual clock (default 10 s) */
 };
 
-/* cache.expiry (defaults 5m, 20s, 0s: KES's). */
+/* cache.expiry (defaults 5m, 20s, 0s: KES's). As in KES (keystore.go newCache), periodic ticks
+ * from the store's start on the virtual clock: every `any` all cached keys go, every `unused`/2
+ * those not used since the previous tick go, both only while the keystore is online; every
+ * `offline` all go, only while it is offline; offline = the last of the checks made every 10 s
+ * found Vault unreachable or sealed. 0 = that tick never fires: with offline 0, cached keys keep
+ * serving for as long as Vault stays unreachable (KES does the same). A drill that must outlast
+ * the offline cache advances the clock by offline + 10 s. */
 struct pgcmk_kes_cache_cfg {
     int64_t any_ms, unused_ms, offline_ms;
 };
@@ -118,6 +126,10 @@ struct pgcmk_kes_store_health {
     int64_t checked_ms; /* virtual clock of the last check */
     char why[256];      /* when not reachable: sealed, login refused, connection refused, ... */
     int cached_keys;
+    /* The last AppRole login's failure ("" when it worked or none was needed), also while Vault
+     * answers its health checks (KES's status shows it reachable then): "vault: authentication
+     * failed: 400 invalid role or secret ID". */
+    char login_why[256];
 };
 
 void pgcmk_kes_store_health(struct pgcmk_kes_store *st, struct pgcmk_kes_store_health *h);
@@ -126,5 +138,14 @@ void pgcmk_kes_store_ping(struct pgcmk_kes_store *st);
 /* The cached key names with their state, for the portal and /emulator/explain:
  * [{"name","cachedAt","lastUsed","expiresAt"}] (new reference). */
 json_t *pgcmk_kes_store_cache_json(struct pgcmk_kes_store *st);
+
+/* Why this thread's last failed store call failed ("vault: key store is sealed", "vault: failed
+ * to read 'kv/my-key': 403 permission denied", ...): err->message carries KES's own generic
+ * text ("failed to read key"), as KES answers; this reason is for the error log and explain. */
+const char *pgcmk_kes_store_why(void);
+/* The stored names of a config's keystore, cipher names, "AES256" / "ChaCha20". */
+const char *pgcmk_kes_cipher_name(enum pgcmk_kes_cipher c);
+/* "AES256", "AES256-GCM_SHA256", "ChaCha20", "XCHACHA20-POLY1305" (import's cipher): 0 or -1. */
+int pgcmk_kes_cipher_parse(const char *s, enum pgcmk_kes_cipher *c) PGCMK_WUR;
 
 #endif

@@ -1,0 +1,283 @@
+// kes.test.mjs - the portal's KES page in real headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core). By REST: seed 004's Vault side (K/V v1 at kv/, the kes-policy, AppRole role
+// kes-server with its role id and secret id), then a KES server created with POST
+// /emulator/kes/servers from a config (JSON is YAML) with an admin identity, a policy with an
+// application identity and a key required at start; a key created by a real KES client (cli/pgcmk
+// kes, mTLS with an API key); and, when pgcmkd has the "kes" key provider, a self-managed database
+// keyed by that KES key. In the portal: open the KES page from the navigation, see the server
+// (address, admin identity, keystore endpoint/engine/version and reachable), its keys (and the
+// database on the key), its policy with the identity, the audit log with the key's creation; delete
+// the key with the KES client and see the database go Inaccessible; delete the server from the page.
+// Starts its own pgcmkd (--vault-port 0); no fixed sleeps.
+//
+//   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/kes.test.mjs
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
+const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 20000;
+const t0 = Date.now();
+
+function log(msg) {
+  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+}
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgcmk-browser-kes-'));
+let daemon = null;
+let port = 0;
+let httpPort = 0;
+
+async function waitFor(fn, what, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+function readPort(name) {
+  try {
+    const t = fs.readFileSync(path.join(dataDir, name), 'utf8');
+    return t.endsWith('\n') ? Number(t.trim()) : 0;
+  } catch (_) {
+    return 0;
+  }
+}
+
+async function startDaemon() {
+  if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
+  const err = fs.openSync(path.join(dataDir, 'stderr.log'), 'w');
+  daemon = spawn(PGCMKD, ['--data-dir', dataDir, '--port', '0', '--port-file', `${dataDir}/port`,
+    '--http-port', '0', '--http-port-file', `${dataDir}/http-port`, '--vault-port', '0',
+    '--web', path.join(ROOT, 'web'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', err], cwd: dataDir });
+  let exited = null;
+  daemon.on('exit', (code) => (exited = code));
+  await waitFor(() => {
+    if (exited !== null) fail(`pgcmkd exited with ${exited}: ${fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8')}`);
+    port = readPort('port');
+    httpPort = readPort('http-port');
+    return port && httpPort;
+  }, 'the port files');
+  log(`pgcmkd on https ${port}, http ${httpPort}, data ${dataDir}`);
+}
+
+async function stopDaemon() {
+  if (!daemon || daemon.exitCode !== null) return;
+  const done = new Promise((r) => daemon.on('exit', (code, sig) => r(code ?? sig)));
+  daemon.kill('SIGTERM');
+  const rc = await done;
+  if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
+}
+
+function rest(method, p, body) {
+  const data = body === undefined ? null : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: httpPort, method, path: p,
+      headers: { Host: `localhost:${httpPort}`,
+        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
+    (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        let json = null;
+        try {
+          json = text ? JSON.parse(text) : null;
+        } catch (_) {
+          /* not JSON */
+        }
+        resolve({ status: res.statusCode, json, text });
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+async function ok(method, p, body) {
+  const r = await rest(method, p, body);
+  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+async function settle() {
+  await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
+}
+
+let vaultAddr = '';
+let rootToken = '';
+
+// One Vault API call with the root token; the answer's JSON.
+function vault(method, p, body) {
+  const data = body === undefined ? null : JSON.stringify(body);
+  const u = new URL(`${vaultAddr}/v1/${p}`);
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search,
+      ca: fs.readFileSync(path.join(dataDir, 'ca.pem')),
+      headers: { 'X-Vault-Token': rootToken, ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
+    (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        if (res.statusCode >= 300) {
+          reject(new Error(`${method} ${p}: ${res.statusCode} ${text}`));
+          return;
+        }
+        resolve(text ? JSON.parse(text) : null);
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+// KES's published test keys (key-providers.md 5.3): the admin and an application
+const ADMIN_KEY = 'kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc';
+const ADMIN_ID = '3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22';
+const APP_ID = 'ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6';
+let kesServer = '';
+
+// a real KES client: cli/pgcmk kes with the admin's API key (mTLS, a certificate made by openssl)
+function kes(...args) {
+  return execFileSync(path.join(ROOT, 'cli', 'pgcmk'), ['kes', ...args, '-k'], { encoding: 'utf8',
+    env: { ...process.env, KES_SERVER: kesServer, KES_API_KEY: ADMIN_KEY, TMPDIR: dataDir } });
+}
+
+async function run() {
+  fs.mkdirSync(SCREENS, { recursive: true });
+  await startDaemon();
+  const info = await ok('GET', '/emulator/info');
+  const v = info.vault || fail(`no vault in /emulator/info: ${JSON.stringify(info.ports)}`);
+  vaultAddr = v.address;
+  rootToken = v.rootToken;
+  // seed 004, K/V v1
+  await vault('POST', 'sys/mounts/kv', { type: 'kv', options: { version: '1' } });
+  await vault('PUT', 'sys/policies/acl/kes-policy', { policy: 'path "kv/*" {\n   capabilities = [ "create", "read", "delete", "list" ]\n}\n' });
+  await vault('POST', 'sys/auth/approle', { type: 'approle' });
+  await vault('POST', 'auth/approle/role/kes-server', { token_num_uses: 0, secret_id_num_uses: 0, period: '5m', token_policies: ['kes-policy'] });
+  const roleId = (await vault('GET', 'auth/approle/role/kes-server/role-id')).data.role_id;
+  const secretId = (await vault('POST', 'auth/approle/role/kes-server/secret-id')).data.secret_id;
+  const config = {
+    address: '127.0.0.1:0',
+    admin: { identity: ADMIN_ID },
+    policy: { 'my-app': { allow: ['/v1/key/generate/portal-*', '/v1/key/decrypt/portal-*'], deny: ['/v1/key/generate/portal-internal*'], identities: [APP_ID] } },
+    keys: [{ name: 'portal-required' }],
+    cache: { expiry: { any: '5m0s', unused: '20s', offline: '0s' } },
+    keystore: { vault: { endpoint: vaultAddr, engine: 'kv', version: 'v1', approle: { id: roleId, secret: secretId }, tls: { ca: path.join(dataDir, 'ca.pem') } } },
+  };
+  const srv = await ok('POST', '/emulator/kes/servers?name=portal-kes', config);
+  kesServer = srv.url || `https://127.0.0.1:${srv.port}`;
+  kes('key', 'create', 'portal-key');
+  log(`KES server portal-kes at ${kesServer}; key portal-key created by a KES client`);
+  // a database on the key, when this pgcmkd has the kes key provider (h-kagent's work)
+  const put = await rest('PUT', '/emulator/tde/databases/portal-kes-db', { keyProvider: { type: 'kes', url: kesServer, apiKey: ADMIN_KEY, insecure: true },
+    principalKeyName: 'portal-key' });
+  const withDb = put.status < 300;
+  if (withDb) {
+    await settle();
+    const db = await ok('GET', '/emulator/tde/databases/portal-kes-db');
+    if (db.state !== 'Ready') fail(`the database is ${db.state}: ${JSON.stringify(db)}`);
+    log('database portal-kes-db on KES key portal-key');
+  } else {
+    log(`no kes key provider here (${put.status} ${put.text.slice(0, 200)}): the page is checked without a database`);
+  }
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  const problems = [];
+  try {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1500, height: 1000 } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('dialog', (d) => d.accept());
+    const base = `https://localhost:${port}/portal/`;
+    const shot = async (name) => {
+      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
+      log(`screenshot ${name}.png`);
+    };
+
+    // 1. from the navigation: the server, its keystore and its health
+    await page.goto(base);
+    await page.getByRole('link', { name: 'KES' }).click();
+    await page.getByRole('heading', { name: 'KES servers', level: 1 }).waitFor();
+    const row = page.getByRole('row').filter({ has: page.getByText('portal-kes', { exact: true }) });
+    await row.getByTestId('kes-url').getByText(kesServer, { exact: true }).waitFor();
+    await row.locator(`[title="${ADMIN_ID}"]`).waitFor();
+    await row.getByText(vaultAddr, { exact: true }).waitFor();
+    await row.getByTestId('keystore-health').getByText('reachable', { exact: true }).waitFor();
+    // 2. its keys, policy and identities, the audit log
+    const server = page.getByRole('region', { name: 'KES server portal-kes' });
+    await server.getByRole('cell', { name: 'portal-required', exact: true }).waitFor();
+    if (withDb) {
+      await server.getByRole('cell', { name: 'portal-key', exact: true }).waitFor();
+      await server.getByRole('list', { name: 'Databases using portal-key' }).getByRole('link', { name: 'portal-kes-db' }).waitFor();
+      await server.getByTestId('tde-state').getByText('Ready', { exact: true }).waitFor();
+    }
+    await server.getByRole('row').filter({ has: page.getByText('my-app', { exact: true }) }).locator(`[title="${APP_ID}"]`).waitFor();
+    await server.getByText('/v1/key/generate/portal-internal*', { exact: true }).waitFor();
+    await server.getByText('/v1/key/create/portal-key', { exact: true }).first().waitFor();
+    await shot('kes-01-page');
+
+    // 3. the key deleted by a KES client: the database on it goes Inaccessible
+    if (withDb) {
+      kes('key', 'rm', 'portal-key');
+      await settle();
+      await server.getByRole('list', { name: 'Databases using portal-key' }).getByText('Inaccessible', { exact: true }).waitFor();
+      await server.getByText('/v1/key/delete/portal-key', { exact: true }).first().waitFor();
+      await shot('kes-02-key-deleted');
+    }
+
+    // 4. delete the server from the page
+    await page.getByRole('button', { name: 'Delete KES server portal-kes' }).click();
+    await page.getByText('KES server portal-kes deleted.').waitFor();
+    await page.getByRole('region', { name: 'KES server portal-kes' }).waitFor({ state: 'detached' });
+    await shot('kes-03-server-deleted');
+    const left = await ok('GET', '/emulator/kes/servers');
+    if ((left.value || left).length !== 0) fail(`servers left: ${JSON.stringify(left)}`);
+    log('server, keystore, keys, policy, audit and database shown; key and server deleted');
+    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+let rc = 0;
+try {
+  await run();
+  console.log(`KES browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
+} catch (e) {
+  rc = 1;
+  console.error(`KES browser test FAILED: ${e.stack || e}`);
+  try {
+    console.error(fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8').slice(-4000));
+  } catch (_) {
+    /* no log */
+  }
+}
+try {
+  await stopDaemon();
+} catch (e) {
+  rc = 1;
+  console.error(String(e));
+}
+if (rc === 0) fs.rmSync(dataDir, { recursive: true, force: true });
+process.exit(rc);

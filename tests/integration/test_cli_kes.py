@@ -18,9 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
-from conftest import ROOT
+from clitools import CLI, Cli
 
-CLI = os.path.join(ROOT, "cli", "pgcmk")
 
 # key-providers.md 5.3: KES's own test keys and their identities
 PUBLISHED = [("kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
@@ -61,38 +60,6 @@ keystore:
 """
 
 
-class Cli:
-    def __init__(self, daemon, tmp):
-        self.d = daemon
-        self.tmp = str(tmp)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("PGCMK", "VAULT_", "KES_", "SSL_CERT"))}
-        self.env.update(PGCMK_URL=daemon.base, PGCMK_CA=daemon.ca,
-                        PGCMK_CONFIG_DIR=os.path.join(self.tmp, "cfg"), TMPDIR=self.tmp)
-
-    def run(self, *args, env=None, cwd=None, timeout=60):
-        e = dict(self.env, **(env or {}))
-        return subprocess.run([CLI, *args], capture_output=True, text=True, env=e,
-                              timeout=timeout, cwd=cwd or self.tmp)
-
-    def out(self, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == 0, f"pgcmk {' '.join(args)} -> {r.returncode}\n{r.stderr}{r.stdout}"
-        assert r.stderr == "", r.stderr
-        return r.stdout
-
-    def json(self, *args, **kw):
-        return json.loads(self.out(*args, **kw))
-
-    def fail(self, *args, rc=1, err=None, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == rc, f"pgcmk {' '.join(args)}: expected {rc}, got {r.returncode}\n" \
-                                   f"{r.stderr}{r.stdout}"
-        if err is not None:
-            assert err in r.stderr, r.stderr
-        return r
-
-
 def new_identity(cli, *args, cwd=None):
     out = cli.out("kes", "identity", "new", *args, cwd=cwd)
     lines = [ln.strip() for ln in out.splitlines()]
@@ -103,7 +70,8 @@ def new_identity(cli, *args, cwd=None):
 
 @pytest.fixture(scope="module")
 def cli(daemon, tmp_path_factory):
-    return Cli(daemon, tmp_path_factory.mktemp("kescli"))
+    tmp = str(tmp_path_factory.mktemp("kescli"))
+    return Cli(daemon, os.path.join(tmp, "cfg"), drop=("PGCMK", "VAULT_", "KES_", "SSL_CERT"), cwd=tmp, TMPDIR=tmp)
 
 
 # ---- identities and API keys (no server needed) ----------------------------------------------
@@ -300,7 +268,7 @@ def test_audit_log_streams(cli, kes):
     a = kes["admin"]
     env = dict(cli.env, **a)
     p = subprocess.Popen([CLI, "kes", "log", "--audit", "--json", "-k"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, cwd=cli.tmp)
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=cli.cwd)
     try:
         got = None
         end = time.monotonic() + 20

@@ -114,19 +114,24 @@ VAULT_EXPECT = ["Vault: https://127.0.0.1:", "Sealed          false",
                 "role_id\n", "secret_id secret_id_accessor", "deleted vault-wal", "policies left: default root"]
 
 
-def test_vault_walkthrough_runs_twice(start_daemon):
+def run_twice(start_daemon, doc, expect, drop_env=("VAULT_",)):
+    """Runs doc's sh blocks twice in a row on one daemon with its Vault listener."""
     d = start_daemon("--vault-port", "0")
-    script = "set -euo pipefail\n" + "\n".join(sh_blocks(VAULT_DOC))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    script = "set -euo pipefail\n" + "\n".join(sh_blocks(doc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
     env.update(PGCMK=d.base, CA=d.ca)
     env.pop("PGCMKD_PID", None)
     for run in (1, 2):
         r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=180)
-        assert r.returncode == 0, f"{VAULT_DOC} run {run} failed:\n{r.stdout}\n{r.stderr}"
-        for expected in VAULT_EXPECT:
+        assert r.returncode == 0, f"{doc} run {run} failed:\n{r.stdout}\n{r.stderr}"
+        for expected in expect:
             assert expected in r.stdout, \
-                f"{VAULT_DOC} run {run}: expected {expected!r} in output:\n{r.stdout}\n{r.stderr}"
+                f"{doc} run {run}: expected {expected!r} in output:\n{r.stdout}\n{r.stderr}"
+
+
+def test_vault_walkthrough_runs_twice(start_daemon):
+    run_twice(start_daemon, VAULT_DOC, VAULT_EXPECT)
 
 
 def test_coverage_table_is_fresh(daemon):
@@ -161,15 +166,4 @@ KES_EXPECT = ["Vault: https://127.0.0.1:", "Success! Enabled the kv secrets engi
 
 
 def test_kes_walkthrough_runs_twice(start_daemon):
-    d = start_daemon("--vault-port", "0")
-    script = "set -euo pipefail\n" + "\n".join(sh_blocks(KES_DOC))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "KES_"))}
-    env.update(PGCMK=d.base, CA=d.ca)
-    env.pop("PGCMKD_PID", None)
-    for run in (1, 2):
-        r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=180)
-        assert r.returncode == 0, f"{KES_DOC} run {run} failed:\n{r.stdout}\n{r.stderr}"
-        for expected in KES_EXPECT:
-            assert expected in r.stdout, \
-                f"{KES_DOC} run {run}: expected {expected!r} in output:\n{r.stdout}\n{r.stderr}"
+    run_twice(start_daemon, KES_DOC, KES_EXPECT, drop_env=("VAULT_", "KES_", "SSL_CERT"))

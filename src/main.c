@@ -17,6 +17,7 @@
 #include "pgcmk/deploy.h"
 #include "pgcmk/emulator.h"
 #include "pgcmk/http.h"
+#include "pgcmk/kes.h"
 #include "pgcmk/kmip_listener.h"
 #include "pgcmk/kmip_server.h"
 #include "pgcmk/vaultapi.h"
@@ -83,6 +84,7 @@ print_banner(const struct pgcmk_cfg *cfg, int port, int http_port, const char *c
     } else {
         printf("  HashiCorp Vault API:         off\n");
     }
+    pgcmk_kes_banner();
     printf("  data directory:              %s\n", cfg->data_dir);
     printf("  subscription %s, tenant %s\n", PGCMK_SUBSCRIPTION_ID, PGCMK_TENANT_ID);
     if (ca) {
@@ -193,6 +195,11 @@ main(int argc, char **argv)
         free(tls.ca_path);
         tls.ca_path = ca_abs;
     }
+    /* KES servers without tls: in their config serve pgcmk's certificate (clients trust ca.pem) */
+    if (pgcmk_kes_init(tls.cert_pem, tls.key_pem, tls.ca_path)) {
+        fprintf(stderr, "pgcmkd: the KES servers cannot start\n");
+        goto out_store;
+    }
     info = (struct pgcmk_emulator_info){
         0, -1, tls.ca_path, cfg.data_dir, cfg.auth == PGCMK_AUTH_STRICT ? "strict" : "open", t0};
     if (pgcmk_emulator_init(&info)) {
@@ -256,6 +263,17 @@ main(int argc, char **argv)
         }
     }
     pgcmk_emulator_set_vault(vault_port, vault_http_port, tls.ca_path);
+    /* KES servers come after the Vault API: their keys: are created in their keystore at start */
+    pgcmk_kes_start_stored();
+    for (char *p = cfg.kes_configs, *nl; p && *p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (pgcmk_kes_start_file(p, &err)) {
+            fprintf(stderr, "pgcmkd: kes: %s: %s\n", p, err.message);
+            goto out_server;
+        }
+    }
     if (pgcmk_clock_tick_start(1000))
         LOG_WARN("the clock's tick did not start: rules fall due only when the clock is changed");
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
@@ -277,6 +295,7 @@ main(int argc, char **argv)
     status = 0;
 out_server:
     pgcmk_kmip_listener_stop(kmip); /* first: no KMIP request runs on a stopping daemon */
+    pgcmk_kes_shutdown();           /* before the Vault API its keystores call */
     pgcmk_server_stop(vsrv, 10000);
     pgcmk_server_stop(srv, 10000);
 out_store:

@@ -37,6 +37,7 @@ struct pgcmk_cfg {
     int vault_port;       /* --vault-port: the Vault API (HTTPS), default 8200, 0 = any, -1 = off */
     char *vault_port_file; /* --vault-port-file: written once the Vault listener accepts */
     int vault_http_port;   /* --vault-http-port: the Vault API over plain HTTP, -1 = off */
+    char *kes_configs; /* --kes-config FILE (repeatable): one KES server per file, '\n'-separated */
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

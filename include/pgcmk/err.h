@@ -245,7 +245,45 @@
      * routes, config: h-kcore), KES keystore and crypto (src/kes/ keystore, cache, crypto:        \
      * h-kstore), KES key provider of self-managed databases (src/agent/kes.c: h-kagent). */       \
     /* KES server (h-kcore) */                                                                     \
+    X(PGCMK_E_KES_BAD_REQUEST, 400, "KesBadRequest", "O",                                          \
+      "KES: a bad name, pattern, body or client certificate")                                      \
+    X(PGCMK_E_KES_NOT_ALLOWED, 403, "KesNotAllowed", "O",                                          \
+      "KES: not authorized: insufficient permissions (no policy, or the policy denies the path)")  \
+    X(PGCMK_E_KES_NOT_FOUND, 404, "KesNotFound", "O", "KES: no such route, policy or identity")    \
+    X(PGCMK_E_KES_METHOD, 405, "KesMethodNotAllowed", "O", "KES: the route takes another method")  \
+    X(PGCMK_E_KES_NOT_ACCEPTABLE, 406, "KesNotAcceptable", "O",                                    \
+      "KES: an imported key of an unknown cipher or size")                                         \
+    X(PGCMK_E_KES_TOO_LARGE, 413, "KesBodyTooLarge", "O",                                          \
+      "KES: a request body over the route limit (1 MiB)")                                          \
+    X(PGCMK_E_KES_INTERNAL, 500, "KesInternal", "O",                                               \
+      "KES: the server failed (random numbers, encryption)")                                       \
+    X(PGCMK_E_KES_UNAVAILABLE, 502, "KesKeystoreUnavailable", "O",                                 \
+      "KES: the keystore answered with an error (/v1/ready)")                                      \
+    X(PGCMK_E_KES_UNREACHABLE, 504, "KesKeystoreUnreachable", "O",                                 \
+      "KES: the keystore is not reachable (/v1/ready)")                                            \
+    X(PGCMK_E_KES_CONFIG_INVALID, 400, "KesConfigInvalid", "I",                                    \
+      "/emulator/kes/servers: a config KES refuses, or a server that cannot start (the reason "    \
+      "KES gives)")                                                                                \
+    X(PGCMK_E_KES_START_FAILED, 502, "KesServerStartFailed", "I",                                  \
+      "/emulator/kes/servers: a required key of keys: cannot be created (the keystore reason)")    \
+    X(PGCMK_E_KES_SERVER_NOT_FOUND, 404, "KesServerNotFound", "I",                                 \
+      "/emulator/kes/servers: no such KES server")                                                 \
+    X(PGCMK_E_KES_SERVER_EXISTS, 409, "KesServerExists", "I",                                      \
+      "/emulator/kes/servers: a KES server of that name exists")                                   \
     /* KES keystore and crypto (h-kstore) */                                                       \
+    X(PGCMK_E_KES_KEY_EXISTS, 400, "KesKeyExists", "V", "KES: key already exists")                \
+    X(PGCMK_E_KES_KEY_NOT_FOUND, 404, "KesKeyNotFound", "V", "KES: key does not exist")            \
+    X(PGCMK_E_KES_NOT_AUTHENTIC, 400, "KesNotAuthentic", "V",                                      \
+      "KES: decryption failed: ciphertext is not authentic (tampered, wrong key or context)")     \
+    X(PGCMK_E_KES_KEY_INVALID, 400, "KesKeyInvalid", "V",                                          \
+      "KES: invalid key material (not 32 bytes, unknown cipher, a stored value KES cannot parse)") \
+    X(PGCMK_E_KES_NO_HMAC, 409, "KesKeyNoHmac", "V",                                               \
+      "KES: key does not support HMAC (a legacy key stored without an HMAC key)")                  \
+    X(PGCMK_E_KES_KEYSTORE, 502, "KesKeystoreFailure", "V",                                        \
+      "KES: the keystore (Vault) failed: sealed, unreachable, login refused, permission denied, "  \
+      "an answer KES cannot read")                                                                 \
+    X(PGCMK_E_KES_KEYSTORE_CONFIG, 400, "KesKeystoreInvalid", "V",                                 \
+      "KES: keystore.vault of the config is wrong (endpoint, version, transit key, TLS files)")   \
     /* KES key provider (h-kagent) */                                                              \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 

@@ -18,8 +18,9 @@
 #include "pgcmk/core.h"
 #include "pgcmk/err.h"
 
-#define PGCMK_KES_NAME_MAX 80 /* key names: 1-80 of [0-9A-Za-z_-], not starting or ending in '-'   \
-                               */
+#define PGCMK_KES_NAME_MAX                                                                         \
+    80 /* key names: 1-80 of [0-9A-Za-z_-], not starting or ending in '-'                          \
+        */
 
 enum pgcmk_kes_cipher { PGCMK_KES_AES256 = 0, PGCMK_KES_CHACHA20 = 1 };
 
@@ -31,6 +32,7 @@ struct pgcmk_kes_key {
     uint8_t hmac_key[32]; /* the key of /v1/key/hmac (derived or stored as KES does) */
     int64_t created_ms;   /* virtual clock */
     char created_by[65];  /* the identity that created it (hex), or "" */
+    int has_hmac; /* 0 for a legacy key stored without an HMAC key: /v1/key/hmac answers 409 */
 };
 
 void pgcmk_kes_key_wipe(struct pgcmk_kes_key *k);
@@ -126,5 +128,14 @@ void pgcmk_kes_store_ping(struct pgcmk_kes_store *st);
 /* The cached key names with their state, for the portal and /emulator/explain:
  * [{"name","cachedAt","lastUsed","expiresAt"}] (new reference). */
 json_t *pgcmk_kes_store_cache_json(struct pgcmk_kes_store *st);
+
+/* Why this thread's last failed store call failed ("vault: key store is sealed", "vault: failed
+ * to read 'kv/my-key': 403 permission denied", ...): err->message carries KES's own generic
+ * text ("failed to read key"), as KES answers; this reason is for the error log and explain. */
+const char *pgcmk_kes_store_why(void);
+/* The stored names of a config's keystore, cipher names, "AES256" / "ChaCha20". */
+const char *pgcmk_kes_cipher_name(enum pgcmk_kes_cipher c);
+/* "AES256", "AES256-GCM_SHA256", "ChaCha20", "XCHACHA20-POLY1305" (import's cipher): 0 or -1. */
+int pgcmk_kes_cipher_parse(const char *s, enum pgcmk_kes_cipher *c) PGCMK_WUR;
 
 #endif

@@ -14,6 +14,7 @@
 enum cfg_type { CFG_STR, CFG_INT, CFG_ENUM };
 
 #define CFG_F_SENSITIVE 1u
+#define CFG_F_LIST      2u /* a repeatable flag: each --flag adds a line to the value */
 
 struct cfg_entry {
     const char *name; /* flag name; the variable is PGCMK_ + upper case, '-' -> '_' */
@@ -86,6 +87,8 @@ static const struct cfg_entry cfg_table[] = {
      "write the Vault API's HTTPS port here once its listener accepts"},
     {"vault-http-port", CFG_INT, OFF(vault_http_port), "-1", -1, 65535, NULL, 0,
      "the Vault API over plain HTTP too, like `vault server -dev` (0 = any free port, -1 = off)"},
+    {"kes-config", CFG_STR, OFF(kes_configs), "", 0, 0, NULL, CFG_F_LIST,
+     "start a KES server from this KES config.yml (repeatable: one server per file)"},
 };
 #undef OFF
 
@@ -107,9 +110,12 @@ cfg_set(struct pgcmk_cfg *cfg, const struct cfg_entry *e, const char *value, con
 {
     if (e->type == CFG_STR) {
         char **slot = cfg_str_slot(cfg, e);
+        char *v = (e->flags & CFG_F_LIST) && from[0] == '-' && *slot && **slot
+                      ? pgcmk_xasprintf("%s\n%s", *slot, value)
+                      : pgcmk_xstrdup(value);
 
         free(*slot);
-        *slot = pgcmk_xstrdup(value);
+        *slot = v;
         return 0;
     }
     if (e->type == CFG_INT) {

@@ -13,6 +13,7 @@
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
+#include "pgcmk/kes.h"
 #include "pgcmk/vaultapi.h"
 #include "pgcmk/wellknown.h"
 
@@ -174,6 +175,7 @@ emu_info(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                     "objectId", PGCMK_ADMIN_OBJECT_ID, "vaultDnsSuffix", suffix + 1, "authMode",
                     emu.auth_mode, "azCloudRegister", az, "kmip", emu_kmip_json(), "vault",
                     emu_vault_json());
+    json_object_set_new(out, "kes", pgcmk_kes_info());
     pgcmk_resp_json(rs, 200, out);
     free(flags);
     free(cmd);

@@ -271,10 +271,10 @@
     X(PGCMK_E_KES_SERVER_EXISTS, 409, "KesServerExists", "I",                                      \
       "/emulator/kes/servers: a KES server of that name exists")                                   \
     /* KES keystore and crypto (h-kstore) */                                                       \
-    X(PGCMK_E_KES_KEY_EXISTS, 400, "KesKeyExists", "V", "KES: key already exists")                \
+    X(PGCMK_E_KES_KEY_EXISTS, 400, "KesKeyExists", "V", "KES: key already exists")                 \
     X(PGCMK_E_KES_KEY_NOT_FOUND, 404, "KesKeyNotFound", "V", "KES: key does not exist")            \
     X(PGCMK_E_KES_NOT_AUTHENTIC, 400, "KesNotAuthentic", "V",                                      \
-      "KES: decryption failed: ciphertext is not authentic (tampered, wrong key or context)")     \
+      "KES: decryption failed: ciphertext is not authentic (tampered, wrong key or context)")      \
     X(PGCMK_E_KES_KEY_INVALID, 400, "KesKeyInvalid", "V",                                          \
       "KES: invalid key material (not 32 bytes, unknown cipher, a stored value KES cannot parse)") \
     X(PGCMK_E_KES_NO_HMAC, 409, "KesKeyNoHmac", "V",                                               \
@@ -283,7 +283,7 @@
       "KES: the keystore (Vault) failed: sealed, unreachable, login refused, permission denied, "  \
       "an answer KES cannot read")                                                                 \
     X(PGCMK_E_KES_KEYSTORE_CONFIG, 400, "KesKeystoreInvalid", "V",                                 \
-      "KES: keystore.vault of the config is wrong (endpoint, version, transit key, TLS files)")   \
+      "KES: keystore.vault of the config is wrong (endpoint, version, transit key, TLS files)")    \
     /* KES key provider (h-kagent) */                                                              \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 

@@ -187,7 +187,7 @@ def test_server_create_ls_show(cli, kes, daemon):
     assert mine and mine[0]["port"] == int(kes["server"].rsplit(":", 1)[1])
     show = cli.json("kes", "server", "show", "clikes")
     assert show["admin"] == ADMIN_ID
-    assert show["keystore"]["prefix"] == "clitest" and show["keystore"]["version"] == "v1"
+    assert show["keystore"]["prefix"] == "clitest" and show["keystore"]["version"] in (1, "v1")
     assert "my-app" in [p if isinstance(p, str) else p.get("name") for p in show["policies"]]
     assert cli.out("kes", "server", "env", "clikes").strip() == f"export KES_SERVER={kes['server']}"
     cli.fail("kes", "server", "show", "no-such-server", rc=3)
@@ -255,7 +255,7 @@ def test_policy_allows_and_denies(cli, kes):
     pol = cli.json("kes", "policy", "show", "my-app", "-k", env=a)
     assert "/v1/key/generate/my-app*" in pol["allow"] and "/v1/key/generate/my-app-internal*" in pol["deny"]
     me = cli.json("kes", "identity", "info", "-k", env=app)
-    assert me["identity"] == kes["app_id"] and me["admin"] is False
+    assert me["identity"] == kes["app_id"] and not me.get("admin", False)
     assert kes["app_id"] in cli.json("kes", "identity", "ls", "-k", env=a)
     assert cli.json("kes", "identity", "info", kes["app_id"], "-k", env=a)["policy"] == "my-app"
     # an identity nobody knows

@@ -32,7 +32,8 @@ function health(ks) {
 
 function keystoreText(ks) {
   if (!ks) return '—';
-  return h('span', {}, h('code', {}, ks.endpoint || '?'), ` ${ks.engine || 'kv'} ${ks.version || 'v1'}`,
+  const ver = String(ks.version || 1).replace(/^v?/, 'v');
+  return h('span', {}, h('code', {}, ks.endpoint || '?'), ` ${ks.engine || 'kv'} ${ver}`,
     ks.prefix ? [' prefix ', h('code', {}, ks.prefix)] : null, ks.namespace ? [' namespace ', h('code', {}, ks.namespace)] : null);
 }
 

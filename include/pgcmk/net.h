@@ -36,7 +36,8 @@ struct pgcmk_net_conn {
     SSL *ssl;
     char peer[64]; /* "ip:port" of the client */
     char ip[48];
-    void *data; /* the user's per-connection state (a verify callback may fill it) */
+    char identity[80]; /* what a verify callback named the client ("" before; KMIP: the CN) */
+    void *data;        /* the user's per-connection state (NULL at the start) */
     struct pgcmk_net_tls *srv;
 };
 
@@ -147,5 +148,10 @@ struct pgcmk_http1_head {
  * the head's length (through the empty line) when it is complete, 0 when more bytes are needed,
  * or -status (400, 431, 501, 505) for a head to refuse. */
 long pgcmk_http1_parse(char *buf, size_t len, struct pgcmk_http1_head *h);
+/* A chunked body at the start of buf (chunk extensions and trailers ignored): when complete,
+ * its data (at most max bytes) is moved to buf's start, *out_len = its length, and the length
+ * of the chunked encoding is returned; 0 when more bytes are needed; -400 malformed, -413 over
+ * max. */
+long pgcmk_http1_dechunk(char *buf, size_t len, size_t max, size_t *out_len);
 
 #endif

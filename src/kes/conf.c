@@ -488,21 +488,23 @@ kc_vault(struct kc *k, yaml_node_t *v, struct pgcmk_kes_conf *c)
     }
     if (c->vault.endpoint == NULL)
         return kc_fail(k, "kesconf: invalid vault keystore: no endpoint specified");
-    /* The seed's reference lists an empty kubernetes: block beside approle; only a filled one
-     * counts as a second method. */
-    if (ar == NULL && (k8s == NULL || k8s->type != YAML_MAPPING_NODE))
+    /* yaml.v3 makes a struct of any kubernetes: or transit: mapping, empty values or not */
+    if (k8s && k8s->type == YAML_MAPPING_NODE && ar && ar->type == YAML_MAPPING_NODE)
+        return kc_fail(k, "kesconf: invalid vault keystore: more than one authentication method "
+                          "specified");
+    if (ar == NULL || ar->type != YAML_MAPPING_NODE) {
+        if (k8s && k8s->type == YAML_MAPPING_NODE)
+            return kc_fail(k, "kesconf: invalid vault keystore: kubernetes authentication is not "
+                              "available in pgcmk (use approle)");
         return kc_fail(k, "kesconf: invalid vault keystore: no authentication method specified");
-    if (ar == NULL)
-        return kc_fail(k, "kesconf: invalid vault keystore: kubernetes authentication is not "
-                          "available in pgcmk (use approle)");
+    }
     if (c->vault.approle_id == NULL)
         return kc_fail(k, "kesconf: invalid vault keystore: invalid approle config: no approle "
                           "ID specified");
     if (c->vault.approle_secret == NULL)
         return kc_fail(k, "kesconf: invalid vault keystore: invalid approle config: no approle "
                           "secret specified");
-    if (tr && tr->type == YAML_MAPPING_NODE && c->vault.transit_key == NULL &&
-        c->vault.transit_engine != NULL)
+    if (tr && tr->type == YAML_MAPPING_NODE && c->vault.transit_key == NULL)
         return kc_fail(k, "kesconf: invalid vault keystore: invalid transit config: no key name "
                           "specified");
     if (c->vault.tls_key && !c->vault.tls_cert)

@@ -870,6 +870,20 @@ kes_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The request path keeps the trailing '/' it was sent with ("/v1/key/create/" is the route with
+ * an empty name, "/v1/key/create" a redirect to it, as Go's ServeMux): pgcmk_req_init drops it,
+ * and leaves room for it (the path's buffer is the raw path's length + 2). */
+static void
+kes_keep_slash(struct pgcmk_req *rq)
+{
+    size_t n = strlen(rq->path), rn = rq->raw_path ? strlen(rq->raw_path) : 0;
+
+    if (rn > 1 && rq->raw_path[rn - 1] == '/' && n > 0 && n < rn && rq->path[n - 1] != '/') {
+        rq->path[n] = '/';
+        rq->path[n + 1] = '\0';
+    }
+}
+
 void
 kes_handle(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
 {
@@ -882,6 +896,7 @@ kes_handle(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
 
     pgcmk_err_clear(&err);
     atomic_fetch_add(&s->req_active, 1);
+    kes_keep_slash(rq);
     r = kes_route_find(rq->path, &redirect);
     if (r == NULL) {
         pgcmk_resp_text(rs, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);

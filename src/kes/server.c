@@ -202,6 +202,13 @@ kes_server_start(const char *name, const char *text, const char *base_dir, int s
     }
     if (kes_required_keys(s, err))
         goto fail;
+    {
+        struct pgcmk_kes_store_health h;
+
+        memset(&h, 0, sizeof(h));
+        pgcmk_kes_store_health(s->store, &h);
+        atomic_store(&s->reachable, h.reachable ? 1 : 0);
+    }
     s->started_ms = pgcmk_clock_now();
     s->started_wall_ms = pgcmk_wall_ms();
     memset(&nc, 0, sizeof(nc));
@@ -456,6 +463,25 @@ kes_body_text(struct pgcmk_req *rq, struct pgcmk_err *err)
     return 0;
 }
 
+/* Keeps a started server: stores it (row, when stored), lists and announces it, and answers.
+ * Called with kes_admin_mu held; releases it. */
+static int
+kes_commit(struct kes_server *s, const struct kes_row *row, int status, struct pgcmk_resp *rs,
+           struct pgcmk_err *err)
+{
+    if (row && kes_persist(row, err)) {
+        kes_server_stop(s);
+        pthread_mutex_unlock(&kes_admin_mu);
+        return -1;
+    }
+    kes_list_add(s);
+    pthread_mutex_unlock(&kes_admin_mu);
+    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
+    kes_event_server(s->name);
+    pgcmk_resp_json(rs, status, kes_server_json(s));
+    return 0;
+}
+
 static int
 kes_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -488,17 +514,7 @@ kes_create(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     }
     row = (struct kes_row){
         name, rq->body, s->port, s->created_ms, "pgcmk.Kes/servers/write", "KES server created"};
-    if (kes_persist(&row, err)) {
-        kes_server_stop(s);
-        pthread_mutex_unlock(&kes_admin_mu);
-        return -1;
-    }
-    kes_list_add(s);
-    pthread_mutex_unlock(&kes_admin_mu);
-    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
-    kes_event_server(s->name);
-    pgcmk_resp_json(rs, 201, kes_server_json(s));
-    return 0;
+    return kes_commit(s, &row, 201, rs, err);
 }
 
 static int
@@ -596,7 +612,7 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     struct kes_server *old, *s;
     struct kes_row row;
     char why[512];
-    int port = 0, stored = 1;
+    int port = 0, stored = 1, replaced;
     int64_t created = 0;
     char *old_text = NULL, *old_base = NULL;
 
@@ -614,6 +630,7 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_KES_CONFIG_INVALID, NULL, "%s", why);
     }
     pgcmk_kes_conf_free(&probe);
+    replaced = old != NULL;
     if (old) {
         port = old->port;
         stored = old->stored;
@@ -640,26 +657,14 @@ kes_replace(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         pthread_mutex_unlock(&kes_admin_mu);
         return -1;
     }
-    if (stored) {
-        row =
-            (struct kes_row){name,
-                             rq->body,
-                             s->port,
-                             s->created_ms,
-                             "pgcmk.Kes/servers/write",
-                             old ? "KES server config replaced (restarted)" : "KES server created"};
-        if (kes_persist(&row, err)) {
-            kes_server_stop(s);
-            pthread_mutex_unlock(&kes_admin_mu);
-            return -1;
-        }
-    }
-    kes_list_add(s);
-    pthread_mutex_unlock(&kes_admin_mu);
-    LOG_INFO("KES server %s: https://127.0.0.1:%d", s->name, s->port);
-    kes_event_server(s->name);
-    pgcmk_resp_json(rs, old ? 200 : 201, kes_server_json(s));
-    return 0;
+    row = (struct kes_row){name,
+                           rq->body,
+                           s->port,
+                           s->created_ms,
+                           "pgcmk.Kes/servers/write",
+                           replaced ? "KES server config replaced (restarted)"
+                                    : "KES server created"};
+    return kes_commit(s, stored ? &row : NULL, replaced ? 200 : 201, rs, err);
 }
 
 static const struct pgcmk_route kes_routes[] = {
@@ -769,47 +774,75 @@ pgcmk_kes_init(const char *cert_pem, const char *key_pem, const char *ca_path)
     return 0;
 }
 
+/* A stored server, read before any is started (no statement stays open over their starts). */
 struct kes_stored {
-    json_t *rows;
+    char name[KES_NAME_MAX];
+    char *doc; /* the config, unsealed (secret) */
+    int port;
+    int64_t created_ms;
 };
+
+struct kes_stored_list {
+    struct kes_stored *v;
+    size_t n, cap;
+};
+
+static int
+kes_stored_row(sqlite3_stmt *st, void *arg, struct pgcmk_err *err)
+{
+    struct kes_stored_list *l = arg;
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    unsigned char *text = NULL;
+    size_t tl = 0;
+    char aad[128];
+
+    PGCMK_UNUSED(err);
+    snprintf(aad, sizeof(aad), "kes-server:%s", name ? name : "");
+    if (name == NULL || pgcmk_store_unseal(sqlite3_column_blob(st, 1),
+                                           (size_t)sqlite3_column_bytes(st, 1), aad, &text, &tl)) {
+        LOG_WARN("kes %s: the stored config does not unseal", name ? name : "?");
+        return 0;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = pgcmk_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    snprintf(l->v[l->n].name, KES_NAME_MAX, "%s", name);
+    l->v[l->n].doc = pgcmk_xstrndup((const char *)text, tl);
+    l->v[l->n].port = sqlite3_column_int(st, 2);
+    l->v[l->n].created_ms = sqlite3_column_int64(st, 3);
+    l->n++;
+    pgcmk_secret_free(text, tl);
+    return 0;
+}
 
 void
 pgcmk_kes_start_stored(void)
 {
     struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_KES_SERVER_LIST);
+    struct kes_stored_list l = {0};
     struct pgcmk_err err;
+    size_t i;
 
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const void *sealed = sqlite3_column_blob(st, 1);
-        int sl = sqlite3_column_bytes(st, 1), port = sqlite3_column_int(st, 2);
-        int64_t created = sqlite3_column_int64(st, 3);
-        unsigned char *text = NULL;
-        size_t tl = 0;
-        char aad[128];
-        struct kes_server *s;
-        char *doc;
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_KES_SERVER_LIST), kes_stored_row, &l,
+                      "kes servers", &err) < 0)
+        LOG_WARN("kes: the stored servers cannot be read: %s", err.message);
+    for (i = 0; i < l.n; i++) {
+        struct kes_stored *r = &l.v[i];
+        struct kes_server *s =
+            kes_server_start(r->name, r->doc, NULL, 1, r->port, r->created_ms, &err);
 
-        snprintf(aad, sizeof(aad), "kes-server:%s", name);
-        if (pgcmk_store_unseal(sealed, (size_t)sl, aad, &text, &tl)) {
-            LOG_WARN("kes %s: the stored config does not unseal", name);
-            continue;
-        }
-        doc = pgcmk_xstrndup((const char *)text, tl);
-        pgcmk_secret_free(text, tl);
-        s = kes_server_start(name, doc, NULL, 1, port, created, &err);
-        pgcmk_secret_free(doc, strlen(doc));
+        pgcmk_secret_free(r->doc, strlen(r->doc));
         if (s == NULL) {
-            LOG_WARN("kes %s: does not start again: %s", name, err.message);
+            LOG_WARN("kes %s: does not start again: %s", r->name, err.message);
             continue;
         }
-        if (s->port != port)
-            LOG_WARN("kes %s: port %d is taken: now on %d", name, port, s->port);
+        if (s->port != r->port)
+            LOG_WARN("kes %s: port %d is taken: now on %d", r->name, r->port, s->port);
         kes_list_add(s);
         kes_event_server(s->name);
     }
-    pgcmk_db_done(st);
+    free(l.v);
 }
 
 int

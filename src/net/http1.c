@@ -207,3 +207,90 @@ pgcmk_http1_parse(char *buf, size_t len, struct pgcmk_http1_head *h)
     (void)keep; /* HTTP/1.0 keep-alive is not offered: such a client gets a close */
     return (long)end;
 }
+
+/* Walks a chunked body at the start of buf without changing it: 0 incomplete, -400 malformed,
+ * -413 its data over max, else the length through the trailer's empty line (*data = the data's
+ * total). */
+static long
+h1_chunks_scan(const char *buf, size_t len, size_t max, size_t *data)
+{
+    size_t i = 0, total = 0;
+
+    for (;;) {
+        size_t size = 0, digits = 0;
+        const char *nl;
+
+        while (i < len && isxdigit((unsigned char)buf[i])) {
+            int d = isdigit((unsigned char)buf[i]) ? buf[i] - '0'
+                                                   : tolower((unsigned char)buf[i]) - 'a' + 10;
+
+            if (++digits > 8)
+                return -400;
+            size = size * 16 + (size_t)d;
+            i++;
+        }
+        if (i == len)
+            return 0;
+        if (digits == 0)
+            return -400;
+        /* Extensions (";name=value") up to the line's end are ignored. */
+        nl = memchr(buf + i, '\n', len - i);
+        if (nl == NULL)
+            return len - i > 4096 ? -400 : 0;
+        if (buf[i] != ';' && buf[i] != '\r' && buf[i] != '\n')
+            return -400;
+        i = (size_t)(nl - buf) + 1;
+        if (size == 0)
+            break;
+        if (total + size > max)
+            return -413;
+        if (len - i < size + 1)
+            return 0;
+        i += size;
+        if (buf[i] == '\r') {
+            if (len - i < 2)
+                return 0;
+            i++;
+        }
+        if (buf[i] != '\n')
+            return -400;
+        i++;
+        total += size;
+    }
+    /* Trailer lines, then the empty line. */
+    for (;;) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t n;
+
+        if (nl == NULL)
+            return len - i > 4096 ? -400 : 0;
+        n = (size_t)(nl - buf) - i;
+        i = (size_t)(nl - buf) + 1;
+        if (n == 0 || (n == 1 && buf[i - 2] == '\r'))
+            break;
+    }
+    *data = total;
+    return (long)i;
+}
+
+long
+pgcmk_http1_dechunk(char *buf, size_t len, size_t max, size_t *out_len)
+{
+    size_t total = 0, i = 0, w = 0;
+    long end = h1_chunks_scan(buf, len, max, &total);
+
+    if (end <= 0)
+        return end;
+    /* Valid and complete: move the data of every chunk to the front. */
+    while (w < total) {
+        size_t size = strtoul(buf + i, NULL, 16);
+
+        i = (size_t)((const char *)memchr(buf + i, '\n', len - i) - buf) + 1;
+        memmove(buf + w, buf + i, size);
+        w += size;
+        i += size;
+        i += buf[i] == '\r' ? 2 : 1;
+    }
+    *out_len = total;
+    return end;
+}

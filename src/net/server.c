@@ -310,6 +310,42 @@ hs_default_too_large(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
     pgcmk_resp_json(rs, 413, json_pack("{s:s}", "message", "request body too large"));
 }
 
+/* The body of a chunked request: what follows the head in buf (have bytes), then reads.
+ * 0 with *body (heap) and *len, and the bytes after it in *tail (heap, *rest bytes); -413 over
+ * max_body; -400 malformed; -1 the connection failed. */
+static int
+hs_chunked(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const char *buf, size_t head,
+           size_t have, int64_t deadline, char **body, size_t *len, char **tail, size_t *rest)
+{
+    size_t cap = 2 * h->max_body + 65536, n = have;
+    char *cb = pgcmk_xmalloc(cap + 1);
+    long r;
+
+    memcpy(cb, buf + head, have);
+    while ((r = pgcmk_http1_dechunk(cb, n, h->max_body, len)) == 0) {
+        long got;
+
+        if (n == cap) {
+            r = -413;
+            break;
+        }
+        if ((got = pgcmk_net_read(c, cb + n, cap - n, deadline)) <= 0)
+            break;
+        n += (size_t)got;
+    }
+    if (r <= 0 || n - (size_t)r > PGCMK_HTTP1_MAX_HEAD) {
+        pgcmk_secret_free(cb, cap + 1);
+        return r < 0 ? (int)r : -1;
+    }
+    *rest = n - (size_t)r;
+    *tail = pgcmk_xmalloc(*rest + 1);
+    memcpy(*tail, cb + r, *rest);
+    OPENSSL_cleanse(cb + *len, n - *len); /* the encoding's copy of the data */
+    cb[*len] = '\0';
+    *body = cb;
+    return 0;
+}
+
 /* One request whose head is buf[0..head) (parsed into hd); buf[head..*len) holds what followed
  * it. Returns 0 to go on (with *len = the bytes of the next request, moved to buf's start), or
  * -1 to close. */
@@ -319,17 +355,25 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
 {
     struct pgcmk_req rq;
     struct pgcmk_resp rs;
-    size_t have = *len - head, cl, take;
-    char *body;
+    size_t have = *len - head, cl = hd->content_length > 0 ? (size_t)hd->content_length : 0;
+    size_t rest = 0, take = 0;
+    char *body = NULL, *tail = NULL;
     int r, keep = hd->keep_alive;
 
-    if (hd->chunked) {
-        hs_refuse(h, c, 411, NULL);
-        return -1;
-    }
-    cl = hd->content_length > 0 ? (size_t)hd->content_length : 0;
     memset(&rs, 0, sizeof(rs));
-    if (cl > h->max_body) {
+    if (hd->expect_continue && (hd->chunked || (cl > have && cl <= h->max_body)) &&
+        pgcmk_net_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, deadline))
+        return -1;
+    if (hd->chunked) {
+        r = hs_chunked(h, c, buf, head, have, deadline, &body, &cl, &tail, &rest);
+        if (r == -400)
+            hs_refuse(h, c, 400, "invalid chunked body");
+        if (r == -413)
+            cl = h->max_body + 1;
+        else if (r)
+            return -1;
+    }
+    if (cl > h->max_body) { /* the body is not read: the connection closes after the answer */
         hs_req(h, &rq, hd, peer);
         h->too_large(&rq, &rs, h->arg);
         (void)hs_answer(h, c, hd->method, &rs, 0);
@@ -337,17 +381,17 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
         pgcmk_req_release(&rq);
         return -1;
     }
-    if (hd->expect_continue && cl > have &&
-        pgcmk_net_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, deadline))
-        return -1;
-    body = pgcmk_xmalloc(cl + 1);
-    take = have < cl ? have : cl;
-    memcpy(body, buf + head, take);
-    if (take < cl && pgcmk_net_read_full(c, body + take, cl - take, deadline, 0) != 1) {
-        pgcmk_secret_free(body, cl + 1);
-        return -1;
+    if (!hd->chunked) {
+        take = have < cl ? have : cl;
+        body = pgcmk_xmalloc(cl + 1);
+        memcpy(body, buf + head, take);
+        if (take < cl && pgcmk_net_read_full(c, body + take, cl - take, deadline, 0) != 1) {
+            pgcmk_secret_free(body, cl + 1);
+            return -1;
+        }
+        body[cl] = '\0';
+        rest = have - take;
     }
-    body[cl] = '\0';
     hs_req(h, &rq, hd, peer);
     free(rq.body);
     rq.body = body;
@@ -356,14 +400,16 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     r = hs_answer(h, c, hd->method, &rs, keep);
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
-    /* What followed the body (a pipelined request) moves to the start. */
-    if (have > take) {
-        memmove(buf, buf + head + take, have - take);
-        *len = have - take;
+    /* What followed the body (a pipelined request) moves to the start; the rest is wiped. */
+    if (tail) {
+        memcpy(buf, tail, rest);
+        pgcmk_secret_free(tail, rest + 1);
     } else {
-        *len = 0;
+        memmove(buf, buf + head + take, rest);
     }
-    OPENSSL_cleanse(buf + *len, head + take);
+    if (head + have > rest)
+        OPENSSL_cleanse(buf + rest, head + have - rest);
+    *len = rest;
     return r;
 }
 

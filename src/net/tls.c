@@ -332,6 +332,7 @@ net_worker_main(void *arg)
         memcpy(c->peer, p.peer, sizeof(c->peer));
         memcpy(c->ip, p.ip, sizeof(c->ip));
         c->data = NULL;
+        c->identity[0] = '\0';
         pthread_mutex_unlock(&s->mu);
         net_conn_serve(c);
         pthread_mutex_lock(&s->mu);

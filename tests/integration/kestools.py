@@ -103,6 +103,46 @@ def ec_cert_files(directory, stem="ec-client"):
     return cp, kp, spki_identity(key.public_key())
 
 
+def server_cert_files(directory, stem="server"):
+    """`kes identity new --key server.key --cert server.cert --ip 127.0.0.1 --dns localhost`:
+    a self-signed P-256 server certificate (cert path, key path)."""
+    import ipaddress
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    return _write(directory, stem, [cert.public_bytes(serialization.Encoding.PEM)], key)
+
+
+def ca_and_client_files(directory):
+    """A CA (ca.crt) and a client certificate it signed: (ca path, (cert, key), identity)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _self_signed(ca_key, "kes test CA", ca=True, sign_alg=hashes.SHA256())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_path = os.path.join(directory, "ca.crt")
+    with open(ca_path, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    pair = _write(directory, "signed-client", [cert.public_bytes(serialization.Encoding.PEM)], key)
+    return ca_path, pair, spki_identity(key.public_key())
+
+
 def extra_leaf_cert_files(api_key, directory):
     """The API key's certificate followed by a second non-CA certificate in the chain sent."""
     key = _private_key(api_key)
@@ -167,6 +207,14 @@ class KesClient:
 
     def close(self):
         self.session.close()
+
+
+def free_port():
+    """A port free now (for a daemon whose Vault API must keep its port across restarts)."""
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
 
 
 def b64(data):

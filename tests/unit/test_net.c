@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -290,6 +291,29 @@ test_parser(void)
     CHECK(pgcmk_http1_parse(b, PGCMK_HTTP1_MAX_HEAD, &h) == -431);
 }
 
+static void
+test_dechunk(void)
+{
+    char b[256];
+    size_t out = 0;
+
+    snprintf(b, sizeof(b), "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == (long)strlen(b) - 4);
+    CHECK(out == 11 && memcmp(b, "hello world", 11) == 0);
+    snprintf(b, sizeof(b), "5\r\nhello\r\n0\r\n");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == 0);
+    snprintf(b, sizeof(b), "5\r\nhel");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == 0);
+    snprintf(b, sizeof(b), "5\r\nhelloX\r\n0\r\n\r\n");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == -400);
+    snprintf(b, sizeof(b), "zz\r\n");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == -400);
+    snprintf(b, sizeof(b), "ffff\r\n");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == -413);
+    snprintf(b, sizeof(b), "123456789\r\n");
+    CHECK(pgcmk_http1_dechunk(b, strlen(b), 100, &out) == -400);
+}
+
 static const char *
 t_json_str(const char *body, const char *key, char *out, size_t cap)
 {
@@ -363,6 +387,13 @@ test_server(const struct pgcmk_tls *tls)
     CHECK(t_send(&c, "abc") == 0);
     CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
     CHECK_STR(t_json_str(body, "body", s, sizeof(s)), "abc");
+    /* A chunked body, and a request pipelined after it. */
+    CHECK(t_send(&c, "POST /c HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+    CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+    CHECK_STR(t_json_str(body, "body", s, sizeof(s)), "abcde");
+    CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+    CHECK_STR(t_json_str(body, "path", s, sizeof(s)), "/next");
     /* Too large: 413 in KES's envelope and the connection closes. */
     CHECK(t_send(&c, "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n") == 0);
     CHECK(t_answer(&c, head, body, sizeof(body)) == 413);
@@ -407,6 +438,13 @@ test_server(const struct pgcmk_tls *tls)
     }
     t_close(&c);
 
+    /* A chunked body over max_body: 413. */
+    CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);
+    CHECK(t_send(&c, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "800\r\n") == 0);
+    CHECK(t_answer(&c, head, body, sizeof(body)) == 413);
+    t_close(&c);
+
     /* Stop with a stream open: the stream function sees the end and returns. */
     CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);
     CHECK(t_send(&c, "GET /forever HTTP/1.1\r\nHost: localhost\r\n\r\n") == 0);
@@ -422,6 +460,104 @@ test_server(const struct pgcmk_tls *tls)
     EVP_PKEY_free(cak);
 }
 
+static char *
+t_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = pgcmk_xcalloc(1, 65536);
+
+    if (f) {
+        size_t n = fread(buf, 1, 65535, f);
+
+        buf[n] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
+/* VERIFY against pgcmk's CA; the slowloris timeout; REQUEST without a certificate. */
+static void
+test_modes(const struct pgcmk_tls *tls, const char *dir)
+{
+    char *ca = t_slurp(tls->ca_path), head[4096], body[8192], s[128];
+    struct pgcmk_net_https_cfg cfg = {.listen = "127.0.0.1",
+                                      .cert_pem = tls->cert_pem,
+                                      .key_pem = tls->key_pem,
+                                      .client_cert = PGCMK_NET_CERT_VERIFY,
+                                      .ca_pem = ca,
+                                      .timeout_s = 1,
+                                      .handle = t_handle};
+    struct pgcmk_err err;
+    struct pgcmk_net_https *h = pgcmk_net_https_start(&cfg, &err);
+    struct pgcmk_client_cert cc;
+    EVP_PKEY *k = t_ed25519();
+    X509 *x = t_self_signed(k, "self", 0);
+    struct t_cli c;
+    int64_t t0;
+
+    CHECK(h != NULL);
+    CHECK(pgcmk_tls_issue_client(dir, "kes-client", pgcmk_wall_ms(), 30, &cc, &err) == 0);
+    if (h == NULL)
+        goto out;
+    /* A certificate from the CA: verified. */
+    {
+        BIO *b = BIO_new_mem_buf(cc.cert_pem, -1), *kb = BIO_new_mem_buf(cc.key_pem, -1);
+        X509 *cx = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        EVP_PKEY *ck = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+        char want[65];
+
+        t_spki_hex(cx, want);
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), cx, ck, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_json_int(body, "n_leaf") == 1);
+        CHECK_STR(t_json_str(body, "identity", s, sizeof(s)), want);
+        CHECK(strstr(body, "\"verified\":true") != NULL);
+        /* Slowloris: half a head, then nothing: closed after the timeout (1 s). */
+        t0 = pgcmk_net_mono_ms();
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHo") == 0);
+        CHECK(t_fill(&c) == -1);
+        CHECK(pgcmk_net_mono_ms() - t0 >= 900 && pgcmk_net_mono_ms() - t0 < 5000);
+        t_close(&c);
+        X509_free(cx);
+        EVP_PKEY_free(ck);
+        BIO_free(b);
+        BIO_free(kb);
+    }
+    /* A self-signed one: refused in the handshake (or at the first read on TLS 1.3). */
+    {
+        int ok = t_connect(&c, pgcmk_net_https_port(h), x, k, NULL, 0) == 0;
+
+        if (ok) {
+            char one;
+
+            ok = t_send(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") == 0 &&
+                 SSL_read(c.ssl, &one, 1) > 0;
+        }
+        CHECK(!ok);
+        t_close(&c);
+    }
+    pgcmk_net_https_stop(h);
+    /* REQUEST: no certificate is fine, the handler sees none. */
+    cfg.client_cert = PGCMK_NET_CERT_REQUEST;
+    h = pgcmk_net_https_start(&cfg, &err);
+    CHECK(h != NULL);
+    if (h) {
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.0\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_json_int(body, "n_leaf") == 0);
+        CHECK(strcasestr(head, "Connection: close") != NULL);
+        t_close(&c);
+        pgcmk_net_https_stop(h);
+    }
+    pgcmk_client_cert_release(&cc);
+out:
+    X509_free(x);
+    EVP_PKEY_free(k);
+    free(ca);
+}
+
 int
 main(void)
 {
@@ -431,11 +567,13 @@ main(void)
     char cmd[128];
 
     test_parser();
+    test_dechunk();
     if (mkdtemp(dir) == NULL || pgcmk_tls_bootstrap(dir, NULL, NULL, &tls, &err) != 0) {
         CHECK(0);
         return t_done("test_net");
     }
     test_server(&tls);
+    test_modes(&tls, dir);
     pgcmk_tls_release(&tls);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -87,7 +87,13 @@ struct pgcmk_kes_vault_cfg {
     int64_t ping_ms; /* status.ping: health check period on the virtual clock (default 10 s) */
 };
 
-/* cache.expiry (defaults 5m, 20s, 0s: KES's). */
+/* cache.expiry (defaults 5m, 20s, 0s: KES's). As in KES (keystore.go newCache), periodic ticks
+ * from the store's start on the virtual clock: every `any` all cached keys go, every `unused`/2
+ * those not used since the previous tick go, both only while the keystore is online; every
+ * `offline` all go, only while it is offline; offline = the last of the checks made every 10 s
+ * found Vault unreachable or sealed. 0 = that tick never fires: with offline 0, cached keys keep
+ * serving for as long as Vault stays unreachable (KES does the same). A drill that must outlast
+ * the offline cache advances the clock by offline + 10 s. */
 struct pgcmk_kes_cache_cfg {
     int64_t any_ms, unused_ms, offline_ms;
 };

@@ -29,6 +29,11 @@ struct entry {
     int64_t cached_ms, used_ms;
 };
 
+struct loader {
+    struct loader *next;
+    char name[PGCMK_KES_NAME_MAX + 1];
+};
+
 struct pgcmk_kes_store {
     const struct pgcmk_kes_backend *be;
     void *arg;
@@ -40,6 +45,8 @@ struct pgcmk_kes_store {
     int offline;
     struct pgcmk_kes_store_health health;
     pthread_mutex_t ping_mu; /* one ping at a time */
+    struct loader *loading;  /* names being read from the keystore now */
+    pthread_cond_t loaded;   /* a read ended */
 };
 
 static __thread char why_buf[PGCMK_ERR_MSG_LEN];
@@ -83,6 +90,7 @@ pgcmk_kes_store_new(const struct pgcmk_kes_backend *be, void *arg,
     }
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->ping_mu, NULL);
+    pthread_cond_init(&st->loaded, NULL);
     st->next_any = period(st->cc.any_ms) ? now + period(st->cc.any_ms) : INT64_MAX;
     st->next_unused = period(st->cc.unused_ms / 2) ? now + period(st->cc.unused_ms / 2) : INT64_MAX;
     st->next_offline = period(st->cc.offline_ms) ? now + period(st->cc.offline_ms) : INT64_MAX;
@@ -129,12 +137,17 @@ keep_used(struct entry *e)
     return 1;
 }
 
-static void
-ping_now(struct pgcmk_kes_store *st)
+/* Pings the keystore and records the health. wait = 0: returns -1 at once when another ping
+ * is under way (a request never queues behind a slow keystore). */
+static int
+ping_now(struct pgcmk_kes_store *st, int wait)
 {
     struct pgcmk_kes_store_health h;
 
-    pthread_mutex_lock(&st->ping_mu);
+    if (wait)
+        pthread_mutex_lock(&st->ping_mu);
+    else if (pthread_mutex_trylock(&st->ping_mu) != 0)
+        return -1;
     memset(&h, 0, sizeof(h));
     st->be->ping(st->arg, &h);
     h.checked_ms = pgcmk_clock_now();
@@ -145,6 +158,7 @@ ping_now(struct pgcmk_kes_store *st)
     snprintf(st->health.why, sizeof(st->health.why), "%s", h.reachable ? "" : h.why);
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_unlock(&st->ping_mu);
+    return 0;
 }
 
 /* Plays the ticks due by now, in time order. Under mu; may drop it to ping when may_ping. */
@@ -152,6 +166,7 @@ static void
 advance(struct pgcmk_kes_store *st, int may_ping)
 {
     int64_t now = pgcmk_clock_now();
+    int rc;
 
     for (;;) {
         int64_t t = st->next_check;
@@ -168,8 +183,10 @@ advance(struct pgcmk_kes_store *st, int may_ping)
                 if (!may_ping)
                     return;
                 pthread_mutex_unlock(&st->mu);
-                ping_now(st);
+                rc = ping_now(st, 0);
                 pthread_mutex_lock(&st->mu);
+                if (rc != 0) /* another thread is pinging: the tick waits for its result */
+                    return;
                 now = pgcmk_clock_now();
                 continue;
             }
@@ -242,36 +259,55 @@ pgcmk_kes_store_create(struct pgcmk_kes_store *st, const struct pgcmk_kes_key *k
     return rc == 0 ? 0 : fail(err, &e, "failed to create key");
 }
 
+/* 1 when another thread is reading name from the keystore (KES's barrier). Under mu. */
+static int
+loading(const struct pgcmk_kes_store *st, const char *name)
+{
+    for (const struct loader *l = st->loading; l; l = l->next)
+        if (strcmp(l->name, name) == 0)
+            return 1;
+    return 0;
+}
+
 int
 pgcmk_kes_store_get(struct pgcmk_kes_store *st, const char *name, struct pgcmk_kes_key *k,
                     struct pgcmk_err *err)
 {
     struct pgcmk_err e;
     struct entry *en;
+    struct loader me, **pp;
     char *v = NULL;
     int rc;
 
     pthread_mutex_lock(&st->mu);
     advance(st, 1);
-    if ((en = find(st, name)) != NULL) {
-        en->used = 1;
-        en->used_ms = pgcmk_clock_now();
-        *k = en->key;
-        pthread_mutex_unlock(&st->mu);
-        return 0;
+    for (;;) {
+        if ((en = find(st, name)) != NULL) {
+            en->used = 1;
+            en->used_ms = pgcmk_clock_now();
+            *k = en->key;
+            pthread_mutex_unlock(&st->mu);
+            return 0;
+        }
+        if (!loading(st, name))
+            break;
+        /* The key is read once: wait for that read, then look again (KES's barrier). */
+        pthread_cond_wait(&st->loaded, &st->mu);
     }
+    snprintf(me.name, sizeof(me.name), "%s", name);
+    me.next = st->loading;
+    st->loading = &me;
     pthread_mutex_unlock(&st->mu);
 
     pgcmk_err_clear(&e);
-    if (st->be->get(st->arg, name, &v, &e) != 0)
-        return fail(err, &e, "failed to read key");
-    rc = pgcmk_kes_key_decode(name, v, strlen(v), k, &e);
-    pgcmk_secret_free(v, strlen(v));
-    if (rc != 0)
-        return fail(err, &e, "failed to read key");
+    rc = st->be->get(st->arg, name, &v, &e);
+    if (rc == 0) {
+        rc = pgcmk_kes_key_decode(name, v, strlen(v), k, &e);
+        pgcmk_secret_free(v, strlen(v));
+    }
 
     pthread_mutex_lock(&st->mu);
-    if (!find(st, name)) {
+    if (rc == 0 && !find(st, name)) {
         en = pgcmk_xcalloc(1, sizeof(*en));
         en->key = *k;
         en->used = 1;
@@ -280,8 +316,15 @@ pgcmk_kes_store_get(struct pgcmk_kes_store *st, const char *name, struct pgcmk_k
         st->b[hash(name)] = en;
         st->n++;
     }
+    for (pp = &st->loading; *pp; pp = &(*pp)->next) {
+        if (*pp == &me) {
+            *pp = me.next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&st->loaded);
     pthread_mutex_unlock(&st->mu);
-    return 0;
+    return rc == 0 ? 0 : fail(err, &e, "failed to read key");
 }
 
 int
@@ -353,7 +396,7 @@ pgcmk_kes_store_health(struct pgcmk_kes_store *st, struct pgcmk_kes_store_health
 void
 pgcmk_kes_store_ping(struct pgcmk_kes_store *st)
 {
-    ping_now(st);
+    (void)ping_now(st, 1);
     pthread_mutex_lock(&st->mu);
     advance(st, 0);
     pthread_mutex_unlock(&st->mu);
@@ -419,5 +462,6 @@ pgcmk_kes_store_close(struct pgcmk_kes_store *st)
         st->be->close(st->arg);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->ping_mu);
+    pthread_cond_destroy(&st->loaded);
     free(st);
 }

@@ -383,10 +383,7 @@ transit(struct vault *v, const char *op, const char *field, const char *in, cons
             rc = 0;
         }
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o); /* jansson wipes what it frees (pgcmk_secret_json_wipe) */
     pgcmk_agent_https_release(&rs);
     str_wipe_free(body);
     return rc;
@@ -510,10 +507,7 @@ v_get(void *arg, const char *name, char **value, struct pgcmk_err *err)
         *value = pgcmk_xstrdup(json_string_value(val));
         rc = 0;
     }
-    if (o) {
-        pgcmk_secret_wipe_block(o);
-        json_decref(o);
-    }
+    json_decref(o);
     return rc;
 }
 

@@ -1,8 +1,10 @@
 /* test_kes_store.c - the KES key cache (src/kes/cache.c) over an in-memory keystore on the
  * virtual clock: KES's expiry rules (any, unused, offline, the 10 s keystore check), the
  * errors KES answers (exists, not found, 502 with the reason kept), listing, health. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kes/store_internal.h"
 #include "pgcmk/clock.h"
@@ -14,6 +16,7 @@
 struct mem {
     char *names[MAXK], *values[MAXK];
     int down, gets, pings;
+    int slow; /* get takes 50 ms (widens the window of concurrent reads) */
 };
 
 static int
@@ -56,7 +59,11 @@ mem_get(void *arg, const char *name, char **value, struct pgcmk_err *err)
     struct mem *m = arg;
     int i;
 
-    m->gets++;
+    __atomic_add_fetch(&m->gets, 1, __ATOMIC_SEQ_CST);
+    if (m->slow) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (mem_down(m, err))
         return -1;
     if ((i = mem_find(m, name)) < 0)
@@ -314,6 +321,32 @@ test_bad_value(void)
     pgcmk_kes_store_close(st);
 }
 
+static void *
+reader(void *arg)
+{
+    return (void *)(intptr_t)get_ok(arg, "k2");
+}
+
+/* Concurrent reads of a key that is not cached go to the keystore once (KES's barrier). */
+static void
+test_single_read(void)
+{
+    struct mem *m;
+    struct pgcmk_kes_store *st = open_mem(0, 0, 0, &m);
+    pthread_t t[6];
+    void *ok;
+
+    m->slow = 1;
+    for (int i = 0; i < 6; i++)
+        CHECK(pthread_create(&t[i], NULL, reader, st) == 0);
+    for (int i = 0; i < 6; i++) {
+        CHECK(pthread_join(t[i], &ok) == 0);
+        CHECK(ok == (void *)1);
+    }
+    CHECK(m->gets == 1);
+    pgcmk_kes_store_close(st);
+}
+
 /* The Vault keystore's config checks (no network). */
 static void
 test_vault_cfg(void)
@@ -350,6 +383,7 @@ main(void)
     test_offline_zero();
     test_errors_and_list();
     test_bad_value();
+    test_single_read();
     test_vault_cfg();
     return t_done("test_kes_store");
 }

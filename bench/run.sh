@@ -5,8 +5,9 @@
 # answer or wrk sees socket errors. A missed target only prints MISSED.
 # Environment: BENCH_SECONDS (wrk run length, default 5), BENCH_PORT (fixed port of the start-up
 # test, default 18443), BENCH_KV=0 skips the Key Vault rows, BENCH_KEEP=1 keeps the work directory,
-# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv,kmip,vault) runs only those sections; kmip is
-# bench/kmip.sh (KMIP Gets against pgcmkd and PyKMIP), vault is bench/vault.sh (the Vault API).
+# BENCH_ONLY=kv,rss (any of start,rss,arm,floor,kv,kmip,vault,kes) runs only those sections; kmip is
+# bench/kmip.sh (KMIP Gets against pgcmkd and PyKMIP), vault is bench/vault.sh (the Vault API),
+# kes is bench/kes.sh (a KES server on pgcmk's Vault).
 # Needs wrk, curl, jq and openssl (scripts/deps.sh bench); installs nothing.
 set -euo pipefail
 B=${1:-build}
@@ -375,6 +376,13 @@ fi
 if want vault; then
   section "Vault API (bench/vault.sh)"
   "$here/vault.sh" "$bdir" || { echo "bench: FAIL: bench/vault.sh" >&2; fail=1; }
+fi
+
+# 9. A KES server: generate and decrypt on a cached key over kept-alive mTLS, create, and a cold
+#    generate that reads Vault (bench/kes.sh prints its own summary).
+if want kes; then
+  section "KES key API (bench/kes.sh)"
+  "$here/kes.sh" "$bdir" || { echo "bench: FAIL: bench/kes.sh" >&2; fail=1; }
 fi
 
 printf '\n== summary (median of 3; all 3 runs listed)\n'

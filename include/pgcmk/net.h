@@ -77,6 +77,10 @@ int64_t pgcmk_net_mono_ms(void);
 /* Some bytes (up to cap) before the deadline: >0 their count, 0 the peer closed cleanly,
  * -1 timed out, stopping, or the connection failed. */
 long pgcmk_net_read(struct pgcmk_net_conn *c, void *buf, size_t cap, int64_t deadline);
+/* Waits until a read may find something (bytes OpenSSL holds, or on the socket) before the
+ * deadline: 0, or -1 timed out or stopping. Saves a failing read() when a kept-alive connection
+ * waits for its next request. */
+int pgcmk_net_wait_readable(struct pgcmk_net_conn *c, int64_t deadline);
 /* Exactly len bytes: 1 done, 0 the peer closed before the first byte (eof_ok), -1 else. */
 int pgcmk_net_read_full(struct pgcmk_net_conn *c, void *buf, size_t len, int64_t deadline,
                         int eof_ok);

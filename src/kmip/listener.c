@@ -162,8 +162,11 @@ kl_serve(struct pgcmk_net_conn *c, void *arg)
         size_t resp_len = 0, total;
         uint32_t body;
         int r;
+        int64_t deadline = pgcmk_net_mono_ms() + timeout;
 
-        r = pgcmk_net_read_full(c, buf, KL_HEADER_LEN, pgcmk_net_mono_ms() + timeout, 1);
+        if (pgcmk_net_wait_readable(c, deadline))
+            break;
+        r = pgcmk_net_read_full(c, buf, KL_HEADER_LEN, deadline, 1);
         if (r <= 0)
             break;
         /* Tag 42 00 78 (Request Message), type 01 (Structure). */

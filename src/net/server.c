@@ -428,7 +428,9 @@ hs_serve(struct pgcmk_net_conn *c, void *arg)
         long r;
 
         while ((r = pgcmk_http1_parse(buf, len, &hd)) == 0) {
-            long n = pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
+            long n = len == 0 && pgcmk_net_wait_readable(c, deadline)
+                         ? -1
+                         : pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
 
             if (n <= 0) {
                 if (n < 0 && len > 0 && !pgcmk_net_stopping(c))

@@ -142,6 +142,8 @@ pgcmk_net_ctx_new(const char *name, const char *cert_pem, const char *key_pem,
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+    /* One read() per TLS record (or several), not one for its header and one for its body. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (pgcmk_net_ctx_add_cert(ctx, cert_pem, key_pem)) {
         pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "%s: the server certificate does not load",
                       name);
@@ -177,6 +179,14 @@ net_wait(struct pgcmk_net_conn *c, int ssl_err, int64_t deadline)
         if (n < 0 && errno != EINTR)
             return -1;
     }
+}
+
+int
+pgcmk_net_wait_readable(struct pgcmk_net_conn *c, int64_t deadline)
+{
+    if (SSL_has_pending(c->ssl))
+        return 0;
+    return net_wait(c, SSL_ERROR_WANT_READ, deadline);
 }
 
 long

@@ -284,7 +284,25 @@
       "an answer KES cannot read")                                                                 \
     X(PGCMK_E_KES_KEYSTORE_CONFIG, 400, "KesKeystoreInvalid", "V",                                 \
       "KES: keystore.vault of the config is wrong (endpoint, version, transit key, TLS files)")    \
-    /* KES key provider (h-kagent) */                                                              \
+    /* KES key provider (h-kagent); its reason codes KesKeyNotFound (404) and KesKeystoreFailure   \
+     * (502) are the KES keystore's PGCMK_E_KES_KEY_NOT_FOUND and PGCMK_E_KES_KEYSTORE */          \
+    X(PGCMK_E_KES_PROVIDER_INVALID, 400, "KesProviderInvalid", "I",                                \
+      "KES: the key provider's options are wrong (url, apiKey or certPath and keyPath, caPath, "   \
+      "insecure, createKey)")                                                                      \
+    X(PGCMK_E_KES_SERVER_NOT_TRUSTED, 400, "KesServerNotTrusted", "I",                             \
+      "KES: the server's certificate does not verify against the provider's caPath, or the "       \
+      "server refused the client certificate in the TLS handshake")                                \
+    X(PGCMK_E_KES_PERMISSION_DENIED, 400, "KesPermissionDenied", "I",                              \
+      "KES: 403 not authorized (the identity is unknown to the server or its policy does not "     \
+      "allow the key operation)")                                                                  \
+    X(PGCMK_E_KES_KEY_MISMATCH, 400, "KesKeyMismatch", "I",                                        \
+      "KES: the stored DEK ciphertext is not authentic under the key (the key was replaced), or "  \
+      "does not decrypt to a 32-byte key")                                                         \
+    X(PGCMK_E_KES_REQUEST_REFUSED, 400, "KesRequestRefused", "I",                                  \
+      "KES: another 4xx answer to the agent's request, or an answer that is not KES's shape")      \
+    X(PGCMK_E_KES_SERVER_UNREACHABLE, 503, "KesServerUnreachable", "I",                            \
+      "KES: no answer (connection refused, timeout, a 5xx other than 502): an outage, the DEK is " \
+      "kept")                                                                                      \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -20,6 +20,7 @@ struct pgcmk_agent_https_req {
     const char *cert_pem, *key_pem;
     const char *cert_path, *key_path;
     int allow_http; /* http:// URLs too (a Vault started like `vault server -dev`) */
+    int insecure;   /* no check of the server's certificate (the kes CLI's -k) */
 };
 
 struct pgcmk_agent_https_resp {

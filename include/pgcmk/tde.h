@@ -13,6 +13,11 @@
  *          "caPath"(null: system store),"namespace"(null: none)[,"timeoutMs","retries"]},
  *          "principalKeyName"}: pg_tde's vault-v2 provider; the key is the KV v2 secret
  *          {mountPath}/data/{principalKeyName} (made, 32 random bytes, when it does not exist)
+ *          or {"keyProvider":{"type":"kes","url":"https://...","apiKey":"kes:v1:..." | "certPath",
+ *          "keyPath","caPath"(null: system store),"insecure","createKey"[,"timeoutMs","retries"]},
+ *          "principalKeyName"}: the DEK is a KES data key of that key (generate; decrypt at each
+ *          check, context = the database id); the API key is kept sealed and shown as
+ *          "<redacted>"
  *   GET    /emulator/tde/databases[/{name}]
  *   DELETE /emulator/tde/databases/{name}
  * A database is {"id":"/emulator/tde/databases/{name}","name","keyProvider","principalKey":
@@ -21,6 +26,7 @@
 #ifndef PGCMK_TDE_H
 #define PGCMK_TDE_H
 
+#include "pgcmk/kesc.h"
 #include "pgcmk/kmipc.h"
 #include "pgcmk/vaultc.h"
 
@@ -37,6 +43,13 @@ int pgcmk_tde_kmip_target(const char *provider_json, struct pgcmk_kmipc_target *
 
 /* The Vault target of a database's provider options: 0, or -1 when not a vault-v2 provider. */
 int pgcmk_tde_vault_target(const char *provider_json, struct pgcmk_vaultc_target *t, void **holder);
+
+/* The KES target of a database's provider options: 0, or -1 when not a kes provider. With an
+ * API key and db_id, the key is unsealed from the store (t->api_key "" when it is not there).
+ * Release with pgcmk_tde_kes_release (wipes the API key). */
+int pgcmk_tde_kes_target(const char *provider_json, const char *db_id, struct pgcmk_kesc_target *t,
+                         void **holder);
+void pgcmk_tde_kes_release(void *holder);
 
 /* 1 when the stored (canonical) provider options are of that type ("kmip", "vault-v2"). */
 int pgcmk_tde_provider_is(const char *provider_json, const char *type);

@@ -691,8 +691,8 @@ pgcmk_agent_https(const struct pgcmk_agent_https_req *rq, struct pgcmk_agent_htt
     cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->total_ms);
     if (rq->ca_path)
         cu.easy_setopt(h, CURLOPT_CAINFO, rq->ca_path);
-    cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, rq->insecure ? 0L : 1L);
+    cu.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, rq->insecure ? 0L : 2L);
     cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     cu.easy_setopt(h, CURLOPT_ERRORBUFFER, r.errbuf);
     cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_write);

@@ -3,7 +3,8 @@
  * agent as pg_tde's vault-v2 client), "kmip" (a self-managed database's principal key on a KMIP
  * server, checked by the agent as a KMIP client), "azure-keyvault" (a Key Vault key reached through
  * the database's managed identity, checked by the encryption agent) and "service-managed" (the DEK
- * sealed under the emulator's master key). KES keys are a further row here. */
+ * sealed under the emulator's master key) and "kes" (a self-managed database's DEK is a data key
+ * of a MinIO KES server's key, checked by the agent as a KES client). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "pgcmk/tde.h"
 
 #include "pgcmk/err.h"
+#include "pgcmk/kes.h"
 #include "pgcmk/log.h"
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
@@ -228,7 +230,8 @@ kmip_seen_get(const char *id)
 static int
 kmip_uses(const struct pg_db *d)
 {
-    return d->kind == PG_TDE && !pgcmk_tde_provider_is(d->provider, "vault-v2");
+    return d->kind == PG_TDE && !pgcmk_tde_provider_is(d->provider, "vault-v2") &&
+           !pgcmk_tde_provider_is(d->provider, "kes");
 }
 
 static int
@@ -502,10 +505,264 @@ static const struct pgcmk_keysource ks_vault_kv = {
     "vault-kv", vkv_uses, vkv_check, vkv_touches, vkv_explain,
 };
 
+/* ---- kes ---------------------------------------------------------------------------------- */
+
+static int
+kes_uses(const struct pg_db *d)
+{
+    return d->kind == PG_TDE && pgcmk_tde_provider_is(d->provider, "kes");
+}
+
+static int
+kes_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_kesc_target t;
+    void *holder = NULL;
+    int rc;
+
+    (void)revalidate;
+    memset(res, 0, sizeof(*res));
+    if (pgcmk_tde_kes_target(d->provider, d->id, &t, &holder) || (t.api_key && !*t.api_key)) {
+        res->lost = 1;
+        res->code = PGCMK_E_KES_PROVIDER_INVALID;
+        snprintf(res->message, sizeof(res->message),
+                 "The key provider of '%.300s' is not a KES provider, or its API key is not in "
+                 "the store.",
+                 d->id);
+        pgcmk_tde_kes_release(holder);
+        pgcmk_agent_forget(d->id);
+        return -1;
+    }
+    rc = pgcmk_agent_kes_check(d->id, &t, d->key_name ? d->key_name : "", d->wrapped,
+                               d->wrapped_len, res);
+    pgcmk_tde_kes_release(holder);
+    return rc;
+}
+
+/* KES events (a key deleted or changed, a server's policies or config changed, its keystore
+ * reachable or not) and Vault events (KES servers keep their keys in a Vault) reach every kes
+ * database: which server a URL names and which Vault that server uses are the servers'
+ * business, not the emulator's. */
+static void
+kes_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    switch (ev->kind) {
+    case PGCMK_EV_KES_KEY_CHANGED:
+    case PGCMK_EV_KES_KEY_DELETED:
+    case PGCMK_EV_KES_SERVER_CHANGED:
+    case PGCMK_EV_KES_KEYSTORE_CHANGED:
+    case PGCMK_EV_HV_SECRET_CHANGED:
+    case PGCMK_EV_HV_SECRET_DELETED:
+    case PGCMK_EV_HV_MOUNT_DISABLED:
+    case PGCMK_EV_HV_TOKEN_REVOKED:
+    case PGCMK_EV_HV_POLICY_CHANGED:
+    case PGCMK_EV_HV_AUTH_CHANGED:
+    case PGCMK_EV_HV_SEALED:
+    case PGCMK_EV_HV_UNSEALED:
+        akv_select(db, PGCMK_STMT_TDE_BY_KES, NULL, NULL, ids);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The rule a reason code of this row breaks: exactly one. A 403 is the identity's when the
+ * server says it does not know it, else the policy's. */
+static const char *
+kes_failing_rule(const struct pg_db *d, int identity_unknown)
+{
+    const char *c = d->reason_code;
+
+    if (!c)
+        return NULL;
+    if (code_is(c, PGCMK_E_KES_SERVER_UNREACHABLE) || code_is(c, PGCMK_E_KES_SERVER_NOT_TRUSTED))
+        return "kes-server";
+    if (code_is(c, PGCMK_E_KES_PROVIDER_INVALID))
+        return "identity";
+    if (code_is(c, PGCMK_E_KES_PERMISSION_DENIED))
+        return identity_unknown ? "identity" : "policy";
+    if (code_is(c, PGCMK_E_KES_KEYSTORE))
+        return "vault";
+    if (code_is(c, PGCMK_E_KES_KEY_MISMATCH))
+        return "ciphertext";
+    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
+        return "checked";
+    return "key";
+}
+
+/* What explain can say about each link; the server's own view (kes_diagnose) fills it when the
+ * URL names one of pgcmk's KES servers. */
+struct kes_links {
+    char server[1300], identity[400], policy[400], key[400], vault[400], cache[400], ct[300];
+    int identity_unknown;
+    int diagnosed; /* one of pgcmk's KES servers said it */
+};
+
+static void
+kes_links_default(const struct pg_db *d, const struct pgcmk_kesc_target *t, const char *id,
+                  struct kes_links *l)
+{
+    const char *kn = d->key_name ? d->key_name : "";
+
+    snprintf(l->server, sizeof(l->server),
+             "The KES server %.300s (another KES server, not one of pgcmk's) answers and its "
+             "certificate verifies against '%.400s'.",
+             t->url,
+             t->insecure  ? "nothing (insecure)"
+             : t->ca_path ? t->ca_path
+                          : "the system's trust store");
+    snprintf(l->identity, sizeof(l->identity), "The server knows the identity %.64s.", id);
+    snprintf(l->policy, sizeof(l->policy),
+             "The identity's policy allows /v1/key/generate/%.100s and /v1/key/decrypt/%.100s.", kn,
+             kn);
+    snprintf(l->key, sizeof(l->key), "The KES key '%.100s' exists.", kn);
+    snprintf(l->vault, sizeof(l->vault),
+             "The server reaches its keystore (or another KES server: its keystore is its own "
+             "business).");
+    snprintf(l->cache, sizeof(l->cache),
+             "The server's cache covers keystore outages until its offline expiry.");
+    snprintf(l->ct, sizeof(l->ct),
+             "The stored ciphertext decrypts (context = the database id) to the database's "
+             "32-byte key.");
+}
+
+/* The port of an https://127.0.0.1:PORT or https://localhost:PORT URL, else 0. */
+static int
+kes_local_port(const char *url)
+{
+    static const char *const hosts[] = {"https://127.0.0.1:", "https://localhost:"};
+
+    for (size_t i = 0; url && i < PGCMK_ARRAY_LEN(hosts); i++) {
+        size_t n = strlen(hosts[i]);
+        char *end = NULL;
+        long port;
+
+        if (strncmp(url, hosts[i], n) != 0)
+            continue;
+        port = strtol(url + n, &end, 10);
+        if (port > 0 && port < 65536 && (*end == '\0' || *end == '/'))
+            return (int)port;
+    }
+    return 0;
+}
+
+/* The links as pgcmk's KES server on the URL's port sees them (pgcmk_kes_diagnose), when it is
+ * one: 1, else 0 (another KES server: the defaults stand). */
+static int
+kes_links_diagnose(const struct pg_db *d, const struct pgcmk_kesc_target *t, const char *id,
+                   struct kes_links *l)
+{
+    const char *kn = d->key_name ? d->key_name : "";
+    json_t *g = pgcmk_kes_diagnose(kes_local_port(t->url), id, kn, "decrypt");
+    json_t *ident, *key, *ks, *cache, *exists;
+    const char *name, *policy, *why, *until;
+
+    if (!g)
+        return 0;
+    name = json_string_value(json_object_get(g, "server"));
+    name = name ? name : "?";
+    ident = json_object_get(g, "identity");
+    key = json_object_get(g, "key");
+    ks = json_object_get(g, "keystore");
+    cache = json_object_get(g, "cache");
+    policy = json_string_value(json_object_get(ident, "policy"));
+    exists = json_object_get(key, "exists");
+    why = json_string_value(json_object_get(ks, "why"));
+    until = json_string_value(json_object_get(cache, "expiresAt"));
+    snprintf(l->server, sizeof(l->server), "pgcmk's KES server '%.100s' listens on %.300s.", name,
+             t->url);
+    l->identity_unknown = !json_is_true(json_object_get(ident, "known"));
+    if (l->identity_unknown)
+        snprintf(l->identity, sizeof(l->identity),
+                 "The KES server '%.100s' does not know the identity %.64s: it is not the admin "
+                 "and no policy lists it.",
+                 name, id);
+    else
+        snprintf(l->identity, sizeof(l->identity),
+                 "The KES server '%.100s' knows the identity %.64s (%s%.100s%s).", name, id,
+                 json_is_true(json_object_get(ident, "admin")) ? "the admin" : "policy '",
+                 json_is_true(json_object_get(ident, "admin")) ? ""
+                 : policy                                      ? policy
+                                                               : "?",
+                 json_is_true(json_object_get(ident, "admin")) ? "" : "'");
+    snprintf(l->policy, sizeof(l->policy), "%s /v1/key/decrypt/%.100s for %.64s.",
+             json_is_true(json_object_get(g, "allowed")) ? "The server allows"
+                                                         : "The server's policy does not allow",
+             kn, id);
+    snprintf(l->key, sizeof(l->key), "The KES key '%.100s' %s on '%.100s'.", kn,
+             json_is_true(exists) ? "exists"
+             : json_is_false(exists)
+                 ? "does not exist"
+                 : "cannot be told (the keystore is down and the key not cached)",
+             name);
+    if (json_is_true(json_object_get(ks, "reachable")))
+        snprintf(l->vault, sizeof(l->vault), "The KES server '%.100s' reaches its Vault keystore.",
+                 name);
+    else
+        snprintf(l->vault, sizeof(l->vault),
+                 "The KES server '%.100s' cannot reach its Vault keystore: %.200s.", name,
+                 why ? why : "unreachable");
+    if (json_is_true(json_object_get(cache, "cached")))
+        snprintf(l->cache, sizeof(l->cache), "The server caches the key '%.100s'%s%.40s.", kn,
+                 until ? " until " : "", until ? until : "");
+    else
+        snprintf(l->cache, sizeof(l->cache), "The server does not cache the key '%.100s' now.", kn);
+    json_decref(g);
+    return 1;
+}
+
+static void
+kes_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    struct pgcmk_kesc_target t;
+    void *holder = NULL;
+    struct kes_links l;
+    const char *bad, *why = d->reason ? d->reason : "";
+    json_t *kp = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(kp, "identity"));
+
+    (void)db;
+    memset(&l, 0, sizeof(l));
+    if (pgcmk_tde_kes_target(d->provider, NULL, &t, &holder) == 0) {
+        kes_links_default(d, &t, id ? id : "?", &l);
+        l.diagnosed = kes_links_diagnose(d, &t, id ? id : "?", &l);
+    }
+    pgcmk_tde_kes_release(holder);
+    json_decref(kp);
+    bad = kes_failing_rule(d, l.identity_unknown);
+    {
+        const struct {
+            const char *rule, *ok_detail;
+        } rows[] = {
+            {"kes-server", l.server}, {"identity", l.identity}, {"policy", l.policy},
+            {"key", l.key},           {"vault", l.vault},       {"cache", l.cache},
+            {"ciphertext", l.ct},
+        };
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            int fails = bad && strcmp(bad, rows[i].rule) == 0;
+
+            char detail[1900];
+
+            /* the failing link: the check's reason, then what the server says about it */
+            snprintf(detail, sizeof(detail), "%s%s%s", fails ? why : rows[i].ok_detail,
+                     fails && l.diagnosed ? " " : "",
+                     fails && l.diagnosed ? rows[i].ok_detail : "");
+            json_array_append_new(rules, pgcmk_reconcile_rule(rows[i].rule, !fails, detail));
+        }
+    }
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_kes = {
+    "kes", kes_uses, kes_check, kes_touches, kes_explain,
+};
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const struct pgcmk_keysource *const pgcmk_keysources[] = {
-    &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
+    &ks_kes, &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
 };
 
 const struct pgcmk_keysource *

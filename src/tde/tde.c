@@ -5,16 +5,22 @@
  * its DEK is wrapped under that key by the agent (src/agent/kmip.c) and only the wrapped DEK is
  * stored. From then on the reconciler's "kmip" key-source row checks it. A "vault-v2" provider
  * (pg_tde's vault-v2: the key in a KV v2 secret, src/agent/vault.c) is the second row of the
- * table of provider kinds (tde_kinds), checked by the "vault-kv" key-source row. */
+ * table of provider kinds (tde_kinds), checked by the "vault-kv" key-source row. A "kes" provider
+ * (the DEK is a MinIO KES data key: generate at create, decrypt at each check, src/agent/kes.c)
+ * is the third row, checked by the "kes" key-source row; its API key is kept sealed apart from
+ * the options (tde_kes_secrets), which show "apiKey":"<redacted>". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include <openssl/crypto.h>
+
 #include "pgcmk/clock.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
+#include "pgcmk/store.h"
 #include "pgcmk/tde.h"
 #include "providers/postgres.h"
 
@@ -77,6 +83,80 @@ pgcmk_tde_vault_target(const char *provider_json, struct pgcmk_vaultc_target *t,
     }
     *holder = o;
     return 0;
+}
+
+/* The sealed API key of a kes database: the text (malloc'd, a secret), or NULL. */
+static char *
+tde_kes_secret_get(const char *db_id)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_KES_SECRET_GET);
+    struct pgcmk_err err;
+    unsigned char *pt = NULL;
+    size_t pl = 0;
+    char *out = NULL;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    if (pgcmk_db_step(db, st, "read a KES API key", &err) == 1 &&
+        pgcmk_store_unseal(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), db_id,
+                           &pt, &pl) == 0) {
+        out = pgcmk_xstrndup((const char *)pt, pl);
+        pgcmk_secret_free(pt, pl);
+    }
+    pgcmk_db_done(st);
+    return out;
+}
+
+struct tde_kes_holder {
+    json_t *o;
+    char *api_key;
+};
+
+int
+pgcmk_tde_kes_target(const char *provider_json, const char *db_id, struct pgcmk_kesc_target *t,
+                     void **holder)
+{
+    json_t *o = provider_json ? json_loads(provider_json, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(o, "type"));
+    struct tde_kes_holder *h;
+
+    memset(t, 0, sizeof(*t));
+    *holder = NULL;
+    if (!json_is_object(o) || !type || strcmp(type, "kes") != 0 ||
+        !json_string_value(json_object_get(o, "url"))) {
+        json_decref(o);
+        return -1;
+    }
+    h = pgcmk_xcalloc(1, sizeof(*h));
+    h->o = o;
+    t->url = json_string_value(json_object_get(o, "url"));
+    if (json_object_get(o, "apiKey") && db_id) {
+        h->api_key = tde_kes_secret_get(db_id);
+        t->api_key = h->api_key ? h->api_key : "";
+    }
+    t->cert_path = json_string_value(json_object_get(o, "certPath"));
+    t->key_path = json_string_value(json_object_get(o, "keyPath"));
+    t->ca_path = json_string_value(json_object_get(o, "caPath"));
+    t->insecure = json_is_true(json_object_get(o, "insecure"));
+    t->timeout_ms = (int)json_integer_value(json_object_get(o, "timeoutMs"));
+    t->retries = json_is_integer(json_object_get(o, "retries"))
+                     ? (int)json_integer_value(json_object_get(o, "retries"))
+                     : -1;
+    *holder = h;
+    return 0;
+}
+
+void
+pgcmk_tde_kes_release(void *holder)
+{
+    struct tde_kes_holder *h = holder;
+
+    if (!h)
+        return;
+    if (h->api_key)
+        pgcmk_secret_free(h->api_key, strlen(h->api_key));
+    json_decref(h->o);
+    free(h);
 }
 
 int
@@ -247,6 +327,74 @@ tde_vault_canon(const json_t *kp, struct pgcmk_err *err)
     return out;
 }
 
+/* The kes provider options in canonical form: {"type":"kes","url","apiKey":"<redacted>",
+ * "identity"} (the API key itself is sealed apart by tde_kes_save) or {"type":"kes","url",
+ * "certPath","keyPath","identity"}, then caPath, insecure and createKey when set; or NULL with
+ * err. The identity (derived, public) makes two PUTs with the same API key the same options. */
+static json_t *
+tde_kes_canon(const json_t *kp, struct pgcmk_err *err)
+{
+    const char *url = json_string_value(json_object_get(kp, "url"));
+    json_t *ak = json_object_get(kp, "apiKey"), *ca = json_object_get(kp, "caPath");
+    json_t *cert = json_object_get(kp, "certPath"), *key = json_object_get(kp, "keyPath");
+    json_t *insecure = json_object_get(kp, "insecure"), *create = json_object_get(kp, "createKey");
+    char id[PGCMK_KESC_ID_LEN];
+    json_t *out;
+
+    if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) < 9 || strlen(url) > 1000 ||
+        strpbrk(url, "?# \t\r\n")) {
+        pgcmk_err_set(err, PGCMK_E_KES_PROVIDER_INVALID, "keyProvider.url",
+                      "keyProvider.url must be the KES server's https:// address, e.g. "
+                      "https://127.0.0.1:7373 (KES_SERVER).");
+        return NULL;
+    }
+    if ((ak && (cert || key)) || (!ak && !(cert && key))) {
+        pgcmk_err_set(err, PGCMK_E_KES_PROVIDER_INVALID, "keyProvider",
+                      "keyProvider needs apiKey (kes:v1:..., KES_API_KEY) or certPath and keyPath "
+                      "(PEM files of the client certificate and its key), not both.");
+        return NULL;
+    }
+    if (ak && (!json_is_string(ak) || pgcmk_kesc_api_key_identity(json_string_value(ak), id))) {
+        pgcmk_err_set(err, PGCMK_E_KES_PROVIDER_INVALID, "keyProvider.apiKey",
+                      "keyProvider.apiKey is not a KES API key (kes:v1: and the base64 of a type "
+                      "byte 0 and a 32-byte Ed25519 seed, as `kes identity new` prints).");
+        return NULL;
+    }
+    if (!ak && (!tde_path_ok(cert) || !tde_path_ok(key) ||
+                pgcmk_kesc_cert_file_identity(json_string_value(cert), id))) {
+        pgcmk_err_set(err, PGCMK_E_KES_PROVIDER_INVALID, "keyProvider.certPath",
+                      "keyProvider.certPath must be a readable PEM certificate file and keyPath "
+                      "its key's file.");
+        return NULL;
+    }
+    if ((ca && !json_is_null(ca) && !tde_path_ok(ca)) || (insecure && !json_is_boolean(insecure)) ||
+        (create && !json_is_boolean(create))) {
+        pgcmk_err_set(err, PGCMK_E_KES_PROVIDER_INVALID, "keyProvider",
+                      "keyProvider.caPath must be a PEM file or null (the system's trust store); "
+                      "insecure and createKey are true or false.");
+        return NULL;
+    }
+    out = json_pack("{s:s, s:s}", "type", "kes", "url", url);
+    if (tde_limits(kp, out, PGCMK_E_KES_PROVIDER_INVALID, err)) {
+        json_decref(out);
+        return NULL;
+    }
+    if (ak) {
+        json_object_set_new(out, "apiKey", json_string("<redacted>"));
+    } else {
+        json_object_set(out, "certPath", cert);
+        json_object_set(out, "keyPath", key);
+    }
+    json_object_set_new(out, "identity", json_string(id));
+    if (json_is_string(ca))
+        json_object_set(out, "caPath", ca);
+    if (json_is_true(insecure))
+        json_object_set_new(out, "insecure", json_true());
+    if (json_is_true(create))
+        json_object_set_new(out, "createKey", json_true());
+    return out;
+}
+
 /* What a provider kind's agent call made: the wrapped DEK and where the key is. */
 struct tde_new {
     unsigned char *w;
@@ -254,6 +402,7 @@ struct tde_new {
     char alg[24];
     char version[PGCMK_KMIPC_UID_LEN]; /* KMIP: the Unique Identifier; Vault: the KV version */
     char *key_uri;                     /* malloc'd */
+    const json_t *request;             /* the request's keyProvider (its secrets, if any) */
 };
 
 static int
@@ -295,6 +444,48 @@ tde_vault_new(const char *id, const char *prov_text, const char *key_name, struc
     return rc;
 }
 
+static int
+tde_kes_new(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+            struct pgcmk_agent_result *res)
+{
+    struct pgcmk_kesc_target t;
+    void *holder = NULL;
+    int rc;
+
+    if (pgcmk_tde_kes_target(prov_text, NULL, &t, &holder))
+        return -1;
+    t.api_key = json_string_value(json_object_get(n->request, "apiKey"));
+    rc = pgcmk_agent_kes_new_dek(id, &t, key_name,
+                                 json_is_true(json_object_get(n->request, "createKey")), &n->w,
+                                 &n->wl, n->alg, res);
+    if (rc == 0)
+        n->key_uri = pgcmk_kesc_url(&t, "describe", key_name);
+    pgcmk_tde_kes_release(holder);
+    return rc;
+}
+
+/* Keeps the request's API key sealed (aad = the database id), inside the database's write. */
+static int
+tde_kes_save(struct pgcmk_db *db, const char *id, const json_t *kp, struct pgcmk_err *err)
+{
+    const char *ak = json_string_value(json_object_get(kp, "apiKey"));
+    unsigned char *sealed = NULL;
+    size_t sl = 0;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!ak)
+        return 0;
+    if (pgcmk_store_seal(ak, strlen(ak), id, &sealed, &sl))
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "The API key could not be sealed.");
+    st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_KES_SECRET_PUT);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, sealed, (int)sl, SQLITE_STATIC);
+    rc = pgcmk_db_each(db, st, NULL, NULL, "keep a KES API key", err);
+    free(sealed);
+    return rc < 0 ? -1 : 0;
+}
+
 /* The provider kinds: a new kind is a new row. */
 static const struct tde_kind {
     const char *type;
@@ -302,11 +493,15 @@ static const struct tde_kind {
     int (*new_dek)(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
                    struct pgcmk_agent_result *res);
     enum pgcmk_errc invalid, outage;
+    /* optional: keeps the request's secrets (inside the database's write) */
+    int (*save)(struct pgcmk_db *db, const char *id, const json_t *kp, struct pgcmk_err *err);
 } tde_kinds[] = {
     {"kmip", tde_kmip_canon, tde_kmip_new, PGCMK_E_KMIP_PROVIDER_INVALID,
      PGCMK_E_KMIP_SERVER_UNREACHABLE},
     {"vault-v2", tde_vault_canon, tde_vault_new, PGCMK_E_HV_PROVIDER_INVALID,
      PGCMK_E_HV_SERVER_UNREACHABLE},
+    {"kes", tde_kes_canon, tde_kes_new, PGCMK_E_KES_PROVIDER_INVALID,
+     PGCMK_E_KES_SERVER_UNREACHABLE, tde_kes_save},
 };
 
 /* The provider options in canonical form and their kind, or NULL with err. */
@@ -316,10 +511,12 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
     const char *type = json_string_value(json_object_get(kp, "type"));
 
     if (!json_is_object(kp)) {
-        pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "keyProvider",
-                      "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
-                      "\"certPath\", \"keyPath\", \"caPath\"} or {\"type\": \"vault-v2\", "
-                      "\"url\", \"mountPath\", \"tokenPath\", \"caPath\", \"namespace\"}.");
+        pgcmk_err_set(
+            err, PGCMK_E_INVALID_CONTENT, "keyProvider",
+            "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
+            "\"certPath\", \"keyPath\", \"caPath\"} or {\"type\": \"vault-v2\", "
+            "\"url\", \"mountPath\", \"tokenPath\", \"caPath\", \"namespace\"} or {\"type\": "
+            "\"kes\", \"url\", \"apiKey\" (or \"certPath\", \"keyPath\"), \"caPath\"}.");
         return NULL;
     }
     for (size_t i = 0; type && i < PGCMK_ARRAY_LEN(tde_kinds); i++)
@@ -328,14 +525,16 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
             return tde_kinds[i].canon(kp, err);
         }
     pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
-                  "The key provider type '%.32s' is not supported; use \"kmip\" or "
-                  "\"vault-v2\".",
+                  "The key provider type '%.32s' is not supported; use \"kmip\", "
+                  "\"vault-v2\" or \"kes\".",
                   type ? type : "");
     return NULL;
 }
 
 struct tde_put_ctx {
     struct pg_db *d;
+    const struct tde_kind *kind;
+    const json_t *kp;
 };
 
 static int
@@ -344,6 +543,8 @@ tde_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     struct tde_put_ctx *c = ctx;
 
     if (pg_db_save(db, c->d, err))
+        return -1;
+    if (c->kind->save && c->kind->save(db, c->d->id, c->kp, err))
         return -1;
     return pg_record_state(db, c->d, "Ready", NULL, err);
 }
@@ -398,6 +599,7 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     /* the network, outside any transaction */
     memset(&n, 0, sizeof(n));
     memset(&res, 0, sizeof(res));
+    n.request = json_object_get(rq->json, "keyProvider");
     rc = kind->new_dek(id, prov_text, key_name, &n, &res);
     if (rc) {
         if (!res.code && !res.message[0])
@@ -407,7 +609,7 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
             pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
                           res.message);
     } else {
-        struct tde_put_ctx c = {&d};
+        struct tde_put_ctx c = {&d, kind, n.request};
 
         memset(&d, 0, sizeof(d));
         d.id = pgcmk_xstrdup(id);
@@ -503,7 +705,14 @@ tde_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 static int
 tde_delete_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
 {
-    return pg_db_delete(db, ((struct pg_db *)ctx)->id, err);
+    const char *id = ((struct pg_db *)ctx)->id;
+    sqlite3_stmt *st;
+
+    if (pg_db_delete(db, id, err))
+        return -1;
+    st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_KES_SECRET_DEL); /* a kes provider's API key */
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return pgcmk_db_each(db, st, NULL, NULL, "forget a KES API key", err) < 0 ? -1 : 0;
 }
 
 static int

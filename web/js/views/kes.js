@@ -163,8 +163,11 @@ export function kesView() {
               : '—'];
         }))]);
       const pols = policyRows(s);
-      r.policies.show({ pols, admin: s.admin || s.root }, (d) => [
+      const rules = pols.some((p) => p.allow || p.deny || p.identities);
+      r.policies.show({ pols, admin: s.admin || s.root, rules }, (d) => [
         dl([['Admin (root) identity', d.admin === 'disabled' ? 'disabled' : d.admin ? h('code', {}, d.admin) : '—']]),
+        d.rules ? null : h('p', { class: 'hint' }, 'The rules and identities of a policy: ', h('code', {}, 'pgcmk kes policy show NAME'),
+          ' and ', h('code', {}, 'pgcmk kes identity ls'), ' (as the admin).'),
         table(['Policy', 'Allow', 'Deny', 'Identities'], d.pols.map((p) => [
           h('strong', {}, p.name),
           paths(p.allow).length ? h('ul', { class: 'paths' }, paths(p.allow).map((x) => h('li', {}, h('code', {}, x)))) : '—',

@@ -177,7 +177,8 @@ def kes(cli, daemon, tmp_path_factory):
     assert line.startswith("export KES_SERVER=https://127.0.0.1:"), line
     server = line.strip().split("=", 1)[1]
     yield {"server": server, "admin": {"KES_SERVER": server, "KES_API_KEY": ADMIN_KEY},
-           "app": {"KES_SERVER": server, "KES_API_KEY": app_key}, "app_id": app_id, "dir": w, "venv": venv}
+           "app": {"KES_SERVER": server, "KES_API_KEY": app_key}, "app_id": app_id, "dir": w, "venv": venv,
+           "approle": (env["APPROLE_ID"], env["APPROLE_SECRET"])}
     cli.run("kes", "server", "rm", "clikes")
 
 
@@ -252,6 +253,8 @@ def test_policy_allows_and_denies(cli, kes):
     cli.fail("kes", "key", "rm", "my-app-1", "-k", env=app,
              err='Error: failed to remove key "my-app-1": not authorized: insufficient permissions')
     assert cli.json("kes", "policy", "ls", "-k", env=a) == ["my-app"]
+    assert cli.json("kes", "policy", "info", "my-app", "-k", env=a)["name"] == "my-app"
+    cli.fail("kes", "policy", "show", "no-such-policy", "-k", env=a, err='Error: failed to show policy "no-such-policy": ')
     pol = cli.json("kes", "policy", "show", "my-app", "-k", env=a)
     assert "/v1/key/generate/my-app*" in pol["allow"] and "/v1/key/generate/my-app-internal*" in pol["deny"]
     me = cli.json("kes", "identity", "info", "-k", env=app)
@@ -289,3 +292,26 @@ def test_audit_log_streams(cli, kes):
     cli.fail("kes", "log", "--audit", "-k", env=kes["app"],
              err="Error: failed to connect to audit log: not authorized: insufficient permissions")
     cli.fail("kes", "log", "--audit", "--error", "-k", env=a, err="cannot display audit and error logs at the same time")
+
+
+def test_server_update_restarts_with_a_new_policy(cli, kes):
+    """`kes server update` replaces the config (KES reads policies at start) on the same port."""
+    a, app, w = kes["admin"], kes["app"], kes["dir"]
+    cli.out("kes", "key", "create", "my-app-upd", "-k", env=a)
+    cli.json("kes", "key", "dek", "my-app-upd", "-k", env=app)
+    env = dict(kes["venv"], ROOT_IDENTITY=ADMIN_ID, APP_IDENTITY=kes["app_id"])
+    env["APPROLE_ID"], env["APPROLE_SECRET"] = kes["approle"]
+    (w / "config-deny.yml").write_text(CONFIG.replace("- /v1/key/generate/my-app-internal*",
+                                                      "- /v1/key/generate/my-app-upd"))
+    line = cli.out("kes", "server", "update", "clikes", "--config", "config-deny.yml", env=env, cwd=str(w))
+    assert line.strip() == f"export KES_SERVER={kes['server']}"
+    cli.fail("kes", "key", "dek", "my-app-upd", "-k", env=app,
+             err="Error: failed to derive key: not authorized: insufficient permissions")
+    cli.out("kes", "server", "update", "clikes", "--config", "config.yml", env=env, cwd=str(w))
+    cli.json("kes", "key", "dek", "my-app-upd", "-k", env=app)
+    # PUT of a name not yet taken creates that server, as PUT does
+    other = cli.out("kes", "server", "update", "clikes-2", "--config", "config.yml", env=env, cwd=str(w)).strip()
+    assert other.startswith("export KES_SERVER=https://127.0.0.1:") and other != f"export KES_SERVER={kes['server']}"
+    assert "clikes-2" in [x["name"] for x in cli.json("kes", "server", "ls")]
+    cli.out("kes", "server", "rm", "clikes-2")
+    cli.fail("kes", "server", "rm", "clikes-2", rc=3)

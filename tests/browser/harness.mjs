@@ -160,6 +160,9 @@ export async function withPage(fn) {
     const page = await ctx.newPage();
     page.setDefaultTimeout(WAIT);
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
     page.on('dialog', (d) => d.accept());
     const shot = async (name) => {
       await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });

@@ -7,113 +7,12 @@
 // Starts its own pgcmkd (--kmip-port 0); no fixed sleeps.
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/kmip.test.mjs
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { Daemon, log, fail, main, withPage } from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
-const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WAIT = 20000;
-const t0 = Date.now();
-
-function log(msg) {
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-}
-
-function fail(msg) {
-  throw new Error(msg);
-}
-
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgcmk-browser-kmip-'));
-let daemon = null;
-let port = 0;
-let httpPort = 0;
-
-async function waitFor(fn, what, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-function readPort(name) {
-  try {
-    const t = fs.readFileSync(path.join(dataDir, name), 'utf8');
-    return t.endsWith('\n') ? Number(t.trim()) : 0;
-  } catch (_) {
-    return 0;
-  }
-}
-
-async function startDaemon() {
-  if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
-  const err = fs.openSync(path.join(dataDir, 'stderr.log'), 'w');
-  daemon = spawn(PGCMKD, ['--data-dir', dataDir, '--port', '0', '--port-file', `${dataDir}/port`,
-    '--http-port', '0', '--http-port-file', `${dataDir}/http-port`, '--kmip-port', '0',
-    '--web', path.join(ROOT, 'web'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', err], cwd: dataDir });
-  let exited = null;
-  daemon.on('exit', (code) => (exited = code));
-  await waitFor(() => {
-    if (exited !== null) fail(`pgcmkd exited with ${exited}: ${fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8')}`);
-    port = readPort('port');
-    httpPort = readPort('http-port');
-    return port && httpPort;
-  }, 'the port files');
-  log(`pgcmkd on https ${port}, http ${httpPort}, data ${dataDir}`);
-}
-
-async function stopDaemon() {
-  if (!daemon || daemon.exitCode !== null) return;
-  const done = new Promise((r) => daemon.on('exit', (code, sig) => r(code ?? sig)));
-  daemon.kill('SIGTERM');
-  const rc = await done;
-  if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
-}
-
-function rest(method, p, body) {
-  const data = body === undefined ? null : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: httpPort, method, path: p,
-      headers: { Host: `localhost:${httpPort}`,
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let json = null;
-        try {
-          json = text ? JSON.parse(text) : null;
-        } catch (_) {
-          /* not JSON */
-        }
-        resolve({ status: res.statusCode, json, text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function ok(method, p, body) {
-  const r = await rest(method, p, body);
-  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
-  return r.json;
-}
-
-async function settle() {
-  await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
-}
+const d = new Daemon('kmip');
+const ok = d.ok.bind(d);
+const settle = d.settle.bind(d);
 
 // PyKMIP's client registers a 32-byte AES key named name with the client's files; its uid.
 function registerKey(files, kmipPort, name) {
@@ -132,8 +31,7 @@ with c:
 }
 
 async function run() {
-  fs.mkdirSync(SCREENS, { recursive: true });
-  await startDaemon();
+  await d.start(['--kmip-port', '0']);
   const info = await ok('GET', '/emulator/info');
   const kmipPort = info.ports.kmip;
   if (!kmipPort) fail(`no ports.kmip in /emulator/info: ${JSON.stringify(info.ports)}`);
@@ -141,23 +39,8 @@ async function run() {
   const uid = registerKey(cl.files, kmipPort, 'portal-principal');
   log(`client jane_doe registered object ${uid} on KMIP port ${kmipPort}`);
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
-  const problems = [];
-  try {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1500, height: 1000 } });
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
-    });
-    page.on('dialog', (d) => d.accept());
-    const base = `https://localhost:${port}/portal/`;
-    const shot = async (name) => {
-      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
-      log(`screenshot ${name}.png`);
-    };
+  await withPage(async (page, shot) => {
+    const base = `https://localhost:${d.port}/portal/`;
     const objRow = () => page.getByRole('row').filter({ has: page.getByText(uid, { exact: true }) });
 
     // 1. from the navigation to the KMIP page: server, client, object
@@ -217,30 +100,7 @@ async function run() {
     await page.getByRole('button', { name: 'Delete client portal-client' }).waitFor({ state: 'detached' });
     await shot('kmip-04-destroyed');
     log('destroyed the key, created and deleted a client');
-    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
-let rc = 0;
-try {
-  await run();
-  console.log(`KMIP browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
-} catch (e) {
-  rc = 1;
-  console.error(`KMIP browser test FAILED: ${e.stack || e}`);
-  try {
-    console.error(fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8').slice(-4000));
-  } catch (_) {
-    /* no log */
-  }
-}
-try {
-  await stopDaemon();
-} catch (e) {
-  rc = 1;
-  console.error(String(e));
-}
-if (rc === 0) fs.rmSync(dataDir, { recursive: true, force: true });
-process.exit(rc);
+await main('KMIP', d, run);

@@ -10,152 +10,24 @@
 // Starts its own pgcmkd (--vault-port 0); no fixed sleeps.
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/vault.test.mjs
-import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { Daemon, log, fail, main, withPage } from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
-const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WAIT = 20000;
-const t0 = Date.now();
-
-function log(msg) {
-  console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-}
-
-function fail(msg) {
-  throw new Error(msg);
-}
-
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgcmk-browser-vault-'));
-let daemon = null;
-let port = 0;
-let httpPort = 0;
-
-async function waitFor(fn, what, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-function readPort(name) {
-  try {
-    const t = fs.readFileSync(path.join(dataDir, name), 'utf8');
-    return t.endsWith('\n') ? Number(t.trim()) : 0;
-  } catch (_) {
-    return 0;
-  }
-}
-
-async function startDaemon() {
-  if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
-  const err = fs.openSync(path.join(dataDir, 'stderr.log'), 'w');
-  daemon = spawn(PGCMKD, ['--data-dir', dataDir, '--port', '0', '--port-file', `${dataDir}/port`,
-    '--http-port', '0', '--http-port-file', `${dataDir}/http-port`, '--vault-port', '0',
-    '--web', path.join(ROOT, 'web'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', err], cwd: dataDir });
-  let exited = null;
-  daemon.on('exit', (code) => (exited = code));
-  await waitFor(() => {
-    if (exited !== null) fail(`pgcmkd exited with ${exited}: ${fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8')}`);
-    port = readPort('port');
-    httpPort = readPort('http-port');
-    return port && httpPort;
-  }, 'the port files');
-  log(`pgcmkd on https ${port}, http ${httpPort}, data ${dataDir}`);
-}
-
-async function stopDaemon() {
-  if (!daemon || daemon.exitCode !== null) return;
-  const done = new Promise((r) => daemon.on('exit', (code, sig) => r(code ?? sig)));
-  daemon.kill('SIGTERM');
-  const rc = await done;
-  if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
-}
-
-function rest(method, p, body) {
-  const data = body === undefined ? null : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: httpPort, method, path: p,
-      headers: { Host: `localhost:${httpPort}`,
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let json = null;
-        try {
-          json = text ? JSON.parse(text) : null;
-        } catch (_) {
-          /* not JSON */
-        }
-        resolve({ status: res.statusCode, json, text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-async function ok(method, p, body) {
-  const r = await rest(method, p, body);
-  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
-  return r.json;
-}
-
-async function settle() {
-  await waitFor(async () => (await ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
-}
+const d = new Daemon('vault');
+const dataDir = d.dataDir;
+const ok = d.ok.bind(d);
+const settle = d.settle.bind(d);
 
 let vaultAddr = '';
-let rootToken = '';
-
-// One Vault API call with the root token (or another); the answer's JSON.
-function vault(method, p, body, token = rootToken) {
-  const data = body === undefined ? null : JSON.stringify(body);
-  const u = new URL(`${vaultAddr}/v1/${p}`);
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search,
-      ca: fs.readFileSync(path.join(dataDir, 'ca.pem')),
-      headers: { 'X-Vault-Token': token, ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        if (res.statusCode >= 300) {
-          reject(new Error(`${method} ${p}: ${res.statusCode} ${text}`));
-          return;
-        }
-        resolve(text ? JSON.parse(text) : null);
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
+const vault = d.vault.bind(d);
 
 async function run() {
-  fs.mkdirSync(SCREENS, { recursive: true });
-  await startDaemon();
+  await d.start(['--vault-port', '0']);
   const info = await ok('GET', '/emulator/info');
   const v = info.vault || fail(`no vault in /emulator/info: ${JSON.stringify(info.ports)}`);
   vaultAddr = v.address;
-  rootToken = v.rootToken;
-  if (!vaultAddr || !rootToken) fail(`vault.address / vault.rootToken missing: ${JSON.stringify(v)}`);
+  if (!vaultAddr || !v.rootToken) fail(`vault.address / vault.rootToken missing: ${JSON.stringify(v)}`);
   // seed 004: the KES policy (KV v2), AppRole with the role kes-server
   await vault('PUT', 'sys/policies/acl/kes-policy', { policy: 'path "kv/data/*" {\n   capabilities = [ "create", "read" ]\n}\n' });
   await vault('POST', 'sys/auth/approle', { type: 'approle' });
@@ -176,23 +48,8 @@ async function run() {
   await settle();
   log(`Vault at ${vaultAddr}; database portal-vault-db on secret/portal-key; pg_tde token ${accessor}`);
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
-  const problems = [];
-  try {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1500, height: 1000 } });
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(WAIT);
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
-    });
-    page.on('dialog', (d) => d.accept());
-    const base = `https://localhost:${port}/portal/`;
-    const shot = async (name) => {
-      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
-      log(`screenshot ${name}.png`);
-    };
+  await withPage(async (page, shot) => {
+    const base = `https://localhost:${d.port}/portal/`;
     const secretRow = (id) => page.getByRole('row').filter({ has: page.getByText(id, { exact: true }) });
 
     // 1. from the navigation to the page: seal state, mounts, secrets (no values), AppRole, policies, tokens
@@ -256,30 +113,7 @@ async function run() {
     await page.getByRole('button', { name: `Revoke token ${accessor}` }).waitFor({ state: 'detached' });
     await shot('vault-06-token-revoked');
     log('revealed, deleted, sealed/unsealed and revoked in the portal');
-    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
-let rc = 0;
-try {
-  await run();
-  console.log(`Vault browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
-} catch (e) {
-  rc = 1;
-  console.error(`Vault browser test FAILED: ${e.stack || e}`);
-  try {
-    console.error(fs.readFileSync(path.join(dataDir, 'stderr.log'), 'utf8').slice(-4000));
-  } catch (_) {
-    /* no log */
-  }
-}
-try {
-  await stopDaemon();
-} catch (e) {
-  rc = 1;
-  console.error(String(e));
-}
-if (rc === 0) fs.rmSync(dataDir, { recursive: true, force: true });
-process.exit(rc);
+await main('Vault', d, run);

@@ -193,6 +193,10 @@ def test_server_create_ls_show(cli, kes, daemon):
     assert cli.out("kes", "server", "env", "clikes").strip() == f"export KES_SERVER={kes['server']}"
     cli.fail("kes", "server", "show", "no-such-server", rc=3)
     cli.fail("kes", "server", "create", rc=2, err="--config")
+    # a config KES refuses: the emulator's error, with KES's reason
+    (kes["dir"] / "bad.yml").write_text("address: 127.0.0.1:0\nadmin:\n  identity: not-hex\n")
+    r = cli.fail("kes", "server", "create", "--config", "bad.yml", cwd=str(kes["dir"]))
+    assert r.stderr.startswith("ERROR: KesConfigInvalid: "), r.stderr
 
 
 def test_status_and_the_seed_dek(cli, kes):

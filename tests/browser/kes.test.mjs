@@ -110,13 +110,23 @@ async function run() {
       await server.getByRole('list', { name: 'Databases using portal-key' }).getByText('Inaccessible', { exact: true }).waitFor();
       await server.getByText('/v1/key/delete/portal-key', { exact: true }).first().waitFor();
       await shot('kes-02-key-deleted');
+      // the database's page: its KES server and key, the reason, the explanation naming the key
+      await server.getByRole('list', { name: 'Databases using portal-key' }).getByRole('link', { name: 'portal-kes-db' }).click();
+      await page.getByRole('heading', { name: 'Self-managed database portal-kes-db' }).waitFor();
+      await page.getByTestId('state').getByText('Inaccessible', { exact: true }).waitFor();
+      await page.getByTestId('reason').getByText(/KesKeyNotFound/).waitFor();
+      await page.getByText(kesServer, { exact: true }).first().waitFor();
+      await page.locator('section', { hasText: 'Why (explain)' }).getByText(/portal-key/).first().waitFor();
+      await shot('kes-03-database-explained');
+      await page.getByRole('link', { name: 'KES servers' }).click();
+      await page.getByRole('heading', { name: 'KES servers', level: 1 }).waitFor();
     }
 
     // 4. delete the server from the page
     await page.getByRole('button', { name: 'Delete KES server portal-kes' }).click();
     await page.getByText('KES server portal-kes deleted.').waitFor();
     await page.getByRole('region', { name: 'KES server portal-kes' }).waitFor({ state: 'detached' });
-    await shot('kes-03-server-deleted');
+    await shot('kes-04-server-deleted');
     const left = await ok('GET', '/emulator/kes/servers');
     if ((left.value || left).length !== 0) fail(`servers left: ${JSON.stringify(left)}`);
     log('server, keystore, keys, policy, audit and database shown; key and server deleted');

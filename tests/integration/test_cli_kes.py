@@ -319,3 +319,25 @@ def test_server_update_restarts_with_a_new_policy(cli, kes):
     assert "clikes-2" in [x["name"] for x in cli.json("kes", "server", "ls")]
     cli.out("kes", "server", "rm", "clikes-2")
     cli.fail("kes", "server", "rm", "clikes-2", rc=3)
+
+
+def test_tde_database_on_a_kes_key(cli, kes):
+    """`pgcmk tde db create --provider kes`: the agent as a KES client with KES_API_KEY (never on the
+    command line); the key deleted by a KES client makes the database Inaccessible."""
+    a = kes["admin"]
+    cli.out("kes", "key", "create", "db-key", "-k", env=a)
+    db = cli.json("tde", "db", "create", "kesdb", "--provider", "kes", "--key-name", "db-key", "-k", env=a)
+    assert db["keyProvider"]["type"] == "kes" and ADMIN_KEY not in json.dumps(db)
+    cli.out("settle")
+    assert cli.json("tde", "db", "show", "kesdb")["state"] == "Ready"
+    cli.out("kes", "key", "rm", "db-key", "-k", env=a)
+    cli.out("settle")
+    got = cli.json("tde", "db", "show", "kesdb")
+    if got["state"] == "Ready":   # the next key check finds it (a decrypt at each check)
+        cli.out("clock", "advance", "1h")
+        cli.out("settle")
+        got = cli.json("tde", "db", "show", "kesdb")
+    assert got["state"] == "Inaccessible" and got.get("reasonCode") == "KesKeyNotFound", got
+    cli.fail("tde", "db", "create", "kesdb2", "--provider", "kes", "--key-name", "x", env={"KES_SERVER": kes["server"]},
+             rc=2, err="KES_API_KEY")
+    cli.out("tde", "db", "delete", "kesdb")

@@ -126,6 +126,10 @@ struct pgcmk_kes_store_health {
     int64_t checked_ms; /* virtual clock of the last check */
     char why[256];      /* when not reachable: sealed, login refused, connection refused, ... */
     int cached_keys;
+    /* The last AppRole login's failure ("" when it worked or none was needed), also while Vault
+     * answers its health checks (KES's status shows it reachable then): "vault: authentication
+     * failed: 400 invalid role or secret ID". */
+    char login_why[256];
 };
 
 void pgcmk_kes_store_health(struct pgcmk_kes_store *st, struct pgcmk_kes_store_health *h);

@@ -156,6 +156,7 @@ ping_now(struct pgcmk_kes_store *st, int wait)
     st->health.latency_us = h.latency_us;
     st->health.checked_ms = h.checked_ms;
     snprintf(st->health.why, sizeof(st->health.why), "%s", h.reachable ? "" : h.why);
+    snprintf(st->health.login_why, sizeof(st->health.login_why), "%s", h.login_why);
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_unlock(&st->ping_mu);
     return 0;

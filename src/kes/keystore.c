@@ -624,6 +624,9 @@ v_ping(void *arg, struct pgcmk_kes_store_health *h)
     pgcmk_agent_https_release(&rs);
     if (h->reachable)
         ensure_token(v);
+    pthread_mutex_lock(&v->mu);
+    snprintf(h->login_why, sizeof(h->login_why), "%s", v->login_why);
+    pthread_mutex_unlock(&v->mu);
 }
 
 static void

@@ -898,7 +898,9 @@ kes_handle(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
     atomic_fetch_add(&s->req_active, 1);
     kes_keep_slash(rq);
     r = kes_route_find(rq->path, &redirect);
-    if (r == NULL) {
+    if (rq->raw_path && strcasestr(rq->raw_path, "%00")) { /* the decoded path would end there */
+        pgcmk_err_set(&err, PGCMK_E_KES_BAD_REQUEST, NULL, "invalid request path");
+    } else if (r == NULL) {
         pgcmk_resp_text(rs, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
         rc = 0;
     } else if (redirect) {

@@ -570,6 +570,46 @@ kes_audit_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err
     return 0;
 }
 
+/* GET .../keys: the keystore's key names (a keystore failure: its error) and the cache. */
+static int
+kes_keys_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kes_server *s = kes_param_server(rq, err);
+    json_t *names = NULL, *cache;
+
+    if (s == NULL)
+        return -1;
+    if (pgcmk_kes_store_list(s->store, "", &names, err)) {
+        kes_server_put(s);
+        return -1;
+    }
+    cache = pgcmk_kes_store_cache_json(s->store);
+    pgcmk_resp_json(rs, 200,
+                    json_pack("{s:o, s:o}", "names", names ? names : json_array(), "cache",
+                              cache ? cache : json_array()));
+    kes_server_put(s);
+    return 0;
+}
+
+/* GET .../diagnose?identity=&key=&op=: pgcmk_kes_diagnose on the server's port (what
+ * /emulator/explain asks). */
+static int
+kes_diagnose_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    struct kes_server *s = kes_param_server(rq, err);
+    json_t *o;
+
+    if (s == NULL)
+        return -1;
+    o = pgcmk_kes_diagnose(s->port, pgcmk_req_query(rq, "identity"), pgcmk_req_query(rq, "key"),
+                           pgcmk_req_query(rq, "op"));
+    kes_server_put(s);
+    if (o == NULL)
+        return pgcmk_err_set(err, PGCMK_E_KES_SERVER_NOT_FOUND, NULL, "the KES server stopped");
+    pgcmk_resp_json(rs, 200, o);
+    return 0;
+}
+
 static int
 kes_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -677,6 +717,10 @@ static const struct pgcmk_route kes_routes[] = {
     {"DELETE", "/emulator/kes/servers/{name}", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL, kes_delete},
     {"GET", "/emulator/kes/servers/{name}/audit", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, "limit",
      kes_audit_get},
+    {"GET", "/emulator/kes/servers/{name}/keys", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0, NULL,
+     kes_keys_get},
+    {"GET", "/emulator/kes/servers/{name}/diagnose", PGCMK_PLANE_ARM, PGCMK_ENV_ARM, 0,
+     "identity,key,op", kes_diagnose_get},
 };
 
 /* ---- status.ping on the virtual clock ---------------------------------------------------- */

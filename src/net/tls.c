@@ -503,13 +503,18 @@ net_bind_all(struct pgcmk_net_tls *s, const char *listen, int port, struct pgcmk
         char list[256], *save = NULL;
         int want = port, retry = 0;
 
-        snprintf(list, sizeof(list), "%s", listen ? listen : "127.0.0.1");
+        /* No host (KES's ":7373"): the loopback, as everything pgcmkd serves by default. */
+        snprintf(list, sizeof(list), "%s", listen && *listen ? listen : "127.0.0.1");
         for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
             struct pgcmk_err e2;
             int fd = -1, bound = 0;
 
             while (*a == ' ')
                 a++;
+            if (*a == '[' && a[strlen(a) - 1] == ']') { /* "[::1]" as in an address */
+                a[strlen(a) - 1] = '\0';
+                a++;
+            }
             if (*a == '\0' || s->n_fds == NET_MAX_ADDRS)
                 continue;
             if (net_bind(s->name, a, want, &fd, &bound, &e2)) {

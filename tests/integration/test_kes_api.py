@@ -197,6 +197,8 @@ def test_bad_names_and_bodies(env):
     # Go's decoder: field names match case-insensitively, unknown fields are ignored
     r = a.post("/v1/key/encrypt/body-1", json={"Plaintext": kt.b64(b"abc"), "extra": 1})
     assert r.status_code == 200
+    kes_error(a.post("/v1/key/create/nul%00x"), 400, "invalid request path")
+    assert a.get("/v1/key/describe/nul").status_code == 404
     r = a.get("/v1/unknown/route")
     assert r.status_code == 404
     assert a.get("/version").status_code == 200  # still serving
@@ -360,6 +362,8 @@ def test_emulator_routes(env, tmp_path):
     assert any(s["name"] == "api" for s in d.get("/emulator/kes/servers").json()["value"])
     info = d.get("/emulator/info").json()["kes"]
     assert {"name": "api", "port": env["srv"]["port"], "url": env["url"]} in info
+    keys = d.get("/emulator/kes/servers/api/keys").json()
+    assert {"required-1", "required-2"} <= set(keys["names"]) and isinstance(keys["cache"], list)
     r = d.get("/emulator/kes/servers/nope")
     assert r.status_code == 404 and r.json()["error"]["code"] == "KesServerNotFound"
     r = kt.create_server(d, env["cfg"].replace(env["srv"]["admin"], "x"), "api")
@@ -408,3 +412,32 @@ def test_required_key_that_cannot_be_created(env):
     assert r.json()["error"]["code"] == "KesServerStartFailed"
     assert "failed to create key 'must-exist'" in r.json()["error"]["message"]
     assert d.get("/emulator/kes/servers/ro").status_code == 404
+
+
+def test_diagnose(env):
+    d, a = env["daemon"], env["admin"]
+    assert a.post("/v1/key/create/app-diag").status_code == 200
+    uid = kt.identity_of(env["user_key"])
+
+    def diag(identity, key, op="generate"):
+        r = d.get("/emulator/kes/servers/api/diagnose",
+                  params={"identity": identity, "key": key, "op": op})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    x = diag(uid, "app-diag")
+    assert x["cache"] == {"cached": False, "expiresAt": None}  # not used since its creation
+    assert env["user"].generate("app-diag").status_code == 200
+    x = diag(uid, "app-diag")
+    assert x["server"] == "api" and x["allowed"] is True
+    assert x["identity"] == {"known": True, "admin": False, "policy": "app"}
+    assert x["key"]["exists"] is True and x["keystore"]["reachable"] is True
+    assert x["cache"]["cached"] is True and x["cache"]["expiresAt"].endswith("Z")
+    assert diag(uid, "app-internal-x")["allowed"] is False  # denied
+    assert diag(uid, "app-diag", "delete")["allowed"] is False  # not allowed
+    assert diag(uid, "app-missing")["key"]["exists"] is False
+    x = diag("0" * 64, "app-diag")
+    assert x["identity"] == {"known": False, "admin": False, "policy": None}
+    assert x["allowed"] is False
+    x = diag(kt.identity_of(env["admin_key"]), "anything", "delete")
+    assert x["identity"]["admin"] is True and x["allowed"] is True

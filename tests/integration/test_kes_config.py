@@ -364,3 +364,26 @@ def test_created_servers_survive_a_restart(start_daemon, tmp_path):
     ops = activity(d, f"/subscriptions/{SUB}/providers/pgcmk.Kes/servers/keep")
     assert ops.count("pgcmk.Kes/servers/write") == 1 and "pgcmk.Kes/servers/delete" in ops
     assert d.get("/emulator/kes/servers").json()["value"] == []
+
+
+def test_log_audit_on_writes_pgcmkd_log(start_daemon, tmp_path):
+    d = start_daemon("--log-level", "info")
+    vault = kt.setup_vault(d)
+    admin = kt.new_api_key()
+    cfg = kt.kes_config(vault, admin=kt.identity_of(admin), log={"audit": "on", "error": "off"})
+    r = kt.create_server(d, cfg, "audited")
+    assert r.status_code == 201, r.text
+    c = kt.KesClient(r.json()["url"], d.ca, api_key=admin, directory=str(tmp_path))
+    assert c.post("/v1/key/create/logged-1").status_code == 200
+    assert c.generate("logged-1").status_code == 200
+    c.close()
+    log = d.stderr_text()
+    lines = [l for l in log.splitlines() if "kes audited audit:" in l]
+    assert any("/v1/key/generate/logged-1" in l and kt.identity_of(admin) in l for l in lines), lines
+    assert vault["secret_id"] not in log and "plaintext" not in log
+    # off (the default): nothing of the KES plane's audit in pgcmkd's log
+    r = kt.create_server(d, kt.kes_config(vault, admin=kt.identity_of(admin)), "quiet")
+    c = kt.KesClient(r.json()["url"], d.ca, api_key=admin, directory=str(tmp_path))
+    assert c.get("/v1/key/describe/logged-1").status_code == 200
+    c.close()
+    assert "kes quiet audit:" not in d.stderr_text()

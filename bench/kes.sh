@@ -9,7 +9,7 @@
 #   cold: KES_COLD keys are created (timed: the create rate), the KES server is restarted with
 #   the same config (PUT /emulator/kes/servers/bench: a new server, an empty cache), then each
 #   key is generated once (each one reads Vault), then generate is measured on the warm cache.
-# Environment: KES_CONNS (default 4), KES_SECONDS (5), KES_COLD (500), BENCH_KEEP=1 keeps the
+# Environment: KES_CONNS (default 4), KES_SECONDS (5), KES_COLD (2000), BENCH_KEEP=1 keeps the
 # work directory. Exit 1 when something does not work; a missed target prints MISSED only.
 set -euo pipefail
 B=${1:-build}
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bdir=$(cd "$B" && pwd)
 bin=$bdir/pgcmkd
 tool=$bdir/bench/kes_bench
-CONNS=${KES_CONNS:-4} SECS=${KES_SECONDS:-5} COLD=${KES_COLD:-500}
+CONNS=${KES_CONNS:-4} SECS=${KES_SECONDS:-5} COLD=${KES_COLD:-2000}
 for t in curl jq openssl sha256sum "$bin" "$tool"; do
   command -v "$t" >/dev/null || { echo "kes bench: $t is missing" >&2; exit 1; }
 done

@@ -29,6 +29,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "benchtls.h"
 #include "pgcmk/kmip.h"
 
 int main(int argc, char **argv);
@@ -43,54 +44,10 @@ static char uid[128] = "1";
 static uint8_t get_req[512];
 static size_t get_req_len;
 
-static double
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void
-die_ssl(const char *what)
-{
-    fprintf(stderr, "kmip_bench: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
 static SSL *
 open_conn(void)
 {
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    SSL *ssl;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)o_port);
-    if (fd < 0 || inet_pton(AF_INET, o_host, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fprintf(stderr, "kmip_bench: connect %s:%d: %s\n", o_host, o_port, strerror(errno));
-        exit(1);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1)
-        die_ssl("SSL_new");
-    if (SSL_connect(ssl) != 1)
-        die_ssl("TLS handshake");
-    return ssl;
-}
-
-static void
-close_conn(SSL *ssl)
-{
-    int fd = SSL_get_fd(ssl);
-
-    SSL_shutdown(ssl);
-    SSL_free(ssl);
-    close(fd);
+    return bench_connect(ctx, o_host, o_port);
 }
 
 static int
@@ -330,14 +287,6 @@ run_worker(void *arg)
     return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
 static void
 run_mode(const char *label, int perconn, long total, int threads)
 {
@@ -389,6 +338,7 @@ usage(void)
 int
 main(int argc, char **argv)
 {
+    bench_prog = "kmip_bench";
     long n = 20000, m = 1000;
     int threads = 1;
     const char *mode = "both";

@@ -6,7 +6,8 @@
  * worker serves one connection at a time and then waits for the next, so per-thread state such
  * as a store connection survives). The worker does the handshake on a non-blocking socket under
  * the timeout, then calls `serve`. Stop: the wake pipe ends the accept loop, shutdown() of every
- * connection's socket wakes its worker, every thread is joined.
+ * connection's socket wakes its worker, every thread is joined. The process must ignore SIGPIPE
+ * (pgcmkd does): a write to a client that has gone fails instead.
  *
  * The HTTP/1.1 server reads requests (request line, headers, a Content-Length body up to
  * max_body, Expect: 100-continue, keep-alive; HTTP/1.0 and "Connection: close" close), hands each
@@ -104,7 +105,7 @@ struct pgcmk_net_https_cfg {
     const char *cert_pem, *key_pem; /* server certificate (+chain) and key, PEM text */
     enum pgcmk_net_cert client_cert;
     const char *ca_pem; /* VERIFY: client chains verify against these certificates */
-    int timeout_s;      /* handshake, request and idle timeout (0 = 120) */
+    int timeout_s;      /* handshake, body and write timeout (0 = 120) */
     int max_conns;      /* 0 = PGCMK_NET_MAX_CONNS */
     size_t max_body;    /* 0 = PGCMK_NET_MAX_BODY */
     const struct pgcmk_cfg *cfg;
@@ -113,6 +114,9 @@ struct pgcmk_net_https_cfg {
      * large"}. */
     void (*too_large)(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg);
     void *arg;
+    /* Last, so that initialisers without them leave them 0 (KES's http.Server values): */
+    int header_timeout_s; /* a request's head, from its first byte (0 = 5: ReadHeaderTimeout) */
+    int idle_timeout_s;   /* the wait for a kept-alive connection's next request (0 = 90) */
 };
 
 struct pgcmk_net_https;
@@ -146,6 +150,8 @@ struct pgcmk_http1_head {
     int expect_continue;
     int keep_alive; /* after this request */
     const char *host;
+    const char *why; /* a refused head: Go's text for it ("missing required Host header"), or
+                      * NULL */
 };
 
 /* Parses the head at the start of buf (len bytes; buf is modified: NULs are written). Returns

@@ -5,7 +5,8 @@
  * HTTP/1.x" (leading empty lines skipped), header lines "name: value" with CRLF or bare LF,
  * at most PGCMK_HTTP1_MAX_HEAD bytes and PGCMK_HTTP1_MAX_HEADERS lines. Refusals: a malformed
  * head 400, too big 431, a version other than 1.0/1.1 505, a transfer coding other than
- * chunked 501, an Expect other than 100-continue 417. */
+ * chunked 501, an Expect other than 100-continue 417; h->why then holds Go's text when it has one.
+ */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,10 @@ h1_request_line(char *line, struct pgcmk_http1_head *h)
     if (strncmp(ver, "HTTP/", 5) != 0 || !isdigit((unsigned char)ver[5]) || ver[6] != '.' ||
         !isdigit((unsigned char)ver[7]) || ver[8] != '\0')
         return -400;
-    if (ver[5] != '1' || (ver[7] != '0' && ver[7] != '1'))
+    if (ver[5] != '1' || (ver[7] != '0' && ver[7] != '1')) {
+        h->why = "unsupported protocol version";
         return -505;
+    }
     h->method = line;
     h->target = sp1 + 1;
     h->minor = ver[7] - '0';
@@ -128,7 +131,7 @@ h1_header_framing(struct pgcmk_http1_head *h, const char *name, const char *valu
         h->content_length = n;
     } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
         if (strcasecmp(value, "chunked") != 0)
-            return strcasecmp(value, "identity") == 0 ? 0 : -501;
+            return -501; /* Go: only "chunked", alone */
         if (h->chunked)
             return -400;
         h->chunked = 1;
@@ -140,8 +143,10 @@ h1_header_framing(struct pgcmk_http1_head *h, const char *name, const char *valu
             return -417;
         h->expect_continue = 1;
     } else if (strcasecmp(name, "Host") == 0) {
-        if (h->host)
+        if (h->host) {
+            h->why = "too many Host headers";
             return -400;
+        }
         h->host = value;
     }
     return 0;
@@ -201,8 +206,10 @@ pgcmk_http1_parse(char *buf, size_t len, struct pgcmk_http1_head *h)
     }
     if (h->chunked && h->content_length >= 0)
         return -400; /* both: a smuggling attempt */
-    if (h->minor == 1 && h->host == NULL)
+    if (h->minor == 1 && h->host == NULL) {
+        h->why = "missing required Host header";
         return -400;
+    }
     h->keep_alive = h->minor == 1 && !close;
     (void)keep; /* HTTP/1.0 keep-alive is not offered: such a client gets a close */
     return (long)end;

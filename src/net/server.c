@@ -25,7 +25,9 @@
 struct pgcmk_net_https {
     struct pgcmk_net_tls *tls;
     int port;
-    int timeout_ms;
+    int timeout_ms; /* handshake, body, each write */
+    int header_ms;  /* a request's head, from its first byte */
+    int idle_ms;    /* a kept-alive connection's wait for its next request */
     size_t max_body;
     const struct pgcmk_cfg *cfg;
     void (*handle)(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg);
@@ -155,7 +157,8 @@ hs_date(char *out, size_t cap)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* Go's answer to a head it refuses. */
+/* Go's answer to a head it refuses (net/http's server.go): "400 Bad Request", or with Go's
+ * text "400 Bad Request: missing required Host header" in the status line and the body. */
 static void
 hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const char *why)
 {
@@ -166,12 +169,16 @@ hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const
         n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n"
                      "Connection: close\r\n\r\n");
+    else if (status == 501)
+        n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Connection: close\r\n\r\nUnsupported transfer encoding");
     else
         n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "HTTP/1.1 %d %s%s%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Connection: close\r\n\r\n%d %s%s%s",
-                     status, hs_reason(status), status, hs_reason(status), why ? ": " : "",
-                     why ? why : "");
+                     status, hs_reason(status), why ? ": " : "", why ? why : "", status,
+                     hs_reason(status), why ? ": " : "", why ? why : "");
     (void)pgcmk_net_write(c, buf, (size_t)n, pgcmk_net_mono_ms() + h->timeout_ms);
 }
 
@@ -367,7 +374,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     if (hd->chunked) {
         r = hs_chunked(h, c, buf, head, have, deadline, &body, &cl, &tail, &rest);
         if (r == -400)
-            hs_refuse(h, c, 400, "invalid chunked body");
+            hs_refuse(h, c, 400, NULL);
         if (r == -413)
             cl = h->max_body + 1;
         else if (r)
@@ -424,27 +431,30 @@ hs_serve(struct pgcmk_net_conn *c, void *arg)
     hs_peer(c, &peer);
     for (;;) {
         struct pgcmk_http1_head hd;
-        int64_t deadline = pgcmk_net_mono_ms() + h->timeout_ms;
+        int64_t deadline;
         long r;
 
+        /* Go's server: the next request may take the idle timeout to begin, its head then has
+         * the header timeout, its body the timeout. */
+        if (len == 0 && pgcmk_net_wait_readable(c, pgcmk_net_mono_ms() + h->idle_ms))
+            break;
+        deadline = pgcmk_net_mono_ms() + h->header_ms;
         while ((r = pgcmk_http1_parse(buf, len, &hd)) == 0) {
-            long n = len == 0 && pgcmk_net_wait_readable(c, deadline)
-                         ? -1
-                         : pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
+            long n = pgcmk_net_read(c, buf + len, PGCMK_HTTP1_MAX_HEAD - len, deadline);
 
             if (n <= 0) {
-                if (n < 0 && len > 0 && !pgcmk_net_stopping(c))
-                    LOG_DEBUG("net: %s: no whole request within %d s; closing", c->peer,
-                              h->timeout_ms / 1000);
+                if (n < 0 && !pgcmk_net_stopping(c))
+                    LOG_DEBUG("net: %s: no whole request head within %d ms; closing", c->peer,
+                              h->header_ms);
                 goto done;
             }
             len += (size_t)n;
         }
         if (r < 0) {
-            hs_refuse(h, c, (int)-r, -r == 505 ? "unsupported protocol version" : NULL);
+            hs_refuse(h, c, (int)-r, hd.why);
             break;
         }
-        if (hs_one(h, c, &peer, buf, (size_t)r, &len, &hd, deadline))
+        if (hs_one(h, c, &peer, buf, (size_t)r, &len, &hd, pgcmk_net_mono_ms() + h->timeout_ms))
             break;
     }
 done:
@@ -507,6 +517,8 @@ pgcmk_net_https_start(const struct pgcmk_net_https_cfg *cfg, struct pgcmk_err *e
     }
     h = pgcmk_xcalloc(1, sizeof(*h));
     h->timeout_ms = (cfg->timeout_s > 0 ? cfg->timeout_s : 120) * 1000;
+    h->header_ms = (cfg->header_timeout_s > 0 ? cfg->header_timeout_s : 5) * 1000;
+    h->idle_ms = (cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 90) * 1000;
     h->max_body = cfg->max_body ? cfg->max_body : PGCMK_NET_MAX_BODY;
     h->cfg = cfg->cfg;
     h->handle = cfg->handle;

@@ -3,7 +3,9 @@
  * identity, keep-alive, a streamed answer, refusals, and the parser alone. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,6 +447,20 @@ test_server(const struct pgcmk_tls *tls)
     CHECK(t_answer(&c, head, body, sizeof(body)) == 413);
     t_close(&c);
 
+    /* A client that leaves a stream: the stream function sees it and returns. */
+    atomic_store(&t_stream_ended, 0);
+    CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);
+    CHECK(t_send(&c, "GET /forever HTTP/1.1\r\nHost: localhost\r\n\r\n") == 0);
+    CHECK(t_fill(&c) == 0);
+    t_close(&c);
+    {
+        int64_t until = pgcmk_net_mono_ms() + 5000;
+
+        while (atomic_load(&t_stream_ended) == 0 && pgcmk_net_mono_ms() < until)
+            poll(NULL, 0, 10); /* the server's thread notices within its 50 ms wait */
+        CHECK(atomic_load(&t_stream_ended) == 1);
+    }
+
     /* Stop with a stream open: the stream function sees the end and returns. */
     CHECK(t_connect(&c, port, x, k, NULL, 0) == 0);
     CHECK(t_send(&c, "GET /forever HTTP/1.1\r\nHost: localhost\r\n\r\n") == 0);
@@ -485,7 +501,8 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
                                       .key_pem = tls->key_pem,
                                       .client_cert = PGCMK_NET_CERT_VERIFY,
                                       .ca_pem = ca,
-                                      .timeout_s = 1,
+                                      .timeout_s = 5,
+                                      .header_timeout_s = 1,
                                       .handle = t_handle};
     struct pgcmk_err err;
     struct pgcmk_net_https *h = pgcmk_net_https_start(&cfg, &err);
@@ -566,6 +583,7 @@ main(void)
     struct pgcmk_err err;
     char cmd[128];
 
+    signal(SIGPIPE, SIG_IGN); /* as pgcmkd: a write to a client that left is an error */
     test_parser();
     test_dechunk();
     if (mkdtemp(dir) == NULL || pgcmk_tls_bootstrap(dir, NULL, NULL, &tls, &err) != 0) {

@@ -434,8 +434,7 @@ kc_creds(const struct pgcmk_kesc_target *t, struct kc_creds *c, struct pgcmk_age
 static int
 kc_cert_refused(const char *error)
 {
-    return strstr(error, "alert") &&
-           (strstr(error, "certificate") || strstr(error, "unknown ca") || strstr(error, "bad"));
+    return strstr(error, "alert") && (strstr(error, "certificate") || strstr(error, "unknown ca"));
 }
 
 /* One request with retries on outages: 0 with rs (the final answer, any status, the caller

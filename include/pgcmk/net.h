@@ -93,10 +93,12 @@ int pgcmk_net_stopping(const struct pgcmk_net_conn *c);
 /* ---- HTTP/1.1 over TLS ------------------------------------------------------------------ */
 
 enum pgcmk_net_cert {
-    PGCMK_NET_CERT_NONE,        /* no certificate asked for */
-    PGCMK_NET_CERT_REQUEST,     /* asked for, any (self-signed too) accepted, none fine */
-    PGCMK_NET_CERT_REQUIRE_ANY, /* required, any chain accepted (KES's default) */
-    PGCMK_NET_CERT_VERIFY       /* required, must verify against ca_pem */
+    PGCMK_NET_CERT_NONE,           /* no certificate asked for */
+    PGCMK_NET_CERT_REQUEST,        /* asked for, any (self-signed too) accepted, none fine */
+    PGCMK_NET_CERT_REQUIRE_ANY,    /* required, any chain accepted (KES's default) */
+    PGCMK_NET_CERT_VERIFY,         /* required, must verify against ca_pem */
+    PGCMK_NET_CERT_VERIFY_IF_GIVEN /* none is fine, one sent must verify (tls.auth on with an
+                                    * API whose skip_auth is on: Go's VerifyClientCertIfGiven) */
 };
 
 struct pgcmk_net_https_cfg {

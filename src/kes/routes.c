@@ -104,6 +104,10 @@ kes_body(struct kes_ctx *c)
     if (c->rq->body == NULL || c->rq->body_len == 0)
         return NULL;
     o = json_loadb(c->rq->body, c->rq->body_len, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+    if (o && json_is_null(o)) { /* Go decodes null into a struct as nothing */
+        json_decref(o);
+        return json_object();
+    }
     if (o && !json_is_object(o)) {
         json_decref(o);
         return NULL;

@@ -23,7 +23,7 @@ static pthread_mutex_t kes_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t kes_admin_mu = PTHREAD_MUTEX_INITIALIZER; /* create/replace/delete */
 static struct kes_server *kes_list;
 static char *kes_cert_pem, *kes_key_pem, *kes_ca_path;
-static unsigned long kes_clock_gen;
+static atomic_ulong kes_clock_gen; /* the clock generation the listener saw last */
 
 /* ---- references --------------------------------------------------------------------------- */
 
@@ -159,10 +159,25 @@ kes_cert_mode(const struct pgcmk_kes_conf *c)
 
     for (i = 0; i < c->n_apis; i++)
         skip |= c->apis[i].skip_auth;
-    /* kesconf: a skip_auth API makes the certificate optional */
+    /* kesconf: a skip_auth API makes the certificate optional (verified when sent) */
     if (c->tls_auth)
-        return PGCMK_NET_CERT_VERIFY;
+        return skip ? PGCMK_NET_CERT_VERIFY_IF_GIVEN : PGCMK_NET_CERT_VERIFY;
     return skip ? PGCMK_NET_CERT_REQUEST : PGCMK_NET_CERT_REQUIRE_ANY;
+}
+
+static const char *
+kes_cert_mode_name(enum pgcmk_net_cert m)
+{
+    switch (m) {
+    case PGCMK_NET_CERT_VERIFY:
+        return "verify";
+    case PGCMK_NET_CERT_VERIFY_IF_GIVEN:
+        return "verify-if-given";
+    case PGCMK_NET_CERT_REQUEST:
+        return "request";
+    default:
+        return "require-any";
+    }
 }
 
 /* Parses the document, opens the keystore, makes the required keys and listens. The server is
@@ -300,6 +315,7 @@ struct kes_row {
     int port;
     int64_t created_ms;
     const char *op, *what;
+    int changed; /* out: rows written or deleted */
 };
 
 static void
@@ -348,14 +364,16 @@ kes_row_put(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     free(sealed);
     if (rc < 0)
         return -1;
-    kes_activity(db, r->name, r->op, r->what);
+    r->changed = sqlite3_changes(pgcmk_db_handle(db));
+    if (r->changed)
+        kes_activity(db, r->name, r->op, r->what);
     return 0;
 }
 
 static int
-kes_persist(const struct kes_row *r, struct pgcmk_err *err)
+kes_persist(struct kes_row *r, struct pgcmk_err *err)
 {
-    return pgcmk_db_tx(pgcmk_db(), kes_row_put, (void *)r, err);
+    return pgcmk_db_tx(pgcmk_db(), kes_row_put, r, err);
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */
@@ -410,7 +428,7 @@ kes_server_json(struct kes_server *s)
     json_object_set_new(o, "caCertificate",
                         s->conf.tls_cert || kes_ca_path == NULL ? json_null()
                                                                 : json_string(kes_ca_path));
-    json_object_set_new(o, "clientAuth", json_string(s->conf.tls_auth ? "verify" : "require-any"));
+    json_object_set_new(o, "clientAuth", json_string(kes_cert_mode_name(kes_cert_mode(&s->conf))));
     free(url);
     return o;
 }
@@ -466,7 +484,7 @@ kes_body_text(struct pgcmk_req *rq, struct pgcmk_err *err)
 /* Keeps a started server: stores it (row, when stored), lists and announces it, and answers.
  * Called with kes_admin_mu held; releases it. */
 static int
-kes_commit(struct kes_server *s, const struct kes_row *row, int status, struct pgcmk_resp *rs,
+kes_commit(struct kes_server *s, struct kes_row *row, int status, struct pgcmk_resp *rs,
            struct pgcmk_err *err)
 {
     if (row && kes_persist(row, err)) {
@@ -618,9 +636,20 @@ kes_delete(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 
     pthread_mutex_lock(&kes_admin_mu);
     s = kes_param_server(rq, err);
-    if (s == NULL) {
+    if (s == NULL) { /* a stored server that did not start again is deleted all the same */
+        struct kes_row gone = {pgcmk_req_param(rq, "name"),
+                               NULL,
+                               0,
+                               0,
+                               "pgcmk.Kes/servers/delete",
+                               "KES server deleted (it was not running)"};
+        struct pgcmk_err e2;
+
         pthread_mutex_unlock(&kes_admin_mu);
-        return -1;
+        if (gone.name == NULL || kes_persist(&gone, &e2) || gone.changed == 0)
+            return -1;
+        pgcmk_resp_empty(rs, 204);
+        return 0;
     }
     snprintf(name, sizeof(name), "%s", s->name);
     if (s->stored) {
@@ -770,10 +799,9 @@ kes_clock(int64_t now, void *arg)
 {
     struct kes_server *due[64], *s;
     unsigned long gen = pgcmk_clock_generation();
-    int n = 0, i, sync = gen != kes_clock_gen;
+    int n = 0, i, sync = atomic_exchange(&kes_clock_gen, gen) != gen;
 
     PGCMK_UNUSED(arg);
-    kes_clock_gen = gen;
     pthread_mutex_lock(&kes_mu);
     for (s = kes_list; s && n < (int)PGCMK_ARRAY_LEN(due); s = s->next) {
         if (now < s->next_ping_ms || (!sync && atomic_load(&s->pinging)))

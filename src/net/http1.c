@@ -105,6 +105,14 @@ h1_request_line(char *line, struct pgcmk_http1_head *h)
     h->method = line;
     h->target = sp1 + 1;
     h->minor = ver[7] - '0';
+    /* The absolute form ("https://host/v1/status"): Go routes its path. */
+    if (strncasecmp(h->target, "http://", 7) == 0 || strncasecmp(h->target, "https://", 8) == 0) {
+        const char *path = strchr(strstr(h->target, "://") + 3, '/');
+
+        if (path == NULL)
+            return -400;
+        h->target = path;
+    }
     if (h->target[0] != '/' && !(strcmp(h->target, "*") == 0 && strcmp(h->method, "OPTIONS") == 0))
         return -400;
     return 0;

@@ -19,8 +19,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <microhttpd.h>
+
 #include "pgcmk/log.h"
 #include "pgcmk/net.h"
+
+#define HS_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"   \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256"
 
 struct pgcmk_net_https {
     struct pgcmk_net_tls *tls;
@@ -38,68 +44,20 @@ struct pgcmk_net_https {
 struct pgcmk_stream {
     struct pgcmk_net_conn *c;
     int timeout_ms;
-    int ok; /* 0 once a write failed */
+    int ok;  /* 0 once a write failed */
+    int raw; /* HTTP/1.0: no chunks, the close ends the answer */
 };
 
+/* The reason phrase of a status line: Go's (net/http StatusText), which is libmicrohttpd's but
+ * for the two that RFC 9110 renamed. */
 static const char *
 hs_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 413:
+    if (status == 413)
         return "Request Entity Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 417:
-        return "Expectation Failed";
-    case 422:
+    if (status == 422)
         return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Status";
-    }
+    return MHD_get_reason_phrase_for((unsigned)status);
 }
 
 /* ---- the peer -------------------------------------------------------------------------- */
@@ -186,7 +144,8 @@ hs_refuse(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, int status, const
 static char *
 hs_head(const struct pgcmk_resp *rs, int keep_alive, const char *framing, size_t extra, size_t *len)
 {
-    size_t cap = 512 + extra;
+    /* status line, Date, framing and Connection fit in 512; each header is counted */
+    size_t cap = 512 + strlen(framing) + extra + (rs->content_type ? strlen(rs->content_type) : 0);
     char date[64], *out;
     size_t n;
 
@@ -220,10 +179,11 @@ pgcmk_stream_write(struct pgcmk_stream *s, const void *buf, size_t len)
     if (len == 0)
         return 0; /* an empty chunk would end the answer */
     out = pgcmk_xmalloc(len + 32);
-    n = snprintf(out, 32, "%zx\r\n", len);
+    n = s->raw ? 0 : snprintf(out, 32, "%zx\r\n", len);
     memcpy(out + n, buf, len);
     memcpy(out + n + len, "\r\n", 2);
-    if (pgcmk_net_write(s->c, out, (size_t)n + len + 2, pgcmk_net_mono_ms() + s->timeout_ms))
+    if (pgcmk_net_write(s->c, out, (size_t)n + len + (s->raw ? 0 : 2),
+                        pgcmk_net_mono_ms() + s->timeout_ms))
         s->ok = 0;
     pgcmk_secret_free(out, len + 32);
     return s->ok ? 0 : -1;
@@ -251,9 +211,10 @@ pgcmk_stream_alive(struct pgcmk_stream *s, int wait_ms)
 
 /* Writes rs: 0 done (the connection may go on), -1 close. */
 static int
-hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const char *method,
+hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_http1_head *hd,
           struct pgcmk_resp *rs, int keep_alive)
 {
+    const char *method = hd->method;
     int64_t deadline = pgcmk_net_mono_ms() + h->timeout_ms;
     int no_body = strcmp(method, "HEAD") == 0, r;
     char framing[64], *out;
@@ -264,15 +225,17 @@ hs_answer(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const char *metho
     if (rs->status < 200 || rs->status > 999)
         rs->status = 500;
     if (rs->stream) {
-        struct pgcmk_stream st = {c, h->timeout_ms, 1};
+        struct pgcmk_stream st = {c, h->timeout_ms, 1, hd->minor == 0};
 
-        out = hs_head(rs, keep_alive, "Transfer-Encoding: chunked\r\n", 0, &n);
+        out = hs_head(rs, keep_alive && !st.raw, st.raw ? "" : "Transfer-Encoding: chunked\r\n", 0,
+                      &n);
         r = pgcmk_net_write(c, out, n, deadline);
         free(out);
         if (r)
             return -1;
         rs->stream(&st, rs->stream_arg);
-        if (!st.ok || pgcmk_net_write(c, "0\r\n\r\n", 5, pgcmk_net_mono_ms() + h->timeout_ms))
+        if (st.raw || !st.ok ||
+            pgcmk_net_write(c, "0\r\n\r\n", 5, pgcmk_net_mono_ms() + h->timeout_ms))
             return -1;
         return keep_alive ? 0 : -1;
     }
@@ -383,7 +346,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     if (cl > h->max_body) { /* the body is not read: the connection closes after the answer */
         hs_req(h, &rq, hd, peer);
         h->too_large(&rq, &rs, h->arg);
-        (void)hs_answer(h, c, hd->method, &rs, 0);
+        (void)hs_answer(h, c, hd, &rs, 0);
         pgcmk_resp_release(&rs);
         pgcmk_req_release(&rq);
         return -1;
@@ -404,7 +367,7 @@ hs_one(struct pgcmk_net_https *h, struct pgcmk_net_conn *c, const struct pgcmk_p
     rq.body = body;
     rq.body_len = cl;
     h->handle(&rq, &rs, h->arg);
-    r = hs_answer(h, c, hd->method, &rs, keep);
+    r = hs_answer(h, c, hd, &rs, keep);
     pgcmk_resp_release(&rs);
     pgcmk_req_release(&rq);
     /* What followed the body (a pipelined request) moves to the start; the rest is wiped. */
@@ -506,14 +469,28 @@ pgcmk_net_https_start(const struct pgcmk_net_https_cfg *cfg, struct pgcmk_err *e
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, hs_verify_any);
         break;
     case PGCMK_NET_CERT_VERIFY:
+    case PGCMK_NET_CERT_VERIFY_IF_GIVEN:
         if (hs_load_ca(ctx, cfg->ca_pem)) {
             SSL_CTX_free(ctx);
             pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kes: no CA certificate to verify clients");
             return NULL;
         }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(
+            ctx,
+            SSL_VERIFY_PEER |
+                (cfg->client_cert == PGCMK_NET_CERT_VERIFY ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+            NULL);
         SSL_CTX_set_verify_depth(ctx, 8);
         break;
+    }
+    /* KES's TLS (fips.TLSCiphers, fips.TLSCurveIDs outside FIPS mode): TLS 1.2 with ECDHE and
+     * AEAD suites only, X25519 then P-256. */
+    if (SSL_CTX_set_cipher_list(ctx, HS_TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1) {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "kes: the TLS suites do not load");
+        return NULL;
     }
     h = pgcmk_xcalloc(1, sizeof(*h));
     h->timeout_ms = (cfg->timeout_s > 0 ? cfg->timeout_s : 120) * 1000;

@@ -173,17 +173,10 @@ class KesClient:
         kw.setdefault("verify", self.ca)  # REQUESTS_CA_BUNDLE would win over session.verify
         return self.session.request(method, self.url + path, **kw)
 
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
+    def _verb(method):  # noqa: N805 (a method maker, used in the class body)
+        return lambda self, path, **kw: self.request(method, path, **kw)
 
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+    get, put, post, delete = _verb("GET"), _verb("PUT"), _verb("POST"), _verb("DELETE")
 
     # kms-go sends POST for these
     def create_key(self, name):

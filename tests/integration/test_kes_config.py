@@ -2,7 +2,6 @@
 `pgcmkd --kes-config FILE` and POST /emulator/kes/servers, ${VAR} from the daemon's environment,
 relative paths, tls.auth: on, skip_auth, root: disabled, the errors KES gives, and servers created
 by POST surviving a restart (on the same port, their config sealed in the store)."""
-import datetime
 import json
 import os
 import sqlite3
@@ -12,18 +11,8 @@ import pytest
 import requests
 
 import kestools as kt
-from conftest import SUB, parse_time
-
-AL = f"/subscriptions/{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
-
-
-def activity(d, rid):
-    start = parse_time(d.get("/emulator/clock").json()["now"]) - datetime.timedelta(days=1)
-    flt = (f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%S')}Z' "
-           f"and resourceId eq '{rid}'")
-    r = d.get(AL, params={"api-version": "2015-04-01", "$filter": flt})
-    assert r.status_code == 200, r.text
-    return [e["operationName"]["value"] for e in r.json()["value"]]
+from conftest import SUB
+from test_vault_kv import activity  # the Activity Log entries of a resource id
 
 # Seed 004, "Configure KES Server": the tutorial's config.yml, as written (its "" to be filled).
 SEED_CONFIG = """admin:
@@ -162,9 +151,14 @@ def test_seed_config_file_at_boot(start_daemon, tmp_path):
     os.rename(conf_dir / "public.key", conf_dir / "private.key")
     admin = kt.new_api_key()
     (conf_dir / "config.yml").write_text(fill_tutorial(vault, kt.identity_of(admin)))
-    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml")])
+    # a second tenant (the seed's multi-tenancy section): its own prefix, one flag per file
+    (conf_dir / "tenant-b.yml").write_text(
+        fill_tutorial(vault, kt.identity_of(admin)) + "     prefix: tenant-b\n")
+    d.restart([*vport, "--kes-config", str(conf_dir / "config.yml"),
+               "--kes-config", str(conf_dir / "tenant-b.yml")])
     kes = d.get("/emulator/info").json()["kes"]
-    assert len(kes) == 1 and kes[0]["name"] == "config", kes
+    assert [k["name"] for k in kes] == ["config", "tenant-b"], kes
+    assert d.get("/emulator/kes/servers/tenant-b").json()["keystore"]["prefix"] == "tenant-b"
     with open(d.stdout_path) as f:
         assert f"KES server config: https://127.0.0.1:{kes[0]['port']}" in f.read()
     # the server presents its own certificate: `kes status -k` does not verify it
@@ -271,7 +265,7 @@ def test_root_disabled_and_skip_auth(daemon, tmp_path):
     r = kt.create_server(daemon, json.dumps(cfg), "noroot")
     assert r.status_code == 201, r.text
     s = r.json()
-    assert s["root"] == "disabled"
+    assert s["root"] == "disabled" and s["clientAuth"] == "request"
     c = kt.KesClient(s["url"], daemon.ca, api_key=key, directory=str(tmp_path))
     assert c.post("/v1/key/create/k1").status_code == 200
     ids = c.get("/v1/key/list/*")
@@ -300,6 +294,19 @@ def test_tls_auth_on(daemon, tmp_path):
         requests.get(url + "/v1/status", verify=daemon.ca, timeout=10,
                      cert=kt.cert_files(kt.new_api_key(), str(tmp_path)))
     assert daemon.delete("/emulator/kes/servers/mtls").status_code == 204
+    # tls.auth: on with a skip_auth API: no certificate is fine, a sent one must verify
+    cfg = kt.kes_config(vault, admin=ident, tls={"auth": "on", "ca": ca},
+                        api={"/v1/metrics": {"skip_auth": True}})
+    r = kt.create_server(daemon, cfg, "mtls2")
+    assert r.status_code == 201 and r.json()["clientAuth"] == "verify-if-given", r.text
+    url = r.json()["url"]
+    assert requests.get(url + "/v1/metrics", verify=daemon.ca, timeout=10).status_code == 200
+    assert requests.get(url + "/v1/status", cert=signed, verify=daemon.ca,
+                        timeout=10).status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url + "/v1/metrics", verify=daemon.ca, timeout=10,
+                     cert=kt.cert_files(kt.new_api_key(), str(tmp_path)))
+    assert daemon.delete("/emulator/kes/servers/mtls2").status_code == 204
 
 
 def test_config_errors(daemon):
@@ -387,3 +394,19 @@ def test_log_audit_on_writes_pgcmkd_log(start_daemon, tmp_path):
     assert c.get("/v1/key/describe/logged-1").status_code == 200
     c.close()
     assert "kes quiet audit:" not in d.stderr_text()
+
+
+def test_stored_server_that_cannot_start_again(start_daemon):
+    d = start_daemon()  # the Vault API takes another port after the restart
+    vault = kt.setup_vault(d)
+    r = kt.create_server(d, kt.kes_config(vault, keys=["needs-vault"]), "orphan")
+    assert r.status_code == 201, r.text
+    d.restart()
+    # its required key cannot be checked at the old Vault address: it does not start
+    assert d.get("/emulator/kes/servers/orphan").status_code == 404
+    assert d.stderr_text().count("kes orphan: does not start again") == 1
+    # it can still be deleted (its stored row goes), once
+    assert d.delete("/emulator/kes/servers/orphan").status_code == 204
+    assert d.delete("/emulator/kes/servers/orphan").status_code == 404
+    d.restart()  # nothing left to start
+    assert d.stderr_text().count("kes orphan: does not start again") == 1

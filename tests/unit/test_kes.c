@@ -164,6 +164,12 @@ test_conf(void)
           c.log_error == 1 && c.log_audit == 0 && c.tls_cert == NULL);
     pgcmk_kes_conf_free(&c);
 
+    /* kesconf decodes without KnownFields: unknown fields are ignored, not refused */
+    CHECK(parse("admin:\n  identity: x\n  colour: blue\nfuture_option: 1\n" VAULT_OK
+                "    verbose: true\n",
+                &c, why) == 0);
+    pgcmk_kes_conf_free(&c);
+
     /* the errors kesconf gives */
     struct {
         const char *text, *want;

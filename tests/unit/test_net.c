@@ -270,6 +270,11 @@ test_parser(void)
     CHECK(h.content_length == 5 && !h.keep_alive && h.n_headers == 3 && h.minor == 1);
     snprintf(b, sizeof(b), "GET / HTTP/1.0\n\n");
     CHECK(pgcmk_http1_parse(b, strlen(b), &h) == 16 && !h.keep_alive);
+    snprintf(b, sizeof(b), "GET https://a:7373/v1/status HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(pgcmk_http1_parse(b, strlen(b), &h) > 0);
+    CHECK_STR(h.target, "/v1/status");
+    snprintf(b, sizeof(b), "GET https://a:7373 HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(pgcmk_http1_parse(b, strlen(b), &h) == -400);
     snprintf(b, sizeof(b), "GET / HTTP/1.1\r\n\r\n"); /* HTTP/1.1 needs a Host */
     CHECK(pgcmk_http1_parse(b, strlen(b), &h) == -400);
     snprintf(b, sizeof(b), "GET / HTTP/2.0\r\nHost: a\r\n\r\n");
@@ -555,6 +560,59 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
         t_close(&c);
     }
     pgcmk_net_https_stop(h);
+    /* VERIFY_IF_GIVEN: none is fine, a self-signed one is refused. */
+    cfg.client_cert = PGCMK_NET_CERT_VERIFY_IF_GIVEN;
+    h = pgcmk_net_https_start(&cfg, &err);
+    CHECK(h != NULL);
+    if (h) {
+        char one;
+        int ok;
+
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_json_int(body, "n_leaf") == 0);
+        t_close(&c);
+        ok = t_connect(&c, pgcmk_net_https_port(h), x, k, NULL, 0) == 0 &&
+             t_send(&c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") == 0 && SSL_read(c.ssl, &one, 1) > 0;
+        CHECK(!ok);
+        t_close(&c);
+        /* TLS 1.2 offers KES's suites only (ECDHE, AEAD). */
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, TLS1_2_VERSION) == 0);
+        CHECK_STR(SSL_get_cipher_name(c.ssl), "ECDHE-ECDSA-AES256-GCM-SHA384");
+        t_close(&c);
+        pgcmk_net_https_stop(h);
+    }
+    /* max_conns: a second connection is refused while the first is open, then served. */
+    cfg.client_cert = PGCMK_NET_CERT_NONE;
+    cfg.max_conns = 1;
+    h = pgcmk_net_https_start(&cfg, &err);
+    CHECK(h != NULL);
+    if (h) {
+        struct t_cli c2;
+
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(t_connect(&c2, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) != 0);
+        t_close(&c2);
+        t_close(&c);
+        {
+            int ok = 0;
+
+            for (int i = 0; i < 100 && !ok; i++) { /* the worker frees itself after the close */
+                ok = t_connect(&c2, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0 &&
+                     t_send(&c2, "GET /v HTTP/1.1\r\nHost: a\r\n\r\n") == 0 &&
+                     t_answer(&c2, head, body, sizeof(body)) == 200;
+                t_close(&c2);
+                if (!ok)
+                    poll(NULL, 0, 20);
+            }
+            CHECK(ok);
+        }
+        pgcmk_net_https_stop(h);
+    }
+    cfg.max_conns = 0;
     /* REQUEST: no certificate is fine, the handler sees none. */
     cfg.client_cert = PGCMK_NET_CERT_REQUEST;
     h = pgcmk_net_https_start(&cfg, &err);
@@ -565,6 +623,13 @@ test_modes(const struct pgcmk_tls *tls, const char *dir)
         CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
         CHECK(t_json_int(body, "n_leaf") == 0);
         CHECK(strcasestr(head, "Connection: close") != NULL);
+        t_close(&c);
+        /* An HTTP/1.0 stream: no chunks, the close ends it. */
+        CHECK(t_connect(&c, pgcmk_net_https_port(h), NULL, NULL, NULL, 0) == 0);
+        CHECK(t_send(&c, "GET /stream HTTP/1.0\r\n\r\n") == 0);
+        CHECK(t_answer(&c, head, body, sizeof(body)) == 200);
+        CHECK(strcasestr(head, "Transfer-Encoding") == NULL);
+        CHECK_STR(body, "{\"event\":0}\n{\"event\":1}\n{\"event\":2}\n");
         t_close(&c);
         pgcmk_net_https_stop(h);
     }

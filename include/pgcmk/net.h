@@ -1,5 +1,6 @@
 /* net.h - the TLS connection server (src/net/tls.c) and the HTTP/1.1 server on it
- * (src/net/http1.c): the transport of the KES plane, and of KMIP.
+ * (src/net/server.c; its request parser, src/net/http1.c): the transport of the KES plane, and of
+ * KMIP (src/kmip/listener.c).
  *
  * The TLS server binds every listen address on one port, accepts on one thread (the listening
  * sockets and a wake pipe), and hands each connection to a worker thread (at most max_conns; a
@@ -9,11 +10,13 @@
  * connection's socket wakes its worker, every thread is joined. The process must ignore SIGPIPE
  * (pgcmkd does): a write to a client that has gone fails instead.
  *
- * The HTTP/1.1 server reads requests (request line, headers, a Content-Length body up to
- * max_body, Expect: 100-continue, keep-alive; HTTP/1.0 and "Connection: close" close), hands each
- * to `handle` as a pgcmk_req of plane KES (rq->peer = the client's certificates) and writes the
- * pgcmk_resp: with Content-Length, or chunked when rs->stream is set (one chunk per
- * pgcmk_stream_write, flushed). */
+ * The HTTP/1.1 server is Go's net/http as KES runs it: it reads requests (request line, headers,
+ * a Content-Length or chunked body up to max_body, Expect: 100-continue, keep-alive with KES's
+ * idle and header timeouts; HTTP/1.0 and "Connection: close" close; a head Go refuses gets Go's
+ * text answer and the close), hands each to `handle` as a pgcmk_req of plane KES (rq->peer = the
+ * client's certificates, as KES's identifyRequest counts them) and writes the pgcmk_resp: with
+ * Content-Length, or chunked when rs->stream is set (one chunk per pgcmk_stream_write, sent at
+ * once). TLS 1.2-1.3 with KES's suites and curves; no session resumption. */
 #ifndef PGCMK_NET_H
 #define PGCMK_NET_H
 
@@ -46,7 +49,7 @@ struct pgcmk_net_tls_cfg {
     const char *name;   /* log prefix: "kes", "kmip" */
     const char *listen; /* comma-separated addresses ("127.0.0.1,::1") */
     int port;           /* 0 = any free port */
-    int timeout_s;      /* handshake and idle timeout (0 = 120) */
+    int timeout_s;      /* the handshake's timeout (0 = 120); serve sets its own deadlines */
     int max_conns;      /* 0 = PGCMK_NET_MAX_CONNS */
     SSL_CTX *ctx;       /* taken: freed by the server (pgcmk_net_tls_set_ctx swaps it) */
     /* One connection after its handshake; returns when done (the server closes it). */

@@ -87,8 +87,8 @@ async function run() {
     // 2. its keys, policy and identities, the audit log
     const server = page.getByRole('region', { name: 'KES server portal-kes' });
     await server.getByRole('cell', { name: 'portal-required', exact: true }).waitFor();
+    await server.getByRole('cell', { name: 'portal-key', exact: true }).waitFor(); // GET .../keys: the keystore's names
     if (withDb) {
-      await server.getByRole('cell', { name: 'portal-key', exact: true }).waitFor();
       await server.getByRole('list', { name: 'Databases using portal-key' }).getByRole('link', { name: 'portal-kes-db' }).waitFor();
       await server.getByTestId('tde-state').getByText('Ready', { exact: true }).waitFor();
     }
@@ -108,6 +108,7 @@ async function run() {
       kes('key', 'rm', 'portal-key');
       await settle();
       await server.getByRole('list', { name: 'Databases using portal-key' }).getByText('Inaccessible', { exact: true }).waitFor();
+      await server.getByRole('row').filter({ has: page.getByText('portal-key', { exact: true }) }).getByText('not in the keystore').waitFor();
       await server.getByText('/v1/key/delete/portal-key', { exact: true }).first().waitFor();
       await shot('kes-02-key-deleted');
       // the database's page: its KES server and key, the reason, the explanation naming the key

@@ -143,7 +143,14 @@ export function kesView() {
       let source = 'listed by the server';
       try {
         const k = await emulator('GET', `/emulator/kes/servers/${enc(s.name)}/keys`);
-        keys = (Array.isArray(k) ? k : k.names || k.keys || k.value || []).map((x) => (typeof x === 'string' ? { name: x } : x));
+        const cached = {};
+        for (const c of k.cache || []) cached[c.name] = c;
+        keys = (Array.isArray(k) ? k : k.names || k.keys || k.value || []).map((x) => (typeof x === 'string' ? { name: x } : x))
+          .map((x) => ({ ...x, cache: cached[x.name] || null }));
+        // a key a database names but the keystore does not have (deleted): shown as missing
+        for (const n of mine.map(dbKey).filter(Boolean)) {
+          if (!keys.some((x) => x.name === n)) keys.push({ name: n, missing: true });
+        }
       } catch (e) {
         if (e.status !== 404 && e.status !== 405) r.keys.fail(e);
       }
@@ -152,10 +159,13 @@ export function kesView() {
         const set = new Set([...(s.keys || []).map((x) => (typeof x === 'string' ? x : x.name)), ...mine.map(dbKey).filter(Boolean)]);
         keys = [...set].map((name) => ({ name }));
       }
-      if (keys) r.keys.show({ keys, mine, source }, (d) => [h('p', { class: 'hint' }, `Keys ${d.source}.`), table(['Key', 'Created', 'Databases'],
+      if (keys) r.keys.show({ keys, mine, source }, (d) => [h('p', { class: 'hint' }, `Keys ${d.source}.`), table(['Key', 'Cache', 'Databases'],
         d.keys.map((k) => {
           const users = d.mine.filter((x) => dbKey(x) === k.name);
-          return [h('code', {}, k.name), k.created_at || k.createdAt ? fmtTime(k.created_at || k.createdAt) : '—',
+          let cache = '—';
+          if (k.missing) cache = badge('not in the keystore', 'bad');
+          else if (k.cache) cache = k.cache.expiresAt ? `cached until ${fmtTime(k.cache.expiresAt)}` : 'cached';
+          return [h('code', {}, k.name), cache,
             users.length
               ? h('ul', { class: 'chips', 'aria-label': `Databases using ${k.name}` },
                 users.map((x) => h('li', {}, link(tdeHref(x.name), x.name), ' ', h('span', { 'data-testid': 'tde-state' }, stateBadge(x.state)),

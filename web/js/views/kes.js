@@ -1,10 +1,11 @@
 // kes.js - the KES servers of pgcmkd (MinIO KES-compatible key servers, each on its own mTLS port,
 // keeping their keys in a Vault K/V engine over AppRole). The portal has no client certificate, so
 // everything comes from the emulator's routes: /emulator/kes/servers (address, admin identity,
-// keystore endpoint/engine/version/prefix and its health, policies and their identities, the keys
-// required at start), /emulator/kes/servers/{name}/keys when the daemon has it (else the keys the
-// config names and the keys databases use), /emulator/kes/servers/{name}/audit (the audit stream,
+// keystore endpoint/engine/version/prefix and its health, the policies, the keys required at
+// start), /emulator/kes/servers/{name}/keys (the keystore's names and the cache; if it fails, the
+// keys the config and the databases name), /emulator/kes/servers/{name}/audit (the audit stream,
 // polled), and /emulator/tde/databases with keyProvider.type "kes" (which database uses which key).
+// A policy's rules and identities show when the server's answer carries them (today: names only).
 import { emulator } from '../api.js';
 import { h, Live, dl, table, fmtTime, stateBadge, badge, action, link } from '../ui.js';
 

@@ -1,7 +1,6 @@
-// harness.mjs - what every browser test shares: its own pgcmkd (port files, REST on the plain-HTTP
-// listener, settle, long-running operations), headless Chromium through playwright-core with a page
-// that collects page errors and CSP/CORS refusals, screenshots, and the run/cleanup/exit frame.
-// No fixed sleeps: waits poll the daemon or wait on the page.
+// harness.mjs - what a browser test needs around the page: its own pgcmkd (free ports, a temporary
+// data directory, --web pointing at web/), REST calls on its plain-HTTP listener, a settled
+// reconciler, headless Chromium (Debian's), screenshots, and the exit code. No fixed sleeps.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
+const PGCMKD = path.resolve(ROOT, process.env.PGCMKD || 'build/pgcmkd');
 export const SCREENS = path.resolve(ROOT, process.env.SCREENS || 'build/browser-screens');
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const WAIT = 20000; // ms: the longest any single page wait may take
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const WAIT = 20000;
 const t0 = Date.now();
 
 export function log(msg) {
@@ -26,73 +25,29 @@ export function fail(msg) {
   throw new Error(msg);
 }
 
-export async function waitFor(fn, what, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-// One request; resolves {status, headers, json, text}.
-function request(mod, opts, data) {
-  return new Promise((resolve, reject) => {
-    const req = mod.request(opts, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let json = null;
-        try {
-          json = text ? JSON.parse(text) : null;
-        } catch (_) {
-          /* not JSON */
-        }
-        resolve({ status: res.statusCode, headers: res.headers, json, text });
-      });
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-// A pgcmkd of the test's own: `name` names its data directory, `flags` are added to its command.
-export class Pgcmkd {
-  constructor(name, flags = []) {
-    this.name = name;
-    this.flags = flags;
-    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `pgcmk-browser-${name}-`));
+export class Daemon {
+  constructor(prefix) {
+    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `pgcmk-browser-${prefix}-`));
     this.proc = null;
     this.port = 0;
     this.httpPort = 0;
   }
 
-  get base() {
-    return `https://localhost:${this.port}/portal/`;
-  }
-
-  get ca() {
-    return path.join(this.dataDir, 'ca.pem');
-  }
-
-  readPort(file) {
+  readPort(name) {
     try {
-      const t = fs.readFileSync(path.join(this.dataDir, file), 'utf8');
+      const t = fs.readFileSync(path.join(this.dataDir, name), 'utf8');
       return t.endsWith('\n') ? Number(t.trim()) : 0;
     } catch (_) {
       return 0;
     }
   }
 
-  async start() {
+  async start(flags = []) {
     if (!fs.existsSync(PGCMKD)) fail(`no daemon at ${PGCMKD}: run make`);
     const d = this.dataDir;
     const err = fs.openSync(path.join(d, 'stderr.log'), 'w');
     this.proc = spawn(PGCMKD, ['--data-dir', d, '--port', '0', '--port-file', `${d}/port`, '--http-port', '0',
-      '--http-port-file', `${d}/http-port`, ...this.flags, '--web', path.join(ROOT, 'web'), '--log-level', 'warn'],
+      '--http-port-file', `${d}/http-port`, '--web', path.join(ROOT, 'web'), '--log-level', 'warn', ...flags],
     { stdio: ['ignore', 'ignore', err], cwd: d });
     let exited = null;
     this.proc.on('exit', (code) => (exited = code));
@@ -114,21 +69,40 @@ export class Pgcmkd {
   }
 
   async stop() {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    const done = new Promise((r) => p.on('exit', (code, sig) => r(code ?? sig)));
-    p.kill('SIGTERM');
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const done = new Promise((r) => this.proc.on('exit', (code, sig) => r(code ?? sig)));
+    this.proc.kill('SIGTERM');
     const rc = await done;
     if (rc !== 0) fail(`pgcmkd exited with ${rc} on SIGTERM`);
   }
 
-  // REST on the plain-HTTP listener (vault hosts by Host header, so no resolver is needed).
+  // one request on the plain-HTTP listener (vault hosts by Host header, so no resolver is
+  // needed): {status, headers, json, text}
   rest(method, p, body, { host = 'localhost', headers = {}, form = false } = {}) {
     const data = body === undefined ? null : form ? new URLSearchParams(body).toString() : JSON.stringify(body);
-    return request(http, { host: '127.0.0.1', port: this.httpPort, method, path: p,
-      headers: { Host: `${host}:${this.httpPort}`, ...headers,
-        ...(data ? { 'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json',
-          'Content-Length': Buffer.byteLength(data) } : {}) } }, data);
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: this.httpPort, method, path: p,
+        headers: { Host: `${host}:${this.httpPort}`, ...headers,
+          ...(data ? { 'Content-Type': form ? 'application/x-www-form-urlencoded' : 'application/json',
+            'Content-Length': Buffer.byteLength(data) } : {}) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          let json = null;
+          try {
+            json = text ? JSON.parse(text) : null;
+          } catch (_) {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode, headers: res.headers, json, text });
+        });
+      });
+      req.on('error', reject);
+      if (data) req.write(data);
+      req.end();
+    });
   }
 
   async ok(method, p, body, opts) {
@@ -137,18 +111,8 @@ export class Pgcmkd {
     return r.json;
   }
 
-  // An HTTPS request to another of the daemon's listeners (a URL it gave), trusting its CA.
-  async tls(method, url, body, headers = {}) {
-    const data = body === undefined ? null : JSON.stringify(body);
-    const u = new URL(url);
-    return request(https, { host: u.hostname, port: u.port, method, path: u.pathname + u.search,
-      ca: fs.readFileSync(this.ca),
-      headers: { ...headers, ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
-    data);
-  }
-
   // PUT/POST that may answer with an Azure-AsyncOperation: followed until the operation ends;
-  // the final status body, or the answer itself when there is none.
+  // the final status body, or the answer itself when there is none
   async lro(method, p, body) {
     const r = await this.rest(method, p, body);
     if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
@@ -163,44 +127,82 @@ export class Pgcmkd {
     return st;
   }
 
+  // one call to the daemon's Vault listener with its dev root token (vault.address and
+  // vault.rootToken of /emulator/info); the answer's JSON
+  async vault(method, p, body) {
+    if (!this.vaultInfo) this.vaultInfo = (await this.ok('GET', '/emulator/info')).vault || fail('no vault in /emulator/info');
+    const data = body === undefined ? null : JSON.stringify(body);
+    const u = new URL(`${this.vaultInfo.address}/v1/${p}`);
+    return new Promise((resolve, reject) => {
+      const req = https.request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search,
+        ca: fs.readFileSync(path.join(this.dataDir, 'ca.pem')),
+        headers: { 'X-Vault-Token': this.vaultInfo.rootToken, ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          if (res.statusCode >= 300) reject(new Error(`${method} ${p}: ${res.statusCode} ${text}`));
+          else resolve(text ? JSON.parse(text) : null);
+        });
+      });
+      req.on('error', reject);
+      if (data) req.write(data);
+      req.end();
+    });
+  }
+
   async settle() {
     await waitFor(async () => (await this.ok('POST', '/emulator/settle')).settled === true, 'the reconciler to settle');
   }
 }
 
-// Chromium with one page: page errors and CSP/CORS refusals are collected in `problems` (checked by
-// run()), dialogs accepted, `shot(name)` saves a full-page screenshot.
-export async function openPage({ width = 1500, height = 1000 } = {}) {
+export async function waitFor(fn, what, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+// withPage(fn, size): Chromium with one page (page errors collected, dialogs accepted); fn(page, shot)
+export async function withPage(fn, { width = 1500, height = 1000 } = {}) {
   fs.mkdirSync(SCREENS, { recursive: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
   const problems = [];
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  page.on('dialog', (d) => d.accept());
-  const shot = async (name) => {
-    await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
-    log(`screenshot ${name}.png`);
-  };
-  return { browser, page, problems, shot };
+  try {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|CORS|Refused/i.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    page.on('dialog', (d) => d.accept());
+    const shot = async (name) => {
+      await page.screenshot({ path: path.join(SCREENS, `${name}.png`), fullPage: true });
+      log(`screenshot ${name}.png`);
+    };
+    await fn(page, shot);
+    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
+  } finally {
+    await browser.close();
+  }
 }
 
-// Runs body(daemon) against a started daemon, then stops it; exits 0 or 1 with the daemon's log
-// tail on a failure (the data directory is kept then).
-export async function run(title, daemon, body) {
+// main(name, daemon, run): runs the test, stops the daemon, exits 0 or 1 (keeping the data
+// directory of a failed run)
+export async function main(name, daemon, run) {
   let rc = 0;
   try {
-    await daemon.start();
-    await body(daemon);
-    console.log(`${title} passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
+    await run();
+    console.log(`${name} browser test passed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SCREENS}`);
   } catch (e) {
     rc = 1;
-    console.error(`${title} FAILED: ${e.stack || e}`);
+    console.error(`${name} browser test FAILED: ${e.stack || e}`);
     console.error(daemon.stderr().slice(-4000));
   }
   try {
@@ -211,15 +213,4 @@ export async function run(title, daemon, body) {
   }
   if (rc === 0) fs.rmSync(daemon.dataDir, { recursive: true, force: true });
   process.exit(rc);
-}
-
-// The browser part of a test: body({page, shot}) on a fresh page; problems fail the test.
-export async function withPage(body, size) {
-  const { browser, page, problems, shot } = await openPage(size);
-  try {
-    await body({ page, shot });
-    if (problems.length) fail(`browser problems:\n${problems.join('\n')}`);
-  } finally {
-    await browser.close();
-  }
 }

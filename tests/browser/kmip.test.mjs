@@ -8,9 +8,11 @@
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/kmip.test.mjs
 import { execFileSync } from 'node:child_process';
-import { Pgcmkd, fail, log, run, withPage } from './harness.mjs';
+import { Daemon, log, fail, main, withPage } from './harness.mjs';
 
-const d = new Pgcmkd('kmip', ['--kmip-port', '0']);
+const d = new Daemon('kmip');
+const ok = d.ok.bind(d);
+const settle = d.settle.bind(d);
 
 // PyKMIP's client registers a 32-byte AES key named name with the client's files; its uid.
 function registerKey(files, kmipPort, name) {
@@ -28,16 +30,17 @@ with c:
     { encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n').pop();
 }
 
-await run('KMIP browser test', d, async () => {
-  const info = await d.ok('GET', '/emulator/info');
+async function run() {
+  await d.start(['--kmip-port', '0']);
+  const info = await ok('GET', '/emulator/info');
   const kmipPort = info.ports.kmip;
   if (!kmipPort) fail(`no ports.kmip in /emulator/info: ${JSON.stringify(info.ports)}`);
-  const cl = await d.ok('POST', '/emulator/kmip/clients', { name: 'jane_doe' });
+  const cl = await ok('POST', '/emulator/kmip/clients', { name: 'jane_doe' });
   const uid = registerKey(cl.files, kmipPort, 'portal-principal');
   log(`client jane_doe registered object ${uid} on KMIP port ${kmipPort}`);
 
-  await withPage(async ({ page, shot }) => {
-    const base = d.base;
+  await withPage(async (page, shot) => {
+    const base = `https://localhost:${d.port}/portal/`;
     const objRow = () => page.getByRole('row').filter({ has: page.getByText(uid, { exact: true }) });
 
     // 1. from the navigation to the KMIP page: server, client, object
@@ -54,10 +57,10 @@ await run('KMIP browser test', d, async () => {
     await page.getByRole('button', { name: 'Activate portal-principal' }).click();
     await page.getByText('Object portal-principal activated.').waitFor();
     await objRow().getByText('Active', { exact: true }).waitFor();
-    const db = await d.ok('PUT', '/emulator/tde/databases/portal-db', { keyProvider: { type: 'kmip', host: '127.0.0.1', port: kmipPort,
+    const db = await ok('PUT', '/emulator/tde/databases/portal-db', { keyProvider: { type: 'kmip', host: '127.0.0.1', port: kmipPort,
       certPath: cl.files.certificate, keyPath: cl.files.key, caPath: cl.files.caCertificate }, principalKeyName: 'portal-principal' });
     if (db.principalKey.uniqueIdentifier !== uid) fail(`the database bound ${JSON.stringify(db.principalKey)}, not ${uid}`);
-    await d.settle();
+    await settle();
     await page.getByRole('list', { name: 'Databases using portal-principal' }).getByRole('link', { name: 'portal-db' }).waitFor();
     await page.getByTestId('tde-state').getByText('Ready', { exact: true }).waitFor();
     await shot('kmip-01-active-with-database');
@@ -68,7 +71,7 @@ await run('KMIP browser test', d, async () => {
     await page.getByText('Object portal-principal revoked (KeyCompromise).').waitFor();
     await objRow().getByText('Compromised', { exact: true }).waitFor();
     await objRow().getByText('KeyCompromise', { exact: true }).waitFor();
-    await d.settle();
+    await settle();
     await page.getByTestId('tde-state').getByText('Inaccessible', { exact: true }).waitFor();
     await shot('kmip-02-revoked');
     log('revoked in the portal; the database is Inaccessible');
@@ -98,5 +101,6 @@ await run('KMIP browser test', d, async () => {
     await shot('kmip-04-destroyed');
     log('destroyed the key, created and deleted a client');
   });
-});
+}
 
+await main('KMIP', d, run);

@@ -5,11 +5,11 @@
 // polled through POST /emulator/settle and the page is waited on for text.
 //
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/portal.test.mjs
-import { Pgcmkd, log, run, withPage } from './harness.mjs';
+import { Daemon, log, main, withPage } from './harness.mjs';
 
 const SUB = '00000000-0000-4000-8000-000000000001';
 const RG = 'portal-demo';
-const d = new Pgcmkd('portal');
+const d = new Daemon('portal');
 
 async function prepare() {
   const info = await d.ok('GET', '/emulator/info');
@@ -33,10 +33,11 @@ async function prepare() {
 }
 
 // --- the browser -----------------------------------------------------------------------------
-await run('browser test', d, async () => {
+await main('portal', d, async () => {
+  await d.start();
   const p = await prepare();
-  await withPage(async ({ page, shot }) => {
-    const base = d.base;
+  await withPage(async (page, shot) => {
+    const base = `https://localhost:${d.port}/portal/`;
     const state = page.getByTestId('state');
 
     // 1. create the CMK cluster with the portal's form

@@ -12,26 +12,22 @@
 //   PGCMKD=build/pgcmkd SCREENS=build/browser-screens node tests/browser/vault.test.mjs
 import fs from 'node:fs';
 import path from 'node:path';
-import { Pgcmkd, fail, log, run, withPage } from './harness.mjs';
+import { Daemon, log, fail, main, withPage } from './harness.mjs';
 
-const d = new Pgcmkd('vault', ['--vault-port', '0']);
+const d = new Daemon('vault');
+const dataDir = d.dataDir;
+const ok = d.ok.bind(d);
+const settle = d.settle.bind(d);
 
 let vaultAddr = '';
-let rootToken = '';
+const vault = d.vault.bind(d);
 
-// One Vault API call with the root token (or another); the answer's JSON.
-async function vault(method, p, body, token = rootToken) {
-  const r = await d.tls(method, `${vaultAddr}/v1/${p}`, body, { 'X-Vault-Token': token });
-  if (r.status >= 300) fail(`${method} ${p}: ${r.status} ${r.text}`);
-  return r.json;
-}
-
-await run('Vault browser test', d, async () => {
-  const info = await d.ok('GET', '/emulator/info');
+async function run() {
+  await d.start(['--vault-port', '0']);
+  const info = await ok('GET', '/emulator/info');
   const v = info.vault || fail(`no vault in /emulator/info: ${JSON.stringify(info.ports)}`);
   vaultAddr = v.address;
-  rootToken = v.rootToken;
-  if (!vaultAddr || !rootToken) fail(`vault.address / vault.rootToken missing: ${JSON.stringify(v)}`);
+  if (!vaultAddr || !v.rootToken) fail(`vault.address / vault.rootToken missing: ${JSON.stringify(v)}`);
   // seed 004: the KES policy (KV v2), AppRole with the role kes-server
   await vault('PUT', 'sys/policies/acl/kes-policy', { policy: 'path "kv/data/*" {\n   capabilities = [ "create", "read" ]\n}\n' });
   await vault('POST', 'sys/auth/approle', { type: 'approle' });
@@ -43,17 +39,17 @@ await run('Vault browser test', d, async () => {
   // pg_tde's token and a database keyed by secret/portal-key (the agent creates the key)
   await vault('PUT', 'sys/policies/acl/pg-tde', { policy: 'path "secret/data/*" { capabilities = ["create", "read", "update"] }\npath "secret/metadata/*" { capabilities = ["read", "list"] }\npath "sys/mounts/secret" { capabilities = ["read"] }\n' });
   const tok = await vault('POST', 'auth/token/create', { policies: ['pg-tde'], display_name: 'pg_tde' });
-  const tokenFile = path.join(d.dataDir, 'pg_tde.token');
+  const tokenFile = path.join(dataDir, 'pg_tde.token');
   fs.writeFileSync(tokenFile, tok.auth.client_token, { mode: 0o600 });
   const accessor = tok.auth.accessor;
-  const db = await d.ok('PUT', '/emulator/tde/databases/portal-vault-db', { keyProvider: { type: 'vault-v2', url: vaultAddr, mountPath: 'secret',
-    tokenPath: tokenFile, caPath: path.join(d.dataDir, 'ca.pem') }, principalKeyName: 'portal-key' });
+  const db = await ok('PUT', '/emulator/tde/databases/portal-vault-db', { keyProvider: { type: 'vault-v2', url: vaultAddr, mountPath: 'secret',
+    tokenPath: tokenFile, caPath: path.join(dataDir, 'ca.pem') }, principalKeyName: 'portal-key' });
   if (db.state !== 'Ready') fail(`the database is ${db.state}: ${JSON.stringify(db)}`);
-  await d.settle();
+  await settle();
   log(`Vault at ${vaultAddr}; database portal-vault-db on secret/portal-key; pg_tde token ${accessor}`);
 
-  await withPage(async ({ page, shot }) => {
-    const base = d.base;
+  await withPage(async (page, shot) => {
+    const base = `https://localhost:${d.port}/portal/`;
     const secretRow = (id) => page.getByRole('row').filter({ has: page.getByText(id, { exact: true }) });
 
     // 1. from the navigation to the page: seal state, mounts, secrets (no values), AppRole, policies, tokens
@@ -86,7 +82,7 @@ await run('Vault browser test', d, async () => {
     // 3. delete the key's latest version: the database goes Inaccessible; its page explains why
     await page.getByRole('button', { name: 'Delete secret/portal-key' }).click();
     await page.getByText('Secret secret/portal-key deleted.').waitFor();
-    await d.settle();
+    await settle();
     await page.getByTestId('tde-state').getByText('Inaccessible', { exact: true }).waitFor();
     await page.getByRole('list', { name: 'Databases using secret/portal-key' }).getByText('Inaccessible', { exact: true }).waitFor();
     await shot('vault-03-secret-deleted');
@@ -118,5 +114,6 @@ await run('Vault browser test', d, async () => {
     await shot('vault-06-token-revoked');
     log('revealed, deleted, sealed/unsealed and revoked in the portal');
   });
-});
+}
 
+await main('Vault', d, run);

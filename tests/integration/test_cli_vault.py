@@ -7,50 +7,17 @@ Vault's errors as exit 1 (403) and 3 (404), the usage errors (exit 2, empty valu
 a self-managed database declared on a Vault secret."""
 import json
 import os
-import subprocess
 
 import pytest
 
-from conftest import ROOT
+from clitools import Cli
 
 hvac = pytest.importorskip("hvac")
 
-CLI = os.path.join(ROOT, "cli", "pgcmk")
 
 V1_POLICY = 'path "kv/*" {\n   capabilities = [ "create", "read", "delete", "list" ]\n}\n'
 V2_POLICY = ('path "kv/data/*" {\n   capabilities = [ "create", "read" ]\n}\n'
              'path "kv/metadata/*" {\n   capabilities = [ "list", "delete" ]\n}\n')
-
-
-class Cli:
-    def __init__(self, daemon, config_dir):
-        self.d = daemon
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("PGCMK") and not k.startswith("VAULT_")}
-        self.env.update(PGCMK_URL=daemon.base, PGCMK_CA=daemon.ca, PGCMK_CONFIG_DIR=config_dir,
-                        PGCMK_POLL_INTERVAL="0.05", PGCMK_WAIT_TIMEOUT="60")
-
-    def run(self, *args, env=None, input=None, cwd=ROOT, timeout=90):
-        e = dict(self.env, **(env or {}))
-        return subprocess.run([CLI, *args], capture_output=True, text=True, env=e, input=input,
-                              timeout=timeout, cwd=cwd)
-
-    def out(self, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == 0, f"pgcmk {' '.join(args)} -> {r.returncode}\n{r.stderr}{r.stdout}"
-        assert r.stderr == "", r.stderr
-        return r.stdout
-
-    def json(self, *args, **kw):
-        return json.loads(self.out(*args, **kw))
-
-    def fail(self, *args, rc=1, err=None, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == rc, f"pgcmk {' '.join(args)}: expected {rc}, got {r.returncode}\n" \
-                                   f"{r.stderr}{r.stdout}"
-        if err is not None:
-            assert err in r.stderr, r.stderr
-        return r
 
 
 def table(text):

@@ -114,19 +114,24 @@ VAULT_EXPECT = ["Vault: https://127.0.0.1:", "Sealed          false",
                 "role_id\n", "secret_id secret_id_accessor", "deleted vault-wal", "policies left: default root"]
 
 
-def test_vault_walkthrough_runs_twice(start_daemon):
+def run_twice(start_daemon, doc, expect, drop_env=("VAULT_",)):
+    """Runs doc's sh blocks twice in a row on one daemon with its Vault listener."""
     d = start_daemon("--vault-port", "0")
-    script = "set -euo pipefail\n" + "\n".join(sh_blocks(VAULT_DOC))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    script = "set -euo pipefail\n" + "\n".join(sh_blocks(doc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
     env.update(PGCMK=d.base, CA=d.ca)
     env.pop("PGCMKD_PID", None)
     for run in (1, 2):
         r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=180)
-        assert r.returncode == 0, f"{VAULT_DOC} run {run} failed:\n{r.stdout}\n{r.stderr}"
-        for expected in VAULT_EXPECT:
+        assert r.returncode == 0, f"{doc} run {run} failed:\n{r.stdout}\n{r.stderr}"
+        for expected in expect:
             assert expected in r.stdout, \
-                f"{VAULT_DOC} run {run}: expected {expected!r} in output:\n{r.stdout}\n{r.stderr}"
+                f"{doc} run {run}: expected {expected!r} in output:\n{r.stdout}\n{r.stderr}"
+
+
+def test_vault_walkthrough_runs_twice(start_daemon):
+    run_twice(start_daemon, VAULT_DOC, VAULT_EXPECT)
 
 
 def test_coverage_table_is_fresh(daemon):
@@ -139,3 +144,26 @@ def test_coverage_table_is_fresh(daemon):
     want = gen.render(daemon.get("/emulator/routes").json())
     with open(os.path.join(ROOT, "docs", "coverage.md"), encoding="utf-8") as f:
         assert f.read() == want, "docs/coverage.md is stale: run `make docs`"
+
+
+# docs/kes.md needs a daemon with its Vault listener (KES servers are created by the walkthrough on
+# free ports) and must run twice in a row on the same daemon (it cleans up after itself).
+KES_DOC = "docs/kes.md"
+KES_EXPECT = ["Vault: https://127.0.0.1:", "Success! Enabled the kv secrets engine at: kv/",
+              "role id: 36 characters, secret id: 36 characters", "server identity: ",
+              "Your API key:\n\n   kes:v1:", "Your Identity:\n\n   ", "admin identity: ",
+              "export KES_SERVER=https://127.0.0.1:", '{"version":"string","up":true}',
+              "dek: plaintext 32 bytes, ciphertext 76 bytes", '["my-key-1"]', "decrypt: same key",
+              'Error: failed to create key "my-key-1": key already exists\nexit 1',
+              "Error: failed to derive key: key does not exist\nexit 1", "v2 dek: 32 bytes",
+              '{"v2_current_version":1}', '["my-app"]', "app dek: 32 bytes",
+              'Error: failed to create key "my-key-2": not authorized: insufficient permissions\napp create: exit 1',
+              "Error: failed to derive key: not authorized: insufficient permissions\napp dek denied: exit 1",
+              "app dek again: 32 bytes", "Success! Vault is sealed.", '{"keystore_unreachable":true}',
+              "sealed 30s: dek 32 bytes", "sealed 3m30s: exit 1", "unsealed: dek 32 bytes",
+              "deleted, still cached: dek 32 bytes", "Error: failed to derive key: key does not exist\ndeleted: exit 1",
+              "KES servers left: 0"]
+
+
+def test_kes_walkthrough_runs_twice(start_daemon):
+    run_twice(start_daemon, KES_DOC, KES_EXPECT, drop_env=("VAULT_", "KES_", "SSL_CERT"))

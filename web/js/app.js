@@ -9,6 +9,7 @@ import { activityView } from './views/activity.js';
 import { deletedView } from './views/deleted.js';
 import { kmipView, tdeView } from './views/kmip.js';
 import { hvaultView } from './views/hvault.js';
+import { kesView } from './views/kes.js';
 
 const POLL_MS = 1500;
 const main = document.getElementById('main');
@@ -23,6 +24,7 @@ function route() {
   if (hash === '/deleted') return deletedView();
   if (hash === '/kmip') return kmipView();
   if (hash === '/vault-api') return hvaultView();
+  if (hash === '/kes') return kesView();
   if (hash.startsWith('/tde/')) return tdeView(hash.slice('/tde/'.length));
   return homeView();
 }

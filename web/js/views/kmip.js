@@ -189,10 +189,22 @@ export function tdeView(name) {
         ['Principal key (secret)', pk.name || db.principalKeyName],
         ['Last check', fmtTime(db.lastCheck)],
       ]));
+    } else if (kp.type === 'kes') {
+      line.replaceChildren('Encrypted with a data key from a KES server (generated at create, decrypted at each key check). ', link('#/kes', 'KES servers'));
+      props.show(db, () => dl([
+        ['State', h('span', { 'data-testid': 'state' }, stateBadge(db.state))],
+        ['Why inaccessible', db.state === 'Inaccessible' ? h('span', { class: 'reason', 'data-testid': 'reason' }, `${db.reasonCode || ''}: ${db.reason || ''}`) : null],
+        ['KES server (url)', kp.url ? h('code', {}, kp.url) : null],
+        ['Identity', kp.identity ? h('code', {}, kp.identity) : null],
+        ['Client certificate (certPath)', kp.certPath ? h('code', {}, kp.certPath) : null],
+        ['CA (caPath)', kp.caPath ? h('code', {}, kp.caPath) : (kp.insecure ? 'not verified (insecure)' : null)],
+        ['KES key', pk.name || db.principalKeyName],
+        ['Last check', fmtTime(db.lastCheck)],
+      ]));
     } else {
       line.replaceChildren('Encrypted by pg_tde with a principal key on a KMIP server. ', link('#/kmip', 'KMIP server'));
     }
-    if (kp.type !== 'vault-v2') props.show(db, () => dl([
+    if (kp.type !== 'vault-v2' && kp.type !== 'kes') props.show(db, () => dl([
       ['State', h('span', { 'data-testid': 'state' }, stateBadge(db.state))],
       ['Why inaccessible', db.state === 'Inaccessible' ? h('span', { class: 'reason', 'data-testid': 'reason' }, `${db.reasonCode || ''}: ${db.reason || ''}`) : null],
       ['KMIP server', `${kp.host || '?'}:${kp.port || '?'}`],

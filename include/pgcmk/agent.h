@@ -28,6 +28,11 @@ struct pgcmk_agent_result {
     char message[512];
 };
 
+/* Fills res (code, lost, outage = !lost, message) and returns -1: how every key source of the
+ * agent (kmip.c, vault.c, kes.c) reports a failure. */
+int pgcmk_agent_fail(struct pgcmk_agent_result *res, int code, int lost, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Who asks and with what key. `key_uri` is a versioned key id on *.vault.localhost:PORT or
  * *.vault.azure.net[:443] (mapped to the local vault of that name; the port of a local URI is
  * ignored, the daemon's own is used); NULL means service-managed (the DEK is sealed under the

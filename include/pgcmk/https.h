@@ -36,4 +36,34 @@ int pgcmk_agent_https(const struct pgcmk_agent_https_req *rq, struct pgcmk_agent
 /* Wipes and frees the body. */
 void pgcmk_agent_https_release(struct pgcmk_agent_https_resp *rs);
 
+/* ---- the agent's key sources over HTTPS (src/agent/vault.c, kes.c) ------------------------ */
+
+struct pgcmk_agent_result; /* include/pgcmk/agent.h; pgcmk_agent_fail fills it */
+
+/* How a key source's calls are retried and told apart: a transport failure, or an answer that
+ * `outage` says is one, is tried again (retries times, backoff_ms doubling); a server certificate
+ * that does not verify ends the call as a loss (`not_trusted`), so does what `refused` recognises;
+ * after the last attempt an outage is `unreachable` (the DEK is kept). */
+struct pgcmk_agent_retry {
+    const char *service; /* "Vault", "KES": the messages start with it and the URL */
+    const char *url;
+    int retries;
+    long backoff_ms;
+    int not_trusted, unreachable; /* error-table codes (enum pgcmk_errc) */
+    int (*outage)(long status, const char *body, size_t len);         /* 1: try again */
+    void (*why)(const char *body, size_t len, char *out, size_t cap); /* an answer's error text */
+    /* Before each attempt (re-read a token, fill headers): -1 with res ends the call. */
+    int (*before)(void *arg, struct pgcmk_agent_https_req *rq, struct pgcmk_agent_result *res);
+    void (*after)(void *arg); /* after each attempt: wipe what before() made; may be NULL */
+    /* A transport failure that is the server refusing the client: -1 with res ends the call. */
+    int (*refused)(void *arg, const struct pgcmk_agent_https_resp *rs,
+                   struct pgcmk_agent_result *res);
+    void *arg;
+};
+
+/* 0 with rs (the final answer: any status that is not an outage; the caller releases it), or -1
+ * with res (an outage after every attempt, an untrusted server, a refusal, before()'s failure). */
+int pgcmk_agent_https_retry(const struct pgcmk_agent_retry *r, struct pgcmk_agent_https_req *rq,
+                            struct pgcmk_agent_https_resp *rs, struct pgcmk_agent_result *res);
+
 #endif

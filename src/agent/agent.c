@@ -649,6 +649,70 @@ agent_http(const struct agent_cfg *cfg, const struct agent_req *rq, struct agent
 /* ---- HTTPS for the agent's other key sources (include/pgcmk/https.h) ---------------------------
  */
 
+int
+pgcmk_agent_fail(struct pgcmk_agent_result *res, int code, int lost, const char *fmt, ...)
+{
+    va_list ap;
+
+    res->code = (enum pgcmk_errc)code;
+    res->lost = lost;
+    res->outage = !lost;
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof(res->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int
+pgcmk_agent_https_retry(const struct pgcmk_agent_retry *r, struct pgcmk_agent_https_req *rq,
+                        struct pgcmk_agent_https_resp *rs, struct pgcmk_agent_result *res)
+{
+    int failed = 1;
+
+    memset(rs, 0, sizeof(*rs));
+    for (int attempt = 0; attempt <= r->retries; attempt++) {
+        if (attempt) {
+            struct timespec ts = {0, r->backoff_ms * 1000000L << (attempt - 1)};
+
+            nanosleep(&ts, NULL);
+        }
+        pgcmk_agent_https_release(rs);
+        if (r->before && r->before(r->arg, rq, res))
+            return -1;
+        failed = pgcmk_agent_https(rq, rs) != 0;
+        if (r->after)
+            r->after(r->arg);
+        if (failed && rs->not_trusted)
+            return pgcmk_agent_fail(res, r->not_trusted, 1,
+                                    "%s %.200s: the server's certificate does not verify against "
+                                    "'%.200s': %.100s.",
+                                    r->service, r->url,
+                                    rq->ca_path ? rq->ca_path : "the system's trust store",
+                                    rs->error);
+        if (failed && r->refused && r->refused(r->arg, rs, res))
+            return -1;
+        if (!failed && !r->outage(rs->status, rs->body, rs->len))
+            return 0;
+    }
+    if (failed) {
+        pgcmk_agent_fail(res, r->unreachable, 0,
+                         "%s %.200s does not answer (%.150s) after %d attempts; the key is kept "
+                         "until it answers.",
+                         r->service, r->url, rs->error, r->retries + 1);
+    } else {
+        char why[200];
+
+        r->why(rs->body, rs->len, why, sizeof(why));
+        pgcmk_agent_fail(res, r->unreachable, 0,
+                         "%s %.200s answers HTTP %ld%s%.150s after %d attempts; the key is kept "
+                         "until it answers.",
+                         r->service, r->url, rs->status, why[0] ? ": " : "", why, r->retries + 1);
+    }
+    res->http_status = (int)rs->status;
+    pgcmk_agent_https_release(rs);
+    return -1;
+}
+
 void
 pgcmk_agent_https_release(struct pgcmk_agent_https_resp *rs)
 {

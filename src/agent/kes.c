@@ -384,22 +384,11 @@ struct kc_creds {
     char identity[PGCMK_KESC_ID_LEN];
 };
 
-static int kc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-
-static int
-kc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt, ...)
-{
-    va_list ap;
-
-    res->code = code;
-    res->lost = lost;
-    res->outage = !lost;
-    va_start(ap, fmt);
-    vsnprintf(res->message, sizeof(res->message), fmt, ap);
-    va_end(ap);
-    return -1;
-}
+/* Who a refusal names: the server and the identity. */
+struct kc_who {
+    const char *url;
+    const struct kc_creds *c;
+};
 
 static void
 kc_creds_release(struct kc_creds *c)
@@ -418,15 +407,17 @@ kc_creds(const struct pgcmk_kesc_target *t, struct kc_creds *c, struct pgcmk_age
         if (pgcmk_kesc_api_key_cert(t->api_key, (int64_t)time(NULL), &c->cert_pem, &c->key_pem) ||
             pgcmk_kesc_api_key_identity(t->api_key, c->identity)) {
             kc_creds_release(c);
-            return kc_fail(res, PGCMK_E_KES_PROVIDER_INVALID, 1,
-                           "KES %.200s: the API key is not a kes:v1: Ed25519 key.", t->url);
+            return pgcmk_agent_fail(res, PGCMK_E_KES_PROVIDER_INVALID, 1,
+                                    "KES %.200s: the API key is not a kes:v1: Ed25519 key.",
+                                    t->url);
         }
         return 0;
     }
     if (pgcmk_kesc_cert_file_identity(t->cert_path, c->identity))
-        return kc_fail(res, PGCMK_E_KES_PROVIDER_INVALID, 1,
-                       "KES %.200s: the client certificate '%.300s' cannot be read as PEM.", t->url,
-                       t->cert_path ? t->cert_path : "");
+        return pgcmk_agent_fail(
+            res, PGCMK_E_KES_PROVIDER_INVALID, 1,
+            "KES %.200s: the client certificate '%.300s' cannot be read as PEM.", t->url,
+            t->cert_path ? t->cert_path : "");
     return 0;
 }
 
@@ -437,6 +428,29 @@ kc_cert_refused(const char *error)
     return strstr(error, "alert") && (strstr(error, "certificate") || strstr(error, "unknown ca"));
 }
 
+static int
+kc_outage(long status, const char *body, size_t len)
+{
+    int outage;
+
+    pgcmk_kesc_classify(status, body, len, &outage);
+    return outage;
+}
+
+/* A TLS alert about the client's certificate: the server refused the identity's certificate. */
+static int
+kc_refused_cert(void *arg, const struct pgcmk_agent_https_resp *rs, struct pgcmk_agent_result *res)
+{
+    const struct kc_who *w = arg;
+
+    if (!kc_cert_refused(rs->error))
+        return 0;
+    return pgcmk_agent_fail(res, PGCMK_E_KES_SERVER_NOT_TRUSTED, 1,
+                            "KES %.200s refused the client certificate of identity %.64s in the "
+                            "TLS handshake: %.150s.",
+                            w->url, w->c->identity, rs->error);
+}
+
 /* One request with retries on outages: 0 with rs (the final answer, any status, the caller
  * releases it), or -1 with res (an outage, or a certificate problem). */
 static int
@@ -445,10 +459,23 @@ kc_call(const struct pgcmk_kesc_target *t, const struct kc_creds *c, const char 
 {
     static const char *const hdrs[] = {"Content-Type: application/json", "Accept: application/json",
                                        NULL};
-    int retries = t->retries < 0 ? KC_RETRIES : t->retries;
     long total = t->timeout_ms > 0 ? t->timeout_ms : KC_TOTAL_MS;
     struct pgcmk_agent_https_req rq;
-    int failed = 1;
+    struct kc_who who = {t->url, c};
+    struct pgcmk_agent_retry r = {
+        "KES",
+        t->url,
+        t->retries < 0 ? KC_RETRIES : t->retries,
+        KC_BACKOFF_MS,
+        PGCMK_E_KES_SERVER_NOT_TRUSTED,
+        PGCMK_E_KES_SERVER_UNREACHABLE,
+        kc_outage,
+        pgcmk_kesc_parse_message,
+        NULL,
+        NULL,
+        kc_refused_cert,
+        &who,
+    };
 
     memset(&rq, 0, sizeof(rq));
     rq.method = "POST"; /* kms-go sends POST for create, generate and decrypt */
@@ -463,50 +490,7 @@ kc_call(const struct pgcmk_kesc_target *t, const struct kc_creds *c, const char 
     rq.cert_path = c->cert_pem ? NULL : t->cert_path;
     rq.key_path = c->cert_pem ? NULL : t->key_path;
     rq.insecure = t->insecure;
-    memset(rs, 0, sizeof(*rs));
-    for (int attempt = 0; attempt <= retries; attempt++) {
-        if (attempt) {
-            struct timespec ts = {0, (long)KC_BACKOFF_MS * 1000000L << (attempt - 1)};
-
-            nanosleep(&ts, NULL);
-        }
-        pgcmk_agent_https_release(rs);
-        failed = pgcmk_agent_https(&rq, rs) != 0;
-        if (failed && rs->not_trusted)
-            return kc_fail(res, PGCMK_E_KES_SERVER_NOT_TRUSTED, 1,
-                           "KES %.200s: the server's certificate does not verify against "
-                           "'%.200s': %.100s.",
-                           t->url, t->ca_path ? t->ca_path : "the system's trust store", rs->error);
-        if (failed && kc_cert_refused(rs->error))
-            return kc_fail(res, PGCMK_E_KES_SERVER_NOT_TRUSTED, 1,
-                           "KES %.200s refused the client certificate of identity %.64s in the "
-                           "TLS handshake: %.150s.",
-                           t->url, c->identity, rs->error);
-        if (!failed) {
-            int outage;
-
-            pgcmk_kesc_classify(rs->status, rs->body, rs->len, &outage);
-            if (!outage)
-                return 0;
-        }
-    }
-    if (failed)
-        kc_fail(res, PGCMK_E_KES_SERVER_UNREACHABLE, 0,
-                "KES %.200s does not answer (%.150s) after %d attempts; the key is kept until it "
-                "answers.",
-                t->url, rs->error, retries + 1);
-    else {
-        char why[200];
-
-        pgcmk_kesc_parse_message(rs->body, rs->len, why, sizeof(why));
-        kc_fail(res, PGCMK_E_KES_SERVER_UNREACHABLE, 0,
-                "KES %.200s answers HTTP %ld%s%.150s after %d attempts; the key is kept until it "
-                "answers.",
-                t->url, rs->status, why[0] ? ": " : "", why, retries + 1);
-    }
-    res->http_status = (int)rs->status;
-    pgcmk_agent_https_release(rs);
-    return -1;
+    return pgcmk_agent_https_retry(&r, &rq, rs, res);
 }
 
 /* A final non-2xx answer as a loss, with a message naming the request and the identity. */
@@ -527,9 +511,10 @@ kc_refused(const struct pgcmk_kesc_target *t, const struct kc_creds *c, const ch
                            : "";
 
     pgcmk_kesc_parse_message(rs->body, rs->len, why, sizeof(why));
-    kc_fail(res, code, !outage,
-            "KES %.200s answers HTTP %ld to POST /v1/key/%s/%.80s for identity %.64s: %.200s%s.",
-            t->url, rs->status, op, key, c->identity, why[0] ? why : "no message", what);
+    pgcmk_agent_fail(
+        res, code, !outage,
+        "KES %.200s answers HTTP %ld to POST /v1/key/%s/%.80s for identity %.64s: %.200s%s.",
+        t->url, rs->status, op, key, c->identity, why[0] ? why : "no message", what);
     res->http_status = (int)rs->status;
     pgcmk_agent_https_release(rs);
     return -1;
@@ -556,10 +541,11 @@ kc_key_ok(const struct pgcmk_kesc_target *t, const char *key, struct pgcmk_agent
 {
     if (pgcmk_kesc_key_name_ok(key))
         return 0;
-    return kc_fail(res, PGCMK_E_KES_PROVIDER_INVALID, 1,
-                   "KES %.200s: '%.100s' is not a valid KES key name (1 to 80 of [0-9A-Za-z_-], "
-                   "no '-' first or last).",
-                   t->url, key);
+    return pgcmk_agent_fail(
+        res, PGCMK_E_KES_PROVIDER_INVALID, 1,
+        "KES %.200s: '%.100s' is not a valid KES key name (1 to 80 of [0-9A-Za-z_-], "
+        "no '-' first or last).",
+        t->url, key);
 }
 
 int
@@ -599,10 +585,10 @@ pgcmk_agent_kes_new_dek(const char *db_id, const struct pgcmk_kesc_target *t, co
     rc = pgcmk_kesc_parse_generate(rs.body, rs.len, dek, wrapped, wrapped_len);
     pgcmk_agent_https_release(&rs);
     if (rc) {
-        kc_fail(res, PGCMK_E_KES_REQUEST_REFUSED, 1,
-                "KES %.200s: the answer to POST /v1/key/generate/%.80s is not a data key "
-                "(base64 plaintext of 32 bytes and a ciphertext).",
-                t->url, key_name);
+        pgcmk_agent_fail(res, PGCMK_E_KES_REQUEST_REFUSED, 1,
+                         "KES %.200s: the answer to POST /v1/key/generate/%.80s is not a data key "
+                         "(base64 plaintext of 32 bytes and a ciphertext).",
+                         t->url, key_name);
         goto out;
     }
     pgcmk_agent_keep(db_id, dek);
@@ -636,10 +622,11 @@ pgcmk_agent_kes_check(const char *db_id, const struct pgcmk_kesc_target *t, cons
         rc = pgcmk_kesc_parse_plaintext(rs.body, rs.len, dek, &pl);
         pgcmk_agent_https_release(&rs);
         if (rc)
-            kc_fail(res, PGCMK_E_KES_KEY_MISMATCH, 1,
-                    "KES %.200s: POST /v1/key/decrypt/%.80s gives %zu bytes, not the database's "
-                    "32-byte key.",
-                    t->url, key_name, pl);
+            pgcmk_agent_fail(
+                res, PGCMK_E_KES_KEY_MISMATCH, 1,
+                "KES %.200s: POST /v1/key/decrypt/%.80s gives %zu bytes, not the database's "
+                "32-byte key.",
+                t->url, key_name, pl);
     }
     kc_creds_release(&c);
     if (rc)

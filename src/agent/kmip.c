@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "pgcmk/agent.h"
 #include "pgcmk/core.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/kmip.h"
@@ -721,23 +722,6 @@ pgcmk_kmip_state_name(uint32_t state)
     }
 }
 
-static int kc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-
-static int
-kc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt, ...)
-{
-    va_list ap;
-
-    res->code = code;
-    res->lost = lost;
-    res->outage = !lost;
-    va_start(ap, fmt);
-    vsnprintf(res->message, sizeof(res->message), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* What the call is about, for messages. */
 struct kc_what {
     const char *name, *uid;
@@ -785,17 +769,19 @@ kc_call(const struct pgcmk_kmipc_target *t, uint32_t op, const unsigned char *re
 
                 switch (r->result_reason) {
                 case PGCMK_KMIP_RR_ITEM_NOT_FOUND:
-                    return kc_fail(res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
-                                   "KMIP server %s:%d: %s was not found (%s: Item Not Found: "
-                                   "%.120s).",
-                                   t->host, t->port, subj, opn, r->result_message);
+                    return pgcmk_agent_fail(
+                        res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
+                        "KMIP server %s:%d: %s was not found (%s: Item Not Found: "
+                        "%.120s).",
+                        t->host, t->port, subj, opn, r->result_message);
                 case PGCMK_KMIP_RR_PERMISSION_DENIED:
                 case PGCMK_KMIP_RR_AUTHENTICATION_NOT_SUCCESSFUL:
-                    return kc_fail(res, PGCMK_E_KMIP_CREDENTIALS_REFUSED, 1,
-                                   "KMIP server %s:%d refused %s on %s for the client "
-                                   "certificate '%.200s' (%s: %.120s).",
-                                   t->host, t->port, opn, subj, t->cert_path ? t->cert_path : "",
-                                   rr ? rr : "?", r->result_message);
+                    return pgcmk_agent_fail(res, PGCMK_E_KMIP_CREDENTIALS_REFUSED, 1,
+                                            "KMIP server %s:%d refused %s on %s for the client "
+                                            "certificate '%.200s' (%s: %.120s).",
+                                            t->host, t->port, opn, subj,
+                                            t->cert_path ? t->cert_path : "", rr ? rr : "?",
+                                            r->result_message);
                 default:
                     snprintf(why, sizeof(why), "%s failed: %s: %.100s", opn, rr ? rr : "?",
                              r->result_message);
@@ -806,25 +792,27 @@ kc_call(const struct pgcmk_kmipc_target *t, uint32_t op, const unsigned char *re
         }
         switch (o) {
         case KC_REFUSED:
-            return kc_fail(res, PGCMK_E_KMIP_CREDENTIALS_REFUSED, 1,
-                           "KMIP server %s:%d: %s, so %s cannot be reached with the client "
-                           "certificate '%.200s'.",
-                           t->host, t->port, io.why, subj, t->cert_path ? t->cert_path : "");
+            return pgcmk_agent_fail(
+                res, PGCMK_E_KMIP_CREDENTIALS_REFUSED, 1,
+                "KMIP server %s:%d: %s, so %s cannot be reached with the client "
+                "certificate '%.200s'.",
+                t->host, t->port, io.why, subj, t->cert_path ? t->cert_path : "");
         case KC_UNTRUSTED:
-            return kc_fail(res, PGCMK_E_KMIP_SERVER_NOT_TRUSTED, 1,
-                           "KMIP server %s:%d: %s '%.200s'; %s is not asked for.", t->host, t->port,
-                           io.why, t->ca_path ? t->ca_path : "", subj);
+            return pgcmk_agent_fail(res, PGCMK_E_KMIP_SERVER_NOT_TRUSTED, 1,
+                                    "KMIP server %s:%d: %s '%.200s'; %s is not asked for.", t->host,
+                                    t->port, io.why, t->ca_path ? t->ca_path : "", subj);
         case KC_CONFIG:
-            return kc_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "KMIP server %s:%d: %s.", t->host,
-                           t->port, io.why);
+            return pgcmk_agent_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "KMIP server %s:%d: %s.",
+                                    t->host, t->port, io.why);
         default:
             break;
         }
         if (attempt >= retries)
-            return kc_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
-                           "KMIP server %s:%d is unreachable: %s (%s of %s, %d attempts); the "
-                           "database keeps its key in memory until the server answers.",
-                           t->host, t->port, io.why, opn, subj, attempt + 1);
+            return pgcmk_agent_fail(
+                res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
+                "KMIP server %s:%d is unreachable: %s (%s of %s, %d attempts); the "
+                "database keeps its key in memory until the server answers.",
+                t->host, t->port, io.why, opn, subj, attempt + 1);
         {
             struct timespec ts = {0, (long)KC_BACKOFF_MS * 1000000L << attempt};
 
@@ -849,22 +837,22 @@ pgcmk_kmipc_register(const struct pgcmk_kmipc_target *t, const char *name, const
 
     memset(res, 0, sizeof(*res));
     if (key_len != 16 && key_len != 32)
-        return kc_fail(res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
-                       "A principal key must be 16 or 32 bytes, not %zu.", key_len);
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
+                                "A principal key must be 16 or 32 bytes, not %zu.", key_len);
     req = pgcmk_kmipc_build_register(name, key, key_len, (int64_t)time(NULL), &n);
     if (!req)
-        return kc_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1,
-                       "The key name '%.100s' cannot be encoded.", name);
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1,
+                                "The key name '%.100s' cannot be encoded.", name);
     rc = kc_call(t, PGCMK_KMIP_OP_REGISTER, req, n, &w, &r, res);
     OPENSSL_cleanse(req, n);
     free(req);
     if (rc)
         return -1;
     if (r.n_uids < 1)
-        return kc_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
-                       "KMIP server %s:%d answered Register of '%.100s' without a Unique "
-                       "Identifier.",
-                       t->host, t->port, name);
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
+                                "KMIP server %s:%d answered Register of '%.100s' without a Unique "
+                                "Identifier.",
+                                t->host, t->port, name);
     snprintf(uid, PGCMK_KMIPC_UID_LEN, "%s", r.uids[0]);
     return 0;
 }
@@ -882,8 +870,8 @@ pgcmk_kmipc_locate(const struct pgcmk_kmipc_target *t, const char *name,
 
     memset(res, 0, sizeof(*res));
     if (!req)
-        return kc_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1,
-                       "The key name '%.100s' cannot be encoded.", name);
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1,
+                                "The key name '%.100s' cannot be encoded.", name);
     rc = kc_call(t, PGCMK_KMIP_OP_LOCATE, req, n, &w, &r, res);
     free(req);
     if (rc)
@@ -907,17 +895,18 @@ pgcmk_kmipc_get(const struct pgcmk_kmipc_target *t, const char *uid,
     memset(res, 0, sizeof(*res));
     *key_len = 0;
     if (!req)
-        return kc_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "A bad Unique Identifier.");
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "A bad Unique Identifier.");
     rc = kc_call(t, PGCMK_KMIP_OP_GET, req, n, &w, &r, res);
     free(req);
     if (rc)
         return -1;
     if (r.key_too_long || r.key_len == 0) {
         OPENSSL_cleanse(&r, sizeof(r));
-        return kc_fail(res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
-                       "KMIP server %s:%d: the object with Unique Identifier %.64s is not a "
-                       "symmetric key of 16 or 32 bytes.",
-                       t->host, t->port, uid);
+        return pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
+            "KMIP server %s:%d: the object with Unique Identifier %.64s is not a "
+            "symmetric key of 16 or 32 bytes.",
+            t->host, t->port, uid);
     }
     memcpy(key, r.key, r.key_len);
     *key_len = r.key_len;
@@ -938,15 +927,16 @@ pgcmk_kmipc_get_state(const struct pgcmk_kmipc_target *t, const char *uid, uint3
     memset(res, 0, sizeof(*res));
     *state = 0;
     if (!req)
-        return kc_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "A bad Unique Identifier.");
+        return pgcmk_agent_fail(res, PGCMK_E_KMIP_PROVIDER_INVALID, 1, "A bad Unique Identifier.");
     rc = kc_call(t, PGCMK_KMIP_OP_GET_ATTRIBUTES, req, n, &w, &r, res);
     free(req);
     if (rc)
         return -1;
     if (!r.state)
-        return kc_fail(res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
-                       "KMIP server %s:%d answered Get Attributes of %.64s without a State.",
-                       t->host, t->port, uid);
+        return pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_SERVER_UNREACHABLE, 0,
+            "KMIP server %s:%d answered Get Attributes of %.64s without a State.", t->host, t->port,
+            uid);
     *state = r.state;
     return 0;
 }
@@ -974,11 +964,12 @@ kc_locate_one(const struct pgcmk_kmipc_target *t, const char *name, char uid[PGC
     if (n < 0)
         return -1;
     if (n > 1)
-        return kc_fail(res, PGCMK_E_KMIP_KEY_AMBIGUOUS, 1,
-                       "KMIP server %s:%d has %d%s keys named '%.100s' (Unique Identifiers %.40s, "
-                       "%.40s...); pg_tde refuses an ambiguous principal key name.",
-                       t->host, t->port, n, n >= PGCMK_KMIPC_MAX_ITEMS ? " or more" : "", name,
-                       uids[0], uids[1]);
+        return pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_KEY_AMBIGUOUS, 1,
+            "KMIP server %s:%d has %d%s keys named '%.100s' (Unique Identifiers %.40s, "
+            "%.40s...); pg_tde refuses an ambiguous principal key name.",
+            t->host, t->port, n, n >= PGCMK_KMIPC_MAX_ITEMS ? " or more" : "", name, uids[0],
+            uids[1]);
     if (n == 1)
         snprintf(uid, PGCMK_KMIPC_UID_LEN, "%s", uids[0]);
     return n;
@@ -993,15 +984,15 @@ kc_check_state(const struct pgcmk_kmipc_target *t, const char *name, const char 
         return -1;
     if (*state == PGCMK_KMIP_STATE_PRE_ACTIVE || *state == PGCMK_KMIP_STATE_ACTIVE)
         return 0;
-    return kc_fail(res,
-                   *state == PGCMK_KMIP_STATE_DESTROYED ||
-                           *state == PGCMK_KMIP_STATE_DESTROYED_COMPROMISED
-                       ? PGCMK_E_KMIP_KEY_DESTROYED
-                       : PGCMK_E_KMIP_KEY_REVOKED,
-                   1,
-                   "KMIP server %s:%d: the principal key '%.100s' (Unique Identifier %.64s) is "
-                   "%s; a key must be Pre-Active or Active to be used.",
-                   t->host, t->port, name, uid, pgcmk_kmip_state_name(*state));
+    return pgcmk_agent_fail(
+        res,
+        *state == PGCMK_KMIP_STATE_DESTROYED || *state == PGCMK_KMIP_STATE_DESTROYED_COMPROMISED
+            ? PGCMK_E_KMIP_KEY_DESTROYED
+            : PGCMK_E_KMIP_KEY_REVOKED,
+        1,
+        "KMIP server %s:%d: the principal key '%.100s' (Unique Identifier %.64s) is "
+        "%s; a key must be Pre-Active or Active to be used.",
+        t->host, t->port, name, uid, pgcmk_kmip_state_name(*state));
 }
 
 static int
@@ -1018,10 +1009,11 @@ kc_get_key(const struct pgcmk_kmipc_target *t, const char *name, const char *uid
     }
     if (*pk_len != 16 && *pk_len != 32) {
         OPENSSL_cleanse(pk, PGCMK_KMIPC_MAX_KEY);
-        return kc_fail(res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
-                       "KMIP server %s:%d: the principal key '%.100s' (Unique Identifier %.64s) "
-                       "is %zu bytes; pg_tde accepts only 16 or 32.",
-                       t->host, t->port, name, uid, *pk_len);
+        return pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_KEY_LENGTH_INVALID, 1,
+            "KMIP server %s:%d: the principal key '%.100s' (Unique Identifier %.64s) "
+            "is %zu bytes; pg_tde accepts only 16 or 32.",
+            t->host, t->port, name, uid, *pk_len);
     }
     return 0;
 }
@@ -1045,7 +1037,7 @@ pgcmk_agent_kmip_new_dek(const char *db_id, const struct pgcmk_kmipc_target *t,
         return -1;
     if (n == 0) { /* pg_tde_create_key_using_global_key_provider: a new random key */
         if (pgcmk_random(pk, 32))
-            return kc_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
+            return pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
         rc = pgcmk_kmipc_register(t, key_name, pk, 32, uid, res);
         OPENSSL_cleanse(pk, sizeof(pk));
         if (rc)
@@ -1060,9 +1052,9 @@ pgcmk_agent_kmip_new_dek(const char *db_id, const struct pgcmk_kmipc_target *t,
     kc_kek(pk, pk_len, kek);
     OPENSSL_cleanse(pk, sizeof(pk));
     if (pgcmk_random(dek, sizeof(dek))) {
-        kc_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
     } else if (pgcmk_aead_seal(kek, db_id, strlen(db_id), dek, sizeof(dek), wrapped, wrapped_len)) {
-        kc_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
     } else {
         pgcmk_agent_keep(db_id, dek);
         snprintf(alg, 24, "%s", KC_ALG);
@@ -1088,10 +1080,11 @@ pgcmk_agent_kmip_check(const char *db_id, const struct pgcmk_kmipc_target *t, co
     *state = 0;
     n = kc_locate_one(t, key_name, uid, res);
     if (n == 0)
-        kc_fail(res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
-                "KMIP server %s:%d has no key named '%.100s' (it was Unique Identifier %.64s): "
-                "the principal key was destroyed or removed.",
-                t->host, t->port, key_name, expect_uid && *expect_uid ? expect_uid : "?");
+        pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
+            "KMIP server %s:%d has no key named '%.100s' (it was Unique Identifier %.64s): "
+            "the principal key was destroyed or removed.",
+            t->host, t->port, key_name, expect_uid && *expect_uid ? expect_uid : "?");
     if (n <= 0 || kc_check_state(t, key_name, uid, state, res) ||
         kc_get_key(t, key_name, uid, pk, &pk_len, res))
         goto fail;
@@ -1104,10 +1097,11 @@ pgcmk_agent_kmip_check(const char *db_id, const struct pgcmk_kmipc_target *t, co
             OPENSSL_cleanse(dek, dek_len);
             free(dek);
         }
-        kc_fail(res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
-                "KMIP server %s:%d: the key named '%.100s' (Unique Identifier %.64s) does not "
-                "unwrap the database's key; the principal key it was wrapped with (%.64s) is gone.",
-                t->host, t->port, key_name, uid, expect_uid && *expect_uid ? expect_uid : "?");
+        pgcmk_agent_fail(
+            res, PGCMK_E_KMIP_KEY_NOT_FOUND, 1,
+            "KMIP server %s:%d: the key named '%.100s' (Unique Identifier %.64s) does not "
+            "unwrap the database's key; the principal key it was wrapped with (%.64s) is gone.",
+            t->host, t->port, key_name, uid, expect_uid && *expect_uid ? expect_uid : "?");
         goto fail;
     }
     pgcmk_agent_keep(db_id, dek);

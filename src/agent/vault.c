@@ -243,23 +243,6 @@ pgcmk_vaultc_classify(long status, const char *body, size_t len, int *outage)
 
 /* ---- calls -------------------------------------------------------------------------------- */
 
-static int vc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-
-static int
-vc_fail(struct pgcmk_agent_result *res, enum pgcmk_errc code, int lost, const char *fmt, ...)
-{
-    va_list ap;
-
-    res->code = code;
-    res->lost = lost;
-    res->outage = !lost;
-    va_start(ap, fmt);
-    vsnprintf(res->message, sizeof(res->message), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* The token file's contents without trailing white space: 0, or -1 with res. */
 static int
 vc_token(const struct pgcmk_vaultc_target *t, char tok[VC_TOKEN_MAX],
@@ -280,12 +263,58 @@ vc_token(const struct pgcmk_vaultc_target *t, char tok[VC_TOKEN_MAX],
         tok[--n] = '\0';
     if (fd < 0 || n <= 0 || strchr(tok, '\n') || strchr(tok, '\r')) {
         OPENSSL_cleanse(tok, VC_TOKEN_MAX);
-        return vc_fail(res, PGCMK_E_HV_TOKEN_FILE_UNREADABLE, 1,
-                       "Vault %.200s: the token file '%.200s' %s.", t->url,
-                       t->token_path ? t->token_path : "",
-                       fd < 0 ? strerror(err) : "is empty or holds more than one line");
+        return pgcmk_agent_fail(res, PGCMK_E_HV_TOKEN_FILE_UNREADABLE, 1,
+                                "Vault %.200s: the token file '%.200s' %s.", t->url,
+                                t->token_path ? t->token_path : "",
+                                fd < 0 ? strerror(err) : "is empty or holds more than one line");
     }
     return 0;
+}
+
+/* What one attempt sends: pg_tde's headers, the token re-read from its file each time. */
+struct vc_attempt {
+    const struct pgcmk_vaultc_target *t;
+    char hx[VC_TOKEN_MAX + 32], hn[600];
+    const char *hdrs[4];
+};
+
+static int
+vc_before(void *arg, struct pgcmk_agent_https_req *rq, struct pgcmk_agent_result *res)
+{
+    struct vc_attempt *a = arg;
+    char tok[VC_TOKEN_MAX];
+    int nh = 0;
+
+    if (vc_token(a->t, tok, res)) /* re-read at each call, as pg_tde does */
+        return -1;
+    snprintf(a->hx, sizeof(a->hx), "X-Vault-Token: %s", tok);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    a->hdrs[nh++] = a->hx;
+    if (a->t->ns && *a->t->ns) {
+        snprintf(a->hn, sizeof(a->hn), "X-Vault-Namespace: %.500s", a->t->ns);
+        a->hdrs[nh++] = a->hn;
+    }
+    a->hdrs[nh++] = "Content-Type: application/json";
+    a->hdrs[nh] = NULL;
+    rq->headers = a->hdrs;
+    return 0;
+}
+
+static void
+vc_after(void *arg)
+{
+    struct vc_attempt *a = arg;
+
+    OPENSSL_cleanse(a->hx, sizeof(a->hx));
+}
+
+static int
+vc_outage(long status, const char *body, size_t len)
+{
+    int outage;
+
+    pgcmk_vaultc_classify(status, body, len, &outage);
+    return outage;
 }
 
 /* One request with retries on outages: 0 with rs (the final answer, any status, the caller
@@ -294,68 +323,28 @@ static int
 vc_call(const struct pgcmk_vaultc_target *t, const char *method, const char *url, const char *body,
         struct pgcmk_agent_https_resp *rs, struct pgcmk_agent_result *res)
 {
-    char tok[VC_TOKEN_MAX], hx[VC_TOKEN_MAX + 32], hn[600];
-    const char *hdrs[4];
-    int nh = 0, retries = t->retries < 0 ? VC_RETRIES : t->retries;
     long total = t->timeout_ms > 0 ? t->timeout_ms : VC_TOTAL_MS;
+    struct vc_attempt a = {t, "", "", {NULL}};
     struct pgcmk_agent_https_req rq = {
-        method, url, t->ca_path, hdrs, body, total < VC_CONNECT_MS ? total : VC_CONNECT_MS,
+        method, url, t->ca_path, a.hdrs, body, total < VC_CONNECT_MS ? total : VC_CONNECT_MS,
         total,  1,
     };
-    int failed = 1;
+    struct pgcmk_agent_retry r = {
+        "Vault",
+        t->url,
+        t->retries < 0 ? VC_RETRIES : t->retries,
+        VC_BACKOFF_MS,
+        PGCMK_E_HV_SERVER_NOT_TRUSTED,
+        PGCMK_E_HV_SERVER_UNREACHABLE,
+        vc_outage,
+        pgcmk_vaultc_parse_errors,
+        vc_before,
+        vc_after,
+        NULL,
+        &a,
+    };
 
-    memset(rs, 0, sizeof(*rs));
-    for (int attempt = 0; attempt <= retries; attempt++) {
-        if (attempt) {
-            struct timespec ts = {0, (long)VC_BACKOFF_MS * 1000000L << (attempt - 1)};
-
-            nanosleep(&ts, NULL);
-        }
-        pgcmk_agent_https_release(rs);
-        if (vc_token(t, tok, res)) /* re-read at each call, as pg_tde does */
-            return -1;
-        nh = 0;
-        snprintf(hx, sizeof(hx), "X-Vault-Token: %s", tok);
-        OPENSSL_cleanse(tok, sizeof(tok));
-        hdrs[nh++] = hx;
-        if (t->ns && *t->ns) {
-            snprintf(hn, sizeof(hn), "X-Vault-Namespace: %.500s", t->ns);
-            hdrs[nh++] = hn;
-        }
-        hdrs[nh++] = "Content-Type: application/json";
-        hdrs[nh] = NULL;
-        failed = pgcmk_agent_https(&rq, rs) != 0;
-        OPENSSL_cleanse(hx, sizeof(hx));
-        if (failed && rs->not_trusted)
-            return vc_fail(res, PGCMK_E_HV_SERVER_NOT_TRUSTED, 1,
-                           "Vault %.200s: the server's certificate does not verify against "
-                           "'%.200s': %.100s.",
-                           t->url, t->ca_path ? t->ca_path : "the system's trust store", rs->error);
-        if (!failed) {
-            int outage;
-
-            pgcmk_vaultc_classify(rs->status, rs->body, rs->len, &outage);
-            if (!outage)
-                return 0;
-        }
-    }
-    if (failed)
-        vc_fail(res, PGCMK_E_HV_SERVER_UNREACHABLE, 0,
-                "Vault %.200s does not answer (%.150s) after %d attempts; the key is kept "
-                "until it answers.",
-                t->url, rs->error, retries + 1);
-    else {
-        char why[200];
-
-        pgcmk_vaultc_parse_errors(rs->body, rs->len, why, sizeof(why));
-        vc_fail(res, PGCMK_E_HV_SERVER_UNREACHABLE, 0,
-                "Vault %.200s answers HTTP %ld%s%.150s after %d attempts; the key is kept "
-                "until it answers.",
-                t->url, rs->status, why[0] ? ": " : "", why, retries + 1);
-    }
-    res->http_status = (int)rs->status;
-    pgcmk_agent_https_release(rs);
-    return -1;
+    return pgcmk_agent_https_retry(&r, &rq, rs, res);
 }
 
 /* A final non-2xx answer as a loss (or an outage), with a message naming the request. */
@@ -368,12 +357,13 @@ vc_refused(const struct pgcmk_vaultc_target *t, const char *what, struct pgcmk_a
     char why[200];
 
     pgcmk_vaultc_parse_errors(rs->body, rs->len, why, sizeof(why));
-    vc_fail(res, c, !outage, "Vault %.200s answers HTTP %ld to %s%s%s%s.", t->url, rs->status, what,
-            c == PGCMK_E_HV_SEALED              ? ": Vault is sealed"
-            : c == PGCMK_E_HV_PERMISSION_DENIED ? ": permission denied (the token is bad, expired "
-                                                  "or revoked, or its policy does not grant it)"
-                                                : "",
-            why[0] && c != PGCMK_E_HV_SEALED ? " - " : "", c != PGCMK_E_HV_SEALED ? why : "");
+    pgcmk_agent_fail(
+        res, c, !outage, "Vault %.200s answers HTTP %ld to %s%s%s%s.", t->url, rs->status, what,
+        c == PGCMK_E_HV_SEALED              ? ": Vault is sealed"
+        : c == PGCMK_E_HV_PERMISSION_DENIED ? ": permission denied (the token is bad, expired "
+                                              "or revoked, or its policy does not grant it)"
+                                            : "",
+        why[0] && c != PGCMK_E_HV_SEALED ? " - " : "", c != PGCMK_E_HV_SEALED ? why : "");
     res->http_status = (int)rs->status;
     pgcmk_agent_https_release(rs);
     return -1;
@@ -414,10 +404,10 @@ vc_mount(const struct pgcmk_vaultc_target *t, struct pgcmk_agent_result *res)
         LOG_WARN("agent: Vault %s: GET sys/mounts/%s is not a mount answer", t->url, t->mount);
         return 3;
     }
-    vc_fail(res, PGCMK_E_HV_MOUNT_NOT_KV2, 1,
-            "Vault %.200s: the mount '%.100s' is a '%.31s' engine%s%.7s, not KV version 2 "
-            "(pg_tde needs type \"kv\" with options.version \"2\").",
-            t->url, t->mount, type[0] ? type : "?", ver[0] ? " version " : "", ver);
+    pgcmk_agent_fail(res, PGCMK_E_HV_MOUNT_NOT_KV2, 1,
+                     "Vault %.200s: the mount '%.100s' is a '%.31s' engine%s%.7s, not KV version 2 "
+                     "(pg_tde needs type \"kv\" with options.version \"2\").",
+                     t->url, t->mount, type[0] ? type : "?", ver[0] ? " version " : "", ver);
     return 0;
 }
 
@@ -448,15 +438,16 @@ vc_get_key(const struct pgcmk_vaultc_target *t, const char *name,
     rc = pgcmk_vaultc_parse_key(rs.body, rs.len, key, key_len, version);
     pgcmk_agent_https_release(&rs);
     if (rc < 0)
-        return vc_fail(res, PGCMK_E_HV_KEY_LENGTH_INVALID, 1,
-                       "Vault %.200s: the secret '%.60s/%.100s' has no data.key.", t->url, t->mount,
-                       name);
+        return pgcmk_agent_fail(res, PGCMK_E_HV_KEY_LENGTH_INVALID, 1,
+                                "Vault %.200s: the secret '%.60s/%.100s' has no data.key.", t->url,
+                                t->mount, name);
     if (rc > 0)
-        return vc_fail(res, PGCMK_E_HV_KEY_LENGTH_INVALID, 1,
-                       "Vault %.200s: the secret '%.60s/%.100s' (version %ld) holds a key of %zu "
-                       "bytes%s; pg_tde accepts only base64 of 16 or 32.",
-                       t->url, t->mount, name, *version, *key_len,
-                       *key_len ? "" : " (or text that is not base64)");
+        return pgcmk_agent_fail(
+            res, PGCMK_E_HV_KEY_LENGTH_INVALID, 1,
+            "Vault %.200s: the secret '%.60s/%.100s' (version %ld) holds a key of %zu "
+            "bytes%s; pg_tde accepts only base64 of 16 or 32.",
+            t->url, t->mount, name, *version, *key_len,
+            *key_len ? "" : " (or text that is not base64)");
     return 1;
 }
 
@@ -503,7 +494,7 @@ pgcmk_agent_vault_new_dek(const char *db_id, const struct pgcmk_vaultc_target *t
         char *body;
 
         if (pgcmk_random(pk, 32))
-            return vc_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
+            return pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
         pk_len = 32;
         body = pgcmk_vaultc_store_body(pk, pk_len);
         url = pgcmk_vaultc_url_data(t, key_name);
@@ -532,9 +523,9 @@ pgcmk_agent_vault_new_dek(const char *db_id, const struct pgcmk_vaultc_target *t
     OPENSSL_cleanse(pk, sizeof(pk));
     rc = -1;
     if (pgcmk_random(dek, sizeof(dek))) {
-        vc_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
     } else if (pgcmk_aead_seal(kek, db_id, strlen(db_id), dek, sizeof(dek), wrapped, wrapped_len)) {
-        vc_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
     } else {
         pgcmk_agent_keep(db_id, dek);
         snprintf(alg, 24, "%s", VC_ALG);
@@ -567,15 +558,17 @@ pgcmk_agent_vault_check(const char *db_id, const struct pgcmk_vaultc_target *t,
         if (m < 0 || m == 0)
             *res = mres;
         else if (m == 2)
-            vc_fail(res, PGCMK_E_HV_MOUNT_NOT_FOUND, 1,
-                    "Vault %.200s has no secrets engine at '%.100s' (the mount was disabled); "
-                    "the principal key '%.100s' is gone with it.",
-                    t->url, t->mount, key_name);
+            pgcmk_agent_fail(
+                res, PGCMK_E_HV_MOUNT_NOT_FOUND, 1,
+                "Vault %.200s has no secrets engine at '%.100s' (the mount was disabled); "
+                "the principal key '%.100s' is gone with it.",
+                t->url, t->mount, key_name);
         else
-            vc_fail(res, PGCMK_E_HV_KEY_NOT_FOUND, 1,
-                    "Vault %.200s has no secret '%.100s/%.100s' (HTTP 404): the principal key "
-                    "was deleted or destroyed.",
-                    t->url, t->mount, key_name);
+            pgcmk_agent_fail(
+                res, PGCMK_E_HV_KEY_NOT_FOUND, 1,
+                "Vault %.200s has no secret '%.100s/%.100s' (HTTP 404): the principal key "
+                "was deleted or destroyed.",
+                t->url, t->mount, key_name);
         goto fail;
     }
     if (n < 0)
@@ -589,10 +582,11 @@ pgcmk_agent_vault_check(const char *db_id, const struct pgcmk_vaultc_target *t,
             OPENSSL_cleanse(dek, dek_len);
             free(dek);
         }
-        vc_fail(res, PGCMK_E_HV_KEY_NOT_FOUND, 1,
-                "Vault %.200s: the secret '%.100s/%.100s' (version %ld) does not unwrap the "
-                "database's key; the principal key it was wrapped with was replaced.",
-                t->url, t->mount, key_name, *version);
+        pgcmk_agent_fail(
+            res, PGCMK_E_HV_KEY_NOT_FOUND, 1,
+            "Vault %.200s: the secret '%.100s/%.100s' (version %ld) does not unwrap the "
+            "database's key; the principal key it was wrapped with was replaced.",
+            t->url, t->mount, key_name, *version);
         goto fail;
     }
     pgcmk_agent_keep(db_id, dek);

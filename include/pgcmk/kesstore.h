@@ -133,6 +133,9 @@ struct pgcmk_kes_store_health {
 };
 
 void pgcmk_kes_store_health(struct pgcmk_kes_store *st, struct pgcmk_kes_store_health *h);
+/* The calling thread's keystore requests end within ms (the KES route's timeout, as KES's
+ * request context bounds its keystore calls); 0 = the store's own limits. */
+void pgcmk_kes_store_set_timeout(int64_t ms);
 /* Pings Vault now (sys/health) and updates the health; called by the server's ping schedule. */
 void pgcmk_kes_store_ping(struct pgcmk_kes_store *st);
 /* The cached key names with their state, for the portal and /emulator/explain:

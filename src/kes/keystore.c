@@ -35,7 +35,17 @@
 
 #define V_CONNECT_MS 3000L
 #define V_TOTAL_MS   10000L
-#define V_TOKEN_MAX  1024
+
+/* The KES route's timeout for this thread's requests (pgcmk_kes_store_set_timeout). */
+static _Thread_local int64_t v_route_timeout_ms;
+
+void
+pgcmk_kes_store_set_timeout(int64_t ms)
+{
+    v_route_timeout_ms = ms;
+}
+
+#define V_TOKEN_MAX 1024
 
 struct vault {
     char *endpoint, *engine, *ns, *prefix, *transit_engine, *transit_key;
@@ -152,8 +162,9 @@ vreq(struct vault *v, const char *method, const char *path, const char *query, c
     rq.ca_path = v->tls_ca;
     rq.headers = hdrs;
     rq.body = body;
-    rq.connect_ms = V_CONNECT_MS;
-    rq.total_ms = V_TOTAL_MS;
+    rq.total_ms =
+        v_route_timeout_ms > 0 && v_route_timeout_ms < V_TOTAL_MS ? v_route_timeout_ms : V_TOTAL_MS;
+    rq.connect_ms = rq.total_ms < V_CONNECT_MS ? rq.total_ms : V_CONNECT_MS;
     rq.cert_path = v->tls_cert;
     rq.key_path = v->tls_key;
     rq.allow_http = 1;

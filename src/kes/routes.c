@@ -255,12 +255,25 @@ r_api(struct kes_ctx *c, struct pgcmk_err *err)
 
 /* ---- /v1/key/ -------------------------------------------------------------------------------- */
 
+/* A keystore call failed: a 5xx goes to KES's error log with its cause, as KES logs it. */
+static void
+kes_store_failed(struct kes_ctx *c, const struct pgcmk_err *err)
+{
+    const char *why = pgcmk_kes_store_why();
+
+    if (pgcmk_err_status(err->code) < 500)
+        return;
+    if (why && *why && strcmp(why, err->message) != 0)
+        kes_error_log(c->s, "%s: %s", err->message, why);
+    else
+        kes_error_log(c->s, "%s", err->message);
+}
+
 static int
 kes_key_get(struct kes_ctx *c, struct pgcmk_kes_key *k, struct pgcmk_err *err)
 {
     if (pgcmk_kes_store_get(c->s->store, c->resource, k, err)) {
-        if (pgcmk_err_status(err->code) >= 500)
-            kes_error_log(c->s, "%s", err->message);
+        kes_store_failed(c, err);
         return -1;
     }
     return 0;
@@ -273,8 +286,7 @@ kes_key_store(struct kes_ctx *c, struct pgcmk_kes_key *k, struct pgcmk_err *err)
 
     pgcmk_kes_key_wipe(k);
     if (rc) {
-        if (pgcmk_err_status(err->code) >= 500)
-            kes_error_log(c->s, "%s", err->message);
+        kes_store_failed(c, err);
         return -1;
     }
     kes_event(c->s, PGCMK_EV_KES_KEY_CHANGED, c->resource);
@@ -377,8 +389,7 @@ r_key_list(struct kes_ctx *c, struct pgcmk_err *err)
     if (n && prefix[n - 1] == '*')
         prefix[n - 1] = '\0';
     if (pgcmk_kes_store_list(c->s->store, prefix, &names, err)) {
-        if (pgcmk_err_status(err->code) >= 500)
-            kes_error_log(c->s, "%s", err->message);
+        kes_store_failed(c, err);
         return -1;
     }
     kes_reply_json(c, json_pack("{s:o}", "names", names ? names : json_array()));
@@ -391,8 +402,7 @@ r_key_delete(struct kes_ctx *c, struct pgcmk_err *err)
     if (!pgcmk_kes_valid_name(c->resource, 0))
         return kes_bad_name("key name", c->resource, err);
     if (pgcmk_kes_store_delete(c->s->store, c->resource, err)) {
-        if (pgcmk_err_status(err->code) >= 500)
-            kes_error_log(c->s, "%s", err->message);
+        kes_store_failed(c, err);
         return -1;
     }
     kes_event(c->s, PGCMK_EV_KES_KEY_DELETED, c->resource);
@@ -921,8 +931,13 @@ kes_handle(struct pgcmk_req *rq, struct pgcmk_resp *rs, void *arg)
                       rq->method, r->method);
     } else if (kes_authorize(s, r, rq, &identity, &err) == 0) {
         struct kes_ctx c = {s, rq, rs, rq->path + strlen(r->path), identity};
+        const struct pgcmk_kes_api_cfg *a = kes_api_cfg(s, r->path);
 
+        /* the route's timeout (api.<path>.timeout, else KES's) bounds its keystore calls */
+        pgcmk_kes_store_set_timeout(a && a->timeout_ms > 0 ? a->timeout_ms
+                                                           : (int64_t)r->timeout_s * 1000);
         rc = r->fn(&c, &err);
+        pgcmk_kes_store_set_timeout(0);
     }
     if (rc)
         pgcmk_resp_error(rs, PGCMK_ENV_KES, &err);

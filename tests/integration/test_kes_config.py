@@ -4,6 +4,7 @@ relative paths, tls.auth: on, skip_auth, root: disabled, the errors KES gives, a
 by POST surviving a restart (on the same port, their config sealed in the store)."""
 import json
 import os
+import re
 import sqlite3
 import subprocess
 
@@ -410,3 +411,34 @@ def test_stored_server_that_cannot_start_again(start_daemon):
     assert d.delete("/emulator/kes/servers/orphan").status_code == 404
     d.restart()  # nothing left to start
     assert d.stderr_text().count("kes orphan: does not start again") == 1
+
+
+def test_route_timeout_bounds_the_keystore_calls(daemon, tmp_path):
+    """api.<path>.timeout bounds the route's Vault calls (a Vault that accepts the connection
+    and never answers): the request ends with KES's 502, and the error log says why."""
+    import socket
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)  # never accepted: the kernel completes the handshake, nobody answers
+    admin = kt.new_api_key()
+    vault = {"endpoint": f"http://127.0.0.1:{hole.getsockname()[1]}", "mount": "kv",
+             "version": 1, "role_id": "r", "secret_id": "s", "ca": daemon.ca}
+    cfg = kt.kes_config(vault, admin=kt.identity_of(admin),
+                        api={"/v1/key/describe/": {"timeout": "1s"}})
+    r = kt.create_server(daemon, cfg, "hole")
+    assert r.status_code == 201, r.text
+    c = kt.KesClient(r.json()["url"], daemon.ca, api_key=admin, directory=str(tmp_path))
+    es = c.get("/v1/log/error", stream=True)
+    try:
+        assert es.status_code == 200
+        r = c.get("/v1/key/describe/k1")
+        assert r.status_code == 502, r.text
+        line = json.loads(next(es.iter_lines()))
+        # curl's words for the 1 s bound (KES's default would be 15 s, the store's own 10 s)
+        assert re.search(r"timed out after 1\d{3} milliseconds", line["msg"]), line
+        assert line["msg"].startswith("failed to read key: ")
+    finally:
+        es.close()
+        c.close()
+        hole.close()
+        assert daemon.delete("/emulator/kes/servers/hole").status_code in (200, 204)

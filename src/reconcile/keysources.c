@@ -134,26 +134,42 @@ akv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
     }
 }
 
+/* A reason code -> the rule it breaks, for a key-source row's explain: exactly one rule fails,
+ * so the rules agree with the state. Codes not in the table break `other`. */
+struct code_rule {
+    enum pgcmk_errc code;
+    const char *rule;
+};
+
+static const char *
+rule_of(const char *code, const struct code_rule *tab, size_t n, const char *other)
+{
+    if (!code)
+        return NULL;
+    if (code_is(code, PGCMK_E_PG_KEY_UNCHECKED))
+        return "checked";
+    for (size_t i = 0; i < n; i++)
+        if (code_is(code, tab[i].code))
+            return tab[i].rule;
+    return other;
+}
+
 /* The rule a reason code of this kind breaks: exactly one, so the rules agree with the state. */
 static const char *
 akv_failing_rule(const struct pg_db *d)
 {
+    static const struct code_rule tab[] = {
+        {PGCMK_E_PG_MISSING_PERMISSIONS, "permissions"},
+        {PGCMK_E_PG_VAULT_RECOVERY, "vault"},
+        {PGCMK_E_PG_VAULT_UNREACHABLE, "vault"},
+        {PGCMK_E_PG_REVALIDATION_REQUIRED, "revalidation"},
+    };
     const char *c = d->reason_code;
 
     if (!d->principal_id || code_is(c, PGCMK_E_PG_IDENTITY_REQUIRED) ||
         code_is(c, PGCMK_E_PG_IDENTITY_NOT_FOUND))
         return "identity";
-    if (!c)
-        return NULL;
-    if (code_is(c, PGCMK_E_PG_MISSING_PERMISSIONS))
-        return "permissions";
-    if (code_is(c, PGCMK_E_PG_VAULT_RECOVERY) || code_is(c, PGCMK_E_PG_VAULT_UNREACHABLE))
-        return "vault";
-    if (code_is(c, PGCMK_E_PG_REVALIDATION_REQUIRED))
-        return "revalidation";
-    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
-        return "checked";
-    return "key";
+    return rule_of(c, tab, PGCMK_ARRAY_LEN(tab), "key");
 }
 
 static void
@@ -293,20 +309,16 @@ kmip_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
 static const char *
 kmip_failing_rule(const struct pg_db *d)
 {
-    const char *c = d->reason_code;
+    static const struct code_rule tab[] = {
+        {PGCMK_E_KMIP_SERVER_UNREACHABLE, "kmip-server"},
+        {PGCMK_E_KMIP_CREDENTIALS_REFUSED, "client-certificate"},
+        {PGCMK_E_KMIP_SERVER_NOT_TRUSTED, "client-certificate"},
+        {PGCMK_E_KMIP_PROVIDER_INVALID, "client-certificate"},
+        {PGCMK_E_KMIP_KEY_REVOKED, "key-state"},
+        {PGCMK_E_KMIP_KEY_DESTROYED, "key-state"},
+    };
 
-    if (!c)
-        return NULL;
-    if (code_is(c, PGCMK_E_KMIP_SERVER_UNREACHABLE))
-        return "kmip-server";
-    if (code_is(c, PGCMK_E_KMIP_CREDENTIALS_REFUSED) ||
-        code_is(c, PGCMK_E_KMIP_SERVER_NOT_TRUSTED) || code_is(c, PGCMK_E_KMIP_PROVIDER_INVALID))
-        return "client-certificate";
-    if (code_is(c, PGCMK_E_KMIP_KEY_REVOKED) || code_is(c, PGCMK_E_KMIP_KEY_DESTROYED))
-        return "key-state";
-    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
-        return "checked";
-    return "principal-key";
+    return rule_of(d->reason_code, tab, PGCMK_ARRAY_LEN(tab), "principal-key");
 }
 
 static void
@@ -426,23 +438,19 @@ vkv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
 static const char *
 vkv_failing_rule(const struct pg_db *d)
 {
-    const char *c = d->reason_code;
+    static const struct code_rule tab[] = {
+        {PGCMK_E_HV_SERVER_UNREACHABLE, "vault-server"},
+        {PGCMK_E_HV_SERVER_NOT_TRUSTED, "vault-server"},
+        {PGCMK_E_HV_PROVIDER_INVALID, "vault-server"},
+        {PGCMK_E_HV_SEALED, "sealed"},
+        {PGCMK_E_HV_MOUNT_NOT_KV2, "mount"},
+        {PGCMK_E_HV_MOUNT_NOT_FOUND, "mount"},
+        {PGCMK_E_HV_PERMISSION_DENIED, "token"},
+        {PGCMK_E_HV_TOKEN_FILE_UNREADABLE, "token"},
+        {PGCMK_E_HV_REQUEST_REFUSED, "token"},
+    };
 
-    if (!c)
-        return NULL;
-    if (code_is(c, PGCMK_E_HV_SERVER_UNREACHABLE) || code_is(c, PGCMK_E_HV_SERVER_NOT_TRUSTED) ||
-        code_is(c, PGCMK_E_HV_PROVIDER_INVALID))
-        return "vault-server";
-    if (code_is(c, PGCMK_E_HV_SEALED))
-        return "sealed";
-    if (code_is(c, PGCMK_E_HV_MOUNT_NOT_KV2) || code_is(c, PGCMK_E_HV_MOUNT_NOT_FOUND))
-        return "mount";
-    if (code_is(c, PGCMK_E_HV_PERMISSION_DENIED) || code_is(c, PGCMK_E_HV_TOKEN_FILE_UNREADABLE) ||
-        code_is(c, PGCMK_E_HV_REQUEST_REFUSED))
-        return "token";
-    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
-        return "checked";
-    return "secret";
+    return rule_of(d->reason_code, tab, PGCMK_ARRAY_LEN(tab), "secret");
 }
 
 static void
@@ -571,23 +579,17 @@ kes_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
 static const char *
 kes_failing_rule(const struct pg_db *d, int identity_unknown)
 {
-    const char *c = d->reason_code;
+    static const struct code_rule tab[] = {
+        {PGCMK_E_KES_SERVER_UNREACHABLE, "kes-server"},
+        {PGCMK_E_KES_SERVER_NOT_TRUSTED, "kes-server"},
+        {PGCMK_E_KES_PROVIDER_INVALID, "identity"},
+        {PGCMK_E_KES_KEYSTORE, "vault"},
+        {PGCMK_E_KES_KEY_MISMATCH, "ciphertext"},
+    };
 
-    if (!c)
-        return NULL;
-    if (code_is(c, PGCMK_E_KES_SERVER_UNREACHABLE) || code_is(c, PGCMK_E_KES_SERVER_NOT_TRUSTED))
-        return "kes-server";
-    if (code_is(c, PGCMK_E_KES_PROVIDER_INVALID))
-        return "identity";
-    if (code_is(c, PGCMK_E_KES_PERMISSION_DENIED))
+    if (code_is(d->reason_code, PGCMK_E_KES_PERMISSION_DENIED))
         return identity_unknown ? "identity" : "policy";
-    if (code_is(c, PGCMK_E_KES_KEYSTORE))
-        return "vault";
-    if (code_is(c, PGCMK_E_KES_KEY_MISMATCH))
-        return "ciphertext";
-    if (code_is(c, PGCMK_E_PG_KEY_UNCHECKED))
-        return "checked";
-    return "key";
+    return rule_of(d->reason_code, tab, PGCMK_ARRAY_LEN(tab), "key");
 }
 
 /* What explain can say about each link; the server's own view (kes_diagnose) fills it when the

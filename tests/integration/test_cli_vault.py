@@ -289,7 +289,7 @@ def test_tde_database_on_a_vault_secret(cli, root, vd, vinfo, tmp_path):
     (["vault", "operator", "unseal"], "takes one KEY"),
     (["vault", "operator", "unseal", ""], "takes one KEY"),
     (["vault", "operator", "frob"], "is not a vault operator command"),
-    (["tde", "db", "create", "x", "--provider", "vault-v3"], "--provider takes kmip or vault-v2"),
+    (["tde", "db", "create", "x", "--provider", "vault-v3"], "--provider takes kmip, vault-v2 or kes"),
     (["tde", "db", "create", "x", "--provider", "vault-v2", "--url", "https://127.0.0.1:1", "--mount", "",
       "--token-file", "/t", "--key-name", "k"], "expected a value, got an empty string"),
     (["tde", "db", "create", "x", "--provider", "vault-v2", "--url", "https://127.0.0.1:1", "--mount", "secret",

@@ -415,10 +415,10 @@ vkv_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
 /* Vault events (a secret deleted or changed, a mount disabled, a token revoked, a policy
  * changed, seal and unseal) reach every vault-v2 database: which token a tokenPath holds and
  * which policies it has are the server's business, not the emulator's. */
-static void
-vkv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+static int
+vkv_event(enum pgcmk_event_kind kind)
 {
-    switch (ev->kind) {
+    switch (kind) {
     case PGCMK_EV_HV_SECRET_CHANGED:
     case PGCMK_EV_HV_SECRET_DELETED:
     case PGCMK_EV_HV_MOUNT_DISABLED:
@@ -427,11 +427,17 @@ vkv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
     case PGCMK_EV_HV_AUTH_CHANGED:
     case PGCMK_EV_HV_SEALED:
     case PGCMK_EV_HV_UNSEALED:
-        akv_select(db, PGCMK_STMT_TDE_BY_VAULT, NULL, NULL, ids);
-        return;
+        return 1;
     default:
-        return;
+        return 0;
     }
+}
+
+static void
+vkv_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
+{
+    if (vkv_event(ev->kind))
+        akv_select(db, PGCMK_STMT_TDE_BY_VAULT, NULL, NULL, ids);
 }
 
 /* The rule a reason code of this row breaks: exactly one. */
@@ -559,19 +565,12 @@ kes_touches(struct pgcmk_db *db, const struct pgcmk_event *ev, json_t *ids)
     case PGCMK_EV_KES_KEY_DELETED:
     case PGCMK_EV_KES_SERVER_CHANGED:
     case PGCMK_EV_KES_KEYSTORE_CHANGED:
-    case PGCMK_EV_HV_SECRET_CHANGED:
-    case PGCMK_EV_HV_SECRET_DELETED:
-    case PGCMK_EV_HV_MOUNT_DISABLED:
-    case PGCMK_EV_HV_TOKEN_REVOKED:
-    case PGCMK_EV_HV_POLICY_CHANGED:
-    case PGCMK_EV_HV_AUTH_CHANGED:
-    case PGCMK_EV_HV_SEALED:
-    case PGCMK_EV_HV_UNSEALED:
-        akv_select(db, PGCMK_STMT_TDE_BY_KES, NULL, NULL, ids);
-        return;
+        break;
     default:
-        return;
+        if (!vkv_event(ev->kind))
+            return;
     }
+    akv_select(db, PGCMK_STMT_TDE_BY_KES, NULL, NULL, ids);
 }
 
 /* The rule a reason code of this row breaks: exactly one. A 403 is the identity's when the

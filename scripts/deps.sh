@@ -9,7 +9,9 @@ want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openss
 case "${1:-build}" in
   build) ;;
   test) want+=(python3-pytest python3-requests python3-azure azure-cli openssl libnss-myhostname clang-format chromium nodejs
-              python3-pykmip python3-hvac)
+              python3-pykmip python3-hvac
+              postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev python3-psycopg2
+              gocryptfs fuse3)
         # npm: Debian's package, unless a Node.js that brings its own npm is installed
         command -v npm >/dev/null 2>&1 || want+=(npm) ;;
   bench) want+=(wrk) ;;
@@ -19,6 +21,12 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Debian's security suite ships postgresql-server-dev-15 at a newer minor than an installed
+# server may be: install (upgrade) the server and client with it, so the extension pgcmk builds
+# matches the server that loads it.
+case " ${missing[*]-} " in
+  *" postgresql-server-dev-15 "*) missing+=(postgresql-15 postgresql-client-15) ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   line="apt-get install -y ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then

@@ -23,6 +23,7 @@
 #include "pgcmk/vaultapi.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/pkey.h"
 #include "pgcmk/providers.h"
 #include "pgcmk/schema.h"
@@ -122,6 +123,8 @@ main(int argc, char **argv)
     memset(&tls, 0, sizeof(tls));
     memset(&ktls, 0, sizeof(ktls));
     pgcmk_err_clear(&err);
+    if (pgcmk_pg_is_walcmd(argc, argv)) /* run by PostgreSQL's archiver: no daemon here */
+        return pgcmk_pg_walcmd(argc, argv);
     rc = pgcmk_cfg_load(&cfg, argc, argv, stderr);
     if (rc != 0) {
         if (rc == 2)
@@ -274,6 +277,12 @@ main(int argc, char **argv)
             goto out_server;
         }
     }
+    /* Real PostgreSQL instances come after the reconciler's first checks (each starts with its
+     * database's access) and after the key-provider planes. */
+    if (pgcmk_pg_init(&cfg, &err)) {
+        fprintf(stderr, "pgcmkd: %s\n", err.message);
+        goto out_server;
+    }
     if (pgcmk_clock_tick_start(1000))
         LOG_WARN("the clock's tick did not start: rules fall due only when the clock is changed");
     if ((*cfg.port_file && write_port_file(cfg.port_file, info.https_port)) ||
@@ -296,6 +305,7 @@ main(int argc, char **argv)
 out_server:
     pgcmk_kmip_listener_stop(kmip); /* first: no KMIP request runs on a stopping daemon */
     pgcmk_kes_shutdown();           /* before the Vault API its keystores call */
+    pgcmk_pg_shutdown();            /* instances stop while the agent still holds their DEKs */
     pgcmk_server_stop(vsrv, 10000);
     pgcmk_server_stop(srv, 10000);
 out_store:

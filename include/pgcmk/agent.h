@@ -97,6 +97,14 @@ int pgcmk_agent_seal(const char *db_id, const char *ad_db_id, int64_t seq, const
 int pgcmk_agent_open(const char *db_id, const char *ad_db_id, int64_t seq, const void *sealed,
                      size_t sealed_len, unsigned char **out, size_t *out_len);
 
+/* Calls fn with db_id's in-memory DEK, under the agent's read lock (keep fn short: no network;
+ * copy the key into your own buffer and wipe it when you need it longer). Returns fn's result,
+ * or -1 when the DEK is not in memory. For the real PostgreSQL mode: the archive's AEAD with its
+ * own associated data (src/pg/archive.c) and the gocryptfs password (src/pg/atrest.c). */
+int pgcmk_agent_with_dek(const char *db_id,
+                         int (*fn)(const unsigned char dek[PGCMK_AGENT_DEK_LEN], void *arg),
+                         void *arg);
+
 /* Counters for /emulator/stats and tests: wire requests sent, retries, DEKs held. */
 struct pgcmk_agent_stats {
     unsigned long requests, retries, failures;

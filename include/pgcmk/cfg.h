@@ -38,6 +38,20 @@ struct pgcmk_cfg {
     char *vault_port_file; /* --vault-port-file: written once the Vault listener accepts */
     int vault_http_port;   /* --vault-http-port: the Vault API over plain HTTP, -1 = off */
     char *kes_configs; /* --kes-config FILE (repeatable): one KES server per file, '\n'-separated */
+    int pg_mode;       /* --pg-mode modeled|real (enum pgcmk_pg_mode) */
+    char *pg_bin;      /* --pg-bin: PostgreSQL's binaries, "" = auto-detect */
+    char *pg_user;     /* --pg-user: the user instances run as, "" = postgres when root */
+    char *pg_ports;    /* --pg-ports: "54320-54999" (never 5432), "0" = any free port */
+    int pg_max_instances; /* --pg-max-instances */
+    int pg_at_rest;       /* --pg-at-rest none|fs|auto (enum pgcmk_pg_at_rest) */
+};
+
+enum pgcmk_pg_mode { PGCMK_PG_MODELED = 0, PGCMK_PG_REAL = 1 };
+
+enum pgcmk_pg_at_rest {
+    PGCMK_PG_AT_REST_NONE = 0,
+    PGCMK_PG_AT_REST_FS = 1,
+    PGCMK_PG_AT_REST_AUTO = 2
 };
 
 /* Defaults, then PGCMK_* environment, then argv. On a bad value: message on `errs`, -1.

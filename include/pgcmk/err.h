@@ -303,6 +303,20 @@
     X(PGCMK_E_KES_SERVER_UNREACHABLE, 503, "KesServerUnreachable", "I",                            \
       "KES: no answer (connection refused, timeout, a 5xx other than 502): an outage, the DEK is " \
       "kept")                                                                                      \
+    /* ---- real PostgreSQL (issue 15, src/pg/). Sections: supervisor (pg.c, instance.c, wire.c,   \
+     * routes.c: h-pgsup), access (access.c: h-pgacc), archive, restores and replicas (archive.c,  \
+     * walcmd.c: h-pgarch), at rest (atrest.c: h-pgci), providers (h-pgapi). */                    \
+    /* real PostgreSQL: supervisor (h-pgsup) */                                                    \
+    X(PGCMK_E_PGREAL_UNAVAILABLE, 503, "RealPostgresUnavailable", "I",                             \
+      "--pg-mode real cannot run here: what to install or fix is in the message")                  \
+    X(PGCMK_E_PGREAL_DOWN, 503, "ServerNotRunning", "I",                                           \
+      "the database's PostgreSQL instance is not running (starting, stopped or crashed)")          \
+    X(PGCMK_E_PGREAL_SQL, 400, "PostgresError", "I",                                               \
+      "PostgreSQL answered an error: its text and SQLSTATE are in the message")                    \
+    /* real PostgreSQL: access (h-pgacc) */                                                        \
+    /* real PostgreSQL: archive, restores, replicas (h-pgarch) */                                  \
+    /* real PostgreSQL: at rest (h-pgci) */                                                        \
+    /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -41,7 +41,8 @@
     X(PGCMK_EV_KES_KEY_CHANGED, "KesKeyChanged")                                                   \
     X(PGCMK_EV_KES_KEY_DELETED, "KesKeyDeleted")                                                   \
     X(PGCMK_EV_KES_SERVER_CHANGED, "KesServerChanged")                                             \
-    X(PGCMK_EV_KES_KEYSTORE_CHANGED, "KesKeystoreChanged")
+    X(PGCMK_EV_KES_KEYSTORE_CHANGED, "KesKeystoreChanged")                                         \
+    X(PGCMK_EV_PG_ACCESS_CHANGED, "DatabaseAccessChanged")
 
 enum pgcmk_event_kind {
 
@@ -68,6 +69,10 @@ struct pgcmk_event {
      * key's name (key events) or NULL; KesServerChanged = its policies, identities or config
      * changed, or it started or stopped; KesKeystoreChanged = its Vault keystore became
      * reachable or unreachable (version = "reachable" or "unreachable"). */
+    /* DatabaseAccessChanged (src/providers/postgres.c pg_record_state, after the state's
+     * transaction committed): resource_id = the database (pg_databases id), version = its new
+     * state ("Ready", "Inaccessible", ...), key = its reason code or NULL. The real PostgreSQL
+     * mode (src/pg/access.c) makes the instance follow it. */
 };
 
 typedef void (*pgcmk_event_fn)(const struct pgcmk_event *ev, void *arg);

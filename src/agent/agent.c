@@ -345,6 +345,23 @@ agent_aad(const char *ad_db_id, int64_t seq)
 }
 
 int
+pgcmk_agent_with_dek(const char *db_id,
+                     int (*fn)(const unsigned char dek[PGCMK_AGENT_DEK_LEN], void *arg), void *arg)
+{
+    struct agent_dek *d;
+    int rc = -1;
+
+    if (db_id == NULL || fn == NULL)
+        return -1;
+    pthread_rwlock_rdlock(&agent_rw);
+    d = agent_find(db_id);
+    if (d)
+        rc = fn(d->key, arg);
+    pthread_rwlock_unlock(&agent_rw);
+    return rc;
+}
+
+int
 pgcmk_agent_seal(const char *db_id, const char *ad_db_id, int64_t seq, const void *pt,
                  size_t pt_len, unsigned char **out, size_t *out_len)
 {

@@ -30,6 +30,8 @@ struct cfg_entry {
 static const char *const auth_choices[] = {"open", "strict", NULL};
 static const char *const level_choices[] = {"error", "warn", "info", "debug", NULL};
 static const char *const sync_choices[] = {"normal", "full", NULL};
+static const char *const pg_mode_choices[] = {"modeled", "real", NULL};
+static const char *const pg_at_rest_choices[] = {"none", "fs", "auto", NULL};
 
 #define OFF(f) offsetof(struct pgcmk_cfg, f)
 static const struct cfg_entry cfg_table[] = {
@@ -89,6 +91,19 @@ static const struct cfg_entry cfg_table[] = {
      "the Vault API over plain HTTP too, like `vault server -dev` (0 = any free port, -1 = off)"},
     {"kes-config", CFG_STR, OFF(kes_configs), "", 0, 0, NULL, CFG_F_LIST,
      "start a KES server from this KES config.yml (repeatable: one server per file)"},
+    {"pg-mode", CFG_ENUM, OFF(pg_mode), "modeled", 0, 0, pg_mode_choices, 0,
+     "modeled: rows under the DEK in SQLite; real: a PostgreSQL 15 instance per server"},
+    {"pg-bin", CFG_STR, OFF(pg_bin), "", 0, 0, NULL, 0,
+     "PostgreSQL 15's binaries (default: /usr/lib/postgresql/15/bin)"},
+    {"pg-user", CFG_STR, OFF(pg_user), "", 0, 0, NULL, 0,
+     "the unprivileged user real instances run as (default: postgres when root, else yours)"},
+    {"pg-ports", CFG_STR, OFF(pg_ports), "54320-54999", 0, 0, NULL, 0,
+     "the port range of real instances (0 = any free port; 5432 is never used)"},
+    {"pg-max-instances", CFG_INT, OFF(pg_max_instances), "50", 1, 1000, NULL, 0,
+     "real instances one daemon runs at most"},
+    {"pg-at-rest", CFG_ENUM, OFF(pg_at_rest), "none", 0, 0, pg_at_rest_choices, 0,
+     "none, fs (data directory on gocryptfs under the DEK) or auto (fs when /dev/fuse and "
+     "gocryptfs exist)"},
 };
 #undef OFF
 

@@ -12,6 +12,7 @@
 #include "pgcmk/keyvault.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/pgdata.h"
 #include "pgcmk/reconcile.h"
 #include "pgcmk/tde.h"
@@ -383,9 +384,15 @@ pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, c
     char summary[768];
     struct pgcmk_activity a;
 
+    struct pgcmk_event ev = {.kind = PGCMK_EV_PG_ACCESS_CHANGED};
+
     if (pg_renderers[d->kind] && pg_renderers[d->kind](db, d->id, state, err))
         return -1;
-    if (d->kind == PG_TDE) /* not an ARM resource: no Resource Health, no Activity Log */
+    ev.resource_id = d->id;
+    ev.version = state;
+    ev.key = down ? d->reason_code : NULL;
+    pgcmk_events_publish(&ev); /* delivered once the state's transaction commits */
+    if (d->kind == PG_TDE)     /* not an ARM resource: no Resource Health, no Activity Log */
         return 0;
     if (down)
         snprintf(summary, sizeof(summary),
@@ -423,6 +430,7 @@ pg_core_register(void)
     pgcmk_tde_register();
     pgcmk_reconcile_register();
     pgcmk_pgdata_register();
+    pgcmk_pg_register();
 }
 
 void

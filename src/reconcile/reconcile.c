@@ -419,6 +419,8 @@ rc_on_event(const struct pgcmk_event *ev, void *arg)
     case PGCMK_EV_FAULT_CHANGED:
         rc_periodic(1);
         return;
+    case PGCMK_EV_PG_ACCESS_CHANGED: /* the reconciler's own result */
+        return;
     default:
         rc_fanout(ev);
     }

@@ -1,0 +1,101 @@
+/* internal.h - what the files of src/pg/ share (include/pgcmk/pg.h is the module's header).
+ * pg.c and instance.c (the supervisor) implement the first part; the others use it.
+ *
+ * Layout under DATA_DIR/pg/ (0755, owned by root when pgcmkd is root):
+ *   template/            one initdb per data directory, copied for each new instance
+ *   run/                 the archive socket (agent.sock) and the copy of the pgcmkd binary the
+ *                        archiver runs (bin/pgcmkd), both usable by the PostgreSQL user
+ *   <slug>/data          the instance's data directory (or <slug>/cipher + <slug>/mnt with
+ *                        gocryptfs), <slug>/sock its unix-socket directory (0700, the user's),
+ *                        <slug>/tls its certificate and key
+ *   archive/<slug>/      encrypted WAL segments
+ *   backups/<slug>/      encrypted base backups
+ * <slug> is a short stable name of the database (lower-case, [a-z0-9-]) the supervisor chooses
+ * and keeps in its store table. */
+#ifndef PGCMK_PG_INTERNAL_H
+#define PGCMK_PG_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pgcmk/err.h"
+#include "pgcmk/pg.h"
+
+/* ---- the supervisor (pg.c, instance.c) ---------------------------------------------------- */
+
+struct pg_inst_info {
+    char slug[64];
+    char dir[PATH_MAX];  /* DATA_DIR/pg/<slug> */
+    char data[PATH_MAX]; /* the data directory PostgreSQL runs on */
+    char sock[PATH_MAX]; /* unix-socket directory */
+    int port;
+    pid_t pid; /* the postmaster, 0 when stopped */
+    int cluster;
+    char dbname[64];
+};
+
+/* 0 and *out filled when db_id has an instance, else -1. */
+int pg_inst_info(const char *db_id, struct pg_inst_info *out);
+
+/* The database of an instance's slug (the archive socket's requests name the slug): 0 and db_id
+ * filled, else -1. */
+int pg_inst_db_id(const char *slug, char *db_id, size_t n);
+
+const char *pg_bin_dir(void);  /* the PostgreSQL binaries */
+const char *pg_root_dir(void); /* DATA_DIR/pg */
+const char *pg_self_exe(void); /* the pgcmkd binary the archiver runs (run/bin/pgcmkd) */
+uid_t pg_user_uid(void);
+gid_t pg_user_gid(void);
+
+/* Runs a program of pg_bin_dir() (or an absolute path) as the PostgreSQL user and waits:
+ * stdin from in_fd (-1 = /dev/null), stdout to out_fd (-1 = captured into err on failure),
+ * cwd (NULL = pg_root_dir()). Returns the exit status (0 ok); on failure err has the program's
+ * last stderr line. */
+int pg_run(const char *prog, char *const argv[], int in_fd, int out_fd, const char *cwd,
+           struct pgcmk_err *err);
+
+/* Stop (fast, then immediate after a timeout) and start an existing instance; start waits for
+ * postmaster.pid's "ready". Used by access.c (gocryptfs unmount on Inaccessible) and
+ * archive.c. */
+int pg_inst_stop(const char *db_id, struct pgcmk_err *err);
+int pg_inst_start(const char *db_id, struct pgcmk_err *err);
+
+/* ---- access (access.c) -------------------------------------------------------------------- */
+
+/* Called once by pgcmk_pg_init: subscribes pgcmk_pg_access_apply to PGCMK_EV_PG_ACCESS_CHANGED
+ * and finds out whether the server-side library is installed. */
+void pg_access_start(void);
+/* Called by instance.c with the data directory before each start of the instance: writes or
+ * removes the refusal (flag file / pg_hba lines) for the database's current access. */
+int pg_access_prepare(const char *db_id, const char *data_dir, struct pgcmk_err *err);
+/* The lines of postgresql.conf access.c needs (shared_preload_libraries when the server-side
+ * library is installed), appended to buf. */
+void pg_access_conf(char *buf, size_t n);
+
+/* ---- archive (archive.c) ------------------------------------------------------------------ */
+
+int pg_archive_start(struct pgcmk_err *err); /* the archive socket */
+void pg_archive_stop(void);
+/* The archive_mode / archive_command lines of postgresql.conf for db_id, appended to buf. */
+void pg_archive_conf(const char *db_id, const char *slug, char *buf, size_t n);
+/* Fills an empty data directory for a restore (s->relation "restore": the source's backup and
+ * archive up to the WAL position of s->point_in_time, recovery settings written) or a replica
+ * ("replica"/"standby": pg_basebackup -R from the running source, with a slot). */
+int pg_archive_fill(const struct pgcmk_pg_spec *s, const char *data_dir, struct pgcmk_err *err);
+/* The encrypted base backup of a running instance (at create, then on a schedule). */
+int pg_archive_backup(const char *db_id, struct pgcmk_err *err);
+/* Removes db_id's archive, backups, WAL-position map and its slot on its primary. */
+void pg_archive_drop(const char *db_id);
+
+/* ---- at rest (atrest.c) ------------------------------------------------------------------- */
+
+/* 1 when instances run on gocryptfs (--pg-at-rest fs, or auto and available). */
+int pg_atrest_on(void);
+/* Before a start: the data directory on the encrypted mount of dir (created and initialised
+ * under the DEK the first time), its path in data_out. After a stop: unmount. */
+int pg_atrest_mount(const char *db_id, const char *dir, char *data_out, size_t n,
+                    struct pgcmk_err *err);
+void pg_atrest_unmount(const char *db_id, const char *dir);
+
+#endif

@@ -366,6 +366,33 @@ arch_on_clock(int64_t now_ms, void *arg)
         arch_map_record_all(before, 1, 0);
 }
 
+/* A replica promoted by whatever means (pgcmk_pg_promote, or pg_promote by hand) loses its slot
+ * on its old primary and gets its own first base backup: checked on every tick. */
+static void
+arch_check_promoted(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *ids = json_array(), *v;
+    struct pgcmk_err err;
+    size_t i;
+
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_REPLICA_IDS), pgcmk_db_collect_text,
+                      ids, "list the replicas", &err) < 0)
+        LOG_WARN("pg: %s", err.message);
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        struct pg_inst_info info;
+        uint64_t lsn;
+
+        pgcmk_err_clear(&err);
+        if (pg_inst_info(id, &info) || info.pid == 0 || arch_insert_lsn(id, &lsn, &err) != 0)
+            continue; /* down, or still a replica */
+        if (pg_archive_promoted(id, &err))
+            LOG_WARN("pg: %s: after its promotion: %s", id, err.message);
+    }
+    json_decref(ids);
+}
+
 static void *
 arch_map_main(void *arg)
 {
@@ -384,6 +411,7 @@ arch_map_main(void *arg)
             break;
         pthread_mutex_unlock(&arch_lock);
         arch_map_record_all(-1, 0, 1);
+        arch_check_promoted();
         pthread_mutex_lock(&arch_lock);
     }
     pthread_mutex_unlock(&arch_lock);

@@ -195,7 +195,8 @@ walcmd_fetch(const char *sock, struct pga_req *req, const char *path)
         left -= (uint64_t)r;
     }
     close(fd);
-    if (fsync(out) || close(out)) {
+    /* no fsync: PostgreSQL reads the file at once, and a crash in recovery fetches it again */
+    if (close(out)) {
         unlink(tmp);
         return walcmd_fail("wal-fetch", req->name, "cannot write", strerror(errno));
     }

@@ -74,8 +74,14 @@ unit: $(UNIT_BIN)
 	@scripts/check-step-loops.sh
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
 
+# The integration suite on PYTEST_JOBS workers (pytest-xdist, from deps.sh test; without it, one
+# process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.
+# The 25 slowest tests are listed at the end: the CI budget (30 min for make test + make asan).
+PYTEST_JOBS  ?= 2
+PYTEST_XDIST := $(shell $(PYTHON) -c 'import xdist' 2>/dev/null && echo -n $(PYTEST_JOBS) --dist loadfile)
+PYTEST_FLAGS ?= $(if $(PYTEST_XDIST),-n $(PYTEST_XDIST)) --durations=25
 integration: $(B)/pgcmkd
-	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

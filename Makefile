@@ -86,7 +86,7 @@ integration: $(B)/pgcmkd
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
 
@@ -100,6 +100,8 @@ browser: $(B)/pgcmkd
 
 # libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
 FUZZ_TIME ?= 600
+# make test's short pass per target (the corpora under $(B)/fuzz/ persist between runs).
+FUZZ_TIME_TEST ?= 8
 FUZZ_SRC  := tests/fuzz/fuzz_template.c $(filter-out src/deploy/deployments.c,$(wildcard src/deploy/*.c))
 $(B)/fuzz/fuzz_template: $(FUZZ_SRC) $(wildcard src/deploy/*.h include/pgcmk/*.h) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)

@@ -36,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz
+.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
 
@@ -83,10 +83,14 @@ PYTEST_FLAGS ?= $(if $(PYTEST_XDIST),-n $(PYTEST_XDIST)) --durations=25
 integration: $(B)/pgcmkd
 	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
 
+# The programs make test and make asan build, on BUILD_JOBS compilers (the tests run after).
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+progs: all $(UNIT_BIN)
+
 test: deps-test
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs
 	@$(MAKE) --no-print-directory unit
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory -j$(BUILD_JOBS) fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
 
@@ -215,7 +219,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-kesc tests/fuzz/corpus/kesc
 
 asan: deps-test
-	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs
+	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) unit integration
 
 bench: deps
 	@scripts/deps.sh bench

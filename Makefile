@@ -36,7 +36,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz
+.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz \
+        pgext
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
 
@@ -81,8 +82,28 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
 	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
+	@$(MAKE) --no-print-directory pgext
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
+
+# pgcmk's server-side library for PostgreSQL 15 (pgext/, PGXS): refuses logins while a database
+# cannot reach its key. Built and installed into PostgreSQL's library directory (as root) when the
+# server headers are there (postgresql-server-dev-15, libkrb5-dev); otherwise real mode refuses
+# through pg_hba and this says why. Never with ASan (an ASan library cannot load into postgres):
+# `make asan` uses the installed library as it is. The sub-make gets none of this Makefile's
+# variables (CC, CFLAGS, SANITIZE): PGXS takes PostgreSQL's.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+pgext:
+	@inc=$$($(PG_CONFIG) --includedir-server 2>/dev/null); \
+	if [ -z "$$inc" ] || [ ! -f "$$inc/postgres.h" ] || [ ! -f /usr/include/gssapi/gssapi.h ]; then \
+	  echo "pgcmk: pgext skipped: no PostgreSQL 15 server headers (apt-get install postgresql-server-dev-15 libkrb5-dev); real mode refuses logins through pg_hba"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
+	  echo "pgcmk: pgext built but not installed: run 'make pgext' as root to install pgcmk.so into $$($(PG_CONFIG) --pkglibdir)"; \
+	else \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) install; \
+	fi
 
 # The portal in Debian's headless Chromium (playwright-core from npm); screenshots in $(B)/browser-screens.
 browser: $(B)/pgcmkd
@@ -227,6 +248,6 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build
+	rm -rf build pgext/*.o pgext/*.so
 
 -include $(LIB_OBJ:.o=.d) $(B)/obj/src/main.d $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)

@@ -11,6 +11,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/pg.h"
 #include "providers/internal.h"
 #include "providers/postgres.h"
 
@@ -295,6 +296,8 @@ cluster_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     }
     pgcmk_time_format(now, t);
     json_object_set_new(p, "administratorLogin", json_string("citus"));
+    pg_real_keep_password(ctx->id_text,
+                          json_string_value(json_object_get(p, "administratorLoginPassword")));
     json_object_del(p, "administratorLoginPassword");
 #define DEFAULT(k, v)                                                                              \
     if (!json_object_get(p, k))                                                                    \
@@ -383,6 +386,11 @@ cluster_on_write(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
             if (json_object_get(old, *k))
                 json_object_set(p, *k, json_object_get(old, *k));
         json_object_del(p, "administratorLoginPassword");
+        if (rc == 0 && json_is_string(pg_get_ci(in, "administratorLoginPassword")) &&
+            pgcmk_pg_has(ctx->id_text))
+            rc = pgcmk_pg_set_password(
+                ctx->id_text, "citus",
+                json_string_value(pg_get_ci(in, "administratorLoginPassword")), err);
         if (!patch && rc == 0) {
             json_object_set_new(p, "provisioningState", json_string("Updating"));
         }
@@ -510,8 +518,12 @@ cluster_provision(const char *id, int created, struct pgcmk_err *err)
             pg_check_now(s.id, 0, &tmp);
         else if (!pgcmk_agent_has_dek(s.id))
             pg_check_now(s.id, 0, &tmp);
-        rc = pg_rows_restore(s.id, d.id, d.last_check, &why);
+        /* real mode: the restore replays the source's encrypted WAL (pg_real_create) */
+        if (!pgcmk_pg_real())
+            rc = pg_rows_restore(s.id, d.id, d.last_check, &why);
     }
+    if (rc == 0)
+        rc = pg_real_create(&d, strrchr(id, '/') + 1, "citus", d.last_check, &why);
     pd = (struct provision_done){&d, rc == 0, &why};
     if (pgcmk_db_tx(db, provision_done_tx, &pd, err))
         rc = -1;
@@ -558,6 +570,7 @@ cluster_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 static void
 cluster_after_delete(const char *id)
 {
+    pg_real_drop(id);
     pg_forget(NULL, id);
 }
 
@@ -608,13 +621,6 @@ cluster_get_checked(struct pgcmk_req *rq, char **id, json_t **body, struct pgcmk
                       "https://aka.ms/ARMResourceNotFoundFix",
                       pgcmk_req_param(rq, "name"), pgcmk_req_param(rq, "rg"));
     return -1;
-}
-
-static void
-noop_job(void *arg, struct pgcmk_lro_result *out)
-{
-    (void)arg;
-    out->status = 200;
 }
 
 struct action_ctx {
@@ -693,13 +699,14 @@ cluster_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *action,
     json_t *body = NULL;
     char *id = NULL;
     struct action_ctx a;
+    void *job = NULL;
     int rc;
 
     if (cluster_get_checked(rq, &id, &body, err))
         return -1;
     a = (struct action_ctx){id, action};
     rc = pgcmk_db_tx(pgcmk_db(), action_tx, &a, err);
-    if (rc == 0 && strcmp(action, "promote") == 0) {
+    if (rc == 0 && strcmp(action, "promote") == 0 && !pgcmk_pg_real()) {
         /* copy the rows the replica read from its source, so it stands alone */
         struct pg_db d;
         struct pgcmk_err e2;
@@ -712,7 +719,9 @@ cluster_action(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *action,
     if (rc == 0)
         rc = pgcmk_lro_start(rq, rs, pgcmk_req_param(rq, "sub"), PG_NS,
                              json_string_value(json_object_get(body, "location")), action, id,
-                             noop_job, NULL, err);
+                             pg_real_action_job, job = pg_real_action_new(id, action), err);
+    if (rc)
+        pg_real_action_free(job);
     if (rc == 0)
         pgcmk_resp_empty(rs, 202);
     json_decref(body);

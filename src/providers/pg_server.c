@@ -15,6 +15,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/schema.h"
 #include "pgcmk/vault.h"
 #include "pgcmk/wellknown.h"
@@ -331,6 +332,7 @@ server_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
             return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER,
                                  "properties.administratorLoginPassword",
                                  "createMode Default needs administratorLoginPassword.");
+        pg_real_keep_password(ctx->id_text, json_string_value(pw));
     } else {
         const char *sid = json_string_value(json_object_get(p, "sourceServerId"));
 
@@ -516,6 +518,12 @@ server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
         pg_set(&d.principal_id, sa_principal(ctx->body));
         rc = pg_db_save(db, &d, err);
     }
+    /* real mode: the role's new SCRAM verifier, inside the write (a failure refuses it) */
+    if (rc == 0 && json_is_string(json_object_get(in, "administratorLoginPassword")) &&
+        pgcmk_pg_has(ctx->id_text))
+        rc = pgcmk_pg_set_password(
+            ctx->id_text, prop_str(ctx->existing, "administratorLogin"),
+            json_string_value(json_object_get(in, "administratorLoginPassword")), err);
 out:
     json_decref(in);
     pg_db_release(&d);
@@ -675,7 +683,9 @@ server_make_dek(struct pg_db *d, const struct pg_db *s, struct pgcmk_err *err)
         return -1;
     if (strcmp(d->relation, "restore") == 0) {
         /* rows up to the restore point, sealed again for the new server with the same DEK */
-        if (pgcmk_agent_share(s->id, d->id) || pg_rows_restore(s->id, d->id, d->last_check, err)) {
+        /* real mode: the instance replays the source's encrypted WAL instead (pg_real_create) */
+        if (pgcmk_agent_share(s->id, d->id) ||
+            (!pgcmk_pg_real() && pg_rows_restore(s->id, d->id, d->last_check, err))) {
             pgcmk_agent_forget(d->id);
             if (err->code == PGCMK_E_OK)
                 pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
@@ -782,6 +792,16 @@ server_provision(const char *id, int created, struct pgcmk_err *err)
                            d.source_id);
     else
         rc = server_make_dek(&d, have_src ? &s : NULL, &why);
+    if (rc == 0 && pgcmk_pg_real()) {
+        json_t *body = NULL;
+
+        if (pgcmk_arm_resource_get(db, id, &body, &why) > 0)
+            rc = pg_real_create(&d, strrchr(id, '/') + 1, prop_str(body, "administratorLogin"),
+                                d.last_check, &why);
+        else
+            rc = -1;
+        json_decref(body);
+    }
     pd = (struct provision_done){&d, rc == 0, rc == 0 && d.key_uri != NULL, &why};
     if (pgcmk_db_tx(db, provision_done_tx, &pd, err))
         rc = -1;
@@ -844,6 +864,7 @@ server_on_delete(struct pgcmk_arm_ctx *ctx, struct pgcmk_err *err)
 static void
 server_after_delete(const char *id)
 {
+    pg_real_drop(id);
     pg_forget(NULL, id);
 }
 
@@ -915,17 +936,11 @@ server_get_checked(struct pgcmk_req *rq, const char *const *versions, const char
     return -1;
 }
 
-static void
-noop_job(void *arg, struct pgcmk_lro_result *out)
-{
-    (void)arg;
-    out->status = 200;
-}
-
 static int
 server_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     json_t *body = NULL;
+    void *job;
     int rc;
 
     if (server_get_checked(rq, server_versions, "servers", 0, &body, err))
@@ -934,9 +949,13 @@ server_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *er
         json_decref(body);
         return err_inaccessible(pgcmk_req_param(rq, "name"), err);
     }
-    rc = pgcmk_lro_start(rq, rs, pgcmk_req_param(rq, "sub"), PG_NS,
-                         json_string_value(json_object_get(body, "location")), "restart",
-                         json_string_value(json_object_get(body, "id")), noop_job, NULL, err);
+    rc = pgcmk_lro_start(
+        rq, rs, pgcmk_req_param(rq, "sub"), PG_NS,
+        json_string_value(json_object_get(body, "location")), "restart",
+        json_string_value(json_object_get(body, "id")), pg_real_action_job,
+        job = pg_real_action_new(json_string_value(json_object_get(body, "id")), "restart"), err);
+    if (rc)
+        pg_real_action_free(job);
     if (rc == 0)
         pgcmk_resp_empty(rs, 202);
     json_decref(body);

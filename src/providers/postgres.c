@@ -1,6 +1,7 @@
 /* postgres.c - the core the PostgreSQL providers share: the databases table, the CMK rules, the
  * DEK provisioning and the state record (rendered body, Resource Health, Activity Log). The
  * reconciler is src/reconcile/, the modeled data plane src/pgdata/. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +421,167 @@ pg_record_state(struct pgcmk_db *db, const struct pg_db *d, const char *state, c
         a.error_message = d->reason;
     }
     return pgcmk_activity_add(db, &a, err);
+}
+
+/* ---- real PostgreSQL: the providers' hooks ------------------------------------------------ */
+
+/* Admin passwords between a create's write and its worker: in memory only, wiped when taken. */
+struct kept_password {
+    struct kept_password *next;
+    char *id, *password;
+};
+
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kept_password *kept;
+
+static void
+kept_free(struct kept_password *k)
+{
+    pgcmk_secret_free(k->password, strlen(k->password));
+    free(k->id);
+    free(k);
+}
+
+/* Unlinks id's kept password (NULL when none); the caller frees it with kept_free. */
+static struct kept_password *
+kept_take(const char *id)
+{
+    struct kept_password **pp, *k = NULL;
+
+    pthread_mutex_lock(&kept_lock);
+    for (pp = &kept; *pp; pp = &(*pp)->next) {
+        if (strcasecmp((*pp)->id, id) == 0) {
+            k = *pp;
+            *pp = k->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&kept_lock);
+    return k;
+}
+
+void
+pg_real_keep_password(const char *id, const char *password)
+{
+    struct kept_password *k, *old;
+
+    if (!pgcmk_pg_real() || !password)
+        return;
+    old = kept_take(id);
+    if (old)
+        kept_free(old);
+    k = pgcmk_xcalloc(1, sizeof(*k));
+    k->id = pgcmk_xstrdup(id);
+    k->password = pgcmk_xstrdup(password);
+    pthread_mutex_lock(&kept_lock);
+    k->next = kept;
+    kept = k;
+    pthread_mutex_unlock(&kept_lock);
+}
+
+int
+pg_real_create(const struct pg_db *d, const char *name, const char *login, int64_t point_in_time,
+               struct pgcmk_err *err)
+{
+    struct kept_password *k = kept_take(d->id);
+    int cluster = d->kind == PG_CLUSTER, rc;
+    char fqdn[300], alias[300];
+    struct pgcmk_pg_spec s;
+
+    if (!pgcmk_pg_real()) {
+        if (k)
+            kept_free(k);
+        return 0;
+    }
+    /* the names the resource reports (serverNames[0] / fullyQualifiedDomainName) */
+    snprintf(fqdn, sizeof(fqdn), "%s%s.postgres.database.azure.com", cluster ? "c-" : "", name);
+    snprintf(alias, sizeof(alias), "%s%s.postgres.database.localhost", cluster ? "c-" : "", name);
+    memset(&s, 0, sizeof(s));
+    s.db_id = d->id;
+    s.cluster = cluster;
+    s.fqdn = fqdn;
+    s.alias = alias;
+    s.admin_login = login;
+    s.admin_password = k ? k->password : NULL;
+    s.source_id = d->source_id;
+    s.relation = d->source_id ? d->relation : NULL;
+    s.point_in_time = point_in_time;
+    if (!d->source_id && (!login || !s.admin_password))
+        rc = pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
+                           "The administrator login of '%.300s' is not known any more (was pgcmkd "
+                           "restarted during the creation?).",
+                           d->id);
+    else
+        rc = pgcmk_pg_create(&s, err);
+    if (k)
+        kept_free(k);
+    if (rc) {
+        struct pgcmk_err e2;
+
+        /* nothing left half-made */
+        if (pgcmk_pg_drop(d->id, &e2))
+            LOG_WARN("pg: %s: dropping the failed instance: %s", d->id, e2.message);
+        return -1;
+    }
+    return 0;
+}
+
+void
+pg_real_drop(const char *id)
+{
+    struct kept_password *k = kept_take(id);
+    struct pgcmk_err err;
+
+    if (k)
+        kept_free(k);
+    if (pgcmk_pg_real() && pgcmk_pg_drop(id, &err))
+        LOG_WARN("pg: %s: dropping the instance: %s", id, err.message);
+}
+
+struct real_action {
+    char *id;
+    char action[16];
+};
+
+void *
+pg_real_action_new(const char *id, const char *action)
+{
+    struct real_action *a = pgcmk_xcalloc(1, sizeof(*a));
+
+    a->id = pgcmk_xstrdup(id);
+    snprintf(a->action, sizeof(a->action), "%s", action);
+    return a;
+}
+
+void
+pg_real_action_free(void *arg)
+{
+    struct real_action *a = arg;
+
+    if (a) {
+        free(a->id);
+        free(a);
+    }
+}
+
+void
+pg_real_action_job(void *arg, struct pgcmk_lro_result *out)
+{
+    struct real_action *a = arg;
+    int rc = 0;
+
+    memset(&out->err, 0, sizeof(out->err));
+    if (pgcmk_pg_real() && pgcmk_pg_has(a->id)) {
+        if (strcmp(a->action, "restart") == 0)
+            rc = pgcmk_pg_restart(a->id, &out->err);
+        else if (strcmp(a->action, "promote") == 0)
+            rc = pgcmk_pg_promote(a->id, &out->err);
+    }
+    if (rc)
+        out->failed = 1;
+    else
+        out->status = 200;
+    pg_real_action_free(a);
 }
 
 /* ---- start ------------------------------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "pgcmk/agent.h"
+#include "pgcmk/arm.h"
 #include "pgcmk/cfg.h"
 #include "pgcmk/err.h"
 #include "pgcmk/store.h"
@@ -96,6 +97,27 @@ int pg_check_name(const char *what, const char *name, size_t max, struct pgcmk_e
 
 /* The resource body's field, case-insensitively ("dataencryption" == "dataEncryption"). */
 json_t *pg_get_ci(const json_t *obj, const char *key);
+
+/* ---- real PostgreSQL (--pg-mode real, include/pgcmk/pg.h): the providers' hooks ----------- */
+
+/* On a create's write (HTTP thread): keeps the admin password in memory only until the LRO
+ * worker made the instance (pg_real_create takes and wipes it). No-op in modeled mode. */
+void pg_real_keep_password(const char *id, const char *password);
+/* On the worker, once the DEK is provisioned: the instance of d (a cluster coordinator or a
+ * single server), named by the resource's name, with admin login (NULL for copies: their data
+ * carries the roles) and the password kept by pg_real_keep_password; point_in_time for
+ * restores. 0 in modeled mode; -1 with err when the instance could not be made. */
+int pg_real_create(const struct pg_db *d, const char *name, const char *login,
+                   int64_t point_in_time, struct pgcmk_err *err) PGCMK_WUR;
+/* After a delete (or a failed create removed): the instance and the kept password go. */
+void pg_real_drop(const char *id);
+/* The LRO job of an action on a database in real mode: "restart" -> pgcmk_pg_restart,
+ * "promote" -> pgcmk_pg_promote; other actions and modeled mode succeed at once. arg is a
+ * pg_real_action_new() value (freed by the job). */
+void *pg_real_action_new(const char *id, const char *action);
+void pg_real_action_job(void *arg, struct pgcmk_lro_result *out);
+/* Frees a pg_real_action_new() value whose job was not started (NULL allowed). */
+void pg_real_action_free(void *arg);
 
 /* Init, before the server starts: the routes (explain, lineage, settle, data plane). */
 void pg_core_register(void);

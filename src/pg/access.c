@@ -224,6 +224,21 @@ acc_read(const char *path)
     return buf;
 }
 
+/* 1 when path is a refusing pg_hba.conf of ours */
+static int
+acc_hba_is_ours(const char *path)
+{
+    char head[sizeof(ACC_HBA_SHOUT)] = {0};
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (!f)
+        return 0;
+    n = fread(head, 1, sizeof(head) - 1, f);
+    fclose(f);
+    return n == sizeof(head) - 1 && memcmp(head, ACC_HBA_SHOUT, n) == 0;
+}
+
 /* Writes (or removes) the refusal of data_dir for st. *changed: whether PostgreSQL must reload
  * its configuration (pg_hba). */
 static int
@@ -239,6 +254,12 @@ acc_files(const char *data_dir, const struct acc_state *st, int *changed, struct
     acc_path(hba, sizeof(hba), data_dir, ACC_HBA);
     acc_path(orig, sizeof(orig), data_dir, ACC_HBA_ORIG);
     have_orig = stat(orig, &sb) == 0;
+    if (have_orig && !acc_hba_is_ours(hba)) {
+        /* the supervisor wrote a new pg_hba.conf since (at a start): the kept one is stale */
+        if (acc_unlink(orig, err))
+            return -1;
+        have_orig = 0;
+    }
     if (have_orig && (!st->lost || acc_ext)) { /* the original pg_hba back */
         if (rename(orig, hba) != 0) {
             pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot restore %s: %s", hba,

@@ -382,6 +382,32 @@ pg_access_conf(char *buf, size_t n)
                  "shared_preload_libraries = 'pgcmk'\npgcmk.exempt_roles = '%s'\n", ACC_EXEMPT);
 }
 
+void
+pg_access_describe(const char *data_dir, json_t *out)
+{
+    char path[PATH_MAX], line[128], when[PGCMK_TIME_LEN];
+    long long wall;
+    int refused;
+    FILE *f;
+
+    acc_path(path, sizeof(path), data_dir, ACC_FLAG);
+    refused = acc_ext ? access(path, F_OK) == 0 : 0;
+    acc_path(path, sizeof(path), data_dir, ACC_HBA);
+    refused = refused || acc_hba_is_ours(path);
+    json_object_set_new(out, "logins", json_string(refused ? "refused" : "allowed"));
+    json_object_set_new(out, "refusal", json_string(acc_ext ? "extension" : "pg_hba"));
+    acc_path(path, sizeof(path), data_dir, ACC_DENIALS);
+    f = refused ? fopen(path, "re") : NULL;
+    if (!f)
+        return;
+    /* the library's line: wall-clock ms, role, database; told by the virtual clock */
+    if (fgets(line, sizeof(line), f) && sscanf(line, "%lld", &wall) == 1 && wall > 0) {
+        pgcmk_time_format(pgcmk_clock_now() - (pgcmk_wall_ms() - (int64_t)wall), when);
+        json_object_set_new(out, "firstDenial", json_string(when));
+    }
+    fclose(f);
+}
+
 /* ---- the event ------------------------------------------------------------------------------ */
 
 static void

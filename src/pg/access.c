@@ -177,28 +177,38 @@ acc_exempt_users(const char *field)
     return any;
 }
 
-/* The refusing pg_hba.conf from the original: the lines of the exempt roles and replication
- * lines first, then a reject of everything else. */
-static char *
-acc_hba_refusing(const char *orig, const struct acc_state *st)
+char *
+pg_access_hba_refusing(const char *orig, const char *code)
 {
-    size_t cap = strlen(orig) + 512, len;
+    size_t cap = strlen(orig) + 320, len = 0, n, i;
     char *out = pgcmk_xmalloc(cap), line[1024];
     const char *p = orig, *nl;
 
-    len = (size_t)snprintf(out, cap,
-                           "%s (%s): pgcmkd refuses every other login; the original is %s\n",
-                           ACC_HBA_SHOUT, st->code, ACC_HBA_ORIG);
-    while (*p) {
+    /* the reason code in the comment: [A-Za-z0-9] only, so the comment stays one line */
+    len = (size_t)snprintf(out, cap, "%s (", ACC_HBA_SHOUT);
+    for (i = 0; code && code[i] && i < 96; i++)
+        if ((code[i] >= 'A' && code[i] <= 'Z') || (code[i] >= 'a' && code[i] <= 'z') ||
+            (code[i] >= '0' && code[i] <= '9'))
+            out[len++] = code[i];
+    len +=
+        (size_t)snprintf(out + len, cap - len,
+                         "): pgcmkd refuses every other login; the original is %s\n", ACC_HBA_ORIG);
+    for (; *p; p = nl ? nl + 1 : p + n) {
         char type[32], db[64], user[256];
 
         nl = strchr(p, '\n');
-        snprintf(line, sizeof(line), "%.*s", (int)(nl ? (size_t)(nl - p) : strlen(p)), p);
-        p = nl ? nl + 1 : p + strlen(p);
+        n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n >= sizeof(line)) /* not a line of pgcmkd's: it stays out */
+            continue;
+        memcpy(line, p, n);
+        line[n] = 0;
         if (sscanf(line, " %31s %63s %255s", type, db, user) != 3 || type[0] == '#')
             continue;
-        if (strcmp(db, "replication") == 0 || acc_exempt_users(user))
-            len += (size_t)snprintf(out + len, cap - len, "%s\n", line);
+        if (strcmp(db, "replication") == 0 || acc_exempt_users(user)) {
+            memcpy(out + len, line, n); /* kept lines are a part of orig: they fit */
+            len += n;
+            out[len++] = '\n';
+        }
     }
     snprintf(out + len, cap - len, "host all all all reject\n");
     return out;
@@ -292,7 +302,7 @@ acc_files(const char *data_dir, const struct acc_state *st, int *changed, struct
             pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot read %s: %s", orig, strerror(errno));
             return -1;
         }
-        text = acc_hba_refusing(cur, st);
+        text = pg_access_hba_refusing(cur, st->code);
         rc = acc_write(hba, text, 0600, err);
         free(cur);
         free(text);

@@ -78,6 +78,10 @@ void pg_access_conf(char *buf, size_t n);
  * "firstDenial" (an ISO time by the virtual clock: seed 003's "after the first connection to the
  * database has been denied"). */
 void pg_access_describe(const char *data_dir, json_t *out);
+/* The refusing pg_hba.conf (the fallback without the library) made from the original text: a
+ * comment naming the reason code, the lines of the exempt roles and the replication lines of
+ * orig, then `host all all all reject`. Allocated; free() it. */
+char *pg_access_hba_refusing(const char *orig, const char *code);
 
 /* ---- archive (archive.c) ------------------------------------------------------------------ */
 

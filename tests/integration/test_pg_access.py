@@ -109,6 +109,17 @@ def key_detail(v, kid, code):
     return [code, f"vault '{v.name}'", "key 'cmk'", f"version '{version}'"]
 
 
+def disable_key(d, rid, v, kid, conn, password, contains, what):
+    """Disables the key: a new login is refused (its text returned, the time printed) and the
+    open session conn ends."""
+    t0 = time.perf_counter()
+    v.set_key(kid, enabled=False)
+    text, _ = refused(d, rid, password, contains)
+    print(f"\n{what}: PATCH key disabled -> login refused in {ms(t0):.1f} ms")
+    session_ends(conn)
+    return text
+
+
 @needs_library
 def test_cluster_refuses_while_the_key_is_lost_and_recovers(real_daemon):
     d = real_daemon
@@ -119,14 +130,10 @@ def test_cluster_refuses_while_the_key_is_lost_and_recovers(real_daemon):
     w = Writer(d, rid, ADMIN_PASSWORD)
     w.start()
     poll_until(lambda: len(w.acked) > 20, timeout=10, what="the writer to commit")
-    t0 = time.perf_counter()
-    v.set_key(kid, enabled=False)
-    text, _ = refused(d, rid, ADMIN_PASSWORD, FATAL)
-    print(f"\ncluster: PATCH key disabled -> login refused in {ms(t0):.1f} ms")
+    text = disable_key(d, rid, v, kid, conn, ADMIN_PASSWORD, FATAL, "cluster")
     for part in key_detail(v, kid, "AzureKeyVaultKeyDisabled") + [
             "HINT:  Restore the key's access in Azure Key Vault; the cluster recovers by itself."]:
         assert part in text, text
-    session_ends(conn)
     wait_state(d, rid, "Inaccessible")
     # the key back: the cluster recovers by itself and logins work again
     t0 = time.perf_counter()
@@ -165,14 +172,10 @@ def test_server_refuses_until_the_key_is_revalidated(real_daemon):
     rid, name, env = cmk_server(d)
     rg, _mi, _oid, v, kid = env
     conn = poll_connect(d, rid, password=SERVER_PASSWORD)
-    t0 = time.perf_counter()
-    v.set_key(kid, enabled=False)
-    text, _ = refused(d, rid, SERVER_PASSWORD, FATAL)
-    print(f"\nserver: PATCH key disabled -> login refused in {ms(t0):.1f} ms")
+    text = disable_key(d, rid, v, kid, conn, SERVER_PASSWORD, FATAL, "server")
     for part in key_detail(v, kid, "AzureKeyVaultKeyDisabled") + [
             "HINT:  Restore the key's access in Azure Key Vault, then revalidate the key."]:
         assert part in text, text
-    session_ends(conn)
     # the key back: still refused until the revalidation
     v.set_key(kid, enabled=True)
     settle(d)
@@ -195,12 +198,8 @@ def test_pg_hba_fallback_refuses_too(start_real):
     w = Writer(d, rid, password)
     w.start()
     poll_until(lambda: len(w.acked) > 20, timeout=10, what="the writer to commit")
-    t0 = time.perf_counter()
-    v.set_key(kid, enabled=False)
-    text, _ = refused(d, rid, password, "pg_hba.conf rejects connection")
-    print(f"\npg_hba: PATCH key disabled -> login refused in {ms(t0):.1f} ms")
+    text = disable_key(d, rid, v, kid, conn, password, "pg_hba.conf rejects connection", "pg_hba")
     assert FATAL not in text, text
-    session_ends(conn)
     v.set_key(kid, enabled=True)
     poll_connect(d, rid, password=password).close()
     wait_state(d, rid, "Ready")

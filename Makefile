@@ -82,7 +82,6 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
 	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
-	@$(MAKE) --no-print-directory pgext
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
 
@@ -93,6 +92,8 @@ test: deps-test
 # `make asan` uses the installed library as it is. The sub-make gets none of this Makefile's
 # variables (CC, CFLAGS, SANITIZE): PGXS takes PostgreSQL's.
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# make test installs it (after deps-test) before its integration tests run
+test: pgext
 pgext:
 	@inc=$$($(PG_CONFIG) --includedir-server 2>/dev/null); \
 	if [ -z "$$inc" ] || [ ! -f "$$inc/postgres.h" ] || [ ! -f /usr/include/gssapi/gssapi.h ]; then \

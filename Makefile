@@ -192,6 +192,12 @@ $(B)/fuzz/fuzz_http1: $(FUZZ_HTTP1_SRC) $(wildcard include/pgcmk/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_HTTP1_SRC)
+# libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
+FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
+$(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_PGWIRE_SRC) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the pg_hba.conf rewriting of the refusal without the pgcmk library (src/pg/access.c).
 $(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include/pgcmk/*.h src/pg/*.h) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)
@@ -202,11 +208,13 @@ $(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include
 fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
       $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl \
       $(B)/fuzz/fuzz_vreq $(B)/fuzz/fuzz_kesct $(B)/fuzz/fuzz_kesconf $(B)/fuzz/fuzz_http1 \
-      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pghba
+      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgwire \
+      $(B)/fuzz/fuzz_pghba
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
 	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl \
 	  $(B)/fuzz/corpus-vreq $(B)/fuzz/corpus-kesct $(B)/fuzz/corpus-kesconf $(B)/fuzz/corpus-http1 \
-	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pghba
+	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgwire \
+	  $(B)/fuzz/corpus-pghba
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -233,6 +241,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-http1 tests/fuzz/corpus/http1
 	$(B)/fuzz/fuzz_kesc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  $(B)/fuzz/corpus-kesc tests/fuzz/corpus/kesc
+	$(B)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
 	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
 

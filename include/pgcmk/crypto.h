@@ -89,5 +89,10 @@ struct pgcmk_client_cert {
 int pgcmk_tls_issue_client(const char *data_dir, const char *cn, int64_t now_ms, long days,
                            struct pgcmk_client_cert *out, struct pgcmk_err *err) PGCMK_WUR;
 void pgcmk_client_cert_release(struct pgcmk_client_cert *c);
+/* A server's: the same, with EKU serverAuth and subjectAltName = sans (OpenSSL's form:
+ * "DNS:a.example,DNS:localhost,IP:127.0.0.1,IP:::1"); a real PostgreSQL instance's certificate. */
+int pgcmk_tls_issue_server(const char *data_dir, const char *cn, const char *sans, int64_t now_ms,
+                           long days, struct pgcmk_client_cert *out,
+                           struct pgcmk_err *err) PGCMK_WUR;
 
 #endif

@@ -313,6 +313,10 @@
       "the database's PostgreSQL instance is not running (starting, stopped or crashed)")          \
     X(PGCMK_E_PGREAL_SQL, 400, "PostgresError", "I",                                               \
       "PostgreSQL answered an error: its text and SQLSTATE are in the message")                    \
+    X(PGCMK_E_PGREAL_LIMIT, 409, "RealPostgresInstanceLimit", "I",                                 \
+      "--pg-max-instances real instances run already: delete a server or raise the cap")           \
+    X(PGCMK_E_PGREAL_START, 503, "ServerStartFailed", "I",                                         \
+      "the PostgreSQL instance did not start: its log's last FATAL line is in the message")        \
     /* real PostgreSQL: access (h-pgacc) */                                                        \
     /* real PostgreSQL: archive, restores, replicas (h-pgarch) */                                  \
     /* real PostgreSQL: at rest (h-pgci) */                                                        \

@@ -35,8 +35,9 @@ static int tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
 
 enum tls_kind { TLS_KIND_SERVER, TLS_KIND_CA, TLS_KIND_CLIENT };
 
-static X509 *tls_make_cert_at(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                              time_t not_before, time_t not_after, enum tls_kind kind);
+static X509 *tls_make_cert_at(EVP_PKEY *key, const char *cn, const char *sans, X509 *issuer,
+                              EVP_PKEY *issuer_key, time_t not_before, time_t not_after,
+                              enum tls_kind kind);
 static X509 *tls_make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
                            long days, int is_ca);
 static int tls_cert_good(X509 *leaf, X509 *ca);
@@ -222,10 +223,11 @@ tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for `key` named `cn`, valid from not_before to not_after, signed by
- * issuer/issuer_key (self-signed when NULL). */
+ * issuer/issuer_key (self-signed when NULL). sans: a server's subjectAltName (NULL = pgcmk's
+ * own hosts). */
 static X509 *
-tls_make_cert_at(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                 time_t not_before, time_t not_after, enum tls_kind kind)
+tls_make_cert_at(EVP_PKEY *key, const char *cn, const char *sans, X509 *issuer,
+                 EVP_PKEY *issuer_key, time_t not_before, time_t not_after, enum tls_kind kind)
 {
     X509 *x = X509_new();
     ASN1_INTEGER *serial = NULL;
@@ -265,7 +267,7 @@ tls_make_cert_at(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_k
             tls_add_ext(x, issuer, NID_ext_key_usage,
                         kind == TLS_KIND_CLIENT ? "clientAuth" : "serverAuth") ||
             (kind == TLS_KIND_SERVER &&
-             tls_add_ext(x, issuer, NID_subject_alt_name, TLS_SERVER_SANS)) ||
+             tls_add_ext(x, issuer, NID_subject_alt_name, sans ? sans : TLS_SERVER_SANS)) ||
             tls_add_ext(x, issuer, NID_authority_key_identifier, "keyid:always"))
             goto fail;
     }
@@ -287,7 +289,7 @@ tls_make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
 {
     time_t now = time(NULL);
 
-    return tls_make_cert_at(key, cn, issuer, issuer_key, now - 3600, now + days * 86400L,
+    return tls_make_cert_at(key, cn, NULL, issuer, issuer_key, now - 3600, now + days * 86400L,
                             is_ca ? TLS_KIND_CA : TLS_KIND_SERVER);
 }
 
@@ -674,9 +676,10 @@ pgcmk_tls_kmip_release(struct pgcmk_kmip_tls *kt)
     memset(kt, 0, sizeof(*kt));
 }
 
-int
-pgcmk_tls_issue_client(const char *data_dir, const char *cn, int64_t now_ms, long days,
-                       struct pgcmk_client_cert *out, struct pgcmk_err *err)
+/* A P-256 leaf signed by pgcmk's CA: a client's (sans NULL) or a server's with sans. */
+static int
+tls_issue_leaf(const char *data_dir, const char *cn, const char *sans, int64_t now_ms, long days,
+               struct pgcmk_client_cert *out, struct pgcmk_err *err)
 {
     char *ca_path = pgcmk_xasprintf("%s/ca.pem", data_dir);
     char *ca_key_path = pgcmk_xasprintf("%s/ca-key.pem", data_dir);
@@ -701,14 +704,15 @@ pgcmk_tls_issue_client(const char *data_dir, const char *cn, int64_t now_ms, lon
     /* Valid from before both clocks (the virtual one may run ahead) for `days` on the virtual
      * clock: the listener checks the end on the virtual clock. */
     pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    x = pk ? tls_make_cert_at(pk, cn, ca, ca_key, (now < wall ? now : wall) - 3600,
-                              now + days * 86400L, TLS_KIND_CLIENT)
+    x = pk ? tls_make_cert_at(pk, cn, sans, ca, ca_key, (now < wall ? now : wall) - 3600,
+                              now + days * 86400L, sans ? TLS_KIND_SERVER : TLS_KIND_CLIENT)
            : NULL;
     if (x == NULL || (out->cert_pem = tls_pem_cert(x)) == NULL ||
         (out->key_pem = tls_pem_key(pk)) == NULL || X509_digest(x, EVP_sha256(), md, &mdlen) != 1 ||
         mdlen != 32 || (serial = X509_get0_serialNumber(x)) == NULL ||
         (bn = ASN1_INTEGER_to_BN(serial, NULL)) == NULL || (hex = BN_bn2hex(bn)) == NULL) {
-        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot issue a client certificate");
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot issue a %s certificate",
+                      sans ? "server" : "client");
         goto done;
     }
     for (unsigned i = 0; i < 32; i++)
@@ -731,6 +735,22 @@ done:
     if (rc)
         pgcmk_client_cert_release(out);
     return rc;
+}
+
+int
+pgcmk_tls_issue_client(const char *data_dir, const char *cn, int64_t now_ms, long days,
+                       struct pgcmk_client_cert *out, struct pgcmk_err *err)
+{
+    return tls_issue_leaf(data_dir, cn, NULL, now_ms, days, out, err);
+}
+
+int
+pgcmk_tls_issue_server(const char *data_dir, const char *cn, const char *sans, int64_t now_ms,
+                       long days, struct pgcmk_client_cert *out, struct pgcmk_err *err)
+{
+    if (sans == NULL || *sans == 0)
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "a server certificate needs its names");
+    return tls_issue_leaf(data_dir, cn, sans, now_ms, days, out, err);
 }
 
 void

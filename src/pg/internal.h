@@ -61,6 +61,29 @@ int pg_run(const char *prog, char *const argv[], int in_fd, int out_fd, const ch
 int pg_inst_stop(const char *db_id, struct pgcmk_err *err);
 int pg_inst_start(const char *db_id, struct pgcmk_err *err);
 
+/* Between pg.c and instance.c only (the supervisor's own parts). */
+struct pgcmk_cfg;
+int pg_max_instances(void);
+/* A free port for a new instance (--pg-ports range or any), not one of `taken`; 0 when none. */
+int pg_port_pick(const int *taken, size_t ntaken);
+/* 1 when port can be bound on 127.0.0.1 (and ::1 when the host has IPv6). */
+int pg_port_free(int port);
+/* The template data directory (DATA_DIR/pg/template). */
+const char *pg_template_dir(void);
+/* In a forked child: become the PostgreSQL user (when root), default signals, empty mask,
+ * stdin /dev/null (or in_fd), fds above 2 closed. Returns -1 (errno) on failure. */
+int pg_child_setup(int in_fd, int out_fd, int err_fd);
+/* snprintf for paths and messages where truncation is checked by the caller or harmless. */
+void pg_fmt(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Removes a directory tree (no error when it is missing). 0 or -1. */
+int pg_rmtree(const char *path);
+/* chown to the PostgreSQL user (a no-op when not root). */
+int pg_chown(const char *path);
+/* instance.c: loads the rows, adopts or starts their instances, removes stray directories;
+ * starts the supervision thread. pg_inst_shutdown stops them all. */
+int pg_inst_init(struct pgcmk_err *err);
+void pg_inst_shutdown(void);
+
 /* ---- access (access.c) -------------------------------------------------------------------- */
 
 /* Called once by pgcmk_pg_init: subscribes pgcmk_pg_access_apply to PGCMK_EV_PG_ACCESS_CHANGED

@@ -1,12 +1,16 @@
-/* pgdata.c - the modeled data plane (/emulator/data{resourceId}/rows[/{key}]): rows stored as
+/* pgdata.c - the data plane (/emulator/data{resourceId}/rows[/{key}]). Modeled: rows stored as
  * real ciphertext under the database's DEK, readable only while the database is accessible and
- * its DEK is in the agent's memory; replicas read their source's rows; restores copy rows. */
+ * its DEK is in the agent's memory; replicas read their source's rows; restores copy rows. Real
+ * mode (a database with a PostgreSQL instance): the same API and answers over a table pgcmk_rows
+ * of the instance's default database, through pgcmk_pg_exec with bound parameters. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgcmk/agent.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/http.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/pgdata.h"
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
@@ -149,6 +153,125 @@ pg_rows_restore(const char *source_id, const char *target_id, int64_t at, struct
     return rc;
 }
 
+/* ---- real mode (--pg-mode real): the rows in a table of the instance ------------------------ */
+
+/* The table, in the instance's default database, created by the first write. */
+#define REAL_TABLE_SQL                                                                             \
+    "CREATE TABLE IF NOT EXISTS pgcmk_rows (key text PRIMARY KEY, value jsonb NOT NULL, "          \
+    "seq bigserial NOT NULL, written_at timestamptz NOT NULL)"
+#define REAL_COLS                                                                                  \
+    "key, value::text AS value, seq::text AS seq, "                                                \
+    "(extract(epoch FROM written_at) * 1000)::bigint::text AS ms"
+
+/* 1 when err is PostgreSQL's error of that SQLSTATE. */
+static int
+real_sqlstate(const struct pgcmk_err *err, const char *state)
+{
+    char want[32];
+
+    snprintf(want, sizeof(want), "SQLSTATE %s", state);
+    return err->code == PGCMK_E_PGREAL_SQL && strstr(err->message, want) != NULL;
+}
+
+/* One row of pgcmk_rows as the API answers it. */
+static json_t *
+real_row(const json_t *r)
+{
+    const char *v = json_string_value(json_object_get(r, "value"));
+    const char *seq = json_string_value(json_object_get(r, "seq"));
+    const char *ms = json_string_value(json_object_get(r, "ms"));
+    json_t *value = v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
+    char t[PGCMK_TIME_LEN];
+
+    pgcmk_time_format(ms ? strtoll(ms, NULL, 10) : 0, t);
+    return json_pack("{s:s, s:o, s:I, s:s}", "key", json_string_value(json_object_get(r, "key")),
+                     "value", value ? value : json_null(), "seq",
+                     (json_int_t)(seq ? strtoll(seq, NULL, 10) : 0), "writtenAt", t);
+}
+
+/* Runs a statement on the rows table; creates the table and runs it again when it is missing
+ * (create = 1; else a missing table reads as no rows: *rows = []). */
+static int
+real_exec(const char *id, const char *sql, const char *const *params, int n, json_t **rows,
+          int create, struct pgcmk_err *err)
+{
+    int rc = pgcmk_pg_exec(id, NULL, sql, params, n, rows, err);
+
+    if (rc == 0 || !real_sqlstate(err, "42P01"))
+        return rc;
+    if (!create) {
+        *rows = json_array();
+        return 0;
+    }
+    if (pgcmk_pg_exec(id, NULL, REAL_TABLE_SQL, NULL, 0, NULL, err))
+        return -1;
+    return pgcmk_pg_exec(id, NULL, sql, params, n, rows, err);
+}
+
+/* GET, PUT and DELETE of /emulator/data... on a database with a real instance: the same answers
+ * as the modeled plane; a replica reads its own (streamed) instance and its writes get
+ * PostgreSQL's read-only error. */
+static int
+real_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, const char *id, const char *key,
+           struct pgcmk_err *err)
+{
+    json_t *rows = NULL, *v = json_object_get(rq->json, "value");
+    int rc;
+
+    if (strcmp(rq->method, "GET") == 0) {
+        const char *p[1] = {key};
+
+        rc = real_exec(id,
+                       key ? "SELECT " REAL_COLS " FROM pgcmk_rows WHERE key = $1"
+                           : "SELECT " REAL_COLS " FROM pgcmk_rows ORDER BY key COLLATE \"C\"",
+                       p, key ? 1 : 0, &rows, 0, err);
+        if (rc == 0 && key && json_array_size(rows) == 0)
+            rc = pgcmk_err_set(err, PGCMK_E_PG_ROW_NOT_FOUND, NULL, "No row has the key '%.128s'.",
+                               key);
+        if (rc == 0 && key) {
+            pgcmk_resp_json(rs, 200, real_row(json_array_get(rows, 0)));
+        } else if (rc == 0) {
+            json_t *out = json_array(), *r;
+            size_t i;
+
+            json_array_foreach(rows, i, r)
+                json_array_append_new(out, real_row(r));
+            pgcmk_resp_json(rs, 200, json_pack("{s:o}", "value", out));
+        }
+    } else if (!key) {
+        rc = pgcmk_err_set(err, PGCMK_E_METHOD_NOT_ALLOWED, NULL,
+                           "Write one row: %s /emulator/data{resourceId}/rows/{key}.", rq->method);
+    } else if (strcmp(rq->method, "DELETE") == 0) {
+        const char *p[1] = {key};
+
+        rc = real_exec(id, "DELETE FROM pgcmk_rows WHERE key = $1", p, 1, NULL, 0, err);
+        if (rc == 0)
+            pgcmk_resp_empty(rs, 204);
+    } else if (!v) {
+        rc = pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "value",
+                           "The body must be {\"value\": ...}.");
+    } else {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), ms[32];
+        const char *p[3] = {key, text, ms};
+
+        snprintf(ms, sizeof(ms), "%lld", (long long)pgcmk_clock_now());
+        rc = real_exec(id,
+                       "INSERT INTO pgcmk_rows (key, value, written_at) VALUES ($1, $2::jsonb, "
+                       "to_timestamp($3::bigint / 1000.0)) ON CONFLICT (key) DO UPDATE SET value "
+                       "= EXCLUDED.value, written_at = EXCLUDED.written_at, seq = "
+                       "nextval(pg_get_serial_sequence('pgcmk_rows', 'seq')) RETURNING " REAL_COLS,
+                       p, 3, &rows, 1, err);
+        free(text);
+        if (rc == 0)
+            pgcmk_resp_json(rs, 200, real_row(json_array_get(rows, 0)));
+    }
+    /* a replica's refusal: PostgreSQL's text, with the modeled plane's status */
+    if (rc && real_sqlstate(err, "25006"))
+        err->code = PGCMK_E_CONFLICT;
+    json_decref(rows);
+    return rc;
+}
+
 /* The database behind /emulator/data{resourceId}/rows: its row, and where its rows live. */
 static int
 data_target(struct pgcmk_req *rq, struct pg_db *d, const char **rows_of, struct pgcmk_err *err)
@@ -247,6 +370,11 @@ data_route(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     if (data_target(rq, &d, &rows_of, err)) {
         pg_db_release(&d);
         return -1;
+    }
+    if (pgcmk_pg_has(d.id)) {
+        rc = real_route(rq, rs, d.id, key, err);
+        pg_db_release(&d);
+        return rc;
     }
     if (strcmp(rq->method, "GET") == 0) {
         out = json_array();

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "pgcmk/http.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/reconcile.h"
 #include "pgcmk/vault.h"
 #include "providers/postgres.h"
@@ -38,6 +39,29 @@ rc_describe(const struct pg_db *d)
             json_pack("{s:s?, s:s?}", "name", d->key_name, "uniqueIdentifier", d->key_version));
     }
     return out;
+}
+
+/* Where the database's rows live: "modeled" (SQLite, sealed under the DEK) or "real" (its
+ * PostgreSQL instance, pgcmk_pg_describe). */
+static json_t *
+rc_data_plane(const struct pg_db *d)
+{
+    json_t *inst = pgcmk_pg_has(d->id) ? pgcmk_pg_describe(d->id) : NULL;
+    const char *text;
+
+    if (inst)
+        text = d->kind == PG_CLUSTER
+                   ? "A real PostgreSQL 15 instance serves the cluster's coordinator; its worker "
+                     "nodes stay modeled (Citus is not packaged in Debian)."
+                   : "A real PostgreSQL 15 instance serves the server.";
+    else if (pgcmk_pg_real() && d->kind != PG_TDE)
+        text = "The daemon runs in real mode but this database has no instance (it is being "
+               "created or was created before real mode); its rows are modeled.";
+    else
+        text = "Modeled: rows are sealed under the data encryption key in the emulator's store "
+               "(/emulator/data).";
+    return json_pack("{s:s, s:o, s:s}", "mode", inst ? "real" : "modeled", "instance",
+                     inst ? inst : json_null(), "text", text);
 }
 
 /* GET /emulator/explain?resourceId=: why the database is, or is not, accessible. One reason
@@ -90,6 +114,7 @@ emu_explain(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
                         d.reason_code ? json_string(d.reason_code) : json_null());
     json_object_set_new(out, "reason", d.reason ? json_string(d.reason) : json_null());
     json_object_set_new(out, "rules", rules);
+    json_object_set_new(out, "dataPlane", rc_data_plane(&d));
     pg_db_release(&d);
     pgcmk_resp_json(rs, 200, out);
     return 0;

@@ -54,6 +54,8 @@ await main('portal', d, async () => {
     await page.getByRole('heading', { name: 'Cluster portal-cluster' }).waitFor();
     await state.getByText('Ready', { exact: true }).waitFor();
     await page.getByTestId('key-status').getByText('Accessible', { exact: true }).waitFor();
+    // the PostgreSQL panel: this daemon runs --pg-mode modeled, so no connection string
+    await page.getByTestId('pg-mode').getByText('Modeled', { exact: true }).waitFor();
     await shot('02-cluster-ready');
     log('cluster created in the portal and Ready');
 

@@ -3,6 +3,7 @@
 import { AV, armGet, armLro, emulator, parseId } from '../api.js';
 import { h, Live, dl, stateBadge, fmtTime, link, resourceHref, form, field, notify, action, table } from '../ui.js';
 import { encryptionPanel } from './encryption.js';
+import { postgresPanel } from './postgres.js';
 import { healthPanel, activityPanel } from './monitor.js';
 
 const CLUSTER = 'Microsoft.DBforPostgreSQL/serverGroupsv2';
@@ -12,6 +13,7 @@ export function clusterView(id) {
   const overview = new Live('Overview');
   const enc = encryptionPanel(id);
   const replicas = new Live('Read replicas');
+  const pg = postgresPanel(id);
   const health = healthPanel(id);
   const activity = activityPanel(id);
   let current = null;
@@ -78,6 +80,7 @@ export function clusterView(id) {
     h('h1', {}, `Cluster ${p.name}`),
     h('p', {}, 'PostgreSQL cluster (serverGroupsv2) in ', link(`#/group/${encodeURIComponent(p.rg)}`, p.rg), ' ', del),
     h('div', { class: 'grid' }, overview.el, enc.el),
+    pg.el,
     h('section', { class: 'panel' }, restore, nowBtn),
     h('div', { class: 'grid' }, replicas.el, h('section', { class: 'panel' }, h('h2', {}, 'New read replica'), replicaForm)),
     h('div', { class: 'grid' }, health.el, activity.el));
@@ -107,7 +110,7 @@ export function clusterView(id) {
       const rid = typeof r === 'string' && r.startsWith('/') ? r : `/subscriptions/${p.sub}/resourceGroups/${p.rg}/providers/${CLUSTER}/${r}`;
       return [link(resourceHref(rid), rid.split('/').pop())];
     })));
-    await Promise.all([enc.refresh(current), health.refresh(), activity.refresh()]);
+    await Promise.all([enc.refresh(current), pg.refresh(), health.refresh(), activity.refresh()]);
   }
   return { el, refresh };
 }

@@ -4,6 +4,7 @@
 import { AV, armGet, armList, armLro, parseId, parseKid } from '../api.js';
 import { h, Live, dl, stateBadge, fmtTime, link, action, table, notify } from '../ui.js';
 import { encryptionPanel } from './encryption.js';
+import { postgresPanel } from './postgres.js';
 import { healthPanel, activityPanel } from './monitor.js';
 
 export function keyName(kid) {
@@ -16,6 +17,7 @@ export function serverView(id) {
   const overview = new Live('Overview');
   const keys = new Live('Server keys');
   const enc = encryptionPanel(id);
+  const pg = postgresPanel(id);
   const health = healthPanel(id);
   const activity = activityPanel(id);
 
@@ -32,6 +34,7 @@ export function serverView(id) {
     h('p', {}, 'PostgreSQL single server in ', link(`#/group/${encodeURIComponent(p.rg)}`, p.rg)),
     h('div', { class: 'grid' }, overview.el, enc.el),
     keys.el,
+    pg.el,
     h('div', { class: 'grid' }, health.el, activity.el));
 
   async function refresh() {
@@ -60,7 +63,7 @@ export function serverView(id) {
     } catch (e) {
       keys.fail(e);
     }
-    await Promise.all([enc.refresh({ properties: {} }), health.refresh(), activity.refresh()]);
+    await Promise.all([enc.refresh({ properties: {} }), pg.refresh(), health.refresh(), activity.refresh()]);
   }
   return { el, refresh };
 }

@@ -1,0 +1,303 @@
+/* test_pgwire.c - the PostgreSQL wire client (src/pg/wire.c): frontend bytes, backend messages
+ * (well-formed and broken), the SCRAM-SHA-256 verifier; then, when PostgreSQL 15 is installed,
+ * a real instance through the supervisor: init, create, exec with bound parameters, password
+ * change, crash and restart, drop, shutdown. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pgcmk/cfg.h"
+#include "pgcmk/core.h"
+#include "pgcmk/crypto.h"
+#include "pgcmk/pg.h"
+#include "pgcmk/pgwire.h"
+#include "pgcmk/store.h"
+#include "t.h"
+
+/* Appends one backend message (type, body) to buf. */
+static size_t
+msg(unsigned char *buf, size_t at, char type, const void *body, size_t len)
+{
+    uint32_t l = (uint32_t)len + 4;
+
+    buf[at] = (unsigned char)type;
+    buf[at + 1] = (unsigned char)(l >> 24);
+    buf[at + 2] = (unsigned char)(l >> 16);
+    buf[at + 3] = (unsigned char)(l >> 8);
+    buf[at + 4] = (unsigned char)l;
+    memcpy(buf + at + 5, body, len);
+    return at + 5 + len;
+}
+
+/* Feeds every message of buf[0..n) to r: the number fed, or -1 at the first refusal. */
+static int
+feed_all(struct pgwire_result *r, const unsigned char *buf, size_t n)
+{
+    size_t off = 0;
+    int count = 0;
+
+    while (off < n) {
+        struct pgwire_msg m;
+        ssize_t used = pgwire_msg_split(buf + off, n - off, &m);
+
+        if (used <= 0)
+            return -1;
+        if (pgwire_result_feed(r, &m))
+            return -1;
+        off += (size_t)used;
+        count++;
+    }
+    return count;
+}
+
+static void
+test_frontend(void)
+{
+    struct pgwire_buf b = {0};
+    const char *params[] = {"a'b", NULL};
+    static const unsigned char startup[] = "\0\0\0\x44\0\x03\0\0user\0pgcmk_agent\0database\0"
+                                           "postgres\0application_name\0pgcmkd\0\0";
+
+    pgwire_startup(&b, "pgcmk_agent", "postgres");
+    CHECK(b.n == 0x44);
+    CHECK(b.n == sizeof(startup) - 1 && memcmp(b.p, startup, b.n) == 0);
+    b.n = 0;
+    pgwire_extended(&b, "SELECT $1, $2", params, 2);
+    /* Parse: 'P' len "" "SELECT $1, $2" int16 0 */
+    CHECK(b.p[0] == 'P');
+    CHECK(b.p[4] == 4 + 1 + 14 + 2);
+    CHECK(memcmp(b.p + 6, "SELECT $1, $2", 14) == 0);
+    /* then Bind with a 3-byte value and a NULL */
+    {
+        const unsigned char *bind = b.p + 1 + b.p[4];
+
+        CHECK(bind[0] == 'B');
+        CHECK(bind[4] == 4 + 1 + 1 + 2 + 2 + 4 + 3 + 4 + 2);
+        CHECK(bind[10] == 2);                                     /* nparams */
+        CHECK(bind[14] == 3 && memcmp(bind + 15, "a'b", 3) == 0); /* value 1 */
+        CHECK(bind[18] == 0xff && bind[19] == 0xff && bind[20] == 0xff && bind[21] == 0xff);
+    }
+    CHECK(b.p[b.n - 5] == 'S' && b.p[b.n - 1] == 4); /* ends with Sync */
+    b.n = 0;
+    pgwire_terminate(&b);
+    CHECK(b.n == 5 && b.p[0] == 'X' && b.p[4] == 4);
+    pgwire_buf_free(&b);
+}
+
+static void
+test_backend(void)
+{
+    unsigned char buf[1024];
+    size_t n = 0;
+    struct pgwire_result r;
+    static const unsigned char rowdesc[] =
+        "\0\x02"
+        "id\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0"
+        "name\0\0\0\0\0\0\0\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0";
+    static const unsigned char row[] = "\0\x02\0\0\0\x01"
+                                       "7\xff\xff\xff\xff";
+    static const unsigned char err[] = "SERROR\0VERROR\0C42P01\0Mrelation \"x\" does not exist\0"
+                                       "Dno detail\0Hsome hint\0\0";
+
+    /* a login, then a result with one row */
+    n = msg(buf, n, 'R', "\0\0\0\0", 4);
+    n = msg(buf, n, 'S',
+            "server_version\0"
+            "15.20\0",
+            21);
+    n = msg(buf, n, 'K', "\0\0\0\1\0\0\0\2", 8);
+    n = msg(buf, n, 'Z', "I", 1);
+    pgwire_result_init(&r);
+    CHECK(feed_all(&r, buf, n) == 4);
+    CHECK(r.auth_ok && r.ready && !r.failed);
+    pgwire_result_free(&r);
+
+    n = 0;
+    n = msg(buf, n, '1', "", 0);
+    n = msg(buf, n, '2', "", 0);
+    n = msg(buf, n, 'T', rowdesc, sizeof(rowdesc) - 1);
+    n = msg(buf, n, 'D', row, sizeof(row) - 1);
+    n = msg(buf, n, 'C', "SELECT 1", 9);
+    n = msg(buf, n, 'Z', "I", 1);
+    pgwire_result_init(&r);
+    CHECK(feed_all(&r, buf, n) == 6);
+    CHECK(json_array_size(r.rows) == 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(r.rows, 0), "id")), "7");
+    CHECK(json_is_null(json_object_get(json_array_get(r.rows, 0), "name")));
+    CHECK_STR(r.command, "SELECT 1");
+    pgwire_result_free(&r);
+
+    /* an error, then ReadyForQuery */
+    n = 0;
+    n = msg(buf, n, 'E', err, sizeof(err) - 1);
+    n = msg(buf, n, 'Z', "I", 1);
+    pgwire_result_init(&r);
+    CHECK(feed_all(&r, buf, n) == 2);
+    CHECK(r.failed == 1);
+    CHECK_STR(r.sqlstate, "42P01");
+    CHECK_STR(r.severity, "ERROR");
+    CHECK_STR(r.message, "relation \"x\" does not exist");
+    CHECK_STR(r.detail, "no detail");
+    CHECK_STR(r.hint, "some hint");
+    pgwire_result_free(&r);
+
+    /* broken messages are refused, never read past */
+    pgwire_result_init(&r);
+    n = msg(buf, 0, 'R', "\0\0\0\x0a", 4); /* SASL asked: not trust */
+    CHECK(feed_all(&r, buf, n) == -1 && r.failed == 2);
+    pgwire_result_free(&r);
+    pgwire_result_init(&r);
+    n = msg(buf, 0, 'D', row, sizeof(row) - 1); /* a DataRow without a RowDescription */
+    CHECK(feed_all(&r, buf, n) == -1);
+    pgwire_result_free(&r);
+    pgwire_result_init(&r);
+    n = msg(buf, 0, 'T', rowdesc, sizeof(rowdesc) - 3); /* truncated */
+    CHECK(feed_all(&r, buf, n) == -1);
+    pgwire_result_free(&r);
+    pgwire_result_init(&r);
+    n = msg(buf, 0, 'E', "SERROR", 6); /* no NUL */
+    CHECK(feed_all(&r, buf, n) == -1);
+    pgwire_result_free(&r);
+    pgwire_result_init(&r);
+    n = msg(buf, 0, 'Z', "Q", 1);
+    CHECK(feed_all(&r, buf, n) == -1);
+    pgwire_result_free(&r);
+    {
+        struct pgwire_msg m;
+        unsigned char bad[5] = {'Z', 0, 0, 0, 3};
+        unsigned char huge[5] = {'D', 0x7f, 0xff, 0xff, 0xff};
+
+        CHECK(pgwire_msg_split(bad, 5, &m) == -1);
+        CHECK(pgwire_msg_split(huge, 5, &m) == -1);
+        CHECK(pgwire_msg_split(buf, 3, &m) == 0);
+    }
+}
+
+static void
+test_scram(void)
+{
+    unsigned char salt[16];
+    char *v, *q;
+
+    for (int i = 0; i < 16; i++)
+        salt[i] = (unsigned char)i;
+    /* computed independently with Python's hashlib.pbkdf2_hmac and hmac */
+    v = pgwire_scram_verifier("pencil", salt);
+    CHECK_STR(v, "SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$zHCdol2044/ZyWzPLi7oxApCkamKw9Z+"
+                 "E4U/QApd/5Y=:dd5peBOitVnLNFu7VmwP+HiDaaw4OUCv396eVCWhYiE=");
+    free(v);
+    q = pgwire_quote_ident("we\"ird");
+    CHECK_STR(q, "\"we\"\"ird\"");
+    free(q);
+}
+
+/* ---- a real instance ------------------------------------------------------------------------ */
+
+static void
+test_real(void)
+{
+    char dir[64] = "/tmp/pgcmk-real-XXXXXX", db[128], key[128], cmd[160];
+    struct pgcmk_cfg cfg;
+    struct pgcmk_tls tls;
+    struct pgcmk_err err;
+    struct pgcmk_pg_spec s = {
+        .db_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/servers/"
+                 "Unit-1",
+        .fqdn = "unit-1.postgres.database.azure.com",
+        .alias = "unit-1.postgres.database.localhost",
+        .admin_login = "azureuser",
+        .admin_password = "Secret-pass-1",
+    };
+    const char *params[] = {"azureuser"};
+    json_t *rows = NULL, *d;
+    pid_t pid;
+
+    if (access("/usr/lib/postgresql/15/bin/postgres", X_OK)) {
+        printf("test_pgwire: real instance skipped: no /usr/lib/postgresql/15/bin/postgres\n");
+        return;
+    }
+    if (mkdtemp(dir) == NULL || chmod(dir, 0755))
+        return;
+    snprintf(db, sizeof(db), "%s/pgcmk.sqlite", dir);
+    snprintf(key, sizeof(key), "%s/master.key", dir);
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&tls, 0, sizeof(tls));
+    cfg.data_dir = dir;
+    cfg.pg_mode = PGCMK_PG_REAL;
+    cfg.pg_bin = (char *)"";
+    cfg.pg_user = (char *)"";
+    cfg.pg_ports = (char *)"0";
+    cfg.pg_max_instances = 1;
+    CHECK(pgcmk_store_open(db, key, 0, &err) == 0);
+    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &tls, &err) == 0);
+    CHECK(pgcmk_pg_init(&cfg, &err) == 0);
+    if (!pgcmk_pg_real()) {
+        fprintf(stderr, "init: %s\n", err.message);
+        goto out;
+    }
+    pgcmk_err_clear(&err);
+    CHECK(pgcmk_pg_create(&s, &err) == 0);
+    if (err.code)
+        fprintf(stderr, "create: %s\n", err.message);
+    CHECK(pgcmk_pg_has(s.db_id));
+    CHECK(pgcmk_pg_exec(s.db_id, NULL,
+                        "SELECT rolname, rolsuper::text AS super, rolcreatedb::text AS createdb "
+                        "FROM pg_roles WHERE rolname = $1",
+                        params, 1, &rows, &err) == 0);
+    CHECK(json_array_size(rows) == 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "super")), "false");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "createdb")), "true");
+    json_decref(rows);
+    CHECK(pgcmk_pg_exec(s.db_id, NULL, "SELECT * FROM nope", NULL, 0, NULL, &err) == -1);
+    CHECK(err.code == PGCMK_E_PGREAL_SQL && strstr(err.message, "42P01") != NULL);
+    CHECK(pgcmk_pg_set_password(s.db_id, "azureuser", "Other-pass-2", &err) == 0);
+    /* the cap */
+    {
+        struct pgcmk_pg_spec s2 = s;
+
+        s2.db_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/"
+                   "servers/unit-2";
+        CHECK(pgcmk_pg_create(&s2, &err) == -1 && err.code == PGCMK_E_PGREAL_LIMIT);
+    }
+    /* a crash is noticed and repaired */
+    d = pgcmk_pg_describe(s.db_id);
+    pid = (pid_t)json_integer_value(json_object_get(d, "pid"));
+    CHECK(pid > 0);
+    json_decref(d);
+    kill(pid, SIGKILL);
+    for (int k = 0; k < 500; k++) {
+        d = pgcmk_pg_describe(s.db_id);
+        int restarts = (int)json_integer_value(json_object_get(d, "restarts"));
+        const char *st = json_string_value(json_object_get(d, "state"));
+        int done = restarts == 1 && st && strcmp(st, "running") == 0;
+
+        json_decref(d);
+        if (done)
+            break;
+        usleep(20000);
+    }
+    CHECK(pgcmk_pg_exec(s.db_id, NULL, "SELECT 1 AS one", NULL, 0, &rows, &err) == 0);
+    json_decref(rows);
+    CHECK(pgcmk_pg_restart(s.db_id, &err) == 0);
+    CHECK(pgcmk_pg_drop(s.db_id, &err) == 0);
+    CHECK(!pgcmk_pg_has(s.db_id));
+out:
+    pgcmk_pg_shutdown();
+    pgcmk_tls_release(&tls);
+    pgcmk_store_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+int
+main(void)
+{
+    test_frontend();
+    test_backend();
+    test_scram();
+    test_real();
+    return t_done("test_pgwire");
+}

@@ -27,6 +27,7 @@
 #include "pgcmk/pg.h"
 #include "pgcmk/pgwire.h"
 #include "pgcmk/store.h"
+#include "providers/postgres.h"
 
 #define INST_READY_MS    15000  /* a start (crash recovery included) must be ready by then */
 #define INST_STOP_FAST   5000   /* SIGINT (fast shutdown), then SIGQUIT (immediate) */
@@ -1016,17 +1017,30 @@ pgcmk_pg_describe(const char *db_id)
 
 /* ---- supervision ---------------------------------------------------------------------------- */
 
+/* Resource Health around a crash: Unavailable while the supervisor starts the postmaster again,
+ * Available once it is back unless the database lost its key (that state is the reconciler's). */
 static void
 inst_health(const struct inst *i, int up)
 {
     struct pgcmk_err e;
+    struct pg_db d;
 
+    if (up) {
+        int rc = pg_db_load(pgcmk_db(), i->db_id, &d, &e), ok;
+
+        if (rc <= 0)
+            return;
+        ok = d.access == NULL || strcmp(d.access, PG_ACCESS_LOST) != 0;
+        pg_db_release(&d);
+        if (!ok)
+            return;
+    }
     if (pgcmk_health_set(NULL, i->db_id, up ? "Available" : "Unavailable",
                          up ? "Available" : "The server is restarting",
-                         up ? "The server is running."
-                            : "The server's PostgreSQL process stopped unexpectedly; "
-                              "the platform is starting it again.",
-                         "Platform Initiated", &e))
+                         up ? NULL
+                            : "The server's PostgreSQL process stopped unexpectedly; the platform "
+                              "is starting it again.",
+                         up ? NULL : "Platform Initiated", &e))
         LOG_WARN("pg %s: health not recorded: %s", i->slug, e.message);
 }
 
@@ -1139,7 +1153,7 @@ inst_stop_strangers_of(const char *dir)
 
     pg_fmt(p, sizeof(p), "%s/data", dir);
     inst_stop_stranger(p);
-    pg_fmt(p, sizeof(p), "%s/mnt", dir);
+    pg_fmt(p, sizeof(p), "%s/mnt/data", dir);
     inst_stop_stranger(p);
 }
 

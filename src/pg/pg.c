@@ -122,7 +122,7 @@ pg_rmtree(const char *path)
 
     if (lstat(path, &st) && errno == ENOENT)
         return 0;
-    nftw(path, pg_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(path, pg_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT); /* never into a live mount */
     return lstat(path, &st) == 0 ? -1 : 0;
 }
 

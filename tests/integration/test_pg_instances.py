@@ -1,10 +1,12 @@
 """Real PostgreSQL mode: the supervisor (src/pg/pg.c, instance.c). A CMK single server gets its
 own PostgreSQL 15 instance: TLS under pgcmk's CA on its own port, the admin logs in with SCRAM,
-non-TLS is refused. A crashed postmaster is started again (and counted); a kill -9 of pgcmkd
-leaves instances that the next pgcmkd stops and starts as its own; SIGTERM stops them all;
---pg-ports and --pg-max-instances hold."""
+non-TLS is refused. A crashed postmaster is started again (counted, told in Resource Health); a
+kill -9 of pgcmkd leaves instances that the next pgcmkd stops and starts as its own, and removes
+those of servers deleted meanwhile; SIGTERM stops them all; --pg-ports and --pg-max-instances
+hold."""
 import os
 import signal
+import sqlite3
 
 import pytest
 
@@ -14,6 +16,8 @@ from pgreal import (SERVER_PASSWORD, _psycopg2, cmk_server, needs_postgres,  # n
 from pgtools import create_server, explain, settle
 
 pytestmark = needs_postgres
+RH = "/providers/Microsoft.ResourceHealth/availabilityStatuses"
+HAV = "2022-10-01"
 
 
 def instance(d, rid):
@@ -53,8 +57,8 @@ def alive(pid):
 
 def test_instance_tls_scram_and_crash_restart(start_real):
     pg = _psycopg2()
-    d = start_real("--pg-ports", "55290-55299")
-    rid, name, _env = cmk_server(d)
+    d = start_real("--pg-ports", "55290-55299", "--pg-max-instances", "1")
+    rid, name, env = cmk_server(d)
     inst = instance(d, rid)
     assert inst["state"] == "running" and inst["restarts"] == 0
     assert 55290 <= inst["port"] <= 55299
@@ -84,6 +88,20 @@ def test_instance_tls_scram_and_crash_restart(start_real):
     assert inst["pid"] != old and inst["lastCrash"]
     assert inst["port"] == explain(d, rid)["dataPlane"]["instance"]["port"]
     login(d, rid).close()
+    # Resource Health told the story: Unavailable (Platform Initiated) while down, then Available
+    r = d.get(rid + RH, params={"api-version": HAV})
+    assert r.status_code == 200, r.text
+    states = [(v["properties"]["availabilityState"], v["properties"].get("reasonType"))
+              for v in r.json()["value"]]
+    assert ("Unavailable", "Platform Initiated") in states, states
+    r = d.get(rid + RH + "/current", params={"api-version": HAV})
+    assert r.json()["properties"]["availabilityState"] == "Available", r.text
+
+    # --pg-max-instances 1: a second server's create fails with the cap's error
+    st = create_server(d, env[0], "over-cap", expect="Failed")
+    assert st["error"]["code"] == "RealPostgresInstanceLimit", st
+    assert "--pg-max-instances 1" in st["error"]["message"], st
+    assert len(postmasters_under(d.data_dir)) == 1
 
     # SIGTERM stops every instance before pgcmkd exits
     pid = inst["pid"]
@@ -92,38 +110,27 @@ def test_instance_tls_scram_and_crash_restart(start_real):
     assert postmasters_under(d.data_dir) == []
 
 
-def test_kill9_of_pgcmkd_adopts_and_deleted_while_down(start_real):
+def test_kill9_of_pgcmkd_adopts_and_forgets_deleted(start_real):
     d = start_real()
     rid, _name, env = cmk_server(d)
     rid2, _n2, _ = cmk_server(d, env=env)
-    first = instance(d, rid)
-    second = instance(d, rid2)
+    first, second = instance(d, rid), instance(d, rid2)
     # pgcmkd dies without stopping anything: the postmasters stay
     d.kill()
     assert alive(first["pid"]) and alive(second["pid"])
-    # the next pgcmkd stops them and starts them as its own, on the same ports
+    # while it is down, the second server's row goes (as if deleted then)
+    db = sqlite3.connect(os.path.join(d.data_dir, "pgcmk.sqlite"))
+    with db:
+        db.execute("DELETE FROM pg_databases WHERE id = ? COLLATE NOCASE", (rid2,))
+    db.close()
+    # the next pgcmkd stops the strays, starts the first as its own on the same port, and
+    # removes the second's instance
     d.start()
     settle(d)
     inst = instance(d, rid)
     assert inst["state"] == "running" and inst["pid"] != first["pid"]
     assert inst["port"] == first["port"]
-    assert not alive(first["pid"])
-    login(d, rid).close()
-    # a server deleted while pgcmkd is down loses its instance at the next start
-    r = d.delete(f"{rid2}?api-version=2017-12-01")
-    assert r.status_code in (200, 202, 204), r.text
-    poll_until(lambda: d.get(f"{rid2}?api-version=2017-12-01").status_code == 404, timeout=20,
-               what="the server to be deleted")
+    assert not alive(first["pid"]) and not alive(second["pid"])
     assert not os.path.exists(second["dataDirectory"])
-    assert len(postmasters_under(d.data_dir)) == 1
-
-
-def test_max_instances(start_real):
-    d = start_real("--pg-max-instances", "1")
-    rid, _name, env = cmk_server(d)
-    assert instance(d, rid)["state"] == "running"
-    # the second create's operation fails with the cap's error; nothing is left running for it
-    st = create_server(d, env[0], "over-cap", expect="Failed")
-    assert st["error"]["code"] == "RealPostgresInstanceLimit", st
-    assert "--pg-max-instances 1" in st["error"]["message"], st
-    assert len(postmasters_under(d.data_dir)) == 1
+    assert postmasters_under(d.data_dir) == [inst["pid"]]
+    login(d, rid).close()

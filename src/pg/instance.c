@@ -27,14 +27,16 @@
 #include "pgcmk/pg.h"
 #include "pgcmk/pgwire.h"
 #include "pgcmk/store.h"
+#include "providers/postgres.h"
 
-#define INST_READY_MS  15000 /* a start (crash recovery included) must be ready by then */
-#define INST_STOP_FAST 5000  /* SIGINT (fast shutdown), then SIGQUIT (immediate) */
-#define INST_STOP_QUIT 2000  /* then SIGKILL */
-#define INST_EXEC_MS   30000 /* every read and write of pgcmk_pg_exec */
-#define INST_RETRY_MS  2000  /* a restart that failed is tried again after this */
-#define INST_LOG_MAX   (4L * 1024 * 1024)
-#define INST_AGENT     "pgcmk_agent"
+#define INST_READY_MS    15000  /* a start (crash recovery included) must be ready by then */
+#define INST_STOP_FAST   5000   /* SIGINT (fast shutdown), then SIGQUIT (immediate) */
+#define INST_STOP_QUIT   2000   /* then SIGKILL */
+#define INST_EXEC_MS     30000  /* every read and write of pgcmk_pg_exec */
+#define INST_RECOVERY_MS 120000 /* a restore replays its archive to the target by then */
+#define INST_RETRY_MS    2000   /* a restart that failed is tried again after this */
+#define INST_LOG_MAX     (4L * 1024 * 1024)
+#define INST_AGENT       "pgcmk_agent"
 
 enum inst_state { ST_CREATING, ST_STARTING, ST_RUNNING, ST_STOPPED, ST_CRASHED, ST_RESTARTING };
 
@@ -770,6 +772,7 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
         inst_mkdir(tls, 0700, err) || inst_write_cert(i, s, err) || inst_fill(i, s, err) ||
         inst_row_write(i, 0, err) || inst_spawn(i, err) ||
         (!restore && inst_make_roles(i, s->admin_password, err)) ||
+        (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)) ||
         (!replica && pg_archive_backup(i->db_id, err)))
         goto fail;
     pthread_mutex_lock(&inst_mu);
@@ -783,6 +786,7 @@ fail:
     LOG_WARN("pg %s: create failed: %s", i->slug, err ? err->message : "");
     inst_halt(i);
     pg_rmtree(i->dir);
+    pg_archive_drop(i->db_id);
     {
         struct pgcmk_err e2;
 
@@ -907,7 +911,9 @@ pgcmk_pg_set_password(const char *db_id, const char *login, const char *password
 int
 pgcmk_pg_promote(const char *db_id, struct pgcmk_err *err)
 {
-    return pgcmk_pg_exec(db_id, "postgres", "SELECT pg_promote(true, 30)", NULL, 0, NULL, err);
+    if (pgcmk_pg_exec(db_id, "postgres", "SELECT pg_promote(true, 30)", NULL, 0, NULL, err))
+        return -1;
+    return pg_archive_promoted(db_id, err);
 }
 
 int
@@ -981,7 +987,7 @@ pgcmk_pg_describe(const char *db_id)
 {
     struct inst i;
     char t[PGCMK_TIME_LEN];
-    json_t *o;
+    json_t *o, *arch;
 
     pthread_mutex_lock(&inst_mu);
     if (inst_find_locked(db_id) == NULL) {
@@ -995,6 +1001,11 @@ pgcmk_pg_describe(const char *db_id)
                   "127.0.0.1", "dataDirectory", i.data, "dbname", i.dbname, "adminLogin", i.admin,
                   "slug", i.slug, "restarts", i.restarts, "atRest",
                   pg_atrest_on() ? "gocryptfs" : "none");
+    pg_access_describe(i.data, o);
+    arch = pg_archive_describe(i.db_id);
+    if (arch && json_object_get(arch, "earliestRestoreTime"))
+        json_object_set(o, "earliestRestoreTime", json_object_get(arch, "earliestRestoreTime"));
+    json_object_set_new(o, "archive", arch ? arch : json_null());
     if (i.last_crash_ms) {
         pgcmk_time_format(i.last_crash_ms, t);
         json_object_set_new(o, "lastCrash", json_string(t));
@@ -1006,17 +1017,30 @@ pgcmk_pg_describe(const char *db_id)
 
 /* ---- supervision ---------------------------------------------------------------------------- */
 
+/* Resource Health around a crash: Unavailable while the supervisor starts the postmaster again,
+ * Available once it is back unless the database lost its key (that state is the reconciler's). */
 static void
 inst_health(const struct inst *i, int up)
 {
     struct pgcmk_err e;
+    struct pg_db d;
 
+    if (up) {
+        int rc = pg_db_load(pgcmk_db(), i->db_id, &d, &e), ok;
+
+        if (rc <= 0)
+            return;
+        ok = d.access == NULL || strcmp(d.access, PG_ACCESS_LOST) != 0;
+        pg_db_release(&d);
+        if (!ok)
+            return;
+    }
     if (pgcmk_health_set(NULL, i->db_id, up ? "Available" : "Unavailable",
                          up ? "Available" : "The server is restarting",
-                         up ? "The server is running."
-                            : "The server's PostgreSQL process stopped unexpectedly; "
-                              "the platform is starting it again.",
-                         "Platform Initiated", &e))
+                         up ? NULL
+                            : "The server's PostgreSQL process stopped unexpectedly; the platform "
+                              "is starting it again.",
+                         up ? NULL : "Platform Initiated", &e))
         LOG_WARN("pg %s: health not recorded: %s", i->slug, e.message);
 }
 
@@ -1129,7 +1153,7 @@ inst_stop_strangers_of(const char *dir)
 
     pg_fmt(p, sizeof(p), "%s/data", dir);
     inst_stop_stranger(p);
-    pg_fmt(p, sizeof(p), "%s/mnt", dir);
+    pg_fmt(p, sizeof(p), "%s/mnt/data", dir);
     inst_stop_stranger(p);
 }
 

@@ -1,20 +1,12 @@
 /* test_pgwire.c - the PostgreSQL wire client (src/pg/wire.c): frontend bytes, backend messages
- * (well-formed and broken), the SCRAM-SHA-256 verifier; then, when PostgreSQL 15 is installed,
- * a real instance through the supervisor: init, create, exec with bound parameters, password
- * change, crash and restart, drop, shutdown. */
-#include <signal.h>
+ * (well-formed and broken), the SCRAM-SHA-256 verifier. Real instances (the supervisor, a
+ * login with that verifier over TLS) are tests/integration/test_pg_instances.py's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "pgcmk/cfg.h"
 #include "pgcmk/core.h"
-#include "pgcmk/crypto.h"
-#include "pgcmk/pg.h"
 #include "pgcmk/pgwire.h"
-#include "pgcmk/store.h"
 #include "t.h"
 
 /* Appends one backend message (type, body) to buf. */
@@ -194,110 +186,11 @@ test_scram(void)
     free(q);
 }
 
-/* ---- a real instance ------------------------------------------------------------------------ */
-
-static void
-test_real(void)
-{
-    char dir[64] = "/tmp/pgcmk-real-XXXXXX", db[128], key[128], cmd[160];
-    struct pgcmk_cfg cfg;
-    struct pgcmk_tls tls;
-    struct pgcmk_err err;
-    struct pgcmk_pg_spec s = {
-        .db_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/servers/"
-                 "Unit-1",
-        .fqdn = "unit-1.postgres.database.azure.com",
-        .alias = "unit-1.postgres.database.localhost",
-        .admin_login = "azureuser",
-        .admin_password = "Secret-pass-1",
-    };
-    const char *params[] = {"azureuser"};
-    json_t *rows = NULL, *d;
-    pid_t pid;
-
-    if (access("/usr/lib/postgresql/15/bin/postgres", X_OK)) {
-        printf("test_pgwire: real instance skipped: no /usr/lib/postgresql/15/bin/postgres\n");
-        return;
-    }
-    if (mkdtemp(dir) == NULL || chmod(dir, 0755))
-        return;
-    snprintf(db, sizeof(db), "%s/pgcmk.sqlite", dir);
-    snprintf(key, sizeof(key), "%s/master.key", dir);
-    memset(&cfg, 0, sizeof(cfg));
-    memset(&tls, 0, sizeof(tls));
-    cfg.data_dir = dir;
-    cfg.pg_mode = PGCMK_PG_REAL;
-    cfg.pg_bin = (char *)"";
-    cfg.pg_user = (char *)"";
-    cfg.pg_ports = (char *)"0";
-    cfg.pg_max_instances = 1;
-    CHECK(pgcmk_store_open(db, key, 0, &err) == 0);
-    CHECK(pgcmk_tls_bootstrap(dir, NULL, NULL, &tls, &err) == 0);
-    CHECK(pgcmk_pg_init(&cfg, &err) == 0);
-    if (!pgcmk_pg_real()) {
-        fprintf(stderr, "init: %s\n", err.message);
-        goto out;
-    }
-    pgcmk_err_clear(&err);
-    CHECK(pgcmk_pg_create(&s, &err) == 0);
-    if (err.code)
-        fprintf(stderr, "create: %s\n", err.message);
-    CHECK(pgcmk_pg_has(s.db_id));
-    CHECK(pgcmk_pg_exec(s.db_id, NULL,
-                        "SELECT rolname, rolsuper::text AS super, rolcreatedb::text AS createdb "
-                        "FROM pg_roles WHERE rolname = $1",
-                        params, 1, &rows, &err) == 0);
-    CHECK(json_array_size(rows) == 1);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "super")), "false");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "createdb")), "true");
-    json_decref(rows);
-    CHECK(pgcmk_pg_exec(s.db_id, NULL, "SELECT * FROM nope", NULL, 0, NULL, &err) == -1);
-    CHECK(err.code == PGCMK_E_PGREAL_SQL && strstr(err.message, "42P01") != NULL);
-    CHECK(pgcmk_pg_set_password(s.db_id, "azureuser", "Other-pass-2", &err) == 0);
-    /* the cap */
-    {
-        struct pgcmk_pg_spec s2 = s;
-
-        s2.db_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/"
-                   "servers/unit-2";
-        CHECK(pgcmk_pg_create(&s2, &err) == -1 && err.code == PGCMK_E_PGREAL_LIMIT);
-    }
-    /* a crash is noticed and repaired */
-    d = pgcmk_pg_describe(s.db_id);
-    pid = (pid_t)json_integer_value(json_object_get(d, "pid"));
-    CHECK(pid > 0);
-    json_decref(d);
-    kill(pid, SIGKILL);
-    for (int k = 0; k < 500; k++) {
-        d = pgcmk_pg_describe(s.db_id);
-        int restarts = (int)json_integer_value(json_object_get(d, "restarts"));
-        const char *st = json_string_value(json_object_get(d, "state"));
-        int done = restarts == 1 && st && strcmp(st, "running") == 0;
-
-        json_decref(d);
-        if (done)
-            break;
-        usleep(20000);
-    }
-    CHECK(pgcmk_pg_exec(s.db_id, NULL, "SELECT 1 AS one", NULL, 0, &rows, &err) == 0);
-    json_decref(rows);
-    CHECK(pgcmk_pg_restart(s.db_id, &err) == 0);
-    CHECK(pgcmk_pg_drop(s.db_id, &err) == 0);
-    CHECK(!pgcmk_pg_has(s.db_id));
-out:
-    pgcmk_pg_shutdown();
-    pgcmk_tls_release(&tls);
-    pgcmk_store_close();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
-}
-
 int
 main(void)
 {
     test_frontend();
     test_backend();
     test_scram();
-    test_real();
     return t_done("test_pgwire");
 }

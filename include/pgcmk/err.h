@@ -319,6 +319,9 @@
       "the PostgreSQL instance did not start: its log's last FATAL line is in the message")        \
     /* real PostgreSQL: access (h-pgacc) */                                                        \
     /* real PostgreSQL: archive, restores, replicas (h-pgarch) */                                  \
+    X(PGCMK_E_PGARCH_FAILED, 409, "RealPostgresArchiveFailed", "I",                                \
+      "a base backup, a restore from the encrypted archive or a replica's copy failed: the step "  \
+      "and PostgreSQL's last message are in the message")                                          \
     /* real PostgreSQL: at rest (h-pgci) */                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")

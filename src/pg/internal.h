@@ -108,8 +108,21 @@ void pg_archive_conf(const char *db_id, const char *slug, char *buf, size_t n);
 int pg_archive_fill(const struct pgcmk_pg_spec *s, const char *data_dir, struct pgcmk_err *err);
 /* The encrypted base backup of a running instance (at create, then on a schedule). */
 int pg_archive_backup(const char *db_id, struct pgcmk_err *err);
-/* Removes db_id's archive, backups, WAL-position map and its slot on its primary. */
+/* Removes db_id's archive, backups, WAL-position map and its slot on its primary. Call it after
+ * the instance stopped (a replica's slot is busy while it streams) and before its slug is
+ * forgotten (the directories are found by slug). */
 void pg_archive_drop(const char *db_id);
+/* After a restore's start: waits until pg_is_in_recovery() is false (the recovery reached its
+ * target and promoted). -1 with err when it does not within timeout_ms. */
+int pg_archive_wait_promoted(const char *db_id, int timeout_ms, struct pgcmk_err *err);
+/* After pg_promote of a replica or standby: its slot on the old primary is dropped, and once it
+ * left recovery, its own first base backup is taken (its earliest restore point). */
+int pg_archive_promoted(const char *db_id, struct pgcmk_err *err);
+/* For pgcmk_pg_describe's "archive": {"backups": n, "earliestRestoreTime": ISO 8601 (the first
+ * base backup's virtual time, absent before it), "encryption"}. A new reference. */
+json_t *pg_archive_describe(const char *db_id);
+/* DATA_DIR/pg/run/agent.sock: 0, or -1 when it does not fit. */
+int pg_archive_sock_path(char *out, size_t n);
 
 /* ---- at rest (atrest.c) ------------------------------------------------------------------- */
 

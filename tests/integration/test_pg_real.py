@@ -12,8 +12,8 @@ import pytest
 from conftest import assert_arm_error, new_name, poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, cmk_cluster, connect, connection,
                     needs_postgres, poll_connect, query, real_daemon, state_of)  # noqa: F401
-from pgtools import (SRV_AV, cmk_setup, create_server, data_url, explain, server_body, server_id,
-                     settle)
+from pgtools import (SRV_AV, cluster_id, cmk_setup, create_cluster, create_server, data_url,
+                     explain, server_body, server_id, settle)
 
 pytestmark = needs_postgres
 psycopg2 = pytest.importorskip("psycopg2", reason="apt-get install python3-psycopg2")
@@ -235,3 +235,24 @@ def test_delete_stops_and_removes_the_instance(real_daemon, env):
     poll_until(lambda: not os.path.exists(data), timeout=10, what="the data directory to go")
     assert_arm_error(d.get("/emulator/postgres/connection", params={"resourceId": rid}), 404,
                      "ResourceNotFound")
+
+
+# --- copies: replicas (archive.c) ---------------------------------------------------
+
+def test_replica_reads_streamed_rows_and_refuses_writes(real_daemon, env, cluster):
+    d = real_daemon
+    rid, name = cluster
+    rg = env[0]
+    assert d.put(data_url(rid, "streamed"), json={"value": "yes"}).status_code == 200
+    rep = new_name("rr")
+    create_cluster(d, rg, rep, {"location": "eastus", "properties": {"sourceResourceId": rid}})
+    repid = cluster_id(rg, rep)
+    assert explain(d, repid)["dataPlane"]["mode"] == "real"
+    poll_until(lambda: d.get(data_url(repid, "streamed")).status_code == 200, timeout=10,
+               what="the row to reach the replica")
+    assert d.get(data_url(repid, "streamed")).json()["value"] == "yes"
+    err = assert_arm_error(d.put(data_url(repid, "x"), json={"value": 1}), 409, "Conflict")
+    assert "read-only transaction" in err["message"] and "25006" in err["message"], err
+    with closing(poll_connect(d, repid)) as conn:
+        assert query(conn, "SELECT pg_is_in_recovery()")[0] == (True,)
+

@@ -5,10 +5,13 @@ connection endpoint and its errors, explain's data plane, the /emulator/data API
 same in modeled and real mode (rows in a real table), and delete stopping and removing the
 instance."""
 import os
+import shutil
+import subprocess
 from contextlib import closing
 
 import pytest
 
+from clitools import Cli
 from conftest import assert_arm_error, new_name, poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, cmk_cluster, connect, connection,
                     needs_postgres, poll_connect, query, real_daemon, state_of)  # noqa: F401
@@ -28,6 +31,12 @@ def env(real_daemon):
 def cluster(real_daemon, env):
     rid, name, _ = cmk_cluster(real_daemon, env)
     return rid, name
+
+
+@pytest.fixture(scope="module")
+def server(real_daemon, env):
+    """A single server with a service-managed key (tests that change it change it back)."""
+    return plain_server(real_daemon, env[0])
 
 
 def plain_server(d, rg, name=None, **props):
@@ -114,9 +123,9 @@ def test_bad_connections_refused(real_daemon, cluster, kw, texts):
         assert t in str(e.value), e.value
 
 
-def test_server_default_database_and_password_patch(real_daemon, env):
+def test_server_default_database_and_password_patch(real_daemon, server):
     d = real_daemon
-    rid, name = plain_server(d, env[0])
+    rid, name = server
     c = connection(d, rid)
     assert (c["user"], c["dbname"]) == ("pgadmin", "postgres")
     assert c["host"] == f"{name}.postgres.database.azure.com"
@@ -127,16 +136,16 @@ def test_server_default_database_and_password_patch(real_daemon, env):
     new = "N3w-Passw0rd!x"
     r = d.patch(f"{rid}?api-version={SRV_AV}",
                 json={"properties": {"administratorLoginPassword": new}})
-    assert r.status_code in (200, 202), r.text
-    if r.status_code == 202:
-        poll_until(lambda: d.get(r.headers["Location"]).status_code == 200, timeout=20,
-                   what="the PATCH")
+    assert r.status_code == 200, r.text
     with pytest.raises(psycopg2.OperationalError) as e:
         connect(d, rid, password=SERVER_PASSWORD)
     assert "password authentication failed" in str(e.value)
     with closing(connect(d, rid, password=new)) as conn:
         assert query(conn, "SELECT 1")[0] == (1,)
     assert new not in d.get(f"{rid}?api-version={SRV_AV}").text
+    r = d.patch(f"{rid}?api-version={SRV_AV}",  # back, for the other tests
+                json={"properties": {"administratorLoginPassword": SERVER_PASSWORD}})
+    assert r.status_code == 200, r.text
 
 
 # --- explain and the data plane ---------------------------------------------------------------------
@@ -184,10 +193,9 @@ def test_data_api_answers_the_same_in_both_modes(any_mode):
     assert [x["key"] for x in d.get(data_url(rid)).json()["value"]] == ["a"]
 
 
-def test_data_api_rows_live_in_a_real_table(real_daemon, env):
+def test_data_api_rows_live_in_a_real_table(real_daemon, server):
     d = real_daemon
-    rid, _ = plain_server(d, env[0])
-    settle(d)
+    rid, _ = server
     assert d.get(data_url(rid)).json() == {"value": []}  # no table yet: no rows
     assert d.put(data_url(rid, "o'1"), json={"value": {"q": 1}}).status_code == 200
     with closing(poll_connect(d, rid, password=SERVER_PASSWORD)) as conn:
@@ -197,9 +205,10 @@ def test_data_api_rows_live_in_a_real_table(real_daemon, env):
     assert d.get(data_url(rid, "from-sql")).json()["value"] == "hi"
 
 
-def test_data_api_refuses_an_inaccessible_database(real_daemon):
+def test_data_api_refuses_an_inaccessible_database(real_daemon, env, cluster):
     d = real_daemon
-    rid, _, (rg, _mi, _oid, v, kid) = cmk_cluster(d)
+    rid, _ = cluster
+    _rg, _mi, _oid, v, kid = env
     assert d.put(data_url(rid, "k"), json={"value": 1}).status_code == 200
     v.set_key(kid, enabled=False)
     settle(d)
@@ -256,3 +265,28 @@ def test_replica_reads_streamed_rows_and_refuses_writes(real_daemon, env, cluste
     with closing(poll_connect(d, repid)) as conn:
         assert query(conn, "SELECT pg_is_in_recovery()")[0] == (True,)
 
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+def test_cli_connection_string(real_daemon, env, cluster, server, tmp_path):
+    d = real_daemon
+    rid, name = cluster
+    cli = Cli(d, str(tmp_path))
+    c = connection(d, rid)
+    assert cli.out("cluster", "connection-string", name, "-g", env[0]) == \
+        c["connectionString"] + "\n"
+    assert cli.out("cluster", "connection-string", "--ids", rid, "--psql") == c["psql"] + "\n"
+    srid, sname = server
+    assert cli.out("server", "connection-string", "-n", sname, "-g", env[0]) == \
+        connection(d, srid)["connectionString"] + "\n"
+    psql = shutil.which("psql")
+    if psql:  # the printed string works as written (the password from the environment)
+        r = subprocess.run([psql, connection(d, srid)["connectionString"], "-XAtc",
+                            "SELECT current_user"], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PGPASSWORD=SERVER_PASSWORD))
+        assert (r.returncode, r.stdout) == (0, "pgadmin\n"), r.stderr
+    cli.fail("cluster", "connection-string", "a", "b", "-g", env[0], rc=2,
+             err="unrecognized arguments: b")
+    cli.fail("cluster", "connection-string", name + "-nope", "-g", env[0], rc=3,
+             err="ResourceNotFound")

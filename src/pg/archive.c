@@ -1330,9 +1330,16 @@ arch_forget_replica(const char *db_id)
 int
 pg_archive_promoted(const char *db_id, struct pgcmk_err *err)
 {
-    if (!arch_is_replica(db_id))
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* the action and the tick's check */
+    int was;
+
+    pthread_mutex_lock(&mu);
+    was = arch_is_replica(db_id);
+    if (was)
+        arch_forget_replica(db_id);
+    pthread_mutex_unlock(&mu);
+    if (!was)
         return 0;
-    arch_forget_replica(db_id);
     if (pg_archive_wait_promoted(db_id, 30000, err))
         return -1;
     return pg_archive_backup(db_id, err);

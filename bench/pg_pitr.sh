@@ -26,22 +26,15 @@ import psycopg2
 
 scale = int(os.environ["SCALE"])
 dd = real_data_dir()
-d = Daemon(dd, flags=list(REAL_FLAGS))
+d = Daemon(dd, flags=list(REAL_FLAGS), log_dir=dd)
 d.start()
 ok = False
 
 
 def conninfo(rid):
     r = d.get("/emulator/postgres/connection", params={"resourceId": rid})
-    if r.status_code == 200:
-        return r.json()["connectionString"]
-    import sqlite3
-    con = sqlite3.connect(f"file:{dd}/pgcmk.sqlite?mode=ro", uri=True)
-    port, db = con.execute("SELECT port, dbname FROM pg_instances WHERE db_id = ? "
-                           "COLLATE NOCASE", (rid,)).fetchone()
-    con.close()
-    return (f"host=c-{rid.rsplit('/', 1)[1]}.postgres.database.azure.com hostaddr=127.0.0.1 "
-            f"port={port} user=citus dbname={db} sslmode=verify-full sslrootcert={dd}/ca.pem")
+    assert r.status_code == 200, r.text
+    return r.json()["connectionString"]
 
 
 def sql(rid, q):
@@ -86,7 +79,6 @@ try:
     changed = sql(rid2, "SELECT count(*) FROM pgbench_accounts WHERE abalance <> 0")[0][0]
     accounts = sql(rid2, "SELECT count(*) FROM pgbench_accounts")[0][0]
     pg = os.path.join(dd, "pg")
-    slug = [s for s in os.listdir(os.path.join(pg, "archive")) if s.startswith(name[:20])]
     arch = du(os.path.join(pg, "archive"))
     back = du(os.path.join(pg, "backups"))
     print(f"pg_pitr: scale {scale}: database {size / 1e6:.1f} MB, pgbench -i {t_init:.2f} s")

@@ -21,10 +21,9 @@ import subprocess
 import pytest
 
 from conftest import assert_arm_error, new_name, poll_until
-import pgreal
-from pgreal import (ADMIN_PASSWORD, cmk_cluster, needs_postgres, query,  # noqa: F401
+from pgreal import (cmk_cluster, needs_postgres, poll_connect, query,  # noqa: F401
                     real_daemon, wait_state)
-from pgtools import CL_AV, cluster_id, create_cluster, get_cluster, settle, wait_lro
+from pgtools import CL_AV, cluster_id, create_cluster, wait_lro
 
 pytestmark = needs_postgres
 
@@ -49,38 +48,15 @@ def contains(files, needle):
 
 
 def slug_of(d, rid):
-    return instance_row(d, rid)[0]
-
-
-def instance_row(d, rid):
+    """The instance's directory name under DATA_DIR/pg (and archive/, backups/)."""
     con = sqlite3.connect(f"file:{d.data_dir}/pgcmk.sqlite?mode=ro", uri=True)
     try:
-        row = con.execute("SELECT slug, port, dbname FROM pg_instances WHERE db_id = ? "
-                          "COLLATE NOCASE", (rid,)).fetchone()
+        row = con.execute("SELECT slug FROM pg_instances WHERE db_id = ? COLLATE NOCASE",
+                          (rid,)).fetchone()
     finally:
         con.close()
     assert row, f"no instance row for {rid}"
-    return row
-
-
-def poll_connect(d, rid, **kw):
-    """pgreal.poll_connect, or (before GET /emulator/postgres/connection exists) the same
-    verify-full connection built from the instance's row."""
-    if d.get("/emulator/postgres/connection", params={"resourceId": rid}).status_code != 404:
-        return pgreal.poll_connect(d, rid, **kw)
-    pg = pgreal._psycopg2()
-    _slug, port, dbname = instance_row(d, rid)
-    host = "c-" + rid.rsplit("/", 1)[1] + ".postgres.database.azure.com"
-
-    def attempt():
-        try:
-            return pg.connect(host=host, hostaddr="127.0.0.1", port=port, user="citus",
-                              dbname=dbname, sslmode="verify-full", password=ADMIN_PASSWORD,
-                              sslrootcert=os.path.join(d.data_dir, "ca.pem"), connect_timeout=10,
-                              **kw)
-        except pg.OperationalError:
-            return None
-    return poll_until(attempt, timeout=10, interval=0.05, what=f"a connection to {rid}")
+    return row[0]
 
 
 def restore_cluster(d, rid, t, expect="Succeeded", **props):

@@ -1,5 +1,5 @@
 /* arfmt.c - the archive socket's lines, the "PGCMKA1" encrypted file format and WAL positions
- * (src/pg/arfmt.h says what each is). Pure: no database, no network, no global state. */
+ * (src/pg/arfmt.h says what each is). No database, no sockets of its own, no global state. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

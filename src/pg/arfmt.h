@@ -1,7 +1,7 @@
 /* arfmt.h - the pure parts of the encrypted archive (src/pg/arfmt.c): the archive socket's
- * request and answer lines, the encrypted file format, WAL positions. No database, no network,
- * no global state: the fuzz targets (tests/fuzz/fuzz_pgarch*.c) and tests/unit/test_pgarch.c
- * call these directly.
+ * request and answer lines, the encrypted file format, WAL positions. No database, no sockets of
+ * its own, no global state: the fuzz targets (tests/fuzz/fuzz_pgarch*.c) and
+ * tests/unit/test_pgarch.c call these directly.
  *
  * The archive socket (DATA_DIR/pg/run/agent.sock; only the PostgreSQL user and root connect):
  *   "PUSH <slug> <file> <length>\n" + length bytes   -> "OK 0\n"            | "ERR <text>\n"

@@ -106,7 +106,10 @@ def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(source):
     query(conn, "INSERT INTO t VALUES ('after-t')")
     conn.close()
 
-    rst, _ = restore_cluster(d, rid, t)
+    # a restore that changes the encryption: the source's archive is read under the source's DEK,
+    # the new server archives under its own
+    rst, _ = restore_cluster(d, rid, t, sourceLocation="eastus",
+                             dataEncryption={"type": "SystemManaged"})
     c2 = poll_connect(d, rst)
     assert [r[0] for r in query(c2, "SELECT v FROM t ORDER BY v")] == [marker]
     assert query(c2, "SELECT pg_is_in_recovery()") == [(False,)]

@@ -197,6 +197,16 @@ arfmt_get32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
+/* Wipes and frees a buffer that held plaintext or keys (NULL is fine). */
+static void
+arfmt_wipe_free(void *p, size_t n)
+{
+    if (p) {
+        OPENSSL_cleanse(p, n);
+        free(p);
+    }
+}
+
 /* "pgcmk archive v1\0" db_id "\0" name, malloc'ed. */
 static char *
 arfmt_info(const char *db_id, const char *name, size_t *len)
@@ -348,10 +358,7 @@ void
 pga_seal_release(struct pga_seal *s)
 {
     EVP_CIPHER_CTX_free(s->ctx);
-    if (s->buf) {
-        OPENSSL_cleanse(s->buf, s->chunk);
-        free(s->buf);
-    }
+    arfmt_wipe_free(s->buf, s->chunk);
     free(s->out);
     OPENSSL_cleanse(s->key, sizeof(s->key));
     memset(s, 0, sizeof(*s));
@@ -415,10 +422,7 @@ arfmt_open_word(struct pga_open *o)
 
         if (b == NULL)
             return arfmt_open_fail(o, "out of memory");
-        if (o->buf) {
-            OPENSSL_cleanse(o->buf, o->cap);
-            free(o->buf);
-        }
+        arfmt_wipe_free(o->buf, o->cap);
         o->buf = b;
         o->cap = need;
     }
@@ -509,10 +513,7 @@ void
 pga_open_release(struct pga_open *o)
 {
     EVP_CIPHER_CTX_free(o->ctx);
-    if (o->buf) {
-        OPENSSL_cleanse(o->buf, o->cap);
-        free(o->buf);
-    }
+    arfmt_wipe_free(o->buf, o->cap);
     free(o->info);
     OPENSSL_cleanse(o->dek, sizeof(o->dek));
     OPENSSL_cleanse(o->key, sizeof(o->key));
@@ -588,10 +589,7 @@ pga_open_mem(const unsigned char dek[PGA_KEY_LEN], const char *db_id, const char
     *why = o.why;
     pga_open_release(&o);
     if (rc) {
-        if (m.p) {
-            OPENSSL_cleanse(m.p, m.cap);
-            free(m.p);
-        }
+        arfmt_wipe_free(m.p, m.cap);
         return -1;
     }
     *out = m.p ? m.p : malloc(1);

@@ -1017,21 +1017,33 @@ arch_archive_through(const char *db_id, struct pgcmk_err *err)
     return 0;
 }
 
-/* The backup of db_id to restore from for a stop at lsn: 0 with file, 1 none, -1. */
+/* The backup of db_id to restore from for a stop at *lsn (the last that ended at or before it),
+ * else its earliest, whose end becomes *lsn: nobody wrote to a server before its create (and
+ * so its first backup) ended. 0 with file, 1 when it has no backup, -1. */
 static int
-arch_backup_at(const char *db_id, uint64_t lsn, char *file, size_t n, struct pgcmk_err *err)
+arch_backup_at(const char *db_id, uint64_t *lsn, char *file, size_t n, struct pgcmk_err *err)
 {
     struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_BACKUP_AT);
-    int rc;
+    sqlite3_stmt *st;
+    int rc, earliest;
 
-    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)lsn);
-    rc = pgcmk_db_step(db, st, "find a base backup", err);
-    if (rc == 1)
-        snprintf(file, n, "%s", (const char *)sqlite3_column_text(st, 0));
-    pgcmk_db_done(st);
-    return rc < 0 ? -1 : rc == 1 ? 0 : 1;
+    for (earliest = 0; earliest < 2; earliest++) {
+        st = pgcmk_db_stmt(db, earliest ? PGCMK_STMT_PGARCH_BACKUP_EARLIEST
+                                        : PGCMK_STMT_PGARCH_BACKUP_AT);
+        sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+        if (!earliest)
+            sqlite3_bind_int64(st, 2, (int64_t)*lsn);
+        rc = pgcmk_db_step(db, st, "find a base backup", err);
+        if (rc == 1) {
+            snprintf(file, n, "%s", (const char *)sqlite3_column_text(st, 0));
+            if (earliest)
+                *lsn = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        pgcmk_db_done(st);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    return 1;
 }
 
 /* Feeds a backup file, decrypted, into out_fd (tar's stdin), then closes out_fd. */
@@ -1179,15 +1191,16 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
             return -1;
         }
     }
-    found = arch_map_get(s->source_id, 1, s->point_in_time, &lsn);
-    rc = found == 1 ? arch_backup_at(s->source_id, lsn, file, sizeof(file), err) : -1;
+    found = arch_map_get(s->source_id, 1, s->point_in_time, &lsn); /* 0: before any row */
+    rc = found < 0 ? -1 : arch_backup_at(s->source_id, &lsn, file, sizeof(file), err);
     if (rc) {
         OPENSSL_cleanse(f.dek, sizeof(f.dek));
-        if (rc < 0 && found < 0)
-            return -1;
+        if (rc < 0)
+            return found < 0 ? pgcmk_err_set(err, PGCMK_E_PGARCH_FAILED, NULL,
+                                             "cannot read the WAL position map")
+                             : -1;
         return pgcmk_err_set(err, PGCMK_E_PG_INVALID_RESTORE, "properties.pointInTimeUTC",
-                             "The point in time is before the earliest restore point of the "
-                             "source server '%.300s' (its first base backup).",
+                             "The source server '%.300s' has no base backup to restore from.",
                              s->source_id);
     }
     snprintf(name, sizeof(name), "%.*s", (int)(strlen(file) - 4), file); /* without ".enc" */

@@ -772,8 +772,11 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
         inst_mkdir(tls, 0700, err) || inst_write_cert(i, s, err) || inst_fill(i, s, err) ||
         inst_row_write(i, 0, err) || inst_spawn(i, err) ||
         (!restore && inst_make_roles(i, s->admin_password, err)) ||
-        (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)) ||
-        (!replica && pg_archive_backup(i->db_id, err)))
+        (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)))
+        goto fail;
+    LOG_INFO("pg %s: accepting logins %lld ms after the create began", i->slug,
+             (long long)(pgcmk_wall_ms() - t0));
+    if (!replica && pg_archive_backup(i->db_id, err))
         goto fail;
     pthread_mutex_lock(&inst_mu);
     i->busy = 0;

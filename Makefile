@@ -36,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz \
+.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
         pgext
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
@@ -75,13 +75,23 @@ unit: $(UNIT_BIN)
 	@scripts/check-step-loops.sh
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
 
+# The integration suite on PYTEST_JOBS workers (pytest-xdist, from deps.sh test; without it, one
+# process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.
+# The 25 slowest tests are listed at the end: the CI budget (30 min for make test + make asan).
+PYTEST_JOBS  ?= 2
+PYTEST_XDIST := $(shell $(PYTHON) -c 'import xdist' 2>/dev/null && echo -n $(PYTEST_JOBS) --dist loadfile)
+PYTEST_FLAGS ?= $(if $(PYTEST_XDIST),-n $(PYTEST_XDIST)) --durations=25
 integration: $(B)/pgcmkd
-	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
+
+# The programs make test and make asan build, on BUILD_JOBS compilers (the tests run after).
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+progs: all $(UNIT_BIN)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs
 	@$(MAKE) --no-print-directory unit
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=15; fi
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory -j$(BUILD_JOBS) fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
 
@@ -116,6 +126,8 @@ browser: $(B)/pgcmkd
 
 # libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
 FUZZ_TIME ?= 600
+# make test's short pass per target (the corpora under $(B)/fuzz/ persist between runs).
+FUZZ_TIME_TEST ?= 8
 FUZZ_SRC  := tests/fuzz/fuzz_template.c $(filter-out src/deploy/deployments.c,$(wildcard src/deploy/*.c))
 $(B)/fuzz/fuzz_template: $(FUZZ_SRC) $(wildcard src/deploy/*.h include/pgcmk/*.h) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)
@@ -247,7 +259,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
 
 asan: deps-test
-	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) all unit integration
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs
+	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) unit integration
 
 bench: deps
 	@scripts/deps.sh bench

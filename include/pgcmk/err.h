@@ -320,6 +320,13 @@
     /* real PostgreSQL: access (h-pgacc) */                                                        \
     /* real PostgreSQL: archive, restores, replicas (h-pgarch) */                                  \
     /* real PostgreSQL: at rest (h-pgci) */                                                        \
+    X(PGCMK_E_PGREAL_ATREST_NOKEY, 409, "DataDirectoryLocked", "I",                                \
+      "--pg-at-rest: the database's DEK is not in memory (its key is revoked or not checked "      \
+      "yet), "                                                                                     \
+      "so its gocryptfs data directory stays unmounted and the instance stopped")                  \
+    X(PGCMK_E_PGREAL_ATREST_MOUNT, 500, "DataDirectoryMountFailed", "I",                           \
+      "--pg-at-rest: gocryptfs could not initialise or mount the data directory (its last line "   \
+      "is in the message)")                                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 

@@ -130,5 +130,12 @@ int pg_atrest_on(void);
 int pg_atrest_mount(const char *db_id, const char *dir, char *data_out, size_t n,
                     struct pgcmk_err *err);
 void pg_atrest_unmount(const char *db_id, const char *dir);
+/* Called by pgcmk_pg_init before any instance starts: decides whether instances run on gocryptfs
+ * (cfg->pg_at_rest; auto = /dev/fuse usable and gocryptfs + fusermount3 installed). -1 with err
+ * (PGCMK_E_PGREAL_UNAVAILABLE, naming what to install) for fs without them. */
+int pg_atrest_init(const struct pgcmk_cfg *cfg, struct pgcmk_err *err);
+/* Called by pgcmk_pg_shutdown after every instance stopped: unmounts what is still mounted
+ * (never under a live postmaster). */
+void pg_atrest_shutdown(void);
 
 #endif

@@ -9,7 +9,7 @@ want=(libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libcurl4-openss
 case "${1:-build}" in
   build) ;;
   test) want+=(python3-pytest python3-requests python3-azure azure-cli openssl libnss-myhostname clang-format chromium nodejs
-              python3-pykmip python3-hvac
+              python3-pykmip python3-hvac python3-pytest-xdist
               postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev python3-psycopg2
               gocryptfs fuse3)
         # npm: Debian's package, unless a Node.js that brings its own npm is installed

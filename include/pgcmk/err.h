@@ -323,6 +323,13 @@
       "a base backup, a restore from the encrypted archive or a replica's copy failed: the step "  \
       "and PostgreSQL's last message are in the message")                                          \
     /* real PostgreSQL: at rest (h-pgci) */                                                        \
+    X(PGCMK_E_PGREAL_ATREST_NOKEY, 409, "DataDirectoryLocked", "I",                                \
+      "--pg-at-rest: the database's DEK is not in memory (its key is revoked or not checked "      \
+      "yet), "                                                                                     \
+      "so its gocryptfs data directory stays unmounted and the instance stopped")                  \
+    X(PGCMK_E_PGREAL_ATREST_MOUNT, 500, "DataDirectoryMountFailed", "I",                           \
+      "--pg-at-rest: gocryptfs could not initialise or mount the data directory (its last line "   \
+      "is in the message)")                                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 

@@ -95,6 +95,16 @@ int pg_access_prepare(const char *db_id, const char *data_dir, struct pgcmk_err 
 /* The lines of postgresql.conf access.c needs (shared_preload_libraries when the server-side
  * library is installed), appended to buf. */
 void pg_access_conf(char *buf, size_t n);
+/* The access fields of pgcmk_pg_describe, added to out (a JSON object) from the files of the
+ * instance's data directory: "logins": "allowed"|"refused", "refusal": "extension"|"pg_hba"
+ * (how it refuses) and, once a login was refused by the library since the refusal began,
+ * "firstDenial" (an ISO time by the virtual clock: seed 003's "after the first connection to the
+ * database has been denied"). */
+void pg_access_describe(const char *data_dir, json_t *out);
+/* The refusing pg_hba.conf (the fallback without the library) made from the original text: a
+ * comment naming the reason code, the lines of the exempt roles and the replication lines of
+ * orig, then `host all all all reject`. Allocated; free() it. */
+char *pg_access_hba_refusing(const char *orig, const char *code);
 
 /* ---- archive (archive.c) ------------------------------------------------------------------ */
 
@@ -133,5 +143,12 @@ int pg_atrest_on(void);
 int pg_atrest_mount(const char *db_id, const char *dir, char *data_out, size_t n,
                     struct pgcmk_err *err);
 void pg_atrest_unmount(const char *db_id, const char *dir);
+/* Called by pgcmk_pg_init before any instance starts: decides whether instances run on gocryptfs
+ * (cfg->pg_at_rest; auto = /dev/fuse usable and gocryptfs + fusermount3 installed). -1 with err
+ * (PGCMK_E_PGREAL_UNAVAILABLE, naming what to install) for fs without them. */
+int pg_atrest_init(const struct pgcmk_cfg *cfg, struct pgcmk_err *err);
+/* Called by pgcmk_pg_shutdown after every instance stopped: unmounts what is still mounted
+ * (never under a live postmaster). */
+void pg_atrest_shutdown(void);
 
 #endif

@@ -517,7 +517,8 @@ pgcmk_pg_init(const struct pgcmk_cfg *cfg, struct pgcmk_err *err)
         return 0;
     memset(&G, 0, sizeof(G));
     G.max_instances = cfg->pg_max_instances > 0 ? cfg->pg_max_instances : 50;
-    if (pg_find_bin(cfg, err) || pg_find_user(cfg, err) || pg_ports_parse(cfg->pg_ports, err))
+    if (pg_find_bin(cfg, err) || pg_find_user(cfg, err) || pg_ports_parse(cfg->pg_ports, err) ||
+        pg_atrest_init(cfg, err))
         return -1;
     if ((abs = realpath(cfg->data_dir, NULL)) == NULL)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "data directory %.200s: %s",
@@ -552,6 +553,7 @@ pgcmk_pg_shutdown(void)
     if (!G.real)
         return;
     pg_inst_shutdown();
+    pg_atrest_shutdown();
     pg_archive_stop();
     G.real = 0;
 }

@@ -39,6 +39,7 @@
 #define ARCH_IO_TIMEOUT  60    /* seconds a socket peer may stall */
 #define ARCH_MAX_CONNS   32
 #define ARCH_MAP_TICK_MS 1000
+#define ARCH_RECOVERY_MS 120000 /* a restore's replay up to its target */
 
 static pthread_mutex_t arch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t arch_cond = PTHREAD_COND_INITIALIZER;
@@ -158,6 +159,7 @@ arch_read_file(const char *path, size_t max, unsigned char **out, size_t *len)
         return -1;
     }
     close(fd);
+    b[st.st_size] = 0; /* text files (postgresql.auto.conf) read as strings */
     *out = b;
     *len = (size_t)st.st_size;
     return 0;
@@ -272,26 +274,30 @@ arch_map_get(const char *db_id, int at, int64_t at_ms, uint64_t *lsn)
 }
 
 /* Records db_id's position now (and at before_ms too when before_ms >= 0), when it moved or
- * force is set. Instances that do not run, or replay as replicas, are skipped. */
+ * force is set. Instances that do not run, or replay as replicas, are skipped. The time is read
+ * after the position (a write the position includes happened before it), and a tick whose
+ * clock changed (generation gen) meanwhile records nothing: the change's own rows are the truth. */
 static void
-arch_map_record(const char *db_id, int64_t before_ms, int force)
+arch_map_record(const char *db_id, int64_t before_ms, int force, int tick, unsigned long gen)
 {
     struct pg_inst_info info;
     struct pgcmk_err err;
     uint64_t lsn = 0, last = 0;
-    int rc;
+    int64_t at;
 
     if (pg_inst_info(db_id, &info) || info.pid == 0)
         return;
     pgcmk_err_clear(&err);
-    rc = arch_insert_lsn(db_id, &lsn, &err);
-    if (rc)
+    if (arch_insert_lsn(db_id, &lsn, &err))
+        return;
+    at = pgcmk_clock_now();
+    if (tick && pgcmk_clock_generation() != gen)
         return;
     if (!force && arch_map_get(db_id, 0, 0, &last) == 1 && last == lsn)
         return;
     if (before_ms >= 0)
         (void)arch_map_put(db_id, before_ms, lsn);
-    (void)arch_map_put(db_id, pgcmk_clock_now(), lsn);
+    (void)arch_map_put(db_id, at, lsn);
 }
 
 /* Every database with backups (every primary instance has one from its create). */
@@ -308,15 +314,21 @@ arch_archived_dbs(void)
     return ids;
 }
 
+/* One recorder at a time: a tick and a clock change never interleave their rows. */
+static pthread_mutex_t arch_map_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void
-arch_map_record_all(int64_t before_ms, int force)
+arch_map_record_all(int64_t before_ms, int force, int tick)
 {
-    json_t *ids = arch_archived_dbs(), *v;
+    json_t *ids, *v;
     size_t i;
 
+    pthread_mutex_lock(&arch_map_mu);
+    ids = arch_archived_dbs();
     json_array_foreach(ids, i, v)
-        arch_map_record(json_string_value(v), before_ms, force);
+        arch_map_record(json_string_value(v), before_ms, force, tick, pgcmk_clock_generation());
     json_decref(ids);
+    pthread_mutex_unlock(&arch_map_mu);
 }
 
 /* The clock's listener: a change (set, advance, freeze, resume) records every instance's
@@ -351,7 +363,7 @@ arch_on_clock(int64_t now_ms, void *arg)
     }
     pthread_mutex_unlock(&arch_lock);
     if (before >= 0)
-        arch_map_record_all(before, 1);
+        arch_map_record_all(before, 1, 0);
 }
 
 static void *
@@ -371,7 +383,7 @@ arch_map_main(void *arg)
         if (!arch_running)
             break;
         pthread_mutex_unlock(&arch_lock);
-        arch_map_record_all(-1, 0);
+        arch_map_record_all(-1, 0, 1);
         pthread_mutex_lock(&arch_lock);
     }
     pthread_mutex_unlock(&arch_lock);
@@ -857,6 +869,21 @@ arch_backup_record(const char *db_id, const char *file, uint64_t start, uint64_t
     return pgcmk_db_each(db, st, NULL, NULL, "record a base backup", err) < 0 ? -1 : 0;
 }
 
+/* 1 when db_id is a streaming replica or standby of another instance. */
+static int
+arch_is_replica(const char *db_id)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_REPLICA_GET);
+    struct pgcmk_err err;
+    int rc;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    rc = pgcmk_db_step(db, st, "read a replica", &err);
+    pgcmk_db_done(st);
+    return rc == 1;
+}
+
 int
 pg_archive_backup(const char *db_id, struct pgcmk_err *err)
 {
@@ -876,8 +903,15 @@ pg_archive_backup(const char *db_id, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL,
                              "'%.300s' has no running instance: no base backup", db_id);
     rc = arch_insert_lsn(db_id, &start, err);
+    if (rc > 0 && arch_is_replica(db_id))
+        return 0; /* a replica streams: its primary's backups serve until it is promoted */
+    if (rc > 0) { /* a restore replays the archive: its create ends once it is promoted */
+        if (pg_archive_wait_promoted(db_id, ARCH_RECOVERY_MS, err))
+            return -1;
+        rc = arch_insert_lsn(db_id, &start, err);
+    }
     if (rc)
-        return rc > 0 ? 0 : -1; /* a replica: its primary's backups serve */
+        return -1;
     if (arch_dek(db_id, dek))
         return pgcmk_err_set(err, PGCMK_E_PG_DATA_INACCESSIBLE, NULL,
                              "The customer-managed key of '%.300s' is not accessible: no base "
@@ -1145,7 +1179,9 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
                              "accessible: its encrypted backups and WAL archive cannot be read.",
                              s->source_id);
     if (src.pid) {
-        arch_map_record(s->source_id, -1, 1);
+        pthread_mutex_lock(&arch_map_mu);
+        arch_map_record(s->source_id, -1, 1, 0, 0);
+        pthread_mutex_unlock(&arch_map_mu);
         if (arch_archive_through(s->source_id, err)) {
             OPENSSL_cleanse(f.dek, sizeof(f.dek));
             return -1;
@@ -1265,7 +1301,7 @@ pg_archive_wait_promoted(const char *db_id, int timeout_ms, struct pgcmk_err *er
             return 0;
         }
         free(v);
-        if (waited >= timeout_ms)
+        if (waited >= timeout_ms || (e2.code == PGCMK_E_PGREAL_DOWN && waited >= 3000))
             return pgcmk_err_set(err, PGCMK_E_PGARCH_FAILED, NULL,
                                  "'%.300s' did not finish its recovery in %d ms%s%.200s", db_id,
                                  timeout_ms, e2.code ? ": " : "", e2.code ? e2.message : "");
@@ -1302,6 +1338,8 @@ arch_forget_replica(const char *db_id)
 int
 pg_archive_promoted(const char *db_id, struct pgcmk_err *err)
 {
+    if (!arch_is_replica(db_id))
+        return 0;
     arch_forget_replica(db_id);
     if (pg_archive_wait_promoted(db_id, 30000, err))
         return -1;

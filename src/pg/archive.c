@@ -70,45 +70,9 @@ arch_dek(const char *db_id, unsigned char out[PGA_KEY_LEN])
 }
 
 static int
-arch_write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    ssize_t k;
-
-    while (n) {
-        k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int
-arch_read_all(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    ssize_t k;
-
-    while (n) {
-        k = read(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int
 arch_fd_sink(void *arg, const void *buf, size_t len)
 {
-    return arch_write_all(*(int *)arg, buf, len);
+    return pga_write_all(*(int *)arg, buf, len);
 }
 
 /* DATA_DIR/pg/<kind>/<slug>, created 0700 (root's: PostgreSQL never reads it directly). */
@@ -153,7 +117,7 @@ arch_read_file(const char *path, size_t max, unsigned char **out, size_t *len)
         return -1;
     }
     b = pgcmk_xmalloc((size_t)st.st_size + 1);
-    if (arch_read_all(fd, b, (size_t)st.st_size)) {
+    if (pga_read_all(fd, b, (size_t)st.st_size)) {
         free(b);
         close(fd);
         return -1;
@@ -178,7 +142,7 @@ arch_write_atomic(const char *dir, const char *name, const void *buf, size_t len
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    rc = arch_write_all(fd, buf, len) || fsync(fd) ? -1 : 0;
+    rc = pga_write_all(fd, buf, len) || fsync(fd) ? -1 : 0;
     if (close(fd))
         rc = -1;
     if (rc == 0 && rename(tmp, path))
@@ -366,6 +330,33 @@ arch_on_clock(int64_t now_ms, void *arg)
         arch_map_record_all(before, 1, 0);
 }
 
+/* A replica promoted by whatever means (pgcmk_pg_promote, or pg_promote by hand) loses its slot
+ * on its old primary and gets its own first base backup: checked on every tick. */
+static void
+arch_check_promoted(void)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    json_t *ids = json_array(), *v;
+    struct pgcmk_err err;
+    size_t i;
+
+    if (pgcmk_db_each(db, pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_REPLICA_IDS), pgcmk_db_collect_text,
+                      ids, "list the replicas", &err) < 0)
+        LOG_WARN("pg: %s", err.message);
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        struct pg_inst_info info;
+        uint64_t lsn;
+
+        pgcmk_err_clear(&err);
+        if (pg_inst_info(id, &info) || info.pid == 0 || arch_insert_lsn(id, &lsn, &err) != 0)
+            continue; /* down, or still a replica */
+        if (pg_archive_promoted(id, &err))
+            LOG_WARN("pg: %s: after its promotion: %s", id, err.message);
+    }
+    json_decref(ids);
+}
+
 static void *
 arch_map_main(void *arg)
 {
@@ -384,6 +375,7 @@ arch_map_main(void *arg)
             break;
         pthread_mutex_unlock(&arch_lock);
         arch_map_record_all(-1, 0, 1);
+        arch_check_promoted();
         pthread_mutex_lock(&arch_lock);
     }
     pthread_mutex_unlock(&arch_lock);
@@ -404,7 +396,7 @@ arch_answer(int fd, const char *text)
     if ((size_t)n >= sizeof(line) - 1)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
-    return arch_write_all(fd, line, (size_t)n);
+    return pga_write_all(fd, line, (size_t)n);
 }
 
 /* Seals and stores a pushed file. PostgreSQL's rule: the same content already archived is
@@ -545,7 +537,7 @@ arch_serve(int fd)
         }
         body = pgcmk_xmalloc(req.length ? req.length : 1);
         memcpy(body, line + k, got - (size_t)k);
-        if (arch_read_all(fd, body + (got - (size_t)k), req.length - (got - (size_t)k))) {
+        if (pga_read_all(fd, body + (got - (size_t)k), req.length - (got - (size_t)k))) {
             pgcmk_secret_free(body, req.length);
             return;
         }
@@ -555,7 +547,7 @@ arch_serve(int fd)
             LOG_WARN("pg: %s: archiving %s failed: %s", db_id, req.name, why);
             (void)arch_answer(fd, why);
         } else
-            (void)arch_write_all(fd, "OK 0\n", 5);
+            (void)pga_write_all(fd, "OK 0\n", 5);
         return;
     }
     rc = arch_fetch(db_id, req.slug, req.name, &body, &n, &why);
@@ -568,8 +560,8 @@ arch_serve(int fd)
         char ok[32];
 
         snprintf(ok, sizeof(ok), "OK %zu\n", n);
-        if (arch_write_all(fd, ok, strlen(ok)) == 0)
-            (void)arch_write_all(fd, body, n);
+        if (pga_write_all(fd, ok, strlen(ok)) == 0)
+            (void)pga_write_all(fd, body, n);
         pgcmk_secret_free(body, n);
     }
 }
@@ -1096,7 +1088,7 @@ arch_write_pg_file(const char *data_dir, const char *name, const char *text)
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    rc = arch_write_all(fd, text, strlen(text)) || fchown(fd, pg_user_uid(), pg_user_gid()) ||
+    rc = pga_write_all(fd, text, strlen(text)) || fchown(fd, pg_user_uid(), pg_user_gid()) ||
                  fsync(fd)
              ? -1
              : 0;
@@ -1338,9 +1330,16 @@ arch_forget_replica(const char *db_id)
 int
 pg_archive_promoted(const char *db_id, struct pgcmk_err *err)
 {
-    if (!arch_is_replica(db_id))
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* the action and the tick's check */
+    int was;
+
+    pthread_mutex_lock(&mu);
+    was = arch_is_replica(db_id);
+    if (was)
+        arch_forget_replica(db_id);
+    pthread_mutex_unlock(&mu);
+    if (!was)
         return 0;
-    arch_forget_replica(db_id);
     if (pg_archive_wait_promoted(db_id, 30000, err))
         return -1;
     return pg_archive_backup(db_id, err);

@@ -1,8 +1,10 @@
 /* arfmt.c - the archive socket's lines, the "PGCMKA1" encrypted file format and WAL positions
  * (src/pg/arfmt.h says what each is). Pure: no database, no network, no global state. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -595,6 +597,38 @@ pga_open_mem(const unsigned char dek[PGA_KEY_LEN], const char *db_id, const char
     *out = m.p ? m.p : malloc(1);
     *out_len = m.n;
     return 0;
+}
+
+/* ---- whole reads and writes --------------------------------------------------------------- */
+
+static int
+arfmt_io_all(int fd, void *buf, size_t n, int wr)
+{
+    char *p = buf;
+    ssize_t k;
+
+    while (n) {
+        k = wr ? write(fd, p, n) : read(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int
+pga_write_all(int fd, const void *buf, size_t n)
+{
+    return arfmt_io_all(fd, (void *)buf, n, 1);
+}
+
+int
+pga_read_all(int fd, void *buf, size_t n)
+{
+    return arfmt_io_all(fd, buf, n, 0);
 }
 
 /* ---- WAL positions ------------------------------------------------------------------------- */

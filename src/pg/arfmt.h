@@ -127,6 +127,11 @@ int pga_seal_mem(const unsigned char dek[PGA_KEY_LEN], const char *db_id, const 
 int pga_open_mem(const unsigned char dek[PGA_KEY_LEN], const char *db_id, const char *name,
                  const void *ct, size_t n, unsigned char **out, size_t *out_len, const char **why);
 
+/* ---- whole reads and writes (EINTR retried): 0, or -1 on an error or an early end ---------- */
+
+int pga_write_all(int fd, const void *buf, size_t n);
+int pga_read_all(int fd, void *buf, size_t n);
+
 /* ---- WAL positions ------------------------------------------------------------------------- */
 
 /* "16/B374D848" <-> 0x16B374D848: 0 or -1. out needs 18 bytes. */

@@ -38,24 +38,6 @@ walcmd_fail(const char *sub, const char *file, const char *what, const char *det
 }
 
 static int
-walcmd_write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    ssize_t k;
-
-    while (n) {
-        k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int
 walcmd_connect(const char *path)
 {
     struct sockaddr_un sa;
@@ -124,13 +106,13 @@ walcmd_push(const char *sock, struct pga_req *req, const char *path)
         return walcmd_fail("wal-push", req->name, "cannot reach pgcmkd's archive socket",
                            strerror(errno));
     }
-    if (walcmd_write_all(fd, line, (size_t)n))
+    if (pga_write_all(fd, line, (size_t)n))
         goto io;
     for (left = req->length; left;) {
         k = read(in, buf, left < sizeof(buf) ? left : sizeof(buf));
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0 || walcmd_write_all(fd, buf, (size_t)k))
+        if (k <= 0 || pga_write_all(fd, buf, (size_t)k))
             goto io;
         left -= (uint64_t)k;
     }
@@ -166,7 +148,7 @@ walcmd_fetch(const char *sock, struct pga_req *req, const char *path)
     if (fd < 0)
         return walcmd_fail("wal-fetch", req->name, "cannot reach pgcmkd's archive socket",
                            strerror(errno));
-    if (walcmd_write_all(fd, line, (size_t)n) ||
+    if (pga_write_all(fd, line, (size_t)n) ||
         (k = walcmd_answer(fd, buf, sizeof(buf), &got, &ok, &len, text, sizeof(text))) < 0) {
         close(fd);
         return walcmd_fail("wal-fetch", req->name, "the archive socket failed", NULL);
@@ -183,19 +165,20 @@ walcmd_fetch(const char *sock, struct pga_req *req, const char *path)
         return walcmd_fail("wal-fetch", req->name, "cannot write", strerror(errno));
     }
     left = len;
-    if (got - (size_t)k > left || walcmd_write_all(out, buf + k, got - (size_t)k))
+    if (got - (size_t)k > left || pga_write_all(out, buf + k, got - (size_t)k))
         goto io;
     left -= got - (size_t)k;
     while (left) {
         r = read(fd, buf, left < sizeof(buf) ? left : sizeof(buf));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0 || walcmd_write_all(out, buf, (size_t)r))
+        if (r <= 0 || pga_write_all(out, buf, (size_t)r))
             goto io;
         left -= (uint64_t)r;
     }
     close(fd);
-    if (fsync(out) || close(out)) {
+    /* no fsync: PostgreSQL reads the file at once, and a crash in recovery fetches it again */
+    if (close(out)) {
         unlink(tmp);
         return walcmd_fail("wal-fetch", req->name, "cannot write", strerror(errno));
     }

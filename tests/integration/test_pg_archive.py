@@ -21,10 +21,9 @@ import subprocess
 import pytest
 
 from conftest import assert_arm_error, new_name, poll_until
-import pgreal
-from pgreal import (ADMIN_PASSWORD, cmk_cluster, needs_postgres, query, start_real,  # noqa: F401
-                    wait_state)
-from pgtools import CL_AV, cluster_id, create_cluster, get_cluster, settle, wait_lro
+from pgreal import (cmk_cluster, needs_postgres, poll_connect, query,  # noqa: F401
+                    real_daemon, wait_state)
+from pgtools import CL_AV, cluster_id, create_cluster, wait_lro
 
 pytestmark = needs_postgres
 
@@ -49,38 +48,15 @@ def contains(files, needle):
 
 
 def slug_of(d, rid):
-    return instance_row(d, rid)[0]
-
-
-def instance_row(d, rid):
+    """The instance's directory name under DATA_DIR/pg (and archive/, backups/)."""
     con = sqlite3.connect(f"file:{d.data_dir}/pgcmk.sqlite?mode=ro", uri=True)
     try:
-        row = con.execute("SELECT slug, port, dbname FROM pg_instances WHERE db_id = ? "
-                          "COLLATE NOCASE", (rid,)).fetchone()
+        row = con.execute("SELECT slug FROM pg_instances WHERE db_id = ? COLLATE NOCASE",
+                          (rid,)).fetchone()
     finally:
         con.close()
     assert row, f"no instance row for {rid}"
-    return row
-
-
-def poll_connect(d, rid, **kw):
-    """pgreal.poll_connect, or (before GET /emulator/postgres/connection exists) the same
-    verify-full connection built from the instance's row."""
-    if d.get("/emulator/postgres/connection", params={"resourceId": rid}).status_code != 404:
-        return pgreal.poll_connect(d, rid, **kw)
-    pg = pgreal._psycopg2()
-    _slug, port, dbname = instance_row(d, rid)
-    host = "c-" + rid.rsplit("/", 1)[1] + ".postgres.database.azure.com"
-
-    def attempt():
-        try:
-            return pg.connect(host=host, hostaddr="127.0.0.1", port=port, user="citus",
-                              dbname=dbname, sslmode="verify-full", password=ADMIN_PASSWORD,
-                              sslrootcert=os.path.join(d.data_dir, "ca.pem"), connect_timeout=10,
-                              **kw)
-        except pg.OperationalError:
-            return None
-    return poll_until(attempt, timeout=10, interval=0.05, what=f"a connection to {rid}")
+    return row[0]
 
 
 def restore_cluster(d, rid, t, expect="Succeeded", **props):
@@ -91,18 +67,38 @@ def restore_cluster(d, rid, t, expect="Succeeded", **props):
     return cluster_id(rg, name), name
 
 
-def wal_fetch(d, slug, name, dest):
+def walcmd(d, sub, slug, name, path):
+    """`pgcmkd wal-push|wal-fetch` as PostgreSQL runs it (here as root, which the socket allows)."""
     sock = os.path.join(d.data_dir, "pg", "run", "agent.sock")
-    return subprocess.run([d.binary, "wal-fetch", "--socket", sock, "--db", slug, name, dest],
+    return subprocess.run([d.binary, sub, "--socket", sock, "--db", slug, name, path],
                           capture_output=True, text=True, timeout=30)
 
 
-def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(start_real):
-    d = start_real()
-    rid, name, env = cmk_cluster(d)
+def instances(d, rid):
+    con = sqlite3.connect(f"file:{d.data_dir}/pgcmk.sqlite?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM pg_instances WHERE db_id = ? COLLATE NOCASE",
+                           (rid,)).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def source(real_daemon):
+    """One CMK cluster with a table t, shared by the tests in file order (the last revokes it)."""
+    d = real_daemon
+    rid, _name, env = cmk_cluster(d)
+    conn = poll_connect(d, rid)
+    query(conn, "CREATE TABLE t (v text)")
+    conn.close()
+    return d, rid, env
+
+
+
+def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(source):
+    d, rid, _env = source
     conn = poll_connect(d, rid)
     marker = "archive-marker-" + new_name("")
-    query(conn, "CREATE TABLE t (v text)")
     query(conn, "INSERT INTO t VALUES (%s)", marker)
     d.clock(advance="PT10M")
     t = d.get("/emulator/clock").json()["now"]
@@ -113,6 +109,7 @@ def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(start_real):
     rst, _ = restore_cluster(d, rid, t)
     c2 = poll_connect(d, rst)
     assert [r[0] for r in query(c2, "SELECT v FROM t ORDER BY v")] == [marker]
+    assert query(c2, "SELECT pg_is_in_recovery()") == [(False,)]
     query(c2, "INSERT INTO t VALUES ('restored-is-writable')")
     c2.close()
 
@@ -126,3 +123,88 @@ def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(start_real):
     assert contains(files_under(f"{pg}/{src}/data/pg_wal/*"), marker.encode())
     assert contains(archived + backups, marker.encode()) == []
     assert contains(archived + backups, b"after-t") == []
+    # the restored server archives under its own name from now on
+    assert files_under(f"{pg}/backups/{slug_of(d, rst)}/*")
+    assert d.delete(f"{rst}?api-version={CL_AV}").status_code in (200, 202)
+
+
+def test_a_file_opens_only_under_its_own_database(source, tmp_path):
+    d, rid, env = source
+    other, _name, _env = cmk_cluster(d, env=env)
+    pg = os.path.join(d.data_dir, "pg")
+    a, b = slug_of(d, rid), slug_of(d, other)
+    seg = "000000010000000000000002"  # the segment of each one's first base backup
+    assert os.path.exists(f"{pg}/archive/{a}/{seg}") and os.path.exists(f"{pg}/archive/{b}/{seg}")
+    out = str(tmp_path / "seg")
+    r = walcmd(d, "wal-fetch", a, seg, out)
+    assert r.returncode == 0, r.stderr
+    assert os.path.getsize(out) == 16 << 20
+    # a missing file: exit 1 without noise (PostgreSQL probes for history files)
+    r = walcmd(d, "wal-fetch", a, "00000009.history", out + "2")
+    assert (r.returncode, r.stderr) == (1, "")
+    # A's segment put in B's archive: it does not open as B's
+    shutil.copy(f"{pg}/archive/{a}/{seg}", f"{pg}/archive/{b}/{seg}")
+    r = walcmd(d, "wal-fetch", b, seg, out + "3")
+    assert r.returncode == 1 and "authentication failed" in r.stderr, r.stderr
+    assert not os.path.exists(out + "3")
+    # a restore of B through that archive fails, and leaves no instance and no rows
+    t = d.get("/emulator/clock").json()["now"]
+    rst, _ = restore_cluster(d, other, t, expect="Failed")
+    assert instances(d, rst) == 0
+    assert d.delete(f"{other}?api-version={CL_AV}").status_code in (200, 202)
+
+
+def test_replica_streams_refuses_writes_and_promotes(source):
+    d, rid, _env = source
+    rg = rid.split("/")[4]
+    rep = new_name("cl")
+    create_cluster(d, rg, rep, {"location": "eastus", "properties": {"sourceResourceId": rid}})
+    repid = cluster_id(rg, rep)
+    conn = poll_connect(d, rid)
+    row = "streamed-" + new_name("")
+    query(conn, "INSERT INTO t VALUES (%s)", row)
+    c2 = poll_connect(d, repid)
+    poll_until(lambda: query(c2, "SELECT count(*) FROM t WHERE v = %s", row) == [(1,)],
+               timeout=10, what="the replica to stream the new row")
+    with pytest.raises(Exception) as e:
+        query(c2, "INSERT INTO t VALUES ('on-the-replica')")
+    assert "cannot execute INSERT in a read-only transaction" in str(e.value)
+    assert query(conn, "SELECT count(*) FROM pg_replication_slots") == [(1,)]
+    c2.close()
+    r = d.post(f"{repid}/promote?api-version={CL_AV}")
+    assert r.status_code == 202, r.text
+    assert wait_lro(d, r)["status"] == "Succeeded"
+    c2 = poll_connect(d, repid)
+    poll_until(lambda: query(c2, "SELECT pg_is_in_recovery()") == [(False,)], timeout=10,
+               what="the promoted replica to leave recovery")
+    query(c2, "INSERT INTO t VALUES ('promoted')")
+    # its slot on the old primary is gone, and it has its own base backup
+    poll_until(lambda: query(conn, "SELECT count(*) FROM pg_replication_slots") == [(0,)],
+               timeout=10, what="the replica's slot to be dropped")
+    pg = os.path.join(d.data_dir, "pg")
+    poll_until(lambda: files_under(f"{pg}/backups/{slug_of(d, repid)}/*"), timeout=30,
+               what="the promoted replica's first base backup")
+    c2.close()
+    conn.close()
+    assert d.delete(f"{repid}?api-version={CL_AV}").status_code in (200, 202)
+
+
+def test_revoked_key_stops_archiving_and_restores(source, tmp_path):
+    d, rid, env = source
+    rg, _mi, oid, v, _kid = env
+    v.policy("remove", oid)
+    wait_state(d, rid, "Inaccessible")
+    f = tmp_path / "000000010000000000000063"
+    f.write_bytes(b"\0" * 8192)
+    r = walcmd(d, "wal-push", slug_of(d, rid), f.name, str(f))
+    assert r.returncode == 1 and "key of the database is not accessible" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(d.data_dir, "pg", "archive", slug_of(d, rid), f.name))
+    t = d.get("/emulator/clock").json()["now"]
+    r = d.put(f"{cluster_id(rg, new_name('cl'))}?api-version={CL_AV}", json={
+        "location": "eastus", "properties": {"sourceResourceId": rid, "pointInTimeUTC": t}})
+    if r.status_code == 201:
+        st = wait_lro(d, r)
+        assert st["status"] == "Failed", st
+        assert st["error"]["code"] == "AzureKeyVaultMissingPermissions", st
+    else:
+        assert_arm_error(r, 409, "ServerInaccessible")

@@ -63,6 +63,7 @@ struct inst {
     int restarts; /* crashes the supervisor restarted */
     int64_t last_crash_ms;
     int64_t retry_at_ms; /* wall clock: a failed restart is tried again then */
+    int fails;           /* failed starts in a row: the retry waits 2 s, 4 s, ... 64 s */
 };
 
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1056,6 +1057,15 @@ inst_save_restarts(const struct inst *i)
         LOG_WARN("pg %s: restart count not saved: %s", i->slug, e.message);
 }
 
+/* A start failed (a missing key at rest, a broken data directory): try again later, less often
+ * each time. The caller owns i. */
+static void
+inst_retry_later(struct inst *i)
+{
+    i->fails = i->fails < 5 ? i->fails + 1 : 6;
+    i->retry_at_ms = pgcmk_wall_ms() + ((int64_t)INST_RETRY_MS << (i->fails - 1));
+}
+
 /* One pass: finds a crashed postmaster (or one whose restart failed) and starts it. Returns
  * the instance it worked on, busy, or NULL. */
 static struct inst *
@@ -1115,8 +1125,9 @@ inst_sup_main(void *arg)
             }
             if (inst_spawn(i, &e)) {
                 LOG_WARN("pg %s: restart failed: %s", i->slug, e.message);
-                i->retry_at_ms = pgcmk_wall_ms() + INST_RETRY_MS;
+                inst_retry_later(i);
             } else {
+                i->fails = 0;
                 inst_health(i, 1);
             }
             inst_release(i);
@@ -1228,7 +1239,7 @@ pg_inst_init(struct pgcmk_err *err)
         if (inst_spawn(i, &e)) {
             LOG_WARN("pg %s: does not start: %s", i->slug, e.message);
             i->state = ST_CRASHED;
-            i->retry_at_ms = pgcmk_wall_ms() + INST_RETRY_MS;
+            inst_retry_later(i);
         }
         inst_release(i);
     }

@@ -204,12 +204,6 @@ $(B)/fuzz/fuzz_http1: $(FUZZ_HTTP1_SRC) $(wildcard include/pgcmk/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_HTTP1_SRC)
-# libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
-FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
-$(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
-	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_PGWIRE_SRC) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the archive socket's lines and the encrypted archive file (src/pg/arfmt.c, pure).
 $(B)/fuzz/fuzz_pgarch_req: tests/fuzz/fuzz_pgarch_req.c src/pg/arfmt.c src/pg/arfmt.h
 	@mkdir -p $(dir $@)
@@ -219,6 +213,12 @@ $(B)/fuzz/fuzz_pgarch_file: tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c src/pg/
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -o $@ tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c -lcrypto
+# libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
+FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
+$(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_PGWIRE_SRC) $(B)/libpgcmk.a $(LDLIBS)
 # libFuzzer over the pg_hba.conf rewriting of the refusal without the pgcmk library (src/pg/access.c).
 $(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include/pgcmk/*.h src/pg/*.h) $(B)/libpgcmk.a
 	@mkdir -p $(dir $@)
@@ -229,13 +229,13 @@ $(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include
 fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
       $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl \
       $(B)/fuzz/fuzz_vreq $(B)/fuzz/fuzz_kesct $(B)/fuzz/fuzz_kesconf $(B)/fuzz/fuzz_http1 \
-      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pgarch_req $(B)/fuzz/fuzz_pgarch_file \
-      $(B)/fuzz/fuzz_pghba
+      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgarch_req $(B)/fuzz/fuzz_pgarch_file \
+      $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pghba
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
 	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl \
 	  $(B)/fuzz/corpus-vreq $(B)/fuzz/corpus-kesct $(B)/fuzz/corpus-kesconf $(B)/fuzz/corpus-http1 \
-	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pgarch-req $(B)/fuzz/corpus-pgarch-file \
-	  $(B)/fuzz/corpus-pghba
+	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgarch-req $(B)/fuzz/corpus-pgarch-file \
+	  $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pghba
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -262,12 +262,12 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-http1 tests/fuzz/corpus/http1
 	$(B)/fuzz/fuzz_kesc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  $(B)/fuzz/corpus-kesc tests/fuzz/corpus/kesc
-	$(B)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
 	$(B)/fuzz/fuzz_pgarch_req -max_total_time=$(FUZZ_TIME) -max_len=512 -timeout=10 \
 	  $(B)/fuzz/corpus-pgarch-req tests/fuzz/corpus/pgarch_req
 	$(B)/fuzz/fuzz_pgarch_file -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-pgarch-file tests/fuzz/corpus/pgarch_file
+	$(B)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
 	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
 

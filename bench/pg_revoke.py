@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 from conftest import Daemon  # noqa: E402
+from pgreal import connection  # noqa: E402
 from pgtools import cluster_body, cluster_id, cmk_setup, create_cluster, new_name  # noqa: E402
 
 PASSWORD = "P@ssw0rd-1234"  # cluster_body's
@@ -128,9 +129,7 @@ def main():
         rg, mi, oid, v, kid = cmk_setup(d)
         name = new_name("cl")
         create_cluster(d, rg, name, cluster_body(mi, kid))
-        r = d.get("/emulator/postgres/connection", params={"resourceId": cluster_id(rg, name)})
-        assert r.status_code == 200, r.text
-        info = r.json()
+        info = connection(d, cluster_id(rg, name))
         connect(info).close()
         refused, terminated, back = [], [], []
         for _ in range(rounds):

@@ -339,6 +339,7 @@ pgcmk_pg_access_apply(const char *db_id, struct pgcmk_err *err)
     struct pg_inst_info in;
     struct acc_state st;
     int rc = 0, changed = 0, atrest = pg_atrest_on();
+    int64_t t0 = pgcmk_wall_ms(), t_files = 0, t_term = 0;
 
     pthread_mutex_lock(&acc_mu);
     if (acc_load(db_id, &st, err)) {
@@ -355,19 +356,22 @@ pgcmk_pg_access_apply(const char *db_id, struct pgcmk_err *err)
     if (in.pid == 0 && atrest)
         goto out; /* stopped and unmounted: the next start prepares the files */
     rc = acc_files(in.data, &st, &changed, err);
+    t_files = pgcmk_wall_ms();
     if (rc || in.pid == 0)
         goto out;
     if (changed)
         rc = acc_reload(db_id, err);
     if (rc == 0 && st.lost)
         rc = acc_terminate(db_id, err);
+    t_term = pgcmk_wall_ms();
     if (rc == 0 && st.lost && atrest)
         rc = pg_inst_stop(db_id, err); /* the agent already wiped the DEK; stop unmounts */
 out:
     pthread_mutex_unlock(&acc_mu);
     if (rc == 0)
-        LOG_INFO("pg: %s: logins %s%s%s", db_id, st.lost ? "refused (" : "allowed",
-                 st.lost ? st.code : "", st.lost ? ")" : "");
+        LOG_INFO("pg: %s: logins %s%s%s (files after %lld ms, sessions after %lld ms)", db_id,
+                 st.lost ? "refused (" : "allowed", st.lost ? st.code : "", st.lost ? ")" : "",
+                 (long long)(t_files ? t_files - t0 : -1), (long long)(t_term ? t_term - t0 : -1));
     return rc;
 }
 

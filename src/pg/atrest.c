@@ -368,7 +368,9 @@ pg_atrest_mount(const char *db_id, const char *dir, char *data_out, size_t n, st
         (size_t)snprintf(data_out, n, "%s/data", mnt) >= n)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_ATREST_MOUNT, db_id, "path too long: %s", mnt);
     if (!atrest_mounted(mnt)) {
-        if ((mkdir(cipher, 0700) != 0 && errno != EEXIST) ||
+        /* the mount's root has the cipher directory's mode: 0711 lets the PostgreSQL user
+         * through to its data directory, and lists nothing */
+        if ((mkdir(cipher, 0711) != 0 && errno != EEXIST) || chmod(cipher, 0711) != 0 ||
             (mkdir(mnt, 0755) != 0 && errno != EEXIST))
             return pgcmk_err_set(err, PGCMK_E_PGREAL_ATREST_MOUNT, db_id, "mkdir %s: %s", dir,
                                  strerror(errno));

@@ -63,6 +63,7 @@ struct inst {
     int restarts; /* crashes the supervisor restarted */
     int64_t last_crash_ms;
     int64_t retry_at_ms; /* wall clock: a failed restart is tried again then */
+    int fails;           /* failed starts in a row: the retry waits 2 s, 4 s, ... 64 s */
 };
 
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -772,8 +773,11 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
         inst_mkdir(tls, 0700, err) || inst_write_cert(i, s, err) || inst_fill(i, s, err) ||
         inst_row_write(i, 0, err) || inst_spawn(i, err) ||
         (!restore && inst_make_roles(i, s->admin_password, err)) ||
-        (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)) ||
-        (!replica && pg_archive_backup(i->db_id, err)))
+        (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)))
+        goto fail;
+    LOG_INFO("pg %s: accepting logins %lld ms after the create began", i->slug,
+             (long long)(pgcmk_wall_ms() - t0));
+    if (!replica && pg_archive_backup(i->db_id, err))
         goto fail;
     pthread_mutex_lock(&inst_mu);
     i->busy = 0;
@@ -1053,6 +1057,15 @@ inst_save_restarts(const struct inst *i)
         LOG_WARN("pg %s: restart count not saved: %s", i->slug, e.message);
 }
 
+/* A start failed (a missing key at rest, a broken data directory): try again later, less often
+ * each time. The caller owns i. */
+static void
+inst_retry_later(struct inst *i)
+{
+    i->fails = i->fails < 5 ? i->fails + 1 : 6;
+    i->retry_at_ms = pgcmk_wall_ms() + ((int64_t)INST_RETRY_MS << (i->fails - 1));
+}
+
 /* One pass: finds a crashed postmaster (or one whose restart failed) and starts it. Returns
  * the instance it worked on, busy, or NULL. */
 static struct inst *
@@ -1112,8 +1125,9 @@ inst_sup_main(void *arg)
             }
             if (inst_spawn(i, &e)) {
                 LOG_WARN("pg %s: restart failed: %s", i->slug, e.message);
-                i->retry_at_ms = pgcmk_wall_ms() + INST_RETRY_MS;
+                inst_retry_later(i);
             } else {
+                i->fails = 0;
                 inst_health(i, 1);
             }
             inst_release(i);
@@ -1225,7 +1239,7 @@ pg_inst_init(struct pgcmk_err *err)
         if (inst_spawn(i, &e)) {
             LOG_WARN("pg %s: does not start: %s", i->slug, e.message);
             i->state = ST_CRASHED;
-            i->retry_at_ms = pgcmk_wall_ms() + INST_RETRY_MS;
+            inst_retry_later(i);
         }
         inst_release(i);
     }

@@ -34,6 +34,8 @@ static struct {
     char user[64];
     uid_t uid;
     gid_t gid;
+    gid_t groups[64];
+    int ngroups;
     int port_lo, port_hi; /* 0, 0: any free port */
     int max_instances;
 } G;
@@ -147,10 +149,12 @@ pg_child_setup(int in_fd, int out_fd, int err_fd)
     if (dup2(in_fd, 0) < 0 || (out_fd >= 0 && dup2(out_fd, 1) < 0) ||
         (err_fd >= 0 && dup2(err_fd, 2) < 0))
         return -1;
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
+    if (close_range(3, ~0U, 0))
+        for (int fd = 3; fd < 4096; fd++)
+            close(fd);
     if (geteuid() == 0) {
-        if (initgroups(G.user, G.gid) || setgid(G.gid) || setuid(G.uid))
+        /* the groups were looked up before the fork: no NSS in a forked child of threads */
+        if (setgroups((size_t)G.ngroups, G.groups) || setgid(G.gid) || setuid(G.uid))
             return -1;
         if (setuid(0) == 0) /* the drop must be permanent */
             return -1;
@@ -372,6 +376,11 @@ pg_find_user(const struct pgcmk_cfg *cfg, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL,
                              "PostgreSQL refuses to run as root: give --pg-user (e.g. postgres)");
     pg_fmt(G.user, sizeof(G.user), "%s", pw->pw_name);
+    G.ngroups = (int)PGCMK_ARRAY_LEN(G.groups);
+    if (getgrouplist(G.user, pw->pw_gid, G.groups, &G.ngroups) < 0) {
+        G.groups[0] = pw->pw_gid;
+        G.ngroups = 1;
+    }
     G.uid = pw->pw_uid;
     G.gid = pw->pw_gid;
     return 0;

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, _psycopg2, cmk_cluster,  # noqa: F401
-                    cmk_server, connect, needs_postgres, poll_connect, query, real_daemon,
-                    start_real, wait_state)
+                    cmk_server, connect, connection, needs_postgres, poll_connect, query,
+                    real_daemon, start_real, wait_state)
 from pgtools import set_server_key, settle
 
 pytestmark = needs_postgres
@@ -30,10 +30,13 @@ def refused(d, rid, password, contains, timeout=10):
     pg = _psycopg2()
     t0 = time.perf_counter()
     seen = []
+    c = connection(d, rid)  # once: each attempt is only a login
+    args = {k: c[k] for k in ("host", "hostaddr", "port", "user", "dbname", "sslmode",
+                              "sslrootcert")}
 
     def attempt():
         try:
-            connect(d, rid, password=password, connect_timeout=2).close()
+            pg.connect(password=password, connect_timeout=2, **args).close()
         except pg.OperationalError as e:
             seen[:] = [str(e)]
             return str(e) if contains in str(e) else None

@@ -11,8 +11,8 @@ import sqlite3
 import pytest
 
 from conftest import poll_until
-from pgreal import (SERVER_PASSWORD, _psycopg2, cmk_server, needs_postgres,  # noqa: F401
-                    postmasters_under, start_real)
+from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, _psycopg2, cmk_cluster,  # noqa: F401
+                    cmk_server, needs_postgres, postmasters_under, start_real)
 from pgtools import create_server, explain, settle
 
 pytestmark = needs_postgres
@@ -112,19 +112,27 @@ def test_instance_tls_scram_and_crash_restart(start_real):
 
 def test_kill9_of_pgcmkd_adopts_and_forgets_deleted(start_real):
     d = start_real()
-    rid, _name, env = cmk_server(d)
-    rid2, _n2, _ = cmk_server(d, env=env)
+    rid, _name, _env = cmk_server(d)
+    rid2, name2, _ = cmk_cluster(d)
     first, second = instance(d, rid), instance(d, rid2)
+    # a cluster's coordinator: admin "citus" owning the database "citus", TLS under c-<name>
+    assert (second["dbname"], second["adminLogin"]) == ("citus", "citus")
+    conn = login(d, rid2, password=ADMIN_PASSWORD, host=f"c-{name2}.postgres.database.azure.com",
+                 user="citus", dbname="citus")
+    assert one(conn, "SELECT current_database(), pg_get_userbyid(datdba), rolsuper FROM "
+                     "pg_database, pg_roles WHERE datname = 'citus' AND rolname = 'citus'") == (
+        "citus", "citus", False)
+    conn.close()
     # pgcmkd dies without stopping anything: the postmasters stay
     d.kill()
     assert alive(first["pid"]) and alive(second["pid"])
-    # while it is down, the second server's row goes (as if deleted then)
+    # while it is down, the cluster's row goes (as if deleted then)
     db = sqlite3.connect(os.path.join(d.data_dir, "pgcmk.sqlite"))
     with db:
         db.execute("DELETE FROM pg_databases WHERE id = ? COLLATE NOCASE", (rid2,))
     db.close()
-    # the next pgcmkd stops the strays, starts the first as its own on the same port, and
-    # removes the second's instance
+    # the next pgcmkd stops the strays, starts the server's as its own on the same port, and
+    # removes the cluster's instance
     d.start()
     settle(d)
     inst = instance(d, rid)

@@ -15,8 +15,8 @@ from clitools import Cli
 from conftest import assert_arm_error, new_name, poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, cmk_cluster, connect, connection,
                     needs_postgres, poll_connect, query, real_daemon, state_of)  # noqa: F401
-from pgtools import (SRV_AV, cluster_id, cmk_setup, create_cluster, create_server, data_url,
-                     explain, server_body, server_id, settle)
+from pgtools import (CL_AV, SRV_AV, cluster_id, cmk_setup, create_cluster, create_server, data_url,
+                     explain, server_body, server_id, settle, wait_lro)
 
 pytestmark = needs_postgres
 psycopg2 = pytest.importorskip("psycopg2", reason="apt-get install python3-psycopg2")
@@ -246,7 +246,7 @@ def test_delete_stops_and_removes_the_instance(real_daemon, env):
                      "ResourceNotFound")
 
 
-# --- copies: replicas (archive.c) ---------------------------------------------------
+# --- copies: replicas and restores (archive.c) ---------------------------------------------------
 
 def test_replica_reads_streamed_rows_and_refuses_writes(real_daemon, env, cluster):
     d = real_daemon
@@ -264,7 +264,40 @@ def test_replica_reads_streamed_rows_and_refuses_writes(real_daemon, env, cluste
     assert "read-only transaction" in err["message"] and "25006" in err["message"], err
     with closing(poll_connect(d, repid)) as conn:
         assert query(conn, "SELECT pg_is_in_recovery()")[0] == (True,)
+    # promote: the instance leaves recovery and takes writes
+    st = wait_lro(d, d.post(f"{repid}/promote?api-version={CL_AV}"))
+    assert st["status"] == "Succeeded", st
+    with closing(poll_connect(d, repid)) as conn:
+        assert query(conn, "SELECT pg_is_in_recovery()")[0] == (False,)
+    assert d.put(data_url(repid, "x"), json={"value": 1}).status_code == 200
 
+
+def test_restart_action_restarts_the_instance(real_daemon, server):
+    d = real_daemon
+    rid, _ = server
+    pid = explain(d, rid)["dataPlane"]["instance"]["pid"]
+    st = wait_lro(d, d.post(f"{rid}/restart?api-version={SRV_AV}"))
+    assert st["status"] == "Succeeded", st
+    inst = explain(d, rid)["dataPlane"]["instance"]
+    assert inst["state"] == "running" and inst["pid"] != pid, inst
+    with closing(poll_connect(d, rid, password=SERVER_PASSWORD)) as conn:
+        assert query(conn, "SELECT 1")[0] == (1,)
+
+
+
+def test_restore_reads_the_rows_of_its_point_in_time(real_daemon, env, cluster):
+    d = real_daemon
+    rid, _ = cluster
+    rg = env[0]
+    assert d.put(data_url(rid, "before"), json={"value": 1}).status_code == 200
+    t = d.clock(advance="PT1M")["now"]
+    d.clock(advance="PT1M")
+    assert d.put(data_url(rid, "after"), json={"value": 2}).status_code == 200
+    new = new_name("pitr")
+    create_cluster(d, rg, new, {"location": "eastus",
+                                "properties": {"sourceResourceId": rid, "pointInTimeUTC": t}})
+    keys = [r["key"] for r in d.get(data_url(cluster_id(rg, new))).json()["value"]]
+    assert "before" in keys and "after" not in keys, keys
 
 
 # --- the CLI ---------------------------------------------------------------------------------------

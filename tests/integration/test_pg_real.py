@@ -323,3 +323,4 @@ def test_cli_connection_string(real_daemon, env, cluster, server, tmp_path):
              err="unrecognized arguments: b")
     cli.fail("cluster", "connection-string", name + "-nope", "-g", env[0], rc=3,
              err="ResourceNotFound")
+

@@ -3,11 +3,11 @@ cluster, psql with verify-full, rows, the key disabled (logins refused with the 
 again, a point-in-time restore, a replica, clean-up. Kept apart from test_pg_real.py: it is the
 slowest real-mode test (about 100 s a run on a loaded 2-core machine)."""
 import os
-import re
 import subprocess
 
 from conftest import ROOT
 from pgreal import needs_postgres, real_daemon  # noqa: F401
+from test_docs import sh_blocks
 
 pytestmark = needs_postgres
 WALKTHROUGH = "docs/real-postgres.md"
@@ -21,8 +21,7 @@ WALKTHROUGH_EXPECT = [
 
 
 def test_walkthrough_runs_twice(real_daemon):
-    with open(os.path.join(ROOT, WALKTHROUGH), encoding="utf-8") as f:
-        blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+    blocks = sh_blocks(WALKTHROUGH)
     assert blocks, WALKTHROUGH
     script = "set -euo pipefail\n" + "\n".join(blocks)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PGCMK", "PG"))}

@@ -36,7 +36,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs
+.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
+        pgext
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
 
@@ -98,6 +99,27 @@ test: deps-test
 	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory -j$(BUILD_JOBS) fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory browser
+
+# pgcmk's server-side library for PostgreSQL 15 (pgext/, PGXS): refuses logins while a database
+# cannot reach its key. Built and installed into PostgreSQL's library directory (as root) when the
+# server headers are there (postgresql-server-dev-15, libkrb5-dev); otherwise real mode refuses
+# through pg_hba and this says why. Never with ASan (an ASan library cannot load into postgres):
+# `make asan` uses the installed library as it is. The sub-make gets none of this Makefile's
+# variables (CC, CFLAGS, SANITIZE): PGXS takes PostgreSQL's.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# make test installs it (after deps-test) before its integration tests run
+test: pgext
+pgext:
+	@inc=$$($(PG_CONFIG) --includedir-server 2>/dev/null); \
+	if [ -z "$$inc" ] || [ ! -f "$$inc/postgres.h" ] || [ ! -f /usr/include/gssapi/gssapi.h ]; then \
+	  echo "pgcmk: pgext skipped: no PostgreSQL 15 server headers (apt-get install postgresql-server-dev-15 libkrb5-dev); real mode refuses logins through pg_hba"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
+	  echo "pgcmk: pgext built but not installed: run 'make pgext' as root to install pgcmk.so into $$($(PG_CONFIG) --pkglibdir)"; \
+	else \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
+	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) install; \
+	fi
 
 # The portal in Debian's headless Chromium (playwright-core from npm); screenshots in $(B)/browser-screens.
 browser: $(B)/pgcmkd
@@ -187,15 +209,38 @@ $(B)/fuzz/fuzz_http1: $(FUZZ_HTTP1_SRC) $(wildcard include/pgcmk/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_HTTP1_SRC)
+# libFuzzer over the archive socket's lines and the encrypted archive file (src/pg/arfmt.c, pure).
+$(B)/fuzz/fuzz_pgarch_req: tests/fuzz/fuzz_pgarch_req.c src/pg/arfmt.c src/pg/arfmt.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ tests/fuzz/fuzz_pgarch_req.c src/pg/arfmt.c -lcrypto
+$(B)/fuzz/fuzz_pgarch_file: tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c src/pg/arfmt.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c -lcrypto
+# libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
+FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
+$(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ $(FUZZ_PGWIRE_SRC) $(B)/libpgcmk.a $(LDLIBS)
+# libFuzzer over the pg_hba.conf rewriting of the refusal without the pgcmk library (src/pg/access.c).
+$(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include/pgcmk/*.h src/pg/*.h) $(B)/libpgcmk.a
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_pghba.c src/pg/access.c \
+	  $(B)/libpgcmk.a $(LDLIBS)
 # Each target runs FUZZ_TIME seconds; new inputs go to $(B)/fuzz/corpus*, the checked-in seeds stay.
 fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
       $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl \
       $(B)/fuzz/fuzz_vreq $(B)/fuzz/fuzz_kesct $(B)/fuzz/fuzz_kesconf $(B)/fuzz/fuzz_http1 \
-      $(B)/fuzz/fuzz_kesc
+      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgarch_req $(B)/fuzz/fuzz_pgarch_file \
+      $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pghba
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
 	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl \
 	  $(B)/fuzz/corpus-vreq $(B)/fuzz/corpus-kesct $(B)/fuzz/corpus-kesconf $(B)/fuzz/corpus-http1 \
-	  $(B)/fuzz/corpus-kesc
+	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgarch-req $(B)/fuzz/corpus-pgarch-file \
+	  $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pghba
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -222,6 +267,14 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-http1 tests/fuzz/corpus/http1
 	$(B)/fuzz/fuzz_kesc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  $(B)/fuzz/corpus-kesc tests/fuzz/corpus/kesc
+	$(B)/fuzz/fuzz_pgarch_req -max_total_time=$(FUZZ_TIME) -max_len=512 -timeout=10 \
+	  $(B)/fuzz/corpus-pgarch-req tests/fuzz/corpus/pgarch_req
+	$(B)/fuzz/fuzz_pgarch_file -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  $(B)/fuzz/corpus-pgarch-file tests/fuzz/corpus/pgarch_file
+	$(B)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
+	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
 
 asan: deps-test
 	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs
@@ -245,6 +298,6 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build
+	rm -rf build pgext/*.o pgext/*.so
 
 -include $(LIB_OBJ:.o=.d) $(B)/obj/src/main.d $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)

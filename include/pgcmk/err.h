@@ -319,6 +319,9 @@
       "the PostgreSQL instance did not start: its log's last FATAL line is in the message")        \
     /* real PostgreSQL: access (h-pgacc) */                                                        \
     /* real PostgreSQL: archive, restores, replicas (h-pgarch) */                                  \
+    X(PGCMK_E_PGARCH_FAILED, 409, "RealPostgresArchiveFailed", "I",                                \
+      "a base backup, a restore from the encrypted archive or a replica's copy failed: the step "  \
+      "and PostgreSQL's last message are in the message")                                          \
     /* real PostgreSQL: at rest (h-pgci) */                                                        \
     X(PGCMK_E_PGREAL_ATREST_NOKEY, 409, "DataDirectoryLocked", "I",                                \
       "--pg-at-rest: the database's DEK is not in memory (its key is revoked or not checked "      \

@@ -95,6 +95,16 @@ int pg_access_prepare(const char *db_id, const char *data_dir, struct pgcmk_err 
 /* The lines of postgresql.conf access.c needs (shared_preload_libraries when the server-side
  * library is installed), appended to buf. */
 void pg_access_conf(char *buf, size_t n);
+/* The access fields of pgcmk_pg_describe, added to out (a JSON object) from the files of the
+ * instance's data directory: "logins": "allowed"|"refused", "refusal": "extension"|"pg_hba"
+ * (how it refuses) and, once a login was refused by the library since the refusal began,
+ * "firstDenial" (an ISO time by the virtual clock: seed 003's "after the first connection to the
+ * database has been denied"). */
+void pg_access_describe(const char *data_dir, json_t *out);
+/* The refusing pg_hba.conf (the fallback without the library) made from the original text: a
+ * comment naming the reason code, the lines of the exempt roles and the replication lines of
+ * orig, then `host all all all reject`. Allocated; free() it. */
+char *pg_access_hba_refusing(const char *orig, const char *code);
 
 /* ---- archive (archive.c) ------------------------------------------------------------------ */
 
@@ -108,8 +118,21 @@ void pg_archive_conf(const char *db_id, const char *slug, char *buf, size_t n);
 int pg_archive_fill(const struct pgcmk_pg_spec *s, const char *data_dir, struct pgcmk_err *err);
 /* The encrypted base backup of a running instance (at create, then on a schedule). */
 int pg_archive_backup(const char *db_id, struct pgcmk_err *err);
-/* Removes db_id's archive, backups, WAL-position map and its slot on its primary. */
+/* Removes db_id's archive, backups, WAL-position map and its slot on its primary. Call it after
+ * the instance stopped (a replica's slot is busy while it streams) and before its slug is
+ * forgotten (the directories are found by slug). */
 void pg_archive_drop(const char *db_id);
+/* After a restore's start: waits until pg_is_in_recovery() is false (the recovery reached its
+ * target and promoted). -1 with err when it does not within timeout_ms. */
+int pg_archive_wait_promoted(const char *db_id, int timeout_ms, struct pgcmk_err *err);
+/* After pg_promote of a replica or standby: its slot on the old primary is dropped, and once it
+ * left recovery, its own first base backup is taken (its earliest restore point). */
+int pg_archive_promoted(const char *db_id, struct pgcmk_err *err);
+/* For pgcmk_pg_describe's "archive": {"backups": n, "earliestRestoreTime": ISO 8601 (the first
+ * base backup's virtual time, absent before it), "encryption"}. A new reference. */
+json_t *pg_archive_describe(const char *db_id);
+/* DATA_DIR/pg/run/agent.sock: 0, or -1 when it does not fit. */
+int pg_archive_sock_path(char *out, size_t n);
 
 /* ---- at rest (atrest.c) ------------------------------------------------------------------- */
 

@@ -557,16 +557,3 @@ pgcmk_pg_shutdown(void)
     pg_archive_stop();
     G.real = 0;
 }
-
-/* h-pgapi owns these two (src/pg/routes.c): the stubs go when routes.c lands. */
-json_t *
-pgcmk_pg_connection(const char *db_id)
-{
-    (void)db_id;
-    return NULL;
-}
-
-void
-pgcmk_pg_register(void)
-{
-}

@@ -143,15 +143,19 @@ wire_row_description(struct pgwire_result *r, const struct pgwire_msg *m)
 
     if (m->len < 2)
         return wire_violation(r, "a short RowDescription", m->type);
+    if (json_array_size(r->cols) || json_array_size(r->rows))
+        return wire_violation(r, "a second RowDescription", m->type);
     n = wire_be16(m->body);
-    json_array_clear(r->cols);
     for (i = 0; i < n; i++) {
         const char *name = wire_cstr(m, &off);
+        json_t *s;
 
         if (name == NULL || m->len - off < 18)
             return wire_violation(r, "a truncated RowDescription", m->type);
         off += 18; /* table oid, attnum, type oid, typlen, typmod, format */
-        json_array_append_new(r->cols, json_string(name));
+        if ((s = json_string(name)) == NULL)
+            return wire_violation(r, "a column name that is not UTF-8", m->type);
+        json_array_append_new(r->cols, s);
     }
     if (off != m->len)
         return wire_violation(r, "bytes after the RowDescription", m->type);

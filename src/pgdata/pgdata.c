@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pgcmk/agent.h"
+#include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/http.h"
 #include "pgcmk/pg.h"
@@ -189,6 +190,36 @@ real_row(const json_t *r)
                      (json_int_t)(seq ? strtoll(seq, NULL, 10) : 0), "writtenAt", t);
 }
 
+/* The table belongs to the resource's admin (administratorLogin; "citus" for clusters), so that
+ * the admin reads and writes it with SQL too. */
+static int
+real_give_table(const char *id, struct pgcmk_err *err)
+{
+    json_t *body = NULL;
+    const char *login = NULL;
+    char sql[400], q[300];
+    size_t o = 0;
+    int rc;
+
+    if (pgcmk_arm_resource_get(pgcmk_db(), id, &body, err) < 0)
+        return -1;
+    login = json_string_value(
+        json_object_get(json_object_get(body, "properties"), "administratorLogin"));
+    if (!login)
+        login = "citus";
+    /* a quoted identifier: " doubled */
+    for (const char *c = login; *c && o + 3 < sizeof(q); c++) {
+        if (*c == '"')
+            q[o++] = '"';
+        q[o++] = *c;
+    }
+    q[o] = 0;
+    snprintf(sql, sizeof(sql), "ALTER TABLE pgcmk_rows OWNER TO \"%s\"", q);
+    json_decref(body);
+    rc = pgcmk_pg_exec(id, NULL, sql, NULL, 0, NULL, err);
+    return rc;
+}
+
 /* Runs a statement on the rows table; creates the table and runs it again when it is missing
  * (create = 1; else a missing table reads as no rows: *rows = []). */
 static int
@@ -203,7 +234,7 @@ real_exec(const char *id, const char *sql, const char *const *params, int n, jso
         *rows = json_array();
         return 0;
     }
-    if (pgcmk_pg_exec(id, NULL, REAL_TABLE_SQL, NULL, 0, NULL, err))
+    if (pgcmk_pg_exec(id, NULL, REAL_TABLE_SQL, NULL, 0, NULL, err) || real_give_table(id, err))
         return -1;
     return pgcmk_pg_exec(id, NULL, sql, params, n, rows, err);
 }

@@ -179,20 +179,22 @@ def connection(d, rid):
 
 
 def connect(d, rid, password=ADMIN_PASSWORD, **kw):
-    """A psycopg2 connection as the endpoint describes it (verify-full against pgcmk's CA);
-    keyword arguments override (host=..., sslmode=..., user=..., dbname=...)."""
+    """A psycopg2 connection (autocommit) as the endpoint describes it (verify-full against
+    pgcmk's CA); keyword arguments override (host=..., sslmode=..., user=..., dbname=...). Close
+    it with contextlib.closing (psycopg2's `with conn` is a transaction, not a close)."""
     pg = _psycopg2()
     c = connection(d, rid)
     args = {k: c[k] for k in ("host", "hostaddr", "port", "user", "dbname", "sslmode",
                               "sslrootcert")}
     args.update(password=password, connect_timeout=10)
     args.update(kw)
-    return pg.connect(**args)
+    conn = pg.connect(**args)
+    conn.autocommit = True
+    return conn
 
 
 def query(conn, sql, *params):
-    """Runs one statement in autocommit; the rows (or None)."""
-    conn.autocommit = True
+    """Runs one statement; the rows (or None)."""
     with conn.cursor() as cur:
         cur.execute(sql, params or None)
         return cur.fetchall() if cur.description else None

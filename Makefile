@@ -70,10 +70,15 @@ run: deps
 	./$(B)/pgcmkd --data-dir ./var
 
 # Unit programs end with "N passed, N failed"; integration tests start their own daemons.
+# UNIT_JOBS programs run at once, each into its .log, printed in order when all are done.
+UNIT_JOBS ?= 2
 unit: $(UNIT_BIN)
 	@scripts/check-engine-statements.sh
 	@scripts/check-step-loops.sh
-	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
+	@rm -f $(B)/tests/unit-failed; \
+	  printf '%s\n' $(UNIT_BIN) | xargs -P $(UNIT_JOBS) -I{} sh -c './{} >{}.log 2>&1 || echo {} >>$(B)/tests/unit-failed'; \
+	  for t in $(UNIT_BIN); do echo "== $$t"; cat $$t.log; done; \
+	  if [ -s $(B)/tests/unit-failed ]; then echo "unit: FAILED: $$(cat $(B)/tests/unit-failed)"; exit 1; fi
 
 # The integration suite on PYTEST_JOBS workers (pytest-xdist, from deps.sh test; without it, one
 # process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.

@@ -43,6 +43,7 @@ static char atrest_fusermount[PATH_MAX];
 static struct atrest_mount {
     char mnt[PATH_MAX];
     pid_t pid;
+    int out; /* its stdout and stderr, open until it is reaped (a closed pipe would kill it) */
 } atrest_mounts[ATREST_MAX];
 
 static pthread_mutex_t atrest_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -190,10 +191,8 @@ atrest_spawn(const char *const argv[], const char *hex, int *errfd)
     }
     pid = fork();
     if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-
         dup2(in[0], 0);
-        dup2(null, 1);
+        dup2(er[1], 1);
         dup2(er[1], 2);
         execv(argv[0], (char *const *)argv);
         _exit(127);
@@ -287,29 +286,32 @@ atrest_init_volume(const char *db_id, const char *cipher, const char *hex, struc
 }
 
 static void
-atrest_remember(const char *mnt, pid_t pid)
+atrest_remember(const char *mnt, pid_t pid, int out)
 {
     pthread_mutex_lock(&atrest_mu);
     for (int i = 0; i < ATREST_MAX; i++) {
         if (atrest_mounts[i].pid == 0) {
             snprintf(atrest_mounts[i].mnt, sizeof(atrest_mounts[i].mnt), "%s", mnt);
             atrest_mounts[i].pid = pid;
+            atrest_mounts[i].out = out;
             break;
         }
     }
     pthread_mutex_unlock(&atrest_mu);
 }
 
-/* The gocryptfs child serving mnt (forgotten), or 0. */
+/* The gocryptfs child serving mnt (forgotten), or 0; *out its output pipe (or -1). */
 static pid_t
-atrest_take(const char *mnt)
+atrest_take(const char *mnt, int *out)
 {
     pid_t pid = 0;
 
+    *out = -1;
     pthread_mutex_lock(&atrest_mu);
     for (int i = 0; i < ATREST_MAX; i++) {
         if (atrest_mounts[i].pid != 0 && (mnt == NULL || strcmp(atrest_mounts[i].mnt, mnt) == 0)) {
             pid = atrest_mounts[i].pid;
+            *out = atrest_mounts[i].out;
             atrest_mounts[i].pid = 0;
             break;
         }
@@ -318,25 +320,39 @@ atrest_take(const char *mnt)
     return pid;
 }
 
-/* Starts `gocryptfs -fg` on cipher -> mnt and waits until mnt is a mount point. */
+/* Starts `gocryptfs -fg` on cipher -> mnt and waits until it says "Filesystem mounted and
+ * ready." (go-fuse's WaitMount done): before that, go-fuse still has to look up
+ * <mnt>/.go-fuse-epoll-hack, and a mkdir in mnt (which locks its root) deadlocks with it. */
 static int
 atrest_start_fs(const char *db_id, const char *cipher, const char *mnt, const char *hex,
                 struct pgcmk_err *err)
 {
-    const char *argv[] = {atrest_gocryptfs, "-fg", "-q", "-allow_other", "-passfile", "/dev/stdin",
-                          cipher,           mnt,   NULL};
-    char last[256];
+    const char *argv[] = {
+        atrest_gocryptfs, "-fg", "-allow_other", "-passfile", "/dev/stdin", cipher, mnt, NULL};
+    char out[2048], last[256];
+    size_t len = 0;
     int efd = -1, st = 0;
     pid_t pid = atrest_spawn(argv, hex, &efd);
 
     if (pid < 0)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_ATREST_MOUNT, db_id, "could not run gocryptfs: %s",
                              strerror(errno));
+    fcntl(efd, F_SETFL, O_NONBLOCK);
+    out[0] = '\0';
     for (int waited = 0;; waited += 2) {
-        if (atrest_mounted(mnt)) {
-            close(efd);
-            atrest_remember(mnt, pid);
+        ssize_t r = read(efd, out + len, sizeof(out) - 1 - len);
+
+        if (r > 0) {
+            len += (size_t)r;
+            out[len] = '\0';
+        }
+        if (strstr(out, "mounted and ready") && atrest_mounted(mnt)) {
+            atrest_remember(mnt, pid, efd);
             return 0;
+        }
+        if (len + 1 >= sizeof(out)) { /* keep the tail */
+            memmove(out, out + len / 2, len - len / 2 + 1);
+            len -= len / 2;
         }
         if (waitpid(pid, &st, WNOHANG) == pid || waited >= ATREST_WAIT_MS) {
             if (waited >= ATREST_WAIT_MS) {
@@ -345,6 +361,14 @@ atrest_start_fs(const char *db_id, const char *cipher, const char *mnt, const ch
                     ;
             }
             atrest_last_line(efd, last, sizeof(last));
+            if (last[0] == '\0') {
+                char *nl;
+
+                while (len > 0 && out[len - 1] == '\n')
+                    out[--len] = '\0';
+                nl = strrchr(out, '\n');
+                snprintf(last, sizeof(last), "%s", nl ? nl + 1 : out);
+            }
             close(efd);
             return pgcmk_err_set(err, PGCMK_E_PGREAL_ATREST_MOUNT, db_id,
                                  "gocryptfs did not mount %s (status %d): %s", mnt, st,
@@ -422,8 +446,8 @@ static void
 atrest_unmount_dir(const char *db_id, const char *mnt)
 {
     const char *argv[] = {atrest_fusermount, "-u", mnt, NULL};
-    pid_t child = atrest_take(mnt);
-    int efd = -1, st = 0;
+    int child_out = -1, efd = -1, st = 0;
+    pid_t child = atrest_take(mnt, &child_out);
     char last[256];
 
     if (atrest_mounted(mnt)) {
@@ -451,6 +475,8 @@ atrest_unmount_dir(const char *db_id, const char *mnt)
             atrest_sleep_ms(2);
         }
     }
+    if (child_out >= 0)
+        close(child_out);
 }
 
 void
@@ -490,6 +516,11 @@ pg_atrest_shutdown(void)
         *strrchr(mnt, '/') = '\0';
         pg_atrest_unmount(NULL, mnt);
         snprintf(mnt + strlen(mnt), sizeof(mnt) - strlen(mnt), "/mnt");
-        (void)atrest_take(mnt); /* refused (live postmaster): forget it, do not loop */
+        { /* refused (live postmaster): forget it, do not loop */
+            int out;
+
+            if (atrest_take(mnt, &out) > 0 && out >= 0)
+                close(out);
+        }
     }
 }

@@ -148,6 +148,21 @@ def test_server_default_database_and_password_patch(real_daemon, server):
     assert r.status_code == 200, r.text
 
 
+def test_cluster_password_patch(real_daemon, cluster):
+    d = real_daemon
+    rid, _ = cluster
+    for old, new in ((ADMIN_PASSWORD, "An0ther-Passw0rd"), ("An0ther-Passw0rd", ADMIN_PASSWORD)):
+        r = d.patch(f"{rid}?api-version={CL_AV}",
+                    json={"properties": {"administratorLoginPassword": new}})
+        assert r.status_code in (200, 202), r.text
+        assert new not in r.text
+        with pytest.raises(psycopg2.OperationalError) as e:
+            connect(d, rid, password=old)
+        assert "password authentication failed" in str(e.value)
+        with closing(connect(d, rid, password=new)) as conn:
+            assert query(conn, "SELECT current_user")[0] == ("citus",)
+
+
 # --- explain and the data plane ---------------------------------------------------------------------
 
 def test_explain_says_real_and_names_the_instance(real_daemon, cluster):
@@ -323,3 +338,4 @@ def test_cli_connection_string(real_daemon, env, cluster, server, tmp_path):
              err="unrecognized arguments: b")
     cli.fail("cluster", "connection-string", name + "-nope", "-g", env[0], rc=3,
              err="ResourceNotFound")
+

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from conftest import poll_until
+from conftest import parse_time, poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, _psycopg2, cmk_cluster,  # noqa: F401
                     cmk_server, connect, connection, needs_postgres, poll_connect, query,
                     real_daemon, start_real, wait_state)
-from pgtools import set_server_key, settle
+from pgtools import explain, set_server_key, settle
 
 pytestmark = needs_postgres
 
@@ -138,12 +138,17 @@ def test_cluster_refuses_while_the_key_is_lost_and_recovers(real_daemon):
             "HINT:  Restore the key's access in Azure Key Vault; the cluster recovers by itself."]:
         assert part in text, text
     wait_state(d, rid, "Inaccessible")
+    inst = explain(d, rid)["dataPlane"]["instance"]
+    assert (inst["logins"], inst["refusal"]) == ("refused", "extension"), inst
+    assert parse_time(inst["firstDenial"]), inst  # seed 003: after the first connection was denied
     # the key back: the cluster recovers by itself and logins work again
     t0 = time.perf_counter()
     v.set_key(kid, enabled=True)
     conn = poll_connect(d, rid, password=ADMIN_PASSWORD)
     print(f"cluster: PATCH key enabled -> login accepted in {ms(t0):.1f} ms")
     wait_state(d, rid, "Ready")
+    inst = explain(d, rid)["dataPlane"]["instance"]
+    assert inst["logins"] == "allowed" and "firstDenial" not in inst, inst
     n = len(w.acked)
     poll_until(lambda: len(w.acked) > n + 10, timeout=10, what="the writer to commit again")
     check_writer(d, rid, w, ADMIN_PASSWORD)

@@ -128,6 +128,7 @@ browser: $(B)/pgcmkd
 	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/kmip.test.mjs
 	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/vault.test.mjs
 	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/kes.test.mjs
+	PGCMKD=$(abspath $(B)/pgcmkd) SCREENS=$(abspath $(B)/browser-screens) node tests/browser/pgreal.test.mjs
 
 # libFuzzer over the template language (tests/fuzz/README.md): `make fuzz [FUZZ_TIME=600]`.
 FUZZ_TIME ?= 600

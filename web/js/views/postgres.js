@@ -25,14 +25,15 @@ export function postgresPanel(id) {
     const inst = dp.instance || {};
     live.show({ dp, inst, conn, err }, (d) => {
       const real = d.dp.mode === 'real';
-      const out = [dl([
-        ['Data plane', h('span', { 'data-testid': 'pg-mode' }, real ? badge('Real PostgreSQL', 'good') : badge('Modeled', ''))],
-        ['Instance', real ? h('span', { 'data-testid': 'pg-state' }, instanceBadge(d.inst.state)) : null],
-        ['Logins', real ? d.inst.logins : null],
-        ['Port', real ? String(d.inst.port || (d.conn && d.conn.port) || '') : null],
-        ['Database', d.conn ? d.conn.dbname : null],
-        ['User', d.conn ? d.conn.user : null],
-      ])];
+      const rows = [['Data plane', h('span', { 'data-testid': 'pg-mode' }, real ? badge('Real PostgreSQL', 'good') : badge('Modeled', ''))]];
+      if (real) {
+        rows.push(['Instance', h('span', { 'data-testid': 'pg-state' }, instanceBadge(d.inst.state))],
+          ['Logins', d.inst.logins],
+          ['Port', String(d.inst.port || (d.conn && d.conn.port) || '')],
+          ['Database', d.conn ? d.conn.dbname : null],
+          ['User', d.conn ? d.conn.user : null]);
+      }
+      const out = [dl(rows)];
       if (d.dp.text) out.push(h('p', {}, d.dp.text));
       if (d.conn) {
         out.push(h('h3', {}, 'Connection string'),

@@ -16,6 +16,7 @@
 #include "pgcmk/events.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vapprole.h"
+#include "vaultapi/internal.h"
 
 #define MSG(...) (snprintf(msg, msglen, __VA_ARGS__), 400)
 
@@ -177,8 +178,7 @@ hash_secret(const char *ns, const char *mount, const char *secret, char out[65])
     snprintf(buf, n, "%s\x1f%s\x1f%s", ns, mount, secret);
     pgcmk_sha256(buf, strlen(buf), h);
     pgcmk_secret_free(buf, n);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
+    hv_hex(h, sizeof(h), out);
 }
 
 /* ---- store access ------------------------------------------------------------------------------

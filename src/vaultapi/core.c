@@ -15,6 +15,202 @@
 #include "pgcmk/vaultapi.h"
 #include "vaultapi/internal.h"
 
+/* ---- JSON text ------------------------------------------------------------------------------ */
+
+static void
+hv_buf_grow(struct hv_buf *b, size_t more)
+{
+    size_t cap = b->cap ? b->cap : 512;
+    char *p;
+
+    if (b->n + more + 1 <= b->cap)
+        return;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    p = pgcmk_xmalloc(cap);
+    if (b->p) { /* not realloc: the old block may hold a token, and realloc would not wipe it */
+        memcpy(p, b->p, b->n);
+        pgcmk_secret_free(b->p, b->cap);
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+void
+hv_buf_raw(struct hv_buf *b, const char *s, size_t n)
+{
+    hv_buf_grow(b, n);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void
+hv_buf_lit(struct hv_buf *b, const char *s)
+{
+    hv_buf_raw(b, s, strlen(s));
+}
+
+static void
+hv_buf_strn(struct hv_buf *b, const char *s, size_t n)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t i, from = 0;
+
+    hv_buf_raw(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        size_t en = 2;
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        hv_buf_raw(b, s + from, i - from);
+        from = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default: /* as jansson: \u00XX, upper case */
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hexd[c >> 4];
+            esc[5] = hexd[c & 15];
+            en = 6;
+        }
+        hv_buf_raw(b, esc, en);
+    }
+    hv_buf_raw(b, s + from, n - from);
+    hv_buf_raw(b, "\"", 1);
+}
+
+void
+hv_buf_str(struct hv_buf *b, const char *s)
+{
+    hv_buf_strn(b, s, strlen(s));
+}
+
+void
+hv_buf_int(struct hv_buf *b, long long v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof(t), "%lld", v);
+
+    hv_buf_raw(b, t, (size_t)n);
+}
+
+void
+hv_buf_json(struct hv_buf *b, const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_NULL:
+        hv_buf_raw(b, "null", 4);
+        return;
+    case JSON_TRUE:
+        hv_buf_raw(b, "true", 4);
+        return;
+    case JSON_FALSE:
+        hv_buf_raw(b, "false", 5);
+        return;
+    case JSON_INTEGER:
+        hv_buf_int(b, (long long)json_integer_value(v));
+        return;
+    case JSON_STRING:
+        hv_buf_strn(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+
+        hv_buf_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            if (!first)
+                hv_buf_raw(b, ",", 1);
+            first = 0;
+            hv_buf_str(b, k);
+            hv_buf_raw(b, ":", 1);
+            hv_buf_json(b, x);
+        }
+        hv_buf_raw(b, "}", 1);
+        return;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+
+        hv_buf_raw(b, "[", 1);
+        json_array_foreach(v, i, x) {
+            if (i)
+                hv_buf_raw(b, ",", 1);
+            hv_buf_json(b, x);
+        }
+        hv_buf_raw(b, "]", 1);
+        return;
+    }
+    default: { /* a real: jansson's own format */
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        if (t) {
+            hv_buf_lit(b, t);
+            free(t);
+        }
+        return;
+    }
+    }
+}
+
+char *
+hv_buf_take(struct hv_buf *b, size_t *len)
+{
+    char *p;
+
+    hv_buf_grow(b, 0);
+    p = b->p;
+    if (len)
+        *len = b->n;
+    b->p = NULL;
+    b->n = b->cap = 0;
+    return p;
+}
+
+void
+hv_buf_free(struct hv_buf *b)
+{
+    if (b->p)
+        pgcmk_secret_free(b->p, b->cap);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+void
+hv_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexd[in[i] >> 4];
+        out[2 * i + 1] = hexd[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 /* ---- answers -------------------------------------------------------------------------------- */
 
 int
@@ -397,15 +593,36 @@ hv_render(const struct pgcmk_req *http, struct pgcmk_hv_resp *hr, struct pgcmk_r
         hv_set_body(rs, hr->status ? hr->status : 200, json_incref(hr->raw));
         return;
     }
-    if (hr->no_content || (hr->data == NULL && hr->auth == NULL && hr->warnings == NULL)) {
+    if (hr->no_content ||
+        (hr->data == NULL && hr->auth == NULL && hr->auth_text == NULL && hr->warnings == NULL)) {
         rs->status = 204;
         return;
     }
-    hv_set_body(rs, hr->status ? hr->status : 200,
-                json_pack("{s:s, s:s, s:b, s:I, s:O?, s:n, s:O?, s:O?}", "request_id",
-                          http->request_id, "lease_id", hr->lease_id, "renewable", hr->renewable,
-                          "lease_duration", (json_int_t)hr->lease_duration, "data", hr->data,
-                          "wrap_info", "warnings", hr->warnings, "auth", hr->auth));
+    /* the envelope written directly, as json_dumps(JSON_COMPACT) wrote the json_pack of it */
+    {
+        struct hv_buf b = {NULL, 0, 0};
+
+        hv_buf_raw(&b, "{\"request_id\":", 14);
+        hv_buf_str(&b, http->request_id);
+        hv_buf_lit(&b, ",\"lease_id\":");
+        hv_buf_str(&b, hr->lease_id);
+        hv_buf_lit(&b, hr->renewable ? ",\"renewable\":true" : ",\"renewable\":false");
+        hv_buf_lit(&b, ",\"lease_duration\":");
+        hv_buf_int(&b, (long long)hr->lease_duration);
+        hv_buf_lit(&b, ",\"data\":");
+        hv_buf_json(&b, hr->data);
+        hv_buf_lit(&b, ",\"wrap_info\":null,\"warnings\":");
+        hv_buf_json(&b, hr->warnings);
+        hv_buf_lit(&b, ",\"auth\":");
+        if (hr->auth_text)
+            hv_buf_lit(&b, hr->auth_text);
+        else
+            hv_buf_json(&b, hr->auth);
+        hv_buf_raw(&b, "}", 1);
+        rs->status = hr->status ? hr->status : 200;
+        rs->body = hv_buf_take(&b, &rs->body_len);
+        rs->content_type = "application/json";
+    }
 }
 
 static void
@@ -413,6 +630,8 @@ hv_resp_release(struct pgcmk_hv_resp *hr)
 {
     json_decref(hr->data);
     json_decref(hr->auth);
+    if (hr->auth_text)
+        pgcmk_secret_free(hr->auth_text, strlen(hr->auth_text));
     json_decref(hr->warnings);
     json_decref(hr->raw);
     json_decref(hr->errors);

@@ -466,68 +466,142 @@ pgcmk_hv_mount_match(const char *mount, const char *path, const char **rest)
 
 #define HV_LOG_N 256
 
+/* Each entry is kept as its JSON text, written directly (no json_t per request); the list
+ * parses the texts it returns. */
 static struct {
     pthread_mutex_t mu;
-    json_t *entry;
+    char *entry;
 } hv_log[HV_LOG_N];
 
 static atomic_ulong hv_log_next;
 static int hv_log_ready;
 
-static json_t *
-hv_shape(const json_t *v, int depth)
+/* The body's shape: its keys and structure, every string (a secret, maybe) "<redacted>". */
+static void
+hv_shape(struct hv_buf *b, const json_t *v, int depth)
 {
-    if (depth > 16)
-        return json_string("<redacted>");
-    if (json_is_object(v)) {
-        json_t *o = json_object();
+    if (depth > 16 || json_is_string(v)) {
+        hv_buf_lit(b, "\"<redacted>\"");
+    } else if (json_is_object(v)) {
         const char *k;
         json_t *x;
+        int first = 1;
 
-        json_object_foreach((json_t *)v, k, x)
-            json_object_set_new(o, k, hv_shape(x, depth + 1));
-        return o;
-    }
-    if (json_is_array(v)) {
-        json_t *a = json_array();
+        hv_buf_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            hv_buf_lit(b, first ? "" : ",");
+            first = 0;
+            hv_buf_str(b, k);
+            hv_buf_raw(b, ":", 1);
+            hv_shape(b, x, depth + 1);
+        }
+        hv_buf_raw(b, "}", 1);
+    } else if (json_is_array(v)) {
         size_t i;
         json_t *x;
 
-        json_array_foreach(v, i, x)
-            json_array_append_new(a, hv_shape(x, depth + 1));
-        return a;
+        hv_buf_raw(b, "[", 1);
+        json_array_foreach(v, i, x) {
+            hv_buf_lit(b, i ? "," : "");
+            hv_shape(b, x, depth + 1);
+        }
+        hv_buf_raw(b, "]", 1);
+    } else {
+        hv_buf_json(b, v);
     }
-    if (json_is_string(v))
-        return json_string("<redacted>");
-    return json_deep_copy(v);
+}
+
+/* s is UTF-8 text as jansson takes it (no overlong forms, surrogates or code points past
+ * U+10FFFF); NULL is not. */
+static int
+hv_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (p == NULL)
+        return 0;
+    while (*p) {
+        unsigned c = *p++, lo = 0x80, hi = 0xBF;
+        int more;
+
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            more = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            more = 3;
+        else
+            return 0;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (*p < lo || *p > hi)
+            return 0;
+        for (p++; --more > 0; p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
 }
 
 static void
 hv_log_add(const struct pgcmk_req *rq, const json_t *body, int status, const char *ns,
            const char *path)
 {
-    json_t *e, *hdrs, *q;
+    struct hv_buf b = {NULL, 0, 0};
     unsigned long slot;
     char ts[PGCMK_TIME_LEN];
 
     if (!hv_log_ready)
         return;
-    hdrs = json_array();
-    q = json_object();
-    for (int i = 0; i < rq->n_headers; i++)
-        json_array_append_new(hdrs, json_string(rq->headers[i].key));
-    for (int i = 0; i < rq->n_query; i++)
-        json_object_set_new(q, rq->query[i].key, json_string(rq->query[i].value));
     pgcmk_time_format(pgcmk_wall_ms(), ts);
-    e = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:s, s:b}", "time", ts, "method",
-                  rq->method ? rq->method : "", "path", rq->raw_path ? rq->raw_path : "",
-                  "namespace", ns ? ns : "", "query", q, "headers", hdrs, "body",
-                  body ? hv_shape(body, 0) : json_null(), "status", status, "vaultPath",
-                  path ? path : "", "tls", rq->tls);
+    hv_buf_lit(&b, "{\"time\":");
+    hv_buf_str(&b, ts);
+    hv_buf_lit(&b, ",\"method\":");
+    hv_buf_str(&b, rq->method ? rq->method : "");
+    hv_buf_lit(&b, ",\"path\":");
+    hv_buf_str(&b, rq->raw_path ? rq->raw_path : "");
+    hv_buf_lit(&b, ",\"namespace\":");
+    hv_buf_str(&b, ns ? ns : "");
+    /* a repeated key: json_loads keeps the last value; a name or value that is no UTF-8 text
+     * is left out (as json_string refused it) */
+    hv_buf_lit(&b, ",\"query\":{");
+    for (int i = 0, n = 0; i < rq->n_query; i++) {
+        if (!hv_utf8(rq->query[i].key) || !hv_utf8(rq->query[i].value))
+            continue;
+        hv_buf_lit(&b, n++ ? "," : "");
+        hv_buf_str(&b, rq->query[i].key);
+        hv_buf_raw(&b, ":", 1);
+        hv_buf_str(&b, rq->query[i].value);
+    }
+    hv_buf_lit(&b, "},\"headers\":[");
+    for (int i = 0, n = 0; i < rq->n_headers; i++) {
+        if (!hv_utf8(rq->headers[i].key))
+            continue;
+        hv_buf_lit(&b, n++ ? "," : "");
+        hv_buf_str(&b, rq->headers[i].key);
+    }
+    hv_buf_lit(&b, "],\"body\":");
+    if (body)
+        hv_shape(&b, body, 0);
+    else
+        hv_buf_lit(&b, "null");
+    hv_buf_lit(&b, ",\"status\":");
+    hv_buf_int(&b, status);
+    hv_buf_lit(&b, ",\"vaultPath\":");
+    hv_buf_str(&b, path ? path : "");
+    hv_buf_lit(&b, rq->tls ? ",\"tls\":true}" : ",\"tls\":false}");
     slot = atomic_fetch_add(&hv_log_next, 1);
     pthread_mutex_lock(&hv_log[slot % HV_LOG_N].mu);
-    json_decref(hv_log[slot % HV_LOG_N].entry);
-    hv_log[slot % HV_LOG_N].entry = e;
+    free(hv_log[slot % HV_LOG_N].entry);
+    hv_log[slot % HV_LOG_N].entry = hv_buf_take(&b, NULL);
     pthread_mutex_unlock(&hv_log[slot % HV_LOG_N].mu);
 }
 
@@ -543,7 +617,7 @@ hv_log_list(int limit)
     for (unsigned long i = start; i < end; i++) {
         pthread_mutex_lock(&hv_log[i % HV_LOG_N].mu);
         if (hv_log[i % HV_LOG_N].entry)
-            json_array_append(arr, hv_log[i % HV_LOG_N].entry);
+            json_array_append_new(arr, json_loads(hv_log[i % HV_LOG_N].entry, 0, NULL));
         pthread_mutex_unlock(&hv_log[i % HV_LOG_N].mu);
     }
     return arr;
@@ -554,7 +628,7 @@ hv_log_clear(void)
 {
     for (int i = 0; i < HV_LOG_N; i++) {
         pthread_mutex_lock(&hv_log[i].mu);
-        json_decref(hv_log[i].entry);
+        free(hv_log[i].entry);
         hv_log[i].entry = NULL;
         pthread_mutex_unlock(&hv_log[i].mu);
     }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
@@ -43,19 +45,32 @@ hv_bucket(const char *hash)
     return (unsigned)strtoul((char[]){hash[0], hash[1], hash[2], '\0'}, NULL, 16) % HV_TOK_BUCKETS;
 }
 
+/* n random letters and digits into out, and m more into out2 (NULL when m is 0): one draw of
+ * random bytes for both (a login takes a token and an accessor). */
 static void
-hv_random_text(char *out, size_t n)
+hv_random_text2(char *out, size_t n, char *out2, size_t m)
 {
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char r[64];
 
-    if (n > sizeof(r))
-        n = sizeof(r);
-    if (pgcmk_random(r, n))
+    if (n + m > sizeof(r))
+        PGCMK_BUG("too many random letters");
+    if (pgcmk_random(r, n + m))
         PGCMK_BUG("no random bytes");
     for (size_t i = 0; i < n; i++)
         out[i] = al[r[i] % (sizeof(al) - 1)];
     out[n] = '\0';
+    for (size_t i = 0; i < m; i++)
+        out2[i] = al[r[n + i] % (sizeof(al) - 1)];
+    if (out2)
+        out2[m] = '\0';
+    OPENSSL_cleanse(r, sizeof(r));
+}
+
+static void
+hv_random_text(char *out, size_t n)
+{
+    hv_random_text2(out, n, NULL, 0);
 }
 
 static void
@@ -572,7 +587,7 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, char **auth, struct
         snprintf(token, sizeof(token), "%s", spec->id);
     } else {
         memcpy(token, "hvs.", 4);
-        hv_random_text(token + 4, 28);
+        hv_random_text2(token + 4, 28, e->t.accessor, 24);
     }
     hv_hash(token, e->t.hash);
     pthread_rwlock_rdlock(&hv_tok_lock);
@@ -584,7 +599,8 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, char **auth, struct
                              "cannot create a token with a duplicate ID");
     }
     pthread_rwlock_unlock(&hv_tok_lock);
-    hv_random_text(e->t.accessor, 24);
+    if (e->t.accessor[0] == '\0')
+        hv_random_text(e->t.accessor, 24);
     snprintf(e->t.ns, sizeof(e->t.ns), "%s", spec->ns ? spec->ns : "");
     snprintf(e->t.parent, sizeof(e->t.parent), "%s",
              spec->parent_accessor ? spec->parent_accessor : "");

@@ -3,6 +3,7 @@
  * SHA-256 with their accessors, uses left and expiry on the virtual clock, and login. The token
  * itself is issued by the core's token API from struct pgcmk_approle_login. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,7 +407,10 @@ secret_get(const char *ns, const char *mount, const char *key, int by_accessor,
         s->expires = sqlite3_column_int64(st, 3);
         s->num_uses = sqlite3_column_int64(st, 4);
         s->uses_left = sqlite3_column_int64(st, 5);
-        s->metadata = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
+        const char *meta = (const char *)sqlite3_column_text(st, 6);
+
+        /* most secret IDs have no metadata: no parse for them */
+        s->metadata = meta && strcmp(meta, "{}") == 0 ? json_object() : json_loads(meta, 0, NULL);
         if (s->metadata == NULL)
             s->metadata = json_object();
     }
@@ -729,6 +733,36 @@ secret_live(const char *ns, const char *mount, const char *key, int by_accessor,
     return rc;
 }
 
+/* A role's settings as login reads them: the last text parsed is kept with its json_t (read
+ * only; jansson's reference counts are atomic), so logins to one role parse it once. The text
+ * is compared whole, so a changed role is parsed again; nothing else needs to invalidate it. */
+static pthread_mutex_t role_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *role_cache_text;
+static json_t *role_cache_cfg;
+
+static json_t *
+role_cfg_parse(const char *text)
+{
+    json_t *cfg = NULL;
+
+    pthread_mutex_lock(&role_cache_mu);
+    if (role_cache_text && strcmp(role_cache_text, text) == 0)
+        cfg = json_incref(role_cache_cfg);
+    pthread_mutex_unlock(&role_cache_mu);
+    if (cfg)
+        return cfg;
+    cfg = json_loads(text, 0, NULL);
+    if (cfg == NULL)
+        return NULL;
+    pthread_mutex_lock(&role_cache_mu);
+    free(role_cache_text);
+    json_decref(role_cache_cfg);
+    role_cache_text = pgcmk_xstrdup(text);
+    role_cache_cfg = json_incref(cfg);
+    pthread_mutex_unlock(&role_cache_mu);
+    return cfg;
+}
+
 static int
 login(const char *ns, const char *mount, json_t *body, struct pgcmk_approle_login *out, char *msg,
       size_t msglen)
@@ -752,7 +786,7 @@ login(const char *ns, const char *mount, json_t *body, struct pgcmk_approle_logi
     rc = pgcmk_db_step(db, st, "approle login", &err);
     if (rc == 1) {
         snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
-        cfg = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+        cfg = role_cfg_parse((const char *)sqlite3_column_text(st, 1));
     }
     pgcmk_db_done(st);
     if (rc < 0)

@@ -110,9 +110,15 @@ void
 hv_buf_int(struct hv_buf *b, long long v)
 {
     char t[24];
-    int n = snprintf(t, sizeof(t), "%lld", v);
+    size_t i = sizeof(t);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 
-    hv_buf_raw(b, t, (size_t)n);
+    do
+        t[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        t[--i] = '-';
+    hv_buf_raw(b, t + i, sizeof(t) - i);
 }
 
 void

@@ -108,6 +108,36 @@ def test_login_errors(client, daemon, vurl):
     assert r.status_code == 400 and r.json() == {"errors": ["invalid secret id"]}
 
 
+def test_login_follows_role_changes(client, daemon, vurl):
+    # a login reads the role as it is now: policies, TTL and metadata change between logins,
+    # alternating between two roles
+    client.auth.approle.create_or_update_approle("chg", token_policies=["a"], token_ttl="10m")
+    client.auth.approle.create_or_update_approle("chg2", token_policies=["z"])
+    ids = {n: (client.auth.approle.read_role_id(n)["data"]["role_id"],
+               client.auth.approle.generate_secret_id(n)["data"]["secret_id"])
+           for n in ("chg", "chg2")}
+
+    def login(name):
+        r = raw(daemon, vurl, "POST", "/v1/auth/approle/login", token=None,
+                json={"role_id": ids[name][0], "secret_id": ids[name][1]})
+        assert r.status_code == 200, r.text
+        return r.json()["auth"]
+
+    a = login("chg")
+    assert a["policies"] == ["a", "default"] and a["lease_duration"] == 600
+    assert login("chg2")["policies"] == ["default", "z"]
+    client.auth.approle.create_or_update_approle("chg", token_policies=["b", "c"], token_ttl="1m")
+    a = login("chg")
+    assert a["policies"] == ["b", "c", "default"] and a["lease_duration"] == 60
+    assert a["metadata"] == {"role_name": "chg"}
+    assert login("chg2")["policies"] == ["default", "z"]
+    r = raw(daemon, vurl, "DELETE", "/v1/auth/approle/role/chg")
+    assert r.status_code == 204
+    r = raw(daemon, vurl, "POST", "/v1/auth/approle/login", token=None,
+            json={"role_id": ids["chg"][0], "secret_id": ids["chg"][1]})
+    assert r.status_code == 400 and r.json() == {"errors": ["invalid role ID"]}
+
+
 def test_secret_id_limits_on_the_virtual_clock(client, daemon, vurl):
     client.auth.approle.create_or_update_approle("limited", secret_id_num_uses=2,
                                                       secret_id_ttl="10m")

@@ -112,6 +112,7 @@ struct pgcmk_hv_resp {
     int status;       /* 0 = 200 (or 204 with nothing to send) */
     json_t *data;     /* the envelope's "data" */
     json_t *auth;     /* the envelope's "auth" (logins, token create) */
+    char *auth_text;  /* or that "auth" as JSON text already (heap, a secret: wiped when freed) */
     json_t *warnings; /* array of strings, or NULL */
     json_t *raw;      /* a body sent as is, without the envelope (sys/health) */
     json_t *errors;   /* array of strings: an error answer */
@@ -221,8 +222,10 @@ struct pgcmk_hv_token_spec {
 /* Issues a token (an explicit spec->id that exists already: -1, PGCMK_E_CONFLICT). *auth =
  * Vault's auth block {client_token, accessor, policies, token_policies,
  * metadata, lease_duration, renewable, entity_id, token_type, orphan, mfa_requirement,
- * num_uses} (new). 0, or -1 with err. */
-int pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth,
+ * num_uses} as compact JSON text (heap, it holds the token: struct pgcmk_hv_resp's auth_text,
+ * or pgcmk_secret_free(*auth, strlen(*auth))). The token is durable before this returns. 0, or
+ * -1 with err. */
+int pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, char **auth,
                          struct pgcmk_err *err) PGCMK_WUR;
 /* Resolves a client token to *out (policies referenced; release with pgcmk_hv_token_release):
  * 1 valid, 0 unknown, expired or used up. Does not count a use. */

@@ -267,7 +267,7 @@ approle_handle(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs)
         int n = 0;
         struct pgcmk_hv_token_spec spec;
         struct pgcmk_err err = {0};
-        json_t *auth = NULL;
+        char *auth = NULL;
 
         for (size_t i = 0; i < json_array_size(lg.policies) && n < 64; i++)
             pol[n++] = json_string_value(json_array_get(lg.policies, i));
@@ -288,7 +288,7 @@ approle_handle(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs)
             return pgcmk_hv_error(rs, 500, "internal error");
         }
         pgcmk_approle_login_free(&lg);
-        rs->auth = auth;
+        rs->auth_text = auth;
         return 0;
     }
     json_decref(data);

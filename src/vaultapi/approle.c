@@ -3,6 +3,7 @@
  * SHA-256 with their accessors, uses left and expiry on the virtual clock, and login. The token
  * itself is issued by the core's token API from struct pgcmk_approle_login. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "pgcmk/events.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vapprole.h"
+#include "vaultapi/internal.h"
 
 #define MSG(...) (snprintf(msg, msglen, __VA_ARGS__), 400)
 
@@ -177,8 +179,7 @@ hash_secret(const char *ns, const char *mount, const char *secret, char out[65])
     snprintf(buf, n, "%s\x1f%s\x1f%s", ns, mount, secret);
     pgcmk_sha256(buf, strlen(buf), h);
     pgcmk_secret_free(buf, n);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
+    hv_hex(h, sizeof(h), out);
 }
 
 /* ---- store access ------------------------------------------------------------------------------
@@ -377,6 +378,28 @@ struct secret_row {
     json_t *metadata;
 };
 
+/* Fills s from the row's columns c.. (role, accessor or hash, created_at, expires_at, num_uses,
+ * uses_left, metadata); key is the hash (by_accessor 0) or the accessor it was found by. */
+static void
+secret_fill(sqlite3_stmt *st, int c, const char *key, int by_accessor, struct secret_row *s)
+{
+    const char *meta = (const char *)sqlite3_column_text(st, c + 6);
+
+    snprintf(s->role, sizeof(s->role), "%s", (const char *)sqlite3_column_text(st, c));
+    const char *other = (const char *)sqlite3_column_text(st, c + 1);
+
+    snprintf(s->hash, sizeof(s->hash), "%s", by_accessor ? other : key);
+    snprintf(s->accessor, sizeof(s->accessor), "%s", by_accessor ? key : other);
+    s->created = sqlite3_column_int64(st, c + 2);
+    s->expires = sqlite3_column_int64(st, c + 3);
+    s->num_uses = sqlite3_column_int64(st, c + 4);
+    s->uses_left = sqlite3_column_int64(st, c + 5);
+    /* most secret IDs have no metadata: no parse for them */
+    s->metadata = meta && strcmp(meta, "{}") == 0 ? json_object() : json_loads(meta, 0, NULL);
+    if (s->metadata == NULL)
+        s->metadata = json_object();
+}
+
 static int
 secret_get(const char *ns, const char *mount, const char *key, int by_accessor,
            struct secret_row *s)
@@ -392,24 +415,8 @@ secret_get(const char *ns, const char *mount, const char *key, int by_accessor,
     sqlite3_bind_text(st, 2, mount, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
     rc = pgcmk_db_step(db, st, "approle secret id", &err);
-    if (rc == 1) {
-        snprintf(s->role, sizeof(s->role), "%s", (const char *)sqlite3_column_text(st, 0));
-        if (by_accessor) {
-            snprintf(s->hash, sizeof(s->hash), "%s", (const char *)sqlite3_column_text(st, 1));
-            snprintf(s->accessor, sizeof(s->accessor), "%s", key);
-        } else {
-            snprintf(s->accessor, sizeof(s->accessor), "%s",
-                     (const char *)sqlite3_column_text(st, 1));
-            snprintf(s->hash, sizeof(s->hash), "%s", key);
-        }
-        s->created = sqlite3_column_int64(st, 2);
-        s->expires = sqlite3_column_int64(st, 3);
-        s->num_uses = sqlite3_column_int64(st, 4);
-        s->uses_left = sqlite3_column_int64(st, 5);
-        s->metadata = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
-        if (s->metadata == NULL)
-            s->metadata = json_object();
-    }
+    if (rc == 1)
+        secret_fill(st, 0, key, by_accessor, s);
     pgcmk_db_done(st);
     return rc;
 }
@@ -711,13 +718,10 @@ secret_data(const struct secret_row *s)
     return d;
 }
 
-/* A live secret ID (expired ones are removed and treated as absent). */
+/* rc (1 found) made 0 when the secret ID found has expired: it is removed. */
 static int
-secret_live(const char *ns, const char *mount, const char *key, int by_accessor,
-            struct secret_row *s)
+secret_unexpired(const char *ns, const char *mount, int rc, struct secret_row *s)
 {
-    int rc = secret_get(ns, mount, key, by_accessor, s);
-
     if (rc == 1 && s->expires && s->expires <= pgcmk_clock_now()) {
         struct key3 k = {ns, mount, s->hash, NULL, NULL};
 
@@ -727,6 +731,44 @@ secret_live(const char *ns, const char *mount, const char *key, int by_accessor,
         return 0;
     }
     return rc;
+}
+
+/* A live secret ID (expired ones are removed and treated as absent). */
+static int
+secret_live(const char *ns, const char *mount, const char *key, int by_accessor,
+            struct secret_row *s)
+{
+    return secret_unexpired(ns, mount, secret_get(ns, mount, key, by_accessor, s), s);
+}
+
+/* A role's settings as login reads them: the last text parsed is kept with its json_t (read
+ * only; jansson's reference counts are atomic), so logins to one role parse it once. The text
+ * is compared whole, so a changed role is parsed again; nothing else needs to invalidate it. */
+static pthread_mutex_t role_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *role_cache_text;
+static json_t *role_cache_cfg;
+
+static json_t *
+role_cfg_parse(const char *text)
+{
+    json_t *cfg = NULL;
+
+    pthread_mutex_lock(&role_cache_mu);
+    if (role_cache_text && strcmp(role_cache_text, text) == 0)
+        cfg = json_incref(role_cache_cfg);
+    pthread_mutex_unlock(&role_cache_mu);
+    if (cfg)
+        return cfg;
+    cfg = json_loads(text, 0, NULL);
+    if (cfg == NULL)
+        return NULL;
+    pthread_mutex_lock(&role_cache_mu);
+    free(role_cache_text);
+    json_decref(role_cache_cfg);
+    role_cache_text = pgcmk_xstrdup(text);
+    role_cache_cfg = json_incref(cfg);
+    pthread_mutex_unlock(&role_cache_mu);
+    return cfg;
 }
 
 static int
@@ -739,39 +781,42 @@ login(const char *ns, const char *mount, json_t *body, struct pgcmk_approle_logi
     struct pgcmk_err err = {0};
     struct secret_row s;
     sqlite3_stmt *st;
-    char name[256];
+    char name[256], hash[65] = "";
     json_t *cfg = NULL, *pol;
-    int rc;
+    int rc, found = 0;
 
     if (role_id == NULL || *role_id == '\0')
         return MSG("missing role_id");
-    st = pgcmk_db_stmt(db, PGCMK_STMT_HV_ROLE_BY_ID);
+    /* the role and the secret ID in one statement (one read of the store) */
+    if (secret && *secret)
+        hash_secret(ns, mount, secret, hash);
+    memset(&s, 0, sizeof(s));
+    st = pgcmk_db_stmt(db, PGCMK_STMT_HV_LOGIN_GET);
     sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, mount, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, role_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
     rc = pgcmk_db_step(db, st, "approle login", &err);
     if (rc == 1) {
         snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
-        cfg = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+        cfg = role_cfg_parse((const char *)sqlite3_column_text(st, 1));
+        found = *hash && sqlite3_column_type(st, 2) != SQLITE_NULL;
+        if (found)
+            secret_fill(st, 2, hash, 0, &s);
     }
     pgcmk_db_done(st);
     if (rc < 0)
         return 500;
-    if (rc == 0 || cfg == NULL)
+    if (rc == 0 || cfg == NULL) {
+        json_decref(s.metadata);
         return MSG("invalid role ID");
+    }
     if (json_is_true(json_object_get(cfg, "bind_secret_id"))) {
-        char hash[65];
-
         if (secret == NULL || *secret == '\0') {
             json_decref(cfg);
             return MSG("missing secret_id");
         }
-        hash_secret(ns, mount, secret, hash);
-        rc = secret_live(ns, mount, hash, 0, &s);
-        if (rc < 0) {
-            json_decref(cfg);
-            return 500;
-        }
+        rc = secret_unexpired(ns, mount, found, &s);
         if (rc == 0 || strcmp(s.role, name) != 0) {
             json_decref(s.metadata);
             json_decref(cfg);
@@ -789,6 +834,7 @@ login(const char *ns, const char *mount, json_t *body, struct pgcmk_approle_logi
         json_object_update(out->metadata, s.metadata);
         json_decref(s.metadata);
     } else {
+        json_decref(s.metadata); /* a secret ID the role does not ask for */
         out->metadata = json_object();
     }
     json_object_set_new(out->metadata, "role_name", json_string(name));

@@ -15,6 +15,208 @@
 #include "pgcmk/vaultapi.h"
 #include "vaultapi/internal.h"
 
+/* ---- JSON text ------------------------------------------------------------------------------ */
+
+static void
+hv_buf_grow(struct hv_buf *b, size_t more)
+{
+    size_t cap = b->cap ? b->cap : 512;
+    char *p;
+
+    if (b->n + more + 1 <= b->cap)
+        return;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    p = pgcmk_xmalloc(cap);
+    if (b->p) { /* not realloc: the old block may hold a token, and realloc would not wipe it */
+        memcpy(p, b->p, b->n);
+        pgcmk_secret_free(b->p, b->cap);
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+void
+hv_buf_raw(struct hv_buf *b, const char *s, size_t n)
+{
+    hv_buf_grow(b, n);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void
+hv_buf_lit(struct hv_buf *b, const char *s)
+{
+    hv_buf_raw(b, s, strlen(s));
+}
+
+static void
+hv_buf_strn(struct hv_buf *b, const char *s, size_t n)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t i, from = 0;
+
+    hv_buf_raw(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        size_t en = 2;
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        hv_buf_raw(b, s + from, i - from);
+        from = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default: /* as jansson: \u00XX, upper case */
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hexd[c >> 4];
+            esc[5] = hexd[c & 15];
+            en = 6;
+        }
+        hv_buf_raw(b, esc, en);
+    }
+    hv_buf_raw(b, s + from, n - from);
+    hv_buf_raw(b, "\"", 1);
+}
+
+void
+hv_buf_str(struct hv_buf *b, const char *s)
+{
+    hv_buf_strn(b, s, strlen(s));
+}
+
+void
+hv_buf_int(struct hv_buf *b, long long v)
+{
+    char t[24];
+    size_t i = sizeof(t);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do
+        t[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        t[--i] = '-';
+    hv_buf_raw(b, t + i, sizeof(t) - i);
+}
+
+void
+hv_buf_json(struct hv_buf *b, const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_NULL:
+        hv_buf_raw(b, "null", 4);
+        return;
+    case JSON_TRUE:
+        hv_buf_raw(b, "true", 4);
+        return;
+    case JSON_FALSE:
+        hv_buf_raw(b, "false", 5);
+        return;
+    case JSON_INTEGER:
+        hv_buf_int(b, (long long)json_integer_value(v));
+        return;
+    case JSON_STRING:
+        hv_buf_strn(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+
+        hv_buf_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            if (!first)
+                hv_buf_raw(b, ",", 1);
+            first = 0;
+            hv_buf_str(b, k);
+            hv_buf_raw(b, ":", 1);
+            hv_buf_json(b, x);
+        }
+        hv_buf_raw(b, "}", 1);
+        return;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+
+        hv_buf_raw(b, "[", 1);
+        json_array_foreach(v, i, x) {
+            if (i)
+                hv_buf_raw(b, ",", 1);
+            hv_buf_json(b, x);
+        }
+        hv_buf_raw(b, "]", 1);
+        return;
+    }
+    default: { /* a real: jansson's own format */
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        if (t) {
+            hv_buf_lit(b, t);
+            free(t);
+        }
+        return;
+    }
+    }
+}
+
+char *
+hv_buf_take(struct hv_buf *b, size_t *len)
+{
+    char *p;
+
+    hv_buf_grow(b, 0);
+    p = b->p;
+    if (len)
+        *len = b->n;
+    b->p = NULL;
+    b->n = b->cap = 0;
+    return p;
+}
+
+void
+hv_buf_free(struct hv_buf *b)
+{
+    if (b->p)
+        pgcmk_secret_free(b->p, b->cap);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+void
+hv_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexd[in[i] >> 4];
+        out[2 * i + 1] = hexd[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 /* ---- answers -------------------------------------------------------------------------------- */
 
 int
@@ -270,68 +472,142 @@ pgcmk_hv_mount_match(const char *mount, const char *path, const char **rest)
 
 #define HV_LOG_N 256
 
+/* Each entry is kept as its JSON text, written directly (no json_t per request); the list
+ * parses the texts it returns. */
 static struct {
     pthread_mutex_t mu;
-    json_t *entry;
+    char *entry;
 } hv_log[HV_LOG_N];
 
 static atomic_ulong hv_log_next;
 static int hv_log_ready;
 
-static json_t *
-hv_shape(const json_t *v, int depth)
+/* The body's shape: its keys and structure, every string (a secret, maybe) "<redacted>". */
+static void
+hv_shape(struct hv_buf *b, const json_t *v, int depth)
 {
-    if (depth > 16)
-        return json_string("<redacted>");
-    if (json_is_object(v)) {
-        json_t *o = json_object();
+    if (depth > 16 || json_is_string(v)) {
+        hv_buf_lit(b, "\"<redacted>\"");
+    } else if (json_is_object(v)) {
         const char *k;
         json_t *x;
+        int first = 1;
 
-        json_object_foreach((json_t *)v, k, x)
-            json_object_set_new(o, k, hv_shape(x, depth + 1));
-        return o;
-    }
-    if (json_is_array(v)) {
-        json_t *a = json_array();
+        hv_buf_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            hv_buf_lit(b, first ? "" : ",");
+            first = 0;
+            hv_buf_str(b, k);
+            hv_buf_raw(b, ":", 1);
+            hv_shape(b, x, depth + 1);
+        }
+        hv_buf_raw(b, "}", 1);
+    } else if (json_is_array(v)) {
         size_t i;
         json_t *x;
 
-        json_array_foreach(v, i, x)
-            json_array_append_new(a, hv_shape(x, depth + 1));
-        return a;
+        hv_buf_raw(b, "[", 1);
+        json_array_foreach(v, i, x) {
+            hv_buf_lit(b, i ? "," : "");
+            hv_shape(b, x, depth + 1);
+        }
+        hv_buf_raw(b, "]", 1);
+    } else {
+        hv_buf_json(b, v);
     }
-    if (json_is_string(v))
-        return json_string("<redacted>");
-    return json_deep_copy(v);
+}
+
+/* s is UTF-8 text as jansson takes it (no overlong forms, surrogates or code points past
+ * U+10FFFF); NULL is not. */
+static int
+hv_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (p == NULL)
+        return 0;
+    while (*p) {
+        unsigned c = *p++, lo = 0x80, hi = 0xBF;
+        int more;
+
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            more = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            more = 3;
+        else
+            return 0;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (*p < lo || *p > hi)
+            return 0;
+        for (p++; --more > 0; p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
 }
 
 static void
 hv_log_add(const struct pgcmk_req *rq, const json_t *body, int status, const char *ns,
            const char *path)
 {
-    json_t *e, *hdrs, *q;
+    struct hv_buf b = {NULL, 0, 0};
     unsigned long slot;
     char ts[PGCMK_TIME_LEN];
 
     if (!hv_log_ready)
         return;
-    hdrs = json_array();
-    q = json_object();
-    for (int i = 0; i < rq->n_headers; i++)
-        json_array_append_new(hdrs, json_string(rq->headers[i].key));
-    for (int i = 0; i < rq->n_query; i++)
-        json_object_set_new(q, rq->query[i].key, json_string(rq->query[i].value));
     pgcmk_time_format(pgcmk_wall_ms(), ts);
-    e = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:s, s:b}", "time", ts, "method",
-                  rq->method ? rq->method : "", "path", rq->raw_path ? rq->raw_path : "",
-                  "namespace", ns ? ns : "", "query", q, "headers", hdrs, "body",
-                  body ? hv_shape(body, 0) : json_null(), "status", status, "vaultPath",
-                  path ? path : "", "tls", rq->tls);
+    hv_buf_lit(&b, "{\"time\":");
+    hv_buf_str(&b, ts);
+    hv_buf_lit(&b, ",\"method\":");
+    hv_buf_str(&b, rq->method ? rq->method : "");
+    hv_buf_lit(&b, ",\"path\":");
+    hv_buf_str(&b, rq->raw_path ? rq->raw_path : "");
+    hv_buf_lit(&b, ",\"namespace\":");
+    hv_buf_str(&b, ns ? ns : "");
+    /* a repeated key: json_loads keeps the last value; a name or value that is no UTF-8 text
+     * is left out (as json_string refused it) */
+    hv_buf_lit(&b, ",\"query\":{");
+    for (int i = 0, n = 0; i < rq->n_query; i++) {
+        if (!hv_utf8(rq->query[i].key) || !hv_utf8(rq->query[i].value))
+            continue;
+        hv_buf_lit(&b, n++ ? "," : "");
+        hv_buf_str(&b, rq->query[i].key);
+        hv_buf_raw(&b, ":", 1);
+        hv_buf_str(&b, rq->query[i].value);
+    }
+    hv_buf_lit(&b, "},\"headers\":[");
+    for (int i = 0, n = 0; i < rq->n_headers; i++) {
+        if (!hv_utf8(rq->headers[i].key))
+            continue;
+        hv_buf_lit(&b, n++ ? "," : "");
+        hv_buf_str(&b, rq->headers[i].key);
+    }
+    hv_buf_lit(&b, "],\"body\":");
+    if (body)
+        hv_shape(&b, body, 0);
+    else
+        hv_buf_lit(&b, "null");
+    hv_buf_lit(&b, ",\"status\":");
+    hv_buf_int(&b, status);
+    hv_buf_lit(&b, ",\"vaultPath\":");
+    hv_buf_str(&b, path ? path : "");
+    hv_buf_lit(&b, rq->tls ? ",\"tls\":true}" : ",\"tls\":false}");
     slot = atomic_fetch_add(&hv_log_next, 1);
     pthread_mutex_lock(&hv_log[slot % HV_LOG_N].mu);
-    json_decref(hv_log[slot % HV_LOG_N].entry);
-    hv_log[slot % HV_LOG_N].entry = e;
+    free(hv_log[slot % HV_LOG_N].entry);
+    hv_log[slot % HV_LOG_N].entry = hv_buf_take(&b, NULL);
     pthread_mutex_unlock(&hv_log[slot % HV_LOG_N].mu);
 }
 
@@ -347,7 +623,7 @@ hv_log_list(int limit)
     for (unsigned long i = start; i < end; i++) {
         pthread_mutex_lock(&hv_log[i % HV_LOG_N].mu);
         if (hv_log[i % HV_LOG_N].entry)
-            json_array_append(arr, hv_log[i % HV_LOG_N].entry);
+            json_array_append_new(arr, json_loads(hv_log[i % HV_LOG_N].entry, 0, NULL));
         pthread_mutex_unlock(&hv_log[i % HV_LOG_N].mu);
     }
     return arr;
@@ -358,7 +634,7 @@ hv_log_clear(void)
 {
     for (int i = 0; i < HV_LOG_N; i++) {
         pthread_mutex_lock(&hv_log[i].mu);
-        json_decref(hv_log[i].entry);
+        free(hv_log[i].entry);
         hv_log[i].entry = NULL;
         pthread_mutex_unlock(&hv_log[i].mu);
     }
@@ -397,15 +673,36 @@ hv_render(const struct pgcmk_req *http, struct pgcmk_hv_resp *hr, struct pgcmk_r
         hv_set_body(rs, hr->status ? hr->status : 200, json_incref(hr->raw));
         return;
     }
-    if (hr->no_content || (hr->data == NULL && hr->auth == NULL && hr->warnings == NULL)) {
+    if (hr->no_content ||
+        (hr->data == NULL && hr->auth == NULL && hr->auth_text == NULL && hr->warnings == NULL)) {
         rs->status = 204;
         return;
     }
-    hv_set_body(rs, hr->status ? hr->status : 200,
-                json_pack("{s:s, s:s, s:b, s:I, s:O?, s:n, s:O?, s:O?}", "request_id",
-                          http->request_id, "lease_id", hr->lease_id, "renewable", hr->renewable,
-                          "lease_duration", (json_int_t)hr->lease_duration, "data", hr->data,
-                          "wrap_info", "warnings", hr->warnings, "auth", hr->auth));
+    /* the envelope written directly, as json_dumps(JSON_COMPACT) wrote the json_pack of it */
+    {
+        struct hv_buf b = {NULL, 0, 0};
+
+        hv_buf_raw(&b, "{\"request_id\":", 14);
+        hv_buf_str(&b, http->request_id);
+        hv_buf_lit(&b, ",\"lease_id\":");
+        hv_buf_str(&b, hr->lease_id);
+        hv_buf_lit(&b, hr->renewable ? ",\"renewable\":true" : ",\"renewable\":false");
+        hv_buf_lit(&b, ",\"lease_duration\":");
+        hv_buf_int(&b, (long long)hr->lease_duration);
+        hv_buf_lit(&b, ",\"data\":");
+        hv_buf_json(&b, hr->data);
+        hv_buf_lit(&b, ",\"wrap_info\":null,\"warnings\":");
+        hv_buf_json(&b, hr->warnings);
+        hv_buf_lit(&b, ",\"auth\":");
+        if (hr->auth_text)
+            hv_buf_lit(&b, hr->auth_text);
+        else
+            hv_buf_json(&b, hr->auth);
+        hv_buf_raw(&b, "}", 1);
+        rs->status = hr->status ? hr->status : 200;
+        rs->body = hv_buf_take(&b, &rs->body_len);
+        rs->content_type = "application/json";
+    }
 }
 
 static void
@@ -413,6 +710,8 @@ hv_resp_release(struct pgcmk_hv_resp *hr)
 {
     json_decref(hr->data);
     json_decref(hr->auth);
+    if (hr->auth_text)
+        pgcmk_secret_free(hr->auth_text, strlen(hr->auth_text));
     json_decref(hr->warnings);
     json_decref(hr->raw);
     json_decref(hr->errors);

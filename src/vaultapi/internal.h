@@ -11,6 +11,26 @@ extern const struct pgcmk_vbackend hv_token_backend;  /* auth/token/ (token.c) *
 
 const struct pgcmk_hv_sys_route *hv_sys_route_find(const char *rest);
 
+/* JSON text written directly (core.c), byte for byte as json_dumps(JSON_COMPACT) writes it: for
+ * the answers and rows of the hot paths (a login), where building a json_t to dump it costs more
+ * than the rest of the request. The buffer may hold secrets (a token): growing it wipes the old
+ * block, and hv_buf_free wipes it; hv_buf_take hands the text over (free it with
+ * pgcmk_secret_free). */
+struct hv_buf {
+    char *p;
+    size_t n, cap;
+};
+
+void hv_buf_raw(struct hv_buf *b, const char *s, size_t n);
+void hv_buf_lit(struct hv_buf *b, const char *s); /* unescaped text */
+void hv_buf_str(struct hv_buf *b, const char *s); /* a JSON string, quoted and escaped */
+void hv_buf_int(struct hv_buf *b, long long v);
+void hv_buf_json(struct hv_buf *b, const json_t *v); /* any value; NULL writes null */
+char *hv_buf_take(struct hv_buf *b, size_t *len);
+void hv_buf_free(struct hv_buf *b);
+/* Lower-case hex of n bytes into out (2n + 1 bytes with the NUL). */
+void hv_hex(const unsigned char *in, size_t n, char *out);
+
 /* The request log (core.c). */
 void hv_log_init(void);
 json_t *hv_log_list(int limit);

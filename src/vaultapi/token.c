@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/events.h"
@@ -34,8 +36,7 @@ hv_hash(const char *token, char out[65])
     unsigned char h[32];
 
     pgcmk_sha256(token, strlen(token), h);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", h[i]);
+    hv_hex(h, sizeof(h), out);
 }
 
 static unsigned
@@ -44,19 +45,32 @@ hv_bucket(const char *hash)
     return (unsigned)strtoul((char[]){hash[0], hash[1], hash[2], '\0'}, NULL, 16) % HV_TOK_BUCKETS;
 }
 
+/* n random letters and digits into out, and m more into out2 (NULL when m is 0): one draw of
+ * random bytes for both (a login takes a token and an accessor). */
 static void
-hv_random_text(char *out, size_t n)
+hv_random_text2(char *out, size_t n, char *out2, size_t m)
 {
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char r[64];
 
-    if (n > sizeof(r))
-        n = sizeof(r);
-    if (pgcmk_random(r, n))
+    if (n + m > sizeof(r))
+        PGCMK_BUG("too many random letters");
+    if (pgcmk_random(r, n + m))
         PGCMK_BUG("no random bytes");
     for (size_t i = 0; i < n; i++)
         out[i] = al[r[i] % (sizeof(al) - 1)];
     out[n] = '\0';
+    for (size_t i = 0; i < m; i++)
+        out2[i] = al[r[n + i] % (sizeof(al) - 1)];
+    if (out2)
+        out2[m] = '\0';
+    OPENSSL_cleanse(r, sizeof(r));
+}
+
+static void
+hv_random_text(char *out, size_t n)
+{
+    hv_random_text2(out, n, NULL, 0);
 }
 
 static void
@@ -69,41 +83,53 @@ hv_tok_free(struct hv_tok *t)
 
 /* ---- store ---------------------------------------------------------------------------------- */
 
-static json_t *
-hv_tok_row(const struct hv_tok *e)
-{
-    const struct pgcmk_hv_token *t = &e->t;
-
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:I, s:I, s:I, s:I, s:I, s:I, s:i, "
-                     "s:b, s:b, s:b}",
-                     "hash", t->hash, "accessor", t->accessor, "ns", t->ns, "parent", t->parent,
-                     "display_name", t->display_name, "policies", t->policies, "meta", t->meta,
-                     "issue_ms", (json_int_t)t->issue_ms, "expire_ms", (json_int_t)t->expire_ms,
-                     "ttl_s", (json_int_t)t->ttl_s, "explicit_max_ttl_s",
-                     (json_int_t)t->explicit_max_ttl_s, "period_s", (json_int_t)t->period_s,
-                     "creation_ttl_s", (json_int_t)e->creation_ttl_s, "num_uses", t->num_uses,
-                     "renewable", t->renewable, "root", t->root, "orphan", t->orphan);
-}
-
 /* A token's row, made under hv_tok_lock and written after it is released: no store write waits
  * on SQLite while the lock is held (a transaction elsewhere may be waiting for the lock). */
 struct hv_row {
-    char hash[65], accessor[32], parent[32], ns[PGCMK_HV_NS_MAX];
+    char hash[65];
     char *text;
+    size_t len;
 };
 
+/* The row's body: the token's fields as a JSON object (hv_tok_load_row reads it back), written
+ * directly rather than packed and dumped. */
 static struct hv_row *
 hv_row_make(const struct hv_tok *e)
 {
+    const struct pgcmk_hv_token *t = &e->t;
     struct hv_row *r = pgcmk_xcalloc(1, sizeof(*r));
-    json_t *row = hv_tok_row(e);
+    struct hv_buf b = {NULL, 0, 0};
 
-    memcpy(r->hash, e->t.hash, sizeof(r->hash));
-    memcpy(r->accessor, e->t.accessor, sizeof(r->accessor));
-    memcpy(r->parent, e->t.parent, sizeof(r->parent));
-    memcpy(r->ns, e->t.ns, sizeof(r->ns));
-    r->text = json_dumps(row, JSON_COMPACT);
-    json_decref(row);
+    memcpy(r->hash, t->hash, sizeof(r->hash));
+    hv_buf_lit(&b, "{\"hash\":");
+    hv_buf_str(&b, t->hash);
+    hv_buf_lit(&b, ",\"accessor\":");
+    hv_buf_str(&b, t->accessor);
+    hv_buf_lit(&b, ",\"ns\":");
+    hv_buf_str(&b, t->ns);
+    hv_buf_lit(&b, ",\"parent\":");
+    hv_buf_str(&b, t->parent);
+    hv_buf_lit(&b, ",\"display_name\":");
+    hv_buf_str(&b, t->display_name);
+    hv_buf_lit(&b, ",\"policies\":");
+    hv_buf_json(&b, t->policies);
+    hv_buf_lit(&b, ",\"meta\":");
+    hv_buf_json(&b, t->meta);
+#define I(k, v)                                                                                    \
+    hv_buf_lit(&b, ",\"" k "\":");                                                                 \
+    hv_buf_int(&b, (long long)(v))
+    I("issue_ms", t->issue_ms);
+    I("expire_ms", t->expire_ms);
+    I("ttl_s", t->ttl_s);
+    I("explicit_max_ttl_s", t->explicit_max_ttl_s);
+    I("period_s", t->period_s);
+    I("creation_ttl_s", e->creation_ttl_s);
+    I("num_uses", t->num_uses);
+#undef I
+    hv_buf_lit(&b, t->renewable ? ",\"renewable\":true" : ",\"renewable\":false");
+    hv_buf_lit(&b, t->root ? ",\"root\":true" : ",\"root\":false");
+    hv_buf_lit(&b, t->orphan ? ",\"orphan\":true}" : ",\"orphan\":false}");
+    r->text = hv_buf_take(&b, &r->len);
     return r;
 }
 
@@ -118,11 +144,8 @@ hv_row_write(struct hv_row *r)
         return;
     db = pgcmk_db();
     st = pgcmk_db_stmt(db, PGCMK_STMT_HV_TOKEN_PUT);
-    sqlite3_bind_text(st, 1, r->hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->accessor, -1, SQLITE_STATIC);
-    pgcmk_db_bind_opt(st, 3, *r->parent ? r->parent : NULL);
-    sqlite3_bind_text(st, 4, r->ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->text ? r->text : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, r->hash, 64, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->text, (int)r->len, SQLITE_STATIC);
     if (pgcmk_db_each(db, st, NULL, NULL, "vault token", &err) < 0)
         LOG_WARN("vault token: %s", err.message);
     free(r->text);
@@ -130,13 +153,13 @@ hv_row_write(struct hv_row *r)
 }
 
 static void
-hv_tok_unstore(const char *accessor)
+hv_tok_unstore(const char *hash)
 {
     struct pgcmk_db *db = pgcmk_db();
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_HV_TOKEN_DELETE);
     struct pgcmk_err err;
 
-    sqlite3_bind_text(st, 1, accessor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     if (pgcmk_db_each(db, st, NULL, NULL, "vault token", &err) < 0)
         LOG_WARN("vault token: %s", err.message);
 }
@@ -371,7 +394,7 @@ hv_gone_finish(struct hv_gone *g)
         struct pgcmk_event ev;
         char *d;
 
-        hv_tok_unstore(e->t.accessor);
+        hv_tok_unstore(e->t.hash);
         memset(&ev, 0, sizeof(ev));
         ev.kind = PGCMK_EV_HV_TOKEN_REVOKED;
         ev.resource_id = e->t.ns;
@@ -520,8 +543,36 @@ hv_auth_block(const char *client_token, const struct hv_tok *e)
                      t->num_uses);
 }
 
+/* hv_auth_block as JSON text (the same bytes json_dumps(JSON_COMPACT) gave of it). */
+static char *
+hv_auth_text(const char *client_token, const struct hv_tok *e)
+{
+    const struct pgcmk_hv_token *t = &e->t;
+    struct hv_buf b = {NULL, 0, 0};
+
+    hv_buf_lit(&b, "{\"client_token\":");
+    hv_buf_str(&b, client_token);
+    hv_buf_lit(&b, ",\"accessor\":");
+    hv_buf_str(&b, t->accessor);
+    hv_buf_lit(&b, ",\"policies\":");
+    hv_buf_json(&b, t->policies);
+    hv_buf_lit(&b, ",\"token_policies\":");
+    hv_buf_json(&b, t->policies);
+    hv_buf_lit(&b, ",\"metadata\":");
+    hv_buf_json(&b, t->meta);
+    hv_buf_lit(&b, ",\"lease_duration\":");
+    hv_buf_int(&b, (long long)hv_ttl_left(t));
+    hv_buf_lit(&b, t->renewable ? ",\"renewable\":true" : ",\"renewable\":false");
+    hv_buf_lit(&b, ",\"entity_id\":\"\",\"token_type\":\"service\"");
+    hv_buf_lit(&b, t->orphan ? ",\"orphan\":true" : ",\"orphan\":false");
+    hv_buf_lit(&b, ",\"mfa_requirement\":null,\"num_uses\":");
+    hv_buf_int(&b, t->num_uses);
+    hv_buf_raw(&b, "}", 1);
+    return hv_buf_take(&b, NULL);
+}
+
 int
-pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, struct pgcmk_err *err)
+pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, char **auth, struct pgcmk_err *err)
 {
     struct hv_tok *e = pgcmk_xcalloc(1, sizeof(*e));
     struct hv_row *row;
@@ -536,7 +587,7 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, stru
         snprintf(token, sizeof(token), "%s", spec->id);
     } else {
         memcpy(token, "hvs.", 4);
-        hv_random_text(token + 4, 28);
+        hv_random_text2(token + 4, 28, e->t.accessor, 24);
     }
     hv_hash(token, e->t.hash);
     pthread_rwlock_rdlock(&hv_tok_lock);
@@ -548,7 +599,8 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, stru
                              "cannot create a token with a duplicate ID");
     }
     pthread_rwlock_unlock(&hv_tok_lock);
-    hv_random_text(e->t.accessor, 24);
+    if (e->t.accessor[0] == '\0')
+        hv_random_text(e->t.accessor, 24);
     snprintf(e->t.ns, sizeof(e->t.ns), "%s", spec->ns ? spec->ns : "");
     snprintf(e->t.parent, sizeof(e->t.parent), "%s",
              spec->parent_accessor ? spec->parent_accessor : "");
@@ -573,7 +625,7 @@ pgcmk_hv_token_issue(const struct pgcmk_hv_token_spec *spec, json_t **auth, stru
     e->t.expire_ms = ttl > 0 ? e->t.issue_ms + ttl * 1000 : 0;
     e->t.num_uses = spec->num_uses > 0 ? spec->num_uses : 0;
     e->t.renewable = spec->renewable && ttl > 0;
-    *auth = hv_auth_block(token, e);
+    *auth = hv_auth_text(token, e);
     row = hv_row_make(e);
     pthread_rwlock_wrlock(&hv_tok_lock);
     hv_tok_insert(e);
@@ -645,7 +697,8 @@ hv_tok_create(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int orphan)
     struct pgcmk_hv_token_spec spec;
     const char *pol[64];
     int n = 0;
-    json_t *p = rq->body ? json_object_get(rq->body, "policies") : NULL, *auth, *v;
+    json_t *p = rq->body ? json_object_get(rq->body, "policies") : NULL, *v;
+    char *auth;
     char buf[256], name[160], idbuf[64];
     const char *s;
     struct pgcmk_err err;
@@ -739,7 +792,7 @@ hv_tok_create(struct pgcmk_hv_req *rq, struct pgcmk_hv_resp *rs, int orphan)
         return pgcmk_hv_error(rs, 400, "%s", err.message);
     }
     memset(idbuf, 0, sizeof(idbuf));
-    rs->auth = auth;
+    rs->auth_text = auth;
     rs->status = 200;
     return 0;
 }

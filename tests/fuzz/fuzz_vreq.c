@@ -5,6 +5,8 @@
  * header lines, an empty line, and the body. Requests carry the root token unless a header names
  * another. Besides memory errors (ASan) and undefined behaviour (UBSan), it traps when an answer
  * breaks the pipeline's promises: a status in 200..599 other than 500, and a body that is JSON.
+ * It also checks the JSON writer of the hot paths (hv_buf_json) against json_dumps on every body
+ * that parses: the same bytes.
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (make fuzz) */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +18,7 @@
 #include "pgcmk/log.h"
 #include "pgcmk/store.h"
 #include "pgcmk/vaultapi.h"
+#include "vaultapi/internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -81,6 +84,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(rq.body);
         rq.body = pgcmk_xstrdup(p);
         rq.body_len = strlen(p);
+    }
+    if (rq.body) { /* hv_buf_json writes what json_dumps(JSON_COMPACT) writes */
+        json_t *v = json_loadb(rq.body, rq.body_len, JSON_DECODE_ANY, NULL);
+        char *want = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL, *got;
+        struct hv_buf b = {NULL, 0, 0};
+        size_t n;
+
+        if (want) {
+            hv_buf_json(&b, v);
+            got = hv_buf_take(&b, &n);
+            if (n != strlen(want) || memcmp(got, want, n) != 0)
+                __builtin_trap();
+            free(got);
+            free(want);
+        }
+        json_decref(v);
     }
     if (!have_token)
         pgcmk_req_add_header(&rq, "X-Vault-Token", PGCMK_HV_ROOT_TOKEN);

@@ -2,6 +2,8 @@
 auth enable approle; role with token_num_uses=0 secret_id_num_uses=0 period=5m; policies;
 role-id read; secret-id generate (write -f); login; the token reads and writes only what its
 policy allows. Then Vault's errors, secret ID limits on the virtual clock, accessors, deletes."""
+import threading
+
 import hvac
 import pytest
 import requests
@@ -106,6 +108,36 @@ def test_login_errors(client, daemon, vurl):
     assert r.status_code == 400 and r.json() == {"errors": ["invalid secret id"]}
 
 
+def test_login_follows_role_changes(client, daemon, vurl):
+    # a login reads the role as it is now: policies, TTL and metadata change between logins,
+    # alternating between two roles
+    client.auth.approle.create_or_update_approle("chg", token_policies=["a"], token_ttl="10m")
+    client.auth.approle.create_or_update_approle("chg2", token_policies=["z"])
+    ids = {n: (client.auth.approle.read_role_id(n)["data"]["role_id"],
+               client.auth.approle.generate_secret_id(n)["data"]["secret_id"])
+           for n in ("chg", "chg2")}
+
+    def login(name):
+        r = raw(daemon, vurl, "POST", "/v1/auth/approle/login", token=None,
+                json={"role_id": ids[name][0], "secret_id": ids[name][1]})
+        assert r.status_code == 200, r.text
+        return r.json()["auth"]
+
+    a = login("chg")
+    assert a["policies"] == ["a", "default"] and a["lease_duration"] == 600
+    assert login("chg2")["policies"] == ["default", "z"]
+    client.auth.approle.create_or_update_approle("chg", token_policies=["b", "c"], token_ttl="1m")
+    a = login("chg")
+    assert a["policies"] == ["b", "c", "default"] and a["lease_duration"] == 60
+    assert a["metadata"] == {"role_name": "chg"}
+    assert login("chg2")["policies"] == ["default", "z"]
+    r = raw(daemon, vurl, "DELETE", "/v1/auth/approle/role/chg")
+    assert r.status_code == 204
+    r = raw(daemon, vurl, "POST", "/v1/auth/approle/login", token=None,
+            json={"role_id": ids["chg"][0], "secret_id": ids["chg"][1]})
+    assert r.status_code == 400 and r.json() == {"errors": ["invalid role ID"]}
+
+
 def test_secret_id_limits_on_the_virtual_clock(client, daemon, vurl):
     client.auth.approle.create_or_update_approle("limited", secret_id_num_uses=2,
                                                       secret_id_ttl="10m")
@@ -174,3 +206,73 @@ def test_destroy_and_delete(client, daemon, vurl):
     # two secret IDs destroyed, one role deleted
     after = daemon.get("/emulator/stats").json()["events"]["VaultAuthChanged"]
     assert after == before + 3
+
+
+def test_acknowledged_logins_survive_sigkill(start_daemon):
+    # every token a login answered with is durable before the answer: SIGKILL in the middle of a
+    # burst of concurrent logins, then each acknowledged token still looks itself up after the
+    # restart, with the role's policies and metadata
+    d = start_daemon()
+    url = d.get("/emulator/info").json()["vault"]["address"]
+    c = hvac.Client(url=url, token=ROOT_TOKEN, verify=d.ca)
+    c.sys.enable_auth_method("approle")
+    r = raw(d, url, "POST", "/v1/auth/approle/role/kes-server",
+            json={"token_num_uses": 0, "secret_id_num_uses": 0, "period": "5m",
+                  "token_policies": ["kes-policy"]})
+    assert r.status_code == 204, r.text
+    role_id = c.auth.approle.read_role_id("kes-server")["data"]["role_id"]
+    secret_id = raw(d, url, "POST", "/v1/auth/approle/role/kes-server/secret-id").json()["data"][
+        "secret_id"]
+    body = {"role_id": role_id, "secret_id": secret_id}
+    total, threads_n, kill_after = 600, 4, 150
+    acked, lock, enough, errors = [], threading.Lock(), threading.Event(), []
+
+    def worker():
+        s = requests.Session()
+        s.verify, s.trust_env = d.ca, False
+        try:
+            for _ in range(total // threads_n):
+                try:
+                    r = s.post(url + "/v1/auth/approle/login", json=body, timeout=10)
+                except requests.RequestException as e:
+                    if not enough.is_set():
+                        errors.append(repr(e))
+                    return  # the daemon is gone
+                if r.status_code != 200:
+                    errors.append((r.status_code, r.text[:200]))
+                    return
+                with lock:
+                    acked.append(r.json()["auth"]["client_token"])
+                    if len(acked) >= kill_after:
+                        enough.set()
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    assert enough.wait(60), f"only {len(acked)} logins acknowledged; errors: {errors[:3]}"
+    d.proc.kill()  # SIGKILL in the middle of the burst
+    d.proc.wait()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    assert not errors, errors[:5]
+    with lock:
+        tokens = list(acked)
+    d.proc = None
+    d.start()
+    url = d.get("/emulator/info").json()["vault"]["address"]
+    s = requests.Session()
+    s.verify, s.trust_env = d.ca, False
+    lost = []
+    for tok in tokens:
+        r = s.get(url + "/v1/auth/token/lookup-self", headers={"X-Vault-Token": tok}, timeout=10)
+        if r.status_code != 200:
+            lost.append(r.status_code)
+    assert not lost, f"{len(lost)} of {len(tokens)} acknowledged tokens lost after SIGKILL"
+    data = s.get(url + "/v1/auth/token/lookup-self", headers={"X-Vault-Token": tokens[0]},
+                 timeout=10).json()["data"]
+    assert data["policies"] == ["default", "kes-policy"] and data["period"] == 300
+    assert data["meta"] == {"role_name": "kes-server"} and data["display_name"] == "approle"
+    s.close()

@@ -8,6 +8,7 @@
 #include "pgcmk/vaultapi.h"
 #include "t.h"
 #include "t_store.h"
+#include "vaultapi/internal.h"
 
 static void
 test_ns_norm(void)
@@ -158,6 +159,7 @@ test_tokens(void)
     struct pgcmk_err err;
     const char *pol[] = {"reader"};
     json_t *auth = NULL;
+    char *text = NULL;
     char tok[64];
 
     memset(&spec, 0, sizeof(spec));
@@ -166,7 +168,10 @@ test_tokens(void)
     spec.n_policies = 1;
     spec.ttl_s = 60;
     spec.renewable = 1;
-    CHECK(pgcmk_hv_token_issue(&spec, &auth, &err) == 0);
+    CHECK(pgcmk_hv_token_issue(&spec, &text, &err) == 0);
+    auth = json_loads(text, 0, NULL);
+    CHECK(auth != NULL);
+    pgcmk_secret_free(text, strlen(text));
     snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(auth, "client_token")));
     CHECK(json_integer_value(json_object_get(auth, "lease_duration")) == 60);
     CHECK(json_array_size(json_object_get(auth, "policies")) == 2); /* default, reader */
@@ -186,6 +191,49 @@ test_tokens(void)
     json_decref(auth);
 }
 
+/* hv_buf_json writes what json_dumps(JSON_COMPACT) writes: escapes, UTF-8, reals, nesting. */
+static void
+test_buf_json(void)
+{
+    static const char *const docs[] = {
+        "null",
+        "{}",
+        "[]",
+        "{\"a\":[1,-2,true,false,null,\"\"],\"b\":{\"c\":{}}}",
+        "[\"q\\\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\"]",
+        "[\"\\u00e9\\u2603\\ud83d\\ude00 <>&\"]",
+        "[1.5,-0.25,1e300,0.1,3.0,-9223372036854775808,9223372036854775807]",
+        "{\"z\":1,\"a\":2,\"m\":{\"y\":[{\"k\":\"v\"}]}}",
+    };
+
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), *got;
+        struct hv_buf b = {NULL, 0, 0};
+        size_t n;
+
+        CHECK(v != NULL && want != NULL);
+        hv_buf_json(&b, v);
+        got = hv_buf_take(&b, &n);
+        CHECK(n == strlen(want) && strcmp(got, want) == 0);
+        free(got);
+        free(want);
+        json_decref(v);
+    }
+    {
+        struct hv_buf b = {NULL, 0, 0};
+        char hex[9];
+
+        for (int i = 0; i < 300; i++) /* grows past the first block */
+            hv_buf_str(&b, "x\x01");
+        CHECK(b.n == 300 * 9);
+        hv_buf_free(&b);
+        CHECK(b.p == NULL);
+        hv_hex((const unsigned char *)"\x00\x9f\xa0\xff", 4, hex);
+        CHECK(strcmp(hex, "009fa0ff") == 0);
+    }
+}
+
 int
 main(void)
 {
@@ -194,6 +242,7 @@ main(void)
     test_ns_norm();
     test_mount_match();
     test_durations();
+    test_buf_json();
     pgcmk_clock_init();
     if (t_store_open(&err)) {
         fprintf(stderr, "store: %s\n", err.message);

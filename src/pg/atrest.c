@@ -367,7 +367,7 @@ atrest_start_fs(const char *db_id, const char *cipher, const char *mnt, const ch
                 while (len > 0 && out[len - 1] == '\n')
                     out[--len] = '\0';
                 nl = strrchr(out, '\n');
-                snprintf(last, sizeof(last), "%s", nl ? nl + 1 : out);
+                snprintf(last, sizeof(last), "%.*s", (int)sizeof(last) - 1, nl ? nl + 1 : out);
             }
             close(efd);
             return pgcmk_err_set(err, PGCMK_E_PGREAL_ATREST_MOUNT, db_id,

@@ -27,6 +27,9 @@ void pgcmk_secret_wipe_block(void *p);
  * malloc's, so blocks allocated before the call may be freed after it. */
 void pgcmk_secret_json_wipe(void);
 
+/* Lower-case hex of n bytes into out (2n characters plus NUL). */
+void pgcmk_hex(const unsigned char *in, size_t n, char *out);
+
 /* A random (v4) UUID in lower case, 36 characters plus NUL. */
 void pgcmk_uuid(char out[37]);
 

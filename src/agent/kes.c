@@ -64,18 +64,6 @@ pgcmk_kesc_api_key_seed(const char *s, unsigned char seed[32])
     return rc;
 }
 
-static void
-kc_hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* hex SHA-256 of a key's DER SubjectPublicKeyInfo: 0 or -1. */
 static int
 kc_spki_identity(EVP_PKEY *pk, char identity[PGCMK_KESC_ID_LEN])
@@ -87,7 +75,7 @@ kc_spki_identity(EVP_PKEY *pk, char identity[PGCMK_KESC_ID_LEN])
         return -1;
     pgcmk_sha256(der, (size_t)n, h);
     OPENSSL_free(der);
-    kc_hex(h, 32, identity);
+    pgcmk_hex(h, 32, identity);
     return 0;
 }
 

@@ -160,6 +160,18 @@ uuid_init(void)
         abort();
 }
 
+void
+pgcmk_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 /* A version 4 UUID: 122 random bits, the version nibble 4 and the variant bits 10. */
 void
 pgcmk_uuid(char out[37])

@@ -350,14 +350,9 @@ kmip_obj_eval(struct kmip_obj *o, int64_t now)
 static char *
 hex(const uint8_t *p, size_t n)
 {
-    static const char d[] = "0123456789abcdef";
     char *s = pgcmk_xmalloc(2 * n + 1);
 
-    for (size_t i = 0; i < n; i++) {
-        s[2 * i] = d[p[i] >> 4];
-        s[2 * i + 1] = d[p[i] & 15];
-    }
-    s[2 * n] = '\0';
+    pgcmk_hex(p, n, s);
     return s;
 }
 

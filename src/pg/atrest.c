@@ -251,14 +251,9 @@ struct atrest_hex {
 static int
 atrest_copy_hex(const unsigned char dek[PGCMK_AGENT_DEK_LEN], void *arg)
 {
-    static const char digits[] = "0123456789abcdef";
     struct atrest_hex *h = arg;
 
-    for (int i = 0; i < PGCMK_AGENT_DEK_LEN; i++) {
-        h->hex[2 * i] = digits[dek[i] >> 4];
-        h->hex[2 * i + 1] = digits[dek[i] & 15];
-    }
-    h->hex[ATREST_HEX_LEN] = '\0';
+    pgcmk_hex(dek, PGCMK_AGENT_DEK_LEN, h->hex);
     return 0;
 }
 

@@ -179,7 +179,7 @@ hash_secret(const char *ns, const char *mount, const char *secret, char out[65])
     snprintf(buf, n, "%s\x1f%s\x1f%s", ns, mount, secret);
     pgcmk_sha256(buf, strlen(buf), h);
     pgcmk_secret_free(buf, n);
-    hv_hex(h, sizeof(h), out);
+    pgcmk_hex(h, sizeof(h), out);
 }
 
 /* ---- store access ------------------------------------------------------------------------------

@@ -205,18 +205,6 @@ hv_buf_free(struct hv_buf *b)
     b->n = b->cap = 0;
 }
 
-void
-hv_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char hexd[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexd[in[i] >> 4];
-        out[2 * i + 1] = hexd[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* ---- answers -------------------------------------------------------------------------------- */
 
 int

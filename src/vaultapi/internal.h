@@ -28,8 +28,6 @@ void hv_buf_int(struct hv_buf *b, long long v);
 void hv_buf_json(struct hv_buf *b, const json_t *v); /* any value; NULL writes null */
 char *hv_buf_take(struct hv_buf *b, size_t *len);
 void hv_buf_free(struct hv_buf *b);
-/* Lower-case hex of n bytes into out (2n + 1 bytes with the NUL). */
-void hv_hex(const unsigned char *in, size_t n, char *out);
 
 /* The request log (core.c). */
 void hv_log_init(void);

@@ -36,7 +36,7 @@ hv_hash(const char *token, char out[65])
     unsigned char h[32];
 
     pgcmk_sha256(token, strlen(token), h);
-    hv_hex(h, sizeof(h), out);
+    pgcmk_hex(h, sizeof(h), out);
 }
 
 static unsigned

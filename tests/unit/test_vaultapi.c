@@ -229,7 +229,7 @@ test_buf_json(void)
         CHECK(b.n == 300 * 9);
         hv_buf_free(&b);
         CHECK(b.p == NULL);
-        hv_hex((const unsigned char *)"\x00\x9f\xa0\xff", 4, hex);
+        pgcmk_hex((const unsigned char *)"\x00\x9f\xa0\xff", 4, hex);
         CHECK(strcmp(hex, "009fa0ff") == 0);
     }
 }

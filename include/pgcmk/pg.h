@@ -72,6 +72,10 @@ int pgcmk_pg_set_password(const char *db_id, const char *login, const char *pass
                           struct pgcmk_err *err) PGCMK_WUR;
 /* The server's restart action: stop fast, start. */
 int pgcmk_pg_restart(const char *db_id, struct pgcmk_err *err) PGCMK_WUR;
+/* The resource's stop (held 1): stops the instance and keeps it down (the supervisor, access
+ * recovery and restarts of pgcmkd leave it stopped: <dir>/held); its start (held 0) removes the
+ * mark and starts it. */
+int pgcmk_pg_hold(const char *db_id, int held, struct pgcmk_err *err) PGCMK_WUR;
 /* A replica or standby becomes a primary (pg_promote); its slot on the old primary is dropped. */
 int pgcmk_pg_promote(const char *db_id, struct pgcmk_err *err) PGCMK_WUR;
 

@@ -58,6 +58,7 @@ struct inst {
     pid_t pid;
     enum inst_state state;
     int want_up;  /* 0: stopped on purpose, the supervisor leaves it down */
+    int held;     /* stopped by its resource (<dir>/held): down until pgcmk_pg_hold(.., 0) */
     int busy;     /* a create/start/stop/drop owns it */
     int mounted;  /* at rest: the data directory is on its gocryptfs mount */
     int restarts; /* crashes the supervisor restarted */
@@ -845,6 +846,10 @@ pg_inst_start(const char *db_id, struct pgcmk_err *err)
 
     if (i == NULL)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL, "%.200s has no instance", db_id);
+    if (i->held) { /* a stopped cluster stays down until its start */
+        inst_release(i);
+        return 0;
+    }
     pthread_mutex_lock(&inst_mu);
     i->want_up = 1;
     pthread_mutex_unlock(&inst_mu);
@@ -852,6 +857,28 @@ pg_inst_start(const char *db_id, struct pgcmk_err *err)
         rc = inst_spawn(i, err);
     inst_release(i);
     return rc;
+}
+
+int
+pgcmk_pg_hold(const char *db_id, int held, struct pgcmk_err *err)
+{
+    struct inst *i = inst_claim(db_id);
+    char mark[PATH_MAX + 8];
+
+    if (i == NULL)
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL, "%.200s has no instance", db_id);
+    pg_fmt(mark, sizeof(mark), "%s/held", i->dir);
+    if (held && inst_write_file(mark, "stopped by its resource\n", 0644, err)) {
+        inst_release(i);
+        return -1;
+    }
+    if (!held)
+        (void)unlink(mark);
+    i->held = held;
+    if (held)
+        inst_halt(i);
+    inst_release(i);
+    return held ? 0 : pg_inst_start(db_id, err);
 }
 
 int
@@ -1209,6 +1236,7 @@ pg_inst_init(struct pgcmk_err *err)
         struct inst *i = pgcmk_xcalloc(1, sizeof(*i));
         const char *s;
         struct pgcmk_err e;
+        char mark[PATH_MAX + 8];
 
         pg_fmt(i->db_id, sizeof(i->db_id), "%s", json_string_value(json_array_get(r, 0)));
         pg_fmt(i->slug, sizeof(i->slug), "%s", json_string_value(json_array_get(r, 1)));
@@ -1230,13 +1258,17 @@ pg_inst_init(struct pgcmk_err *err)
             continue;
         }
         i->state = ST_STOPPED;
-        i->want_up = 1;
+        pg_fmt(mark, sizeof(mark), "%s/held", i->dir);
+        i->held = access(mark, F_OK) == 0;
+        i->want_up = !i->held;
         i->busy = 1;
         pthread_mutex_lock(&inst_mu);
         i->next = inst_head;
         inst_head = i;
         pthread_mutex_unlock(&inst_mu);
-        if (inst_spawn(i, &e)) {
+        if (i->held)
+            LOG_INFO("pg %s: stopped by its resource: it stays down", i->slug);
+        else if (inst_spawn(i, &e)) {
             LOG_WARN("pg %s: does not start: %s", i->slug, e.message);
             i->state = ST_CRASHED;
             inst_retry_later(i);

@@ -327,7 +327,7 @@
       "--pg-at-rest: the database's DEK is not in memory (its key is revoked or not checked "      \
       "yet), "                                                                                     \
       "so its gocryptfs data directory stays unmounted and the instance stopped")                  \
-    X(PGCMK_E_PGREAL_ATREST_MOUNT, 500, "DataDirectoryMountFailed", "I",                           \
+    X(PGCMK_E_PGREAL_ATREST_MOUNT, 503, "DataDirectoryMountFailed", "I",                           \
       "--pg-at-rest: gocryptfs could not initialise or mount the data directory (its last line "   \
       "is in the message)")                                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \

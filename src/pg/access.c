@@ -101,10 +101,13 @@ acc_load(const char *db_id, struct acc_state *st, struct pgcmk_err *err)
             snprintf(detail + len, sizeof(detail) - len, " %s", d.reason);
         acc_one_line(st->detail, sizeof(st->detail), detail);
         snprintf(st->hint, sizeof(st->hint), "%s",
-                 d.kind == PG_SERVER
-                     ? "Restore the key's access in Azure Key Vault, then revalidate the key."
-                     : "Restore the key's access in Azure Key Vault; the cluster recovers by "
-                       "itself.");
+                 d.kind != PG_SERVER
+                     ? "Restore the key's access in Azure Key Vault; the cluster recovers by "
+                       "itself."
+                 : strcmp(st->code, pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED)) == 0
+                     ? "The key is accessible again: revalidate the key (re-create the server "
+                       "key) to bring the server back."
+                     : "Restore the key's access in Azure Key Vault, then revalidate the key.");
     }
     pg_db_release(&d);
     return 0;

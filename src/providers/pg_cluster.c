@@ -522,8 +522,14 @@ cluster_provision(const char *id, int created, struct pgcmk_err *err)
         if (!pgcmk_pg_real())
             rc = pg_rows_restore(s.id, d.id, d.last_check, &why);
     }
-    if (rc == 0)
-        rc = pg_real_create(&d, strrchr(id, '/') + 1, "citus", d.last_check, &why);
+    if (rc == 0 && pgcmk_pg_real()) {
+        json_t *body = NULL;
+
+        rc = pgcmk_arm_resource_get(db, id, &body, &why) > 0
+                 ? pg_real_create(&d, body, "citus", d.last_check, &why)
+                 : -1;
+        json_decref(body);
+    }
     pd = (struct provision_done){&d, rc == 0, &why};
     if (pgcmk_db_tx(db, provision_done_tx, &pd, err))
         rc = -1;
@@ -644,6 +650,12 @@ action_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         return pgcmk_err_set(err, PGCMK_E_PG_INACCESSIBLE, NULL,
                              "The cluster is inaccessible because it lost access to its "
                              "customer-managed key; restore access to the key first.");
+    }
+    if (state && strcmp(state, "Stopped") == 0 &&
+        (strcmp(a->action, "restart") == 0 || strcmp(a->action, "promote") == 0)) {
+        json_decref(body);
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                             "The cluster is stopped; start it before you %s it.", a->action);
     }
     if (strcmp(a->action, "stop") == 0) {
         json_object_set_new(p, "state", json_string("Stopped"));

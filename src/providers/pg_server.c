@@ -13,6 +13,7 @@
 #include "pgcmk/arm.h"
 #include "pgcmk/auth.h"
 #include "pgcmk/clock.h"
+#include "pgcmk/events.h"
 #include "pgcmk/log.h"
 #include "pgcmk/monitor.h"
 #include "pgcmk/pg.h"
@@ -436,6 +437,41 @@ out:
 
 /* ---- update ------------------------------------------------------------------------------- */
 
+/* A replica becomes a standalone server (`az postgres server replica stop`): replicationRole None,
+ * no master, its own replica capacity; it leaves its master's replicas (the master's role is None
+ * once it has none left) and keeps its key. After the commit, on this thread (before the
+ * answer), the listener of PG_EV_REPLICATION_STOPPED (postgres.c) gives it its own data: a copy
+ * of the master's rows (modeled) or the promotion of its standby (real). */
+static int
+server_stop_replication(struct pgcmk_db *db, struct pgcmk_arm_ctx *ctx, struct pg_db *d,
+                        struct pgcmk_err *err)
+{
+    json_t *p = json_object_get(ctx->body, "properties"), *left;
+    struct pgcmk_event ev = {.kind = PGCMK_EV_PG_ACCESS_CHANGED};
+    int n;
+
+    if (!d->relation || strcmp(d->relation, "replica") != 0 || !d->source_id)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.replicationRole",
+                             "The server '%.64s' is not a replica.", ctx->id.names[0]);
+    left = json_array();
+    n = replica_ids(db, d->source_id, left, err);
+    json_decref(left);
+    if (n < 0 ||
+        (n <= 1 && set_prop(db, d->source_id, "replicationRole", json_string("None"), err)))
+        return -1;
+    json_object_set_new(p, "replicationRole", json_string("None"));
+    json_object_set_new(p, "masterServerId", json_string(""));
+    json_object_set_new(p, "replicaCapacity", json_integer(5));
+    pg_set(&d->relation, "promoted"); /* keeps source_id: its lineage */
+    if (pg_db_save(db, d, err))
+        return -1;
+    ev.resource_id = d->id;
+    ev.version = PG_EV_REPLICATION_STOPPED;
+    ev.object_id = d->source_id;
+    pgcmk_events_publish(&ev); /* delivered once the write commits */
+    return 0;
+}
+
 static int
 server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
 {
@@ -445,6 +481,7 @@ server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
     json_t *merged, *prof, *ident = json_object_get(ctx->body, "identity");
     const char *itype = json_string_value(json_object_get(ident, "type"));
     int patch = strcmp(ctx->rq->method, "PATCH") == 0, changed = 0, rc = 0;
+    int stop_replication = 0;
     struct pg_db d;
 
     memset(&d, 0, sizeof(d));
@@ -476,12 +513,20 @@ server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
         !json_equal(json_object_get(ctx->body, "tags"), json_object_get(ctx->existing, "tags")))
         changed = 1;
     json_object_set_new(ctx->body, "properties", merged);
-    if (!json_equal(json_object_get(json_object_get(ctx->body, "properties"), "replicationRole"),
+    if (!json_equal(json_object_get(merged, "replicationRole"),
                     json_object_get(old, "replicationRole"))) {
-        rc = pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.replicationRole",
-                           "Changing replicationRole (stopping replication) is not supported by "
-                           "the emulator.");
-        goto out;
+        const char *from = json_string_value(json_object_get(old, "replicationRole"));
+        const char *to = json_string_value(json_object_get(merged, "replicationRole"));
+
+        /* `az postgres server replica stop`: PATCH {"properties":{"replicationRole":"None"}} */
+        stop_replication = pgcmk_streq_ci(from, "Replica") && pgcmk_streq_ci(to, "None");
+        if (!stop_replication) {
+            rc = pgcmk_err_set(err, PGCMK_E_INVALID_PARAMETER, "properties.replicationRole",
+                               "replicationRole can only change from Replica to None (stop "
+                               "replication), not from '%.32s' to '%.32s'.",
+                               from ? from : "", to ? to : "(not a string)");
+            goto out;
+        }
     }
     if (itype && !pgcmk_streq_ci(itype, "SystemAssigned") && !pgcmk_streq_ci(itype, "None")) {
         rc = pgcmk_err_set(err, PGCMK_E_INVALID_IDENTITY, "identity.type",
@@ -518,6 +563,8 @@ server_update(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
         pg_set(&d.principal_id, sa_principal(ctx->body));
         rc = pg_db_save(db, &d, err);
     }
+    if (rc == 0 && stop_replication)
+        rc = server_stop_replication(db, ctx, &d, err);
     /* real mode: the role's new SCRAM verifier, inside the write (a failure refuses it) */
     if (rc == 0 && json_is_string(json_object_get(in, "administratorLoginPassword")) &&
         pgcmk_pg_has(ctx->id_text))
@@ -796,8 +843,7 @@ server_provision(const char *id, int created, struct pgcmk_err *err)
         json_t *body = NULL;
 
         if (pgcmk_arm_resource_get(db, id, &body, &why) > 0)
-            rc = pg_real_create(&d, strrchr(id, '/') + 1, prop_str(body, "administratorLogin"),
-                                d.last_check, &why);
+            rc = pg_real_create(&d, body, prop_str(body, "administratorLogin"), d.last_check, &why);
         else
             rc = -1;
         json_decref(body);

@@ -127,9 +127,33 @@ pg_db_load(struct pgcmk_db *db, const char *id, struct pg_db *out, struct pgcmk_
     return rc;
 }
 
+/* 1 when d stays Inaccessible for a new reason (a single server whose key came back awaits its
+ * revalidation): the instance's refusal must name it. Real mode only. */
+static int
+lost_reason_changed(struct pgcmk_db *db, const struct pg_db *d)
+{
+    sqlite3_stmt *st;
+    int changed = 0;
+
+    if (!pgcmk_pg_real() || !d->access || strcmp(d->access, PG_ACCESS_LOST) != 0)
+        return 0;
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PG_GET);
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *access = (const char *)sqlite3_column_text(st, 14);
+        const char *code = (const char *)sqlite3_column_text(st, 15);
+
+        changed = access && strcmp(access, PG_ACCESS_LOST) == 0 &&
+                  strcmp(code ? code : "", d->reason_code ? d->reason_code : "") != 0;
+    }
+    pgcmk_db_done(st);
+    return changed;
+}
+
 int
 pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
 {
+    int new_reason = lost_reason_changed(db, d);
     sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_PG_PUT);
     int rc;
 
@@ -164,6 +188,14 @@ pg_db_save(struct pgcmk_db *db, const struct pg_db *d, struct pgcmk_err *err)
     pgcmk_db_done(st);
     if (rc != SQLITE_DONE)
         return pgcmk_db_fail(db, rc, "write database", err);
+    if (new_reason) { /* access.c rewrites the refusal once this commits */
+        struct pgcmk_event ev = {.kind = PGCMK_EV_PG_ACCESS_CHANGED};
+
+        ev.resource_id = d->id;
+        ev.version = "Inaccessible";
+        ev.key = d->reason_code;
+        pgcmk_events_publish(&ev);
+    }
     if (!d->provider)
         return 0;
     st = pgcmk_db_stmt(db, PGCMK_STMT_TDE_SET_PROVIDER);
@@ -479,13 +511,34 @@ pg_real_keep_password(const char *id, const char *password)
     pthread_mutex_unlock(&kept_lock);
 }
 
+/* The coordinator's (or the server's) FQDN as the resource reports it: NULL when absent. */
+static const char *
+real_fqdn(const json_t *body, int cluster)
+{
+    const json_t *p = json_object_get(body, "properties"), *sn, *v;
+    size_t i;
+
+    if (!cluster)
+        return json_string_value(json_object_get(p, "fullyQualifiedDomainName"));
+    sn = json_object_get(p, "serverNames");
+    json_array_foreach(sn, i, v) { /* the coordinator is "<name>-c", the first entry */
+        const char *n = json_string_value(json_object_get(v, "name"));
+        size_t len = n ? strlen(n) : 0;
+
+        if (len > 2 && strcmp(n + len - 2, "-c") == 0)
+            return json_string_value(json_object_get(v, "fullyQualifiedDomainName"));
+    }
+    return json_string_value(json_object_get(json_array_get(sn, 0), "fullyQualifiedDomainName"));
+}
+
 int
-pg_real_create(const struct pg_db *d, const char *name, const char *login, int64_t point_in_time,
+pg_real_create(const struct pg_db *d, const json_t *body, const char *login, int64_t point_in_time,
                struct pgcmk_err *err)
 {
     struct kept_password *k = kept_take(d->id);
     int cluster = d->kind == PG_CLUSTER, rc;
-    char fqdn[300], alias[300];
+    const char *fqdn = real_fqdn(body, cluster);
+    char alias[300] = "";
     struct pgcmk_pg_spec s;
 
     if (!pgcmk_pg_real()) {
@@ -493,9 +546,11 @@ pg_real_create(const struct pg_db *d, const char *name, const char *login, int64
             kept_free(k);
         return 0;
     }
-    /* the names the resource reports (serverNames[0] / fullyQualifiedDomainName) */
-    snprintf(fqdn, sizeof(fqdn), "%s%s.postgres.database.azure.com", cluster ? "c-" : "", name);
-    snprintf(alias, sizeof(alias), "%s%s.postgres.database.localhost", cluster ? "c-" : "", name);
+    /* the certificate names what the resource reports; the alias is its first label under
+     * .postgres.database.localhost */
+    if (fqdn)
+        snprintf(alias, sizeof(alias), "%.*s.postgres.database.localhost", (int)strcspn(fqdn, "."),
+                 fqdn);
     memset(&s, 0, sizeof(s));
     s.db_id = d->id;
     s.cluster = cluster;
@@ -506,10 +561,17 @@ pg_real_create(const struct pg_db *d, const char *name, const char *login, int64
     s.source_id = d->source_id;
     s.relation = d->source_id ? d->relation : NULL;
     s.point_in_time = point_in_time;
-    if (!d->source_id && (!login || !s.admin_password))
-        rc = pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL,
-                           "The administrator login of '%.300s' is not known any more (was pgcmkd "
-                           "restarted during the creation?).",
+    if (!fqdn || !*fqdn)
+        rc = pgcmk_err_set(err, PGCMK_E_PGREAL_START, NULL,
+                           "The server '%.300s' reports no fullyQualifiedDomainName to serve "
+                           "its certificate under.",
+                           d->id);
+    else if (!d->source_id && (!login || !s.admin_password))
+        rc = pgcmk_err_set(err, PGCMK_E_PGREAL_START, "administratorLoginPassword",
+                           "The PostgreSQL server of '%.300s' cannot start: its administrator "
+                           "password is not known (it was not given, or pgcmkd restarted during "
+                           "the creation). Delete the resource and create it again with "
+                           "administratorLoginPassword.",
                            d->id);
     else
         rc = pgcmk_pg_create(&s, err);
@@ -574,7 +636,13 @@ pg_real_action_job(void *arg, struct pgcmk_lro_result *out)
     if (pgcmk_pg_real() && pgcmk_pg_has(a->id)) {
         if (strcmp(a->action, "restart") == 0)
             rc = pgcmk_pg_restart(a->id, &out->err);
-        else if (strcmp(a->action, "promote") == 0)
+        else if (strcmp(a->action, "stop") == 0 || strcmp(a->action, "start") == 0) {
+            rc = pgcmk_pg_hold(a->id, strcmp(a->action, "stop") == 0, &out->err);
+            if (rc && out->err.code == PGCMK_E_PGREAL_ATREST_NOKEY) {
+                rc = 0; /* at rest without the key: access recovery starts it */
+                memset(&out->err, 0, sizeof(out->err));
+            }
+        } else if (strcmp(a->action, "promote") == 0)
             rc = pgcmk_pg_promote(a->id, &out->err);
     }
     if (rc)
@@ -584,11 +652,33 @@ pg_real_action_job(void *arg, struct pgcmk_lro_result *out)
     pg_real_action_free(a);
 }
 
+/* A single server's replica stopped replicating (server_stop_replication): after the commit. */
+static void
+replication_stopped(const struct pgcmk_event *ev, void *arg)
+{
+    struct pgcmk_err err = {0};
+
+    (void)arg;
+    if (ev->kind != PGCMK_EV_PG_ACCESS_CHANGED || !ev->resource_id || !ev->version ||
+        strcmp(ev->version, PG_EV_REPLICATION_STOPPED) != 0)
+        return;
+    if (pgcmk_pg_real()) {
+        if (pgcmk_pg_has(ev->resource_id) && pgcmk_pg_promote(ev->resource_id, &err))
+            LOG_ERR("pg: %s: the promotion of the former replica failed: %s", ev->resource_id,
+                    err.message);
+    } else if (ev->object_id &&
+               pg_rows_restore(ev->object_id, ev->resource_id, pgcmk_clock_now(), &err)) {
+        LOG_WARN("replica stop %s: %s", ev->resource_id, err.message);
+    }
+}
+
 /* ---- start ------------------------------------------------------------------------------ */
 
 void
 pg_core_register(void)
 {
+    if (pgcmk_events_subscribe(replication_stopped, NULL))
+        LOG_ERR("pg: no room for the replica-stop subscriber");
     pgcmk_tde_register();
     pgcmk_reconcile_register();
     pgcmk_pgdata_register();

@@ -104,20 +104,25 @@ json_t *pg_get_ci(const json_t *obj, const char *key);
  * worker made the instance (pg_real_create takes and wipes it). No-op in modeled mode. */
 void pg_real_keep_password(const char *id, const char *password);
 /* On the worker, once the DEK is provisioned: the instance of d (a cluster coordinator or a
- * single server), named by the resource's name, with admin login (NULL for copies: their data
+ * single server), under the FQDN its body reports (fullyQualifiedDomainName, the coordinator's
+ * serverNames entry), with admin login (NULL for copies: their data
  * carries the roles) and the password kept by pg_real_keep_password; point_in_time for
  * restores. 0 in modeled mode; -1 with err when the instance could not be made. */
-int pg_real_create(const struct pg_db *d, const char *name, const char *login,
+int pg_real_create(const struct pg_db *d, const json_t *body, const char *login,
                    int64_t point_in_time, struct pgcmk_err *err) PGCMK_WUR;
 /* After a delete (or a failed create removed): the instance and the kept password go. */
 void pg_real_drop(const char *id);
 /* The LRO job of an action on a database in real mode: "restart" -> pgcmk_pg_restart,
- * "promote" -> pgcmk_pg_promote; other actions and modeled mode succeed at once. arg is a
- * pg_real_action_new() value (freed by the job). */
+ * "promote" -> pgcmk_pg_promote, "stop"/"start" -> pgcmk_pg_hold; other actions and modeled mode
+ * succeed at once. arg is a pg_real_action_new() value (freed by the job). */
 void *pg_real_action_new(const char *id, const char *action);
 void pg_real_action_job(void *arg, struct pgcmk_lro_result *out);
 /* Frees a pg_real_action_new() value whose job was not started (NULL allowed). */
 void pg_real_action_free(void *arg);
+/* The version of the PGCMK_EV_PG_ACCESS_CHANGED event a single server's replica stop publishes
+ * (resource_id the replica, object_id its former master): once the write committed, its own data
+ * (modeled: the master's rows copied; real: its standby promoted). */
+#define PG_EV_REPLICATION_STOPPED "ReplicationStopped"
 
 /* Init, before the server starts: the routes (explain, lineage, settle, data plane). */
 void pg_core_register(void);

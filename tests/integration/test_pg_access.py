@@ -188,7 +188,11 @@ def test_server_refuses_until_the_key_is_revalidated(real_daemon):
     v.set_key(kid, enabled=True)
     settle(d)
     wait_state(d, rid, "Inaccessible")
-    refused(d, rid, SERVER_PASSWORD, FATAL)
+    # the refusal names the current reason: awaiting the revalidation, not the disabled key
+    text, _ = refused(d, rid, SERVER_PASSWORD, "ServerKeyRevalidationRequired")
+    assert FATAL in text and "AzureKeyVaultKeyDisabled" not in text, text
+    assert "HINT:  The key is accessible again: revalidate the key (re-create the server key)" \
+        in text, text
     set_server_key(d, rg, name, kid)
     wait_state(d, rid, "Ready")
     conn = poll_connect(d, rid, password=SERVER_PASSWORD)

@@ -439,9 +439,10 @@ out:
 
 /* A replica becomes a standalone server (`az postgres server replica stop`): replicationRole None,
  * no master, its own replica capacity; it leaves its master's replicas (the master's role is None
- * once it has none left) and keeps its key. After the commit, on this thread (before the
- * answer), the listener of PG_EV_REPLICATION_STOPPED (postgres.c) gives it its own data: a copy
- * of the master's rows (modeled) or the promotion of its standby (real). */
+ * once it has none left) and keeps its key. After the commit the listener of
+ * PG_EV_REPLICATION_STOPPED (postgres.c) gives it its own data: a copy of the master's rows
+ * (modeled, before the answer) or the promotion of its standby (real, on a worker: writes work
+ * once it left recovery, about a second later). */
 static int
 server_stop_replication(struct pgcmk_db *db, struct pgcmk_arm_ctx *ctx, struct pg_db *d,
                         struct pgcmk_err *err)

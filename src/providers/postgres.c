@@ -18,6 +18,7 @@
 #include "pgcmk/reconcile.h"
 #include "pgcmk/tde.h"
 #include "pgcmk/vault.h"
+#include "pgcmk/work.h"
 #include "providers/postgres.h"
 
 static pg_render_fn pg_renderers[PG_KINDS];
@@ -652,6 +653,19 @@ pg_real_action_job(void *arg, struct pgcmk_lro_result *out)
     pg_real_action_free(a);
 }
 
+/* Real mode, on a worker: the former replica's standby leaves recovery and takes its own first
+ * base backup (seconds: never on the HTTP thread). */
+static void
+promote_job(void *arg)
+{
+    char *id = arg;
+    struct pgcmk_err err = {0};
+
+    if (pgcmk_pg_has(id) && pgcmk_pg_promote(id, &err))
+        LOG_ERR("pg: %s: the promotion of the former replica failed: %s", id, err.message);
+    free(id);
+}
+
 /* A single server's replica stopped replicating (server_stop_replication): after the commit. */
 static void
 replication_stopped(const struct pgcmk_event *ev, void *arg)
@@ -663,9 +677,7 @@ replication_stopped(const struct pgcmk_event *ev, void *arg)
         strcmp(ev->version, PG_EV_REPLICATION_STOPPED) != 0)
         return;
     if (pgcmk_pg_real()) {
-        if (pgcmk_pg_has(ev->resource_id) && pgcmk_pg_promote(ev->resource_id, &err))
-            LOG_ERR("pg: %s: the promotion of the former replica failed: %s", ev->resource_id,
-                    err.message);
+        pgcmk_work_submit(promote_job, pgcmk_xstrdup(ev->resource_id));
     } else if (ev->object_id &&
                pg_rows_restore(ev->object_id, ev->resource_id, pgcmk_clock_now(), &err)) {
         LOG_WARN("replica stop %s: %s", ev->resource_id, err.message);

@@ -121,7 +121,8 @@ void pg_real_action_job(void *arg, struct pgcmk_lro_result *out);
 void pg_real_action_free(void *arg);
 /* The version of the PGCMK_EV_PG_ACCESS_CHANGED event a single server's replica stop publishes
  * (resource_id the replica, object_id its former master): once the write committed, its own data
- * (modeled: the master's rows copied; real: its standby promoted). */
+ * (modeled: the master's rows copied before the answer; real: its standby promoted on a
+ * worker). */
 #define PG_EV_REPLICATION_STOPPED "ReplicationStopped"
 
 /* Init, before the server starts: the routes (explain, lineage, settle, data plane). */

@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from conftest import assert_arm_error, new_name
+from conftest import assert_arm_error, new_name, poll_until
 from pgreal import (SERVER_PASSWORD, cmk_cluster, connect, needs_postgres, poll_connect, query,
                     real_daemon, start_real, state_of, wait_state, _psycopg2)  # noqa: F401
 from pgtools import (CL_AV, SRV_AV, cluster_body, cluster_id, cmk_setup, create_server, data_url,
@@ -147,7 +147,9 @@ def test_replica_stop_promotes_the_standby_real(real_daemon):
     assert_arm_error(d.put(data_url(repid, "x"), json={"value": 1}), 409, "Conflict")
     stop_replication(d, repid)
     with closing(poll_connect(d, repid, password=SERVER_PASSWORD)) as conn:
-        assert query(conn, "SELECT pg_is_in_recovery()") == [(False,)]
+        # the promotion runs on a worker after the answer
+        poll_until(lambda: query(conn, "SELECT pg_is_in_recovery()") == [(False,)],
+                   timeout=30, what="the former replica to leave recovery")
         query(conn, "CREATE TABLE standalone (v int)")
         query(conn, "INSERT INTO standalone VALUES (1)")
     check_standalone(d, rg, name, rep, repid)

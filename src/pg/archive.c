@@ -40,6 +40,10 @@
 #define ARCH_MAX_CONNS   32
 #define ARCH_MAP_TICK_MS 1000
 #define ARCH_RECOVERY_MS 120000 /* a restore's replay up to its target */
+#define ARCH_DAY_MS      (24LL * 3600 * 1000)
+#define ARCH_BACKUP_MS   ARCH_DAY_MS /* a base backup per day of virtual time */
+#define ARCH_RETRY_MS    60000       /* wall time before a failed scheduled backup is retried */
+#define ARCH_WAL_SEG     (16ull << 20)
 
 static pthread_mutex_t arch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t arch_cond = PTHREAD_COND_INITIALIZER;
@@ -321,10 +325,9 @@ arch_on_clock(int64_t now_ms, void *arg)
         arch_clock_offset = pgcmk_clock_offset();
         arch_clock_frozen = pgcmk_clock_frozen();
         arch_clock_frozen_at = pgcmk_clock_frozen_at();
-    } else {
-        arch_map_wake = 1;
-        pthread_cond_broadcast(&arch_cond);
     }
+    arch_map_wake = 1; /* the thread takes the backups that fell due and prunes */
+    pthread_cond_broadcast(&arch_cond);
     pthread_mutex_unlock(&arch_lock);
     if (before >= 0)
         arch_map_record_all(before, 1, 0);
@@ -357,6 +360,8 @@ arch_check_promoted(void)
     json_decref(ids);
 }
 
+static void arch_schedule_all(void);
+
 static void *
 arch_map_main(void *arg)
 {
@@ -376,6 +381,7 @@ arch_map_main(void *arg)
         pthread_mutex_unlock(&arch_lock);
         arch_map_record_all(-1, 0, 1);
         arch_check_promoted();
+        arch_schedule_all();
         pthread_mutex_lock(&arch_lock);
     }
     pthread_mutex_unlock(&arch_lock);
@@ -1390,6 +1396,19 @@ arch_delete_rows(const char *db_id, enum pgcmk_stmt id)
         LOG_WARN("pg: %s: %s", db_id, err.message);
 }
 
+static void
+arch_delete_rows_before(const char *db_id, enum pgcmk_stmt id, int64_t at_ms)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, id);
+    struct pgcmk_err err;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at_ms);
+    if (pgcmk_db_each(db, st, NULL, NULL, "prune an archive", &err) < 0)
+        LOG_WARN("pg: %s: %s", db_id, err.message);
+}
+
 void
 pg_archive_drop(const char *db_id)
 {
@@ -1407,6 +1426,203 @@ pg_archive_drop(const char *db_id)
     arch_delete_rows(db_id, PGCMK_STMT_PGARCH_BACKUP_DEL);
 }
 
+/* ---- the backup schedule and the retention window ------------------------------------------ */
+
+/* One integer of a one-row statement with db_id as ?1 (and at_ms as ?2 when at_ms >= 0): 1 with
+ * *v (and *v2 from the second column when v2 is not NULL), 0 when no row or NULL, -1. */
+static int
+arch_int_row(enum pgcmk_stmt id, const char *db_id, int64_t at_ms, int64_t *v, int64_t *v2)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, id);
+    struct pgcmk_err err;
+    int rc;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    if (at_ms >= 0)
+        sqlite3_bind_int64(st, 2, at_ms);
+    rc = pgcmk_db_step(db, st, "read the backups", &err);
+    if (rc == 1 && sqlite3_column_type(st, 0) == SQLITE_NULL)
+        rc = 0;
+    if (rc == 1) {
+        *v = sqlite3_column_int64(st, 0);
+        if (v2)
+            *v2 = sqlite3_column_int64(st, 1);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
+/* The start of db_id's retention window at now: backupRetentionDays of a single server (7 by
+ * default), 35 days for a cluster. */
+static int64_t
+arch_window_start(const char *db_id, int64_t now)
+{
+    int64_t days = 0;
+
+    if (arch_int_row(PGCMK_STMT_PGARCH_RETENTION, db_id, -1, &days, NULL) != 1 || days <= 0)
+        days = 7;
+    return now - days * ARCH_DAY_MS;
+}
+
+int
+pgcmk_pg_earliest_restore(const char *db_id, int64_t *out)
+{
+    int64_t first = 0, n = 0, w = arch_window_start(db_id, pgcmk_clock_now());
+
+    if (arch_int_row(PGCMK_STMT_PGARCH_BACKUP_FIRST, db_id, -1, &first, &n) != 1 || n == 0)
+        return -1;
+    *out = first > w ? first : w;
+    return 0;
+}
+
+/* The archived WAL file's segment number (16 MiB segments), or -1 for a history file or a name
+ * that is not a WAL file's. */
+static int64_t
+arch_wal_segno(const char *name)
+{
+    char log[9], seg[9];
+    size_t i;
+
+    if (strlen(name) < 24 || strstr(name, ".history"))
+        return -1;
+    for (i = 0; i < 24; i++)
+        if (!strchr("0123456789ABCDEF", name[i]))
+            return -1;
+    memcpy(log, name + 8, 8);
+    memcpy(seg, name + 16, 8);
+    log[8] = seg[8] = '\0';
+    return (int64_t)(strtoull(log, NULL, 16) * (0x100000000ull / ARCH_WAL_SEG) +
+                     strtoull(seg, NULL, 16));
+}
+
+/* Removes what no restore inside the window needs: base backups older than the newest one at or
+ * before the window's start (the base), archived WAL before the base's start, map rows before
+ * it. Nothing goes while no backup is that old. */
+static void
+arch_prune(const char *db_id, int64_t now)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pg_inst_info info;
+    struct pgcmk_err err;
+    int64_t base_at = 0, base_lsn = 0, keep_seg;
+    json_t *files = json_array(), *v;
+    char dir[PATH_MAX], path[PATH_MAX];
+    sqlite3_stmt *st;
+    struct dirent *e;
+    size_t i;
+    DIR *d;
+
+    if (pg_inst_info(db_id, &info) || !pga_slug_ok(info.slug) ||
+        arch_int_row(PGCMK_STMT_PGARCH_BACKUP_BASE, db_id, arch_window_start(db_id, now), &base_at,
+                     &base_lsn) != 1) {
+        json_decref(files);
+        return;
+    }
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_BACKUP_OLDER);
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, base_at);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_text, files, "list old backups", &err) < 0) {
+        json_decref(files);
+        return;
+    }
+    json_array_foreach(files, i, v) {
+        pg_fmt(path, sizeof(path), "%s/backups/%s/%s", pg_root_dir(), info.slug,
+               json_string_value(v));
+        if (unlink(path) && errno != ENOENT)
+            LOG_WARN("pg: %s: removing %s: %s", db_id, path, strerror(errno));
+    }
+    if (json_array_size(files))
+        LOG_INFO("pg: %s: %zu base backups older than the retention window removed", db_id,
+                 json_array_size(files));
+    json_decref(files);
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_BACKUP_PRUNE, base_at);
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_MAP_PRUNE, base_at);
+    keep_seg = (int64_t)((uint64_t)base_lsn / ARCH_WAL_SEG);
+    pg_fmt(dir, sizeof(dir), "%s/archive/%s", pg_root_dir(), info.slug);
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        int64_t segno = arch_wal_segno(e->d_name);
+
+        if (segno >= 0 && segno < keep_seg &&
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+            unlink(path);
+    }
+    closedir(d);
+}
+
+/* The resource's earliestRestoreTime (cluster) or earliestRestoreDate (single server) follows
+ * what is restorable, rewritten when it is a minute or more off. */
+static void
+arch_publish_earliest(const char *db_id)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pgcmk_err err;
+    int64_t earliest, shown = 0;
+    char t[PGCMK_TIME_LEN];
+    sqlite3_stmt *st;
+    int rc;
+
+    if (pgcmk_pg_earliest_restore(db_id, &earliest))
+        return;
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_EARLIEST_GET);
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    rc = pgcmk_db_step(db, st, "read earliestRestoreTime", &err);
+    if (rc == 1 && (sqlite3_column_type(st, 0) == SQLITE_NULL ||
+                    pgcmk_time_parse((const char *)sqlite3_column_text(st, 0), &shown)))
+        rc = 0;
+    pgcmk_db_done(st);
+    if (rc != 1 || (shown - earliest < 60000 && earliest - shown < 60000))
+        return;
+    pgcmk_time_format(earliest, t);
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_EARLIEST_SET);
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t, -1, SQLITE_TRANSIENT);
+    if (pgcmk_db_each(db, st, NULL, NULL, "update earliestRestoreTime", &err) < 0)
+        LOG_WARN("pg: %s: %s", db_id, err.message);
+}
+
+/* Run by the map's thread on every tick and clock change: a base backup of each running,
+ * accessible primary whose last one is a day of virtual time old or more, then pruning. */
+static void
+arch_schedule_all(void)
+{
+    static json_t *failed; /* db_id -> wall ms of its last failed scheduled backup */
+    json_t *ids = arch_archived_dbs(), *v;
+    struct timespec ts;
+    size_t i;
+
+    if (failed == NULL)
+        failed = json_object();
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        int64_t now = pgcmk_clock_now(), last = 0, wall;
+        unsigned char dek[PGA_KEY_LEN];
+        struct pg_inst_info info;
+        struct pgcmk_err err;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (arch_int_row(PGCMK_STMT_PGARCH_BACKUP_LAST, id, -1, &last, NULL) == 1 &&
+            now - last >= ARCH_BACKUP_MS && pg_inst_info(id, &info) == 0 && info.pid != 0 &&
+            !arch_is_replica(id) &&
+            wall - json_integer_value(json_object_get(failed, id)) >= ARCH_RETRY_MS &&
+            arch_dek(id, dek) == 0) { /* without the DEK nothing can be sealed: no backup */
+            OPENSSL_cleanse(dek, sizeof(dek));
+            pgcmk_err_clear(&err);
+            if (pg_archive_backup(id, &err)) {
+                LOG_WARN("pg: %s: scheduled base backup: %s", id, err.message);
+                json_object_set_new(failed, id, json_integer(wall));
+            } else
+                json_object_del(failed, id);
+        }
+        arch_prune(id, pgcmk_clock_now());
+        arch_publish_earliest(id);
+    }
+    json_decref(ids);
+}
+
 json_t *
 pg_archive_describe(const char *db_id)
 {
@@ -1415,16 +1631,17 @@ pg_archive_describe(const char *db_id)
     struct pgcmk_err err;
     json_t *o = json_object();
     char t[PGCMK_TIME_LEN];
+    int64_t earliest;
 
     sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
     if (pgcmk_db_step(db, st, "read the backups", &err) == 1) {
         json_object_set_new(o, "backups", json_integer(sqlite3_column_int64(st, 1)));
-        if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            pgcmk_time_format(sqlite3_column_int64(st, 0), t);
-            json_object_set_new(o, "earliestRestoreTime", json_string(t));
-        }
     }
     pgcmk_db_done(st);
+    if (pgcmk_pg_earliest_restore(db_id, &earliest) == 0) {
+        pgcmk_time_format(earliest, t);
+        json_object_set_new(o, "earliestRestoreTime", json_string(t));
+    }
     json_object_set_new(o, "encryption", json_string("AES-256-GCM under the database's DEK"));
     return o;
 }

@@ -58,6 +58,19 @@ static int64_t arch_clock_offset, arch_clock_frozen_at;
 static int arch_clock_frozen;
 static int arch_map_wake;
 
+/* The clock's epochs since the daemon started: between two changes virtual time = wall time +
+ * offset, so a virtual time strictly inside a running epoch has an exact wall time, the one
+ * PostgreSQL's commit records carry (a restore's recovery_target_time). A ring: the oldest go. */
+#define ARCH_EPOCHS       256
+#define ARCH_EPOCH_MARGIN 50 /* ms around a change where the epoch of a time is uncertain */
+
+struct arch_epoch {
+    int64_t start, end, offset; /* virtual [start, end); end INT64_MAX while current */
+    int frozen;
+};
+static struct arch_epoch arch_epochs[ARCH_EPOCHS];
+static unsigned arch_nepochs; /* epochs ever begun (the ring holds the last ARCH_EPOCHS) */
+
 /* ---- small helpers --------------------------------------------------------------------------- */
 
 static int
@@ -300,6 +313,43 @@ arch_map_record_all(int64_t before_ms, int force, int tick)
     pthread_mutex_unlock(&arch_map_mu);
 }
 
+/* Under arch_lock: the current epoch ends at end_ms (virtual, the old offset's), a new one
+ * begins now. */
+static void
+arch_epoch_begin(int64_t end_ms)
+{
+    if (arch_nepochs > 0)
+        arch_epochs[(arch_nepochs - 1) % ARCH_EPOCHS].end = end_ms;
+    arch_epochs[arch_nepochs % ARCH_EPOCHS] =
+        (struct arch_epoch){pgcmk_clock_now(), INT64_MAX, arch_clock_offset, arch_clock_frozen};
+    arch_nepochs++;
+}
+
+/* The wall time (ms) of virtual time at_ms: 0 when exactly one known epoch holds it, well inside
+ * and running; -1 otherwise (frozen, near or across a change, before the daemon started). */
+static int
+arch_wall_of(int64_t at_ms, int64_t *wall_ms)
+{
+    unsigned i, first, hits = 0;
+    int ok = 0;
+
+    pthread_mutex_lock(&arch_lock);
+    first = arch_nepochs > ARCH_EPOCHS ? arch_nepochs - ARCH_EPOCHS : 0;
+    for (i = first; i < arch_nepochs; i++) {
+        const struct arch_epoch *e = &arch_epochs[i % ARCH_EPOCHS];
+
+        if (at_ms < e->start - ARCH_EPOCH_MARGIN ||
+            (e->end != INT64_MAX && at_ms >= e->end + ARCH_EPOCH_MARGIN))
+            continue;
+        hits++;
+        ok = !e->frozen && at_ms > e->start + ARCH_EPOCH_MARGIN &&
+             (e->end == INT64_MAX || at_ms < e->end - ARCH_EPOCH_MARGIN);
+        *wall_ms = at_ms - e->offset;
+    }
+    pthread_mutex_unlock(&arch_lock);
+    return hits == 1 && ok ? 0 : -1;
+}
+
 /* The clock's listener: a change (set, advance, freeze, resume) records every instance's
  * position at the virtual time just before the change and at the new time, before the change's
  * answer goes back; a tick only wakes the map's thread. */
@@ -326,6 +376,7 @@ arch_on_clock(int64_t now_ms, void *arg)
         arch_clock_offset = pgcmk_clock_offset();
         arch_clock_frozen = pgcmk_clock_frozen();
         arch_clock_frozen_at = pgcmk_clock_frozen_at();
+        arch_epoch_begin(before);
     }
     arch_map_wake = 1; /* the thread takes the backups that fell due and prunes */
     pthread_cond_broadcast(&arch_cond);
@@ -686,6 +737,7 @@ pg_archive_start(struct pgcmk_err *err)
     arch_clock_offset = pgcmk_clock_offset();
     arch_clock_frozen = pgcmk_clock_frozen();
     arch_clock_frozen_at = pgcmk_clock_frozen_at();
+    arch_epoch_begin(pgcmk_clock_now());
     pthread_mutex_unlock(&arch_lock);
     if (pthread_create(&arch_accept_thr, NULL, arch_accept_main, NULL)) {
         close(fd);
@@ -988,6 +1040,11 @@ arch_archive_through(const char *db_id, struct pgcmk_err *err)
     char *seg, *a;
     int waited = 0;
 
+    /* a commit record stamped now: a recovery_target_time before now always finds its end */
+    a = arch_exec_text(db_id, "SELECT txid_current()::text AS x", NULL, 0, "x", err);
+    if (a == NULL)
+        return -1;
+    free(a);
     a = arch_exec_text(db_id, "SELECT pg_create_restore_point('pgcmk')::text AS l", NULL, 0, "l",
                        err);
     if (a == NULL)
@@ -1123,7 +1180,7 @@ arch_write_pg_file(const char *data_dir, const char *name, const char *text)
 /* postgresql.auto.conf of the restored directory: the source's lines without the recovery and
  * replication settings, then the restore's. */
 static int
-arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn)
+arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn, int64_t wall_ms)
 {
     static const char *const drop[] = {"restore_command", "recovery_target", "primary_conninfo",
                                        "primary_slot_name", "archive_"};
@@ -1153,16 +1210,33 @@ arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn)
         }
     }
     free(old);
-    pga_lsn_format(lsn, target, sizeof(target));
-    snprintf(text + strlen(text), cap - strlen(text),
-             "# pgcmk restore: the source's encrypted archive, up to the WAL position recorded\n"
-             "# for the requested virtual time (not a wall-clock timestamp)\n"
-             "restore_command = '%s'\n"
-             "recovery_target_lsn = '%s'\n"
-             "recovery_target_inclusive = off\n"
-             "recovery_target_action = 'promote'\n"
-             "recovery_target_timeline = 'latest'\n",
-             cmd, target);
+    if (wall_ms >= 0) {
+        time_t sec = (time_t)(wall_ms / 1000);
+        struct tm tm;
+
+        gmtime_r(&sec, &tm);
+        strftime(target, sizeof(target), "%Y-%m-%d %H:%M:%S", &tm);
+        snprintf(text + strlen(text), cap - strlen(text),
+                 "# pgcmk restore: the source's encrypted archive, up to the commits of the\n"
+                 "# requested virtual time (its wall time: the clock ran with one offset then)\n"
+                 "restore_command = '%s'\n"
+                 "recovery_target_time = '%s.%03d999+00'\n"
+                 "recovery_target_inclusive = on\n"
+                 "recovery_target_action = 'promote'\n"
+                 "recovery_target_timeline = 'latest'\n",
+                 cmd, target, (int)(wall_ms % 1000));
+    } else {
+        pga_lsn_format(lsn, target, sizeof(target));
+        snprintf(text + strlen(text), cap - strlen(text),
+                 "# pgcmk restore: the source's encrypted archive, up to the WAL position\n"
+                 "# recorded for the requested virtual time (not a wall-clock timestamp)\n"
+                 "restore_command = '%s'\n"
+                 "recovery_target_lsn = '%s'\n"
+                 "recovery_target_inclusive = off\n"
+                 "recovery_target_action = 'promote'\n"
+                 "recovery_target_timeline = 'latest'\n",
+                 cmd, target);
+    }
     rc = arch_write_pg_file(data_dir, "postgresql.auto.conf", text);
     free(text);
     if (rc == 0)
@@ -1181,6 +1255,7 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
     char file[128], name[128], path[PATH_MAX];
     const char *tar_argv[] = {"tar", "-x", "-f", "-", "-C", data_dir, NULL};
     uint64_t lsn = 0;
+    int64_t wall = -1;
     int p[2], rc, found;
     pthread_t t;
 
@@ -1241,11 +1316,19 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
                              s->source_id, f.why);
     if (rc)
         return -1;
-    if (arch_recovery_conf(data_dir, src.slug, lsn))
+    if (!src.pid || arch_wall_of(s->point_in_time, &wall) || wall <= 0)
+        wall = -1; /* frozen or changed around it, or no commit after it: the map's position */
+    if (arch_recovery_conf(data_dir, src.slug, lsn, wall))
         return pgcmk_err_set(err, PGCMK_E_PGARCH_FAILED, NULL,
                              "cannot write the recovery settings of the restore");
-    LOG_INFO("pg: %s: restored %s of %s; recovery stops before %llX/%llX", s->db_id, file,
-             s->source_id, (unsigned long long)(lsn >> 32), (unsigned long long)(lsn & 0xffffffff));
+    if (wall >= 0)
+        LOG_INFO("pg: %s: restored %s of %s; recovery stops after the commits of wall time %lld "
+                 "ms",
+                 s->db_id, file, s->source_id, (long long)wall);
+    else
+        LOG_INFO("pg: %s: restored %s of %s; recovery stops before %llX/%llX", s->db_id, file,
+                 s->source_id, (unsigned long long)(lsn >> 32),
+                 (unsigned long long)(lsn & 0xffffffff));
     return 0;
 }
 

@@ -1622,24 +1622,28 @@ arch_prune(const char *db_id, int64_t now)
         if (unlink(path) && errno != ENOENT)
             LOG_WARN("pg: %s: removing %s: %s", db_id, path, strerror(errno));
     }
-    if (json_array_size(files))
-        LOG_INFO("pg: %s: %zu base backups older than the retention window removed", db_id,
-                 json_array_size(files));
+    if (json_array_size(files) == 0) { /* the WAL before the base went with its backups */
+        json_decref(files);
+        return;
+    }
+    LOG_INFO("pg: %s: %zu base backups older than the retention window removed", db_id,
+             json_array_size(files));
     json_decref(files);
-    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_BACKUP_PRUNE, base_at);
-    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_MAP_PRUNE, base_at);
     keep_seg = (int64_t)((uint64_t)base_lsn / ARCH_WAL_SEG);
     pg_fmt(dir, sizeof(dir), "%s/archive/%s", pg_root_dir(), info.slug);
-    if ((d = opendir(dir)) == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        int64_t segno = arch_wal_segno(e->d_name);
+    if ((d = opendir(dir)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            int64_t segno = arch_wal_segno(e->d_name);
 
-        if (segno >= 0 && segno < keep_seg &&
-            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
-            unlink(path);
+            if (segno >= 0 && segno < keep_seg &&
+                (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+                unlink(path);
+        }
+        closedir(d);
     }
-    closedir(d);
+    /* the rows last: a prune a crash cut short runs again */
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_MAP_PRUNE, base_at);
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_BACKUP_PRUNE, base_at);
 }
 
 /* The resource's earliestRestoreTime (cluster) or earliestRestoreDate (single server) follows

@@ -7,7 +7,8 @@
 # Measured: the size of the database and of its encrypted archive and backups, the time of the
 # PITR create (PUT to the end of its Azure-AsyncOperation: the source's WAL switched and archived,
 # the base backup decrypted into tar, the replay to the WAL position of T, the promotion and the
-# restored server's own first base backup), and that the rows after T are absent.
+# restored server's own first base backup), that the rows after T are absent, pgcmkd's PSS
+# after the restore and the load average (the figure depends on what else the machine runs).
 # Needs postgresql-15 (initdb, postgres, pg_basebackup, pgbench) and python3-psycopg2. Exits 1
 # when something does not work. BENCH_KEEP=1 keeps the directory.
 set -eu
@@ -86,6 +87,12 @@ try:
           f"{back / 1e6:.1f} MB (every instance of the run)")
     print(f"pg_pitr: PITR create (PUT to Succeeded) {t_pitr:.2f} s; rows: marks {marks}, "
           f"accounts {accounts}, accounts changed after T {changed}")
+    with open(f"/proc/{d.proc.pid}/smaps_rollup") as f:
+        pss = [int(x.split()[1]) for x in f if x.startswith("Pss:")][0]
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(f"pg_pitr: pgcmkd PSS after the restore {pss / 1024:.0f} MB; loadavg {load} "
+          f"(nproc {os.cpu_count()})")
     ok = marks == ["before-t"] and changed == 0 and accounts == 100000 * scale
     print("pg_pitr: " + ("ok" if ok else "WRONG: rows after T are present or rows are missing"))
 finally:

@@ -30,6 +30,7 @@
 #include "pg/arfmt.h"
 #include "pg/internal.h"
 #include "pgcmk/agent.h"
+#include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/log.h"
@@ -1548,11 +1549,23 @@ arch_int_row(enum pgcmk_stmt id, const char *db_id, int64_t at_ms, int64_t *v, i
 static int64_t
 arch_window_start(const char *db_id, int64_t now)
 {
-    int64_t days = 0;
+    struct pg_inst_info info;
+    struct pgcmk_err err;
+    json_t *body = NULL;
+    json_int_t days = 7;
 
-    if (arch_int_row(PGCMK_STMT_PGARCH_RETENTION, db_id, -1, &days, NULL) != 1 || days <= 0)
-        days = 7;
-    return now - days * ARCH_DAY_MS;
+    if (pg_inst_info(db_id, &info) == 0 && info.cluster)
+        days = 35;
+    else if (pgcmk_arm_resource_get(pgcmk_db(), db_id, &body, &err) == 1) {
+        json_int_t d = json_integer_value(
+            json_object_get(json_object_get(json_object_get(body, "properties"), "storageProfile"),
+                            "backupRetentionDays"));
+
+        if (d > 0)
+            days = d;
+    }
+    json_decref(body);
+    return now - (int64_t)days * ARCH_DAY_MS;
 }
 
 int
@@ -1646,35 +1659,69 @@ arch_prune(const char *db_id, int64_t now)
     arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_BACKUP_PRUNE, base_at);
 }
 
-/* The resource's earliestRestoreTime (cluster) or earliestRestoreDate (single server) follows
- * what is restorable, rewritten when it is a minute or more off. */
+/* The resource's earliestRestoreTime (cluster) or earliestRestoreDate (single server) property
+ * when it is a minute or more away from earliest: its name, else NULL. */
+static const char *
+arch_earliest_stale(const json_t *body, int64_t earliest)
+{
+    const json_t *p = json_object_get(body, "properties");
+    const char *key =
+        json_object_get(p, "earliestRestoreTime") ? "earliestRestoreTime" : "earliestRestoreDate";
+    const char *v = json_string_value(json_object_get(p, key));
+    int64_t shown;
+
+    if (v == NULL || pgcmk_time_parse(v, &shown) ||
+        (shown - earliest < 60000 && earliest - shown < 60000))
+        return NULL;
+    return key;
+}
+
+struct arch_publish {
+    const char *db_id;
+    int64_t earliest;
+};
+
+static int
+arch_publish_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct arch_publish *a = ctx;
+    char t[PGCMK_TIME_LEN];
+    json_t *body = NULL;
+    const char *key;
+    int rc = pgcmk_arm_resource_get(db, a->db_id, &body, err);
+
+    if (rc <= 0)
+        return rc;
+    key = arch_earliest_stale(body, a->earliest);
+    rc = 0;
+    if (key) {
+        pgcmk_time_format(a->earliest, t);
+        json_object_set_new(json_object_get(body, "properties"), key, json_string(t));
+        rc = pgcmk_arm_resource_put(db, a->db_id, body, err);
+    }
+    json_decref(body);
+    return rc;
+}
+
+/* The resource's earliest restore time follows what is restorable (read first: a transaction
+ * only when it moved by a minute or more). */
 static void
 arch_publish_earliest(const char *db_id)
 {
-    struct pgcmk_db *db = pgcmk_db();
+    struct arch_publish a = {db_id, 0};
     struct pgcmk_err err;
-    int64_t earliest, shown = 0;
-    char t[PGCMK_TIME_LEN];
-    sqlite3_stmt *st;
-    int rc;
+    json_t *body = NULL;
+    int stale;
 
-    if (pgcmk_pg_earliest_restore(db_id, &earliest))
+    if (pgcmk_pg_earliest_restore(db_id, &a.earliest) ||
+        pgcmk_arm_resource_get(pgcmk_db(), db_id, &body, &err) != 1) {
+        json_decref(body);
         return;
-    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_EARLIEST_GET);
-    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
-    rc = pgcmk_db_step(db, st, "read earliestRestoreTime", &err);
-    if (rc == 1 && (sqlite3_column_type(st, 0) == SQLITE_NULL ||
-                    pgcmk_time_parse((const char *)sqlite3_column_text(st, 0), &shown)))
-        rc = 0;
-    pgcmk_db_done(st);
-    if (rc != 1 || (shown - earliest < 60000 && earliest - shown < 60000))
-        return;
-    pgcmk_time_format(earliest, t);
-    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_EARLIEST_SET);
-    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t, -1, SQLITE_TRANSIENT);
-    if (pgcmk_db_each(db, st, NULL, NULL, "update earliestRestoreTime", &err) < 0)
-        LOG_WARN("pg: %s: %s", db_id, err.message);
+    }
+    stale = arch_earliest_stale(body, a.earliest) != NULL;
+    json_decref(body);
+    if (stale && pgcmk_db_tx(pgcmk_db(), arch_publish_tx, &a, &err))
+        LOG_WARN("pg: %s: updating its earliest restore time: %s", db_id, err.message);
 }
 
 /* Run by the map's thread on every tick and clock change: a base backup of each running,

@@ -7,7 +7,8 @@
 # Measured: the size of the database and of its encrypted archive and backups, the time of the
 # PITR create (PUT to the end of its Azure-AsyncOperation: the source's WAL switched and archived,
 # the base backup decrypted into tar, the replay to the WAL position of T, the promotion and the
-# restored server's own first base backup), and that the rows after T are absent.
+# restored server's own first base backup), that the rows after T are absent, pgcmkd's PSS
+# after the restore and the load average (the figure depends on what else the machine runs).
 # Needs postgresql-15 (initdb, postgres, pg_basebackup, pgbench) and python3-psycopg2. Exits 1
 # when something does not work. BENCH_KEEP=1 keeps the directory.
 set -eu
@@ -20,8 +21,8 @@ PGCMKD=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN") SCALE=$SCALE \
 import os, shutil, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from conftest import Daemon, new_name, poll_until
-from pgreal import ADMIN_PASSWORD, REAL_FLAGS, cmk_cluster, real_data_dir
-from pgtools import CL_AV, cluster_id, create_cluster
+from pgreal import ADMIN_PASSWORD, REAL_FLAGS, real_data_dir
+from pgtools import CL_AV, cluster_body, cluster_id, cmk_setup, wait_lro
 import psycopg2
 
 scale = int(os.environ["SCALE"])
@@ -47,6 +48,14 @@ def sql(rid, q):
     return rows
 
 
+def create(rg, name, body):
+    """PUT and the operation's end, with room for a loaded machine (pgtools waits 20 s)."""
+    r = d.put(f"{cluster_id(rg, name)}?api-version={CL_AV}", json=body)
+    assert r.status_code == 201, r.text
+    st = wait_lro(d, r, timeout=600)
+    assert st["status"] == "Succeeded", st
+
+
 def du(path):
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -55,8 +64,11 @@ def du(path):
 
 
 try:
-    rid, name, env = cmk_cluster(d)
-    rg = rid.split("/")[4]
+    env = cmk_setup(d)
+    rg, mi, _oid, _v, kid = env
+    name = new_name("c")
+    create(rg, name, cluster_body(mi, kid))
+    rid = cluster_id(rg, name)
     env_pg = dict(os.environ, PGPASSWORD=ADMIN_PASSWORD)
     t0 = time.time()
     subprocess.run(["/usr/lib/postgresql/15/bin/pgbench", "-i", "-q", "-s", str(scale),
@@ -71,7 +83,7 @@ try:
              "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 10 = 0")
     rst = new_name("cl")
     t0 = time.time()
-    create_cluster(d, rg, rst, {"location": "eastus", "properties": {
+    create(rg, rst, {"location": "eastus", "properties": {
         "sourceResourceId": rid, "pointInTimeUTC": t}})
     t_pitr = time.time() - t0
     rid2 = cluster_id(rg, rst)
@@ -86,6 +98,12 @@ try:
           f"{back / 1e6:.1f} MB (every instance of the run)")
     print(f"pg_pitr: PITR create (PUT to Succeeded) {t_pitr:.2f} s; rows: marks {marks}, "
           f"accounts {accounts}, accounts changed after T {changed}")
+    with open(f"/proc/{d.proc.pid}/smaps_rollup") as f:
+        pss = [int(x.split()[1]) for x in f if x.startswith("Pss:")][0]
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(f"pg_pitr: pgcmkd PSS after the restore {pss / 1024:.0f} MB; loadavg {load} "
+          f"(nproc {os.cpu_count()})")
     ok = marks == ["before-t"] and changed == 0 and accounts == 100000 * scale
     print("pg_pitr: " + ("ok" if ok else "WRONG: rows after T are present or rows are missing"))
 finally:

@@ -79,6 +79,10 @@ int pgcmk_pg_hold(const char *db_id, int held, struct pgcmk_err *err) PGCMK_WUR;
 /* A replica or standby becomes a primary (pg_promote); its slot on the old primary is dropped. */
 int pgcmk_pg_promote(const char *db_id, struct pgcmk_err *err) PGCMK_WUR;
 
+/* The earliest virtual time a restore of db_id can reach (archive.c): its oldest kept base
+ * backup's, or the start of its retention window (backupRetentionDays of a single server, 35
+ * days for a cluster) when that is later. 0 with *out_ms, -1 when it has no base backup. */
+int pgcmk_pg_earliest_restore(const char *db_id, int64_t *out_ms);
 /* 1 when db_id has a real instance. */
 int pgcmk_pg_has(const char *db_id);
 /* The instance, for /emulator/explain, the portal and Resource Health; NULL when db_id has none:

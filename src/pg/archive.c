@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "pg/arfmt.h"
 #include "pg/internal.h"
 #include "pgcmk/agent.h"
+#include "pgcmk/arm.h"
 #include "pgcmk/clock.h"
 #include "pgcmk/crypto.h"
 #include "pgcmk/log.h"
@@ -40,6 +42,10 @@
 #define ARCH_MAX_CONNS   32
 #define ARCH_MAP_TICK_MS 1000
 #define ARCH_RECOVERY_MS 120000 /* a restore's replay up to its target */
+#define ARCH_DAY_MS      (24LL * 3600 * 1000)
+#define ARCH_BACKUP_MS   ARCH_DAY_MS /* a base backup per day of virtual time */
+#define ARCH_RETRY_MS    60000       /* wall time before a failed scheduled backup is retried */
+#define ARCH_WAL_SEG     (16ull << 20)
 
 static pthread_mutex_t arch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t arch_cond = PTHREAD_COND_INITIALIZER;
@@ -52,6 +58,19 @@ static unsigned long arch_clock_gen;
 static int64_t arch_clock_offset, arch_clock_frozen_at;
 static int arch_clock_frozen;
 static int arch_map_wake;
+
+/* The clock's epochs since the daemon started: between two changes virtual time = wall time +
+ * offset, so a virtual time strictly inside a running epoch has an exact wall time, the one
+ * PostgreSQL's commit records carry (a restore's recovery_target_time). A ring: the oldest go. */
+#define ARCH_EPOCHS       256
+#define ARCH_EPOCH_MARGIN 50 /* ms around a change where the epoch of a time is uncertain */
+
+struct arch_epoch {
+    int64_t start, end, offset; /* virtual [start, end); end INT64_MAX while current */
+    int frozen;
+};
+static struct arch_epoch arch_epochs[ARCH_EPOCHS];
+static unsigned arch_nepochs; /* epochs ever begun (the ring holds the last ARCH_EPOCHS) */
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -295,6 +314,43 @@ arch_map_record_all(int64_t before_ms, int force, int tick)
     pthread_mutex_unlock(&arch_map_mu);
 }
 
+/* Under arch_lock: the current epoch ends at end_ms (virtual, the old offset's), a new one
+ * begins now. */
+static void
+arch_epoch_begin(int64_t end_ms)
+{
+    if (arch_nepochs > 0)
+        arch_epochs[(arch_nepochs - 1) % ARCH_EPOCHS].end = end_ms;
+    arch_epochs[arch_nepochs % ARCH_EPOCHS] =
+        (struct arch_epoch){pgcmk_clock_now(), INT64_MAX, arch_clock_offset, arch_clock_frozen};
+    arch_nepochs++;
+}
+
+/* The wall time (ms) of virtual time at_ms: 0 when exactly one known epoch holds it, well inside
+ * and running; -1 otherwise (frozen, near or across a change, before the daemon started). */
+static int
+arch_wall_of(int64_t at_ms, int64_t *wall_ms)
+{
+    unsigned i, first, hits = 0;
+    int ok = 0;
+
+    pthread_mutex_lock(&arch_lock);
+    first = arch_nepochs > ARCH_EPOCHS ? arch_nepochs - ARCH_EPOCHS : 0;
+    for (i = first; i < arch_nepochs; i++) {
+        const struct arch_epoch *e = &arch_epochs[i % ARCH_EPOCHS];
+
+        if (at_ms < e->start - ARCH_EPOCH_MARGIN ||
+            (e->end != INT64_MAX && at_ms >= e->end + ARCH_EPOCH_MARGIN))
+            continue;
+        hits++;
+        ok = !e->frozen && at_ms > e->start + ARCH_EPOCH_MARGIN &&
+             (e->end == INT64_MAX || at_ms < e->end - ARCH_EPOCH_MARGIN);
+        *wall_ms = at_ms - e->offset;
+    }
+    pthread_mutex_unlock(&arch_lock);
+    return hits == 1 && ok ? 0 : -1;
+}
+
 /* The clock's listener: a change (set, advance, freeze, resume) records every instance's
  * position at the virtual time just before the change and at the new time, before the change's
  * answer goes back; a tick only wakes the map's thread. */
@@ -321,10 +377,10 @@ arch_on_clock(int64_t now_ms, void *arg)
         arch_clock_offset = pgcmk_clock_offset();
         arch_clock_frozen = pgcmk_clock_frozen();
         arch_clock_frozen_at = pgcmk_clock_frozen_at();
-    } else {
-        arch_map_wake = 1;
-        pthread_cond_broadcast(&arch_cond);
+        arch_epoch_begin(before);
     }
+    arch_map_wake = 1; /* the thread takes the backups that fell due and prunes */
+    pthread_cond_broadcast(&arch_cond);
     pthread_mutex_unlock(&arch_lock);
     if (before >= 0)
         arch_map_record_all(before, 1, 0);
@@ -357,6 +413,8 @@ arch_check_promoted(void)
     json_decref(ids);
 }
 
+static void arch_schedule_all(void);
+
 static void *
 arch_map_main(void *arg)
 {
@@ -376,6 +434,7 @@ arch_map_main(void *arg)
         pthread_mutex_unlock(&arch_lock);
         arch_map_record_all(-1, 0, 1);
         arch_check_promoted();
+        arch_schedule_all();
         pthread_mutex_lock(&arch_lock);
     }
     pthread_mutex_unlock(&arch_lock);
@@ -643,6 +702,12 @@ pg_archive_start(struct pgcmk_err *err)
     char dir[PATH_MAX];
     int fd;
 
+    /* Every pushed or fetched WAL segment passes through a 16 MiB buffer (two on a push: the
+     * plaintext and the sealed file) on its connection's thread. glibc's dynamic mmap threshold
+     * rises to 16 MiB after the first such free, so later segments came from the per-thread
+     * arenas and stayed resident: pgcmkd grew ~30 MB per instance (339 MB with 10). A fixed
+     * threshold keeps large buffers in their own mappings, returned to the system on free. */
+    (void)mallopt(M_MMAP_THRESHOLD, 256 << 10);
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (pg_archive_sock_path(sa.sun_path, sizeof(sa.sun_path)))
@@ -673,6 +738,7 @@ pg_archive_start(struct pgcmk_err *err)
     arch_clock_offset = pgcmk_clock_offset();
     arch_clock_frozen = pgcmk_clock_frozen();
     arch_clock_frozen_at = pgcmk_clock_frozen_at();
+    arch_epoch_begin(pgcmk_clock_now());
     pthread_mutex_unlock(&arch_lock);
     if (pthread_create(&arch_accept_thr, NULL, arch_accept_main, NULL)) {
         close(fd);
@@ -975,6 +1041,11 @@ arch_archive_through(const char *db_id, struct pgcmk_err *err)
     char *seg, *a;
     int waited = 0;
 
+    /* a commit record stamped now: a recovery_target_time before now always finds its end */
+    a = arch_exec_text(db_id, "SELECT txid_current()::text AS x", NULL, 0, "x", err);
+    if (a == NULL)
+        return -1;
+    free(a);
     a = arch_exec_text(db_id, "SELECT pg_create_restore_point('pgcmk')::text AS l", NULL, 0, "l",
                        err);
     if (a == NULL)
@@ -1110,7 +1181,7 @@ arch_write_pg_file(const char *data_dir, const char *name, const char *text)
 /* postgresql.auto.conf of the restored directory: the source's lines without the recovery and
  * replication settings, then the restore's. */
 static int
-arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn)
+arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn, int64_t wall_ms)
 {
     static const char *const drop[] = {"restore_command", "recovery_target", "primary_conninfo",
                                        "primary_slot_name", "archive_"};
@@ -1140,16 +1211,33 @@ arch_recovery_conf(const char *data_dir, const char *src_slug, uint64_t lsn)
         }
     }
     free(old);
-    pga_lsn_format(lsn, target, sizeof(target));
-    snprintf(text + strlen(text), cap - strlen(text),
-             "# pgcmk restore: the source's encrypted archive, up to the WAL position recorded\n"
-             "# for the requested virtual time (not a wall-clock timestamp)\n"
-             "restore_command = '%s'\n"
-             "recovery_target_lsn = '%s'\n"
-             "recovery_target_inclusive = off\n"
-             "recovery_target_action = 'promote'\n"
-             "recovery_target_timeline = 'latest'\n",
-             cmd, target);
+    if (wall_ms >= 0) {
+        time_t sec = (time_t)(wall_ms / 1000);
+        struct tm tm;
+
+        gmtime_r(&sec, &tm);
+        strftime(target, sizeof(target), "%Y-%m-%d %H:%M:%S", &tm);
+        snprintf(text + strlen(text), cap - strlen(text),
+                 "# pgcmk restore: the source's encrypted archive, up to the commits of the\n"
+                 "# requested virtual time (its wall time: the clock ran with one offset then)\n"
+                 "restore_command = '%s'\n"
+                 "recovery_target_time = '%s.%03d999+00'\n"
+                 "recovery_target_inclusive = on\n"
+                 "recovery_target_action = 'promote'\n"
+                 "recovery_target_timeline = 'latest'\n",
+                 cmd, target, (int)(wall_ms % 1000));
+    } else {
+        pga_lsn_format(lsn, target, sizeof(target));
+        snprintf(text + strlen(text), cap - strlen(text),
+                 "# pgcmk restore: the source's encrypted archive, up to the WAL position\n"
+                 "# recorded for the requested virtual time (not a wall-clock timestamp)\n"
+                 "restore_command = '%s'\n"
+                 "recovery_target_lsn = '%s'\n"
+                 "recovery_target_inclusive = off\n"
+                 "recovery_target_action = 'promote'\n"
+                 "recovery_target_timeline = 'latest'\n",
+                 cmd, target);
+    }
     rc = arch_write_pg_file(data_dir, "postgresql.auto.conf", text);
     free(text);
     if (rc == 0)
@@ -1168,6 +1256,7 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
     char file[128], name[128], path[PATH_MAX];
     const char *tar_argv[] = {"tar", "-x", "-f", "-", "-C", data_dir, NULL};
     uint64_t lsn = 0;
+    int64_t wall = -1;
     int p[2], rc, found;
     pthread_t t;
 
@@ -1228,11 +1317,19 @@ arch_fill_restore(const struct pgcmk_pg_spec *s, const char *data_dir, struct pg
                              s->source_id, f.why);
     if (rc)
         return -1;
-    if (arch_recovery_conf(data_dir, src.slug, lsn))
+    if (!src.pid || arch_wall_of(s->point_in_time, &wall) || wall <= 0)
+        wall = -1; /* frozen or changed around it, or no commit after it: the map's position */
+    if (arch_recovery_conf(data_dir, src.slug, lsn, wall))
         return pgcmk_err_set(err, PGCMK_E_PGARCH_FAILED, NULL,
                              "cannot write the recovery settings of the restore");
-    LOG_INFO("pg: %s: restored %s of %s; recovery stops before %llX/%llX", s->db_id, file,
-             s->source_id, (unsigned long long)(lsn >> 32), (unsigned long long)(lsn & 0xffffffff));
+    if (wall >= 0)
+        LOG_INFO("pg: %s: restored %s of %s; recovery stops after the commits of wall time %lld "
+                 "ms",
+                 s->db_id, file, s->source_id, (long long)wall);
+    else
+        LOG_INFO("pg: %s: restored %s of %s; recovery stops before %llX/%llX", s->db_id, file,
+                 s->source_id, (unsigned long long)(lsn >> 32),
+                 (unsigned long long)(lsn & 0xffffffff));
     return 0;
 }
 
@@ -1390,6 +1487,19 @@ arch_delete_rows(const char *db_id, enum pgcmk_stmt id)
         LOG_WARN("pg: %s: %s", db_id, err.message);
 }
 
+static void
+arch_delete_rows_before(const char *db_id, enum pgcmk_stmt id, int64_t at_ms)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, id);
+    struct pgcmk_err err;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at_ms);
+    if (pgcmk_db_each(db, st, NULL, NULL, "prune an archive", &err) < 0)
+        LOG_WARN("pg: %s: %s", db_id, err.message);
+}
+
 void
 pg_archive_drop(const char *db_id)
 {
@@ -1407,6 +1517,253 @@ pg_archive_drop(const char *db_id)
     arch_delete_rows(db_id, PGCMK_STMT_PGARCH_BACKUP_DEL);
 }
 
+/* ---- the backup schedule and the retention window ------------------------------------------ */
+
+/* One integer of a one-row statement with db_id as ?1 (and at_ms as ?2 when at_ms >= 0): 1 with
+ * *v (and *v2 from the second column when v2 is not NULL), 0 when no row or NULL, -1. */
+static int
+arch_int_row(enum pgcmk_stmt id, const char *db_id, int64_t at_ms, int64_t *v, int64_t *v2)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, id);
+    struct pgcmk_err err;
+    int rc;
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    if (at_ms >= 0)
+        sqlite3_bind_int64(st, 2, at_ms);
+    rc = pgcmk_db_step(db, st, "read the backups", &err);
+    if (rc == 1 && sqlite3_column_type(st, 0) == SQLITE_NULL)
+        rc = 0;
+    if (rc == 1) {
+        *v = sqlite3_column_int64(st, 0);
+        if (v2)
+            *v2 = sqlite3_column_int64(st, 1);
+    }
+    pgcmk_db_done(st);
+    return rc;
+}
+
+/* The start of db_id's retention window at now: backupRetentionDays of a single server (7 by
+ * default), 35 days for a cluster. */
+static int64_t
+arch_window_start(const char *db_id, int64_t now)
+{
+    struct pg_inst_info info;
+    struct pgcmk_err err;
+    json_t *body = NULL;
+    json_int_t days = 7;
+
+    if (pg_inst_info(db_id, &info) == 0 && info.cluster)
+        days = 35;
+    else if (pgcmk_arm_resource_get(pgcmk_db(), db_id, &body, &err) == 1) {
+        json_int_t d = json_integer_value(
+            json_object_get(json_object_get(json_object_get(body, "properties"), "storageProfile"),
+                            "backupRetentionDays"));
+
+        if (d > 0)
+            days = d;
+    }
+    json_decref(body);
+    return now - (int64_t)days * ARCH_DAY_MS;
+}
+
+int
+pgcmk_pg_earliest_restore(const char *db_id, int64_t *out)
+{
+    int64_t first = 0, n = 0, w = arch_window_start(db_id, pgcmk_clock_now());
+
+    if (arch_int_row(PGCMK_STMT_PGARCH_BACKUP_FIRST, db_id, -1, &first, &n) != 1 || n == 0)
+        return -1;
+    *out = first > w ? first : w;
+    return 0;
+}
+
+/* The archived WAL file's segment number (16 MiB segments), or -1 for a history file or a name
+ * that is not a WAL file's. */
+static int64_t
+arch_wal_segno(const char *name)
+{
+    char log[9], seg[9];
+    size_t i;
+
+    if (strlen(name) < 24 || strstr(name, ".history"))
+        return -1;
+    for (i = 0; i < 24; i++)
+        if (!strchr("0123456789ABCDEF", name[i]))
+            return -1;
+    memcpy(log, name + 8, 8);
+    memcpy(seg, name + 16, 8);
+    log[8] = seg[8] = '\0';
+    return (int64_t)(strtoull(log, NULL, 16) * (0x100000000ull / ARCH_WAL_SEG) +
+                     strtoull(seg, NULL, 16));
+}
+
+/* Removes what no restore inside the window needs: base backups older than the newest one at or
+ * before the window's start (the base), archived WAL before the base's start, map rows before
+ * it. Nothing goes while no backup is that old. */
+static void
+arch_prune(const char *db_id, int64_t now)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    struct pg_inst_info info;
+    struct pgcmk_err err;
+    int64_t base_at = 0, base_lsn = 0, keep_seg;
+    json_t *files = json_array(), *v;
+    char dir[PATH_MAX], path[PATH_MAX];
+    sqlite3_stmt *st;
+    struct dirent *e;
+    size_t i;
+    DIR *d;
+
+    if (pg_inst_info(db_id, &info) || !pga_slug_ok(info.slug) ||
+        arch_int_row(PGCMK_STMT_PGARCH_BACKUP_BASE, db_id, arch_window_start(db_id, now), &base_at,
+                     &base_lsn) != 1) {
+        json_decref(files);
+        return;
+    }
+    st = pgcmk_db_stmt(db, PGCMK_STMT_PGARCH_BACKUP_OLDER);
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, base_at);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_text, files, "list old backups", &err) < 0) {
+        json_decref(files);
+        return;
+    }
+    json_array_foreach(files, i, v) {
+        pg_fmt(path, sizeof(path), "%s/backups/%s/%s", pg_root_dir(), info.slug,
+               json_string_value(v));
+        if (unlink(path) && errno != ENOENT)
+            LOG_WARN("pg: %s: removing %s: %s", db_id, path, strerror(errno));
+    }
+    if (json_array_size(files) == 0) { /* the WAL before the base went with its backups */
+        json_decref(files);
+        return;
+    }
+    LOG_INFO("pg: %s: %zu base backups older than the retention window removed", db_id,
+             json_array_size(files));
+    json_decref(files);
+    keep_seg = (int64_t)((uint64_t)base_lsn / ARCH_WAL_SEG);
+    pg_fmt(dir, sizeof(dir), "%s/archive/%s", pg_root_dir(), info.slug);
+    if ((d = opendir(dir)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            int64_t segno = arch_wal_segno(e->d_name);
+
+            if (segno >= 0 && segno < keep_seg &&
+                (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+                unlink(path);
+        }
+        closedir(d);
+    }
+    /* the rows last: a prune a crash cut short runs again */
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_MAP_PRUNE, base_at);
+    arch_delete_rows_before(db_id, PGCMK_STMT_PGARCH_BACKUP_PRUNE, base_at);
+}
+
+/* The resource's earliestRestoreTime (cluster) or earliestRestoreDate (single server) property
+ * when it is a minute or more away from earliest: its name, else NULL. */
+static const char *
+arch_earliest_stale(const json_t *body, int64_t earliest)
+{
+    const json_t *p = json_object_get(body, "properties");
+    const char *key =
+        json_object_get(p, "earliestRestoreTime") ? "earliestRestoreTime" : "earliestRestoreDate";
+    const char *v = json_string_value(json_object_get(p, key));
+    int64_t shown;
+
+    if (v == NULL || pgcmk_time_parse(v, &shown) ||
+        (shown - earliest < 60000 && earliest - shown < 60000))
+        return NULL;
+    return key;
+}
+
+struct arch_publish {
+    const char *db_id;
+    int64_t earliest;
+};
+
+static int
+arch_publish_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    struct arch_publish *a = ctx;
+    char t[PGCMK_TIME_LEN];
+    json_t *body = NULL;
+    const char *key;
+    int rc = pgcmk_arm_resource_get(db, a->db_id, &body, err);
+
+    if (rc <= 0)
+        return rc;
+    key = arch_earliest_stale(body, a->earliest);
+    rc = 0;
+    if (key) {
+        pgcmk_time_format(a->earliest, t);
+        json_object_set_new(json_object_get(body, "properties"), key, json_string(t));
+        rc = pgcmk_arm_resource_put(db, a->db_id, body, err);
+    }
+    json_decref(body);
+    return rc;
+}
+
+/* The resource's earliest restore time follows what is restorable (read first: a transaction
+ * only when it moved by a minute or more). */
+static void
+arch_publish_earliest(const char *db_id)
+{
+    struct arch_publish a = {db_id, 0};
+    struct pgcmk_err err;
+    json_t *body = NULL;
+    int stale;
+
+    if (pgcmk_pg_earliest_restore(db_id, &a.earliest) ||
+        pgcmk_arm_resource_get(pgcmk_db(), db_id, &body, &err) != 1) {
+        json_decref(body);
+        return;
+    }
+    stale = arch_earliest_stale(body, a.earliest) != NULL;
+    json_decref(body);
+    if (stale && pgcmk_db_tx(pgcmk_db(), arch_publish_tx, &a, &err))
+        LOG_WARN("pg: %s: updating its earliest restore time: %s", db_id, err.message);
+}
+
+/* Run by the map's thread on every tick and clock change: a base backup of each running,
+ * accessible primary whose last one is a day of virtual time old or more, then pruning. */
+static void
+arch_schedule_all(void)
+{
+    static json_t *failed; /* db_id -> wall ms of its last failed scheduled backup */
+    json_t *ids = arch_archived_dbs(), *v;
+    struct timespec ts;
+    size_t i;
+
+    if (failed == NULL)
+        failed = json_object();
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        int64_t now = pgcmk_clock_now(), last = 0, wall;
+        unsigned char dek[PGA_KEY_LEN];
+        struct pg_inst_info info;
+        struct pgcmk_err err;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (arch_int_row(PGCMK_STMT_PGARCH_BACKUP_LAST, id, -1, &last, NULL) == 1 &&
+            now - last >= ARCH_BACKUP_MS && pg_inst_info(id, &info) == 0 && info.pid != 0 &&
+            !arch_is_replica(id) &&
+            wall - json_integer_value(json_object_get(failed, id)) >= ARCH_RETRY_MS &&
+            arch_dek(id, dek) == 0) { /* without the DEK nothing can be sealed: no backup */
+            OPENSSL_cleanse(dek, sizeof(dek));
+            pgcmk_err_clear(&err);
+            if (pg_archive_backup(id, &err)) {
+                LOG_WARN("pg: %s: scheduled base backup: %s", id, err.message);
+                json_object_set_new(failed, id, json_integer(wall));
+            } else
+                json_object_del(failed, id);
+        }
+        arch_prune(id, pgcmk_clock_now());
+        arch_publish_earliest(id);
+    }
+    json_decref(ids);
+}
+
 json_t *
 pg_archive_describe(const char *db_id)
 {
@@ -1415,16 +1772,17 @@ pg_archive_describe(const char *db_id)
     struct pgcmk_err err;
     json_t *o = json_object();
     char t[PGCMK_TIME_LEN];
+    int64_t earliest;
 
     sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
     if (pgcmk_db_step(db, st, "read the backups", &err) == 1) {
         json_object_set_new(o, "backups", json_integer(sqlite3_column_int64(st, 1)));
-        if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            pgcmk_time_format(sqlite3_column_int64(st, 0), t);
-            json_object_set_new(o, "earliestRestoreTime", json_string(t));
-        }
     }
     pgcmk_db_done(st);
+    if (pgcmk_pg_earliest_restore(db_id, &earliest) == 0) {
+        pgcmk_time_format(earliest, t);
+        json_object_set_new(o, "earliestRestoreTime", json_string(t));
+    }
     json_object_set_new(o, "encryption", json_string("AES-256-GCM under the database's DEK"));
     return o;
 }

@@ -192,7 +192,7 @@ cluster_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
         rel = json_is_string(pit) ? "restore" : "replica";
         if (json_is_string(pit)) {
             struct pg_db s;
-            int64_t earliest;
+            int64_t earliest, kept;
 
             if (pgcmk_time_parse(json_string_value(pit), &at)) {
                 json_decref(src_body);
@@ -201,6 +201,10 @@ cluster_create(struct pgcmk_arm_ctx *ctx, json_t *p, struct pgcmk_err *err)
             }
             earliest = pg_db_load(db, sid, &s, err) > 0 ? s.created_at : now;
             pg_db_release(&s);
+            if (now - 35 * 86400000LL > earliest) /* backups are kept 35 days */
+                earliest = now - 35 * 86400000LL;
+            if (pgcmk_pg_has(sid) && pgcmk_pg_earliest_restore(sid, &kept) == 0 && kept > earliest)
+                earliest = kept; /* real mode: the oldest base backup kept */
             if (at < earliest || at > now) {
                 char e[PGCMK_TIME_LEN], n[PGCMK_TIME_LEN];
 

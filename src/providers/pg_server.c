@@ -245,7 +245,7 @@ check_restore_time(const json_t *src, const struct pg_db *s, const json_t *pit, 
     json_int_t days = json_integer_value(
         json_object_get(json_object_get(json_object_get(src, "properties"), "storageProfile"),
                         "backupRetentionDays"));
-    int64_t earliest = s->created_at;
+    int64_t earliest = s->created_at, kept;
     char e[PGCMK_TIME_LEN], n[PGCMK_TIME_LEN];
 
     if (!json_is_string(pit))
@@ -258,6 +258,8 @@ check_restore_time(const json_t *src, const struct pg_db *s, const json_t *pit, 
         days = 7;
     if (now - days * DAY_MS > earliest)
         earliest = now - days * DAY_MS;
+    if (pgcmk_pg_has(s->id) && pgcmk_pg_earliest_restore(s->id, &kept) == 0 && kept > earliest)
+        earliest = kept; /* real mode: the oldest base backup kept */
     if (*at < earliest || *at > now) {
         pgcmk_time_format(earliest, e);
         pgcmk_time_format(now, n);

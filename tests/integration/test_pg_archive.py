@@ -7,7 +7,8 @@ What is checked:
 * a file only opens under its own database: a segment of database A fetched as database B fails,
   and a restore whose archive was swapped for another database's fails with no rows;
 * PITR: rows before the requested virtual time are there, rows after it are not, with the
-  virtual clock moved between them (the map of virtual time -> WAL position, not WAL timestamps);
+  virtual clock moved between them (the map of virtual time -> WAL position, not WAL timestamps),
+  and to the millisecond between two clock changes (T's wall time as recovery_target_time);
 * a replica streams a new row and refuses a write; promote makes it writable and drops its slot;
 * a revoked key stops archiving (wal-push fails) and a restore of a source whose key is gone
   fails with the Azure error.
@@ -134,6 +135,29 @@ def test_archive_is_ciphertext_and_pitr_stops_at_the_virtual_time(source):
     assert contains(archived + backups, b"after-t") == []
     # the restored server archives under its own name from now on
     assert files_under(f"{pg}/backups/{slug_of(d, rst)}/*")
+    assert d.delete(f"{rst}?api-version={CL_AV}").status_code in (200, 202)
+
+
+def test_pitr_is_exact_between_clock_changes(source):
+    """Rows a few milliseconds apart around T: between two clock changes virtual time is wall
+    time plus one offset, so the restore targets T's wall time (recovery_target_time), not the
+    WAL position map's last point (written about once a second)."""
+    d, rid, _env = source
+    conn = poll_connect(d, rid)
+    query(conn, "CREATE TABLE ms (v int)")
+    d.clock(advance="PT1M")  # a new epoch, so T is well inside one
+    for i in range(5):
+        query(conn, "INSERT INTO ms VALUES (%s)", i)
+    t = d.get("/emulator/clock").json()["now"]
+    poll_until(lambda: d.get("/emulator/clock").json()["now"] > t, timeout=5,
+               what="the clock to pass T")
+    for i in range(5, 10):
+        query(conn, "INSERT INTO ms VALUES (%s)", i)
+    conn.close()
+    rst, _ = restore_cluster(d, rid, t)
+    c2 = poll_connect(d, rst)
+    assert [r[0] for r in query(c2, "SELECT v FROM ms ORDER BY v")] == [0, 1, 2, 3, 4]
+    c2.close()
     assert d.delete(f"{rst}?api-version={CL_AV}").status_code in (200, 202)
 
 

@@ -36,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
+.PHONY: all run test asan asan-progs unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
         pgext
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
@@ -277,9 +277,14 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
 
+# asan-progs only builds (.ci/run starts it niced in the background while make test runs: the
+# integration tests leave about half of the CPU idle); make asan then finds the programs built.
+ASAN_VARS := B=build/asan SANITIZE=address,undefined CC=$(CC)
+asan-progs:
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) $(ASAN_VARS) progs
 asan: deps-test
-	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs
-	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) unit integration
+	@$(MAKE) --no-print-directory asan-progs
+	@$(MAKE) --no-print-directory $(ASAN_VARS) unit integration
 
 bench: deps
 	@scripts/deps.sh bench

@@ -93,11 +93,20 @@ integration: $(B)/pgcmkd
 BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 progs: all $(UNIT_BIN)
 
+# make test builds the fuzz targets with the programs (when clang is installed) and runs them, one
+# at a time and niced, in the background of the integration tests (which leave about half of the
+# CPU idle): each still runs FUZZ_TIME_TEST seconds; their summaries (a failed one's whole log)
+# are printed after the integration tests, and a failed target fails make test.
+FUZZ_TEST_BINS = $(if $(shell command -v clang),$(FUZZ_BINS))
 test: deps-test
-	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs $(FUZZ_TEST_BINS)
 	@$(MAKE) --no-print-directory unit
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory -j$(BUILD_JOBS) fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
-	@$(MAKE) --no-print-directory integration
+	@fuzz=; if [ -n "$(FUZZ_TEST_BINS)" ]; then \
+	  nice -n 19 scripts/fuzz.sh $(B) $(FUZZ_TIME_TEST) 1 $(FUZZ_RUNS) >$(B)/fuzz/make-test.log 2>&1 & \
+	  fuzz=$$!; fi; \
+	  rc=0; $(MAKE) --no-print-directory integration || rc=$$?; \
+	  if [ -n "$$fuzz" ]; then wait $$fuzz || rc=1; cat $(B)/fuzz/make-test.log; fi; \
+	  exit $$rc
 	@$(MAKE) --no-print-directory browser
 
 # pgcmk's server-side library for PostgreSQL 15 (pgext/, PGXS): refuses logins while a database
@@ -252,7 +261,8 @@ FUZZ_RUNS += fuzz_pgarch_req:512:corpus-pgarch-req:tests/fuzz/corpus/pgarch_req
 FUZZ_RUNS += fuzz_pgarch_file:8192:corpus-pgarch-file:tests/fuzz/corpus/pgarch_file
 FUZZ_RUNS += fuzz_pgwire:4096:corpus-pgwire:tests/fuzz/corpus/pgwire
 FUZZ_RUNS += fuzz_pghba:8192:corpus-pghba:tests/fuzz/corpus/pghba
-fuzz: $(foreach r,$(FUZZ_RUNS),$(B)/fuzz/$(firstword $(subst :, ,$(r))))
+FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),$(B)/fuzz/$(firstword $(subst :, ,$(r))))
+fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh $(B) $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZ_RUNS)
 
 # asan-progs only builds (.ci/run starts it niced in the background while make test runs: the

@@ -82,6 +82,7 @@ unit: $(UNIT_BIN)
 
 # The integration suite on PYTEST_JOBS workers (pytest-xdist, from deps.sh test; without it, one
 # process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.
+# tests/integration/conftest.py hands the files out longest first (its FILE_SECONDS table).
 # The 25 slowest tests are listed at the end: the CI budget (30 min for make test + make asan).
 PYTEST_JOBS  ?= 2
 PYTEST_XDIST := $(shell $(PYTHON) -c 'import xdist' 2>/dev/null && echo -n $(PYTEST_JOBS) --dist loadfile)

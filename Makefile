@@ -84,11 +84,12 @@ unit: $(UNIT_BIN)
 # process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.
 # tests/integration/conftest.py hands the files out longest first (its FILE_SECONDS table).
 # The 25 slowest tests are listed at the end: the CI budget (30 min for make test + make asan).
+# PGCMK_TEST_SANITIZE tells the tests they run on the ASan build (conftest.py's walkthrough_runs).
 PYTEST_JOBS  ?= 2
 PYTEST_XDIST := $(shell $(PYTHON) -c 'import xdist' 2>/dev/null && echo -n $(PYTEST_JOBS) --dist loadfile)
 PYTEST_FLAGS ?= $(if $(PYTEST_XDIST),-n $(PYTEST_XDIST)) --durations=25
 integration: $(B)/pgcmkd
-	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
+	PGCMK_TEST_SANITIZE=$(SANITIZE) PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
 
 # The programs make test and make asan build, on BUILD_JOBS compilers (the tests run after).
 BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from conftest import walkthrough_runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WALKTHROUGHS = ["docs/walkthrough-arm-basics.md", "docs/keyvault.md", "docs/postgres-cmk.md",
                 "docs/revocation-drills.md", "docs/az-and-sdk.md"]
@@ -51,13 +53,13 @@ def sh_blocks(path):
 
 
 def run_twice(start_daemon, doc, expect, drop_env=("VAULT_",)):
-    """Runs doc's sh blocks twice in a row on one daemon with its Vault listener."""
+    """Runs doc's sh blocks twice in a row (walkthrough_runs) on one daemon with its Vault listener."""
     d = start_daemon("--vault-port", "0")
     script = "set -euo pipefail\n" + "\n".join(sh_blocks(doc))
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
     env.update(PGCMK=d.base, CA=d.ca)
     env.pop("PGCMKD_PID", None)
-    for run in (1, 2):
+    for run in walkthrough_runs():
         r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=180)
         assert r.returncode == 0, f"{doc} run {run} failed:\n{r.stdout}\n{r.stderr}"

@@ -1,4 +1,5 @@
-"""docs/kes.md runs as written, twice in a row, on a daemon of its own (test_docs.py runs the others)."""
+"""docs/kes.md runs as written, twice in a row (once on the ASan build:
+conftest.walkthrough_runs), on a daemon of its own (test_docs.py runs the others)."""
 from test_docs import run_twice
 
 

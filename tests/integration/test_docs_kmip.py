@@ -1,7 +1,9 @@
-"""docs/kmip.md runs as written, twice in a row, on a daemon of its own (test_docs.py runs the others)."""
+"""docs/kmip.md runs as written, twice in a row (once on the ASan build:
+conftest.walkthrough_runs), on a daemon of its own (test_docs.py runs the others)."""
 import os
 import subprocess
 
+from conftest import walkthrough_runs
 from test_docs import ROOT, sh_blocks
 
 
@@ -24,7 +26,7 @@ def test_kmip_walkthrough_runs_twice(start_daemon):
     script = "set -euo pipefail\n" + "\n".join(sh_blocks(KMIP_DOC))
     env = dict(os.environ, PGCMK=d.base, CA=d.ca)
     env.pop("PGCMKD_PID", None)
-    for run in (1, 2):
+    for run in walkthrough_runs():
         r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=120)
         assert r.returncode == 0, f"{KMIP_DOC} run {run} failed:\n{r.stdout}\n{r.stderr}"

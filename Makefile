@@ -36,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test asan unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
+.PHONY: all run test asan asan-progs unit integration browser bench format format-check clean deps deps-test docs fuzz progs \
         pgext
 
 all: $(B)/pgcmkd $(B)/libpgcmk.a
@@ -82,22 +82,33 @@ unit: $(UNIT_BIN)
 
 # The integration suite on PYTEST_JOBS workers (pytest-xdist, from deps.sh test; without it, one
 # process). --dist loadfile keeps a module on one worker: its module-scoped daemon is started once.
+# tests/integration/conftest.py hands the files out longest first (its FILE_SECONDS table).
 # The 25 slowest tests are listed at the end: the CI budget (30 min for make test + make asan).
+# PGCMK_TEST_SANITIZE tells the tests they run on the ASan build (conftest.py's walkthrough_runs).
 PYTEST_JOBS  ?= 2
 PYTEST_XDIST := $(shell $(PYTHON) -c 'import xdist' 2>/dev/null && echo -n $(PYTEST_JOBS) --dist loadfile)
 PYTEST_FLAGS ?= $(if $(PYTEST_XDIST),-n $(PYTEST_XDIST)) --durations=25
 integration: $(B)/pgcmkd
-	PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
+	PGCMK_TEST_SANITIZE=$(SANITIZE) PGCMKD=$(abspath $(B)/pgcmkd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_FLAGS) tests/integration
 
 # The programs make test and make asan build, on BUILD_JOBS compilers (the tests run after).
 BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 progs: all $(UNIT_BIN)
 
+# make test builds the fuzz targets with the programs (when clang is installed) and runs them, one
+# at a time and niced, in the background of the integration tests (which leave about half of the
+# CPU idle): each still runs FUZZ_TIME_TEST seconds; their summaries (a failed one's whole log)
+# are printed after the integration tests, and a failed target fails make test.
+FUZZ_TEST_BINS = $(if $(shell command -v clang),$(FUZZ_BINS))
 test: deps-test
-	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) progs $(FUZZ_TEST_BINS)
 	@$(MAKE) --no-print-directory unit
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory -j$(BUILD_JOBS) fuzz FUZZ_TIME=$(FUZZ_TIME_TEST); fi
-	@$(MAKE) --no-print-directory integration
+	@fuzz=; if [ -n "$(FUZZ_TEST_BINS)" ]; then \
+	  nice -n 19 scripts/fuzz.sh $(B) $(FUZZ_TIME_TEST) 1 $(FUZZ_RUNS) >$(B)/fuzz/make-test.log 2>&1 & \
+	  fuzz=$$!; fi; \
+	  rc=0; $(MAKE) --no-print-directory integration || rc=$$?; \
+	  if [ -n "$$fuzz" ]; then wait $$fuzz || rc=1; cat $(B)/fuzz/make-test.log; fi; \
+	  exit $$rc
 	@$(MAKE) --no-print-directory browser
 
 # pgcmk's server-side library for PostgreSQL 15 (pgext/, PGXS): refuses logins while a database
@@ -231,55 +242,39 @@ $(B)/fuzz/fuzz_pghba: tests/fuzz/fuzz_pghba.c src/pg/access.c $(wildcard include
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_pghba.c src/pg/access.c \
 	  $(B)/libpgcmk.a $(LDLIBS)
-# Each target runs FUZZ_TIME seconds; new inputs go to $(B)/fuzz/corpus*, the checked-in seeds stay.
-fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuzz/fuzz_kmip_msg \
-      $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl \
-      $(B)/fuzz/fuzz_vreq $(B)/fuzz/fuzz_kesct $(B)/fuzz/fuzz_kesconf $(B)/fuzz/fuzz_http1 \
-      $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgarch_req $(B)/fuzz/fuzz_pgarch_file \
-      $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pghba
-	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
-	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl \
-	  $(B)/fuzz/corpus-vreq $(B)/fuzz/corpus-kesct $(B)/fuzz/corpus-kesconf $(B)/fuzz/corpus-http1 \
-	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgarch-req $(B)/fuzz/corpus-pgarch-file \
-	  $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pghba
-	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
-	  $(B)/fuzz/corpus tests/data/templates
-	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
-	  -dict=tests/fuzz/filter.dict $(B)/fuzz/corpus-filter tests/fuzz/corpus/filter
-	$(B)/fuzz/fuzz_ttlv -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-ttlv tests/fuzz/corpus/ttlv
-	$(B)/fuzz/fuzz_kmip_msg -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-kmip-msg tests/fuzz/corpus/ttlv
-	$(B)/fuzz/fuzz_kmipc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-kmipc tests/fuzz/corpus/ttlv
-	$(B)/fuzz/fuzz_vkv -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-vkv tests/fuzz/corpus/vkv
-	$(B)/fuzz/fuzz_vaultc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-vaultc tests/fuzz/corpus/vaultc
-	$(B)/fuzz/fuzz_hcl -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
-	  $(B)/fuzz/corpus-hcl tests/fuzz/corpus/hcl
-	$(B)/fuzz/fuzz_vreq -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-vreq tests/fuzz/corpus/vreq
-	$(B)/fuzz/fuzz_kesct -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-kesct tests/fuzz/corpus/kesct
-	$(B)/fuzz/fuzz_kesconf -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
-	  $(B)/fuzz/corpus-kesconf tests/fuzz/corpus/kesconf
-	$(B)/fuzz/fuzz_http1 -max_total_time=$(FUZZ_TIME) -max_len=20000 -timeout=10 \
-	  $(B)/fuzz/corpus-http1 tests/fuzz/corpus/http1
-	$(B)/fuzz/fuzz_kesc -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-kesc tests/fuzz/corpus/kesc
-	$(B)/fuzz/fuzz_pgarch_req -max_total_time=$(FUZZ_TIME) -max_len=512 -timeout=10 \
-	  $(B)/fuzz/corpus-pgarch-req tests/fuzz/corpus/pgarch_req
-	$(B)/fuzz/fuzz_pgarch_file -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
-	  $(B)/fuzz/corpus-pgarch-file tests/fuzz/corpus/pgarch_file
-	$(B)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
-	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
-	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
-	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
+# make fuzz runs every target of FUZZ_RUNS for FUZZ_TIME seconds, FUZZ_JOBS at once (libFuzzer uses
+# one core each): NAME:MAX_LEN:CORPUS:SEEDS[:DICT], new inputs go to $(B)/fuzz/CORPUS, the
+# checked-in SEEDS stay; scripts/fuzz.sh prints each run's summary (a failed run's whole log).
+FUZZ_JOBS ?= $(BUILD_JOBS)
+FUZZ_RUNS += fuzz_template:65536:corpus:tests/data/templates
+FUZZ_RUNS += fuzz_filter:8192:corpus-filter:tests/fuzz/corpus/filter:tests/fuzz/filter.dict
+FUZZ_RUNS += fuzz_ttlv:4096:corpus-ttlv:tests/fuzz/corpus/ttlv
+FUZZ_RUNS += fuzz_kmip_msg:4096:corpus-kmip-msg:tests/fuzz/corpus/ttlv
+FUZZ_RUNS += fuzz_kmipc:4096:corpus-kmipc:tests/fuzz/corpus/ttlv
+FUZZ_RUNS += fuzz_vkv:4096:corpus-vkv:tests/fuzz/corpus/vkv
+FUZZ_RUNS += fuzz_vaultc:4096:corpus-vaultc:tests/fuzz/corpus/vaultc
+FUZZ_RUNS += fuzz_hcl:8192:corpus-hcl:tests/fuzz/corpus/hcl
+FUZZ_RUNS += fuzz_vreq:4096:corpus-vreq:tests/fuzz/corpus/vreq
+FUZZ_RUNS += fuzz_kesct:4096:corpus-kesct:tests/fuzz/corpus/kesct
+FUZZ_RUNS += fuzz_kesconf:8192:corpus-kesconf:tests/fuzz/corpus/kesconf
+FUZZ_RUNS += fuzz_http1:20000:corpus-http1:tests/fuzz/corpus/http1
+FUZZ_RUNS += fuzz_kesc:4096:corpus-kesc:tests/fuzz/corpus/kesc
+FUZZ_RUNS += fuzz_pgarch_req:512:corpus-pgarch-req:tests/fuzz/corpus/pgarch_req
+FUZZ_RUNS += fuzz_pgarch_file:8192:corpus-pgarch-file:tests/fuzz/corpus/pgarch_file
+FUZZ_RUNS += fuzz_pgwire:4096:corpus-pgwire:tests/fuzz/corpus/pgwire
+FUZZ_RUNS += fuzz_pghba:8192:corpus-pghba:tests/fuzz/corpus/pghba
+FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),$(B)/fuzz/$(firstword $(subst :, ,$(r))))
+fuzz: $(FUZZ_BINS)
+	@scripts/fuzz.sh $(B) $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZ_RUNS)
 
+# asan-progs only builds (.ci/run starts it niced in the background while make test runs: the
+# integration tests leave about half of the CPU idle); make asan then finds the programs built.
+ASAN_VARS := B=build/asan SANITIZE=address,undefined CC=$(CC)
+asan-progs:
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) $(ASAN_VARS) progs
 asan: deps-test
-	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs
-	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined CC=$(CC) unit integration
+	@$(MAKE) --no-print-directory asan-progs
+	@$(MAKE) --no-print-directory $(ASAN_VARS) unit integration
 
 bench: deps
 	@scripts/deps.sh bench

@@ -85,6 +85,15 @@ def assert_arm_error(r, status, code=None):
     return err
 
 
+def walkthrough_runs():
+    """The passes of a docs walkthrough that must run twice in a row on one daemon: (1, 2), or (1,)
+    on the ASan build (make asan sets PGCMK_TEST_SANITIZE). The second pass sends the first pass's
+    requests again to the same code; what it checks (the page cleans up after itself, so it can run
+    again) is a functional property make test checks on the same sources, and the sanitizers have
+    seen every path the page takes in the first pass."""
+    return (1,) if os.environ.get("PGCMK_TEST_SANITIZE") else (1, 2)
+
+
 class Daemon:
     _seq = 0
 
@@ -323,3 +332,60 @@ def daemon(tmp_path_factory):
     problems = pool.finish()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+# -- scheduling (make test / make asan run this directory on two pytest-xdist workers) ------------
+# --dist loadfile hands whole files to the workers in collection order. The files are collected
+# longest first, so that the last ones handed out are short and both workers end together; the
+# figures are seconds on the normal build (the 20 slowest tests of `make test`, 2026-12-06), a file
+# not listed counts SECONDS_PER_TEST a test (SECONDS_PER_REAL_TEST in real PostgreSQL mode).
+FILE_SECONDS = {
+    "test_cli_pgcmk.py": 120, "test_az_cli.py": 110, "test_pg_real_doc.py": 100,
+    "test_docs.py": 90, "test_docs_vault.py": 66, "test_docs_kes.py": 57,
+    "test_agent_kmip.py": 55, "test_cli_vault.py": 55, "test_keyvault_keys.py": 45,
+    "test_pg_atrest.py": 35, "test_docs_kmip.py": 33,
+}
+SECONDS_PER_TEST = 0.5
+SECONDS_PER_REAL_TEST = 6.0
+REAL_FIXTURES = ("real_daemon", "start_real")
+
+
+def _file_seconds(items):
+    """{file name: estimated seconds} for the collected items."""
+    est = {}
+    for it in items:
+        name = os.path.basename(str(it.fspath))
+        real = any(f in REAL_FIXTURES for f in getattr(it, "fixturenames", ()))
+        est[name] = est.get(name, 0.0) + (SECONDS_PER_REAL_TEST if real else SECONDS_PER_TEST)
+    for name in est:
+        est[name] = max(est[name], FILE_SECONDS.get(name, 0))
+    return est
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest files first; a file's tests keep their order (module fixtures are shared)."""
+    est = _file_seconds(items)
+    first = {}
+    for i, it in enumerate(items):
+        first.setdefault(str(it.fspath), i)
+    items.sort(key=lambda it: (-est[os.path.basename(str(it.fspath))], first[str(it.fspath)]))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile without its look-ahead: xdist gives a worker its next file while two of its
+    tests are still pending, so a file can wait behind a worker's long last test while the other
+    worker runs dry. A worker holds its last test until it gets more (or is told to stop): the next
+    file goes out when one test is left, which keeps the worker busy and the queue shared."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileNoLookahead(LoadFileScheduling):
+        def _reschedule(self, node):
+            if not node.shutting_down and self.workqueue and \
+                    self._pending_of(self.assigned_work[node]) > 1:
+                return
+            super()._reschedule(node)
+
+    return LoadFileNoLookahead(config, log)

@@ -1,11 +1,12 @@
-"""docs/real-postgres.md runs as written, twice in a row, against a real-mode daemon: a CMK
-cluster, psql with verify-full, rows, the key disabled (logins refused with the FATAL), enabled
-again, a point-in-time restore, a replica, clean-up. Kept apart from test_pg_real.py: it is the
-slowest real-mode test (about 100 s a run on a loaded 2-core machine)."""
+"""docs/real-postgres.md runs as written, twice in a row (once on the ASan build:
+conftest.walkthrough_runs), against a real-mode daemon: a CMK cluster, psql with verify-full, rows,
+the key disabled (logins refused with the FATAL), enabled again, a point-in-time restore, a
+replica, clean-up. Kept apart from test_pg_real.py: it is the slowest real-mode test (about 100 s
+a run on a loaded 2-core machine)."""
 import os
 import subprocess
 
-from conftest import ROOT
+from conftest import ROOT, walkthrough_runs
 from pgreal import needs_postgres, real_daemon  # noqa: F401
 from test_docs import sh_blocks
 
@@ -26,7 +27,7 @@ def test_walkthrough_runs_twice(real_daemon):
     script = "set -euo pipefail\n" + "\n".join(blocks)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PGCMK", "PG"))}
     env.update(PGCMK=real_daemon.base, CA=real_daemon.ca)
-    for run in (1, 2):
+    for run in walkthrough_runs():
         r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=180)
         assert r.returncode == 0, f"{WALKTHROUGH} run {run} failed:\n{r.stdout}\n{r.stderr}"

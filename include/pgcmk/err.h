@@ -331,6 +331,11 @@
       "--pg-at-rest: gocryptfs could not initialise or mount the data directory (its last line "   \
       "is in the message)")                                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
+    /* ---- pg_tde emulation (issue 16). Sections: agent (tdeagent.c: h-tdeagent), self-managed    \
+     * instances and key sources (h-tdeinst). pg_tde's own SQL errors are not here: the agent      \
+     * answers them with their SQLSTATE (include/pgcmk/tdeproto.h). */                             \
+    /* pg_tde: agent (h-tdeagent) */                                                               \
+    /* pg_tde: self-managed instances (h-tdeinst) */                                               \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -134,6 +134,13 @@ json_t *pg_archive_describe(const char *db_id);
 /* DATA_DIR/pg/run/agent.sock: 0, or -1 when it does not fit. */
 int pg_archive_sock_path(char *out, size_t n);
 
+/* ---- tdeagent.c: the pg_tde agent (include/pgcmk/tdeproto.h) -------------------------------- */
+
+/* Serves one "TDE" request of the archive socket (archive.c read the body: len bytes, NUL
+ * after): checks that the peer on fd belongs to db_id's instance, runs the operation and writes
+ * the answer ("OK <length>\n" + body, or "ERR <text>\n" for transport errors) to fd. */
+void pg_tde_agent_serve(int fd, const char *db_id, const char *slug, const char *body, size_t len);
+
 /* ---- at rest (atrest.c) ------------------------------------------------------------------- */
 
 /* 1 when instances run on gocryptfs (--pg-at-rest fs, or auto and available). */

@@ -758,3 +758,26 @@ pgcmk_tde_register(void)
     pg_set_renderer(PG_TDE, tde_render);
     pgcmk_router_add(tde_routes, PGCMK_ARRAY_LEN(tde_routes));
 }
+
+/* ---- issue 16: bindings of self-managed real instances (STUBS of the contract commit; owner
+ * h-tdeinst) ---- */
+
+int
+pgcmk_tde_bind(const char *db_id, const char *provider_json, const char *key_name, int key_len,
+               int create_missing, struct pgcmk_err *err)
+{
+    (void)db_id;
+    (void)provider_json;
+    (void)key_name;
+    (void)key_len;
+    (void)create_missing;
+    return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "pgcmk_tde_bind is not implemented");
+}
+
+int
+pgcmk_tde_unbind(const char *db_id, struct pgcmk_err *err)
+{
+    (void)db_id;
+    (void)err;
+    return 0;
+}

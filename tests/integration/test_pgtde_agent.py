@@ -345,8 +345,11 @@ def test_vault_provider(env):
     client.sys.enable_secrets_engine(backend_type="kv", path=m, options={"version": "2"})
     tok = inst.pg_file(f"token-{m}", (v["rootToken"] + "\n").encode())
     ca = inst.pg_file(f"ca-{m}.pem", open(d.ca, "rb").read(), mode=0o644)
-    opts = ('{"url": "%s", "mountPath": "%s", "tokenPath": "%s", "caPath": "%s"}'
-            % (v["address"], m, tok, ca))
+    def opts_of(mount):
+        return ('{"url": "%s", "mountPath": "%s", "tokenPath": "%s", "caPath": "%s"}'
+                % (v["address"], mount, tok, ca))
+
+    opts = opts_of(m)
     inst.ok("provider_add", scope="global", name="vault-g", type="vault-v2", options=opts)
     inst.ok("key_set", target="server", scope="global", provider="vault-g", key="vault-key",
             cipher="aes_256")
@@ -364,7 +367,7 @@ def test_vault_provider(env):
     m1 = "kv1-" + uuid.uuid4().hex[:8]
     client.sys.enable_secrets_engine(backend_type="kv", path=m1, options={"version": "1"})
     a = inst.op("provider_add", scope="global", name="vault-kv1", type="vault-v2",
-                options=opts.replace(m, m1))
+                options=opts_of(m1))
     assert a["message"] == f'failed to validate the Vault mount "{m1}" of key provider ' \
                            f'"vault-kv1"', a
     assert "not KV version 2" in a["detail"], a

@@ -8,6 +8,7 @@ from contextlib import closing
 
 import pytest
 
+from clitools import Cli
 from conftest import assert_arm_error, new_name
 from pgreal import needs_postgres, query, real_daemon, start_real  # noqa: F401
 
@@ -138,3 +139,34 @@ def test_modeled_mode_says_to_use_real_mode(daemon):
                            "RealPostgresUnavailable")
     assert "--pg-mode real" in err["message"]
     assert_arm_error(daemon.get(INSTANCES), 503, "RealPostgresUnavailable")
+
+
+def test_cli_postgres(real_daemon, tmp_path):
+    d = real_daemon
+    cli = Cli(d, str(tmp_path))
+    name = new_name("tde")
+    made = cli.json("postgres", "create", name)
+    assert made["name"] == name and f"password={made['password']}" in made["connectionString"]
+    with closing(connect_cs(made["connectionString"])) as conn:
+        assert query(conn, "SELECT current_user") == [("postgres",)]
+    assert name in [i["name"] for i in cli.json("postgres", "list")]
+    shown = cli.json("postgres", "show", name)
+    assert shown["state"] == "running" and "password" not in shown
+    cs = cli.out("postgres", "connection-string", name).strip()
+    assert cs == shown["connectionString"] and "password" not in cs
+    assert cli.out("postgres", "connection-string", name, "--psql").strip() == shown["psql"]
+    assert cli.json("postgres", "restart", name)["state"] == "running"
+    new = cli.json("postgres", "reset-password", name)
+    with closing(connect_cs(new["connectionString"])) as conn:
+        assert query(conn, "SELECT 1") == [(1,)]
+    cli.fail("postgres", "show", "nosuch", rc=3, err="PostgresInstanceNotFound")
+    cli.fail("postgres", "create", "A_B", rc=1, err="InvalidResourceName")
+    cli.fail("postgres", "frob", rc=2)
+    assert "connection-string" in cli.out("postgres", "--help")
+    assert cli.json("postgres", "delete", name)["state"] == "Deleted"
+
+
+def test_portal_serves_the_instances_page(real_daemon):
+    r = real_daemon.get("/portal/js/views/instances.js")
+    assert r.status_code == 200 and "postgresView" in r.text
+    assert 'href="#/postgres"' in real_daemon.get("/portal/").text

@@ -211,8 +211,9 @@ def env():
     os.chmod(root, 0o755)
     agent = FakeAgent(os.path.join(root, "agent.sock"))
     agent.start()
-    pg = Scratch(root)
+    pg = None
     try:
+        pg = Scratch(root)
         assert pg.start() is None, open(pg.log).read()
         c = pg.connect()
         c.cursor().execute("CREATE EXTENSION pg_tde")
@@ -220,7 +221,8 @@ def env():
         c.close()
         yield pg, agent
     finally:
-        pg.stop()
+        if pg is not None:
+            pg.stop()
         agent.stop()
         shutil.rmtree(root, ignore_errors=True)
 

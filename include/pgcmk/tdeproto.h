@@ -48,9 +48,8 @@
 #define PGTDE_MAX_BODY   65536
 #define PGTDE_KEY_MAX    32
 #define PGTDE_GUC_SOCKET "pg_tde.pgcmk_agent_socket"
-/* the <slug> of the request line: pgcmkd sets it in pgcmk.conf next to PGTDE_GUC_SOCKET */
-#define PGTDE_GUC_INSTANCE "pg_tde.pgcmk_instance"
-/* how long the extension waits for an answer (the agent's own provider timeouts are shorter) */
-#define PGTDE_TIMEOUT_MS 60000
+/* The instance's slug (the <slug> of "TDE <slug> <length>"), set by pgcmkd in pgcmk.conf next
+ * to PGTDE_GUC_SOCKET (PGC_POSTMASTER, superuser-only, hidden from SHOW ALL is not required). */
+#define PGTDE_GUC_SLUG "pg_tde.pgcmk_slug"
 
 #endif

@@ -247,7 +247,7 @@ exchange(int fd, StringInfo req, size_t *len, const char **why)
     ssize_t got;
     unsigned long n;
 
-    snprintf(head, sizeof(head), "TDE %s %d\n", tde_agent_instance, req->len);
+    snprintf(head, sizeof(head), "TDE %s %d\n", tde_agent_slug, req->len);
     if (!write_all(fd, head, strlen(head), deadline) ||
         !write_all(fd, req->data, (size_t)req->len, deadline)) {
         *why = "could not send the request";
@@ -289,12 +289,11 @@ tde_call(StringInfo req, int elevel)
     TdeAnswer *a;
     int fd;
 
-    if (path == NULL || path[0] == '\0' || tde_agent_instance == NULL ||
-        tde_agent_instance[0] == '\0')
+    if (path == NULL || path[0] == '\0' || tde_agent_slug == NULL || tde_agent_slug[0] == '\0')
         ereport(elevel,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("pgcmk's pg_tde emulation has no agent: %s is not set",
-                        path == NULL || path[0] == '\0' ? PGTDE_GUC_SOCKET : PGTDE_GUC_INSTANCE),
+                        path == NULL || path[0] == '\0' ? PGTDE_GUC_SOCKET : PGTDE_GUC_SLUG),
                  errhint("This pg_tde keeps its keys through pgcmkd; use an instance that pgcmkd "
                          "created (POST /emulator/postgres/instances), which sets it.")));
     if (strlen(path) >= sizeof(sa.sun_path))

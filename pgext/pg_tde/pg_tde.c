@@ -43,7 +43,7 @@ void _PG_init(void);
 
 int tde_cipher = TDE_CIPHER_AES_128;
 char *tde_agent_socket = NULL;
-char *tde_agent_instance = NULL;
+char *tde_agent_slug = NULL;
 static bool tde_wal_encrypt = false;
 static bool tde_enforce_encryption = false;
 static bool tde_inherit_global = true;
@@ -581,10 +581,9 @@ define_gucs(void)
                                "Set by pgcmkd in pgcmk.conf.", &tde_agent_socket, "",
                                PGC_POSTMASTER, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, NULL, NULL,
                                NULL);
-    DefineCustomStringVariable(PGTDE_GUC_INSTANCE, "This instance's name for pgcmkd's agent.",
-                               "Set by pgcmkd in pgcmk.conf.", &tde_agent_instance, "",
-                               PGC_POSTMASTER, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, NULL, NULL,
-                               NULL);
+    DefineCustomStringVariable(PGTDE_GUC_SLUG, "This instance's name for pgcmkd's agent.",
+                               "Set by pgcmkd in pgcmk.conf.", &tde_agent_slug, "", PGC_POSTMASTER,
+                               GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
     MarkGUCPrefixReserved("pg_tde");
 }
 

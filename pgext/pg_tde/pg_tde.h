@@ -5,9 +5,12 @@
 #include "lib/stringinfo.h"
 
 /* GUCs (pg_tde.c) */
-extern int tde_cipher;           /* pg_tde.cipher: TDE_CIPHER_* */
-extern char *tde_agent_socket;   /* pg_tde.pgcmk_agent_socket */
-extern char *tde_agent_instance; /* pg_tde.pgcmk_instance */
+extern int tde_cipher;         /* pg_tde.cipher: TDE_CIPHER_* */
+extern char *tde_agent_socket; /* pg_tde.pgcmk_agent_socket */
+extern char *tde_agent_slug;   /* pg_tde.pgcmk_slug */
+
+/* how long the extension waits for an agent's answer (its provider timeouts are shorter) */
+#define PGTDE_TIMEOUT_MS 60000
 
 #define TDE_CIPHER_AES_128 0
 #define TDE_CIPHER_AES_256 1

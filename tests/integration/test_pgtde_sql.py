@@ -165,7 +165,7 @@ class Scratch:
             f.write(f"listen_addresses = ''\nunix_socket_directories = '{self.sockdir}'\n"
                     "shared_preload_libraries = 'pg_tde'\nfsync = off\n"
                     f"pg_tde.pgcmk_agent_socket = '{os.path.join(root, 'agent.sock')}'\n"
-                    f"pg_tde.pgcmk_instance = '{SLUG}'\n")
+                    f"pg_tde.pgcmk_slug = '{SLUG}'\n")
 
     def start(self):
         """Starts the server: None when it accepts connections, else its exit code."""

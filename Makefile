@@ -224,6 +224,13 @@ $(B)/fuzz/fuzz_pgarch_file: tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c src/pg/
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -o $@ tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c -lcrypto
+# libFuzzer over the pg_tde agent's bodies and pg_tde's keyring file (src/pg/tdeproto.c,
+# src/tde/keyring.c: pure).
+FUZZ_TDEPROTO_SRC := tests/fuzz/fuzz_tdeproto.c src/pg/tdeproto.c src/tde/keyring.c
+$(B)/fuzz/fuzz_tdeproto: $(FUZZ_TDEPROTO_SRC) src/pg/tdeproto.h include/pgcmk/keyring.h include/pgcmk/tdeproto.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ $(FUZZ_TDEPROTO_SRC)
 # libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
 FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
 $(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
@@ -241,12 +248,12 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
       $(B)/fuzz/fuzz_kmipc $(B)/fuzz/fuzz_vaultc $(B)/fuzz/fuzz_vkv $(B)/fuzz/fuzz_hcl \
       $(B)/fuzz/fuzz_vreq $(B)/fuzz/fuzz_kesct $(B)/fuzz/fuzz_kesconf $(B)/fuzz/fuzz_http1 \
       $(B)/fuzz/fuzz_kesc $(B)/fuzz/fuzz_pgarch_req $(B)/fuzz/fuzz_pgarch_file \
-      $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pghba
+      $(B)/fuzz/fuzz_pgwire $(B)/fuzz/fuzz_pghba $(B)/fuzz/fuzz_tdeproto
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/corpus-filter $(B)/fuzz/corpus-ttlv $(B)/fuzz/corpus-kmip-msg \
 	  $(B)/fuzz/corpus-kmipc $(B)/fuzz/corpus-vaultc $(B)/fuzz/corpus-vkv $(B)/fuzz/corpus-hcl \
 	  $(B)/fuzz/corpus-vreq $(B)/fuzz/corpus-kesct $(B)/fuzz/corpus-kesconf $(B)/fuzz/corpus-http1 \
 	  $(B)/fuzz/corpus-kesc $(B)/fuzz/corpus-pgarch-req $(B)/fuzz/corpus-pgarch-file \
-	  $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pghba
+	  $(B)/fuzz/corpus-pgwire $(B)/fuzz/corpus-pghba $(B)/fuzz/corpus-tdeproto
 	$(B)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 \
 	  $(B)/fuzz/corpus tests/data/templates
 	$(B)/fuzz/fuzz_filter -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
@@ -281,6 +288,8 @@ fuzz: $(B)/fuzz/fuzz_template $(B)/fuzz/fuzz_filter $(B)/fuzz/fuzz_ttlv $(B)/fuz
 	  $(B)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
 	$(B)/fuzz/fuzz_pghba -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
 	  $(B)/fuzz/corpus-pghba tests/fuzz/corpus/pghba
+	$(B)/fuzz/fuzz_tdeproto -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  $(B)/fuzz/corpus-tdeproto tests/fuzz/corpus/tdeproto
 
 asan: deps-test
 	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) B=build/asan SANITIZE=address,undefined CC=$(CC) progs

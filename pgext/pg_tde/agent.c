@@ -19,6 +19,7 @@
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 
+#include "pg/tdeproto.h"
 #include "pg_tde.h"
 #include "pgcmk/tdeproto.h"
 
@@ -34,20 +35,16 @@ cipher_name(void)
 void
 tde_req_add(StringInfo req, const char *key, const char *value)
 {
-    const char *p;
+    struct tdep_buf b = {0};
 
-    appendStringInfo(req, "%s=", key);
-    for (p = value ? value : ""; *p; p++) {
-        if (*p == '\\')
-            appendStringInfoString(req, "\\\\");
-        else if (*p == '\n')
-            appendStringInfoString(req, "\\n");
-        else if (*p == '\r')
-            appendStringInfoString(req, "\\r");
-        else
-            appendStringInfoChar(req, *p);
+    tdep_add(&b, key, value);
+    if (b.overflow) {
+        tdep_buf_free(&b);
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("pg_tde request too long (at most %d bytes)", PGTDE_MAX_BODY)));
     }
-    appendStringInfoChar(req, '\n');
+    appendBinaryStringInfo(req, b.p, (int)b.len);
+    tdep_buf_free(&b);
 }
 
 void
@@ -146,51 +143,26 @@ read_n(int fd, char *buf, size_t len, int64 deadline, bool stop_at_newline)
     return (ssize_t)got;
 }
 
-static char *
-unescape(const char *s, size_t n)
-{
-    StringInfoData out;
-    size_t i;
-
-    initStringInfo(&out);
-    for (i = 0; i < n; i++) {
-        if (s[i] == '\\' && i + 1 < n) {
-            char c = s[++i];
-
-            appendStringInfoChar(&out, c == 'n' ? '\n' : c == 'r' ? '\r' : c);
-        } else
-            appendStringInfoChar(&out, s[i]);
-    }
-    return out.data;
-}
-
+/* The answer body's fields, copied out of the shared parser's malloc'd message */
 static TdeAnswer *
-parse_answer(const char *body, size_t len)
+parse_answer(const char *body, size_t len, int elevel)
 {
     TdeAnswer *a = palloc0(sizeof(TdeAnswer));
-    const char *p = body, *end = body + len;
-    int cap = 8;
+    struct tdep_msg m;
+    const char *why = NULL;
+    size_t i;
 
-    a->keys = palloc(sizeof(char *) * cap);
-    a->values = palloc(sizeof(char *) * cap);
-    while (p < end) {
-        const char *nl = memchr(p, '\n', end - p), *eq;
-
-        if (nl == NULL)
-            nl = end;
-        eq = memchr(p, '=', nl - p);
-        if (eq != NULL) {
-            if (a->n == cap) {
-                cap *= 2;
-                a->keys = repalloc(a->keys, sizeof(char *) * cap);
-                a->values = repalloc(a->values, sizeof(char *) * cap);
-            }
-            a->keys[a->n] = pnstrdup(p, eq - p);
-            a->values[a->n] = unescape(eq + 1, nl - eq - 1);
-            a->n++;
-        }
-        p = nl + 1;
+    if (tdep_parse(body, len, "row", &m, &why) != 0)
+        ereport(elevel, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+                         errmsg("pgcmk's pg_tde agent answered a malformed body: %s", why)));
+    a->n = (int)m.n;
+    a->keys = palloc(sizeof(char *) * (m.n + 1));
+    a->values = palloc(sizeof(char *) * (m.n + 1));
+    for (i = 0; i < m.n; i++) {
+        a->keys[i] = pstrdup(m.f[i].key);
+        a->values[i] = pstrdup(m.f[i].value);
     }
+    tdep_free(&m);
     return a;
 }
 
@@ -330,7 +302,7 @@ tde_call(StringInfo req, int elevel)
     if (body == NULL)
         ereport(elevel, (errcode(ERRCODE_CONNECTION_FAILURE),
                          errmsg("pgcmk's pg_tde agent at \"%s\" failed: %s", path, why)));
-    a = parse_answer(body, len);
+    a = parse_answer(body, len, elevel);
     raise_answer(a, elevel);
     return a;
 }

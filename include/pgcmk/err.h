@@ -344,6 +344,10 @@
     X(PGCMK_E_TDE_KEYRING_KEY_CHANGED, 400, "TdeKeyringKeyChanged", "I",                           \
       "keyring file: the key of that name does not unwrap the database's key (it was replaced)")   \
     /* pg_tde: self-managed instances (h-tdeinst) */                                               \
+    X(PGCMK_E_PGTDE_INSTANCE_NOT_FOUND, 404, "PostgresInstanceNotFound", "I",                      \
+      "no self-managed PostgreSQL instance (POST /emulator/postgres/instances) has this name")     \
+    X(PGCMK_E_PGTDE_INSTANCE_EXISTS, 409, "PostgresInstanceExists", "I",                           \
+      "a self-managed PostgreSQL instance has this name already: delete it first")                 \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

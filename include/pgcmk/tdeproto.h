@@ -48,5 +48,8 @@
 #define PGTDE_MAX_BODY   65536
 #define PGTDE_KEY_MAX    32
 #define PGTDE_GUC_SOCKET "pg_tde.pgcmk_agent_socket"
+/* The instance's slug (the <slug> of "TDE <slug> <length>"), set by pgcmkd in pgcmk.conf next
+ * to PGTDE_GUC_SOCKET (PGC_POSTMASTER, superuser-only, hidden from SHOW ALL is not required). */
+#define PGTDE_GUC_SLUG "pg_tde.pgcmk_slug"
 
 #endif

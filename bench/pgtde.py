@@ -67,7 +67,7 @@ def main():
     pool = RealPool(root)
     try:
         d = pool.start("--kmip-port", "0")
-        r = d.post(INSTANCES, json={"name": new_name("bench")})
+        r = d.post(INSTANCES, json={"name": new_name("bench")}, timeout=120)
         if r.status_code != 201:
             fail(r.text)
         name, cs = r.json()["name"], r.json()["connectionString"]
@@ -113,7 +113,7 @@ def main():
             restarts = []
             for _ in range(2):
                 t = time.monotonic()
-                r = d.post(f"{INSTANCES}/{name}/restart")
+                r = d.post(f"{INSTANCES}/{name}/restart", timeout=120)
                 if r.status_code != 200:
                     fail(f"restart with the {prov} server key: {r.text}")
                 restarts.append((time.monotonic() - t) * 1000)
@@ -124,7 +124,7 @@ def main():
                 fail("pg_tde.wal_encrypt is not on after the restart")
             print(f"pgtde: restart with wal_encrypt = on, server key via {prov}: {ms(restarts)}")
         conn.close()
-        d.delete(f"{INSTANCES}/{name}")
+        d.delete(f"{INSTANCES}/{name}", timeout=120)
     finally:
         problems = pool.finish()
         if problems:

@@ -1402,6 +1402,14 @@ op_server_key_check(struct tdea_ctx *c, struct tdea_err *e)
 }
 
 static int
+tdea_at_rest(const struct pg_inst_info *inst)
+{
+    size_t n = strlen(inst->data);
+
+    return pg_atrest_on() && n >= 4 && strcmp(inst->data + n - 4, "/mnt") == 0;
+}
+
+static int
 op_status(struct tdea_ctx *c, struct tdea_err *e)
 {
     struct tdea_key k;
@@ -1409,7 +1417,8 @@ op_status(struct tdea_ctx *c, struct tdea_err *e)
 
     if (rc < 0)
         return -1;
-    tdep_add(&c->out, "at_rest", pg_atrest_on() ? "1" : "0");
+    /* on gocryptfs the data directory is <slug>/mnt (internal.h) */
+    tdep_add(&c->out, "at_rest", tdea_at_rest(&c->inst) ? "1" : "0");
     /* the WAL leaves the server only through the archive, encrypted under the DEK the server
      * key wraps once the key is set (pgcmk_tde_bind) */
     tdep_add(&c->out, "wal_encrypt", rc == 1 ? "1" : "0");

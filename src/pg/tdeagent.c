@@ -130,9 +130,11 @@ tdea_peer_ok(int fd, const struct pg_inst_info *inst)
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || inst->pid <= 0)
+    pid_t pm = inst->pid > 0 ? inst->pid : inst->starting; /* the start check: not ready yet */
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || pm <= 0)
         return 0;
-    return cred.pid == inst->pid || tdea_ppid(cred.pid) == inst->pid;
+    return cred.pid == pm || tdea_ppid(cred.pid) == pm;
 }
 
 /* ---- provider options ------------------------------------------------------------------------ */

@@ -130,11 +130,9 @@ tdea_peer_ok(int fd, const struct pg_inst_info *inst)
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
-    pid_t pm = inst->pid > 0 ? inst->pid : inst->starting; /* the start check: not ready yet */
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || pm <= 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || inst->pid <= 0)
         return 0;
-    return cred.pid == pm || tdea_ppid(cred.pid) == pm;
+    return cred.pid == inst->pid || tdea_ppid(cred.pid) == inst->pid;
 }
 
 /* ---- provider options ------------------------------------------------------------------------ */

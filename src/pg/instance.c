@@ -65,7 +65,6 @@ struct inst {
     int64_t retry_at_ms; /* wall clock: a failed restart is tried again then */
     int fails;           /* failed starts in a row: the retry waits 2 s, 4 s, ... 64 s */
     int selfmgd;         /* a self-managed instance (selfmgd.c): superuser admin, pg_tde */
-    pid_t starting;      /* the postmaster inst_spawn waits for (the pg_tde start check) */
 };
 
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -115,8 +114,6 @@ inst_set_state(struct inst *i, enum inst_state st, pid_t pid)
     pthread_mutex_lock(&inst_mu);
     i->state = st;
     i->pid = pid;
-    if (st != ST_STARTING && st != ST_RESTARTING)
-        i->starting = 0;
     pthread_mutex_unlock(&inst_mu);
 }
 
@@ -530,9 +527,6 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     close(logfd);
     if (pid < 0)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_START, NULL, "fork: %s", strerror(errno));
-    pthread_mutex_lock(&inst_mu);
-    i->starting = pid;
-    pthread_mutex_unlock(&inst_mu);
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
 
@@ -976,7 +970,6 @@ pg_inst_info(const char *db_id, struct pg_inst_info *out)
         pg_fmt(out->dbname, sizeof(out->dbname), "%s", i->dbname);
         out->port = i->port;
         out->pid = i->pid;
-        out->starting = i->starting;
         out->cluster = i->cluster;
     }
     pthread_mutex_unlock(&inst_mu);

@@ -30,8 +30,7 @@ struct pg_inst_info {
     char data[PATH_MAX]; /* the data directory PostgreSQL runs on */
     char sock[PATH_MAX]; /* unix-socket directory */
     int port;
-    pid_t pid;      /* the postmaster, 0 when stopped */
-    pid_t starting; /* the postmaster a start waits for (pid is 0 until it is ready), else 0 */
+    pid_t pid; /* the postmaster, 0 when stopped */
     int cluster;
     char dbname[64];
 };

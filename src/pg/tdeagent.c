@@ -49,6 +49,7 @@
 #define TDEA_MAC_LEN      32
 #define TDEA_MIRROR       "pgcmk_tde.json"
 #define TDEA_KMIP_TIMEOUT 3000
+#define TDEA_PEER_DEPTH   6 /* generations from the peer up to the postmaster */
 
 /* An error answer: pg_tde's SQLSTATE and texts. */
 struct tdea_err {
@@ -100,7 +101,7 @@ tdea_prov_release(struct tdea_prov *p)
     p->o = NULL;
 }
 
-/* ---- the peer: the instance's postmaster or one of its children ------------------------------ */
+/* ---- the peer: the instance's postmaster or one of its descendants ------------------------- */
 
 static pid_t
 tdea_ppid(pid_t pid)
@@ -132,7 +133,14 @@ tdea_peer_ok(int fd, const struct pg_inst_info *inst)
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || inst->pid <= 0)
         return 0;
-    return cred.pid == inst->pid || tdea_ppid(cred.pid) == inst->pid;
+    /* a backend is the postmaster's child; a program a backend runs (COPY FROM PROGRAM, an
+     * archive_command) a grandchild or further: a few generations up */
+    for (int i = 0; i < TDEA_PEER_DEPTH && cred.pid > 1; i++) {
+        if (cred.pid == inst->pid)
+            return 1;
+        cred.pid = tdea_ppid(cred.pid);
+    }
+    return 0;
 }
 
 /* ---- provider options ------------------------------------------------------------------------ */

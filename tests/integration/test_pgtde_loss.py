@@ -185,3 +185,36 @@ def test_kmip_revoke_and_destroy(d):
     k = wait_key_state(d, inst, "Inaccessible")
     assert k["reasonCode"] in ("KmipKeyDestroyed", "KmipKeyNotFound"), k
     assert d.delete(INSTANCES + inst["name"]).status_code == 200
+
+
+def test_keyring_file_changed_and_back(d):
+    import pwd
+    pg = pwd.getpwnam("postgres")
+    ring_dir = os.path.join(files_dir(d), "ring-" + uuid.uuid4().hex[:6])
+    os.mkdir(ring_dir, 0o755)
+    os.chown(ring_dir, pg.pw_uid, pg.pw_gid)  # pg_tde writes the file as the PostgreSQL user
+    ring = os.path.join(ring_dir, "keyring.per")
+    inst = new_instance(d)
+    cs = inst["connectionString"]
+    with closing(connect(cs)) as conn:
+        query(conn, "CREATE EXTENSION pg_tde")
+        query(conn, "SELECT pg_tde_add_global_key_provider_file(%s, %s)", "file-prov", ring)
+        query(conn, "SELECT pg_tde_set_server_key_using_global_key_provider(%s, %s)",
+              "file-key", "file-prov")
+    k = wait_key_state(d, inst, "Ready")
+    assert k["provider"]["type"] == "file", k
+    original = open(ring, "rb").read()
+    with open(ring, "r+b") as f:  # the key replaced under its name
+        f.seek(256)
+        f.write(b"\x07" * 32)
+    d.clock(advance="PT10M")  # no event reaches a file: the periodic check finds it
+    k = wait_key_state(d, inst, "Inaccessible")
+    assert k["reasonCode"] == "TdeKeyringKeyChanged", k
+    assert_refused(cs)
+    with open(ring, "wb") as f:
+        f.write(original)
+    d.clock(advance="PT10M")
+    wait_key_state(d, inst, "Ready")
+    with closing(connect(cs)) as conn:
+        assert query(conn, "SELECT 1") == [(1,)]
+    assert d.delete(INSTANCES + inst["name"]).status_code == 200

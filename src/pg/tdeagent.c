@@ -125,18 +125,42 @@ tdea_ppid(pid_t pid)
     return (pid_t)ppid;
 }
 
+/* The postmaster: the supervisor's pid, or while it starts (pg_tde's start check runs in the
+ * postmaster before it is ready) the first line of its data directory's postmaster.pid. */
+static pid_t
+tdea_postmaster(const struct pg_inst_info *inst)
+{
+    char path[PATH_MAX + 32], buf[32];
+    int fd;
+    ssize_t n;
+
+    if (inst->pid > 0)
+        return inst->pid;
+    pg_fmt(path, sizeof(path), "%s/postmaster.pid", inst->data);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return (pid_t)atoi(buf);
+}
+
 static int
 tdea_peer_ok(int fd, const struct pg_inst_info *inst)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
+    pid_t pm = tdea_postmaster(inst);
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || inst->pid <= 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || pm <= 1)
         return 0;
     /* a backend is the postmaster's child; a program a backend runs (COPY FROM PROGRAM, an
      * archive_command) a grandchild or further: a few generations up */
     for (int i = 0; i < TDEA_PEER_DEPTH && cred.pid > 1; i++) {
-        if (cred.pid == inst->pid)
+        if (cred.pid == pm)
             return 1;
         cred.pid = tdea_ppid(cred.pid);
     }

@@ -371,3 +371,103 @@ def test_vault_provider(env):
     assert a["message"] == f'failed to validate the Vault mount "{m1}" of key provider ' \
                            f'"vault-kv1"', a
     assert "not KV version 2" in a["detail"], a
+
+
+# --- the same through SQL: a self-managed instance with pgcmk's pg_tde emulation ---------------
+
+PG_TDE_SO = "/usr/lib/postgresql/15/lib/pg_tde.so"
+INSTANCES = "/emulator/postgres/instances"
+
+
+@pytest.fixture(scope="module")
+def sm(env):
+    if not os.path.exists(PG_TDE_SO):
+        pytest.skip("pgcmk's pg_tde emulation is not installed: run 'make pgext' as root")
+    d, inst = env
+    name = new_name("tde")
+    r = d.post(INSTANCES, json={"name": name})
+    assert r.status_code == 201, r.text
+    b = r.json()
+    return d, inst, name, b["connectionString"]
+
+
+def sql_connect(cs):
+    conn = _psycopg2().connect(cs, connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+def sql(conn, text, *params):
+    with conn.cursor() as cur:
+        cur.execute(text, params or None)
+        return cur.fetchall() if cur.description else None
+
+
+def sql_error(conn, sqlstate, message, text, *params):
+    pg = _psycopg2()
+    with pytest.raises(pg.Error) as ei:
+        sql(conn, text, *params)
+    e = ei.value
+    assert e.pgcode == sqlstate and e.diag.message_primary == message, (e.pgcode, str(e))
+    return e
+
+
+def test_seed_000_with_a_keyring_file_through_sql(sm):
+    d, inst, name, cs = sm
+    ring = os.path.join(inst.work, f"{name}.per")
+    conn = sql_connect(cs)
+    try:
+        sql(conn, "CREATE EXTENSION pg_tde")
+        # seed 000, the "With keyring file" tab and step 3, verbatim but for the names
+        sql(conn, f"SELECT pg_tde_add_global_key_provider_file('provider-name', '{ring}')")
+        sql(conn, "SELECT pg_tde_set_server_key_using_global_key_provider('key', "
+                  "'provider-name')")
+        assert [(n, len(k)) for n, k in keyring_records(ring)] == [("key", 16)]
+        assert sql(conn, "SELECT key_name, key_provider_name FROM "
+                         "pg_tde_server_key_info()") == [("key", "provider-name")]
+        sql(conn, "SELECT pg_tde_verify_server_key()")
+        # pg_tde's errors, raised as the agent words them
+        sql_error(conn, "42710", 'Key provider "provider-name" already exists.',
+                  f"SELECT pg_tde_add_global_key_provider_file('provider-name', '{ring}')")
+        sql_error(conn, "22023", 'key provider "nope" does not exists',
+                  "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'nope')")
+        sql_error(conn, "22023", 'cannot create key "key" because it already exists',
+                  "SELECT pg_tde_create_key_using_global_key_provider('key', 'provider-name')")
+        sql_error(conn, "55006", "cannot delete provider which is currently in use",
+                  "SELECT pg_tde_delete_global_key_provider('provider-name')")
+        # a database key of the same provider: 32 bytes under aes_256
+        sql(conn, "SET pg_tde.cipher = 'aes_256'")
+        sql(conn, "SELECT pg_tde_set_key_using_global_key_provider('db-key', 'provider-name')")
+        assert [(n, len(k)) for n, k in keyring_records(ring)] == [("key", 16), ("db-key", 32)]
+        assert sql(conn, "SELECT key_name FROM pg_tde_key_info()") == [("db-key",)]
+    finally:
+        conn.close()
+    # the server key is bound: the instance shows it
+    b = d.get(f"{INSTANCES}/{name}").json()
+    assert b["pgTde"]["serverKey"], b
+
+
+def test_kmip_and_vault_providers_through_sql(sm):
+    d, inst, name, cs = sm
+    port = d.get("/emulator/info").json()["ports"]["kmip"]
+    c, f = kmip_client(d, inst)
+    conn = sql_connect(cs)
+    try:
+        sql(conn, "CREATE EXTENSION IF NOT EXISTS pg_tde")
+        # seed 000's KMIP tab: (name, host, port, client cert, client key, server certificate)
+        sql(conn, "SELECT pg_tde_add_global_key_provider_kmip('kmip', '127.0.0.1', %s, %s, %s, "
+                  "%s)", port, f["certificate"], f["key"], f["caCertificate"])
+        sql(conn, "SELECT pg_tde_create_key_using_global_key_provider('kmip-key', 'kmip')")
+        objs = d.get("/emulator/kmip/objects", params={"owner": c["name"]}).json()["value"]
+        assert [(o["name"], o["cryptographicLength"]) for o in objs] == [("kmip-key", 128)]
+        sql(conn, "SELECT pg_tde_set_default_key_using_global_key_provider('kmip-key', 'kmip')")
+        sql(conn, "SELECT pg_tde_verify_default_key()")
+        # seed 001's order fails as pg_tde's would, with a hint naming the order
+        e = sql_error(conn, "XX000",
+                      f'could not connect to the KMIP server 127.0.0.1:{port} of key provider '
+                      f'"kmip-001"',
+                      "SELECT pg_tde_add_global_key_provider_kmip('kmip-001', '127.0.0.1', %s, "
+                      "%s, %s, %s)", port, f["caCertificate"], f["certificate"], f["key"])
+        assert "cert_path, key_path, ca_path" in (e.diag.message_hint or ""), str(e)
+    finally:
+        conn.close()

@@ -140,6 +140,10 @@ int pg_archive_sock_path(char *out, size_t n);
  * after): checks that the peer on fd belongs to db_id's instance, runs the operation and writes
  * the answer ("OK <length>\n" + body, or "ERR <text>\n" for transport errors) to fd. */
 void pg_tde_agent_serve(int fd, const char *db_id, const char *slug, const char *body, size_t len);
+/* The key providers and principal keys of db_id's instance (no key bytes), for the portal and
+ * /emulator/explain: {"providers": [{scope, id, name, type, options}], "keys": [{target,
+ * databaseOid, name, providerScope, providerId, created, length}]}. A new reference. */
+json_t *pg_tde_agent_describe(const char *db_id);
 
 /* ---- at rest (atrest.c) ------------------------------------------------------------------- */
 

@@ -336,6 +336,10 @@
      * answers them with their SQLSTATE (include/pgcmk/tdeproto.h). */                             \
     /* pg_tde: agent (h-tdeagent) */                                                               \
     /* pg_tde: self-managed instances (h-tdeinst) */                                               \
+    X(PGCMK_E_PGTDE_INSTANCE_NOT_FOUND, 404, "PostgresInstanceNotFound", "I",                      \
+      "no self-managed PostgreSQL instance (POST /emulator/postgres/instances) has this name")     \
+    X(PGCMK_E_PGTDE_INSTANCE_EXISTS, 409, "PostgresInstanceExists", "I",                           \
+      "a self-managed PostgreSQL instance has this name already: delete it first")                 \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

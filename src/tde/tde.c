@@ -20,6 +20,7 @@
 #include "pgcmk/clock.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/store.h"
 #include "pgcmk/tde.h"
 #include "providers/postgres.h"
@@ -549,6 +550,59 @@ tde_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return pg_record_state(db, c->d, "Ready", NULL, err);
 }
 
+/* A new binding of id (no row yet) to key_name of the provider (canonical options prov_text of
+ * that kind; request: the options as given, with their secrets): the agent locates the key (made
+ * when missing) and wraps a new DEK under it, then the row (kind tde, Ready) is written. 0 with *d
+ * filled (pg_db_release it), or -1 with err. The network runs outside any transaction. */
+static int
+tde_new_binding(const char *id, const struct tde_kind *kind, const char *prov_text,
+                const json_t *request, const char *key_name, struct pg_db *d, struct pgcmk_err *err)
+{
+    struct pgcmk_agent_result res;
+    struct tde_new n;
+    int rc;
+
+    memset(&n, 0, sizeof(n));
+    memset(&res, 0, sizeof(res));
+    memset(d, 0, sizeof(*d));
+    n.request = request;
+    rc = kind->new_dek(id, prov_text, key_name, &n, &res);
+    if (rc) {
+        if (!res.code && !res.message[0])
+            pgcmk_err_set(err, kind->invalid, "keyProvider", "keyProvider is not a %s provider.",
+                          kind->type);
+        else
+            pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
+                          res.message);
+    } else {
+        struct tde_put_ctx c = {d, kind, n.request};
+
+        d->id = pgcmk_xstrdup(id);
+        d->kind = PG_TDE;
+        d->sub = pgcmk_xstrdup("");
+        d->rg = pgcmk_xstrdup("");
+        d->key_uri = n.key_uri;
+        n.key_uri = NULL;
+        d->key_name = pgcmk_xstrdup(key_name);
+        d->key_version = pgcmk_xstrdup(n.version);
+        d->wrapped = n.w;
+        d->wrapped_len = n.wl;
+        n.w = NULL;
+        d->alg = pgcmk_xstrdup(n.alg);
+        d->access = pgcmk_xstrdup(PG_ACCESS_OK);
+        d->last_check = d->created_at = pgcmk_clock_now();
+        d->provider = pgcmk_xstrdup(prov_text);
+        rc = pgcmk_db_tx(pgcmk_db(), tde_put_tx, &c, err);
+        if (rc) {
+            pgcmk_agent_forget(id);
+            pg_db_release(d);
+        }
+    }
+    free(n.w);
+    free(n.key_uri);
+    return rc ? -1 : 0;
+}
+
 static int
 tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -559,8 +613,6 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     json_t *prov;
     char *id, *prov_text;
     struct pg_db d, old;
-    struct pgcmk_agent_result res;
-    struct tde_new n;
     int rc;
 
     if (tde_check_name(name, err))
@@ -596,46 +648,13 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         json_decref(prov);
         return rc;
     }
-    /* the network, outside any transaction */
-    memset(&n, 0, sizeof(n));
-    memset(&res, 0, sizeof(res));
-    n.request = json_object_get(rq->json, "keyProvider");
-    rc = kind->new_dek(id, prov_text, key_name, &n, &res);
-    if (rc) {
-        if (!res.code && !res.message[0])
-            pgcmk_err_set(err, kind->invalid, "keyProvider", "keyProvider is not a %s provider.",
-                          kind->type);
-        else
-            pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
-                          res.message);
-    } else {
-        struct tde_put_ctx c = {&d, kind, n.request};
-
-        memset(&d, 0, sizeof(d));
-        d.id = pgcmk_xstrdup(id);
-        d.kind = PG_TDE;
-        d.sub = pgcmk_xstrdup("");
-        d.rg = pgcmk_xstrdup("");
-        d.key_uri = n.key_uri;
-        n.key_uri = NULL;
-        d.key_name = pgcmk_xstrdup(key_name);
-        d.key_version = pgcmk_xstrdup(n.version);
-        d.wrapped = n.w;
-        d.wrapped_len = n.wl;
-        n.w = NULL;
-        d.alg = pgcmk_xstrdup(n.alg);
-        d.access = pgcmk_xstrdup(PG_ACCESS_OK);
-        d.last_check = d.created_at = pgcmk_clock_now();
-        d.provider = pgcmk_xstrdup(prov_text);
-        rc = pgcmk_db_tx(db, tde_put_tx, &c, err);
-        if (rc)
-            pgcmk_agent_forget(id);
-        else
-            pgcmk_resp_json(rs, 201, tde_body(&d));
+    if (tde_new_binding(id, kind, prov_text, json_object_get(rq->json, "keyProvider"), key_name, &d,
+                        err) == 0) {
+        pgcmk_resp_json(rs, 201, tde_body(&d));
         pg_db_release(&d);
+    } else {
+        rc = -1;
     }
-    free(n.w);
-    free(n.key_uri);
     free(id);
     free(prov_text);
     json_decref(prov);
@@ -692,6 +711,8 @@ tde_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     json_array_foreach(ids, i, v) {
         struct pg_db d;
 
+        if (strncmp(json_string_value(v), PGCMK_TDE_PREFIX, strlen(PGCMK_TDE_PREFIX)) != 0)
+            continue; /* a self-managed instance's server key (pgcmk_tde_bind) */
         if (pg_db_load(db, json_string_value(v), &d, err) > 0) {
             json_array_append_new(out, tde_body(&d));
             pg_db_release(&d);
@@ -759,25 +780,84 @@ pgcmk_tde_register(void)
     pgcmk_router_add(tde_routes, PGCMK_ARRAY_LEN(tde_routes));
 }
 
-/* ---- issue 16: bindings of self-managed real instances (STUBS of the contract commit; owner
- * h-tdeinst) ---- */
+/* ---- issue 16: bindings of self-managed real instances (h-tdeinst) ---------------------------
+ * The pg_tde agent (src/pg/tdeagent.c) binds an instance's server key (or a database's principal
+ * key) once it set it: the same row as PUT /emulator/tde/databases makes, with the instance's id,
+ * so the reconciler's key-source rows check it and PGCMK_EV_PG_ACCESS_CHANGED drives the
+ * instance's logins (src/pg/access.c, in pg_tde's words there). */
 
 int
 pgcmk_tde_bind(const char *db_id, const char *provider_json, const char *key_name, int key_len,
                int create_missing, struct pgcmk_err *err)
 {
-    (void)db_id;
-    (void)provider_json;
-    (void)key_name;
-    (void)key_len;
+    json_t *kp = provider_json ? json_loads(provider_json, 0, NULL) : NULL, *prov;
+    const json_t *pn = json_object_get(kp, "providerName");
+    const struct tde_kind *kind = NULL;
+    struct pg_db d, old;
+    char *prov_text;
+    int rc;
+
+    (void)key_len; /* the agent made the key at its length before it binds (key_set) */
     (void)create_missing;
-    return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "pgcmk_tde_bind is not implemented");
+    if (!db_id || !*db_id || !key_name || !*key_name || strlen(key_name) > TDE_KEY_MAX) {
+        json_decref(kp);
+        return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "principalKeyName",
+                             "a binding needs the database's id and the principal key's name "
+                             "(1 to %d characters)",
+                             TDE_KEY_MAX);
+    }
+    prov = tde_provider(kp, &kind, err);
+    if (!prov) {
+        json_decref(kp);
+        return -1;
+    }
+    if (json_is_string(pn)) /* pg_tde's provider name, for the refusal's message */
+        json_object_set(prov, "providerName", (json_t *)pn);
+    prov_text = json_dumps(prov, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = pg_db_load(pgcmk_db(), db_id, &old, err);
+    if (rc > 0) {
+        int same = old.kind == PG_TDE && old.provider && old.key_name &&
+                   strcmp(old.provider, prov_text) == 0 && strcmp(old.key_name, key_name) == 0 &&
+                   strcmp(old.access, PG_ACCESS_LOST) != 0;
+
+        pg_db_release(&old);
+        /* the same key, not lost: nothing to do; else the old binding goes first */
+        rc = same ? 1 : pgcmk_tde_unbind(db_id, err);
+    }
+    if (rc == 0) {
+        rc = tde_new_binding(db_id, kind, prov_text, kp, key_name, &d, err);
+        if (rc == 0) {
+            LOG_INFO("tde: %s is bound to the principal key '%s' (%s)", db_id, key_name,
+                     kind->type);
+            pg_db_release(&d);
+        }
+    }
+    free(prov_text);
+    json_decref(prov);
+    json_decref(kp);
+    return rc < 0 ? -1 : 0;
 }
 
 int
 pgcmk_tde_unbind(const char *db_id, struct pgcmk_err *err)
 {
-    (void)db_id;
-    (void)err;
-    return 0;
+    struct pg_db d;
+    int rc = pg_db_load(pgcmk_db(), db_id, &d, err);
+
+    if (rc <= 0)
+        return rc;
+    if (d.kind != PG_TDE) {
+        pg_db_release(&d);
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                             "%.200s is not a self-managed database: it has no binding", db_id);
+    }
+    rc = pgcmk_db_tx(pgcmk_db(), tde_delete_tx, &d, err);
+    if (rc == 0) {
+        pg_forget(pgcmk_db(), d.id);
+        if (pgcmk_pg_has(db_id) && pgcmk_pg_access_apply(db_id, err)) /* no refusal left */
+            LOG_WARN("tde: %s: the access after its unbind: %s", db_id, err->message);
+        LOG_INFO("tde: %s is unbound", db_id);
+    }
+    pg_db_release(&d);
+    return rc;
 }

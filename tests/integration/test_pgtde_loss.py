@@ -95,8 +95,10 @@ def vault_setup(d):
     return v, client, m, tok, tf
 
 
-def test_vault_secret_deleted_refuses_logins_and_the_restart(d):
-    v, client, m, _tok, tf = vault_setup(d)
+def vault_instance(d, *more_sql):
+    """A new instance whose server key "server-key" is in a new KV v2 mount of pgcmk's Vault
+    (token in a file); returns (hvac client, mount, token, instance, connection string)."""
+    v, client, m, tok, tf = vault_setup(d)
     inst = new_instance(d)
     cs = inst["connectionString"]
     ca = readable_copy(d, d.ca, "ca.pem")
@@ -106,7 +108,13 @@ def test_vault_secret_deleted_refuses_logins_and_the_restart(d):
               "vault-prov", v["address"], m, tf, ca)
         query(conn, "SELECT pg_tde_set_server_key_using_global_key_provider(%s, %s)",
               "server-key", "vault-prov")
-        query(conn, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
+        for sql in more_sql:
+            query(conn, sql)
+    return client, m, tok, inst, cs
+
+
+def test_vault_secret_deleted_refuses_logins_and_the_restart(d):
+    client, m, _tok, inst, cs = vault_instance(d, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
     k = wait_key_state(d, inst, "Ready")
     assert k["name"] == "server-key" and k["provider"]["type"] == "vault-v2", k
     r = d.post(INSTANCES + inst["name"] + "/restart")
@@ -136,16 +144,7 @@ def test_vault_secret_deleted_refuses_logins_and_the_restart(d):
 
 
 def test_vault_token_revoked(d):
-    v, client, m, tok, tf = vault_setup(d)
-    inst = new_instance(d)
-    cs = inst["connectionString"]
-    ca = readable_copy(d, d.ca, "ca.pem")
-    with closing(connect(cs)) as conn:
-        query(conn, "CREATE EXTENSION pg_tde")
-        query(conn, "SELECT pg_tde_add_global_key_provider_vault_v2(%s, %s, %s, %s, %s)",
-              "vault-prov", v["address"], m, tf, ca)
-        query(conn, "SELECT pg_tde_set_server_key_using_global_key_provider(%s, %s)",
-              "server-key", "vault-prov")
+    client, _m, tok, inst, cs = vault_instance(d)
     wait_key_state(d, inst, "Ready")
     client.auth.token.revoke(tok)
     k = wait_key_state(d, inst, "Inaccessible")

@@ -108,22 +108,14 @@ sm_real(struct pgcmk_err *err)
                          "pgcmkd with --pg-mode real.");
 }
 
-/* A server name's rules: 3-63 lower-case letters, digits and '-', not at either end. */
+/* A server name's rules (pg_check_name): 3-63 lower-case letters, digits and '-'. */
 static int
 sm_check_name(const char *name, struct pgcmk_err *err)
 {
-    size_t n = name ? strlen(name) : 0;
-    int ok = n >= 3 && n <= SM_NAME_MAX && name[0] != '-' && name[n - 1] != '-';
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-             name[i] == '-';
-    if (ok)
-        return 0;
-    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                         "The instance name '%.64s' is not valid: 3 to %d lower-case letters, "
-                         "digits and hyphens, not starting or ending with a hyphen.",
-                         name ? name : "", SM_NAME_MAX);
+    if (!name)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "name",
+                             "The body needs name: the instance's name.");
+    return pg_check_name("instance", name, SM_NAME_MAX, err);
 }
 
 /* A role name for the superuser login: [a-z_][a-z0-9_]*, not pgcmk's nor a pg_ role. */
@@ -316,21 +308,28 @@ sm_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+/* Answers 200 with the instance (no password) and frees id. */
 static int
-sm_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+sm_answer(struct pgcmk_resp *rs, char *id, struct pgcmk_err *err)
 {
-    char *id;
-    json_t *o;
+    json_t *o = sm_body(id);
 
-    if (sm_load(rq, &id, err))
-        return -1;
-    o = sm_body(id);
     free(id);
     if (!o)
         return pgcmk_err_set(err, PGCMK_E_PGTDE_INSTANCE_NOT_FOUND, "name",
                              "The instance was deleted meanwhile.");
     pgcmk_resp_json(rs, 200, o);
     return 0;
+}
+
+static int
+sm_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    char *id;
+
+    if (sm_load(rq, &id, err))
+        return -1;
+    return sm_answer(rs, id, err);
 }
 
 static int
@@ -357,7 +356,6 @@ static int
 sm_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     char *id;
-    json_t *o;
 
     if (sm_load(rq, &id, err))
         return -1;
@@ -376,10 +374,7 @@ sm_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         free(id);
         return -1;
     }
-    o = sm_body(id);
-    free(id);
-    pgcmk_resp_json(rs, 200, o ? o : json_object());
-    return 0;
+    return sm_answer(rs, id, err);
 }
 
 /* POST .../resetPassword: a new password for the superuser login, shown once. */

@@ -6,6 +6,7 @@ test_pgtde_agent.py / test_pgtde_loss.py.
 
 Needs the installed extension (`make pgext` as root: pg_tde.so and pg_tde--2.2.sql) and
 PostgreSQL 15; skipped with the reason otherwise."""
+import base64
 import os
 import pwd
 import shutil
@@ -480,3 +481,134 @@ def test_wal_encrypt_start_needs_the_server_key(env):
     c = pg.connect()
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]
     q(c, "ALTER SYSTEM RESET pg_tde.wal_encrypt")
+
+
+# --- against pgcmkd: a self-managed instance, its agent, pgcmk's KMIP and Vault, a keyring file ---
+
+INSTANCES = "/emulator/postgres/instances"
+
+
+def postgres_file(dirpath, name, src=None, text=None):
+    """A copy of src (or text) the PostgreSQL user can read, as pg_tde's files must be."""
+    path = os.path.join(dirpath, name)
+    if src is not None:
+        shutil.copyfile(src, path)
+    else:
+        with open(path, "w") as f:
+            f.write(text)
+    shutil.chown(path, "postgres", "postgres")
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    from pgreal import _real_pool
+    for pool in _real_pool(str(tmp_path_factory.mktemp("tde-real"))):
+        d = pool.start("--kmip-port", "0")
+        files = tempfile.mkdtemp(prefix="pgcmk-real-tdefiles-", dir="/tmp")
+        os.chmod(files, 0o755)
+        shutil.chown(files, "postgres", "postgres")  # the keyring file is made there
+        try:
+            r = d.post(INSTANCES, json={"name": "tdeext"})
+            assert r.status_code == 201, r.text
+            inst = r.json()
+            assert inst["pgTde"]["library"] == "loaded", inst
+            r = d.post("/emulator/kmip/clients", json={"name": "jane_doe"})
+            assert r.status_code in (200, 201), r.text
+            kf = r.json()["files"]
+            paths = {"cert": postgres_file(files, "client_cert_jane_doe.pem", kf["certificate"]),
+                     "key": postgres_file(files, "client_key_jane_doe.pem", kf["key"]),
+                     "ca": postgres_file(files, "server_certificate.pem", kf["caCertificate"]),
+                     "vault_ca": postgres_file(files, "vault_ca.pem", d.ca),
+                     "keyring": os.path.join(files, "keyring.per"), "dir": files}
+            yield d, inst, paths
+        finally:
+            shutil.rmtree(files, ignore_errors=True)
+
+
+def real_connect(inst):
+    c = psycopg2.connect(inst["connectionString"], connect_timeout=10)
+    c.autocommit = True
+    return c
+
+
+def test_real_seed000_kmip_then_wal_encrypt_restart(real):
+    d, inst, f = real
+    kport = d.get("/emulator/info").json()["ports"]["kmip"]
+    c = real_connect(inst)
+    q(c, "CREATE EXTENSION IF NOT EXISTS pg_tde")
+    # seed 000's "testing" example: the function pg_tde does not have
+    e = sql_error(c, f"SELECT pg_tde_add_key_using_global_key_provider_kmip('kmip', '127.0.0.1', "
+                     f"{kport}, '{f['cert']}', '{f['key']}', '{f['ca']}')")
+    assert e.pgcode == "42883" and "pg_tde_add_global_key_provider_kmip(" in e.diag.message_hint
+    q(c, f"SELECT pg_tde_add_global_key_provider_kmip('kmip', '127.0.0.1', {kport}, "
+         f"'{f['cert']}', '{f['key']}', '{f['ca']}')")
+    e = sql_error(c, f"SELECT pg_tde_add_global_key_provider_kmip('kmip', '127.0.0.1', {kport}, "
+                     f"'{f['cert']}', '{f['key']}', '{f['ca']}')")
+    assert e.pgcode == "42710" and e.diag.message_primary == 'Key provider "kmip" already exists.'
+    q(c, "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'kmip')")
+    q(c, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
+    c.close()
+    r = d.post(f"{INSTANCES}/tdeext/restart")
+    assert r.status_code in (200, 202), r.text
+    c = poll_until(lambda: _try_connect(inst), timeout=30, what="the restarted instance")
+    assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]
+    assert q(c, "SELECT key_name, key_provider_name FROM pg_tde_server_key_info()") == \
+        [("key", "kmip")]
+    q(c, "SELECT pg_tde_verify_server_key()")
+    rows = q(c, "SELECT provider_name, provider_type, options->>'certPath' "
+                "FROM pg_tde_list_all_global_key_providers()")
+    assert ("kmip", "kmip", f["cert"]) in rows
+    q(c, "ALTER SYSTEM RESET pg_tde.wal_encrypt")
+
+
+def _try_connect(inst):
+    try:
+        return real_connect(inst)
+    except psycopg2.OperationalError:
+        return None
+
+
+def test_real_vault_and_file_providers_and_errors(real):
+    d, inst, f = real
+    v = d.get("/emulator/info").json()["vault"]
+    hvac = pytest.importorskip("hvac", reason="apt-get install python3-hvac")
+    client = hvac.Client(url=v["address"], token=v["rootToken"], verify=d.ca)
+    client.sys.enable_secrets_engine(backend_type="kv", path="tdeext", options={"version": "2"})
+    token = postgres_file(f["dir"], "token", text=v["rootToken"] + "\n")
+    c = real_connect(inst)
+    q(c, "CREATE EXTENSION IF NOT EXISTS pg_tde")
+    # seed 000's Vault tab: five arguments (no namespace)
+    q(c, f"SELECT pg_tde_add_global_key_provider_vault_v2('vault', '{v['address']}', 'tdeext', "
+         f"'{token}', '{f['vault_ca']}')")
+    q(c, "SELECT pg_tde_create_key_using_global_key_provider('vkey', 'vault')")
+    sec = client.secrets.kv.v2.read_secret_version(path="vkey", mount_point="tdeext")
+    assert len(base64.b64decode(sec["data"]["data"]["key"])) == 16  # pg_tde.cipher aes_128
+    e = sql_error(c, "SELECT pg_tde_create_key_using_global_key_provider('vkey', 'vault')")
+    assert e.pgcode == "22023"
+    assert e.diag.message_primary == 'cannot create key "vkey" because it already exists'
+    # seed 000's keyring-file tab, a database key and a tde_heap table on it
+    q(c, f"SELECT pg_tde_add_global_key_provider_file('file', '{f['keyring']}')")
+    q(c, "SELECT pg_tde_set_key_using_global_key_provider('fkey', 'file')")
+    assert q(c, "SELECT key_name, key_provider_name FROM pg_tde_key_info()") == [("fkey", "file")]
+    q(c, "CREATE TABLE secrets (a int) USING tde_heap")
+    q(c, "INSERT INTO secrets VALUES (1), (2)")
+    # a self-managed instance is not on pgcmk's encrypted mount: nothing is really encrypted
+    assert q(c, "SELECT sum(a), pg_tde_is_encrypted('secrets') FROM secrets") == [(3, False)]
+    e = sql_error(c, "SELECT pg_tde_set_key_using_global_key_provider('k', 'nope')")
+    assert e.pgcode == "22023" and e.diag.message_primary == 'key provider "nope" does not exists'
+    # seed 001's argument order (server certificate first): the agent says which file is which
+    kport = d.get("/emulator/info").json()["ports"]["kmip"]
+    e = sql_error(c, f"SELECT pg_tde_add_global_key_provider_kmip('kmip001', '127.0.0.1', "
+                     f"{kport}, '{f['ca']}', '{f['cert']}', '{f['key']}')")
+    assert e.pgcode == "XX000" and e.diag.message_primary.startswith(
+        "could not connect to the KMIP server 127.0.0.1:")
+    assert "(server certificate, client certificate, client key)" in e.diag.message_hint
+    # an unreachable provider
+    e = sql_error(c, "SELECT pg_tde_add_global_key_provider_vault_v2('down', "
+                     f"'https://127.0.0.1:1', 'tdeext', '{token}', '{f['vault_ca']}')")
+    assert e.pgcode == "XX000"
+    assert e.diag.message_primary == \
+        'failed to validate the Vault mount "tdeext" of key provider "down"'
+    assert "does not answer" in e.diag.message_detail

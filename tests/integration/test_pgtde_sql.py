@@ -19,6 +19,7 @@ import threading
 import pytest
 
 from conftest import poll_until
+from pgtools import settle
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PKGLIB = "/usr/lib/postgresql/15/lib"
@@ -527,8 +528,14 @@ def real(tmp_path_factory):
             shutil.rmtree(files, ignore_errors=True)
 
 
-def real_connect(inst):
-    c = psycopg2.connect(inst["connectionString"], connect_timeout=10)
+def real_connect(inst, d=None):
+    """A superuser connection; with d, the instance's current address (a restart may move its
+    port) and the password of the creation answer."""
+    cs = inst["connectionString"]
+    if d is not None:
+        cs = d.get(f"{INSTANCES}/{inst['name']}").json()["connectionString"]
+        cs += f" password={inst['password']}"
+    c = psycopg2.connect(cs, connect_timeout=10)
     c.autocommit = True
     return c
 
@@ -536,7 +543,7 @@ def real_connect(inst):
 def test_real_seed000_kmip_then_wal_encrypt_restart(real):
     d, inst, f = real
     kport = d.get("/emulator/info").json()["ports"]["kmip"]
-    c = real_connect(inst)
+    c = real_connect(inst, d)
     q(c, "CREATE EXTENSION IF NOT EXISTS pg_tde")
     # seed 000's "testing" example: the function pg_tde does not have
     e = sql_error(c, f"SELECT pg_tde_add_key_using_global_key_provider_kmip('kmip', '127.0.0.1', "
@@ -552,7 +559,9 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
     c.close()
     r = d.post(f"{INSTANCES}/tdeext/restart")
     assert r.status_code in (200, 202), r.text
-    c = poll_until(lambda: _try_connect(inst), timeout=30, what="the restarted instance")
+    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
+    settle(d)
+    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]
     assert q(c, "SELECT key_name, key_provider_name FROM pg_tde_server_key_info()") == \
         [("key", "kmip")]
@@ -563,9 +572,9 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
     q(c, "ALTER SYSTEM RESET pg_tde.wal_encrypt")
 
 
-def _try_connect(inst):
+def _try_connect(inst, d=None):
     try:
-        return real_connect(inst)
+        return real_connect(inst, d)
     except psycopg2.OperationalError:
         return None
 
@@ -577,7 +586,7 @@ def test_real_vault_and_file_providers_and_errors(real):
     client = hvac.Client(url=v["address"], token=v["rootToken"], verify=d.ca)
     client.sys.enable_secrets_engine(backend_type="kv", path="tdeext", options={"version": "2"})
     token = postgres_file(f["dir"], "token", text=v["rootToken"] + "\n")
-    c = real_connect(inst)
+    c = real_connect(inst, d)
     q(c, "CREATE EXTENSION IF NOT EXISTS pg_tde")
     # seed 000's Vault tab: five arguments (no namespace)
     q(c, f"SELECT pg_tde_add_global_key_provider_vault_v2('vault', '{v['address']}', 'tdeext', "
@@ -612,3 +621,29 @@ def test_real_vault_and_file_providers_and_errors(real):
     assert e.diag.message_primary == \
         'failed to validate the Vault mount "tdeext" of key provider "down"'
     assert "does not answer" in e.diag.message_detail
+
+
+def test_real_restart_refused_while_the_server_key_is_unreachable(real):
+    d, inst, f = real
+    c = real_connect(inst, d)
+    q(c, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")  # the server key is 'key' on KMIP (above)
+    c.close()
+    # the KMIP client's certificate is gone: the server key cannot be fetched, no start
+    r = d.delete("/emulator/kmip/clients/jane_doe")
+    assert r.status_code == 200, r.text
+    r = d.post(f"{INSTANCES}/tdeext/restart")
+    assert r.status_code == 503, r.text
+    assert "FATAL:" in r.json()["error"]["message"] and "kmip" in r.json()["error"]["message"]
+    assert _try_connect(inst, d) is None
+    # the same identity gets a new certificate: the key is its own again, the server starts
+    r = d.post("/emulator/kmip/clients", json={"name": "jane_doe"})
+    assert r.status_code in (200, 201), r.text
+    kf = r.json()["files"]
+    postgres_file(f["dir"], "client_cert_jane_doe.pem", kf["certificate"])
+    postgres_file(f["dir"], "client_key_jane_doe.pem", kf["key"])
+    r = d.post(f"{INSTANCES}/tdeext/restart")
+    assert r.status_code in (200, 202), r.text
+    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
+    settle(d)
+    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
+    assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]

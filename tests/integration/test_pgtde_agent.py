@@ -3,7 +3,7 @@ socket by a process of a real instance, as the extension would: a client program
 instance runs (COPY ... FROM PROGRAM, as the PostgreSQL user, a descendant of the postmaster)
 sends "TDE <slug> <length>" requests. The keys really come from the providers: a keyring file in
 pg_tde's own format, pgcmk's KMIP server (client certificate, Register then Locate+Get), pgcmk's
-Vault (token file, KV v2). Every pg_tde error path is asserted with its SQLSTATE and text; a
+Vault (token file, KV v2), and the real PyKMIP server. Every pg_tde error path is asserted with its SQLSTATE and text; a
 process that is not the instance's is refused on the transport.
 """
 import base64
@@ -19,6 +19,7 @@ import uuid
 import pytest
 
 from conftest import new_name
+from kmiptools import PYKMIP_SERVER, PyKmipServer, make_pki, pykmip
 from pgreal import RealPool, _psycopg2, cmk_server, needs_postgres
 from pgtools import explain
 
@@ -471,3 +472,37 @@ def test_kmip_and_vault_providers_through_sql(sm):
         assert "cert_path, key_path, ca_path" in (e.diag.message_hint or ""), str(e)
     finally:
         conn.close()
+
+
+def test_the_real_pykmip_server_through_sql(sm, tmp_path):
+    if not os.access(PYKMIP_SERVER, os.X_OK):
+        pytest.skip(f"needs {PYKMIP_SERVER}: apt-get install python3-pykmip")
+    d, inst, name, cs = sm
+    pki = make_pki(str(tmp_path))
+    srv = PyKmipServer(str(tmp_path), pki).start()
+    try:
+        cert = inst.pg_file("pykmip-client.crt", open(pki["client_cert"], "rb").read())
+        key = inst.pg_file("pykmip-client.key", open(pki["client_key"], "rb").read())
+        ca = inst.pg_file("pykmip-ca.crt", open(pki["ca"], "rb").read())
+        conn = sql_connect(cs)
+        try:
+            sql(conn, "CREATE EXTENSION IF NOT EXISTS pg_tde")
+            sql(conn, "SELECT pg_tde_add_global_key_provider_kmip('pykmip', '127.0.0.1', %s, %s, "
+                      "%s, %s)", srv.port, cert, key, ca)
+            sql(conn, "SELECT pg_tde_create_key_using_global_key_provider('py-key', 'pykmip')")
+            uids = pykmip(srv, "locate", name="py-key")
+            assert len(uids) == 1 and len(bytes.fromhex(pykmip(srv, "get", uid=uids[0]))) == 16
+            sql(conn, "SELECT pg_tde_set_key_using_global_key_provider('py-key', 'pykmip')")
+            sql(conn, "SELECT pg_tde_verify_key()")
+            assert pykmip(srv, "locate", name="py-key") == uids  # Locate+Get, nothing new
+            # two keys of one name on the server: pg_tde's "resource not available"
+            pykmip(srv, "register", name="py-dup")
+            pykmip(srv, "register", name="py-dup")
+            e = sql_error(conn, "XX000",
+                          'failed to retrieve principal key "py-dup" from key provider "pykmip"',
+                          "SELECT pg_tde_set_key_using_global_key_provider('py-dup', 'pykmip')")
+            assert "2 keys named" in (e.diag.message_detail or ""), str(e)
+        finally:
+            conn.close()
+    finally:
+        srv.stop()

@@ -184,6 +184,70 @@ sm_server_key(const char *id)
     return o;
 }
 
+/* The rows of one of the agent's statements (migration 19) for id, as arrays of text. */
+static json_t *
+sm_rows(const char *id, enum pgcmk_stmt which)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, which);
+    json_t *rows = json_array();
+    struct pgcmk_err err;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, rows, "pg_tde mirror", &err) < 0)
+        json_array_clear(rows);
+    return rows;
+}
+
+/* Column i of a collected row as an integer (0 when NULL). */
+static long long
+sm_ll(const json_t *row, size_t i)
+{
+    const char *v = json_string_value(json_array_get(row, i));
+
+    return v ? atoll(v) : 0;
+}
+
+/* The instance's pg_tde configuration as the agent mirrors it: {"providers": [{"scope":
+ * "global"|<database oid>, "id", "name", "type", "options"}], "keys": [{"target":
+ * "server"|"default"|<database oid>, "name", "providerId", "created"}]}. */
+static json_t *
+sm_tde_config(const char *id)
+{
+    json_t *prows = sm_rows(id, PGCMK_STMT_TDEA_PROV_ALL),
+           *krows = sm_rows(id, PGCMK_STMT_TDEA_KEY_ALL);
+    json_t *provs = json_array(), *keys = json_array(), *r;
+    size_t k;
+
+    json_array_foreach(prows, k, r) {
+        long long scope = sm_ll(r, 0);
+        const char *opts = json_string_value(json_array_get(r, 4));
+        json_t *o = opts ? json_loads(opts, 0, NULL) : NULL;
+
+        json_array_append_new(
+            provs,
+            json_pack("{s:o, s:i, s:s?, s:s?, s:o}", "scope",
+                      scope == 0 ? json_string("global") : json_integer(scope), "id",
+                      (int)sm_ll(r, 1), "name", json_string_value(json_array_get(r, 2)), "type",
+                      json_string_value(json_array_get(r, 3)), "options", o ? o : json_object()));
+    }
+    json_array_foreach(krows, k, r) {
+        long long target = sm_ll(r, 0);
+        char t[PGCMK_TIME_LEN];
+
+        pgcmk_time_format(sm_ll(r, 4), t);
+        json_array_append_new(keys, json_pack("{s:o, s:s?, s:i, s:s}", "target",
+                                              target == -1   ? json_string("server")
+                                              : target == -2 ? json_string("default")
+                                                             : json_integer(target),
+                                              "name", json_string_value(json_array_get(r, 1)),
+                                              "providerId", (int)sm_ll(r, 3), "created", t));
+    }
+    json_decref(prows);
+    json_decref(krows);
+    return json_pack("{s:o, s:o}", "providers", provs, "keys", keys);
+}
+
 /* The instance's answer (no password): NULL when id has no instance. */
 static json_t *
 sm_body(const char *id)
@@ -201,7 +265,13 @@ sm_body(const char *id)
                   conn ? json_object_get(conn, "psql") : json_null(), "pgTde", "library",
                   sm_pg_tde_installed() ? "loaded" : "not installed", "serverKey",
                   sm_server_key(id), "instance", inst);
-    if (!sm_pg_tde_installed())
+    if (o) {
+        json_t *cfg = sm_tde_config(id);
+
+        json_object_update(json_object_get(o, "pgTde"), cfg);
+        json_decref(cfg);
+    }
+    if (o && !sm_pg_tde_installed())
         json_object_set_new(o, "warning", json_string(SM_NO_PG_TDE));
     json_decref(conn);
     return o;

@@ -25,6 +25,7 @@ EXPECT = [
     "file|file\n", "kmip: Ready\n", "key|vault\nvault-v2: Ready\n", "restart: running\non\n",
     "state: Inaccessible VaultKeyNotFound\npsql exit 2\n",
     'FATAL:  failed to retrieve principal key "key"', "restart exit 1\nServerStartFailed\n",
+    "HINT:  pg_tde_add_global_key_provider_kmip takes (\n",
     "state: Ready\nrestart: running\nback\n", "deleted: Deleted"]
 
 

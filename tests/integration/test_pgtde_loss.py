@@ -117,6 +117,10 @@ def test_vault_secret_deleted_refuses_logins_and_the_restart(d):
     client, m, _tok, inst, cs = vault_instance(d, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
     k = wait_key_state(d, inst, "Ready")
     assert k["name"] == "server-key" and k["provider"]["type"] == "vault-v2", k
+    tde = d.get(INSTANCES + inst["name"]).json()["pgTde"]
+    assert [(p["scope"], p["name"], p["type"]) for p in tde["providers"]] == \
+        [("global", "vault-prov", "vault-v2")], tde
+    assert [(x["target"], x["name"]) for x in tde["keys"]] == [("server", "server-key")], tde
     r = d.post(INSTANCES + inst["name"] + "/restart")
     assert r.status_code == 200, r.text
     session = connect(cs)

@@ -905,6 +905,50 @@ tdea_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return pgcmk_db_each(db, st, NULL, NULL, "save a pg_tde provider", err) < 0 ? -1 : 0;
 }
 
+/* pg_tde_verify_provider_keys_in_use's errors: f is the fetch's result (-1 failed, 0 missing,
+ * 1 another key). */
+static int
+tdea_changed_key_error(const struct tdea_ctx *c, long target, const char *key, const char *prov,
+                       int f, struct tdea_err *e)
+{
+    char used[200];
+
+    if (target == TDEA_SERVER || target == TDEA_DEFAULT) {
+        if (f < 0)
+            return tdea_fail(e, "XX000",
+                             "failed to retreive \"%s\" key used as server key from modified key "
+                             "provider \"%s\"",
+                             key, prov);
+        if (f == 0)
+            return tdea_fail(e, "P0002",
+                             "key \"%s\" used as server key not found in modified key provider "
+                             "\"%s\"",
+                             key, prov);
+        return tdea_fail(e, "XX000",
+                         "key \"%s\" from modified key provider \"%s\" does not match existing "
+                         "server key",
+                         key, prov);
+    }
+    if (target == c->dboid && tdea_arg(c, "dbname"))
+        snprintf(used, sizeof(used), "%.120s", tdea_arg(c, "dbname"));
+    else
+        snprintf(used, sizeof(used), "%ld", target);
+    if (f < 0)
+        return tdea_fail(e, "XX000",
+                         "failed to retreive \"%s\" key used by database \"%s\" from modified key "
+                         "provider \"%s\"",
+                         key, used, prov);
+    if (f == 0)
+        return tdea_fail(e, "P0002",
+                         "key \"%s\" used by database \"%s\" not found in modified key provider "
+                         "\"%s\"",
+                         key, used, prov);
+    return tdea_fail(e, "XX000",
+                     "key \"%s\" from modified key provider \"%s\" does not match existing key "
+                     "used by database \"%s\"",
+                     key, prov, used);
+}
+
 /* pg_tde_verify_provider_keys_in_use: a changed provider must still give the keys in use. */
 static int
 tdea_keys_still_there(struct tdea_ctx *c, const struct tdea_prov *p, struct tdea_err *e)
@@ -936,21 +980,11 @@ tdea_keys_still_there(struct tdea_ctx *c, const struct tdea_prov *p, struct tdea
         if (f == 1)
             tdea_mac(key, kl, mac);
         OPENSSL_cleanse(key, sizeof(key));
-        if (f < 0) {
-            rc = tdea_fail(e, "XX000",
-                           "failed to retrieve principal key \"%s\" from key provider \"%s\"", name,
-                           p->name);
-            break;
-        }
-        if (f == 0 || memcmp(mac, k.mac, TDEA_MAC_LEN) != 0) {
-            rc = tdea_fail(e, "XX000",
-                           "key \"%s\" from modified key provider \"%s\" does not match existing "
-                           "server key",
-                           name, p->name);
-            snprintf(e->hint, sizeof(e->hint),
-                     "The new provider must give the same key as the one in use.");
-            break;
-        }
+        if (f == 1 && memcmp(mac, k.mac, TDEA_MAC_LEN) == 0)
+            continue;
+        rc = tdea_changed_key_error(c, atol(json_string_value(json_array_get(r, 0))), name, p->name,
+                                    f, e);
+        break;
     }
     json_decref(rows);
     return rc;
@@ -1321,16 +1355,11 @@ tdea_verify(struct tdea_ctx *c, long target, struct tdea_err *e)
     if (rc < 0)
         return -1;
     if (rc == 0)
-        return tdea_fail(e, "XX000",
-                         target == TDEA_SERVER    ? "principal key not configured for "
-                                                    "server"
-                         : target == TDEA_DEFAULT ? "default principal key is not set"
-                                                  : "principal key not configured for "
-                                                    "current database");
+        return tdea_fail(e, "XX000", "principal key not configured for current database");
     rc = tdea_prov_load(c->db_id, k.prov_scope, NULL, k.prov_id, &p, e);
     if (rc <= 0)
         return rc < 0 ? -1
-                      : tdea_fail(e, "XX000",
+                      : tdea_fail(e, "XX001",
                                   "keyring lookup failed for principal key %s, unknown keyring "
                                   "with ID %ld",
                                   k.name, k.prov_id);
@@ -1343,10 +1372,9 @@ tdea_verify(struct tdea_ctx *c, long target, struct tdea_err *e)
                        "failed to retrieve principal key \"%s\" from key provider \"%s\"", k.name,
                        p.name);
     else if (rc == 0)
-        rc = tdea_fail(e, "XX000", "key \"%s\" does not exist in key provider \"%s\"", k.name,
-                       p.name);
+        rc = tdea_fail(e, "P0002", "key \"%s\" not found in key provider \"%s\"", k.name, p.name);
     else if (memcmp(mac, k.mac, TDEA_MAC_LEN) != 0)
-        rc = tdea_fail(e, "XX000",
+        rc = tdea_fail(e, "XX001",
                        "Failed to verify principal key header for key %s, incorrect principal key "
                        "or corrupted key file",
                        k.name);

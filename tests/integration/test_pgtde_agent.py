@@ -263,8 +263,13 @@ def test_file_provider_keys_and_pg_tde_errors(env):
     with open(ring, "r+b") as f:
         f.seek(256)
         f.write(b"\x01" * 16)
-    inst.err("key_verify", "XX000", "Failed to verify principal key header for key srv-key, "
+    inst.err("key_verify", "XX001", "Failed to verify principal key header for key srv-key, "
              "incorrect principal key or corrupted key file", target="server")
+    # a provider changed to another file must still give the keys in use
+    other = inst.pg_file("other.per")
+    inst.err("provider_change", "P0002", 'key "srv-key" used as server key not found in modified '
+             'key provider "file-g"', scope="global", name="file-g", type="file",
+             options='{"path": "%s"}' % other)
     # a keyring the PostgreSQL user cannot read fails as pg_tde does
     locked = os.path.join(inst.work, "root-only.per")
     open(locked, "wb").close()

@@ -308,7 +308,7 @@ def kmip_client(d, inst):
     return c, files
 
 
-def test_kmip_provider_registers_then_locates_and_gets(env):
+def test_kmip_provider_registers_then_locates_and_gets(env, tmp_path):
     d, inst = env
     port = d.get("/emulator/info").json()["ports"]["kmip"]
     c, f = kmip_client(d, inst)
@@ -330,6 +330,16 @@ def test_kmip_provider_registers_then_locates_and_gets(env):
     assert a["status"] == "error" and a["sqlstate"] == "XX000", a
     assert a["message"].startswith("could not connect to the KMIP server 127.0.0.1:"), a
     assert "cert_path, key_path, ca_path" in a["hint"], a
+    # a client certificate of another CA: pgcmk's KMIP server refuses it at the handshake
+    pki = make_pki(str(tmp_path))
+    acert = inst.pg_file("alien.crt", open(pki["client_cert"], "rb").read())
+    akey = inst.pg_file("alien.key", open(pki["client_key"], "rb").read())
+    alien = ('{"host": "127.0.0.1", "port": %d, "certPath": "%s", "keyPath": "%s", '
+             '"caPath": "%s"}' % (port, acert, akey, f["caCertificate"]))
+    a = inst.op("provider_add", scope="global", name="kmip-alien", type="kmip", options=alien)
+    assert a["status"] == "error" and a["message"] == \
+        f'could not connect to the KMIP server 127.0.0.1:{port} of key provider "kmip-alien"', a
+    assert a["detail"] and "hint" not in a, a
     # nobody listens: unreachable, said with the server's address
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))

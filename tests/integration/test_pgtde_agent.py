@@ -3,8 +3,9 @@ socket by a process of a real instance, as the extension would: a client program
 instance runs (COPY ... FROM PROGRAM, as the PostgreSQL user, a descendant of the postmaster)
 sends "TDE <slug> <length>" requests. The keys really come from the providers: a keyring file in
 pg_tde's own format, pgcmk's KMIP server (client certificate, Register then Locate+Get), pgcmk's
-Vault (token file, KV v2), and the real PyKMIP server. Every pg_tde error path is asserted with its SQLSTATE and text; a
-process that is not the instance's is refused on the transport.
+Vault (token file, KV v2), and the real PyKMIP server. Every pg_tde error path is asserted with
+its SQLSTATE and text; a process that is not the instance's is refused on the transport. The
+second half runs the same through SQL on a self-managed instance with pgcmk's pg_tde emulation.
 """
 import base64
 import os
@@ -202,7 +203,8 @@ def test_bad_requests_answer_an_error_not_a_crash(env):
     a = inst.raw(b"op=status\nop=status\n")
     assert a["status"] == "error" and "twice" in a["message"], a
     a = inst.op("status", bogus="1")
-    assert a["status"] == "error" and a["message"] == 'pg_tde agent: unknown field "bogus" for status'
+    assert a["status"] == "error", a
+    assert a["message"] == 'pg_tde agent: unknown field "bogus" for status', a
     a = inst.op("nope")
     assert a["message"] == 'pg_tde agent: unknown op "nope"', a
     inst.err("status", "22023", 'invalid value for parameter "pg_tde.cipher": "aes_512"',

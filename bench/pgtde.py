@@ -11,6 +11,7 @@ Prints one line per figure; exit 1 when something does not work."""
 import argparse
 import os
 import pwd
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def main():
         fail("run as root (the provider files are given to the PostgreSQL user)")
     root = tempfile.mkdtemp(prefix="pgtde-bench-")
     pool = RealPool(root)
+    work = None
     try:
         d = pool.start("--kmip-port", "0")
         r = d.post(INSTANCES, json={"name": new_name("bench")}, timeout=120)
@@ -127,6 +129,9 @@ def main():
         d.delete(f"{INSTANCES}/{name}", timeout=120)
     finally:
         problems = pool.finish()
+        shutil.rmtree(root, ignore_errors=True)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
         if problems:
             fail("; ".join(problems))
 

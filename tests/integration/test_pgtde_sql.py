@@ -557,11 +557,7 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
     q(c, "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'kmip')")
     q(c, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
     c.close()
-    r = d.post(f"{INSTANCES}/tdeext/restart")
-    assert r.status_code in (200, 202), r.text
-    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
-    settle(d)
-    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
+    c = restart_and_connect(d, inst)
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]
     assert q(c, "SELECT key_name, key_provider_name FROM pg_tde_server_key_info()") == \
         [("key", "kmip")]
@@ -570,6 +566,16 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
                 "FROM pg_tde_list_all_global_key_providers()")
     assert ("kmip", "kmip", f["cert"]) in rows
     q(c, "ALTER SYSTEM RESET pg_tde.wal_encrypt")
+
+
+def restart_and_connect(d, inst):
+    """POST .../restart (the seed's "restart the server"), then a connection once logins are
+    allowed (the reconciler's next check of the server key, on the virtual clock)."""
+    r = d.post(f"{INSTANCES}/{inst['name']}/restart")
+    assert r.status_code in (200, 202), r.text
+    d.clock(advance="PT2M")
+    settle(d)
+    return poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
 
 
 def _try_connect(inst, d=None):
@@ -641,9 +647,5 @@ def test_real_restart_refused_while_the_server_key_is_unreachable(real):
     kf = r.json()["files"]
     postgres_file(f["dir"], "client_cert_jane_doe.pem", kf["certificate"])
     postgres_file(f["dir"], "client_key_jane_doe.pem", kf["key"])
-    r = d.post(f"{INSTANCES}/tdeext/restart")
-    assert r.status_code in (200, 202), r.text
-    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
-    settle(d)
-    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
+    c = restart_and_connect(d, inst)
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]

@@ -423,7 +423,8 @@ def test_tde_heap_and_is_encrypted(env):
     agent.keys.pop("database", None)
     agent.keys.pop("default", None)
     e = sql_error(c, "CREATE TABLE t_nokey (a int) USING tde_heap")
-    assert e.diag.message_primary == "principal key not configured"
+    assert e.pgcode == "XX000" and e.diag.message_primary == "principal key not configured"
+    assert e.diag.message_hint == "create one using pg_tde_set_key before using encrypted tables"
     q(c, "SELECT pg_tde_set_key_using_database_key_provider('dbkey', 'file-keyring')")
     q(c, "CREATE TABLE t_enc (a int PRIMARY KEY, b text) USING tde_heap")
     q(c, "INSERT INTO t_enc SELECT g, 'row ' || g FROM generate_series(1, 100) g")
@@ -441,6 +442,12 @@ def test_tde_heap_and_is_encrypted(env):
     assert "only the tde_heap access method is allowed" in e.diag.message_primary
     e = sql_error(c2, "CREATE TABLE t_refused2 USING heap AS SELECT 1 AS a")
     assert "only the tde_heap access method is allowed" in e.diag.message_primary
+    assert e.pgcode == "XX000"
+    e = sql_error(c2, "ALTER TABLE t_plain ADD COLUMN b int")  # pg_tde refuses it too
+    assert "only the tde_heap access method is allowed" in e.diag.message_primary
+    q(c2, "ALTER TABLE t_plain SET ACCESS METHOD tde_heap")
+    q(c2, "ALTER TABLE t_plain ADD COLUMN b int")
+    q(c2, "CREATE INDEX ON t_plain (b)")
     q(c2, "CREATE TABLE t_ok (a int) USING tde_heap")
     q(c2, "SET default_table_access_method = 'tde_heap'")
     q(c2, "CREATE TABLE t_ok2 (a int)")

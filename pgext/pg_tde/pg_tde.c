@@ -37,6 +37,8 @@ PG_MODULE_MAGIC;
 
 #define TDE_VERSION "pg_tde 2.2 (pgcmk emulation for PostgreSQL 15; see docs/pg-tde.md)"
 #define TDE_AM      "tde_heap"
+/* pg_tde's PRINCIPAL_KEY_NAME_LEN (a key name is shorter) */
+#define TDE_KEY_NAME_LEN 256
 /* how long pg_tde_is_encrypted trusts the agent's last status (the at-rest mode changes only
  * with a restart) */
 #define TDE_STATUS_TTL_MS 5000
@@ -69,6 +71,7 @@ arg_text(FunctionCallInfo fcinfo, int i, const char *what)
     return text_to_cstring(PG_GETARG_TEXT_PP(i));
 }
 
+/* A provider name: not NULL, not empty (its length is the agent's to check) */
 static char *
 arg_name(FunctionCallInfo fcinfo, int i, const char *what)
 {
@@ -77,21 +80,21 @@ arg_name(FunctionCallInfo fcinfo, int i, const char *what)
     if (s[0] == '\0')
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("%s \"%s\" is too short", what, s)));
-    if (strlen(s) >= NAMEDATALEN * 4)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("too long %s, maximum length is %d bytes", what, NAMEDATALEN * 4 - 1)));
     return s;
 }
 
-/* A database key from a global provider needs pg_tde.inherit_global_providers */
+/* A key from a global provider: a superuser's, and only with pg_tde.inherit_global_providers
+ * (pg_tde checks both before the arguments, for every key function of the global scope) */
 static void
-check_inherit_global(void)
+check_global_use(void)
 {
-    if (!tde_inherit_global)
+    if (!superuser())
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("usage of global key providers is disabled"),
-                        errhint("Enable it with pg_tde.inherit_global_providers = on.")));
+                        errmsg("must be superuser to access global key providers")));
+    if (!tde_inherit_global)
+        ereport(ERROR,
+                (errmsg("usage of global key providers is disabled"),
+                 errhint("Set \"pg_tde.inherit_global_providers = on\" in postgresql.conf.")));
 }
 
 /* ---- key providers ------------------------------------------------------------------------ */
@@ -231,12 +234,19 @@ static void
 key_op(FunctionCallInfo fcinfo, const char *op, const char *target, const char *scope)
 {
     StringInfoData req;
-    char *key = arg_name(fcinfo, 0, "key name");
-    char *provider = arg_name(fcinfo, 1, "provider name");
+    char *key, *provider;
 
-    if (strlen(key) > 255)
+    if (strcmp(scope, "global") == 0)
+        check_global_use();
+    key = arg_text(fcinfo, 0, "key name");
+    if (key[0] == '\0')
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("key name \"\" is too short")));
+    if (strlen(key) >= TDE_KEY_NAME_LEN)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("too long principal key name, maximum length is 255 bytes")));
+                        errmsg("key name \"%s\" is too long", key),
+                        errhint("Maximum length is %d bytes.", TDE_KEY_NAME_LEN - 1)));
+    provider = arg_text(fcinfo, 1, "key provider name");
     tde_req_init(&req, op);
     if (target != NULL)
         tde_req_add(&req, "target", target);
@@ -266,13 +276,14 @@ TDE_FUNC(pg_tde_set_key_using_database_key_provider)
 
 TDE_FUNC(pg_tde_set_key_using_global_key_provider)
 {
-    check_inherit_global();
     key_op(fcinfo, "key_set", "database", "global");
     PG_RETURN_VOID();
 }
 
 TDE_FUNC(pg_tde_set_server_key_using_global_key_provider)
 {
+    ereport(WARNING, (errmsg("The WAL encryption feature is currently in beta and may be unstable. "
+                             "Do not use it in production environments!")));
     key_op(fcinfo, "key_set", "server", "global");
     PG_RETURN_VOID();
 }

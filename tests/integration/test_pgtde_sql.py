@@ -333,6 +333,7 @@ def test_seed_provider_calls_reach_the_agent(env):
                 "FROM pg_tde_list_all_global_key_providers()")
     assert rows[0] == (1, "kmip", "kmip", "127.0.0.1") and rows[1][1:3] == ("vault", "vault-v2")
     q(c, "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'kmip')")
+    assert "WARNING:  The WAL encryption feature is currently in beta" in c.notices[-1]
     r = agent.last("key_set")
     assert (r["target"], r["scope"], r["provider"], r["key"]) == ("server", "global", "kmip", "key")
     assert q(c, "SELECT key_name, key_provider_name, key_provider_id, "
@@ -377,9 +378,19 @@ def test_local_argument_checks(env):
     assert e.pgcode == "22023" and e.diag.message_primary == 'provider name "" is too short'
     e = sql_error(c, "SELECT pg_tde_create_key_using_global_key_provider(NULL, 'p')")
     assert e.pgcode == "22004" and e.diag.message_primary == "key name cannot be null"
+    e = sql_error(c, "SELECT pg_tde_create_key_using_database_key_provider('k', NULL)")
+    assert e.pgcode == "22004" and e.diag.message_primary == "key provider name cannot be null"
+    e = sql_error(c, "SELECT pg_tde_set_key_using_database_key_provider(repeat('k', 256), 'p')")
+    assert e.pgcode == "22023" and e.diag.message_hint == "Maximum length is 255 bytes."
     q(c, "SET pg_tde.inherit_global_providers = off")
-    e = sql_error(c, "SELECT pg_tde_set_key_using_global_key_provider('k', 'kmip')")
-    assert e.pgcode == "42501" and "global key providers is disabled" in e.diag.message_primary
+    for f in ("create_key_using_global_key_provider", "set_key_using_global_key_provider",
+              "set_server_key_using_global_key_provider",
+              "set_default_key_using_global_key_provider"):
+        e = sql_error(c, f"SELECT pg_tde_{f}('k', 'kmip')")
+        assert e.pgcode == "XX000"
+        assert e.diag.message_primary == "usage of global key providers is disabled"
+        assert "pg_tde.inherit_global_providers = on" in e.diag.message_hint
+    q(c, "RESET pg_tde.inherit_global_providers")
     assert len(agent.requests) == n  # none of these reached the agent
 
 

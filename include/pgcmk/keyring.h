@@ -54,4 +54,18 @@ int pgcmk_keyring_file_get(const char *path, const char *name, uid_t uid, gid_t 
 int pgcmk_keyring_file_put(const char *path, const char *name, const unsigned char *key,
                            size_t key_len, uid_t uid, gid_t gid, char *err, size_t err_cap);
 
+/* The keyring file as a self-managed database's key source (src/tde/tde.c, the "file" kind;
+ * the reconciler's "keyring-file" row): the DEK wrapped (AES-256-GCM, aad = db_id) under the key
+ * key_name of the file (or SHA-256 of a 16-byte key), read with the PostgreSQL user's rights.
+ * new_dek makes a random key of create_len bytes (16 or 32; 0: never) when the name is missing.
+ * check unwraps again: a missing key, an unreadable file or a key that does not unwrap is a
+ * loss (res->lost, the DEK wiped). 0, or -1 with res. */
+struct pgcmk_agent_result;
+int pgcmk_tde_file_new_dek(const char *db_id, const char *path, const char *key_name,
+                           size_t create_len, unsigned char **wrapped, size_t *wrapped_len,
+                           struct pgcmk_agent_result *res);
+int pgcmk_tde_file_check(const char *db_id, const char *path, const char *key_name,
+                         const unsigned char *wrapped, size_t wrapped_len,
+                         struct pgcmk_agent_result *res);
+
 #endif

@@ -105,9 +105,16 @@ acc_load(const char *db_id, struct acc_state *st, struct pgcmk_err *err)
             json_t *p = d.provider ? json_loads(d.provider, 0, NULL) : NULL;
             const char *pn = json_string_value(json_object_get(p, "providerName"));
 
-            snprintf(detail, sizeof(detail),
-                     "failed to retrieve principal key \"%s\" from key provider \"%s\"",
-                     d.key_name ? d.key_name : "", pn ? pn : "");
+            const char *type = json_string_value(json_object_get(p, "type"));
+
+            if (pn)
+                snprintf(detail, sizeof(detail),
+                         "failed to retrieve principal key \"%s\" from key provider \"%s\"",
+                         d.key_name ? d.key_name : "", pn);
+            else
+                snprintf(detail, sizeof(detail),
+                         "failed to retrieve principal key \"%s\" from its %s key provider",
+                         d.key_name ? d.key_name : "", type ? type : "");
             acc_one_line(st->primary, sizeof(st->primary), detail);
             snprintf(st->hint, sizeof(st->hint), "%s",
                      "Restore the principal key's access in its key provider; logins are allowed "

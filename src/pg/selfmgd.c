@@ -108,22 +108,14 @@ sm_real(struct pgcmk_err *err)
                          "pgcmkd with --pg-mode real.");
 }
 
-/* A server name's rules: 3-63 lower-case letters, digits and '-', not at either end. */
+/* A server name's rules (pg_check_name): 3-63 lower-case letters, digits and '-'. */
 static int
 sm_check_name(const char *name, struct pgcmk_err *err)
 {
-    size_t n = name ? strlen(name) : 0;
-    int ok = n >= 3 && n <= SM_NAME_MAX && name[0] != '-' && name[n - 1] != '-';
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-             name[i] == '-';
-    if (ok)
-        return 0;
-    return pgcmk_err_set(err, PGCMK_E_INVALID_RESOURCE_NAME, "name",
-                         "The instance name '%.64s' is not valid: 3 to %d lower-case letters, "
-                         "digits and hyphens, not starting or ending with a hyphen.",
-                         name ? name : "", SM_NAME_MAX);
+    if (!name)
+        return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "name",
+                             "The body needs name: the instance's name.");
+    return pg_check_name("instance", name, SM_NAME_MAX, err);
 }
 
 /* A role name for the superuser login: [a-z_][a-z0-9_]*, not pgcmk's nor a pg_ role. */
@@ -192,6 +184,70 @@ sm_server_key(const char *id)
     return o;
 }
 
+/* The rows of one of the agent's statements (migration 19) for id, as arrays of text. */
+static json_t *
+sm_rows(const char *id, enum pgcmk_stmt which)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, which);
+    json_t *rows = json_array();
+    struct pgcmk_err err;
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, rows, "pg_tde mirror", &err) < 0)
+        json_array_clear(rows);
+    return rows;
+}
+
+/* Column i of a collected row as an integer (0 when NULL). */
+static long long
+sm_ll(const json_t *row, size_t i)
+{
+    const char *v = json_string_value(json_array_get(row, i));
+
+    return v ? atoll(v) : 0;
+}
+
+/* The instance's pg_tde configuration as the agent mirrors it: {"providers": [{"scope":
+ * "global"|<database oid>, "id", "name", "type", "options"}], "keys": [{"target":
+ * "server"|"default"|<database oid>, "name", "providerId", "created"}]}. */
+static json_t *
+sm_tde_config(const char *id)
+{
+    json_t *prows = sm_rows(id, PGCMK_STMT_TDEA_PROV_ALL),
+           *krows = sm_rows(id, PGCMK_STMT_TDEA_KEY_ALL);
+    json_t *provs = json_array(), *keys = json_array(), *r;
+    size_t k;
+
+    json_array_foreach(prows, k, r) {
+        long long scope = sm_ll(r, 0);
+        const char *opts = json_string_value(json_array_get(r, 4));
+        json_t *o = opts ? json_loads(opts, 0, NULL) : NULL;
+
+        json_array_append_new(
+            provs,
+            json_pack("{s:o, s:i, s:s?, s:s?, s:o}", "scope",
+                      scope == 0 ? json_string("global") : json_integer(scope), "id",
+                      (int)sm_ll(r, 1), "name", json_string_value(json_array_get(r, 2)), "type",
+                      json_string_value(json_array_get(r, 3)), "options", o ? o : json_object()));
+    }
+    json_array_foreach(krows, k, r) {
+        long long target = sm_ll(r, 0);
+        char t[PGCMK_TIME_LEN];
+
+        pgcmk_time_format(sm_ll(r, 4), t);
+        json_array_append_new(keys, json_pack("{s:o, s:s?, s:i, s:s}", "target",
+                                              target == -1   ? json_string("server")
+                                              : target == -2 ? json_string("default")
+                                                             : json_integer(target),
+                                              "name", json_string_value(json_array_get(r, 1)),
+                                              "providerId", (int)sm_ll(r, 3), "created", t));
+    }
+    json_decref(prows);
+    json_decref(krows);
+    return json_pack("{s:o, s:o}", "providers", provs, "keys", keys);
+}
+
 /* The instance's answer (no password): NULL when id has no instance. */
 static json_t *
 sm_body(const char *id)
@@ -209,7 +265,13 @@ sm_body(const char *id)
                   conn ? json_object_get(conn, "psql") : json_null(), "pgTde", "library",
                   sm_pg_tde_installed() ? "loaded" : "not installed", "serverKey",
                   sm_server_key(id), "instance", inst);
-    if (!sm_pg_tde_installed())
+    if (o) {
+        json_t *cfg = sm_tde_config(id);
+
+        json_object_update(json_object_get(o, "pgTde"), cfg);
+        json_decref(cfg);
+    }
+    if (o && !sm_pg_tde_installed())
         json_object_set_new(o, "warning", json_string(SM_NO_PG_TDE));
     json_decref(conn);
     return o;
@@ -316,21 +378,28 @@ sm_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     return 0;
 }
 
+/* Answers 200 with the instance (no password) and frees id. */
 static int
-sm_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+sm_answer(struct pgcmk_resp *rs, char *id, struct pgcmk_err *err)
 {
-    char *id;
-    json_t *o;
+    json_t *o = sm_body(id);
 
-    if (sm_load(rq, &id, err))
-        return -1;
-    o = sm_body(id);
     free(id);
     if (!o)
         return pgcmk_err_set(err, PGCMK_E_PGTDE_INSTANCE_NOT_FOUND, "name",
                              "The instance was deleted meanwhile.");
     pgcmk_resp_json(rs, 200, o);
     return 0;
+}
+
+static int
+sm_get(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
+{
+    char *id;
+
+    if (sm_load(rq, &id, err))
+        return -1;
+    return sm_answer(rs, id, err);
 }
 
 static int
@@ -357,7 +426,6 @@ static int
 sm_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
     char *id;
-    json_t *o;
 
     if (sm_load(rq, &id, err))
         return -1;
@@ -376,10 +444,7 @@ sm_restart(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         free(id);
         return -1;
     }
-    o = sm_body(id);
-    free(id);
-    pgcmk_resp_json(rs, 200, o ? o : json_object());
-    return 0;
+    return sm_answer(rs, id, err);
 }
 
 /* POST .../resetPassword: a new password for the superuser login, shown once. */

@@ -49,6 +49,7 @@
 #define TDEA_MAC_LEN      32
 #define TDEA_MIRROR       "pgcmk_tde.json"
 #define TDEA_KMIP_TIMEOUT 3000
+#define TDEA_PEER_DEPTH   6 /* generations from the peer up to the postmaster */
 
 /* An error answer: pg_tde's SQLSTATE and texts. */
 struct tdea_err {
@@ -100,7 +101,7 @@ tdea_prov_release(struct tdea_prov *p)
     p->o = NULL;
 }
 
-/* ---- the peer: the instance's postmaster or one of its children ------------------------------ */
+/* ---- the peer: the instance's postmaster or one of its descendants ------------------------- */
 
 static pid_t
 tdea_ppid(pid_t pid)
@@ -124,15 +125,46 @@ tdea_ppid(pid_t pid)
     return (pid_t)ppid;
 }
 
+/* The postmaster: the supervisor's pid, or while it starts (pg_tde's start check runs in the
+ * postmaster before it is ready) the first line of its data directory's postmaster.pid. */
+static pid_t
+tdea_postmaster(const struct pg_inst_info *inst)
+{
+    char path[PATH_MAX + 32], buf[32];
+    int fd;
+    ssize_t n;
+
+    if (inst->pid > 0)
+        return inst->pid;
+    pg_fmt(path, sizeof(path), "%s/postmaster.pid", inst->data);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return (pid_t)atoi(buf);
+}
+
 static int
 tdea_peer_ok(int fd, const struct pg_inst_info *inst)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
+    pid_t pm = tdea_postmaster(inst);
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || inst->pid <= 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || pm <= 1)
         return 0;
-    return cred.pid == inst->pid || tdea_ppid(cred.pid) == inst->pid;
+    /* a backend is the postmaster's child; a program a backend runs (COPY FROM PROGRAM, an
+     * archive_command) a grandchild or further: a few generations up */
+    for (int i = 0; i < TDEA_PEER_DEPTH && cred.pid > 1; i++) {
+        if (cred.pid == pm)
+            return 1;
+        cred.pid = tdea_ppid(cred.pid);
+    }
+    return 0;
 }
 
 /* ---- provider options ------------------------------------------------------------------------ */
@@ -547,7 +579,7 @@ tdea_key_load(const char *db_id, long target, struct tdea_key *k, struct tdea_er
 /* The copy in $PGDATA/pg_tde/pgcmk_tde.json: {"providers":[{scope,id,name,type,options}],
  * "keys":[{target,name,providerScope,providerId,created,length}]}. */
 static json_t *
-tdea_state_json(const char *db_id)
+tdea_state_json(const char *db_id, int mirror)
 {
     struct pgcmk_db *db = pgcmk_db();
     struct pgcmk_err err;
@@ -589,6 +621,14 @@ tdea_state_json(const char *db_id)
                           (json_int_t)atol(json_string_value(json_array_get(r, 2))), "providerId",
                           (json_int_t)atol(json_string_value(json_array_get(r, 3))), "created", t,
                           "length", (json_int_t)atol(json_string_value(json_array_get(r, 5)))));
+            if (mirror) { /* what an import needs: the target's number, the key's check */
+                json_t *k = json_array_get(keys, json_array_size(keys) - 1);
+
+                json_object_set_new(k, "targetId", json_integer(target));
+                json_object_set_new(k, "createdMs",
+                                    json_integer(atoll(json_string_value(json_array_get(r, 4)))));
+                json_object_set(k, "check", json_array_get(r, 6));
+            }
         }
     json_decref(rows);
     return json_pack("{s:s, s:o, s:o}", "emulation",
@@ -599,7 +639,7 @@ tdea_state_json(const char *db_id)
 json_t *
 pg_tde_agent_describe(const char *db_id)
 {
-    return tdea_state_json(db_id);
+    return tdea_state_json(db_id, 0);
 }
 
 /* Rewrites the copy as the PostgreSQL user (temporary file, then rename). */
@@ -607,7 +647,7 @@ static void
 tdea_mirror(const struct tdea_ctx *c)
 {
     char dir[PATH_MAX + 16], path[PATH_MAX + 40], tmp[PATH_MAX + 48];
-    json_t *j = tdea_state_json(c->db_id);
+    json_t *j = tdea_state_json(c->db_id, 1);
     char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
     int fd;
 
@@ -658,39 +698,85 @@ tdea_import_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
         if (pgcmk_db_each(db, st, NULL, NULL, "import a pg_tde provider", err) < 0)
             return -1;
     }
+    json_array_foreach(json_object_get(im->j, "keys"), i, v) {
+        sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_KEY_PUT);
+        const char *hex = json_string_value(json_object_get(v, "check"));
+        unsigned char mac[TDEA_MAC_LEN] = {0};
+
+        for (size_t k = 0; hex && strlen(hex) == 2 * TDEA_MAC_LEN && k < TDEA_MAC_LEN; k++) {
+            unsigned int b = 0;
+
+            if (sscanf(hex + 2 * k, "%2x", &b) == 1)
+                mac[k] = (unsigned char)b;
+        }
+        sqlite3_bind_text(st, 1, im->db_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(v, "targetId")));
+        pgcmk_db_bind_opt(st, 3, json_string_value(json_object_get(v, "name")));
+        sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(v, "providerScope")));
+        sqlite3_bind_int64(st, 5, json_integer_value(json_object_get(v, "providerId")));
+        sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(v, "createdMs")));
+        sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(v, "length")));
+        sqlite3_bind_blob(st, 8, mac, TDEA_MAC_LEN, SQLITE_TRANSIENT);
+        if (pgcmk_db_each(db, st, NULL, NULL, "import a pg_tde key", err) < 0)
+            return -1;
+    }
     return 0;
 }
 
-/* A data directory copied from another instance (restore, replica) brings its providers: they
- * are taken from the copy when this instance has none. Keys are not (set them again). */
+static int
+tdea_drop_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
+{
+    const char *db_id = ctx;
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_DROP_PROVS);
+
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    if (pgcmk_db_each(db, st, NULL, NULL, "drop pg_tde providers", err) < 0)
+        return -1;
+    st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_DROP_KEYS);
+    sqlite3_bind_text(st, 1, db_id, -1, SQLITE_STATIC);
+    return pgcmk_db_each(db, st, NULL, NULL, "drop pg_tde keys", err) < 0 ? -1 : 0;
+}
+
+/* The data directory's copy is the authority, as pg_tde's files are: rows without a copy are
+ * a former instance's of the same name (dropped); a copy without rows came with the directory
+ * (a restore, a replica, an instance made again on a kept directory) and is taken. */
 static void
 tdea_import(const struct tdea_ctx *c)
 {
     char path[PATH_MAX + 40];
     struct pgcmk_db *db = pgcmk_db();
-    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_PROV_MAXID);
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_COUNT);
     struct pgcmk_err err;
     struct tdea_import im = {c->db_id, NULL};
-    int rc, have;
+    struct stat sb;
+    int rc, rows, copy;
     char *text;
 
     sqlite3_bind_text(st, 1, c->db_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, 0);
-    rc = pgcmk_db_step(db, st, "count pg_tde providers", &err);
-    have = rc == 1 && sqlite3_column_int64(st, 0) > 0;
+    rc = pgcmk_db_step(db, st, "count pg_tde rows", &err);
+    rows = rc == 1 && sqlite3_column_int64(st, 0) > 0;
     pgcmk_db_done(st);
-    if (rc != 1 || have)
+    if (rc != 1)
         return;
     pg_fmt(path, sizeof(path), "%s/pg_tde/%s", c->inst.data, TDEA_MIRROR);
+    copy = stat(path, &sb) == 0;
+    if (rows && !copy) {
+        if (pgcmk_db_tx(db, tdea_drop_tx, (void *)c->db_id, &err) == 0)
+            LOG_INFO("tde agent: %s: its data directory has no %s: the key providers and keys "
+                     "of a former instance of that name are dropped",
+                     c->db_id, TDEA_MIRROR);
+        return;
+    }
+    if (rows || !copy)
+        return;
     text = tdea_read_small(path);
     if (!text)
         return;
     im.j = json_loads(text, 0, NULL);
     free(text);
-    if (json_array_size(json_object_get(im.j, "providers")) &&
-        pgcmk_db_tx(db, tdea_import_tx, &im, &err) == 0)
-        LOG_INFO("tde agent: %s: took the key providers of its data directory's %s", c->db_id,
-                 TDEA_MIRROR);
+    if (json_is_object(im.j) && pgcmk_db_tx(db, tdea_import_tx, &im, &err) == 0)
+        LOG_INFO("tde agent: %s: took the key providers and keys of its data directory's %s",
+                 c->db_id, TDEA_MIRROR);
     json_decref(im.j);
 }
 
@@ -870,6 +956,31 @@ tdea_keys_still_there(struct tdea_ctx *c, const struct tdea_prov *p, struct tdea
     return rc;
 }
 
+static void tdea_bind(struct tdea_ctx *c, long target, const struct tdea_prov *p, const char *key,
+                      size_t key_len);
+
+/* A changed provider: the reconciler's bindings of its keys take the new options. */
+static void
+tdea_rebind(struct tdea_ctx *c, const struct tdea_prov *p)
+{
+    struct pgcmk_db *db = pgcmk_db();
+    sqlite3_stmt *st = pgcmk_db_stmt(db, PGCMK_STMT_TDEA_KEY_BY_PROV);
+    json_t *rows = json_array(), *r;
+    struct pgcmk_err err;
+    size_t i;
+
+    sqlite3_bind_text(st, 1, c->db_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, p->scope);
+    sqlite3_bind_int64(st, 3, p->id);
+    if (pgcmk_db_each(db, st, pgcmk_db_collect_row, rows, "keys of a provider", &err) >= 0)
+        json_array_foreach(rows, i, r) {
+            tdea_bind(c, atol(json_string_value(json_array_get(r, 0))), p,
+                      json_string_value(json_array_get(r, 1)),
+                      (size_t)atol(json_string_value(json_array_get(r, 2))));
+        }
+    json_decref(rows);
+}
+
 static int
 op_provider_put(struct tdea_ctx *c, int is_new, struct tdea_err *e)
 {
@@ -925,6 +1036,8 @@ op_provider_put(struct tdea_ctx *c, int is_new, struct tdea_err *e)
     rc = pgcmk_db_tx(pgcmk_db(), tdea_put_tx, &w, &err);
     if (rc && !e->sqlstate[0])
         tdea_fail(e, "XX000", "%s", err.message);
+    if (rc == 0 && !is_new)
+        tdea_rebind(c, &p);
     if (rc == 0) {
         snprintf(id, sizeof(id), "%ld", p.id);
         tdep_add(&c->out, "id", id);
@@ -1289,6 +1402,14 @@ op_server_key_check(struct tdea_ctx *c, struct tdea_err *e)
 }
 
 static int
+tdea_at_rest(const struct pg_inst_info *inst)
+{
+    size_t n = strlen(inst->data);
+
+    return pg_atrest_on() && n >= 4 && strcmp(inst->data + n - 4, "/mnt") == 0;
+}
+
+static int
 op_status(struct tdea_ctx *c, struct tdea_err *e)
 {
     struct tdea_key k;
@@ -1296,7 +1417,8 @@ op_status(struct tdea_ctx *c, struct tdea_err *e)
 
     if (rc < 0)
         return -1;
-    tdep_add(&c->out, "at_rest", pg_atrest_on() ? "1" : "0");
+    /* on gocryptfs the data directory is <slug>/mnt (internal.h) */
+    tdep_add(&c->out, "at_rest", tdea_at_rest(&c->inst) ? "1" : "0");
     /* the WAL leaves the server only through the archive, encrypted under the DEK the server
      * key wraps once the key is set (pgcmk_tde_bind) */
     tdep_add(&c->out, "wal_encrypt", rc == 1 ? "1" : "0");

@@ -17,7 +17,10 @@
 
 #include <openssl/crypto.h>
 
+#include "pg/internal.h" /* the PostgreSQL user: keyring files are opened with its rights */
 #include "pgcmk/clock.h"
+#include "pgcmk/crypto.h"
+#include "pgcmk/keyring.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
 #include "pgcmk/pg.h"
@@ -487,6 +490,145 @@ tde_kes_save(struct pgcmk_db *db, const char *id, const json_t *kp, struct pgcmk
     return rc < 0 ? -1 : 0;
 }
 
+/* ---- the keyring file (pg_tde's "file" provider): the key is read from the file at each check,
+ * with the PostgreSQL user's rights; a missing key, an unreadable file or a key that no longer
+ * unwraps the DEK (the file was replaced) is a loss. ---- */
+
+#define TDE_FILE_ALG "file-A256GCM"
+
+/* The key of key_name in the keyring as the wrapping key: 0, 1 when missing, -1 with res. */
+static int
+tde_file_kek(const char *path, const char *key_name, unsigned char kek[32],
+             struct pgcmk_agent_result *res)
+{
+    unsigned char key[PGCMK_KEYRING_DATA];
+    size_t kl = 0;
+    char why[512] = "";
+    int rc = pgcmk_keyring_file_get(path, key_name, pg_user_uid(), pg_user_gid(), key, &kl, why,
+                                    sizeof(why));
+
+    if (rc < 0)
+        return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1, "%s", why);
+    if (rc == PGCMK_KEYRING_NONE)
+        return 1;
+    if (kl == 32)
+        memcpy(kek, key, 32);
+    else
+        pgcmk_sha256(key, kl, kek);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+int
+pgcmk_tde_file_new_dek(const char *db_id, const char *path, const char *key_name, size_t create_len,
+                       unsigned char **wrapped, size_t *wrapped_len, struct pgcmk_agent_result *res)
+{
+    unsigned char kek[32], dek[PGCMK_AGENT_DEK_LEN], key[PGCMK_KEYRING_DATA];
+    char why[512] = "";
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    *wrapped = NULL;
+    *wrapped_len = 0;
+    rc = tde_file_kek(path, key_name, kek, res);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) { /* pg_tde_create_key_using_global_key_provider: a new random key */
+        if (create_len != 16 && create_len != 32)
+            return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, 1,
+                                    "The keyring file %.400s has no key '%.200s'.", path, key_name);
+        if (pgcmk_random(key, create_len))
+            return pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
+        rc = pgcmk_keyring_file_put(path, key_name, key, create_len, pg_user_uid(), pg_user_gid(),
+                                    why, sizeof(why));
+        OPENSSL_cleanse(key, sizeof(key));
+        if (rc < 0)
+            return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1, "%s", why);
+        if (tde_file_kek(path, key_name, kek, res))
+            return res->code ? -1
+                             : pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1,
+                                                "The keyring file %.400s lost the key '%.200s'.",
+                                                path, key_name);
+    }
+    rc = -1;
+    if (pgcmk_random(dek, sizeof(dek)))
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
+    else if (pgcmk_aead_seal(kek, db_id, strlen(db_id), dek, sizeof(dek), wrapped, wrapped_len))
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
+    else {
+        pgcmk_agent_keep(db_id, dek);
+        rc = 0;
+    }
+    OPENSSL_cleanse(kek, sizeof(kek));
+    OPENSSL_cleanse(dek, sizeof(dek));
+    return rc;
+}
+
+int
+pgcmk_tde_file_check(const char *db_id, const char *path, const char *key_name,
+                     const unsigned char *wrapped, size_t wrapped_len,
+                     struct pgcmk_agent_result *res)
+{
+    unsigned char kek[32], *dek = NULL;
+    size_t dl = 0;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    rc = tde_file_kek(path, key_name, kek, res);
+    if (rc > 0)
+        pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, 1,
+                         "The keyring file %.400s has no key '%.200s' (the file was replaced or "
+                         "emptied).",
+                         path, key_name);
+    if (rc == 0) {
+        rc = pgcmk_aead_open(kek, db_id, strlen(db_id), wrapped, wrapped_len, &dek, &dl);
+        OPENSSL_cleanse(kek, sizeof(kek));
+        if (rc || dl != PGCMK_AGENT_DEK_LEN)
+            rc = pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_CHANGED, 1,
+                                  "The key '%.200s' of the keyring file %.400s does not unwrap the "
+                                  "database's key: it was replaced.",
+                                  key_name, path);
+        else
+            pgcmk_agent_keep(db_id, dek);
+        if (dek)
+            pgcmk_secret_free(dek, dl);
+    }
+    if (rc)
+        pgcmk_agent_forget(db_id);
+    return rc ? -1 : 0;
+}
+
+static json_t *
+tde_file_canon(const json_t *kp, struct pgcmk_err *err)
+{
+    json_t *out;
+
+    if (!tde_path_ok(json_object_get(kp, "path"))) {
+        pgcmk_err_set(err, PGCMK_E_TDE_FILE_PROVIDER_INVALID, "keyProvider.path",
+                      "keyProvider.path must be the keyring file's path (pg_tde's file provider).");
+        return NULL;
+    }
+    out = json_pack("{s:s, s:O}", "type", "file", "path", json_object_get(kp, "path"));
+    return out;
+}
+
+static int
+tde_file_new(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+             struct pgcmk_agent_result *res)
+{
+    json_t *o = json_loads(prov_text, 0, NULL);
+    const char *path = json_string_value(json_object_get(o, "path"));
+    int rc = -1;
+
+    if (path && pgcmk_tde_file_new_dek(id, path, key_name, 32, &n->w, &n->wl, res) == 0) {
+        snprintf(n->alg, sizeof(n->alg), "%s", TDE_FILE_ALG);
+        n->key_uri = pgcmk_xasprintf("file://%s#%s", path, key_name);
+        rc = 0;
+    }
+    json_decref(o);
+    return rc;
+}
+
 /* The provider kinds: a new kind is a new row. */
 static const struct tde_kind {
     const char *type;
@@ -503,6 +645,8 @@ static const struct tde_kind {
      PGCMK_E_HV_SERVER_UNREACHABLE},
     {"kes", tde_kes_canon, tde_kes_new, PGCMK_E_KES_PROVIDER_INVALID,
      PGCMK_E_KES_SERVER_UNREACHABLE, tde_kes_save},
+    {"file", tde_file_canon, tde_file_new, PGCMK_E_TDE_FILE_PROVIDER_INVALID,
+     PGCMK_E_TDE_KEYRING_UNREADABLE},
 };
 
 /* The provider options in canonical form and their kind, or NULL with err. */
@@ -517,7 +661,9 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
             "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
             "\"certPath\", \"keyPath\", \"caPath\"} or {\"type\": \"vault-v2\", "
             "\"url\", \"mountPath\", \"tokenPath\", \"caPath\", \"namespace\"} or {\"type\": "
-            "\"kes\", \"url\", \"apiKey\" (or \"certPath\", \"keyPath\"), \"caPath\"}.");
+            "\"kes\", \"url\", \"apiKey\" (or \"certPath\", \"keyPath\"), \"caPath\"} or "
+            "{\"type\": "
+            "\"file\", \"path\"}.");
         return NULL;
     }
     for (size_t i = 0; type && i < PGCMK_ARRAY_LEN(tde_kinds); i++)
@@ -527,7 +673,7 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
         }
     pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
                   "The key provider type '%.32s' is not supported; use \"kmip\", "
-                  "\"vault-v2\" or \"kes\".",
+                  "\"vault-v2\", \"kes\" or \"file\".",
                   type ? type : "");
     return NULL;
 }

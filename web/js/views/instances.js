@@ -23,6 +23,10 @@ function serverKey(k) {
     k.state === 'Inaccessible' ? h('span', { class: 'reason' }, ` ${k.reasonCode || ''}: ${k.reason || ''}`) : '');
 }
 
+function listOf(items) {
+  return items.length ? h('ul', { class: 'chips' }, items.map((t) => h('li', {}, t))) : '—';
+}
+
 function p(name) {
   return name ? `${name}: ` : '';
 }
@@ -55,11 +59,13 @@ export function postgresView() {
       list.fail(e);
       return;
     }
-    list.show(v, (d) => table(['Instance', 'State', 'Port', 'pg_tde', 'Server key', 'Logins', 'Connect', 'Actions'], d.map((x) => [
+    list.show(v, (d) => table(['Instance', 'State', 'Port', 'pg_tde', 'Key providers', 'Principal keys', 'Server key', 'Logins', 'Connect', 'Actions'], d.map((x) => [
       h('strong', {}, x.name),
       h('span', { 'data-testid': 'instance-state' }, stateBadge(x.state)),
       String(x.port),
       x.pgTde && x.pgTde.library === 'loaded' ? badge('loaded', 'good') : badge('not installed', 'warn'),
+      listOf(((x.pgTde && x.pgTde.providers) || []).map((q) => `${q.name} (${q.scope === 'global' ? 'global' : `database ${q.scope}`}): ${providerText({ type: q.type, ...q.options })}`)),
+      listOf(((x.pgTde && x.pgTde.keys) || []).map((k) => `${k.target}: ${k.name}`)),
       serverKey(x.pgTde && x.pgTde.serverKey),
       x.instance && x.instance.logins === 'refused' ? badge('refused', 'bad') : badge('allowed', 'good'),
       h('code', {}, x.psql || ''),

@@ -14,6 +14,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_index.h"
 #include "commands/defrem.h"
 #include "commands/event_trigger.h"
@@ -25,6 +26,7 @@
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -35,6 +37,8 @@ PG_MODULE_MAGIC;
 
 #define TDE_VERSION "pg_tde 2.2 (pgcmk emulation for PostgreSQL 15; see docs/pg-tde.md)"
 #define TDE_AM      "tde_heap"
+/* pg_tde's PRINCIPAL_KEY_NAME_LEN (a key name is shorter) */
+#define TDE_KEY_NAME_LEN 256
 /* how long pg_tde_is_encrypted trusts the agent's last status (the at-rest mode changes only
  * with a restart) */
 #define TDE_STATUS_TTL_MS 5000
@@ -67,6 +71,7 @@ arg_text(FunctionCallInfo fcinfo, int i, const char *what)
     return text_to_cstring(PG_GETARG_TEXT_PP(i));
 }
 
+/* A provider name: not NULL, not empty (its length is the agent's to check) */
 static char *
 arg_name(FunctionCallInfo fcinfo, int i, const char *what)
 {
@@ -75,21 +80,21 @@ arg_name(FunctionCallInfo fcinfo, int i, const char *what)
     if (s[0] == '\0')
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("%s \"%s\" is too short", what, s)));
-    if (strlen(s) >= NAMEDATALEN * 4)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("too long %s, maximum length is %d bytes", what, NAMEDATALEN * 4 - 1)));
     return s;
 }
 
-/* A database key from a global provider needs pg_tde.inherit_global_providers */
+/* A key from a global provider: a superuser's, and only with pg_tde.inherit_global_providers
+ * (pg_tde checks both before the arguments, for every key function of the global scope) */
 static void
-check_inherit_global(void)
+check_global_use(void)
 {
-    if (!tde_inherit_global)
+    if (!superuser())
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("usage of global key providers is disabled"),
-                        errhint("Enable it with pg_tde.inherit_global_providers = on.")));
+                        errmsg("must be superuser to access global key providers")));
+    if (!tde_inherit_global)
+        ereport(ERROR,
+                (errmsg("usage of global key providers is disabled"),
+                 errhint("Set \"pg_tde.inherit_global_providers = on\" in postgresql.conf.")));
 }
 
 /* ---- key providers ------------------------------------------------------------------------ */
@@ -229,12 +234,19 @@ static void
 key_op(FunctionCallInfo fcinfo, const char *op, const char *target, const char *scope)
 {
     StringInfoData req;
-    char *key = arg_name(fcinfo, 0, "key name");
-    char *provider = arg_name(fcinfo, 1, "provider name");
+    char *key, *provider;
 
-    if (strlen(key) > 255)
+    if (strcmp(scope, "global") == 0)
+        check_global_use();
+    key = arg_text(fcinfo, 0, "key name");
+    if (key[0] == '\0')
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("key name \"\" is too short")));
+    if (strlen(key) >= TDE_KEY_NAME_LEN)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("too long principal key name, maximum length is 255 bytes")));
+                        errmsg("key name \"%s\" is too long", key),
+                        errhint("Maximum length is %d bytes.", TDE_KEY_NAME_LEN - 1)));
+    provider = arg_text(fcinfo, 1, "key provider name");
     tde_req_init(&req, op);
     if (target != NULL)
         tde_req_add(&req, "target", target);
@@ -264,13 +276,14 @@ TDE_FUNC(pg_tde_set_key_using_database_key_provider)
 
 TDE_FUNC(pg_tde_set_key_using_global_key_provider)
 {
-    check_inherit_global();
     key_op(fcinfo, "key_set", "database", "global");
     PG_RETURN_VOID();
 }
 
 TDE_FUNC(pg_tde_set_server_key_using_global_key_provider)
 {
+    ereport(WARNING, (errmsg("The WAL encryption feature is currently in beta and may be unstable. "
+                             "Do not use it in production environments!")));
     key_op(fcinfo, "key_set", "server", "global");
     PG_RETURN_VOID();
 }
@@ -441,39 +454,56 @@ TDE_FUNC(pg_tdeam_handler)
 
 /* ---- DDL: pg_tde.enforce_encryption and a key for tde_heap --------------------------------- */
 
-/* The access method a statement creates its table with; NULL when it creates none */
+/* The access method of an existing table (NULL when there is none) */
 static const char *
-statement_am(Node *stmt)
+table_am_name(RangeVar *rv)
 {
+    Oid relid = RangeVarGetRelid(rv, AccessShareLock, true);
+    Oid am = OidIsValid(relid) ? relation_am(relid) : InvalidOid;
+
+    return OidIsValid(am) ? get_am_name(am) : NULL;
+}
+
+/* What pg_tde's DDL capture looks at: the access method the statement's table gets or has
+ * (NULL: the statement makes no table data), and whether pg_tde.enforce_encryption applies
+ * (an index or a sequence follows its table without being refused). */
+static const char *
+statement_am(Node *stmt, bool *enforced)
+{
+    *enforced = true;
     if (IsA(stmt, CreateStmt)) {
         CreateStmt *cs = (CreateStmt *)stmt;
 
-        if (cs->partspec != NULL || cs->relation->relpersistence == RELPERSISTENCE_TEMP)
-            return NULL;
         return cs->accessMethod ? cs->accessMethod : default_table_access_method;
     }
     if (IsA(stmt, CreateTableAsStmt)) {
         CreateTableAsStmt *ct = (CreateTableAsStmt *)stmt;
 
-        if (ct->into->rel->relpersistence == RELPERSISTENCE_TEMP)
-            return NULL;
         return ct->into->accessMethod ? ct->into->accessMethod : default_table_access_method;
     }
     if (IsA(stmt, AlterTableStmt)) {
+        AlterTableStmt *at = (AlterTableStmt *)stmt;
         ListCell *lc;
 
-        foreach(lc, ((AlterTableStmt *)stmt)->cmds)
+        if (!OidIsValid(RangeVarGetRelid(at->relation, AccessShareLock, true)))
+            return NULL;
+        foreach(lc, at->cmds)
         {
             AlterTableCmd *cmd = (AlterTableCmd *)lfirst(lc);
 
             if (cmd->subtype == AT_SetAccessMethod)
-                return cmd->name;
+                return cmd->name ? cmd->name : default_table_access_method;
         }
+        return table_am_name(at->relation);
     }
+    *enforced = false;
+    if (IsA(stmt, IndexStmt))
+        return table_am_name(((IndexStmt *)stmt)->relation);
     return NULL;
 }
 
-/* pg_tde refuses to create a tde_heap table before a principal key is configured */
+/* pg_tde refuses to encrypt before a principal key is configured (the database's or the
+ * default key) */
 static void
 require_principal_key(void)
 {
@@ -490,41 +520,35 @@ require_principal_key(void)
         if (key != NULL && key[0] != '\0')
             return;
     }
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("principal key not configured"),
-                    errhint("Use pg_tde_set_key_using_database_key_provider() or "
-                            "pg_tde_set_key_using_global_key_provider() to configure one.")));
+    ereport(ERROR, (errmsg("principal key not configured"),
+                    errhint("create one using pg_tde_set_key before using encrypted tables")));
+}
+
+static void
+require_event_trigger(FunctionCallInfo fcinfo)
+{
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+        ereport(ERROR, (errmsg("Function can only be fired by event trigger manager")));
 }
 
 TDE_FUNC(pg_tde_ddl_command_start_capture)
 {
-    EventTriggerData *trig;
     const char *am;
+    bool enforced;
 
-    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("function \"%s\" was not called by event trigger manager",
-                               "pg_tde_ddl_command_start_capture")));
-    trig = (EventTriggerData *)fcinfo->context;
-    am = statement_am(trig->parsetree);
-    if (am == NULL)
-        PG_RETURN_VOID();
-    if (strcmp(am, TDE_AM) != 0) {
-        if (tde_enforce_encryption)
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("pg_tde.enforce_encryption is ON, only the tde_heap access "
-                                   "method is allowed.")));
-    } else
+    require_event_trigger(fcinfo);
+    am = statement_am(((EventTriggerData *)fcinfo->context)->parsetree, &enforced);
+    if (am != NULL && strcmp(am, TDE_AM) == 0)
         require_principal_key();
+    else if (am != NULL && enforced && tde_enforce_encryption)
+        ereport(ERROR, (errmsg("pg_tde.enforce_encryption is ON, only the tde_heap access method "
+                               "is allowed.")));
     PG_RETURN_VOID();
 }
 
 TDE_FUNC(pg_tde_ddl_command_end_capture)
 {
-    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("function \"%s\" was not called by event trigger manager",
-                               "pg_tde_ddl_command_end_capture")));
+    require_event_trigger(fcinfo);
     PG_RETURN_VOID();
 }
 

@@ -527,9 +527,6 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     close(logfd);
     if (pid < 0)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_START, NULL, "fork: %s", strerror(errno));
-    /* known from now on: the postmaster asks the pg_tde agent for the server key while it starts
-     * (pgext/pg_tde), and the agent accepts only this instance's processes */
-    inst_set_state(i, i->state, pid);
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
 

@@ -333,6 +333,7 @@ def test_seed_provider_calls_reach_the_agent(env):
                 "FROM pg_tde_list_all_global_key_providers()")
     assert rows[0] == (1, "kmip", "kmip", "127.0.0.1") and rows[1][1:3] == ("vault", "vault-v2")
     q(c, "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'kmip')")
+    assert "WARNING:  The WAL encryption feature is currently in beta" in c.notices[-1]
     r = agent.last("key_set")
     assert (r["target"], r["scope"], r["provider"], r["key"]) == ("server", "global", "kmip", "key")
     assert q(c, "SELECT key_name, key_provider_name, key_provider_id, "
@@ -377,9 +378,19 @@ def test_local_argument_checks(env):
     assert e.pgcode == "22023" and e.diag.message_primary == 'provider name "" is too short'
     e = sql_error(c, "SELECT pg_tde_create_key_using_global_key_provider(NULL, 'p')")
     assert e.pgcode == "22004" and e.diag.message_primary == "key name cannot be null"
+    e = sql_error(c, "SELECT pg_tde_create_key_using_database_key_provider('k', NULL)")
+    assert e.pgcode == "22004" and e.diag.message_primary == "key provider name cannot be null"
+    e = sql_error(c, "SELECT pg_tde_set_key_using_database_key_provider(repeat('k', 256), 'p')")
+    assert e.pgcode == "22023" and e.diag.message_hint == "Maximum length is 255 bytes."
     q(c, "SET pg_tde.inherit_global_providers = off")
-    e = sql_error(c, "SELECT pg_tde_set_key_using_global_key_provider('k', 'kmip')")
-    assert e.pgcode == "42501" and "global key providers is disabled" in e.diag.message_primary
+    for f in ("create_key_using_global_key_provider", "set_key_using_global_key_provider",
+              "set_server_key_using_global_key_provider",
+              "set_default_key_using_global_key_provider"):
+        e = sql_error(c, f"SELECT pg_tde_{f}('k', 'kmip')")
+        assert e.pgcode == "XX000"
+        assert e.diag.message_primary == "usage of global key providers is disabled"
+        assert "pg_tde.inherit_global_providers = on" in e.diag.message_hint
+    q(c, "RESET pg_tde.inherit_global_providers")
     assert len(agent.requests) == n  # none of these reached the agent
 
 
@@ -423,7 +434,8 @@ def test_tde_heap_and_is_encrypted(env):
     agent.keys.pop("database", None)
     agent.keys.pop("default", None)
     e = sql_error(c, "CREATE TABLE t_nokey (a int) USING tde_heap")
-    assert e.diag.message_primary == "principal key not configured"
+    assert e.pgcode == "XX000" and e.diag.message_primary == "principal key not configured"
+    assert e.diag.message_hint == "create one using pg_tde_set_key before using encrypted tables"
     q(c, "SELECT pg_tde_set_key_using_database_key_provider('dbkey', 'file-keyring')")
     q(c, "CREATE TABLE t_enc (a int PRIMARY KEY, b text) USING tde_heap")
     q(c, "INSERT INTO t_enc SELECT g, 'row ' || g FROM generate_series(1, 100) g")
@@ -441,6 +453,12 @@ def test_tde_heap_and_is_encrypted(env):
     assert "only the tde_heap access method is allowed" in e.diag.message_primary
     e = sql_error(c2, "CREATE TABLE t_refused2 USING heap AS SELECT 1 AS a")
     assert "only the tde_heap access method is allowed" in e.diag.message_primary
+    assert e.pgcode == "XX000"
+    e = sql_error(c2, "ALTER TABLE t_plain ADD COLUMN b int")  # pg_tde refuses it too
+    assert "only the tde_heap access method is allowed" in e.diag.message_primary
+    q(c2, "ALTER TABLE t_plain SET ACCESS METHOD tde_heap")
+    q(c2, "ALTER TABLE t_plain ADD COLUMN b int")
+    q(c2, "CREATE INDEX ON t_plain (b)")
     q(c2, "CREATE TABLE t_ok (a int) USING tde_heap")
     q(c2, "SET default_table_access_method = 'tde_heap'")
     q(c2, "CREATE TABLE t_ok2 (a int)")
@@ -557,11 +575,7 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
     q(c, "SELECT pg_tde_set_server_key_using_global_key_provider('key', 'kmip')")
     q(c, "ALTER SYSTEM SET pg_tde.wal_encrypt = on")
     c.close()
-    r = d.post(f"{INSTANCES}/tdeext/restart")
-    assert r.status_code in (200, 202), r.text
-    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
-    settle(d)
-    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
+    c = restart_and_connect(d, inst)
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]
     assert q(c, "SELECT key_name, key_provider_name FROM pg_tde_server_key_info()") == \
         [("key", "kmip")]
@@ -570,6 +584,16 @@ def test_real_seed000_kmip_then_wal_encrypt_restart(real):
                 "FROM pg_tde_list_all_global_key_providers()")
     assert ("kmip", "kmip", f["cert"]) in rows
     q(c, "ALTER SYSTEM RESET pg_tde.wal_encrypt")
+
+
+def restart_and_connect(d, inst):
+    """POST .../restart (the seed's "restart the server"), then a connection once logins are
+    allowed (the reconciler's next check of the server key, on the virtual clock)."""
+    r = d.post(f"{INSTANCES}/{inst['name']}/restart")
+    assert r.status_code in (200, 202), r.text
+    d.clock(advance="PT2M")
+    settle(d)
+    return poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
 
 
 def _try_connect(inst, d=None):
@@ -641,9 +665,5 @@ def test_real_restart_refused_while_the_server_key_is_unreachable(real):
     kf = r.json()["files"]
     postgres_file(f["dir"], "client_cert_jane_doe.pem", kf["certificate"])
     postgres_file(f["dir"], "client_key_jane_doe.pem", kf["key"])
-    r = d.post(f"{INSTANCES}/tdeext/restart")
-    assert r.status_code in (200, 202), r.text
-    d.clock(advance="PT2M")  # the reconciler's next check of the server key lets logins in
-    settle(d)
-    c = poll_until(lambda: _try_connect(inst, d), timeout=30, what="the restarted instance")
+    c = restart_and_connect(d, inst)
     assert q(c, "SHOW pg_tde.wal_encrypt") == [("on",)]

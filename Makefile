@@ -111,8 +111,9 @@ test: deps-test
 	  exit $$rc
 	@$(MAKE) --no-print-directory browser
 
-# pgcmk's server-side library for PostgreSQL 15 (pgext/, PGXS): refuses logins while a database
-# cannot reach its key. Built and installed into PostgreSQL's library directory (as root) when the
+# pgcmk's server-side libraries for PostgreSQL 15 (PGXS): pgext/ refuses logins while a database
+# cannot reach its key; pgext/pg_tde/ is pgcmk's emulation of Percona pg_tde (its extension
+# too). Built and installed into PostgreSQL's library directory (as root) when the
 # server headers are there (postgresql-server-dev-15, libkrb5-dev); otherwise real mode refuses
 # through pg_hba and this says why. Never with ASan (an ASan library cannot load into postgres):
 # `make asan` uses the installed library as it is. The sub-make gets none of this Makefile's
@@ -123,13 +124,17 @@ test: pgext
 pgext:
 	@inc=$$($(PG_CONFIG) --includedir-server 2>/dev/null); \
 	if [ -z "$$inc" ] || [ ! -f "$$inc/postgres.h" ] || [ ! -f /usr/include/gssapi/gssapi.h ]; then \
-	  echo "pgcmk: pgext skipped: no PostgreSQL 15 server headers (apt-get install postgresql-server-dev-15 libkrb5-dev); real mode refuses logins through pg_hba"; \
+	  echo "pgcmk: pgext skipped: no PostgreSQL 15 server headers (apt-get install postgresql-server-dev-15 libkrb5-dev); real mode refuses logins through pg_hba, and self-managed instances start without pg_tde"; \
 	elif [ "$$(id -u)" -ne 0 ]; then \
-	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
-	  echo "pgcmk: pgext built but not installed: run 'make pgext' as root to install pgcmk.so into $$($(PG_CONFIG) --pkglibdir)"; \
+	  for d in pgext pgext/pg_tde; do \
+	    env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C $$d PG_CONFIG=$(PG_CONFIG) || exit 1; \
+	  done; \
+	  echo "pgcmk: pgext built but not installed: run 'make pgext' as root to install pgcmk.so and pg_tde.so (pgcmk's pg_tde emulation) into $$($(PG_CONFIG) --pkglibdir)"; \
 	else \
-	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) && \
-	  env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C pgext PG_CONFIG=$(PG_CONFIG) install; \
+	  for d in pgext pgext/pg_tde; do \
+	    env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C $$d PG_CONFIG=$(PG_CONFIG) && \
+	    env -u MAKEFLAGS -u MFLAGS $(MAKE) --no-print-directory -C $$d PG_CONFIG=$(PG_CONFIG) install || exit 1; \
+	  done; \
 	fi
 
 # The portal in Debian's headless Chromium (playwright-core from npm); screenshots in $(B)/browser-screens.
@@ -230,6 +235,13 @@ $(B)/fuzz/fuzz_pgarch_file: tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c src/pg/
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -o $@ tests/fuzz/fuzz_pgarch_file.c src/pg/arfmt.c -lcrypto
+# libFuzzer over the pg_tde agent's bodies and pg_tde's keyring file (src/pg/tdeproto.c,
+# src/tde/keyring.c: pure).
+FUZZ_TDEPROTO_SRC := tests/fuzz/fuzz_tdeproto.c src/pg/tdeproto.c src/tde/keyring.c
+$(B)/fuzz/fuzz_tdeproto: $(FUZZ_TDEPROTO_SRC) src/pg/tdeproto.h include/pgcmk/keyring.h include/pgcmk/tdeproto.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ $(FUZZ_TDEPROTO_SRC)
 # libFuzzer over the PostgreSQL wire client's message reader (src/pg/wire.c).
 FUZZ_PGWIRE_SRC := tests/fuzz/fuzz_pgwire.c src/pg/wire.c
 $(B)/fuzz/fuzz_pgwire: $(FUZZ_PGWIRE_SRC) $(wildcard include/pgcmk/*.h) $(B)/libpgcmk.a
@@ -263,6 +275,7 @@ FUZZ_RUNS += fuzz_pgarch_req:512:corpus-pgarch-req:tests/fuzz/corpus/pgarch_req
 FUZZ_RUNS += fuzz_pgarch_file:8192:corpus-pgarch-file:tests/fuzz/corpus/pgarch_file
 FUZZ_RUNS += fuzz_pgwire:4096:corpus-pgwire:tests/fuzz/corpus/pgwire
 FUZZ_RUNS += fuzz_pghba:8192:corpus-pghba:tests/fuzz/corpus/pghba
+FUZZ_RUNS += fuzz_tdeproto:4096:corpus-tdeproto:tests/fuzz/corpus/tdeproto
 FUZZ_BINS = $(foreach r,$(FUZZ_RUNS),$(B)/fuzz/$(firstword $(subst :, ,$(r))))
 fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh $(B) $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZ_RUNS)
@@ -294,6 +307,6 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build pgext/*.o pgext/*.so
+	rm -rf build pgext/*.o pgext/*.so pgext/pg_tde/*.o pgext/pg_tde/*.so
 
 -include $(LIB_OBJ:.o=.d) $(B)/obj/src/main.d $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)

@@ -7,7 +7,9 @@
  *
  * except for the roles of pgcmk.exempt_roles (pgcmkd's own superuser and the replication role).
  * pgcmkd (src/pg/access.c) writes the file atomically (line 1: the reason code, line 2: the
- * detail naming the vault, key, version and principal, line 3: the hint) and removes it when
+ * detail naming the vault, key, version and principal, line 3: the hint, an optional line 4: the
+ * primary message instead of Azure's, as a self-managed pg_tde instance words it: "failed to
+ * retrieve principal key ... from key provider ...") and removes it when
  * access returns; the library only reads it, so it stays dumb. The first refusal after the file
  * appeared is recorded in $PGDATA/pgcmk.denials (one line: Unix time in ms, role, database), so
  * pgcmkd can say when the first connection was denied.
@@ -69,7 +71,8 @@ role_exempt(const char *role)
         return false;
     raw = pstrdup(pgcmk_exempt_roles);
     if (SplitIdentifierString(raw, ',', &names)) {
-        foreach (lc, names) {
+        foreach(lc, names)
+        {
             if (strcmp((const char *)lfirst(lc), role) == 0) {
                 found = true;
                 break;
@@ -131,9 +134,9 @@ record_denial(const Port *port)
     if (fd < 0) /* already recorded for this flag (pgcmkd removes it with the flag) */
         return;
     gettimeofday(&tv, NULL);
-    len = snprintf(line, sizeof(line), "%lld %s %s\n",
-                   (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000,
-                   port->user_name ? port->user_name : "", port->database_name ? port->database_name : "");
+    len = snprintf(
+        line, sizeof(line), "%lld %s %s\n", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000,
+        port->user_name ? port->user_name : "", port->database_name ? port->database_name : "");
     if (len > 0 && write(fd, line, Min((size_t)len, sizeof(line) - 1)) < 0)
         elog(LOG, "pgcmk: could not record the first denial: %m");
     close(fd);
@@ -142,7 +145,7 @@ record_denial(const Port *port)
 static void
 pgcmk_client_auth(Port *port, int status)
 {
-    char buf[PGCMK_FLAG_MAX], *line[3], *detail, *hint;
+    char buf[PGCMK_FLAG_MAX], *line[4], *detail, *hint;
 
     if (prev_client_auth_hook)
         prev_client_auth_hook(port, status);
@@ -151,13 +154,15 @@ pgcmk_client_auth(Port *port, int status)
     if (status != STATUS_OK || role_exempt(port->user_name) || !read_flag(buf, sizeof(buf)))
         return;
     /* line 1: reason code; line 2: detail; line 3: hint (a flag of one line: its detail) */
-    split_lines(buf, line, 3);
+    split_lines(buf, line, 4);
     detail = line[1][0] ? line[1] : line[0];
     hint = line[2];
     record_denial(port);
     ereport(FATAL,
             (errcode(ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION),
-             errmsg("server is Inaccessible: the customer-managed key cannot be accessed"),
+             line[3][0] ? errmsg("%s", line[3])
+                        : errmsg("server is Inaccessible: the customer-managed key cannot be "
+                                 "accessed"),
              detail[0] ? errdetail("%s", detail) : 0, hint[0] ? errhint("%s", hint) : 0));
 }
 

@@ -331,6 +331,23 @@
       "--pg-at-rest: gocryptfs could not initialise or mount the data directory (its last line "   \
       "is in the message)")                                                                        \
     /* real PostgreSQL: providers and the data plane (h-pgapi) */                                  \
+    /* ---- pg_tde emulation (issue 16). Sections: agent (tdeagent.c: h-tdeagent), self-managed    \
+     * instances and key sources (h-tdeinst). pg_tde's own SQL errors are not here: the agent      \
+     * answers them with their SQLSTATE (include/pgcmk/tdeproto.h). */                             \
+    /* pg_tde: agent (h-tdeagent) */                                                               \
+    X(PGCMK_E_TDE_FILE_PROVIDER_INVALID, 400, "TdeFileProviderInvalid", "I",                       \
+      "keyring file provider: keyProvider needs path (pg_tde's keyring file)")                     \
+    X(PGCMK_E_TDE_KEYRING_UNREADABLE, 400, "TdeKeyringUnreadable", "I",                            \
+      "keyring file: the PostgreSQL user cannot read it, or it is corrupted")                      \
+    X(PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, 400, "TdeKeyringKeyNotFound", "I",                        \
+      "keyring file: no key of the principal key's name")                                          \
+    X(PGCMK_E_TDE_KEYRING_KEY_CHANGED, 400, "TdeKeyringKeyChanged", "I",                           \
+      "keyring file: the key of that name does not unwrap the database's key (it was replaced)")   \
+    /* pg_tde: self-managed instances (h-tdeinst) */                                               \
+    X(PGCMK_E_PGTDE_INSTANCE_NOT_FOUND, 404, "PostgresInstanceNotFound", "I",                      \
+      "no self-managed PostgreSQL instance (POST /emulator/postgres/instances) has this name")     \
+    X(PGCMK_E_PGTDE_INSTANCE_EXISTS, 409, "PostgresInstanceExists", "I",                           \
+      "a self-managed PostgreSQL instance has this name already: delete it first")                 \
     X(PGCMK_E_UNAVAILABLE, 503, "ServiceUnavailable", "I", "busy; retry after the given time")
 
 enum pgcmk_errc {

@@ -56,6 +56,12 @@ struct pgcmk_pg_spec {
     const char *source_id; /* NULL: a new server (template copy) */
     const char *relation;  /* "restore" (to point_in_time), "replica" or "standby" (streaming) */
     int64_t point_in_time; /* restore: virtual time, ms since the epoch */
+    /* issue 16: a self-managed instance (POST /emulator/postgres/instances, db_id
+     * "/emulator/postgres/instances/{name}"): admin_login becomes a SUPERUSER, the default
+     * database is postgres, shared_preload_libraries gets pg_tde (pgcmk's emulation, pgext/pg_tde)
+     * and pg_tde.pgcmk_agent_socket the archive socket's path; no Azure resource, no archive
+     * until its server key is set. */
+    int self_managed;
 };
 
 /* Creates the instance and returns once it accepts connections: a template copy (or a restore

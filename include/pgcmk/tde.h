@@ -51,6 +51,18 @@ int pgcmk_tde_kes_target(const char *provider_json, const char *db_id, struct pg
                          void **holder);
 void pgcmk_tde_kes_release(void *holder);
 
+/* issue 16: binds db_id (a self-managed instance's server key: "/emulator/postgres/instances/
+ * {name}"; a database's principal key: ".../databases/{oid}") to the principal key key_name of
+ * the provider (keyProvider JSON as PUT /emulator/tde/databases takes it, type "kmip",
+ * "vault-v2" or "file"), as that PUT does without the route: the key located (made with key_len
+ * random bytes when missing and create_missing), a DEK wrapped under it, the pg_databases row
+ * (kind tde) written, so the reconciler's key-source rows check it from then on. Rebinding an
+ * id replaces its key. 0, or -1 with err (err->message in pg_tde's words where pg_tde has one). */
+int pgcmk_tde_bind(const char *db_id, const char *provider_json, const char *key_name, int key_len,
+                   int create_missing, struct pgcmk_err *err);
+/* Removes db_id's binding (its row, its DEK); 0 when it had none. */
+int pgcmk_tde_unbind(const char *db_id, struct pgcmk_err *err);
+
 /* 1 when the stored (canonical) provider options are of that type ("kmip", "vault-v2"). */
 int pgcmk_tde_provider_is(const char *provider_json, const char *type);
 

@@ -61,6 +61,19 @@ void pgcmk_vaultc_parse_errors(const char *body, size_t len, char *out, size_t c
  * 4xx REQUEST_REFUSED, other 5xx and 429 SERVER_UNREACHABLE with *outage = 1. */
 enum pgcmk_errc pgcmk_vaultc_classify(long status, const char *body, size_t len, int *outage);
 
+/* The raw operations of pg_tde's vault-v2 keyring (src/pg/tdeagent.c). mount_check: 1 when the
+ * mount is kv v2, 0 when it is another engine (res says so), 2 or 3 when the server would not
+ * say (pg_tde goes on), -1 with res. get_key: 1 with the key (16 or 32 bytes), 0 when there is
+ * none (404), -1 with res. put_key: POST {"data":{"key":...}}: 0, or -1 with res. */
+int pgcmk_agent_vault_mount_check(const struct pgcmk_vaultc_target *t,
+                                  struct pgcmk_agent_result *res);
+int pgcmk_agent_vault_get_key(const struct pgcmk_vaultc_target *t, const char *name,
+                              unsigned char key[PGCMK_VAULTC_MAX_KEY], size_t *key_len,
+                              struct pgcmk_agent_result *res);
+int pgcmk_agent_vault_put_key(const struct pgcmk_vaultc_target *t, const char *name,
+                              const unsigned char *key, size_t key_len,
+                              struct pgcmk_agent_result *res);
+
 /* The DEK of a self-managed database, wrapped under a principal key kept in a KV v2 secret.
  * New (pg_tde's provider add + pg_tde_create_key_using_global_key_provider): the mount check
  * (GET sys/mounts/{mount}: a 200 that is not kv v2 is refused, VaultMountNotKv2; another status

@@ -451,6 +451,38 @@ vc_get_key(const struct pgcmk_vaultc_target *t, const char *name,
     return 1;
 }
 
+/* POST {mount}/data/{name} {"data":{"key":...}}: 0 with *version, or -1 with res. */
+static int
+vc_put_key(const struct pgcmk_vaultc_target *t, const char *name, const unsigned char *key,
+           size_t key_len, long *version, struct pgcmk_agent_result *res)
+{
+    struct pgcmk_agent_https_resp rs;
+    char *body = pgcmk_vaultc_store_body(key, key_len), *url;
+    int rc;
+
+    if (!body)
+        return pgcmk_agent_fail(res, PGCMK_E_HV_KEY_LENGTH_INVALID, 1,
+                                "A principal key is 16 or 32 bytes, not %zu.", key_len);
+    url = pgcmk_vaultc_url_data(t, name);
+    rc = vc_call(t, "POST", url, body, &rs, res);
+    OPENSSL_cleanse(body, strlen(body));
+    free(body);
+    free(url);
+    if (rc)
+        return -1;
+    if (rs.status < 200 || rs.status >= 300) {
+        char what[200];
+
+        snprintf(what, sizeof(what), "POST %.60s/data/%.100s", t->mount, name);
+        return vc_refused(t, what, &rs, res);
+    }
+    *version = pgcmk_vaultc_parse_version(rs.body, rs.len);
+    pgcmk_agent_https_release(&rs);
+    LOG_INFO("agent: stored the principal key '%s' in Vault %s at %s/data/%s (version %ld)", name,
+             t->url, t->mount, name, *version);
+    return 0;
+}
+
 static void
 vc_kek(const unsigned char *pk, size_t n, unsigned char kek[32])
 {
@@ -458,6 +490,35 @@ vc_kek(const unsigned char *pk, size_t n, unsigned char kek[32])
         memcpy(kek, pk, 32);
     else
         pgcmk_sha256(pk, n, kek);
+}
+
+int
+pgcmk_agent_vault_mount_check(const struct pgcmk_vaultc_target *t, struct pgcmk_agent_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    return vc_mount(t, res);
+}
+
+int
+pgcmk_agent_vault_get_key(const struct pgcmk_vaultc_target *t, const char *name,
+                          unsigned char key[PGCMK_VAULTC_MAX_KEY], size_t *key_len,
+                          struct pgcmk_agent_result *res)
+{
+    long version = 0;
+
+    memset(res, 0, sizeof(*res));
+    *key_len = 0;
+    return vc_get_key(t, name, key, key_len, &version, res);
+}
+
+int
+pgcmk_agent_vault_put_key(const struct pgcmk_vaultc_target *t, const char *name,
+                          const unsigned char *key, size_t key_len, struct pgcmk_agent_result *res)
+{
+    long version = 0;
+
+    memset(res, 0, sizeof(*res));
+    return vc_put_key(t, name, key, key_len, &version, res);
 }
 
 int
@@ -491,30 +552,10 @@ pgcmk_agent_vault_new_dek(const char *db_id, const struct pgcmk_vaultc_target *t
     if (n < 0)
         return -1;
     if (n == 0) { /* pg_tde_create_key_using_global_key_provider: a new random key */
-        char *body;
-
         if (pgcmk_random(pk, 32))
             return pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
         pk_len = 32;
-        body = pgcmk_vaultc_store_body(pk, pk_len);
-        url = pgcmk_vaultc_url_data(t, key_name);
-        rc = vc_call(t, "POST", url, body, &rs, res);
-        OPENSSL_cleanse(body, strlen(body));
-        free(body);
-        free(url);
-        if (rc == 0 && (rs.status < 200 || rs.status >= 300)) {
-            char what[200];
-
-            snprintf(what, sizeof(what), "POST %.60s/data/%.100s", t->mount, key_name);
-            rc = vc_refused(t, what, &rs, res);
-        } else if (rc == 0) {
-            *version = pgcmk_vaultc_parse_version(rs.body, rs.len);
-            pgcmk_agent_https_release(&rs);
-            LOG_INFO("agent: stored the principal key '%s' in Vault %s at %s/data/%s "
-                     "(version %ld)",
-                     key_name, t->url, t->mount, key_name, *version);
-        }
-        if (rc) {
+        if (vc_put_key(t, key_name, pk, pk_len, version, res)) {
             OPENSSL_cleanse(pk, sizeof(pk));
             return -1;
         }

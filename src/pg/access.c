@@ -56,6 +56,7 @@ struct acc_state {
     char code[96];
     char detail[1024];
     char hint[160];
+    char primary[1024]; /* a self-managed instance: pg_tde's message (the flag's line 4) */
 };
 
 /* Copies s into out with line breaks as spaces (the flag is one field per line). */
@@ -100,14 +101,34 @@ acc_load(const char *db_id, struct acc_state *st, struct pgcmk_err *err)
         if (d.reason && len < (int)sizeof(detail))
             snprintf(detail + len, sizeof(detail) - len, " %s", d.reason);
         acc_one_line(st->detail, sizeof(st->detail), detail);
-        snprintf(st->hint, sizeof(st->hint), "%s",
-                 d.kind != PG_SERVER
-                     ? "Restore the key's access in Azure Key Vault; the cluster recovers by "
-                       "itself."
-                 : strcmp(st->code, pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED)) == 0
-                     ? "The key is accessible again: revalidate the key (re-create the server "
-                       "key) to bring the server back."
-                     : "Restore the key's access in Azure Key Vault, then revalidate the key.");
+        if (pg_selfmgd_id(db_id)) { /* pg_tde's words, not Azure's */
+            json_t *p = d.provider ? json_loads(d.provider, 0, NULL) : NULL;
+            const char *pn = json_string_value(json_object_get(p, "providerName"));
+
+            const char *type = json_string_value(json_object_get(p, "type"));
+
+            if (pn)
+                snprintf(detail, sizeof(detail),
+                         "failed to retrieve principal key \"%s\" from key provider \"%s\"",
+                         d.key_name ? d.key_name : "", pn);
+            else
+                snprintf(detail, sizeof(detail),
+                         "failed to retrieve principal key \"%s\" from its %s key provider",
+                         d.key_name ? d.key_name : "", type ? type : "");
+            acc_one_line(st->primary, sizeof(st->primary), detail);
+            snprintf(st->hint, sizeof(st->hint), "%s",
+                     "Restore the principal key's access in its key provider; logins are allowed "
+                     "again once pgcmk can fetch it.");
+            json_decref(p);
+        } else
+            snprintf(st->hint, sizeof(st->hint), "%s",
+                     d.kind != PG_SERVER
+                         ? "Restore the key's access in Azure Key Vault; the cluster recovers by "
+                           "itself."
+                     : strcmp(st->code, pgcmk_err_code(PGCMK_E_PG_REVALIDATION_REQUIRED)) == 0
+                         ? "The key is accessible again: revalidate the key (re-create the server "
+                           "key) to bring the server back."
+                         : "Restore the key's access in Azure Key Vault, then revalidate the key.");
     }
     pg_db_release(&d);
     return 0;
@@ -283,7 +304,8 @@ acc_files(const char *data_dir, const struct acc_state *st, int *changed, struct
         have_orig = 0;
     }
     if (st->lost && acc_ext) {
-        char *text = pgcmk_xasprintf("%s\n%s\n%s\n", st->code, st->detail, st->hint);
+        char *text = pgcmk_xasprintf("%s\n%s\n%s\n%s%s", st->code, st->detail, st->hint,
+                                     st->primary, st->primary[0] ? "\n" : "");
         int rc = acc_write(flag, text, 0644, err);
 
         free(text);
@@ -341,7 +363,7 @@ pgcmk_pg_access_apply(const char *db_id, struct pgcmk_err *err)
 {
     struct pg_inst_info in;
     struct acc_state st;
-    int rc = 0, changed = 0, atrest = pg_atrest_on();
+    int rc = 0, changed = 0, atrest = pg_atrest_on() && !pg_selfmgd_id(db_id);
     int64_t t0 = pgcmk_wall_ms(), t_files = 0, t_term = 0;
 
     pthread_mutex_lock(&acc_mu);

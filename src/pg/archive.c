@@ -589,6 +589,20 @@ arch_serve(int fd)
         (void)arch_answer(fd, "no database has this slug");
         return;
     }
+    if (req.op == PGA_TDE) {
+        if (got - (size_t)k > req.length) {
+            (void)arch_answer(fd, "more bytes than the length said");
+            return;
+        }
+        body = pgcmk_xmalloc(req.length + 1);
+        memcpy(body, line + k, got - (size_t)k);
+        if (pga_read_all(fd, body + (got - (size_t)k), req.length - (got - (size_t)k)) == 0) {
+            body[req.length] = 0;
+            pg_tde_agent_serve(fd, db_id, req.slug, (const char *)body, req.length);
+        }
+        pgcmk_secret_free(body, req.length + 1);
+        return;
+    }
     if (req.op == PGA_PUSH) {
         if (got - (size_t)k > req.length) {
             (void)arch_answer(fd, "more bytes than the length said");

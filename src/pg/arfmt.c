@@ -105,6 +105,8 @@ pga_req_parse(const char *buf, size_t len, struct pga_req *r, const char **why)
         r->op = PGA_PUSH;
     else if (strcmp(word, "FETCH") == 0)
         r->op = PGA_FETCH;
+    else if (strcmp(word, "TDE") == 0)
+        r->op = PGA_TDE;
     else {
         *why = "unknown operation";
         return -1;
@@ -113,13 +115,15 @@ pga_req_parse(const char *buf, size_t len, struct pga_req *r, const char **why)
         *why = "bad database slug";
         return -1;
     }
-    if (p >= end || arfmt_field(&p, end, r->name, sizeof(r->name)) || !pga_name_ok(r->name)) {
+    if (r->op != PGA_TDE &&
+        (p >= end || arfmt_field(&p, end, r->name, sizeof(r->name)) || !pga_name_ok(r->name))) {
         *why = "bad file name";
         return -1;
     }
-    if (r->op == PGA_PUSH) {
+    if (r->op == PGA_PUSH || r->op == PGA_TDE) {
         if (p >= end || arfmt_field(&p, end, num, sizeof(num)) ||
-            arfmt_u64(num, strlen(num), PGA_MAX_FILE, &r->length)) {
+            arfmt_u64(num, strlen(num), r->op == PGA_TDE ? PGA_TDE_MAX : PGA_MAX_FILE,
+                      &r->length)) {
             *why = "bad length";
             return -1;
         }
@@ -136,10 +140,13 @@ pga_req_format(const struct pga_req *r, char *out, size_t n)
 {
     int k;
 
-    if (!pga_slug_ok(r->slug) || !pga_name_ok(r->name) ||
-        (r->op == PGA_PUSH && r->length > PGA_MAX_FILE))
+    if (!pga_slug_ok(r->slug) || (r->op != PGA_TDE && !pga_name_ok(r->name)) ||
+        (r->op == PGA_PUSH && r->length > PGA_MAX_FILE) ||
+        (r->op == PGA_TDE && r->length > PGA_TDE_MAX))
         return -1;
-    if (r->op == PGA_PUSH)
+    if (r->op == PGA_TDE)
+        k = snprintf(out, n, "TDE %s %llu\n", r->slug, (unsigned long long)r->length);
+    else if (r->op == PGA_PUSH)
         k = snprintf(out, n, "PUSH %s %s %llu\n", r->slug, r->name, (unsigned long long)r->length);
     else if (r->op == PGA_FETCH)
         k = snprintf(out, n, "FETCH %s %s\n", r->slug, r->name);

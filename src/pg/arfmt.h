@@ -6,6 +6,8 @@
  * The archive socket (DATA_DIR/pg/run/agent.sock; only the PostgreSQL user and root connect):
  *   "PUSH <slug> <file> <length>\n" + length bytes   -> "OK 0\n"            | "ERR <text>\n"
  *   "FETCH <slug> <file>\n"                          -> "OK <length>\n" + bytes | "ERR <text>\n"
+ *   "TDE <slug> <length>\n" + length bytes            -> "OK <length>\n" + bytes | "ERR <text>\n"
+ *      (the pg_tde agent: include/pgcmk/tdeproto.h has the bodies; src/pg/tdeagent.c serves them)
  * One request per connection. <slug> is [a-z0-9-]{1,63}; <file> is [0-9A-Za-z._-]{1,64}, not
  * starting with '.'; <length> is decimal without leading zeros, at most PGA_MAX_FILE. A FETCH of
  * a file the archive does not have answers "ERR missing\n" (the subcommand exits 1 silently, as
@@ -39,16 +41,17 @@
 #define PGA_MAX_FILE      (64ull << 20) /* a WAL segment is 16 MiB; history and .backup small */
 #define PGA_SLUG_MAX      63
 #define PGA_NAME_MAX      64
+#define PGA_TDE_MAX       65536 /* PGTDE_MAX_BODY of include/pgcmk/tdeproto.h */
 
 /* ---- requests and answers ------------------------------------------------------------------ */
 
-enum pga_op { PGA_PUSH = 1, PGA_FETCH = 2 };
+enum pga_op { PGA_PUSH = 1, PGA_FETCH = 2, PGA_TDE = 3 };
 
 struct pga_req {
     enum pga_op op;
     char slug[PGA_SLUG_MAX + 1];
-    char name[PGA_NAME_MAX + 1];
-    uint64_t length; /* PUSH: the bytes that follow the line */
+    char name[PGA_NAME_MAX + 1]; /* PUSH, FETCH */
+    uint64_t length;             /* PUSH, TDE: the bytes that follow the line */
 };
 
 /* Parses the request line at the start of buf: > 0 = the line's length with its '\n' (r

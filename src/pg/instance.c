@@ -65,6 +65,7 @@ struct inst {
     int64_t last_crash_ms;
     int64_t retry_at_ms; /* wall clock: a failed restart is tried again then */
     int fails;           /* failed starts in a row: the retry waits 2 s, 4 s, ... 64 s */
+    int selfmgd;         /* a self-managed instance (selfmgd.c): superuser admin, pg_tde */
 };
 
 static pthread_mutex_t inst_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -268,7 +269,10 @@ inst_write_conf(const struct inst *i, struct pgcmk_err *err)
     pg_fmt(tls, sizeof(tls), "%s/tls/server.key", i->dir);
     inst_conf_str(conf, sizeof(conf), "ssl_key_file", tls);
     pg_access_conf(conf + strlen(conf), sizeof(conf) - strlen(conf));
-    pg_archive_conf(i->db_id, i->slug, conf + strlen(conf), sizeof(conf) - strlen(conf));
+    if (i->selfmgd)
+        pg_selfmgd_conf(i->slug, conf + strlen(conf), sizeof(conf) - strlen(conf), conf);
+    if (!i->selfmgd || pg_selfmgd_bound(i->db_id))
+        pg_archive_conf(i->db_id, i->slug, conf + strlen(conf), sizeof(conf) - strlen(conf));
     if (strlen(conf) + 1 >= sizeof(conf))
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "postgresql.conf additions too long");
     pg_fmt(path, sizeof(path), "%s/pgcmk.conf", i->data);
@@ -485,7 +489,7 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     int logfd, st;
     pid_t pid;
 
-    if (pg_atrest_on() && !i->mounted) {
+    if (pg_atrest_on() && !i->selfmgd && !i->mounted) {
         if (pg_atrest_mount(i->db_id, i->dir, i->data, sizeof(i->data), err))
             return -1;
         i->mounted = 1;
@@ -608,7 +612,8 @@ inst_make_roles(const struct inst *i, const char *password, struct pgcmk_err *er
     int rc;
 
     prefix = pgcmk_xasprintf("CREATE ROLE %s", q);
-    rc = inst_exec_verifier(i, prefix, password, " LOGIN CREATEDB CREATEROLE", err);
+    rc = inst_exec_verifier(i, prefix, password,
+                            i->selfmgd ? " LOGIN SUPERUSER" : " LOGIN CREATEDB CREATEROLE", err);
     free(prefix);
     if (rc == 0) {
         sql = pgcmk_xasprintf("GRANT pg_monitor, pg_signal_backend TO %s", q);
@@ -702,6 +707,7 @@ inst_reserve(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
     inst_paths(i);
     i->port = pg_port_pick(taken, nt);
     i->cluster = s->cluster;
+    i->selfmgd = s->self_managed;
     pg_fmt(i->dbname, sizeof(i->dbname), "%s", s->cluster ? "citus" : "postgres");
     pg_fmt(i->admin, sizeof(i->admin), "%s", s->admin_login ? s->admin_login : "");
     i->created_ms = pgcmk_clock_now();
@@ -734,7 +740,7 @@ inst_fill(struct inst *i, const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
 {
     char src[PATH_MAX + 8];
 
-    if (pg_atrest_on()) {
+    if (pg_atrest_on() && !i->selfmgd) {
         if (pg_atrest_mount(i->db_id, i->dir, i->data, sizeof(i->data), err))
             return -1;
         i->mounted = 1;
@@ -778,7 +784,7 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
         goto fail;
     LOG_INFO("pg %s: accepting logins %lld ms after the create began", i->slug,
              (long long)(pgcmk_wall_ms() - t0));
-    if (!replica && pg_archive_backup(i->db_id, err))
+    if (!replica && !i->selfmgd && pg_archive_backup(i->db_id, err))
         goto fail;
     pthread_mutex_lock(&inst_mu);
     i->busy = 0;
@@ -1249,7 +1255,9 @@ pg_inst_init(struct pgcmk_err *err)
         s = json_string_value(json_array_get(r, 8));
         inst_paths(i);
         inst_stop_strangers_of(i->dir);
-        if (s == NULL || atoi(s) == 0) { /* its database was deleted while pgcmkd was down */
+        i->selfmgd = pg_selfmgd_id(i->db_id);
+        if (!i->selfmgd &&
+            (s == NULL || atoi(s) == 0)) { /* its database was deleted while pgcmkd was down */
             LOG_INFO("pg %s: its database is gone: removing the instance", i->slug);
             pg_rmtree(i->dir);
             pg_archive_drop(i->db_id);

@@ -134,6 +134,37 @@ json_t *pg_archive_describe(const char *db_id);
 /* DATA_DIR/pg/run/agent.sock: 0, or -1 when it does not fit. */
 int pg_archive_sock_path(char *out, size_t n);
 
+/* ---- tdeagent.c: the pg_tde agent (include/pgcmk/tdeproto.h) -------------------------------- */
+
+/* Serves one "TDE" request of the archive socket (archive.c read the body: len bytes, NUL
+ * after): checks that the peer on fd belongs to db_id's instance, runs the operation and writes
+ * the answer ("OK <length>\n" + body, or "ERR <text>\n" for transport errors) to fd. */
+void pg_tde_agent_serve(int fd, const char *db_id, const char *slug, const char *body, size_t len);
+/* The key providers and principal keys of db_id's instance (no key bytes), for the portal and
+ * /emulator/explain: {"providers": [{scope, id, name, type, options}], "keys": [{target,
+ * databaseOid, name, providerScope, providerId, created, length}]}. A new reference. */
+json_t *pg_tde_agent_describe(const char *db_id);
+
+/* ---- selfmgd.c: self-managed instances (issue 16, POST /emulator/postgres/instances) ------ */
+
+#define PG_SELFMGD_PREFIX "/emulator/postgres/instances/"
+
+/* 1 when db_id names a self-managed instance (PG_SELFMGD_PREFIX + name). */
+int pg_selfmgd_id(const char *db_id);
+/* 1 when the instance's server key is set (bound: a pg_databases row of kind tde whose id is the
+ * instance's): its WAL archive runs from its next start. */
+int pg_selfmgd_bound(const char *db_id);
+/* The lines of postgresql.conf a self-managed instance adds after access.c's (conf is the text so
+ * far: a shared_preload_libraries line of access.c's is repeated with pg_tde added):
+ * shared_preload_libraries with pg_tde when pgext/pg_tde is installed, and the agent socket and
+ * slug GUCs of include/pgcmk/tdeproto.h. Appended to buf. */
+void pg_selfmgd_conf(const char *slug, char *buf, size_t n, const char *conf);
+/* The host and login of its connection (routes.c): 0, or -1 when db_id is no self-managed
+ * instance. */
+int pg_selfmgd_names(const char *db_id, char *host, size_t hn, char *user, size_t un);
+/* Routes /emulator/postgres/instances (called by pgcmk_pg_register). */
+void pg_selfmgd_register(void);
+
 /* ---- at rest (atrest.c) ------------------------------------------------------------------- */
 
 /* 1 when instances run on gocryptfs (--pg-at-rest fs, or auto and available). */

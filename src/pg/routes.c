@@ -22,6 +22,8 @@ conn_names(const char *db_id, char *host, size_t hn, char *user, size_t un)
     const char *h, *u;
     struct pgcmk_err err;
 
+    if (pg_selfmgd_id(db_id))
+        return pg_selfmgd_names(db_id, host, hn, user, un);
     if (pgcmk_arm_resource_get(pgcmk_db(), db_id, &body, &err) <= 0)
         return -1;
     p = json_object_get(body, "properties");
@@ -111,4 +113,5 @@ void
 pgcmk_pg_register(void)
 {
     pgcmk_router_add(pg_routes, PGCMK_ARRAY_LEN(pg_routes));
+    pg_selfmgd_register();
 }

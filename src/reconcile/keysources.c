@@ -4,7 +4,8 @@
  * server, checked by the agent as a KMIP client), "azure-keyvault" (a Key Vault key reached through
  * the database's managed identity, checked by the encryption agent) and "service-managed" (the DEK
  * sealed under the emulator's master key) and "kes" (a self-managed database's DEK is a data key
- * of a MinIO KES server's key, checked by the agent as a KES client). */
+ * of a MinIO KES server's key, checked by the agent as a KES client) and "keyring-file" (a
+ * self-managed database's principal key in pg_tde's keyring file, read at each check). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "pgcmk/err.h"
 #include "pgcmk/kes.h"
+#include "pgcmk/keyring.h"
 #include "pgcmk/log.h"
 #include "pgcmk/reconcile.h"
 #include "providers/postgres.h"
@@ -378,6 +380,81 @@ kmip_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
 
 static const struct pgcmk_keysource ks_kmip = {
     "kmip", kmip_uses, kmip_check, kmip_touches, kmip_explain,
+};
+
+/* ---- keyring-file ------------------------------------------------------------------------- */
+
+/* pg_tde's keyring file (a provider of type "file"): the key read from the file at each check
+ * with the PostgreSQL user's rights (include/pgcmk/keyring.h). No event reaches it: a file
+ * changes under nobody's API, so the periodic checks find it. */
+static int
+krf_uses(const struct pg_db *d)
+{
+    return d->kind == PG_TDE && pgcmk_tde_provider_is(d->provider, "file");
+}
+
+static int
+krf_check(const struct pg_db *d, int revalidate, struct pgcmk_agent_result *res)
+{
+    json_t *o = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+    const char *path = json_string_value(json_object_get(o, "path"));
+    int rc;
+
+    (void)revalidate;
+    if (!path) {
+        json_decref(o);
+        pgcmk_agent_forget(d->id);
+        return pgcmk_agent_fail(res, PGCMK_E_TDE_FILE_PROVIDER_INVALID, 1,
+                                "The key provider of '%.300s' is not a keyring file provider.",
+                                d->id);
+    }
+    rc = pgcmk_tde_file_check(d->id, path, d->key_name ? d->key_name : "", d->wrapped,
+                              d->wrapped_len, res);
+    json_decref(o);
+    return rc;
+}
+
+static void
+krf_explain(struct pgcmk_db *db, const struct pg_db *d, json_t *rules)
+{
+    static const struct code_rule tab[] = {
+        {PGCMK_E_TDE_KEYRING_UNREADABLE, "keyring-file"},
+        {PGCMK_E_TDE_FILE_PROVIDER_INVALID, "keyring-file"},
+        {PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, "principal-key"},
+        {PGCMK_E_TDE_KEYRING_KEY_CHANGED, "principal-key"},
+    };
+    const char *bad = rule_of(d->reason_code, tab, PGCMK_ARRAY_LEN(tab), "principal-key");
+    const char *why = d->reason ? d->reason : "";
+    const char *kn = d->key_name ? d->key_name : "";
+    json_t *o = d->provider ? json_loads(d->provider, 0, NULL) : NULL;
+    const char *path = json_string_value(json_object_get(o, "path"));
+    char file[600], key[600];
+
+    (void)db;
+    snprintf(file, sizeof(file),
+             "The PostgreSQL user can read the keyring file '%.400s' (pg_tde's format).",
+             path ? path : "");
+    snprintf(key, sizeof(key),
+             "The keyring file has a key named '%.200s' and it unwraps the database's key.", kn);
+    json_decref(o);
+    {
+        const struct {
+            const char *rule, *ok_detail;
+        } rows[] = {{"keyring-file", file}, {"principal-key", key}};
+
+        for (size_t i = 0; i < PGCMK_ARRAY_LEN(rows); i++) {
+            int fails = bad && strcmp(bad, rows[i].rule) == 0;
+
+            json_array_append_new(
+                rules, pgcmk_reconcile_rule(rows[i].rule, !fails, fails ? why : rows[i].ok_detail));
+        }
+    }
+    if (bad && strcmp(bad, "checked") == 0)
+        json_array_append_new(rules, pgcmk_reconcile_rule("checked", 0, why));
+}
+
+static const struct pgcmk_keysource ks_keyring_file = {
+    "keyring-file", krf_uses, krf_check, NULL, krf_explain,
 };
 
 /* ---- vault-kv ----------------------------------------------------------------------------- */
@@ -763,7 +840,8 @@ static const struct pgcmk_keysource ks_kes = {
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const struct pgcmk_keysource *const pgcmk_keysources[] = {
-    &ks_kes, &ks_vault_kv, &ks_kmip, &ks_azure_keyvault, &ks_service_managed, NULL,
+    &ks_kes, &ks_vault_kv, &ks_keyring_file, &ks_kmip, &ks_azure_keyvault, &ks_service_managed,
+    NULL,
 };
 
 const struct pgcmk_keysource *

@@ -17,9 +17,13 @@
 
 #include <openssl/crypto.h>
 
+#include "pg/internal.h" /* the PostgreSQL user: keyring files are opened with its rights */
 #include "pgcmk/clock.h"
+#include "pgcmk/crypto.h"
+#include "pgcmk/keyring.h"
 #include "pgcmk/http.h"
 #include "pgcmk/log.h"
+#include "pgcmk/pg.h"
 #include "pgcmk/store.h"
 #include "pgcmk/tde.h"
 #include "providers/postgres.h"
@@ -486,6 +490,145 @@ tde_kes_save(struct pgcmk_db *db, const char *id, const json_t *kp, struct pgcmk
     return rc < 0 ? -1 : 0;
 }
 
+/* ---- the keyring file (pg_tde's "file" provider): the key is read from the file at each check,
+ * with the PostgreSQL user's rights; a missing key, an unreadable file or a key that no longer
+ * unwraps the DEK (the file was replaced) is a loss. ---- */
+
+#define TDE_FILE_ALG "file-A256GCM"
+
+/* The key of key_name in the keyring as the wrapping key: 0, 1 when missing, -1 with res. */
+static int
+tde_file_kek(const char *path, const char *key_name, unsigned char kek[32],
+             struct pgcmk_agent_result *res)
+{
+    unsigned char key[PGCMK_KEYRING_DATA];
+    size_t kl = 0;
+    char why[512] = "";
+    int rc = pgcmk_keyring_file_get(path, key_name, pg_user_uid(), pg_user_gid(), key, &kl, why,
+                                    sizeof(why));
+
+    if (rc < 0)
+        return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1, "%s", why);
+    if (rc == PGCMK_KEYRING_NONE)
+        return 1;
+    if (kl == 32)
+        memcpy(kek, key, 32);
+    else
+        pgcmk_sha256(key, kl, kek);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+int
+pgcmk_tde_file_new_dek(const char *db_id, const char *path, const char *key_name, size_t create_len,
+                       unsigned char **wrapped, size_t *wrapped_len, struct pgcmk_agent_result *res)
+{
+    unsigned char kek[32], dek[PGCMK_AGENT_DEK_LEN], key[PGCMK_KEYRING_DATA];
+    char why[512] = "";
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    *wrapped = NULL;
+    *wrapped_len = 0;
+    rc = tde_file_kek(path, key_name, kek, res);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) { /* pg_tde_create_key_using_global_key_provider: a new random key */
+        if (create_len != 16 && create_len != 32)
+            return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, 1,
+                                    "The keyring file %.400s has no key '%.200s'.", path, key_name);
+        if (pgcmk_random(key, create_len))
+            return pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new key.");
+        rc = pgcmk_keyring_file_put(path, key_name, key, create_len, pg_user_uid(), pg_user_gid(),
+                                    why, sizeof(why));
+        OPENSSL_cleanse(key, sizeof(key));
+        if (rc < 0)
+            return pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1, "%s", why);
+        if (tde_file_kek(path, key_name, kek, res))
+            return res->code ? -1
+                             : pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_UNREADABLE, 1,
+                                                "The keyring file %.400s lost the key '%.200s'.",
+                                                path, key_name);
+    }
+    rc = -1;
+    if (pgcmk_random(dek, sizeof(dek)))
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "No random bytes for a new DEK.");
+    else if (pgcmk_aead_seal(kek, db_id, strlen(db_id), dek, sizeof(dek), wrapped, wrapped_len))
+        pgcmk_agent_fail(res, PGCMK_E_INTERNAL, 1, "The DEK could not be wrapped.");
+    else {
+        pgcmk_agent_keep(db_id, dek);
+        rc = 0;
+    }
+    OPENSSL_cleanse(kek, sizeof(kek));
+    OPENSSL_cleanse(dek, sizeof(dek));
+    return rc;
+}
+
+int
+pgcmk_tde_file_check(const char *db_id, const char *path, const char *key_name,
+                     const unsigned char *wrapped, size_t wrapped_len,
+                     struct pgcmk_agent_result *res)
+{
+    unsigned char kek[32], *dek = NULL;
+    size_t dl = 0;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    rc = tde_file_kek(path, key_name, kek, res);
+    if (rc > 0)
+        pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_NOT_FOUND, 1,
+                         "The keyring file %.400s has no key '%.200s' (the file was replaced or "
+                         "emptied).",
+                         path, key_name);
+    if (rc == 0) {
+        rc = pgcmk_aead_open(kek, db_id, strlen(db_id), wrapped, wrapped_len, &dek, &dl);
+        OPENSSL_cleanse(kek, sizeof(kek));
+        if (rc || dl != PGCMK_AGENT_DEK_LEN)
+            rc = pgcmk_agent_fail(res, PGCMK_E_TDE_KEYRING_KEY_CHANGED, 1,
+                                  "The key '%.200s' of the keyring file %.400s does not unwrap the "
+                                  "database's key: it was replaced.",
+                                  key_name, path);
+        else
+            pgcmk_agent_keep(db_id, dek);
+        if (dek)
+            pgcmk_secret_free(dek, dl);
+    }
+    if (rc)
+        pgcmk_agent_forget(db_id);
+    return rc ? -1 : 0;
+}
+
+static json_t *
+tde_file_canon(const json_t *kp, struct pgcmk_err *err)
+{
+    json_t *out;
+
+    if (!tde_path_ok(json_object_get(kp, "path"))) {
+        pgcmk_err_set(err, PGCMK_E_TDE_FILE_PROVIDER_INVALID, "keyProvider.path",
+                      "keyProvider.path must be the keyring file's path (pg_tde's file provider).");
+        return NULL;
+    }
+    out = json_pack("{s:s, s:O}", "type", "file", "path", json_object_get(kp, "path"));
+    return out;
+}
+
+static int
+tde_file_new(const char *id, const char *prov_text, const char *key_name, struct tde_new *n,
+             struct pgcmk_agent_result *res)
+{
+    json_t *o = json_loads(prov_text, 0, NULL);
+    const char *path = json_string_value(json_object_get(o, "path"));
+    int rc = -1;
+
+    if (path && pgcmk_tde_file_new_dek(id, path, key_name, 32, &n->w, &n->wl, res) == 0) {
+        snprintf(n->alg, sizeof(n->alg), "%s", TDE_FILE_ALG);
+        n->key_uri = pgcmk_xasprintf("file://%s#%s", path, key_name);
+        rc = 0;
+    }
+    json_decref(o);
+    return rc;
+}
+
 /* The provider kinds: a new kind is a new row. */
 static const struct tde_kind {
     const char *type;
@@ -502,6 +645,8 @@ static const struct tde_kind {
      PGCMK_E_HV_SERVER_UNREACHABLE},
     {"kes", tde_kes_canon, tde_kes_new, PGCMK_E_KES_PROVIDER_INVALID,
      PGCMK_E_KES_SERVER_UNREACHABLE, tde_kes_save},
+    {"file", tde_file_canon, tde_file_new, PGCMK_E_TDE_FILE_PROVIDER_INVALID,
+     PGCMK_E_TDE_KEYRING_UNREADABLE},
 };
 
 /* The provider options in canonical form and their kind, or NULL with err. */
@@ -516,7 +661,9 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
             "The body needs keyProvider: {\"type\": \"kmip\", \"host\", \"port\", "
             "\"certPath\", \"keyPath\", \"caPath\"} or {\"type\": \"vault-v2\", "
             "\"url\", \"mountPath\", \"tokenPath\", \"caPath\", \"namespace\"} or {\"type\": "
-            "\"kes\", \"url\", \"apiKey\" (or \"certPath\", \"keyPath\"), \"caPath\"}.");
+            "\"kes\", \"url\", \"apiKey\" (or \"certPath\", \"keyPath\"), \"caPath\"} or "
+            "{\"type\": "
+            "\"file\", \"path\"}.");
         return NULL;
     }
     for (size_t i = 0; type && i < PGCMK_ARRAY_LEN(tde_kinds); i++)
@@ -526,7 +673,7 @@ tde_provider(const json_t *kp, const struct tde_kind **kind, struct pgcmk_err *e
         }
     pgcmk_err_set(err, PGCMK_E_KMIP_PROVIDER_INVALID, "keyProvider.type",
                   "The key provider type '%.32s' is not supported; use \"kmip\", "
-                  "\"vault-v2\" or \"kes\".",
+                  "\"vault-v2\", \"kes\" or \"file\".",
                   type ? type : "");
     return NULL;
 }
@@ -549,6 +696,59 @@ tde_put_tx(struct pgcmk_db *db, void *ctx, struct pgcmk_err *err)
     return pg_record_state(db, c->d, "Ready", NULL, err);
 }
 
+/* A new binding of id (no row yet) to key_name of the provider (canonical options prov_text of
+ * that kind; request: the options as given, with their secrets): the agent locates the key (made
+ * when missing) and wraps a new DEK under it, then the row (kind tde, Ready) is written. 0 with *d
+ * filled (pg_db_release it), or -1 with err. The network runs outside any transaction. */
+static int
+tde_new_binding(const char *id, const struct tde_kind *kind, const char *prov_text,
+                const json_t *request, const char *key_name, struct pg_db *d, struct pgcmk_err *err)
+{
+    struct pgcmk_agent_result res;
+    struct tde_new n;
+    int rc;
+
+    memset(&n, 0, sizeof(n));
+    memset(&res, 0, sizeof(res));
+    memset(d, 0, sizeof(*d));
+    n.request = request;
+    rc = kind->new_dek(id, prov_text, key_name, &n, &res);
+    if (rc) {
+        if (!res.code && !res.message[0])
+            pgcmk_err_set(err, kind->invalid, "keyProvider", "keyProvider is not a %s provider.",
+                          kind->type);
+        else
+            pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
+                          res.message);
+    } else {
+        struct tde_put_ctx c = {d, kind, n.request};
+
+        d->id = pgcmk_xstrdup(id);
+        d->kind = PG_TDE;
+        d->sub = pgcmk_xstrdup("");
+        d->rg = pgcmk_xstrdup("");
+        d->key_uri = n.key_uri;
+        n.key_uri = NULL;
+        d->key_name = pgcmk_xstrdup(key_name);
+        d->key_version = pgcmk_xstrdup(n.version);
+        d->wrapped = n.w;
+        d->wrapped_len = n.wl;
+        n.w = NULL;
+        d->alg = pgcmk_xstrdup(n.alg);
+        d->access = pgcmk_xstrdup(PG_ACCESS_OK);
+        d->last_check = d->created_at = pgcmk_clock_now();
+        d->provider = pgcmk_xstrdup(prov_text);
+        rc = pgcmk_db_tx(pgcmk_db(), tde_put_tx, &c, err);
+        if (rc) {
+            pgcmk_agent_forget(id);
+            pg_db_release(d);
+        }
+    }
+    free(n.w);
+    free(n.key_uri);
+    return rc ? -1 : 0;
+}
+
 static int
 tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
 {
@@ -559,8 +759,6 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     json_t *prov;
     char *id, *prov_text;
     struct pg_db d, old;
-    struct pgcmk_agent_result res;
-    struct tde_new n;
     int rc;
 
     if (tde_check_name(name, err))
@@ -596,46 +794,13 @@ tde_put(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
         json_decref(prov);
         return rc;
     }
-    /* the network, outside any transaction */
-    memset(&n, 0, sizeof(n));
-    memset(&res, 0, sizeof(res));
-    n.request = json_object_get(rq->json, "keyProvider");
-    rc = kind->new_dek(id, prov_text, key_name, &n, &res);
-    if (rc) {
-        if (!res.code && !res.message[0])
-            pgcmk_err_set(err, kind->invalid, "keyProvider", "keyProvider is not a %s provider.",
-                          kind->type);
-        else
-            pgcmk_err_set(err, res.code ? res.code : kind->outage, "keyProvider", "%s",
-                          res.message);
-    } else {
-        struct tde_put_ctx c = {&d, kind, n.request};
-
-        memset(&d, 0, sizeof(d));
-        d.id = pgcmk_xstrdup(id);
-        d.kind = PG_TDE;
-        d.sub = pgcmk_xstrdup("");
-        d.rg = pgcmk_xstrdup("");
-        d.key_uri = n.key_uri;
-        n.key_uri = NULL;
-        d.key_name = pgcmk_xstrdup(key_name);
-        d.key_version = pgcmk_xstrdup(n.version);
-        d.wrapped = n.w;
-        d.wrapped_len = n.wl;
-        n.w = NULL;
-        d.alg = pgcmk_xstrdup(n.alg);
-        d.access = pgcmk_xstrdup(PG_ACCESS_OK);
-        d.last_check = d.created_at = pgcmk_clock_now();
-        d.provider = pgcmk_xstrdup(prov_text);
-        rc = pgcmk_db_tx(db, tde_put_tx, &c, err);
-        if (rc)
-            pgcmk_agent_forget(id);
-        else
-            pgcmk_resp_json(rs, 201, tde_body(&d));
+    if (tde_new_binding(id, kind, prov_text, json_object_get(rq->json, "keyProvider"), key_name, &d,
+                        err) == 0) {
+        pgcmk_resp_json(rs, 201, tde_body(&d));
         pg_db_release(&d);
+    } else {
+        rc = -1;
     }
-    free(n.w);
-    free(n.key_uri);
     free(id);
     free(prov_text);
     json_decref(prov);
@@ -692,6 +857,8 @@ tde_list(struct pgcmk_req *rq, struct pgcmk_resp *rs, struct pgcmk_err *err)
     json_array_foreach(ids, i, v) {
         struct pg_db d;
 
+        if (strncmp(json_string_value(v), PGCMK_TDE_PREFIX, strlen(PGCMK_TDE_PREFIX)) != 0)
+            continue; /* a self-managed instance's server key (pgcmk_tde_bind) */
         if (pg_db_load(db, json_string_value(v), &d, err) > 0) {
             json_array_append_new(out, tde_body(&d));
             pg_db_release(&d);
@@ -757,4 +924,86 @@ pgcmk_tde_register(void)
 {
     pg_set_renderer(PG_TDE, tde_render);
     pgcmk_router_add(tde_routes, PGCMK_ARRAY_LEN(tde_routes));
+}
+
+/* ---- issue 16: bindings of self-managed real instances (h-tdeinst) ---------------------------
+ * The pg_tde agent (src/pg/tdeagent.c) binds an instance's server key (or a database's principal
+ * key) once it set it: the same row as PUT /emulator/tde/databases makes, with the instance's id,
+ * so the reconciler's key-source rows check it and PGCMK_EV_PG_ACCESS_CHANGED drives the
+ * instance's logins (src/pg/access.c, in pg_tde's words there). */
+
+int
+pgcmk_tde_bind(const char *db_id, const char *provider_json, const char *key_name, int key_len,
+               int create_missing, struct pgcmk_err *err)
+{
+    json_t *kp = provider_json ? json_loads(provider_json, 0, NULL) : NULL, *prov;
+    const json_t *pn = json_object_get(kp, "providerName");
+    const struct tde_kind *kind = NULL;
+    struct pg_db d, old;
+    char *prov_text;
+    int rc;
+
+    (void)key_len; /* the agent made the key at its length before it binds (key_set) */
+    (void)create_missing;
+    if (!db_id || !*db_id || !key_name || !*key_name || strlen(key_name) > TDE_KEY_MAX) {
+        json_decref(kp);
+        return pgcmk_err_set(err, PGCMK_E_INVALID_CONTENT, "principalKeyName",
+                             "a binding needs the database's id and the principal key's name "
+                             "(1 to %d characters)",
+                             TDE_KEY_MAX);
+    }
+    prov = tde_provider(kp, &kind, err);
+    if (!prov) {
+        json_decref(kp);
+        return -1;
+    }
+    if (json_is_string(pn)) /* pg_tde's provider name, for the refusal's message */
+        json_object_set(prov, "providerName", (json_t *)pn);
+    prov_text = json_dumps(prov, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = pg_db_load(pgcmk_db(), db_id, &old, err);
+    if (rc > 0) {
+        int same = old.kind == PG_TDE && old.provider && old.key_name &&
+                   strcmp(old.provider, prov_text) == 0 && strcmp(old.key_name, key_name) == 0 &&
+                   strcmp(old.access, PG_ACCESS_LOST) != 0;
+
+        pg_db_release(&old);
+        /* the same key, not lost: nothing to do; else the old binding goes first */
+        rc = same ? 1 : pgcmk_tde_unbind(db_id, err);
+    }
+    if (rc == 0) {
+        rc = tde_new_binding(db_id, kind, prov_text, kp, key_name, &d, err);
+        if (rc == 0) {
+            LOG_INFO("tde: %s is bound to the principal key '%s' (%s)", db_id, key_name,
+                     kind->type);
+            pg_db_release(&d);
+        }
+    }
+    free(prov_text);
+    json_decref(prov);
+    json_decref(kp);
+    return rc < 0 ? -1 : 0;
+}
+
+int
+pgcmk_tde_unbind(const char *db_id, struct pgcmk_err *err)
+{
+    struct pg_db d;
+    int rc = pg_db_load(pgcmk_db(), db_id, &d, err);
+
+    if (rc <= 0)
+        return rc;
+    if (d.kind != PG_TDE) {
+        pg_db_release(&d);
+        return pgcmk_err_set(err, PGCMK_E_CONFLICT, NULL,
+                             "%.200s is not a self-managed database: it has no binding", db_id);
+    }
+    rc = pgcmk_db_tx(pgcmk_db(), tde_delete_tx, &d, err);
+    if (rc == 0) {
+        pg_forget(pgcmk_db(), d.id);
+        if (pgcmk_pg_has(db_id) && pgcmk_pg_access_apply(db_id, err)) /* no refusal left */
+            LOG_WARN("tde: %s: the access after its unbind: %s", db_id, err->message);
+        LOG_INFO("tde: %s is unbound", db_id);
+    }
+    pg_db_release(&d);
+    return rc;
 }

@@ -10,6 +10,7 @@ import { deletedView } from './views/deleted.js';
 import { kmipView, tdeView } from './views/kmip.js';
 import { hvaultView } from './views/hvault.js';
 import { kesView } from './views/kes.js';
+import { postgresView } from './views/instances.js';
 
 const POLL_MS = 1500;
 const main = document.getElementById('main');
@@ -25,6 +26,7 @@ function route() {
   if (hash === '/kmip') return kmipView();
   if (hash === '/vault-api') return hvaultView();
   if (hash === '/kes') return kesView();
+  if (hash === '/postgres') return postgresView();
   if (hash.startsWith('/tde/')) return tdeView(hash.slice('/tde/'.length));
   return homeView();
 }

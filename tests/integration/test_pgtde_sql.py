@@ -64,6 +64,7 @@ class FakeAgent:
         self.providers = {"global": [], "database": []}
         self.keys = {}
         self.at_rest = "0"
+        self.raw_answer = None  # bytes sent as they are instead of an answer
         self.sock = None
         self.thread = None
 
@@ -109,6 +110,9 @@ class FakeAgent:
             k, _, v = line.partition("=")
             req[k] = unesc(v)
         self.requests.append(req)
+        if self.raw_answer is not None:
+            conn.sendall(self.raw_answer)
+            return
         ans = self.answer(req)
         out = "".join(f"{k}={esc(str(v))}\n" for k, v in ans).encode()
         conn.sendall(f"OK {len(out)}\n".encode() + out)
@@ -478,6 +482,27 @@ def test_unreachable_agent_names_the_socket(env):
     assert e.diag.message_primary == (f'could not connect to pgcmk\'s pg_tde agent at '
                                       f'"{agent.path}": No such file or directory')
     q(c, "SELECT pg_tde_verify_key()")  # back
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b"ERR the peer is not a process of this instance\n",
+     "the peer is not a process of this instance"),
+    (b"OK 12\nstatus=ok", "truncated answer"),
+    (b"OK 9\nstatus=ok", "malformed body: the body does not end with a newline"),
+    (b"HELLO\n", "malformed answer"),
+    (b"", "the connection closed without an answer"),
+])
+def test_transport_errors_name_the_socket(env, raw, why):
+    pg, agent = env
+    c = pg.connect()
+    agent.raw_answer = raw
+    try:
+        e = sql_error(c, "SELECT pg_tde_verify_key()")
+    finally:
+        agent.raw_answer = None
+    assert e.pgcode in ("08006", "08P01"), e.pgcode
+    assert why in e.diag.message_primary
+    q(c, "SELECT pg_tde_verify_key()")
 
 
 def test_wal_encrypt_start_needs_the_server_key(env):

@@ -658,8 +658,10 @@ inst_make_roles(const struct inst *i, const char *password, int has_db, struct p
  * when there is none (a burst of creates, or before the first is made) the create copies the
  * template as before. Not used at rest (the data goes into a gocryptfs mount) nor for restores
  * and replicas. Names with a dot are never slugs; the stray scan keeps the finished spares, a
- * *.tmp one (a killed pgcmkd's) is removed. The thread and its children (cp, postgres --single)
- * run at nice 10: the daemon's own work comes first. */
+ * *.tmp one (a killed pgcmkd's) is removed. The thread starts working at the first create (a
+ * daemon that creates nothing, as many tests' do, pays nothing): that create copies, the next
+ * ones rename. It and its children (cp, postgres --single) run at nice 10: the daemon's own
+ * work comes first. */
 
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t spare_cv = PTHREAD_COND_INITIALIZER;
@@ -718,6 +720,8 @@ spare_main(void *arg)
     (void)arg;
     setpriority(PRIO_PROCESS, (id_t)gettid(), 10); /* this thread and what it forks */
     pthread_mutex_lock(&spare_mu);
+    while (!spare_stop && !spare_kick) /* nothing before the first create */
+        pthread_cond_wait(&spare_cv, &spare_mu);
     while (!spare_stop) {
         struct pgcmk_err e;
         int failed;

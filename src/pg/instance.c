@@ -477,16 +477,16 @@ inst_rotate_log(const struct inst *i)
     }
 }
 
-/* Starts i's postmaster (configuration written first) and waits until it is ready. The caller
- * owns i (busy). */
+/* Starts i's postmaster (configuration written first): its pid in *pid_out, *t0 when the start
+ * began. The caller owns i (busy) and waits with inst_spawn_wait. */
 static int
-inst_spawn(struct inst *i, struct pgcmk_err *err)
+inst_spawn_begin(struct inst *i, pid_t *pid_out, int64_t *t0, struct pgcmk_err *err)
 {
-    char path[PATH_MAX + 32], prog[PATH_MAX + 16], status[64], why[512];
-    int64_t t0 = pgcmk_wall_ms();
-    int logfd, st;
+    char path[PATH_MAX + 32], prog[PATH_MAX + 16];
+    int logfd;
     pid_t pid;
 
+    *t0 = pgcmk_wall_ms();
     if (pg_atrest_on() && !i->mounted) {
         if (pg_atrest_mount(i->db_id, i->dir, i->data, sizeof(i->data), err))
             return -1;
@@ -526,6 +526,17 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     close(logfd);
     if (pid < 0)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_START, NULL, "fork: %s", strerror(errno));
+    *pid_out = pid;
+    return 0;
+}
+
+/* Waits until the postmaster pid of inst_spawn_begin is ready (or stops it). */
+static int
+inst_spawn_wait(struct inst *i, pid_t pid, int64_t t0, struct pgcmk_err *err)
+{
+    char status[64], why[512];
+    int st;
+
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
 
@@ -553,6 +564,16 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     LOG_INFO("pg %s: postmaster %d ready on port %d in %lld ms", i->slug, (int)pid, i->port,
              (long long)(pgcmk_wall_ms() - t0));
     return 0;
+}
+
+/* Starts i's postmaster and waits until it is ready. The caller owns i (busy). */
+static int
+inst_spawn(struct inst *i, struct pgcmk_err *err)
+{
+    int64_t t0;
+    pid_t pid;
+
+    return inst_spawn_begin(i, &pid, &t0, err) || inst_spawn_wait(i, pid, t0, err) ? -1 : 0;
 }
 
 static void
@@ -952,7 +973,8 @@ int
 pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
 {
     struct inst *i;
-    int64_t t0 = pgcmk_wall_ms(), t1, t2, t3;
+    int64_t t0 = pgcmk_wall_ms(), t1, t2, t3, t_start;
+    pid_t pid;
     int restore = s->source_id && *s->source_id, has_db = 1;
     int replica = restore && s->relation && strcmp(s->relation, "restore") != 0;
 
@@ -968,17 +990,24 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
     if (inst_prepare(i, s, &has_db, err))
         goto fail;
     t1 = pgcmk_wall_ms();
-    if (inst_row_write(i, 0, err))
+    /* the row is written while the postmaster starts (a kill -9 before it leaves a directory
+     * without a row: the next start stops its postmaster and removes it) */
+    if (inst_spawn_begin(i, &pid, &t_start, err))
         goto fail;
+    if (inst_row_write(i, 0, err)) {
+        inst_stop_child(pid);
+        inst_set_state(i, ST_STOPPED, 0);
+        goto fail;
+    }
     t2 = pgcmk_wall_ms();
-    if (inst_spawn(i, err))
+    if (inst_spawn_wait(i, pid, t_start, err))
         goto fail;
     t3 = pgcmk_wall_ms();
     if ((!restore && inst_make_roles(i, s->admin_password, has_db, err)) ||
         (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)))
         goto fail;
-    LOG_INFO("pg %s: accepting logins %lld ms after the create began (directory %lld ms, row "
-             "%lld ms, start %lld ms, roles %lld ms)",
+    LOG_INFO("pg %s: accepting logins %lld ms after the create began (directory %lld ms, start "
+             "and row %lld + %lld ms, roles %lld ms)",
              i->slug, (long long)(pgcmk_wall_ms() - t0), (long long)(t1 - t0), (long long)(t2 - t1),
              (long long)(t3 - t2), (long long)(pgcmk_wall_ms() - t3));
     if (!replica && pg_archive_backup(i->db_id, err))

@@ -682,12 +682,37 @@ inst_make_roles(const struct inst *i, const char *password, int has_db, struct p
  * *.tmp one (a killed pgcmkd's) is removed. The thread starts working at the first create (a
  * daemon that creates nothing, as many tests' do, pays nothing): that create copies, the next
  * ones rename. It and its children (cp, postgres --single) run at nice 10: the daemon's own
- * work comes first. */
+ * work comes first, and it waits while a restore or replica is being made (their I/O). */
 
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t spare_cv = PTHREAD_COND_INITIALIZER;
 static pthread_t spare_th;
 static int spare_running, spare_stop, spare_kick;
+static int spare_hold; /* restores and replicas being made: their I/O first, no refill */
+
+/* +1 / -1 around a restore or replica's create. */
+static void
+spare_hold_add(int d)
+{
+    pthread_mutex_lock(&spare_mu);
+    spare_hold += d;
+    pthread_cond_broadcast(&spare_cv);
+    pthread_mutex_unlock(&spare_mu);
+}
+
+/* In the spare thread: waits while a restore or replica is being made. 1 when stopping. */
+static int
+spare_wait_turn(void)
+{
+    int stop;
+
+    pthread_mutex_lock(&spare_mu);
+    while (!spare_stop && spare_hold > 0)
+        pthread_cond_wait(&spare_cv, &spare_mu);
+    stop = spare_stop;
+    pthread_mutex_unlock(&spare_mu);
+    return stop;
+}
 
 static void
 spare_path(int cluster, char *out, size_t n)
@@ -749,14 +774,17 @@ spare_main(void *arg)
 
         spare_kick = 0;
         pthread_mutex_unlock(&spare_mu);
+        if (spare_wait_turn())
+            return NULL; /* stopping (the mutex is not held) */
         failed = spare_fill(0, &e);
         if (failed)
             LOG_WARN("pg: no spare server directory: %s", e.message);
-        if (!failed && pg_cluster_template_dir() == NULL && pg_cluster_template(&e)) {
+        if (!failed && pg_cluster_template_dir() == NULL && !spare_wait_turn() &&
+            pg_cluster_template(&e)) {
             LOG_WARN("pg: no cluster template: %s", e.message);
             failed = 1;
         }
-        if (!failed && spare_fill(1, &e)) {
+        if (!failed && !spare_wait_turn() && spare_fill(1, &e)) {
             LOG_WARN("pg: no spare cluster directory: %s", e.message);
             failed = 1;
         }
@@ -795,7 +823,9 @@ spare_take(int cluster, const char *dir)
 static void
 spare_start(void)
 {
-    if (pg_atrest_on())
+    const char *env = getenv("PGCMK_PG_SPARES");
+
+    if (pg_atrest_on() || (env && strcmp(env, "0") == 0)) /* 0: every create copies */
         return;
     spare_stop = 0;
     spare_kick = 0;
@@ -969,8 +999,23 @@ inst_prepare(struct inst *i, const struct pgcmk_pg_spec *s, int *has_db, struct 
     return inst_fill(i, s, has_db, err);
 }
 
+static int inst_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err);
+
 int
 pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
+{
+    int heavy = s->source_id && *s->source_id, rc;
+
+    if (heavy)
+        spare_hold_add(1);
+    rc = inst_create(s, err);
+    if (heavy)
+        spare_hold_add(-1);
+    return rc;
+}
+
+static int
+inst_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
 {
     struct inst *i;
     int64_t t0 = pgcmk_wall_ms(), t1, t2, t3, t_start;

@@ -17,9 +17,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
 
-from conftest import new_name  # noqa: E402
-from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, RealPool, _psycopg2,  # noqa: E402
-                    connection, postmasters_under)
+from conftest import Daemon, new_name  # noqa: E402
+from pgreal import (ADMIN_PASSWORD, REAL_FLAGS, SERVER_PASSWORD, RealPool,  # noqa: E402
+                    _psycopg2, connection, postmasters_under, real_data_dir)
 from pgtools import (CL_AV, SRV_AV, cluster_body, cluster_id, cmk_setup, server_body,  # noqa: E402
                      server_id, wait_lro)
 
@@ -129,7 +129,14 @@ def main():
     os.environ["PGCMKD"] = os.path.abspath(a.pgcmkd)
     pool = RealPool(a.work)
     try:
-        d = pool.start("--pg-max-instances", str(max(50, a.many + 2 * a.runs + 2)))
+        # the pool's start, with more time for the initdb of a busy machine
+        data_dir = real_data_dir()
+        pool.dirs.append(data_dir)
+        d = Daemon(data_dir, (*REAL_FLAGS, "--pg-max-instances",
+                              str(max(50, a.many + 2 * a.runs + 2))), None, log_dir=pool.root,
+                   http=True)
+        pool.daemons.append(d)
+        d.start(timeout=120)
         env = cmk_setup(d)
         created = []
 

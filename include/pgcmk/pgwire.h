@@ -39,6 +39,9 @@ struct pgwire_result {
     char message[256]; /* M field, or the protocol violation */
     char detail[256];  /* D field */
     char hint[256];    /* H field */
+    int multi;         /* set by the caller: several result sets may come (a simple Query of
+                        * several statements); rows are then the last RowDescription's */
+    int commands;      /* CommandComplete messages seen */
 };
 
 void pgwire_result_init(struct pgwire_result *r);
@@ -54,12 +57,16 @@ struct pgwire_buf {
     size_t n, cap;
 };
 
+/* Frees b, its bytes wiped first (a statement may carry a SCRAM verifier). */
 void pgwire_buf_free(struct pgwire_buf *b);
 /* StartupMessage (protocol 3.0) for user and database. */
 void pgwire_startup(struct pgwire_buf *b, const char *user, const char *database);
 /* Parse (unnamed, types inferred) + Bind (text params, NULL = SQL NULL, text results) +
  * Describe portal + Execute (all rows) + Sync. */
 void pgwire_extended(struct pgwire_buf *b, const char *sql, const char *const *params, int nparams);
+/* Query (the simple protocol): sql may hold several statements separated by semicolons; they
+ * run as one transaction unless they control it themselves. */
+void pgwire_simple(struct pgwire_buf *b, const char *sql);
 void pgwire_terminate(struct pgwire_buf *b);
 
 /* Runs one statement over the unix socket sock_path as user (trust auth) on database; rows as
@@ -68,6 +75,14 @@ void pgwire_terminate(struct pgwire_buf *b);
 int pgwire_query(const char *sock_path, const char *user, const char *database, const char *sql,
                  const char *const *params, int nparams, int timeout_ms, json_t **rows,
                  struct pgcmk_err *err);
+
+/* Runs scripts[0..n) over ONE connection (sock_path, user with trust auth, database), each as
+ * one simple Query message (several statements each, no parameters), in order, each awaited
+ * (ReadyForQuery) before the next; stops at the first error (PGCMK_E_PGREAL_SQL as
+ * pgwire_query). The CommandComplete count of all of them goes to *commands (when not NULL). */
+int pgwire_script(const char *sock_path, const char *user, const char *database,
+                  const char *const *scripts, int n, int timeout_ms, int *commands,
+                  struct pgcmk_err *err);
 
 /* SCRAM-SHA-256 verifier of password with the given 16-byte salt, as PostgreSQL stores it:
  * "SCRAM-SHA-256$4096:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>" (heap string). The password

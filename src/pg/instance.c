@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,14 +30,16 @@
 #include "pgcmk/store.h"
 #include "providers/postgres.h"
 
-#define INST_READY_MS    15000  /* a start (crash recovery included) must be ready by then */
-#define INST_STOP_FAST   5000   /* SIGINT (fast shutdown), then SIGQUIT (immediate) */
-#define INST_STOP_QUIT   2000   /* then SIGKILL */
-#define INST_EXEC_MS     30000  /* every read and write of pgcmk_pg_exec */
-#define INST_RECOVERY_MS 120000 /* a restore replays its archive to the target by then */
-#define INST_RETRY_MS    2000   /* a restart that failed is tried again after this */
-#define INST_LOG_MAX     (4L * 1024 * 1024)
-#define INST_AGENT       "pgcmk_agent"
+#define INST_READY_MS      15000  /* a start (crash recovery included) must be ready by then */
+#define INST_STOP_FAST     5000   /* SIGINT (fast shutdown), then SIGQUIT (immediate) */
+#define INST_STOP_QUIT     2000   /* then SIGKILL */
+#define INST_EXEC_MS       30000  /* every read and write of pgcmk_pg_exec */
+#define INST_RECOVERY_MS   120000 /* a restore replays its archive to the target by then */
+#define INST_RETRY_MS      2000   /* a restart that failed is tried again after this */
+#define INST_LOG_MAX       (4L * 1024 * 1024)
+#define INST_AGENT         "pgcmk_agent"
+#define INST_SPARE_SERVER  "spare.server"
+#define INST_SPARE_CLUSTER "spare.cluster"
 
 enum inst_state { ST_CREATING, ST_STARTING, ST_RUNNING, ST_STOPPED, ST_CRASHED, ST_RESTARTING };
 
@@ -479,16 +482,16 @@ inst_rotate_log(const struct inst *i)
     }
 }
 
-/* Starts i's postmaster (configuration written first) and waits until it is ready. The caller
- * owns i (busy). */
+/* Starts i's postmaster (configuration written first): its pid in *pid_out, *t0 when the start
+ * began. The caller owns i (busy) and waits with inst_spawn_wait. */
 static int
-inst_spawn(struct inst *i, struct pgcmk_err *err)
+inst_spawn_begin(struct inst *i, pid_t *pid_out, int64_t *t0, struct pgcmk_err *err)
 {
-    char path[PATH_MAX + 32], prog[PATH_MAX + 16], status[64], why[512];
-    int64_t t0 = pgcmk_wall_ms();
-    int logfd, st;
+    char path[PATH_MAX + 32], prog[PATH_MAX + 16];
+    int logfd;
     pid_t pid;
 
+    *t0 = pgcmk_wall_ms();
     if (pg_atrest_on() && !i->selfmgd && !i->mounted) {
         if (pg_atrest_mount(i->db_id, i->dir, i->data, sizeof(i->data), err))
             return -1;
@@ -528,6 +531,17 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     close(logfd);
     if (pid < 0)
         return pgcmk_err_set(err, PGCMK_E_PGREAL_START, NULL, "fork: %s", strerror(errno));
+    *pid_out = pid;
+    return 0;
+}
+
+/* Waits until the postmaster pid of inst_spawn_begin is ready (or stops it). */
+static int
+inst_spawn_wait(struct inst *i, pid_t pid, int64_t t0, struct pgcmk_err *err)
+{
+    char status[64], why[512];
+    int st;
+
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
 
@@ -555,6 +569,16 @@ inst_spawn(struct inst *i, struct pgcmk_err *err)
     LOG_INFO("pg %s: postmaster %d ready on port %d in %lld ms", i->slug, (int)pid, i->port,
              (long long)(pgcmk_wall_ms() - t0));
     return 0;
+}
+
+/* Starts i's postmaster and waits until it is ready. The caller owns i (busy). */
+static int
+inst_spawn(struct inst *i, struct pgcmk_err *err)
+{
+    int64_t t0;
+    pid_t pid;
+
+    return inst_spawn_begin(i, &pid, &t0, err) || inst_spawn_wait(i, pid, t0, err) ? -1 : 0;
 }
 
 static void
@@ -587,17 +611,29 @@ inst_exec(const struct inst *i, const char *dbname, const char *sql, const char 
                         INST_EXEC_MS, rows, err);
 }
 
+/* The SCRAM-SHA-256 verifier of password with a random salt (heap, pgcmk_secret_free it): NULL
+ * with err on a failure. */
+static char *
+inst_verifier(const char *password, struct pgcmk_err *err)
+{
+    unsigned char salt[16];
+    char *v = NULL;
+
+    if (pgcmk_random(salt, sizeof(salt)) || (v = pgwire_scram_verifier(password, salt)) == NULL)
+        pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot compute a SCRAM verifier");
+    return v;
+}
+
 /* "ALTER ROLE "login" PASSWORD '<verifier>'" style statements: prefix + verifier + suffix. */
 static int
 inst_exec_verifier(const struct inst *i, const char *prefix, const char *password,
                    const char *suffix, struct pgcmk_err *err)
 {
-    unsigned char salt[16];
     char *v, *sql;
     int rc;
 
-    if (pgcmk_random(salt, sizeof(salt)) || (v = pgwire_scram_verifier(password, salt)) == NULL)
-        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot compute a SCRAM verifier");
+    if ((v = inst_verifier(password, err)) == NULL)
+        return -1;
     sql = pgcmk_xasprintf("%s PASSWORD '%s'%s", prefix, v, suffix);
     rc = inst_exec(i, "postgres", sql, NULL, 0, NULL, err);
     pgcmk_secret_free(sql, strlen(sql));
@@ -605,31 +641,217 @@ inst_exec_verifier(const struct inst *i, const char *prefix, const char *passwor
     return rc;
 }
 
+/* The admin role with Azure's rights, owning the default database: one connection, one Query
+ * message (one transaction) when the default database exists (a server's postgres, a cluster
+ * made from the clusters' template); else CREATE DATABASE follows as a second message (it
+ * cannot run inside a transaction). */
 static int
-inst_make_roles(const struct inst *i, const char *password, struct pgcmk_err *err)
+inst_make_roles(const struct inst *i, const char *password, int has_db, struct pgcmk_err *err)
 {
-    char *q = pgwire_quote_ident(i->admin), *prefix, *sql;
-    int rc;
+    char path[PATH_MAX + 32], *q, *db, *v, *script[2];
+    int rc, commands = 0;
 
-    prefix = pgcmk_xasprintf("CREATE ROLE %s", q);
-    rc = inst_exec_verifier(i, prefix, password,
-                            i->selfmgd ? " LOGIN SUPERUSER" : " LOGIN CREATEDB CREATEROLE", err);
-    free(prefix);
-    if (rc == 0) {
-        sql = pgcmk_xasprintf("GRANT pg_monitor, pg_signal_backend TO %s", q);
-        rc = inst_exec(i, "postgres", sql, NULL, 0, NULL, err);
-        free(sql);
-    }
-    if (rc == 0) {
-        if (i->cluster)
-            sql = pgcmk_xasprintf("CREATE DATABASE %s OWNER %s", i->dbname, q);
-        else
-            sql = pgcmk_xasprintf("ALTER DATABASE postgres OWNER TO %s", q);
-        rc = inst_exec(i, "postgres", sql, NULL, 0, NULL, err);
-        free(sql);
-    }
+    if ((v = inst_verifier(password, err)) == NULL)
+        return -1;
+    q = pgwire_quote_ident(i->admin);
+    db = pgwire_quote_ident(i->dbname);
+    script[0] = pgcmk_xasprintf("CREATE ROLE %s PASSWORD '%s' %s; "
+                                "GRANT pg_monitor, pg_signal_backend TO %s%s%s%s%s",
+                                q, v, i->selfmgd ? "LOGIN SUPERUSER" : "LOGIN CREATEDB CREATEROLE",
+                                q, has_db ? "; ALTER DATABASE " : "", has_db ? db : "",
+                                has_db ? " OWNER TO " : "", has_db ? q : "");
+    script[1] = pgcmk_xasprintf("CREATE DATABASE %s OWNER %s", db, q);
+    pg_fmt(path, sizeof(path), "%s/.s.PGSQL.%d", i->sock, i->port);
+    /* on the default database when it exists: this first connection builds its relcache init
+     * file, so the admin's first login does not */
+    rc = pgwire_script(path, INST_AGENT, has_db ? i->dbname : "postgres",
+                       (const char *const *)script, has_db ? 1 : 2, INST_EXEC_MS, &commands, err);
+    if (rc == 0 && commands != 3) /* CREATE ROLE, GRANT, ALTER or CREATE DATABASE */
+        rc = pgcmk_err_set(err, PGCMK_E_PGREAL_SQL, NULL,
+                           "the admin role's statements completed %d commands, not 3", commands);
+    pgcmk_secret_free(script[0], strlen(script[0]));
+    free(script[1]);
+    pgcmk_secret_free(v, strlen(v));
+    free(db);
     free(q);
     return rc;
+}
+
+/* ---- spare directories ----------------------------------------------------------------------
+ * A background thread keeps one ready <slug>/ layout per kind under the pg root: spare.server
+ * (data = a copy of the template) and spare.cluster (a copy of the clusters' template, which it
+ * makes first): sock/ and tls/ made, all the PostgreSQL user's. A new server or cluster renames
+ * its kind's spare into place (one rename instead of a 39 MB copy) and the thread makes another;
+ * when there is none (a burst of creates, or before the first is made) the create copies the
+ * template as before. Not used at rest (the data goes into a gocryptfs mount) nor for restores
+ * and replicas. Names with a dot are never slugs; the stray scan keeps the finished spares, a
+ * *.tmp one (a killed pgcmkd's) is removed. The thread starts working at the first create (a
+ * daemon that creates nothing, as many tests' do, pays nothing): that create copies, the next
+ * ones rename. It and its children (cp, postgres --single) run at nice 10: the daemon's own
+ * work comes first, and it waits while a restore or replica is being made (their I/O). */
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spare_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t spare_th;
+static int spare_running, spare_stop, spare_kick;
+static int spare_hold; /* restores and replicas being made: their I/O first, no refill */
+
+/* +1 / -1 around a restore or replica's create. */
+static void
+spare_hold_add(int d)
+{
+    pthread_mutex_lock(&spare_mu);
+    spare_hold += d;
+    pthread_cond_broadcast(&spare_cv);
+    pthread_mutex_unlock(&spare_mu);
+}
+
+/* In the spare thread: waits while a restore or replica is being made. 1 when stopping. */
+static int
+spare_wait_turn(void)
+{
+    int stop;
+
+    pthread_mutex_lock(&spare_mu);
+    while (!spare_stop && spare_hold > 0)
+        pthread_cond_wait(&spare_cv, &spare_mu);
+    stop = spare_stop;
+    pthread_mutex_unlock(&spare_mu);
+    return stop;
+}
+
+static void
+spare_path(int cluster, char *out, size_t n)
+{
+    pg_fmt(out, n, "%s/%s", pg_root_dir(), cluster ? INST_SPARE_CLUSTER : INST_SPARE_SERVER);
+}
+
+/* Makes the kind's spare when it is missing and its template exists: 0, or -1 with err. */
+static int
+spare_fill(int cluster, struct pgcmk_err *err)
+{
+    char final[PATH_MAX], tmp[PATH_MAX + 8], p[PATH_MAX + 16], src[PATH_MAX + 8];
+    const char *tpl = cluster ? pg_cluster_template_dir() : pg_template_dir();
+    struct stat st;
+    int64_t t0 = pgcmk_wall_ms();
+
+    spare_path(cluster, final, sizeof(final));
+    if (tpl == NULL || lstat(final, &st) == 0)
+        return 0;
+    pg_fmt(tmp, sizeof(tmp), "%s.tmp", final);
+    pg_fmt(src, sizeof(src), "%s/.", tpl);
+    if (pg_rmtree(tmp))
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "cannot remove %.200s", tmp);
+    if (inst_mkdir(tmp, 0755, err))
+        return -1;
+    pg_fmt(p, sizeof(p), "%s/sock", tmp);
+    if (inst_mkdir(p, 0700, err))
+        return -1;
+    pg_fmt(p, sizeof(p), "%s/tls", tmp);
+    if (inst_mkdir(p, 0700, err))
+        return -1;
+    pg_fmt(p, sizeof(p), "%s/data", tmp);
+    if (inst_mkdir(p, 0700, err))
+        return -1;
+    {
+        char *argv[] = {(char *)"cp", (char *)"-a", src, p, NULL};
+
+        if (pg_run("/bin/cp", argv, -1, -1, tmp, err))
+            return -1;
+    }
+    if (rename(tmp, final))
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "rename %.200s: %s", tmp,
+                             strerror(errno));
+    LOG_DEBUG("pg: %s made in %lld ms", final, (long long)(pgcmk_wall_ms() - t0));
+    return 0;
+}
+
+static void *
+spare_main(void *arg)
+{
+    (void)arg;
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10); /* this thread and what it forks */
+    pthread_mutex_lock(&spare_mu);
+    while (!spare_stop && !spare_kick) /* nothing before the first create */
+        pthread_cond_wait(&spare_cv, &spare_mu);
+    while (!spare_stop) {
+        struct pgcmk_err e;
+        int failed;
+
+        spare_kick = 0;
+        pthread_mutex_unlock(&spare_mu);
+        if (spare_wait_turn())
+            return NULL; /* stopping (the mutex is not held) */
+        failed = spare_fill(0, &e);
+        if (failed)
+            LOG_WARN("pg: no spare server directory: %s", e.message);
+        if (!failed && pg_cluster_template_dir() == NULL && !spare_wait_turn() &&
+            pg_cluster_template(&e)) {
+            LOG_WARN("pg: no cluster template: %s", e.message);
+            failed = 1;
+        }
+        if (!failed && !spare_wait_turn() && spare_fill(1, &e)) {
+            LOG_WARN("pg: no spare cluster directory: %s", e.message);
+            failed = 1;
+        }
+        pthread_mutex_lock(&spare_mu);
+        if (failed && !spare_stop && !spare_kick) { /* a full disk: not in a loop */
+            struct timespec dl = pgcmk_deadline(CLOCK_REALTIME, 10000);
+
+            pthread_cond_timedwait(&spare_cv, &spare_mu, &dl);
+        }
+        while (!spare_stop && !spare_kick && !failed)
+            pthread_cond_wait(&spare_cv, &spare_mu);
+    }
+    pthread_mutex_unlock(&spare_mu);
+    return NULL;
+}
+
+/* Moves the kind's spare to dir (which must not exist): 1 when it did, 0 when there was none
+ * (the caller makes dir itself). The thread is told to make another either way. */
+static int
+spare_take(int cluster, const char *dir)
+{
+    char path[PATH_MAX];
+    int took;
+
+    if (!spare_running)
+        return 0;
+    spare_path(cluster, path, sizeof(path));
+    took = rename(path, dir) == 0;
+    pthread_mutex_lock(&spare_mu);
+    spare_kick = 1;
+    pthread_cond_signal(&spare_cv);
+    pthread_mutex_unlock(&spare_mu);
+    return took;
+}
+
+static void
+spare_start(void)
+{
+    const char *env = getenv("PGCMK_PG_SPARES");
+
+    if (pg_atrest_on() || (env && strcmp(env, "0") == 0)) /* 0: every create copies */
+        return;
+    spare_stop = 0;
+    spare_kick = 0;
+    if (pthread_create(&spare_th, NULL, spare_main, NULL) == 0)
+        spare_running = 1;
+    else
+        LOG_WARN("pg: no spare thread: every create copies the template");
+}
+
+static void
+spare_shutdown(void)
+{
+    if (!spare_running)
+        return;
+    pthread_mutex_lock(&spare_mu);
+    spare_stop = 1;
+    pthread_cond_signal(&spare_cv);
+    pthread_mutex_unlock(&spare_mu);
+    pthread_join(spare_th, NULL); /* after its copy or single-user run in progress */
+    spare_running = 0;
 }
 
 /* ---- create --------------------------------------------------------------------------------- */
@@ -637,7 +859,9 @@ inst_make_roles(const struct inst *i, const char *password, struct pgcmk_err *er
 static void
 inst_make_slug(const char *db_id, char *out, size_t n)
 {
-    static const char *const reserved[] = {"template", "template.tmp", "run", "archive", "backups"};
+    static const char *const reserved[] = {
+        "template",        "template.tmp",    "run", "archive", "backups", PG_CLUSTER_TEMPLATE,
+        INST_SPARE_SERVER, INST_SPARE_CLUSTER};
     const char *name = strrchr(db_id, '/');
     char base[41];
     size_t o = 0;
@@ -734,12 +958,15 @@ inst_reserve(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
     return i;
 }
 
-/* Fills i->data: the template's copy, or the source's restore/replica (archive.c). */
+/* Fills i->data: the template's copy (a cluster's: the clusters' template when it is made;
+ * *has_db then 1), or the source's restore/replica (archive.c). */
 static int
-inst_fill(struct inst *i, const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
+inst_fill(struct inst *i, const struct pgcmk_pg_spec *s, int *has_db, struct pgcmk_err *err)
 {
     char src[PATH_MAX + 8];
+    const char *tpl = s->cluster ? pg_cluster_template_dir() : NULL;
 
+    *has_db = !s->cluster || tpl != NULL;
     if (pg_atrest_on() && !i->selfmgd) {
         if (pg_atrest_mount(i->db_id, i->dir, i->data, sizeof(i->data), err))
             return -1;
@@ -749,7 +976,7 @@ inst_fill(struct inst *i, const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
     }
     if (s->source_id && *s->source_id)
         return pg_archive_fill(s, i->data, err);
-    pg_fmt(src, sizeof(src), "%s/.", pg_template_dir());
+    pg_fmt(src, sizeof(src), "%s/.", tpl ? tpl : pg_template_dir());
     {
         char *argv[] = {(char *)"cp", (char *)"-a", src, i->data, NULL};
 
@@ -757,13 +984,50 @@ inst_fill(struct inst *i, const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
     }
 }
 
+/* i's directory with its data, sock/ and tls/ (the certificate written): a spare renamed into
+ * place for a new server or cluster, else made here and filled by inst_fill. *has_db: the
+ * default database exists already. */
+static int
+inst_prepare(struct inst *i, const struct pgcmk_pg_spec *s, int *has_db, struct pgcmk_err *err)
+{
+    char tls[PATH_MAX + 8];
+    int restore = s->source_id && *s->source_id, took;
+
+    took = !restore && !pg_atrest_on() && spare_take(s->cluster, i->dir);
+    if (took) {
+        *has_db = 1;
+        LOG_DEBUG("pg %s: a spare directory taken", i->slug);
+        return inst_write_cert(i, s, err);
+    }
+    pg_fmt(tls, sizeof(tls), "%s/tls", i->dir);
+    if (inst_mkdir(i->dir, 0755, err) || inst_mkdir(i->sock, 0700, err) ||
+        inst_mkdir(tls, 0700, err) || inst_write_cert(i, s, err))
+        return -1;
+    return inst_fill(i, s, has_db, err);
+}
+
+static int inst_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err);
+
 int
 pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
 {
-    char tls[PATH_MAX + 8];
+    int heavy = s->source_id && *s->source_id, rc;
+
+    if (heavy)
+        spare_hold_add(1);
+    rc = inst_create(s, err);
+    if (heavy)
+        spare_hold_add(-1);
+    return rc;
+}
+
+static int
+inst_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
+{
     struct inst *i;
-    int64_t t0 = pgcmk_wall_ms();
-    int restore = s->source_id && *s->source_id;
+    int64_t t0 = pgcmk_wall_ms(), t1, t2, t3, t_start;
+    pid_t pid;
+    int restore = s->source_id && *s->source_id, has_db = 1;
     int replica = restore && s->relation && strcmp(s->relation, "restore") != 0;
 
     if (!pgcmk_pg_real())
@@ -775,15 +1039,29 @@ pgcmk_pg_create(const struct pgcmk_pg_spec *s, struct pgcmk_err *err)
                              "password");
     if ((i = inst_reserve(s, err)) == NULL)
         return -1;
-    pg_fmt(tls, sizeof(tls), "%s/tls", i->dir);
-    if (inst_mkdir(i->dir, 0755, err) || inst_mkdir(i->sock, 0700, err) ||
-        inst_mkdir(tls, 0700, err) || inst_write_cert(i, s, err) || inst_fill(i, s, err) ||
-        inst_row_write(i, 0, err) || inst_spawn(i, err) ||
-        (!restore && inst_make_roles(i, s->admin_password, err)) ||
+    if (inst_prepare(i, s, &has_db, err))
+        goto fail;
+    t1 = pgcmk_wall_ms();
+    /* the row is written while the postmaster starts (a kill -9 before it leaves a directory
+     * without a row: the next start stops its postmaster and removes it) */
+    if (inst_spawn_begin(i, &pid, &t_start, err))
+        goto fail;
+    if (inst_row_write(i, 0, err)) {
+        inst_stop_child(pid);
+        inst_set_state(i, ST_STOPPED, 0);
+        goto fail;
+    }
+    t2 = pgcmk_wall_ms();
+    if (inst_spawn_wait(i, pid, t_start, err))
+        goto fail;
+    t3 = pgcmk_wall_ms();
+    if ((!restore && inst_make_roles(i, s->admin_password, has_db, err)) ||
         (restore && !replica && pg_archive_wait_promoted(i->db_id, INST_RECOVERY_MS, err)))
         goto fail;
-    LOG_INFO("pg %s: accepting logins %lld ms after the create began", i->slug,
-             (long long)(pgcmk_wall_ms() - t0));
+    LOG_INFO("pg %s: accepting logins %lld ms after the create began (directory %lld ms, start "
+             "and row %lld + %lld ms, roles %lld ms)",
+             i->slug, (long long)(pgcmk_wall_ms() - t0), (long long)(t1 - t0), (long long)(t2 - t1),
+             (long long)(t3 - t2), (long long)(pgcmk_wall_ms() - t3));
     if (!replica && !i->selfmgd && pg_archive_backup(i->db_id, err))
         goto fail;
     pthread_mutex_lock(&inst_mu);
@@ -1176,7 +1454,9 @@ inst_sup_main(void *arg)
 static int
 inst_known_dir(const char *name, json_t *rows)
 {
-    static const char *const keep[] = {"template", "run", "archive", "backups"};
+    static const char *const keep[] = {
+        "template",        "run", "archive", "backups", PG_CLUSTER_TEMPLATE, INST_SPARE_SERVER,
+        INST_SPARE_CLUSTER};
     size_t k;
     json_t *r;
 
@@ -1288,6 +1568,7 @@ pg_inst_init(struct pgcmk_err *err)
     if (pthread_create(&inst_sup, NULL, inst_sup_main, NULL) != 0)
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "cannot start the pg supervisor");
     inst_sup_running = 1;
+    spare_start();
     return 0;
 }
 
@@ -1297,6 +1578,7 @@ pg_inst_shutdown(void)
     int64_t t0 = pgcmk_wall_ms();
     int waited = 0, left;
 
+    spare_shutdown();
     pthread_mutex_lock(&inst_mu);
     inst_sup_stop = 1;
     pthread_cond_broadcast(&inst_cv);

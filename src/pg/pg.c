@@ -2,10 +2,12 @@
  * pg_run, start-up and shutdown (include/pgcmk/pg.h). The instances themselves: instance.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,6 +33,8 @@ static struct {
     char root[PATH_MAX - 64];
     char self_exe[PATH_MAX + 32];
     char template_dir[PATH_MAX + 32];
+    char cluster_template_dir[PATH_MAX + 32];
+    int cluster_template_ready; /* guarded by cluster_mu */
     char user[64];
     uid_t uid;
     gid_t gid;
@@ -68,6 +72,19 @@ const char *
 pg_template_dir(void)
 {
     return G.template_dir;
+}
+
+static pthread_mutex_t cluster_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const char *
+pg_cluster_template_dir(void)
+{
+    int ready;
+
+    pthread_mutex_lock(&cluster_mu);
+    ready = G.cluster_template_ready;
+    pthread_mutex_unlock(&cluster_mu);
+    return ready ? G.cluster_template_dir : NULL;
 }
 
 uid_t
@@ -475,9 +492,17 @@ pg_template(struct pgcmk_err *err)
     int fd;
 
     pg_fmt(G.template_dir, sizeof(G.template_dir), "%s/template", G.root);
+    pg_fmt(G.cluster_template_dir, sizeof(G.cluster_template_dir), "%s/" PG_CLUSTER_TEMPLATE,
+           G.root);
+    pg_fmt(ver, sizeof(ver), "%s/PG_VERSION", G.cluster_template_dir);
+    G.cluster_template_ready = stat(ver, &st) == 0; /* made by an earlier run: kept */
     pg_fmt(ver, sizeof(ver), "%s/PG_VERSION", G.template_dir);
     if (stat(ver, &st) == 0)
         return 0;
+    if (G.cluster_template_ready) { /* of an older template: made again from the new one */
+        pg_rmtree(G.cluster_template_dir);
+        G.cluster_template_ready = 0;
+    }
     pg_fmt(tmp, sizeof(tmp), "%s.tmp", G.template_dir);
     if (pg_rmtree(tmp) || pg_mkdir(tmp, 0700, 1, err))
         return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL,
@@ -514,6 +539,86 @@ pg_template(struct pgcmk_err *err)
     if (rename(tmp, G.template_dir))
         return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "rename %.200s: %s", tmp,
                              strerror(errno));
+    return 0;
+}
+
+/* The number of entries of dir (. and .. left out), -1 when it cannot be read. */
+static int
+pg_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+int
+pg_cluster_template(struct pgcmk_err *err)
+{
+    char tmp[PATH_MAX + 40], src[PATH_MAX + 40], p[PATH_MAX + 64];
+    static const char sql[] = "CREATE DATABASE citus;\n";
+    int64_t t0 = pgcmk_wall_ms();
+    int pfd[2], rc;
+    FILE *f;
+
+    if (pg_cluster_template_dir())
+        return 0;
+    pg_fmt(tmp, sizeof(tmp), "%s.tmp", G.cluster_template_dir);
+    pg_fmt(src, sizeof(src), "%s/.", G.template_dir);
+    if (pg_rmtree(tmp) || pg_mkdir(tmp, 0700, 1, err))
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "cannot prepare %.200s", tmp);
+    {
+        char *argv[] = {(char *)"cp", (char *)"-a", src, tmp, NULL};
+
+        if (pg_run("/bin/cp", argv, -1, -1, G.root, err))
+            return -1;
+    }
+    /* postgresql.conf includes pgcmk.conf, which each start writes: an empty one for now */
+    pg_fmt(p, sizeof(p), "%s/pgcmk.conf", tmp);
+    if ((f = fopen(p, "w")) == NULL || fclose(f) || pg_chown(p))
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "cannot write %.200s", p);
+    /* a single-user backend (no port, no socket) reads the statement from a pipe and ends at
+     * its end; it runs as the bootstrap superuser, so citus is pgcmk_agent's until a create
+     * gives it to the admin */
+    if (pipe2(pfd, O_CLOEXEC))
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "pipe: %s", strerror(errno));
+    if (write(pfd[1], sql, sizeof(sql) - 1) != (ssize_t)sizeof(sql) - 1) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "pipe: %s", strerror(errno));
+    }
+    close(pfd[1]);
+    {
+        char *argv[] = {
+            (char *)"postgres", (char *)"--single", (char *)"-D", tmp, (char *)"postgres", NULL};
+
+        rc = pg_run("postgres", argv, pfd[0], -1, tmp, err);
+    }
+    close(pfd[0]);
+    if (rc)
+        return -1;
+    /* template1, template0, postgres and now citus */
+    pg_fmt(p, sizeof(p), "%s/base", tmp);
+    if (pg_dir_entries(p) != 4)
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL,
+                             "the single-user backend did not create the database citus in %.200s",
+                             tmp);
+    pg_fmt(p, sizeof(p), "%s/pgcmk.conf", tmp);
+    unlink(p);
+    if (rename(tmp, G.cluster_template_dir))
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_UNAVAILABLE, NULL, "rename %.200s: %s", tmp,
+                             strerror(errno));
+    pthread_mutex_lock(&cluster_mu);
+    G.cluster_template_ready = 1;
+    pthread_mutex_unlock(&cluster_mu);
+    LOG_INFO("pg: cluster template (with the database citus) made in %lld ms",
+             (long long)(pgcmk_wall_ms() - t0));
     return 0;
 }
 

@@ -143,8 +143,12 @@ wire_row_description(struct pgwire_result *r, const struct pgwire_msg *m)
 
     if (m->len < 2)
         return wire_violation(r, "a short RowDescription", m->type);
-    if (json_array_size(r->cols) || json_array_size(r->rows))
-        return wire_violation(r, "a second RowDescription", m->type);
+    if (json_array_size(r->cols) || json_array_size(r->rows)) {
+        if (!r->multi)
+            return wire_violation(r, "a second RowDescription", m->type);
+        json_array_clear(r->cols); /* the next statement's result set */
+        json_array_clear(r->rows);
+    }
     n = wire_be16(m->body);
     for (i = 0; i < n; i++) {
         const char *name = wire_cstr(m, &off);
@@ -260,6 +264,7 @@ pgwire_result_feed(struct pgwire_result *r, const struct pgwire_msg *m)
         if (tag == NULL || off != m->len)
             return wire_violation(r, "a malformed CommandComplete", m->type);
         snprintf(r->command, sizeof(r->command), "%s", tag);
+        r->commands++;
         return 0;
     }
     case 'A': /* NotificationResponse */
@@ -279,9 +284,17 @@ pgwire_result_feed(struct pgwire_result *r, const struct pgwire_msg *m)
 static void
 wire_put(struct pgwire_buf *b, const void *p, size_t n)
 {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = pgcmk_xrealloc(b->p, b->cap);
+    if (b->n + n > b->cap) { /* grown by hand: the old block may hold a verifier, wiped */
+        size_t cap = (b->n + n) * 2 + 64;
+        unsigned char *grown = pgcmk_xmalloc(cap);
+
+        if (b->p) {
+            memcpy(grown, b->p, b->n);
+            OPENSSL_cleanse(b->p, b->cap);
+            free(b->p);
+        }
+        b->p = grown;
+        b->cap = cap;
     }
     memcpy(b->p + b->n, p, n);
     b->n += n;
@@ -337,6 +350,8 @@ wire_end(struct pgwire_buf *b, size_t at)
 void
 pgwire_buf_free(struct pgwire_buf *b)
 {
+    if (b->p)
+        OPENSSL_cleanse(b->p, b->cap);
     free(b->p);
     memset(b, 0, sizeof(*b));
 }
@@ -396,6 +411,15 @@ pgwire_extended(struct pgwire_buf *b, const char *sql, const char *const *params
     wire_end(b, at);
 
     wire_end(b, wire_begin(b, 'S'));
+}
+
+void
+pgwire_simple(struct pgwire_buf *b, const char *sql)
+{
+    size_t at = wire_begin(b, 'Q');
+
+    wire_putstr(b, sql);
+    wire_end(b, at);
 }
 
 void
@@ -492,27 +516,34 @@ done:
     return rc;
 }
 
+/* The error of a failed exchange (why: the socket's failure, else NULL): always -1. */
 static int
-wire_sql_error(const struct pgwire_result *r, struct pgcmk_err *err)
+wire_fail(const struct pgwire_result *r, const char *why, struct pgcmk_err *err)
 {
-    return pgcmk_err_set(err, PGCMK_E_PGREAL_SQL, NULL, "%s: %s%s%.200s (SQLSTATE %s)",
-                         r->severity[0] ? r->severity : "ERROR", r->message,
-                         r->detail[0] ? ": " : "", r->detail, r->sqlstate);
+    if (r->failed == 1)
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_SQL, NULL, "%s: %s%s%.200s (SQLSTATE %s)",
+                             r->severity[0] ? r->severity : "ERROR", r->message,
+                             r->detail[0] ? ": " : "", r->detail, r->sqlstate);
+    if (r->failed == 2)
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_SQL, NULL, "%s", r->message);
+    if (!r->auth_ok && why == NULL)
+        return pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL,
+                             "the instance did not authenticate pgcmkd");
+    return pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL, "PostgreSQL instance: %s",
+                         why ? why : "no answer");
 }
 
-int
-pgwire_query(const char *sock_path, const char *user, const char *database, const char *sql,
-             const char *const *params, int nparams, int timeout_ms, json_t **rows,
+/* Connects to sock_path and logs in as user on database (trust): the socket, or -1 with err. */
+static int
+wire_connect(const char *sock_path, const char *user, const char *database, int timeout_ms,
              struct pgcmk_err *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct pgwire_buf b = {0};
     struct pgwire_result r;
     const char *why = NULL;
-    int fd, rc = -1;
+    int fd;
 
-    if (rows)
-        *rows = NULL;
     if (strlen(sock_path) >= sizeof(sa.sun_path))
         return pgcmk_err_set(err, PGCMK_E_INTERNAL, NULL, "socket path too long: %.200s",
                              sock_path);
@@ -529,39 +560,96 @@ pgwire_query(const char *sock_path, const char *user, const char *database, cons
     }
     pgwire_result_init(&r);
     pgwire_startup(&b, user, database);
-    if (wire_send(fd, &b, timeout_ms) || wire_recv(fd, &r, timeout_ms, &why))
-        goto fail;
-    if (r.failed || !r.auth_ok)
-        goto fail;
+    if (wire_send(fd, &b, timeout_ms))
+        why = "cannot send to the server";
+    if (why || wire_recv(fd, &r, timeout_ms, &why) || r.failed || !r.auth_ok) {
+        wire_fail(&r, why, err);
+        close(fd);
+        fd = -1;
+    }
     pgwire_result_free(&r);
-    pgwire_result_init(&r);
-    b.n = 0;
-    pgwire_extended(&b, sql, params, nparams);
-    if (wire_send(fd, &b, timeout_ms) || wire_recv(fd, &r, timeout_ms, &why) || r.failed)
-        goto fail;
-    b.n = 0;
+    pgwire_buf_free(&b);
+    return fd;
+}
+
+/* Sends b's messages, reads the answer into r (initialised by the caller) up to ReadyForQuery:
+ * 0, or -1 with err. */
+static int
+wire_exchange(int fd, const struct pgwire_buf *b, struct pgwire_result *r, int timeout_ms,
+              struct pgcmk_err *err)
+{
+    const char *why = NULL;
+
+    if (wire_send(fd, b, timeout_ms))
+        why = "cannot send to the server";
+    if (why || wire_recv(fd, r, timeout_ms, &why) || r->failed)
+        return wire_fail(r, why, err);
+    return 0;
+}
+
+static void
+wire_close(int fd, int timeout_ms)
+{
+    struct pgwire_buf b = {0};
+
     pgwire_terminate(&b);
     (void)wire_send(fd, &b, timeout_ms);
-    if (rows) {
+    pgwire_buf_free(&b);
+    close(fd);
+}
+
+int
+pgwire_query(const char *sock_path, const char *user, const char *database, const char *sql,
+             const char *const *params, int nparams, int timeout_ms, json_t **rows,
+             struct pgcmk_err *err)
+{
+    struct pgwire_buf b = {0};
+    struct pgwire_result r;
+    int fd, rc;
+
+    if (rows)
+        *rows = NULL;
+    if ((fd = wire_connect(sock_path, user, database, timeout_ms, err)) < 0)
+        return -1;
+    pgwire_result_init(&r);
+    pgwire_extended(&b, sql, params, nparams);
+    rc = wire_exchange(fd, &b, &r, timeout_ms, err);
+    if (rc == 0 && rows) {
         *rows = r.rows;
         r.rows = NULL;
     }
-    rc = 0;
-    goto done;
-fail:
-    if (r.failed == 1)
-        wire_sql_error(&r, err);
-    else if (r.failed == 2)
-        pgcmk_err_set(err, PGCMK_E_PGREAL_SQL, NULL, "%s", r.message);
-    else if (!r.auth_ok && why == NULL)
-        pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL, "the instance did not authenticate pgcmkd");
-    else
-        pgcmk_err_set(err, PGCMK_E_PGREAL_DOWN, NULL, "PostgreSQL instance: %s",
-                      why ? why : "no answer");
-done:
     pgwire_result_free(&r);
     pgwire_buf_free(&b);
-    close(fd);
+    wire_close(fd, timeout_ms);
+    return rc;
+}
+
+int
+pgwire_script(const char *sock_path, const char *user, const char *database,
+              const char *const *scripts, int n, int timeout_ms, int *commands,
+              struct pgcmk_err *err)
+{
+    struct pgwire_buf b = {0};
+    int fd, rc = 0;
+
+    if (commands)
+        *commands = 0;
+    if ((fd = wire_connect(sock_path, user, database, timeout_ms, err)) < 0)
+        return -1;
+    for (int k = 0; k < n && rc == 0; k++) {
+        struct pgwire_result r;
+
+        pgwire_result_init(&r);
+        r.multi = 1;
+        b.n = 0;
+        pgwire_simple(&b, scripts[k]);
+        rc = wire_exchange(fd, &b, &r, timeout_ms, err);
+        if (commands)
+            *commands += r.commands;
+        pgwire_result_free(&r);
+    }
+    pgwire_buf_free(&b);
+    wire_close(fd, timeout_ms);
     return rc;
 }
 

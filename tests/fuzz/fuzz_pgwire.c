@@ -5,6 +5,7 @@
  *   - a split message lies inside the input and takes 5 + its body's length;
  *   - a refused message sets failed = 2 with a message; nothing is fed after ReadyForQuery;
  *   - every row has exactly the RowDescription's columns, as strings or nulls.
+ * Inputs of odd length are read as a simple Query's answer (r.multi: several result sets).
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (make fuzz) */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size)
         memcpy(in, data, size);
     pgwire_result_init(&r);
+    r.multi = (int)(size & 1);
     while (off < size) {
         struct pgwire_msg m;
         ssize_t used = pgwire_msg_split(in + off, size - off, &m);

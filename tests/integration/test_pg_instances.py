@@ -5,6 +5,7 @@ kill -9 of pgcmkd leaves instances that the next pgcmkd stops and starts as its 
 those of servers deleted meanwhile; SIGTERM stops them all; --pg-ports and --pg-max-instances
 hold."""
 import os
+import shutil
 import signal
 import sqlite3
 
@@ -13,7 +14,7 @@ import pytest
 from conftest import poll_until
 from pgreal import (ADMIN_PASSWORD, SERVER_PASSWORD, _psycopg2, cmk_cluster,  # noqa: F401
                     cmk_server, needs_postgres, postmasters_under, start_real)
-from pgtools import create_server, explain, settle
+from pgtools import SRV_AV, create_server, explain, settle, wait_lro
 
 pytestmark = needs_postgres
 RH = "/providers/Microsoft.ResourceHealth/availabilityStatuses"
@@ -110,10 +111,36 @@ def test_instance_tls_scram_and_crash_restart(start_real):
     assert postmasters_under(d.data_dir) == []
 
 
+def spare_ready(root, kind):
+    return os.path.exists(os.path.join(root, f"spare.{kind}", "data", "PG_VERSION"))
+
+
 def test_kill9_of_pgcmkd_adopts_and_forgets_deleted(start_real):
+    """... and the spare directories: a new server renames the ready spare into place (no copy
+    on the create path) and the spare is made again; without a spare the create copies the
+    template; the clusters' template has the database citus; a restart keeps finished spares,
+    removes a half-made one and never adopts either as an instance."""
     d = start_real()
-    rid, _name, _env = cmk_server(d)
-    rid2, name2, _ = cmk_cluster(d)
+    root = os.path.join(d.data_dir, "pg")
+    # nothing is made before the first create, which copies the template (no spare yet)
+    assert not os.path.exists(os.path.join(root, "spare.server"))
+    rid_copied, _n, env = cmk_server(d)
+    login(d, rid_copied).close()
+    r = d.delete(f"{rid_copied}?api-version={SRV_AV}")
+    assert r.status_code in (200, 202, 204), r.text
+    if r.status_code == 202:
+        assert wait_lro(d, r)["status"] == "Succeeded"
+    poll_until(lambda: spare_ready(root, "server") and spare_ready(root, "cluster"), timeout=60,
+               what="the spare directories")
+    # template1, template0, postgres and citus
+    assert len(os.listdir(os.path.join(root, "template.cluster", "base"))) == 4
+    open(os.path.join(root, "spare.server", "data", "pgcmk-test-marker"), "w").close()
+    rid, _name, _env = cmk_server(d, env=env)
+    # the spare became the instance's directory: the marker moved with it
+    assert os.path.exists(os.path.join(instance(d, rid)["dataDirectory"], "pgcmk-test-marker"))
+    poll_until(lambda: spare_ready(root, "server"), timeout=60, what="a new spare server")
+    assert not os.path.exists(os.path.join(root, "spare.server", "data", "pgcmk-test-marker"))
+    rid2, name2, _ = cmk_cluster(d, env=env)
     first, second = instance(d, rid), instance(d, rid2)
     # a cluster's coordinator: admin "citus" owning the database "citus", TLS under c-<name>
     assert (second["dbname"], second["adminLogin"]) == ("citus", "citus")
@@ -123,6 +150,12 @@ def test_kill9_of_pgcmkd_adopts_and_forgets_deleted(start_real):
                      "pg_database, pg_roles WHERE datname = 'citus' AND rolname = 'citus'") == (
         "citus", "citus", False)
     conn.close()
+    # a half-made spare (of a killed pgcmkd) and a finished one
+    poll_until(lambda: spare_ready(root, "server") and spare_ready(root, "cluster"), timeout=60,
+               what="the spares made again")
+    os.makedirs(os.path.join(root, "spare.cluster.tmp", "data"))
+    cl_marker = os.path.join(root, "spare.cluster", "data", "pgcmk-test-marker")
+    open(cl_marker, "w").close()
     # pgcmkd dies without stopping anything: the postmasters stay
     d.kill()
     assert alive(first["pid"]) and alive(second["pid"])
@@ -142,3 +175,14 @@ def test_kill9_of_pgcmkd_adopts_and_forgets_deleted(start_real):
     assert not os.path.exists(second["dataDirectory"])
     assert postmasters_under(d.data_dir) == [inst["pid"]]
     login(d, rid).close()
+    # the half-made spare went, the finished ones stay and are no instances (one postmaster);
+    # the kept cluster spare serves the next cluster, with citus owned by its admin
+    assert not os.path.exists(os.path.join(root, "spare.cluster.tmp"))
+    assert os.path.exists(cl_marker)
+    rid3, name3, _ = cmk_cluster(d, env=env)
+    assert os.path.exists(os.path.join(instance(d, rid3)["dataDirectory"], "pgcmk-test-marker"))
+    conn = login(d, rid3, password=ADMIN_PASSWORD, host=f"c-{name3}.postgres.database.azure.com",
+                 user="citus", dbname="citus")
+    assert one(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database "
+                     "WHERE datname = 'citus'") == ("citus",)
+    conn.close()

@@ -1,9 +1,13 @@
 /* test_pgwire.c - the PostgreSQL wire client (src/pg/wire.c): frontend bytes, backend messages
  * (well-formed and broken), the SCRAM-SHA-256 verifier. Real instances (the supervisor, a
  * login with that verifier over TLS) are tests/integration/test_pg_instances.py's. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "pgcmk/core.h"
 #include "pgcmk/pgwire.h"
@@ -168,6 +172,168 @@ test_backend(void)
     }
 }
 
+/* A simple Query of several statements: every CommandComplete counts, and with multi set a
+ * second result set replaces the first (without it, a second RowDescription is refused). */
+static void
+test_multi(void)
+{
+    unsigned char buf[1024];
+    size_t n = 0;
+    struct pgwire_result r;
+    struct pgwire_buf b = {0};
+    static const unsigned char desc_a[] = "\0\x01"
+                                          "a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0";
+    static const unsigned char desc_b[] = "\0\x01"
+                                          "b\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0";
+    static const unsigned char row_1[] = "\0\x01\0\0\0\x01"
+                                         "1";
+    static const unsigned char row_2[] = "\0\x01\0\0\0\x01"
+                                         "2";
+
+    pgwire_simple(&b, "CREATE ROLE x; GRANT y TO x");
+    CHECK(b.n == 5 + 28 && b.p[0] == 'Q' && b.p[4] == 4 + 28);
+    CHECK(memcmp(b.p + 5, "CREATE ROLE x; GRANT y TO x", 28) == 0);
+    pgwire_buf_free(&b);
+    CHECK(b.p == NULL && b.n == 0);
+
+    n = msg(buf, n, 'C', "CREATE ROLE", 12);
+    n = msg(buf, n, 'C', "GRANT ROLE", 11);
+    n = msg(buf, n, 'T', desc_a, sizeof(desc_a) - 1);
+    n = msg(buf, n, 'D', row_1, sizeof(row_1) - 1);
+    n = msg(buf, n, 'C', "SELECT 1", 9);
+    n = msg(buf, n, 'T', desc_b, sizeof(desc_b) - 1);
+    n = msg(buf, n, 'D', row_2, sizeof(row_2) - 1);
+    n = msg(buf, n, 'C', "SELECT 1", 9);
+    n = msg(buf, n, 'Z', "I", 1);
+    pgwire_result_init(&r);
+    r.multi = 1;
+    CHECK(feed_all(&r, buf, n) == 9);
+    CHECK(r.ready && !r.failed && r.commands == 4);
+    CHECK(json_array_size(r.cols) == 1 && json_array_size(r.rows) == 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(r.rows, 0), "b")), "2");
+    CHECK(json_object_get(json_array_get(r.rows, 0), "a") == NULL);
+    pgwire_result_free(&r);
+    /* the extended protocol's one statement: a second result set is a violation */
+    pgwire_result_init(&r);
+    CHECK(feed_all(&r, buf, n) == -1 && r.failed == 2);
+    CHECK(strstr(r.message, "a second RowDescription") != NULL);
+    CHECK(r.commands == 3);
+    pgwire_result_free(&r);
+}
+
+/* ---- pgwire_script against a fake backend on a unix socket ---------------------------------- */
+
+struct fake {
+    int lfd;
+    int fail_second; /* the second Query gets an ErrorResponse */
+    int connections; /* accepted */
+    int queries;     /* Query messages read */
+    char last[256];  /* the last Query's text */
+};
+
+/* Reads exactly n bytes: 0, or -1 at the end of the stream. */
+static int
+read_full(int fd, unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t got = read(fd, p, n);
+
+        if (got <= 0)
+            return -1;
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+static void *
+fake_main(void *arg)
+{
+    struct fake *f = arg;
+    unsigned char hdr[5], body[4096], out[1024];
+    static const unsigned char err[] = "SERROR\0VERROR\0C42710\0Mrole \"x\" already exists\0\0";
+    int fd;
+    size_t n;
+
+    while ((fd = accept(f->lfd, NULL, NULL)) >= 0) {
+        uint32_t len;
+
+        f->connections++;
+        /* the startup message: length, then the body */
+        if (read_full(fd, hdr, 4) ||
+            (len = ((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
+                    hdr[3])) < 8 ||
+            len - 4 > sizeof(body) || read_full(fd, body, len - 4)) {
+            close(fd);
+            continue;
+        }
+        n = msg(out, 0, 'R', "\0\0\0\0", 4);
+        n = msg(out, n, 'Z', "I", 1);
+        if (write(fd, out, n) != (ssize_t)n)
+            break;
+        while (read_full(fd, hdr, 5) == 0) {
+            len = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+            if (len < 4 || len - 4 > sizeof(body) || read_full(fd, body, len - 4))
+                break;
+            if (hdr[0] == 'X')
+                break;
+            f->queries++;
+            snprintf(f->last, sizeof(f->last), "%.*s", (int)(len - 4), (const char *)body);
+            if (f->fail_second && f->queries == 2) {
+                n = msg(out, 0, 'E', err, sizeof(err) - 1);
+            } else {
+                n = msg(out, 0, 'C', "CREATE ROLE", 12);
+                n = msg(out, n, 'C', "ALTER DATABASE", 15);
+            }
+            n = msg(out, n, 'Z', "I", 1);
+            if (write(fd, out, n) != (ssize_t)n)
+                break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void
+test_script(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct fake f = {0};
+    struct pgcmk_err e;
+    const char *scripts[] = {"CREATE ROLE x; ALTER DATABASE d OWNER TO x", "CREATE ROLE x"};
+    pthread_t th;
+    int commands = -1;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/pgcmk-test-pgwire-%d.sock", (int)getpid());
+    unlink(sa.sun_path);
+    f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(f.lfd >= 0 && bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+          listen(f.lfd, 4) == 0);
+    CHECK(pthread_create(&th, NULL, fake_main, &f) == 0);
+
+    /* two scripts over one connection, each one Query message, all commands counted */
+    CHECK(pgwire_script(sa.sun_path, "pgcmk_agent", "postgres", scripts, 1, 5000, &commands, &e) ==
+          0);
+    CHECK(commands == 2 && f.queries == 1 && f.connections == 1);
+    CHECK_STR(f.last, "CREATE ROLE x; ALTER DATABASE d OWNER TO x");
+    /* the second script fails: PostgreSQL's error, the first one's commands counted */
+    f.fail_second = 1;
+    f.queries = 0;
+    CHECK(pgwire_script(sa.sun_path, "pgcmk_agent", "postgres", scripts, 2, 5000, &commands, &e) ==
+          -1);
+    CHECK(e.code == PGCMK_E_PGREAL_SQL);
+    CHECK(strstr(e.message, "role \"x\" already exists (SQLSTATE 42710)") != NULL);
+    CHECK(commands == 2 && f.queries == 2 && f.connections == 2);
+    /* nothing listens: the instance is down */
+    shutdown(f.lfd, SHUT_RDWR);
+    close(f.lfd);
+    pthread_join(th, NULL);
+    unlink(sa.sun_path);
+    CHECK(pgwire_script(sa.sun_path, "pgcmk_agent", "postgres", scripts, 1, 5000, &commands, &e) ==
+          -1);
+    CHECK(e.code == PGCMK_E_PGREAL_DOWN && commands == 0);
+}
+
 static void
 test_scram(void)
 {
@@ -191,6 +357,8 @@ main(void)
 {
     test_frontend();
     test_backend();
+    test_multi();
+    test_script();
     test_scram();
     return t_done("test_pgwire");
 }

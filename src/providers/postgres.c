@@ -134,13 +134,14 @@ static int
 lost_reason_changed(struct pgcmk_db *db, const struct pg_db *d)
 {
     sqlite3_stmt *st;
+    struct pgcmk_err err;
     int changed = 0;
 
     if (!pgcmk_pg_real() || !d->access || strcmp(d->access, PG_ACCESS_LOST) != 0)
         return 0;
     st = pgcmk_db_stmt(db, PGCMK_STMT_PG_GET);
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (pgcmk_db_step(db, st, "read the database's access", &err) == 1) {
         const char *access = (const char *)sqlite3_column_text(st, 14);
         const char *code = (const char *)sqlite3_column_text(st, 15);
 

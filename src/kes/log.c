@@ -109,20 +109,18 @@ kes_error_log(struct kes_server *s, const char *fmt, ...)
 struct kes_follow {
     struct kes_server *s;
     struct kes_ring *ring;
+    unsigned long seq; /* the ring's position when the request came: lines after it are sent */
 };
 
-/* Sends every line added to the ring after the stream began, until the client leaves or the
+/* Sends every line added to the ring after the request came, until the client leaves or the
  * server stops. */
 static void
 kes_follow_fn(struct pgcmk_stream *st, void *arg)
 {
     struct kes_follow *f = arg;
     struct kes_server *s = f->s;
-    unsigned long seq;
+    unsigned long seq = f->seq;
 
-    pthread_mutex_lock(&s->mu);
-    seq = f->ring->seq;
-    pthread_mutex_unlock(&s->mu);
     while (!atomic_load(&s->stopping)) {
         char *buf = NULL;
         size_t len = 0, cap = 0;
@@ -177,6 +175,11 @@ kes_follow(struct pgcmk_resp *rs, struct kes_server *s, struct kes_ring *ring)
     atomic_fetch_add(&s->refs, 1);
     f->s = s;
     f->ring = ring;
+    /* taken now, not when the stream's thread starts: a line added after the answer's headers
+     * went out (the client may act on them at once) must not be missed */
+    pthread_mutex_lock(&s->mu);
+    f->seq = ring->seq;
+    pthread_mutex_unlock(&s->mu);
     rs->status = 200;
     rs->content_type = "application/x-ndjson";
     rs->stream = kes_follow_fn;

@@ -4,8 +4,9 @@
  * past its end. Traps when a promise breaks:
  *   - a result is -1, 0 (only for inputs shorter than PGA_LINE_MAX without '\n') or the length
  *     of the first line with its '\n';
- *   - an accepted request has a valid slug and file name, a length within PGA_MAX_FILE, and
- *     formats back (pga_req_format) to exactly the bytes of its line;
+ *   - an accepted request has a valid slug and file name, a length within PGA_MAX_FILE (a TDE
+ *     request: no file name, a length within PGA_TDE_MAX), and formats back (pga_req_format) to
+ *     exactly the bytes of its line;
  *   - an accepted answer is "OK <n>" with n <= PGA_MAX_FILE or "ERR <text>" with printable text.
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (make fuzz) */
 #include <stddef.h>
@@ -34,8 +35,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (k == 0 && (nl || size >= PGA_LINE_MAX))
         abort();
     if (k > 0) {
-        if (nl == NULL || k != nl - in + 1 || !pga_slug_ok(r.slug) || !pga_name_ok(r.name) ||
-            r.length > PGA_MAX_FILE || (r.op != PGA_PUSH && r.op != PGA_FETCH))
+        if (nl == NULL || k != nl - in + 1 || !pga_slug_ok(r.slug) ||
+            (r.op == PGA_TDE ? r.name[0] != '\0' || r.length > PGA_TDE_MAX
+                             : !pga_name_ok(r.name) || r.length > PGA_MAX_FILE) ||
+            (r.op != PGA_PUSH && r.op != PGA_FETCH && r.op != PGA_TDE))
             abort();
         if (pga_req_format(&r, line, sizeof(line)) != k || memcmp(line, in, (size_t)k) != 0)
             abort();
